@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Launcher for `npx simmer` / the package `bin`. simmer runs on effect 4, whose platform needs
+// Node >= 22.19 with TypeScript type stripping. When the Node that started us is older (these
+// machines ship Node 20), re-run the CLI under the Node binary that the `node` dependency
+// installed into node_modules, forwarding arguments, stdio, signals and the exit code.
+import { spawn } from "node:child_process"
+import { existsSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+const main = join(root, "src", "cli", "main.ts")
+const [major, minor] = process.versions.node.split(".").map(Number)
+const supported = major > 22 || (major === 22 && minor >= 19)
+
+if (supported) {
+  await import(main)
+} else {
+  const bundled = join(root, "node_modules", "node", "bin", "node")
+  if (!existsSync(bundled)) {
+    console.error(
+      `simmer needs Node >= 22.19 (this is ${process.version}) and the bundled Node is missing at ${bundled}.\n` +
+        "Run `npm install` in the simmer checkout, or start simmer with a newer Node."
+    )
+    process.exit(1)
+  }
+  const child = spawn(bundled, [main, ...process.argv.slice(2)], { stdio: "inherit" })
+  // The child shares our terminal's process group for SIGINT; SIGTERM (spot preemption) comes
+  // to us alone, so pass it on and let the child stop gracefully.
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(signal, () => child.kill(signal))
+  child.on("exit", (code, signal) => process.exit(code ?? (signal === "SIGINT" ? 130 : 143)))
+}
