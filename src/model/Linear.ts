@@ -9,13 +9,13 @@
 import * as tf from "@tensorflow/tfjs"
 import type { Linear } from "./Params.ts"
 
-export const matMul2d: (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
+export const matMul2d = tf.customGrad(
   (x: tf.Tensor | tf.GradSaveFunc, w: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
     const a = x as tf.Tensor2D
     const b = w as tf.Tensor2D
     ;(save as tf.GradSaveFunc)([a, b])
     return {
-      value: tf.matMul(a, b),
+      value: tf.matMul(a, b) as tf.Tensor2D,
       gradFunc: (dy: tf.Tensor2D, saved: Array<tf.Tensor>) => {
         const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D]
         return [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)]

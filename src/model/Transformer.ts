@@ -12,9 +12,13 @@ import { linear, matMul2d } from "./Linear.ts"
 import type { LayerShape, ModelConfig } from "./ModelConfig.ts"
 import type { LayerParams, Params } from "./Params.ts"
 
-/** Keys and values of the positions already seen, per layer: [B, KV, P, hd] (after RoPE). */
+/**
+ * Keys and values of the positions already seen, per layer: [B, KV, P, hd] (after RoPE), and
+ * the number of left-padding slots of each sequence (batched prompts of unequal length).
+ */
 export interface KvCache {
   readonly length: number
+  readonly padding: ReadonlyArray<number>
   readonly layers: ReadonlyArray<{ readonly k: tf.Tensor4D; readonly v: tf.Tensor4D }>
 }
 
@@ -25,24 +29,24 @@ export const rmsNorm = (x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Te
   })
 
 /**
- * cos and sin tables [T, hd] for positions start..start+T-1, computed the way transformers
- * does it in float32: inv_freq = 1 / θ^(2i/hd), angle = position · inv_freq, the half-size
- * table repeated twice (rotate-half convention).
+ * cos and sin tables [N, hd] for the given positions, computed the way transformers does it
+ * in float32: inv_freq = 1 / θ^(2i/hd), angle = position · inv_freq, the half-size table
+ * repeated twice (rotate-half convention).
  */
 export const ropeTables = (
   headDim: number,
   theta: number,
-  start: number,
-  length: number
+  positions: ReadonlyArray<number>
 ): { cos: tf.Tensor2D; sin: tf.Tensor2D } => {
   const half = headDim / 2
   const invFreq = Array.from({ length: half }, (_, i) =>
     Math.fround(1 / Math.fround(Math.pow(theta, Math.fround(Math.fround(2 * i) / headDim)))))
-  const cos = new Float32Array(length * headDim)
-  const sin = new Float32Array(length * headDim)
-  for (let t = 0; t < length; t++) {
+  const n = positions.length
+  const cos = new Float32Array(n * headDim)
+  const sin = new Float32Array(n * headDim)
+  for (let t = 0; t < n; t++) {
     for (let i = 0; i < half; i++) {
-      const angle = Math.fround((start + t) * invFreq[i])
+      const angle = Math.fround(positions[t] * invFreq[i])
       const c = Math.cos(angle)
       const s = Math.sin(angle)
       cos[t * headDim + i] = c
@@ -51,10 +55,13 @@ export const ropeTables = (
       sin[t * headDim + i + half] = s
     }
   }
-  return { cos: tf.tensor2d(cos, [length, headDim]), sin: tf.tensor2d(sin, [length, headDim]) }
+  return { cos: tf.tensor2d(cos, [n, headDim]), sin: tf.tensor2d(sin, [n, headDim]) }
 }
 
-/** Rotary embedding of x: [B, T, heads, hd] with tables [T, hd]. */
+/**
+ * Rotary embedding of x: [B, T, heads, hd] with tables [G*T, hd], G = 1 (positions shared by
+ * the batch) or B (one row of positions per sequence).
+ */
 export const applyRope = (x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D =>
   tf.tidy(() => {
     const [B, T, heads, hd] = x.shape
@@ -62,25 +69,29 @@ export const applyRope = (x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): t
     const x1 = tf.slice(x, [0, 0, 0, 0], [B, T, heads, half])
     const x2 = tf.slice(x, [0, 0, 0, half], [B, T, heads, half])
     const rotated = tf.concat([tf.neg(x2), x1], 3)
-    const c = tf.reshape(cos, [1, T, 1, hd])
-    const s = tf.reshape(sin, [1, T, 1, hd])
+    const groups = cos.shape[0] / T
+    const c = tf.reshape(cos, [groups, T, 1, hd])
+    const s = tf.reshape(sin, [groups, T, 1, hd])
     return tf.add(tf.mul(x, c), tf.mul(rotated, s))
   })
 
 /**
- * Additive causal mask [R*T, P+T] for query rows ordered (r, t): query t (absolute position
- * P+t) sees keys 0..P+t.
+ * Additive attention mask [G, R*T, P+T] for query rows ordered (r, t): query t (slot P+t)
+ * sees key slots pad..P+t, where pad is its sequence's left padding. G is 1 without padding.
  */
-const causalMask = (repeats: number, T: number, P: number): tf.Tensor2D => {
+const attentionMask = (repeats: number, T: number, P: number, padding: ReadonlyArray<number>): tf.Tensor3D => {
   const keys = P + T
-  const mask = new Float32Array(repeats * T * keys)
-  for (let r = 0; r < repeats; r++) {
-    for (let t = 0; t < T; t++) {
-      const row = (r * T + t) * keys
-      for (let j = P + t + 1; j < keys; j++) mask[row + j] = -1e9
+  const pads = padding.some((p) => p > 0) ? padding : [0]
+  const mask = new Float32Array(pads.length * repeats * T * keys)
+  pads.forEach((pad, b) => {
+    for (let r = 0; r < repeats; r++) {
+      for (let t = 0; t < T; t++) {
+        const row = ((b * repeats + r) * T + t) * keys
+        for (let j = 0; j < keys; j++) if (j < pad || j > P + t) mask[row + j] = -1e9
+      }
     }
-  }
-  return tf.tensor2d(mask, [repeats * T, keys])
+  })
+  return tf.tensor3d(mask, [pads.length, repeats * T, keys])
 }
 
 interface AttentionResult {
@@ -98,7 +109,8 @@ const attention = (
   T: number,
   rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
   past: { k: tf.Tensor4D; v: tf.Tensor4D } | undefined,
-  P: number
+  P: number,
+  padding: ReadonlyArray<number>
 ): AttentionResult => {
   const hd = config.headDim
   const H = shape.numHeads
@@ -118,10 +130,14 @@ const attention = (
   // Queries of one key/value group side by side: [B*KV, R*T, hd], rows ordered (r, t).
   const qGrouped = tf.reshape(tf.transpose(tf.reshape(q, [B, T, KV, R, hd]), [0, 2, 3, 1, 4]), [B * KV, R * T, hd])
   const scores = tf.mul(tf.matMul(qGrouped, tf.reshape(k, [B * KV, S, hd]), false, true), 1 / Math.sqrt(hd))
-  const masked = T > 1 ? tf.add(scores, causalMask(R, T, P)) : scores
-  const probs = tf.softmax(masked)
+  const needsMask = T > 1 || padding.some((p) => p > 0)
+  const probs = tf.softmax(
+    needsMask
+      ? tf.reshape(tf.add(tf.reshape(scores, [B, KV, R * T, S]), tf.expandDims(attentionMask(R, T, P, padding), 1)), [B * KV, R * T, S])
+      : scores
+  )
   const context = tf.matMul(probs, tf.reshape(v, [B * KV, S, hd])) // [B*KV, R*T, hd]
-  const merged = tf.reshape(tf.transpose(tf.reshape(context, [B, KV, R, T, hd]), [0, 3, 1, 2, 4]), [B * T, H * hd])
+  const merged = tf.reshape(tf.transpose(tf.reshape(context, [B, KV, R, T, hd]), [0, 3, 1, 2, 4]), [B * T, H * hd]) as tf.Tensor2D
   return { out: linear(merged, p.o), k, v }
 }
 
@@ -137,24 +153,44 @@ export interface ForwardResult {
   readonly cache?: KvCache
 }
 
+export interface ForwardOptions {
+  /** Positions seen so far; the new tokens follow them and the result carries the extended cache. */
+  readonly cache?: KvCache
+  /**
+   * Left-padding slots per sequence (only without a cache; a cache carries its own). Padding
+   * slots are never attended to and positions count from each sequence's first real token.
+   */
+  readonly padding?: ReadonlyArray<number>
+}
+
+/** An empty cache for a batch, to start incremental decoding. */
+export const emptyCache = (padding: ReadonlyArray<number>): KvCache => ({ length: 0, padding, layers: [] })
+
 /**
- * Logits for token ids [B, T] at positions cache.length.., extending the cache when given.
+ * Logits for token ids [B, T] at slots cache.length.., extending the cache when given.
  * Call inside tf.tidy (or dispose the result); the input cache is not disposed.
  */
 export const forward = (
   config: ModelConfig,
   params: Params,
   ids: tf.Tensor2D,
-  cache?: KvCache
+  options: ForwardOptions = {}
 ): ForwardResult => {
   const [B, T] = ids.shape
+  const cache = options.cache
   const P = cache?.length ?? 0
-  const rope = ropeTables(config.headDim, config.ropeTheta, P, T)
+  const padding = cache?.padding ?? options.padding ?? new Array<number>(B).fill(0)
+  const padded = padding.some((p) => p > 0)
+  const positions = (padded ? padding : [0]).flatMap((pad) =>
+    Array.from({ length: T }, (_, t) => Math.max(P + t - pad, 0)))
+  const rope = ropeTables(config.headDim, config.ropeTheta, positions)
   let h = tf.gather(params.embed, tf.reshape(ids, [B * T])) as tf.Tensor2D // [B*T, D]
   const layers: Array<{ k: tf.Tensor4D; v: tf.Tensor4D }> = []
   config.layers.forEach((shape, i) => {
     const p = params.layers[i]
-    const a = attention(config, shape, p, rmsNorm(h, p.inputNorm, config.rmsNormEps), B, T, rope, cache?.layers[i], P)
+    const normed = rmsNorm(h, p.inputNorm, config.rmsNormEps)
+    const past = cache !== undefined && P > 0 ? cache.layers[i] : undefined
+    const a = attention(config, shape, p, normed, B, T, rope, past, P, padding)
     h = tf.add(h, a.out)
     h = tf.add(h, mlp(p, rmsNorm(h, p.postNorm, config.rmsNormEps)))
     layers.push({ k: a.k, v: a.v })
@@ -162,9 +198,9 @@ export const forward = (
   const final = rmsNorm(h, params.norm, config.rmsNormEps)
   const logits2d = params.lmHead !== undefined
     ? linear(final, params.lmHead)
-    : matMul2d(final, tf.transpose(params.embed))
+    : matMul2d(final, tf.transpose(params.embed) as tf.Tensor2D)
   const logits = tf.reshape(logits2d, [B, T, config.vocabSize]) as tf.Tensor3D
-  return cache === undefined ? { logits } : { logits, cache: { length: P + T, layers } }
+  return cache === undefined ? { logits } : { logits, cache: { length: P + T, padding, layers } }
 }
 
 /**

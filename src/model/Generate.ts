@@ -1,0 +1,82 @@
+/**
+ * Autoregressive decoding with a KV cache: one forward over the (left-padded) prompts, then
+ * one position per step, reusing the keys and values of everything already seen.
+ */
+import * as tf from "@tensorflow/tfjs"
+import type { ModelConfig } from "./ModelConfig.ts"
+import type { Params } from "./Params.ts"
+import { Rng } from "./Rng.ts"
+import { sampleToken, type SamplingOptions } from "./Sampling.ts"
+import { tidyKeep } from "./Tidy.ts"
+import { emptyCache, forward, type KvCache } from "./Transformer.ts"
+
+export interface GenerateOptions extends SamplingOptions {
+  readonly maxNewTokens: number
+  /** Seed of the sampling generator (ignored by greedy decoding). */
+  readonly seed?: number
+  /** A sequence stops after emitting one of these (the token is kept in its output). */
+  readonly stopTokens?: ReadonlyArray<number>
+}
+
+const disposeCache = (cache: KvCache) => {
+  for (const layer of cache.layers) {
+    layer.k.dispose()
+    layer.v.dispose()
+  }
+}
+
+/** Logits of the last slot of every sequence, as JS arrays, and the extended cache. */
+const step = (
+  config: ModelConfig,
+  params: Params,
+  ids: ReadonlyArray<ReadonlyArray<number>>,
+  cache: KvCache
+): { rows: Array<Float32Array>; cache: KvCache } => {
+  const B = ids.length
+  const T = ids[0].length
+  const result = tidyKeep(() => {
+    const out = forward(config, params, tf.tensor2d(ids.flat(), [B, T], "int32"), { cache })
+    const last = tf.reshape(tf.slice(out.logits, [0, T - 1, 0], [B, 1, config.vocabSize]), [B, config.vocabSize])
+    return { last, cache: out.cache! }
+  })
+  const flat = result.last.dataSync() as Float32Array
+  result.last.dispose()
+  const V = config.vocabSize
+  return { rows: Array.from({ length: B }, (_, b) => flat.slice(b * V, (b + 1) * V)), cache: result.cache }
+}
+
+/** New tokens for each prompt (prompts may differ in length; they are left-padded). */
+export const generate = (
+  config: ModelConfig,
+  params: Params,
+  prompts: ReadonlyArray<ReadonlyArray<number>>,
+  options: GenerateOptions
+): Array<Array<number>> => {
+  if (prompts.length === 0) return []
+  if (prompts.some((p) => p.length === 0)) throw new Error("generate: every prompt needs at least one token")
+  const rng = Rng.seeded(options.seed ?? 0)
+  const stop = new Set(options.stopTokens ?? [])
+  const longest = Math.max(...prompts.map((p) => p.length))
+  const padding = prompts.map((p) => longest - p.length)
+  const outputs: Array<Array<number>> = prompts.map(() => [])
+  const done = prompts.map(() => false)
+  let current = step(config, params, prompts.map((p, b) => [...new Array<number>(padding[b]).fill(0), ...p]), emptyCache(padding))
+  try {
+    for (let n = 0; n < options.maxNewTokens; n++) {
+      const next = current.rows.map((row, b) => {
+        if (done[b]) return 0
+        const token = sampleToken(row, options, rng)
+        outputs[b].push(token)
+        if (stop.has(token)) done[b] = true
+        return token
+      })
+      if (done.every(Boolean) || n === options.maxNewTokens - 1) break
+      const previous = current.cache
+      current = step(config, params, next.map((t) => [t]), previous)
+      disposeCache(previous)
+    }
+  } finally {
+    disposeCache(current.cache)
+  }
+  return outputs
+}

@@ -1,0 +1,53 @@
+/**
+ * Test helpers: switch the global tfjs backend through the live Compute layer (so tests
+ * exercise the same initialisation as the CLI, wasm kernels included), and tiny configs.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+import { selectBackend } from "../../layers/Compute.ts"
+import { type ModelConfig, uniformConfig } from "../../src/model/ModelConfig.ts"
+import type { BackendName } from "../../src/services/Compute.ts"
+
+export const useBackend = (backend: BackendName): Promise<void> =>
+  Effect.runPromise(selectBackend(backend).pipe(Effect.asVoid))
+
+/** Runs fn on each backend in turn and returns what it produced on each. */
+export const onBackends = async <A>(backends: ReadonlyArray<BackendName>, fn: () => A): Promise<Array<A>> => {
+  const results: Array<A> = []
+  for (const backend of backends) {
+    await useBackend(backend)
+    results.push(fn())
+  }
+  return results
+}
+
+export const tinyConfig = (overrides: Partial<ModelConfig> = {}, layer: Partial<{
+  numLayers: number
+  intermediateSize: number
+  numHeads: number
+  numKeyValueHeads: number
+}> = {}): ModelConfig => ({
+  ...uniformConfig({
+    architecture: "llama",
+    vocabSize: 17,
+    hiddenSize: 16,
+    headDim: 4,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    maxPositionEmbeddings: 64,
+    tieWordEmbeddings: false,
+    qkvBias: false,
+    outputBias: false,
+    mlpBias: false
+  }, { numLayers: 2, intermediateSize: 24, numHeads: 4, numKeyValueHeads: 2, ...layer }),
+  ...overrides
+})
+
+export const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`)
+  let max = 0
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]))
+  return max
+}
+
+export const numTensors = () => tf.memory().numTensors
