@@ -8,9 +8,11 @@
  * positions, D hidden, H query heads, KV key/value heads, R = H / KV, hd head dim, V vocab.
  */
 import * as tf from "@tensorflow/tfjs"
+import { attention } from "./Attention.ts"
 import { linear, matMul2d } from "./Linear.ts"
-import type { LayerShape, ModelConfig } from "./ModelConfig.ts"
+import type { ModelConfig } from "./ModelConfig.ts"
 import type { LayerParams, Params } from "./Params.ts"
+import { ropeTables } from "./Rope.ts"
 
 /**
  * Keys and values of the positions already seen, per layer: [B, KV, P, hd] (after RoPE), and
@@ -27,119 +29,6 @@ export const rmsNorm = (x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Te
     const variance = tf.mean(tf.square(x), -1, true)
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight)
   })
-
-/**
- * cos and sin tables [N, hd] for the given positions, computed the way transformers does it
- * in float32: inv_freq = 1 / θ^(2i/hd), angle = position · inv_freq, the half-size table
- * repeated twice (rotate-half convention).
- */
-export const ropeTables = (
-  headDim: number,
-  theta: number,
-  positions: ReadonlyArray<number>
-): { cos: tf.Tensor2D; sin: tf.Tensor2D } => {
-  const half = headDim / 2
-  const invFreq = Array.from({ length: half }, (_, i) =>
-    Math.fround(1 / Math.fround(Math.pow(theta, Math.fround(Math.fround(2 * i) / headDim)))))
-  const n = positions.length
-  const cos = new Float32Array(n * headDim)
-  const sin = new Float32Array(n * headDim)
-  for (let t = 0; t < n; t++) {
-    for (let i = 0; i < half; i++) {
-      const angle = Math.fround(positions[t] * invFreq[i])
-      const c = Math.cos(angle)
-      const s = Math.sin(angle)
-      cos[t * headDim + i] = c
-      cos[t * headDim + i + half] = c
-      sin[t * headDim + i] = s
-      sin[t * headDim + i + half] = s
-    }
-  }
-  return { cos: tf.tensor2d(cos, [n, headDim]), sin: tf.tensor2d(sin, [n, headDim]) }
-}
-
-/**
- * Rotary embedding of x: [B, T, heads, hd] with tables [G*T, hd], G = 1 (positions shared by
- * the batch) or B (one row of positions per sequence).
- */
-export const applyRope = (x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D =>
-  tf.tidy(() => {
-    const [B, T, heads, hd] = x.shape
-    const half = hd / 2
-    const x1 = tf.slice(x, [0, 0, 0, 0], [B, T, heads, half])
-    const x2 = tf.slice(x, [0, 0, 0, half], [B, T, heads, half])
-    const rotated = tf.concat([tf.neg(x2), x1], 3)
-    const groups = cos.shape[0] / T
-    const c = tf.reshape(cos, [groups, T, 1, hd])
-    const s = tf.reshape(sin, [groups, T, 1, hd])
-    return tf.add(tf.mul(x, c), tf.mul(rotated, s))
-  })
-
-/**
- * Additive attention mask [G, R*T, P+T] for query rows ordered (r, t): query t (slot P+t)
- * sees key slots pad..P+t, where pad is its sequence's left padding. G is 1 without padding.
- */
-const attentionMask = (repeats: number, T: number, P: number, padding: ReadonlyArray<number>): tf.Tensor3D => {
-  const keys = P + T
-  const pads = padding.some((p) => p > 0) ? padding : [0]
-  const mask = new Float32Array(pads.length * repeats * T * keys)
-  pads.forEach((pad, b) => {
-    for (let r = 0; r < repeats; r++) {
-      for (let t = 0; t < T; t++) {
-        const row = ((b * repeats + r) * T + t) * keys
-        for (let j = 0; j < keys; j++) if (j < pad || j > P + t) mask[row + j] = -1e9
-      }
-    }
-  })
-  return tf.tensor3d(mask, [pads.length, repeats * T, keys])
-}
-
-interface AttentionResult {
-  readonly out: tf.Tensor2D // [B*T, D]
-  readonly k: tf.Tensor4D // [B, KV, P+T, hd]
-  readonly v: tf.Tensor4D
-}
-
-const attention = (
-  config: ModelConfig,
-  shape: LayerShape,
-  p: LayerParams,
-  x: tf.Tensor2D, // [B*T, D] normalised
-  B: number,
-  T: number,
-  rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
-  past: { k: tf.Tensor4D; v: tf.Tensor4D } | undefined,
-  P: number,
-  padding: ReadonlyArray<number>
-): AttentionResult => {
-  const hd = config.headDim
-  const H = shape.numHeads
-  const KV = shape.numKeyValueHeads
-  const R = H / KV
-  const q = applyRope(tf.reshape(linear(x, p.q), [B, T, H, hd]), rope.cos, rope.sin)
-  const kNew = applyRope(tf.reshape(linear(x, p.k), [B, T, KV, hd]), rope.cos, rope.sin)
-  const vNew = tf.reshape(linear(x, p.v), [B, T, KV, hd])
-  // [B, KV, T, hd]; appended to the cache along the position axis.
-  let k = tf.transpose(kNew, [0, 2, 1, 3]) as tf.Tensor4D
-  let v = tf.transpose(vNew, [0, 2, 1, 3]) as tf.Tensor4D
-  if (past !== undefined) {
-    k = tf.concat([past.k, k], 2)
-    v = tf.concat([past.v, v], 2)
-  }
-  const S = P + T
-  // Queries of one key/value group side by side: [B*KV, R*T, hd], rows ordered (r, t).
-  const qGrouped = tf.reshape(tf.transpose(tf.reshape(q, [B, T, KV, R, hd]), [0, 2, 3, 1, 4]), [B * KV, R * T, hd])
-  const scores = tf.mul(tf.matMul(qGrouped, tf.reshape(k, [B * KV, S, hd]), false, true), 1 / Math.sqrt(hd))
-  const needsMask = T > 1 || padding.some((p) => p > 0)
-  const probs = tf.softmax(
-    needsMask
-      ? tf.reshape(tf.add(tf.reshape(scores, [B, KV, R * T, S]), tf.expandDims(attentionMask(R, T, P, padding), 1)), [B * KV, R * T, S])
-      : scores
-  )
-  const context = tf.matMul(probs, tf.reshape(v, [B * KV, S, hd])) // [B*KV, R*T, hd]
-  const merged = tf.reshape(tf.transpose(tf.reshape(context, [B, KV, R, T, hd]), [0, 3, 1, 2, 4]), [B * T, H * hd]) as tf.Tensor2D
-  return { out: linear(merged, p.o), k, v }
-}
 
 /** SwiGLU: down(silu(gate(x)) · up(x)). */
 const mlp = (p: LayerParams, x: tf.Tensor2D): tf.Tensor2D => {

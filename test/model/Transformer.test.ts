@@ -4,7 +4,8 @@ import { beforeAll } from "vitest"
 import { generate } from "../../src/model/Generate.ts"
 import { matMul2d } from "../../src/model/Linear.ts"
 import { countParams, initParams, paramTensors } from "../../src/model/Params.ts"
-import { applyRope, emptyCache, forward, nextTokenLoss, rmsNorm, ropeTables } from "../../src/model/Transformer.ts"
+import { applyRope, ropeTables } from "../../src/model/Rope.ts"
+import { emptyCache, forward, nextTokenLoss, rmsNorm } from "../../src/model/Transformer.ts"
 import { maxAbsDiff, tinyConfig, useBackend } from "../helpers/backend.ts"
 
 beforeAll(() => useBackend("cpu"))

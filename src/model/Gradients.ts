@@ -1,0 +1,46 @@
+/**
+ * Loss and gradients of the next-token loss for one batch of token ids: the unit of work of
+ * every trainer, and what data-parallel workers compute on their share of a batch.
+ */
+import * as tf from "@tensorflow/tfjs"
+import type { ModelConfig } from "./ModelConfig.ts"
+import { assembleParams, paramSpecs, type Params, paramTensors } from "./Params.ts"
+import { nextTokenLoss } from "./Transformer.ts"
+
+/** Token ids [batchSize, seqLen], row-major; weights [batchSize, seqLen - 1] mask targets. */
+export interface TokenBatch {
+  readonly ids: Int32Array
+  readonly weights?: Float32Array
+  readonly batchSize: number
+  readonly seqLen: number
+}
+
+export interface LossAndGradients {
+  /** Mean loss over the counted targets. */
+  readonly loss: number
+  /** Number of counted targets (sum of weights): how shards of a batch are combined. */
+  readonly targets: number
+  /** One gradient per parameter, in paramSpecs order and internal orientation. */
+  readonly grads: Array<tf.Tensor>
+}
+
+export const countedTargets = (batch: TokenBatch): number =>
+  batch.weights === undefined
+    ? batch.batchSize * (batch.seqLen - 1)
+    : batch.weights.reduce((a, b) => a + b, 0)
+
+export const lossAndGradients = (config: ModelConfig, params: Params, batch: TokenBatch): LossAndGradients => {
+  const index = new Map(paramSpecs(config).map((spec, i) => [spec.name, i]))
+  const { value, grads } = tf.tidy(() => {
+    const ids = tf.tensor2d(batch.ids, [batch.batchSize, batch.seqLen], "int32")
+    const weights = batch.weights === undefined
+      ? undefined
+      : tf.tensor2d(batch.weights, [batch.batchSize, batch.seqLen - 1], "float32")
+    const f = (...tensors: Array<tf.Tensor>) =>
+      nextTokenLoss(config, assembleParams(config, (name) => tensors[index.get(name)!]), ids, weights)
+    return tf.valueAndGrads(f)(paramTensors(config, params))
+  })
+  const loss = value.dataSync()[0]
+  value.dispose()
+  return { loss, targets: countedTargets(batch), grads }
+}
