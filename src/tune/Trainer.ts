@@ -1,0 +1,124 @@
+/**
+ * The trainer behind continual pre-training and SFT: next-token loss, AdamW, warmup + cosine
+ * learning rate, clipping by global norm and gradient accumulation.
+ *
+ * A step is a pure function of the trainer state (weights, optimizer moments and step, data
+ * cursor with its generator state) and the data, so a run saved after any step and resumed
+ * replays exactly. The step consumes its input state: the old weights and moments are
+ * released once the new ones exist.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect, Schema } from "effect"
+import { type LossAndGradients, lossAndGradients, type TokenBatch } from "../model/Gradients.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { assembleParams, paramSpecs, type Params, paramTensors } from "../model/Params.ts"
+import { type AdamWOptions, type AdamWState, adamWStep, initAdamW } from "./AdamW.ts"
+import { buildBatch, type DataCursor, startCursor, takeExamples, type TokenizedExample } from "./Batches.ts"
+import { clipByGlobalNorm } from "./ClipGrad.ts"
+import { learningRate, type LrSchedule } from "./Schedule.ts"
+
+export interface TrainOptions {
+  readonly schedule: LrSchedule
+  readonly optimizer: AdamWOptions
+  /** Clip the global gradient norm to this; Infinity disables clipping. */
+  readonly maxGradNorm: number
+  /** Examples per micro-batch. */
+  readonly batchSize: number
+  /** Micro-batches per optimizer update. */
+  readonly accumulation: number
+  readonly seqLen: number
+  readonly padId: number
+  /** SFT: only completion tokens are targets. Continual pre-training: every token. */
+  readonly promptMasked: boolean
+}
+
+export interface TrainerState {
+  readonly params: Params
+  readonly optimizer: AdamWState
+  readonly cursor: DataCursor
+}
+
+export interface StepReport {
+  /** Optimizer step just taken (1-based). */
+  readonly step: number
+  readonly loss: number
+  readonly lr: number
+  readonly gradNorm: number
+  /** Targets that counted in this update. */
+  readonly targets: number
+}
+
+export class NonFiniteLoss extends Schema.TaggedError<NonFiniteLoss>()("NonFiniteLoss", {
+  step: Schema.Number,
+  loss: Schema.Number,
+  message: Schema.String
+}) {}
+
+/** How gradients of one batch are computed: in this thread, or split across workers. */
+export type GradientFn<E = never, R = never> = (
+  config: ModelConfig,
+  params: Params,
+  batch: TokenBatch
+) => Effect.Effect<LossAndGradients, E, R>
+
+export const localGradients: GradientFn = (config, params, batch) =>
+  Effect.sync(() => lossAndGradients(config, params, batch))
+
+export const initTrainer = (params: Params, config: ModelConfig, seed: number): TrainerState => ({
+  params,
+  optimizer: initAdamW(paramTensors(config, params)),
+  cursor: startCursor(seed)
+})
+
+/** One optimizer update over `accumulation` micro-batches. Fails, changing nothing, on a NaN/Inf loss. */
+export const trainStep = <E, R>(
+  config: ModelConfig,
+  state: TrainerState,
+  data: ReadonlyArray<TokenizedExample>,
+  options: TrainOptions,
+  gradients: GradientFn<E, R>
+): Effect.Effect<{ state: TrainerState; report: StepReport }, E | NonFiniteLoss, R> =>
+  Effect.gen(function*() {
+    let cursor = state.cursor
+    let lossSum = 0
+    let targets = 0
+    let sum: Array<tf.Tensor> | undefined
+    for (let micro = 0; micro < options.accumulation; micro++) {
+      const taken = takeExamples(data, cursor, options.batchSize)
+      cursor = taken.cursor
+      const batch = buildBatch(taken.batch, options.seqLen, options.padId, options.promptMasked)
+      const result = yield* gradients(config, state.params, batch)
+      // Weighted by counted targets, so accumulation equals one large batch.
+      lossSum += result.loss * result.targets
+      targets += result.targets
+      const previous = sum
+      sum = tf.tidy(() => result.grads.map((g, i) => previous === undefined ? tf.mul(g, result.targets) : tf.add(previous[i], tf.mul(g, result.targets))))
+      tf.dispose([...result.grads, ...(previous ?? [])])
+    }
+    const accumulated = sum!
+    const loss = lossSum / Math.max(targets, 1)
+    const step = state.optimizer.step + 1
+    if (!Number.isFinite(loss)) {
+      tf.dispose(accumulated)
+      return yield* new NonFiniteLoss({
+        step,
+        loss,
+        message: `Training loss became ${loss} at step ${step}; the weights of the previous step are kept. ` +
+          "Lower the learning rate, or check the data and the model for NaN/Inf values."
+      })
+    }
+    const averaged = tf.tidy(() => accumulated.map((g) => tf.div(g, Math.max(targets, 1))))
+    tf.dispose(accumulated)
+    const clipped = clipByGlobalNorm(averaged, options.maxGradNorm)
+    tf.dispose(averaged)
+    const lr = learningRate(options.schedule, state.optimizer.step)
+    const oldParams = paramTensors(config, state.params)
+    const updated = adamWStep(options.optimizer, state.optimizer, oldParams, clipped.grads, lr)
+    tf.dispose([...clipped.grads, ...oldParams])
+    const names = paramSpecs(config).map((spec) => spec.name)
+    const byName = new Map(names.map((name, i) => [name, updated.params[i]]))
+    return {
+      state: { params: assembleParams(config, (name) => byName.get(name)!), optimizer: updated.state, cursor },
+      report: { step, loss, lr, gradNorm: clipped.norm, targets }
+    }
+  })
