@@ -1,0 +1,17 @@
+/**
+ * Flags several commands share, so they read and document the same everywhere.
+ */
+import { Flag } from "effect/cli"
+
+export const backendFlag = Flag.Literals("backend", ["auto", "tensorflow", "wasm", "cpu"]).pipe(
+  Flag.withDescription(
+    "TensorFlow.js backend: tensorflow (tfjs-node-gpu, else tfjs-node; installed separately), wasm, cpu (slow, " +
+      "reference). Default: $SIMMER_BACKEND, else auto = the first of tensorflow, wasm, cpu that initialises."
+  ),
+  Flag.optional
+)
+
+export const jsonFlag = Flag.Boolean("json").pipe(
+  Flag.withDescription("Print one JSON document on stdout instead of text."),
+  Flag.withDefault(false)
+)

@@ -1,0 +1,92 @@
+/**
+ * `simmer inspect <checkpoint>`: what a checkpoint is — architecture, shapes, parameters per
+ * component, on-disk dtype and file sizes — after validating every tensor against config.json.
+ */
+import { stat } from "node:fs/promises"
+import { basename } from "node:path"
+import { Console, Effect } from "effect"
+import { Argument, Command } from "effect/cli"
+import { loadCheckpoint } from "../io/Checkpoint.ts"
+import { isUniform } from "../model/ModelConfig.ts"
+import { countParams, disposeParams } from "../model/Params.ts"
+import { Compute } from "../services/Compute.ts"
+import { backendFlag, jsonFlag } from "./Flags.ts"
+
+const human = (n: number) =>
+  n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}K` : `${n}`
+
+const bytes = (n: number) =>
+  n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`
+
+export const inspectCommand = Command.make(
+  "inspect",
+  {
+    checkpoint: Argument.String("checkpoint").pipe(
+      Argument.withDescription("A Hugging Face checkpoint folder (config.json + model.safetensors or shards).")
+    ),
+    json: jsonFlag,
+    backend: backendFlag
+  },
+  Effect.fnUntraced(function*(input) {
+    yield* Compute
+    const checkpoint = yield* loadCheckpoint(input.checkpoint)
+    disposeParams(checkpoint.config, checkpoint.params)
+    const { config } = checkpoint
+    const counts = countParams(config)
+    const paths = [
+      checkpoint.files.config,
+      ...(checkpoint.files.index !== undefined ? [checkpoint.files.index] : []),
+      ...checkpoint.files.weights,
+      ...(checkpoint.files.generationConfig !== undefined ? [checkpoint.files.generationConfig] : []),
+      ...checkpoint.files.tokenizer
+    ]
+    const files = yield* Effect.forEach(paths, (path) =>
+      Effect.promise(() => stat(path)).pipe(Effect.map((s) => ({ name: basename(path), bytes: s.size }))))
+    const architecture = config.architecture === "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"
+    const layers = config.layers.map((l) => ({
+      intermediate_size: l.intermediateSize,
+      num_attention_heads: l.numHeads,
+      num_key_value_heads: l.numKeyValueHeads
+    }))
+    if (input.json) {
+      yield* Console.log(JSON.stringify({
+        path: input.checkpoint,
+        architecture,
+        dtype: checkpoint.dtype,
+        vocab_size: config.vocabSize,
+        hidden_size: config.hiddenSize,
+        head_dim: config.headDim,
+        num_hidden_layers: config.layers.length,
+        uniform_layers: isUniform(config),
+        layers,
+        tie_word_embeddings: config.tieWordEmbeddings,
+        qkv_bias: config.qkvBias,
+        rope_theta: config.ropeTheta,
+        rms_norm_eps: config.rmsNormEps,
+        parameters: counts,
+        files
+      }, null, 2))
+      return
+    }
+    const l0 = config.layers[0]
+    const lines = [
+      `${input.checkpoint}: ${architecture}, ${checkpoint.dtype}`,
+      `  layers ${config.layers.length} × (hidden ${config.hiddenSize}, MLP ${isUniform(config) ? l0.intermediateSize : "per layer"}, ` +
+      `heads ${l0.numHeads} query / ${l0.numKeyValueHeads} key-value, head_dim ${config.headDim})`,
+      `  vocab ${config.vocabSize}, ${config.tieWordEmbeddings ? "tied" : "untied"} LM head, rope_theta ${config.ropeTheta}` +
+      `${config.qkvBias ? ", q/k/v bias" : ""}`,
+      `  parameters ${human(counts.total)} (${counts.total.toLocaleString("en-US")}): ` +
+      `embedding ${human(counts.embedding)}, attention ${human(counts.attention)}, MLP ${human(counts.mlp)}, ` +
+      `norms ${human(counts.norms)}${counts.lmHead > 0 ? `, LM head ${human(counts.lmHead)}` : ""}; non-embedding ${human(counts.nonEmbedding)}`,
+      `  files:`,
+      ...files.map((f) => `    ${f.name.padEnd(36)} ${bytes(f.bytes)}`)
+    ]
+    if (!isUniform(config)) {
+      lines.push("  per-layer shapes:", ...layers.map((l, i) => `    ${i}: MLP ${l.intermediate_size}, heads ${l.num_attention_heads}/${l.num_key_value_heads}`))
+    }
+    yield* Console.log(lines.join("\n"))
+  })
+).pipe(
+  Command.withDescription("Show a checkpoint's architecture, parameters per component, dtype and files (validates every tensor)."),
+  Command.withExamples([{ command: "simmer inspect models/base --json", description: "Machine-readable summary" }])
+)

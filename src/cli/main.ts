@@ -1,0 +1,36 @@
+/**
+ * The `simmer` command line: the composition root. It merges the commands, provides the live
+ * layers (compute backend chosen by --backend, Node platform services, stderr logging) and
+ * runs with NodeRuntime, which turns SIGINT/SIGTERM into interruption so finalizers run.
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Effect, Option } from "effect"
+import { Command } from "effect/cli"
+import { ComputeLive } from "../../layers/Compute.ts"
+import { generateCommand } from "./GenerateCommand.ts"
+import { inspectCommand } from "./InspectCommand.ts"
+import { reportFailure, stderrLogger } from "./Output.ts"
+
+/** Provides Compute to a command from its --backend flag. */
+const withCompute = <Name extends string, I extends { readonly backend: Option.Option<string> }, CI, E, R>(
+  command: Command.Command<Name, I, CI, E, R>
+) => command.pipe(Command.provide((input: I) => ComputeLive(Option.getOrUndefined(input.backend))))
+
+const simmer = Command.make("simmer").pipe(
+  Command.withDescription(
+    "Compress Llama / Qwen2 language models with the Prune-Tune Loop: prune a little, tune it back, evaluate, " +
+      "accept or roll back, until the model reaches its target size."
+  ),
+  Command.withSubcommands([
+    inspectCommand.pipe(withCompute),
+    generateCommand.pipe(withCompute)
+  ])
+)
+
+const main = Command.run(simmer, { version: "0.1.0" }).pipe(
+  reportFailure,
+  Effect.provide(NodeServices.layer),
+  Effect.provide(stderrLogger)
+)
+
+NodeRuntime.runMain(main, { disableErrorReporting: true })
