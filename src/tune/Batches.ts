@@ -25,11 +25,12 @@ export const startCursor = (seed: number): DataCursor => ({ epoch: 0, index: 0, 
 
 export const buildBatch = (
   examples: ReadonlyArray<TokenizedExample>,
-  seqLen: number,
+  maxSeqLen: number,
   padId: number,
   promptMasked: boolean
 ): TokenBatch => {
   const B = examples.length
+  const seqLen = Math.max(2, Math.min(maxSeqLen, Math.max(...examples.map((e) => e.ids.length))))
   const ids = new Int32Array(B * seqLen).fill(padId)
   const weights = new Float32Array(B * (seqLen - 1))
   examples.forEach((example, b) => {

@@ -26,6 +26,7 @@ export interface TrainOptions {
   readonly batchSize: number
   /** Micro-batches per optimizer update. */
   readonly accumulation: number
+  /** Longest sequence; batches are as long as their longest example up to this. */
   readonly seqLen: number
   readonly padId: number
   /** SFT: only completion tokens are targets. Continual pre-training: every token. */
@@ -70,34 +71,41 @@ export const initTrainer = (params: Params, config: ModelConfig, seed: number): 
   cursor: startCursor(seed)
 })
 
-/** One optimizer update over `accumulation` micro-batches. Fails, changing nothing, on a NaN/Inf loss. */
-export const trainStep = <E, R>(
+/** The optimizer after an update: new weights and moments (the old ones are released). */
+export interface Update {
+  readonly params: Params
+  readonly optimizer: AdamWState
+  readonly report: StepReport
+}
+
+/**
+ * One optimizer update from already-built micro-batches: gradients of each (weighted by its
+ * counted targets, so accumulation equals one large batch), clipping, AdamW. Fails, changing
+ * nothing, on a NaN/Inf loss. On success the old weights and moments are disposed.
+ */
+export const applyUpdate = <E, R>(
   config: ModelConfig,
-  state: TrainerState,
-  data: ReadonlyArray<TokenizedExample>,
-  options: TrainOptions,
+  params: Params,
+  optimizer: AdamWState,
+  microBatches: ReadonlyArray<TokenBatch>,
+  options: Pick<TrainOptions, "schedule" | "optimizer" | "maxGradNorm">,
   gradients: GradientFn<E, R>
-): Effect.Effect<{ state: TrainerState; report: StepReport }, E | NonFiniteLoss, R> =>
+): Effect.Effect<Update, E | NonFiniteLoss, R> =>
   Effect.gen(function*() {
-    let cursor = state.cursor
     let lossSum = 0
     let targets = 0
     let sum: Array<tf.Tensor> | undefined
-    for (let micro = 0; micro < options.accumulation; micro++) {
-      const taken = takeExamples(data, cursor, options.batchSize)
-      cursor = taken.cursor
-      const batch = buildBatch(taken.batch, options.seqLen, options.padId, options.promptMasked)
-      const result = yield* gradients(config, state.params, batch)
-      // Weighted by counted targets, so accumulation equals one large batch.
+    for (const batch of microBatches) {
+      const result = yield* gradients(config, params, batch)
       lossSum += result.loss * result.targets
       targets += result.targets
       const previous = sum
       sum = tf.tidy(() => result.grads.map((g, i) => previous === undefined ? tf.mul(g, result.targets) : tf.add(previous[i], tf.mul(g, result.targets))))
       tf.dispose([...result.grads, ...(previous ?? [])])
     }
-    const accumulated = sum!
+    const accumulated = sum ?? []
     const loss = lossSum / Math.max(targets, 1)
-    const step = state.optimizer.step + 1
+    const step = optimizer.step + 1
     if (!Number.isFinite(loss)) {
       tf.dispose(accumulated)
       return yield* new NonFiniteLoss({
@@ -111,14 +119,38 @@ export const trainStep = <E, R>(
     tf.dispose(accumulated)
     const clipped = clipByGlobalNorm(averaged, options.maxGradNorm)
     tf.dispose(averaged)
-    const lr = learningRate(options.schedule, state.optimizer.step)
-    const oldParams = paramTensors(config, state.params)
-    const updated = adamWStep(options.optimizer, state.optimizer, oldParams, clipped.grads, lr)
+    const lr = learningRate(options.schedule, optimizer.step)
+    const oldParams = paramTensors(config, params)
+    const updated = adamWStep(options.optimizer, optimizer, oldParams, clipped.grads, lr)
     tf.dispose([...clipped.grads, ...oldParams])
     const names = paramSpecs(config).map((spec) => spec.name)
     const byName = new Map(names.map((name, i) => [name, updated.params[i]]))
     return {
-      state: { params: assembleParams(config, (name) => byName.get(name)!), optimizer: updated.state, cursor },
+      params: assembleParams(config, (name) => byName.get(name)!),
+      optimizer: updated.state,
       report: { step, loss, lr, gradNorm: clipped.norm, targets }
     }
+  })
+
+/**
+ * One optimizer update over the next `accumulation` micro-batches of `data` from the state's
+ * cursor. Fails, changing nothing, on a NaN/Inf loss.
+ */
+export const trainStep = <E, R>(
+  config: ModelConfig,
+  state: TrainerState,
+  data: ReadonlyArray<TokenizedExample>,
+  options: TrainOptions,
+  gradients: GradientFn<E, R>
+): Effect.Effect<{ state: TrainerState; report: StepReport }, E | NonFiniteLoss, R> =>
+  Effect.gen(function*() {
+    let cursor = state.cursor
+    const microBatches: Array<TokenBatch> = []
+    for (let micro = 0; micro < options.accumulation; micro++) {
+      const taken = takeExamples(data, cursor, options.batchSize)
+      cursor = taken.cursor
+      microBatches.push(buildBatch(taken.batch, options.seqLen, options.padId, options.promptMasked))
+    }
+    const update = yield* applyUpdate(config, state.params, state.optimizer, microBatches, options, gradients)
+    return { state: { params: update.params, optimizer: update.optimizer, cursor }, report: update.report }
   })
