@@ -7,9 +7,11 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { ComputeLive } from "../../layers/Compute.ts"
+import { DatasetsLive } from "../../layers/Datasets.ts"
 import { generateCommand } from "./GenerateCommand.ts"
 import { inspectCommand } from "./InspectCommand.ts"
 import { reportFailure, stderrLogger } from "./Output.ts"
+import { trainBaseCommand } from "./TrainBaseCommand.ts"
 
 /** Provides Compute to a command from its --backend flag. */
 const withCompute = <Name extends string, I extends { readonly backend: Option.Option<string> }, CI, E, R>(
@@ -23,12 +25,14 @@ const simmer = Command.make("simmer").pipe(
   ),
   Command.withSubcommands([
     inspectCommand.pipe(withCompute),
-    generateCommand.pipe(withCompute)
+    generateCommand.pipe(withCompute),
+    trainBaseCommand.pipe(withCompute)
   ])
 )
 
 const main = Command.run(simmer, { version: "0.1.0" }).pipe(
   reportFailure,
+  Effect.provide(DatasetsLive),
   Effect.provide(NodeServices.layer),
   Effect.provide(stderrLogger)
 )

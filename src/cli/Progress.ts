@@ -1,0 +1,55 @@
+/**
+ * Progress of long work on stderr: on a terminal, one line redrawn in place (bar, counts,
+ * rate, ETA and whatever fields the caller adds); otherwise a plain line at most every
+ * `plainEverySeconds`, so logs of unattended runs stay readable.
+ */
+
+export interface Progress {
+  readonly update: (done: number, fields?: Readonly<Record<string, string>>) => void
+  readonly finish: (message?: string) => void
+}
+
+const clock = (seconds: number) => {
+  if (!Number.isFinite(seconds)) return "--:--"
+  const s = Math.round(seconds)
+  const h = Math.floor(s / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  const pad = (n: number) => String(n).padStart(2, "0")
+  return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${pad(m)}:${pad(s % 60)}`
+}
+
+export const makeProgress = (
+  label: string,
+  total: number,
+  options: { readonly stream?: NodeJS.WriteStream; readonly plainEverySeconds?: number } = {}
+): Progress => {
+  const stream = options.stream ?? process.stderr
+  const tty = stream.isTTY === true
+  const every = (options.plainEverySeconds ?? 10) * 1000
+  const started = performance.now()
+  let lastPlain = -Infinity
+  let lastDone = 0
+  const line = (done: number, fields: Readonly<Record<string, string>>) => {
+    const elapsed = (performance.now() - started) / 1000
+    const eta = done > 0 ? (elapsed / done) * (total - done) : Infinity
+    const extra = Object.entries(fields).map(([k, v]) => `${k} ${v}`).join("  ")
+    return `${label} ${done}/${total}  ${extra}  elapsed ${clock(elapsed)}  eta ${clock(eta)}`
+  }
+  return {
+    update: (done, fields = {}) => {
+      lastDone = done
+      if (tty) {
+        const width = 24
+        const filled = Math.round((done / Math.max(total, 1)) * width)
+        stream.write(`\r\x1b[2K[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${line(done, fields)}`)
+      } else if (performance.now() - lastPlain >= every || done === total) {
+        lastPlain = performance.now()
+        stream.write(`${line(done, fields)}\n`)
+      }
+    },
+    finish: (message) => {
+      if (tty) stream.write("\r\x1b[2K")
+      stream.write(`${message ?? `${label} done: ${lastDone}/${total} in ${clock((performance.now() - started) / 1000)}`}\n`)
+    }
+  }
+}

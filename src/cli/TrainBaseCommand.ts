@@ -1,0 +1,140 @@
+/**
+ * `simmer train-base`: trains the bundled base model from scratch with the recipe in
+ * src/tune/BaseTraining.ts, evaluates it on the built-in tasks' test splits and saves it as a
+ * Hugging Face checkpoint with its character tokenizer.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Console, Effect } from "effect"
+import { Command, Flag } from "effect/cli"
+import { saveCheckpoint } from "../io/Checkpoint.ts"
+import { newHfConfig } from "../io/NewConfig.ts"
+import { countParams, disposeParams } from "../model/Params.ts"
+import { Compute } from "../services/Compute.ts"
+import { Datasets } from "../services/Datasets.ts"
+import { type EvalMetrics, evaluateDataset } from "../eval/Evaluate.ts"
+import { disposeAdamW } from "../tune/AdamW.ts"
+import {
+  baseModelConfig,
+  baseTasks,
+  baseTokenizer,
+  baseTrainingStep,
+  type BaseRecipe,
+  defaultBaseRecipe,
+  initBaseTraining
+} from "../tune/BaseTraining.ts"
+import { localGradients } from "../tune/Trainer.ts"
+import type { TaskName } from "../tasks/Task.ts"
+import { backendFlag, jsonFlag } from "./Flags.ts"
+import { makeProgress } from "./Progress.ts"
+
+const int = (name: string, fallback: number, description: string) =>
+  Flag.Int(name).pipe(Flag.withDescription(description), Flag.withDefault(fallback))
+
+export const trainBaseCommand = Command.make(
+  "train-base",
+  {
+    out: Flag.String("out").pipe(Flag.withDescription("Folder to write the checkpoint to."), Flag.withDefault("models/base")),
+    steps: int("steps", defaultBaseRecipe.steps, "Optimizer steps."),
+    seed: int("seed", defaultBaseRecipe.seed, "Seed for weights, data mix and examples."),
+    batchSize: int("batch-size", defaultBaseRecipe.batchSize, "Sequences per step."),
+    lr: Flag.Finite("lr").pipe(Flag.withDescription("Peak learning rate."), Flag.withDefault(defaultBaseRecipe.peakLr)),
+    hidden: int("hidden", defaultBaseRecipe.hiddenSize, "hidden_size."),
+    layers: int("layers", defaultBaseRecipe.numLayers, "num_hidden_layers."),
+    heads: int("heads", defaultBaseRecipe.numHeads, "num_attention_heads."),
+    kvHeads: int("kv-heads", defaultBaseRecipe.numKeyValueHeads, "num_key_value_heads."),
+    intermediate: int("intermediate", defaultBaseRecipe.intermediateSize, "intermediate_size (MLP width)."),
+    evalExamples: int("eval-examples", 500, "Test examples per task for the final evaluation."),
+    evalEvery: int("eval-every", 500, "Steps between quick evaluations (64 examples per task); 0 disables."),
+    replace: Flag.Boolean("replace").pipe(Flag.withDescription("Replace --out if it exists."), Flag.withDefault(false)),
+    json: jsonFlag,
+    backend: backendFlag
+  },
+  Effect.fnUntraced(function*(input) {
+    yield* Compute
+    const datasets = yield* Datasets
+    const recipe: BaseRecipe = {
+      ...defaultBaseRecipe,
+      seed: input.seed,
+      steps: input.steps,
+      batchSize: input.batchSize,
+      peakLr: input.lr,
+      hiddenSize: input.hidden,
+      numLayers: input.layers,
+      numHeads: input.heads,
+      numKeyValueHeads: input.kvHeads,
+      intermediateSize: input.intermediate
+    }
+    const config = baseModelConfig(recipe)
+    const tokenizer = baseTokenizer()
+    const tasks = baseTasks(recipe.seed)
+    yield* Effect.logInfo(
+      `training a ${countParams(config).total.toLocaleString("en-US")}-parameter base model for ${recipe.steps} steps ` +
+        `(seed ${recipe.seed}, batch ${recipe.batchSize}, lr ${recipe.peakLr})`
+    )
+    const evaluate = (task: TaskName, examples: number) =>
+      Effect.gen(function*() {
+        const dataset = yield* datasets.open({ task, seed: recipe.seed })
+        return yield* evaluateDataset(config, state.params, tokenizer, dataset, {
+          examples,
+          batchSize: 64,
+          maxSeqLen: recipe.maxSeqLen
+        })
+      })
+    let state = initBaseTraining(recipe)
+    const started = performance.now()
+    let tokens = 0
+    const progress = makeProgress("train-base", recipe.steps)
+    while (state.step < recipe.steps) {
+      const { state: next, report } = yield* baseTrainingStep(recipe, tasks, state, localGradients)
+      state = next
+      tokens += report.tokens
+      const seconds = (performance.now() - started) / 1000
+      progress.update(state.step, {
+        loss: report.loss.toFixed(3),
+        task: report.task.padEnd(7),
+        "tok/s": (tokens / seconds).toFixed(0)
+      })
+      if (input.evalEvery > 0 && state.step % input.evalEvery === 0 && state.step < recipe.steps) {
+        const arith = yield* evaluate("arith", 64)
+        const program = yield* evaluate("program", 64)
+        yield* Effect.logInfo(`step ${state.step}: arith ${(arith.accuracy! * 100).toFixed(1)}%, program ${(program.accuracy! * 100).toFixed(1)}% (64 test examples each)`)
+      }
+    }
+    const trainSeconds = (performance.now() - started) / 1000
+    progress.finish(`trained ${recipe.steps} steps in ${(trainSeconds / 60).toFixed(1)} min (${(tokens / trainSeconds).toFixed(0)} tokens/s)`)
+    const metrics: Record<string, EvalMetrics> = {}
+    for (const task of ["arith", "program", "general"] as const) {
+      metrics[task] = yield* evaluate(task, task === "general" ? Math.min(input.evalExamples, 200) : input.evalExamples)
+    }
+    const saved = yield* saveCheckpoint(input.out, {
+      config,
+      hfConfig: newHfConfig(config, { bos: tokenizer.bosId, eos: tokenizer.eosId, pad: tokenizer.padId }),
+      params: state.params,
+      dtype: "F32",
+      generationConfig: { bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId, pad_token_id: tokenizer.padId },
+      extraFiles: Object.entries(tokenizer.files()).map(([name, content]) => ({ name, content })),
+      onExisting: input.replace ? "replace" : "fail"
+    })
+    disposeParams(config, state.params)
+    disposeAdamW(state.optimizer)
+    const summary = {
+      checkpoint: saved.dir,
+      recipe,
+      parameters: countParams(config),
+      trainSeconds,
+      tokensPerSecond: tokens / trainSeconds,
+      metrics,
+      tensorsLeft: tf.memory().numTensors
+    }
+    if (input.json) yield* Console.log(JSON.stringify(summary, null, 2))
+    else {
+      yield* Console.log(`saved ${saved.dir}`)
+      yield* Console.log(`arith accuracy ${(metrics.arith.accuracy! * 100).toFixed(1)}% (${metrics.arith.examples} test examples)`)
+      yield* Console.log(`program pass@1 ${(metrics.program.accuracy! * 100).toFixed(1)}% (${metrics.program.examples} test examples)`)
+      yield* Console.log(`general perplexity ${metrics.general.perplexity!.toFixed(3)}`)
+    }
+  })
+).pipe(
+  Command.withDescription("Train the bundled base model from scratch on the built-in tasks, evaluate it and save it."),
+  Command.withExamples([{ command: "simmer train-base --out models/base --steps 3000 --seed 1", description: "The recipe of the bundled model" }])
+)

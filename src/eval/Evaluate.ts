@@ -1,0 +1,76 @@
+/**
+ * Evaluating a model on one dataset's test split: accuracy for graded tasks (arith, program,
+ * GSM8K-style and prompt-completion files), perplexity for text, plus decoding throughput and
+ * the model's size. The result is a Schema, so reports and event logs can store and re-read it.
+ */
+import { Effect, Schema } from "effect"
+import type { Tokenizer } from "../io/Tokenizer.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { countParams, type Params } from "../model/Params.ts"
+import type { Dataset } from "../services/Datasets.ts"
+import { evaluateAccuracy } from "./Accuracy.ts"
+import { evaluatePerplexity } from "./Perplexity.ts"
+
+export const EvalMetrics = Schema.Struct({
+  dataset: Schema.String,
+  examples: Schema.Int,
+  /** Fraction graded correct (exact match or pass@1); absent for text datasets. */
+  accuracy: Schema.optionalKey(Schema.Number),
+  correct: Schema.optionalKey(Schema.Int),
+  /** Perplexity over completion tokens; absent for graded datasets. */
+  perplexity: Schema.optionalKey(Schema.Number),
+  parameters: Schema.Int,
+  nonEmbeddingParameters: Schema.Int,
+  seconds: Schema.Number,
+  examplesPerSecond: Schema.Number,
+  /** Generated tokens per second while decoding (graded datasets). */
+  tokensPerSecond: Schema.optionalKey(Schema.Number)
+})
+export type EvalMetrics = typeof EvalMetrics.Type
+
+export interface EvaluateOptions {
+  readonly examples: number
+  readonly batchSize: number
+  readonly maxSeqLen: number
+  readonly onProgress?: (done: number, total: number) => void
+}
+
+export const evaluateDataset = (
+  config: ModelConfig,
+  params: Params,
+  tokenizer: Tokenizer,
+  dataset: Dataset,
+  options: EvaluateOptions
+): Effect.Effect<EvalMetrics> =>
+  Effect.gen(function*() {
+    const examples = dataset.take("test", options.examples)
+    const counts = countParams(config)
+    const size = { parameters: counts.total, nonEmbeddingParameters: counts.nonEmbedding }
+    if (dataset.grader !== undefined) {
+      const result = yield* evaluateAccuracy(config, params, tokenizer, examples, dataset.grader, {
+        batchSize: options.batchSize,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {})
+      })
+      return {
+        dataset: dataset.name,
+        examples: result.examples,
+        accuracy: result.accuracy,
+        correct: result.correct,
+        ...size,
+        seconds: result.seconds,
+        examplesPerSecond: result.examples / result.seconds,
+        tokensPerSecond: result.generatedTokens / result.seconds
+      }
+    }
+    const started = performance.now()
+    const result = yield* evaluatePerplexity(config, params, tokenizer, examples, options)
+    const seconds = (performance.now() - started) / 1000
+    return {
+      dataset: dataset.name,
+      examples: result.examples,
+      perplexity: result.perplexity,
+      ...size,
+      seconds,
+      examplesPerSecond: result.examples / seconds
+    }
+  })

@@ -1,0 +1,135 @@
+/**
+ * The recipe that trains simmer's bundled base model from scratch: a small Llama-style
+ * character model on a seeded mix of the built-in tasks (arith, program, general).
+ *
+ * Every step draws fresh examples of one task (so a batch is as long as that task's examples,
+ * not the longest task's): which task and which examples are a function of (seed, step) alone,
+ * so a run is reproducible and needs no data state beyond the step number.
+ */
+import { Effect } from "effect"
+import { makeCharTokenizer } from "../io/CharTokenizer.ts"
+import type { TokenBatch } from "../model/Gradients.ts"
+import { type ModelConfig, uniformConfig } from "../model/ModelConfig.ts"
+import { initParams, type Params, paramTensors } from "../model/Params.ts"
+import { Rng } from "../model/Rng.ts"
+import { ALPHABET } from "../tasks/Alphabet.ts"
+import { builtinTask } from "../tasks/Builtin.ts"
+import { encodeExample } from "../tasks/Encode.ts"
+import type { Task, TaskName } from "../tasks/Task.ts"
+import { type AdamWState, defaultAdamW, initAdamW } from "./AdamW.ts"
+import { buildBatch } from "./Batches.ts"
+import { type LrSchedule, warmupCosine } from "./Schedule.ts"
+import { applyUpdate, type GradientFn, type StepReport } from "./Trainer.ts"
+
+export interface BaseRecipe {
+  readonly seed: number
+  readonly steps: number
+  readonly batchSize: number
+  readonly peakLr: number
+  readonly weightDecay: number
+  readonly maxSeqLen: number
+  /** Relative frequency of each task's batches. */
+  readonly mix: Readonly<Record<TaskName, number>>
+  readonly hiddenSize: number
+  readonly numLayers: number
+  readonly numHeads: number
+  readonly numKeyValueHeads: number
+  readonly intermediateSize: number
+}
+
+export const defaultBaseRecipe: BaseRecipe = {
+  seed: 1,
+  steps: 3000,
+  batchSize: 32,
+  peakLr: 3e-3,
+  weightDecay: 0.1,
+  maxSeqLen: 128,
+  mix: { arith: 0.5, program: 0.35, general: 0.15 },
+  hiddenSize: 128,
+  numLayers: 4,
+  numHeads: 4,
+  numKeyValueHeads: 2,
+  intermediateSize: 512
+}
+
+export const baseTokenizer = () => makeCharTokenizer(ALPHABET)
+
+export const baseModelConfig = (recipe: BaseRecipe): ModelConfig =>
+  uniformConfig({
+    architecture: "llama",
+    vocabSize: baseTokenizer().vocabSize,
+    hiddenSize: recipe.hiddenSize,
+    headDim: recipe.hiddenSize / recipe.numHeads,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    maxPositionEmbeddings: recipe.maxSeqLen,
+    tieWordEmbeddings: false,
+    qkvBias: false,
+    outputBias: false,
+    mlpBias: false
+  }, {
+    numLayers: recipe.numLayers,
+    intermediateSize: recipe.intermediateSize,
+    numHeads: recipe.numHeads,
+    numKeyValueHeads: recipe.numKeyValueHeads
+  })
+
+/** The built-in tasks with their default knobs, seeded by the recipe. */
+export const baseTasks = (seed: number): Readonly<Record<TaskName, Task<object>>> => ({
+  arith: builtinTask({ task: "arith", seed }),
+  program: builtinTask({ task: "program", seed }),
+  general: builtinTask({ task: "general", seed })
+})
+
+/** Which task step `step` trains on, and its batch (fresh train examples, never repeated). */
+export const baseBatch = (
+  recipe: BaseRecipe,
+  tasks: Readonly<Record<TaskName, Task<object>>>,
+  step: number
+): { task: TaskName; batch: TokenBatch } => {
+  const tokenizer = baseTokenizer()
+  const names = Object.keys(recipe.mix) as Array<TaskName>
+  const total = names.reduce((sum, name) => sum + recipe.mix[name], 0)
+  let u = Rng.seeded(recipe.seed * 1_000_003 + step).uniform() * total
+  const task = names.find((name) => (u -= recipe.mix[name]) < 0) ?? names[names.length - 1]
+  // Example indices step*B.. are unique per step, so no example is seen twice.
+  const examples = tasks[task].take("train", recipe.batchSize, step * recipe.batchSize)
+  const batch = buildBatch(examples.map((e) => encodeExample(tokenizer, e)), recipe.maxSeqLen, tokenizer.padId, task !== "general")
+  return { task, batch }
+}
+
+export interface BaseTrainingState {
+  readonly step: number
+  readonly params: Params
+  readonly optimizer: AdamWState
+}
+
+export const initBaseTraining = (recipe: BaseRecipe): BaseTrainingState => {
+  const config = baseModelConfig(recipe)
+  const params = initParams(config, recipe.seed)
+  return { step: 0, params, optimizer: initAdamW(paramTensors(config, params)) }
+}
+
+export const baseSchedule = (recipe: BaseRecipe): LrSchedule => warmupCosine(recipe.peakLr, recipe.steps)
+
+/** One step of base training. */
+export const baseTrainingStep = <E, R>(
+  recipe: BaseRecipe,
+  tasks: Readonly<Record<TaskName, Task<object>>>,
+  state: BaseTrainingState,
+  gradients: GradientFn<E, R>
+) =>
+  Effect.gen(function*() {
+    const { task, batch } = baseBatch(recipe, tasks, state.step)
+    const update = yield* applyUpdate(baseModelConfig(recipe), state.params, state.optimizer, [batch], {
+      schedule: baseSchedule(recipe),
+      optimizer: { ...defaultAdamW, beta2: 0.99, weightDecay: recipe.weightDecay },
+      maxGradNorm: 1
+    }, gradients)
+    const report: StepReport & { task: TaskName; tokens: number } = {
+      ...update.report,
+      task,
+      tokens: batch.batchSize * batch.seqLen
+    }
+    return { state: { step: state.step + 1, params: update.params, optimizer: update.optimizer }, report }
+  })
