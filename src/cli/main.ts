@@ -8,6 +8,7 @@ import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
+import { evalCommand } from "./EvalCommand.ts"
 import { generateCommand } from "./GenerateCommand.ts"
 import { inspectCommand } from "./InspectCommand.ts"
 import { reportFailure, stderrLogger } from "./Output.ts"
@@ -26,6 +27,7 @@ const simmer = Command.make("simmer").pipe(
   Command.withSubcommands([
     inspectCommand.pipe(withCompute),
     generateCommand.pipe(withCompute),
+    evalCommand.pipe(withCompute),
     trainBaseCommand.pipe(withCompute)
   ])
 )
