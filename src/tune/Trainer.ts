@@ -96,6 +96,9 @@ export const applyUpdate = <E, R>(
     let targets = 0
     let sum: Array<tf.Tensor> | undefined
     for (const batch of microBatches) {
+      // Kernels run synchronously; yielding to the event loop lets SIGTERM/SIGINT interrupt
+      // the run between micro-batches instead of minutes later.
+      yield* Effect.yieldNow
       const result = yield* gradients(config, params, batch)
       lossSum += result.loss * result.targets
       targets += result.targets
