@@ -1,0 +1,57 @@
+/**
+ * One line of a run folder's events.ndjson: a ModelState as it passed through the loop
+ * (iteration, phase, size, metrics, timings). The event log is the run's history: the terminal
+ * view, `--json` output, report.html and resume all read this one shape.
+ */
+import { Schema } from "effect"
+
+export const Phases = ["loaded", "scored", "pruned", "tuned", "evaluated", "accepted", "rolled-back", "interrupted", "finished"] as const
+export type Phase = (typeof Phases)[number]
+
+/** Which machinery produced the run: the loop itself, or a baseline run in the same machinery. */
+export const Strategies = ["ptl", "one-shot", "prune-only"] as const
+export type Strategy = (typeof Strategies)[number]
+
+export const DatasetScore = Schema.Struct({
+  /** Fraction correct (exact match / pass@1) for graded data. */
+  accuracy: Schema.optionalKey(Schema.Number),
+  /** Perplexity for text. */
+  perplexity: Schema.optionalKey(Schema.Number),
+  examples: Schema.Int
+})
+export type DatasetScore = typeof DatasetScore.Type
+
+export const RunEvent = Schema.Struct({
+  /** Position in the log, from 0. */
+  seq: Schema.Int,
+  /** ISO-8601 time the event was written. */
+  time: Schema.String,
+  strategy: Schema.Literals(Strategies),
+  /** Loop iteration (0 = the model as loaded). */
+  iteration: Schema.Int,
+  /** Try of this iteration: 0 first, 1 after one rollback (with half the step), ... */
+  attempt: Schema.Int,
+  phase: Schema.Literals(Phases),
+  parameters: Schema.Struct({ total: Schema.Int, nonEmbedding: Schema.Int }),
+  /** Evaluation results by dataset name (arith, program, general, a file name). */
+  metrics: Schema.optionalKey(Schema.Record(Schema.String, DatasetScore)),
+  /** Seconds spent in each stage of this iteration so far (score, prune, tune, evaluate, checkpoint). */
+  timings: Schema.optionalKey(Schema.Record(Schema.String, Schema.Number)),
+  /** Tuning of this iteration: optimizer steps, tokens, and the loss of every step. */
+  tune: Schema.optionalKey(Schema.Struct({
+    steps: Schema.Int,
+    tokens: Schema.Int,
+    losses: Schema.Array(Schema.Number)
+  })),
+  /** What pruning removed: the unit and how many per layer (or layers). */
+  pruned: Schema.optionalKey(Schema.Struct({
+    unit: Schema.Literals(["neurons", "heads", "layers"]),
+    removed: Schema.Int,
+    detail: Schema.optionalKey(Schema.String)
+  })),
+  /** Stage folder (relative to the run folder) holding the checkpoint of this state. */
+  checkpoint: Schema.optionalKey(Schema.String),
+  /** Human-readable note: why a gate failed, where a preempted run saved, ... */
+  message: Schema.optionalKey(Schema.String)
+})
+export type RunEvent = typeof RunEvent.Type
