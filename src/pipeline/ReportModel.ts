@@ -1,0 +1,210 @@
+/**
+ * What report.html shows, computed from event logs: for every run and strategy a series of
+ * attempts (one row per iteration and try), each with its outcome, size, metrics, tuning and
+ * time per stage, plus the original model and the final accepted state.
+ *
+ * Events of one attempt are merged in log order: metrics and timings are merged key by key
+ * (timings are "seconds so far", so the latest value wins), tuning and pruning come from the
+ * last event that has them. A `finished` event forms no row; its metrics and size, when it
+ * has them, override the final state's.
+ */
+import type { DatasetScore, Phase, RunEvent, Strategy } from "./RunEvent.ts"
+import { Strategies } from "./RunEvent.ts"
+
+export interface RunInput {
+  /** Shown in legends and headings; the run folder's name. */
+  readonly name: string
+  readonly events: ReadonlyArray<RunEvent>
+  /** plan.yaml as text, shown verbatim (and read for the model's name). */
+  readonly plan?: string | undefined
+}
+
+export type Outcome = "original" | "accepted" | "rolled-back" | "interrupted" | "in progress"
+
+export interface Parameters {
+  readonly total: number
+  readonly nonEmbedding: number
+}
+
+export interface AttemptRow {
+  readonly iteration: number
+  readonly attempt: number
+  readonly outcome: Outcome
+  /** The phase of the attempt's last event. */
+  readonly lastPhase: Phase
+  /** Size of the model this attempt produced (for a rollback: the size that was tried). */
+  readonly parameters: Parameters
+  readonly metrics: Readonly<Record<string, DatasetScore>>
+  readonly timings: Readonly<Record<string, number>>
+  readonly tune?: RunEvent["tune"]
+  readonly pruned?: RunEvent["pruned"]
+  readonly messages: ReadonlyArray<string>
+  readonly firstTime: string
+  readonly lastTime: string
+}
+
+export interface Series {
+  readonly run: string
+  readonly strategy: Strategy
+  /** "ptl", or "run-a · ptl" when several runs are shown. */
+  readonly label: string
+  /** The model as loaded (iteration 0); the first event's size when the log has no iteration 0. */
+  readonly original: Parameters
+  readonly originalKnown: boolean
+  readonly originalMetrics: Readonly<Record<string, DatasetScore>>
+  readonly rows: ReadonlyArray<AttemptRow>
+  /** The last accepted state (or the original when nothing was accepted). */
+  readonly final: { readonly parameters: Parameters; readonly metrics: Readonly<Record<string, DatasetScore>>; readonly iteration: number }
+  readonly finished: boolean
+  /** Seconds from the first to the last event, when the times parse. */
+  readonly wallSeconds: number | undefined
+}
+
+export interface ReportModel {
+  readonly runs: ReadonlyArray<{ readonly name: string; readonly plan?: string | undefined }>
+  readonly series: ReadonlyArray<Series>
+  /** Dataset names with an accuracy anywhere, sorted. */
+  readonly graded: ReadonlyArray<string>
+  /** Dataset names with a perplexity anywhere, sorted. */
+  readonly perplexity: ReadonlyArray<string>
+}
+
+const decisive = (phase: Phase): Outcome | undefined =>
+  phase === "accepted" ? "accepted" : phase === "rolled-back" ? "rolled-back" : phase === "interrupted" ? "interrupted" : undefined
+
+const mergeRecord = <A>(into: Record<string, A>, from: Readonly<Record<string, A>> | undefined) => {
+  if (from !== undefined) for (const [k, v] of Object.entries(from)) into[k] = v
+}
+
+const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
+  const first = events[0]
+  const last = events[events.length - 1]
+  const metrics: Record<string, DatasetScore> = {}
+  const timings: Record<string, number> = {}
+  let tune: RunEvent["tune"]
+  let pruned: RunEvent["pruned"]
+  let outcome: Outcome | undefined
+  let parameters: Parameters | undefined
+  const messages: Array<string> = []
+  for (const event of events) {
+    mergeRecord(metrics, event.metrics)
+    mergeRecord(timings, event.timings)
+    if (event.tune !== undefined) tune = event.tune
+    if (event.pruned !== undefined) pruned = event.pruned
+    if (event.message !== undefined && event.message !== "" && !messages.includes(event.message)) messages.push(event.message)
+    outcome = decisive(event.phase) ?? outcome
+    if (event.phase !== "rolled-back") parameters = event.parameters
+  }
+  return {
+    iteration: first.iteration,
+    attempt: first.attempt,
+    outcome: first.iteration === 0 && outcome !== "interrupted" ? "original" : outcome ?? "in progress",
+    lastPhase: last.phase,
+    parameters: parameters ?? last.parameters,
+    metrics,
+    timings,
+    ...(tune !== undefined ? { tune } : {}),
+    ...(pruned !== undefined ? { pruned } : {}),
+    messages,
+    firstTime: first.time,
+    lastTime: last.time
+  }
+}
+
+/** Rows in order of first appearance of (iteration, attempt). */
+const groupAttempts = (events: ReadonlyArray<RunEvent>): Array<AttemptRow> => {
+  const groups = new Map<string, Array<RunEvent>>()
+  for (const event of events) {
+    const key = `${event.iteration}/${event.attempt}`
+    const group = groups.get(key)
+    if (group === undefined) groups.set(key, [event])
+    else group.push(event)
+  }
+  return [...groups.values()].map(rowOf)
+}
+
+const seconds = (from: string, to: string): number | undefined => {
+  const a = Date.parse(from)
+  const b = Date.parse(to)
+  return Number.isFinite(a) && Number.isFinite(b) && b >= a ? (b - a) / 1000 : undefined
+}
+
+const seriesOf = (run: string, strategy: Strategy, events: ReadonlyArray<RunEvent>, label: string): Series => {
+  const finishedEvents = events.filter((e) => e.phase === "finished")
+  const rows = groupAttempts(events.filter((e) => e.phase !== "finished"))
+  const originalRow = rows.find((row) => row.outcome === "original")
+  const original = originalRow?.parameters ?? events[0].parameters
+  const accepted = rows.filter((row) => row.outcome === "accepted" || row.outcome === "original")
+  const lastAccepted = accepted[accepted.length - 1]
+  const finalMetrics: Record<string, DatasetScore> = { ...(lastAccepted?.metrics ?? {}) }
+  let finalParameters = lastAccepted?.parameters ?? original
+  for (const event of finishedEvents) {
+    mergeRecord(finalMetrics, event.metrics)
+    finalParameters = event.parameters
+  }
+  return {
+    run,
+    strategy,
+    label,
+    original,
+    originalKnown: originalRow !== undefined,
+    originalMetrics: originalRow?.metrics ?? {},
+    rows,
+    final: { parameters: finalParameters, metrics: finalMetrics, iteration: lastAccepted?.iteration ?? 0 },
+    finished: finishedEvents.length > 0,
+    wallSeconds: seconds(events[0].time, events[events.length - 1].time)
+  }
+}
+
+/** Runs with the same name get " (2)", " (3)", ... so legends stay unambiguous. */
+const uniqueNames = (names: ReadonlyArray<string>): Array<string> => {
+  const seen = new Map<string, number>()
+  return names.map((name) => {
+    const n = (seen.get(name) ?? 0) + 1
+    seen.set(name, n)
+    return n === 1 ? name : `${name} (${n})`
+  })
+}
+
+export const buildModel = (runs: ReadonlyArray<RunInput>): ReportModel => {
+  const names = uniqueNames(runs.map((run) => run.name))
+  const series: Array<Series> = []
+  runs.forEach((run, i) => {
+    const events = [...run.events].sort((a, b) => a.seq - b.seq)
+    const own: Array<Series> = []
+    for (const strategy of Strategies) {
+      const strategyEvents = events.filter((e) => e.strategy === strategy)
+      if (strategyEvents.length === 0) continue
+      own.push(seriesOf(names[i], strategy, strategyEvents, runs.length > 1 ? `${names[i]} · ${strategy}` : strategy))
+    }
+    // A baseline logged without its own iteration 0 started from the same model as the loop.
+    const known = own.find((s) => s.originalKnown)
+    series.push(...own.map((s) =>
+      s.originalKnown || known === undefined
+        ? s
+        : { ...s, original: known.original, originalKnown: true, originalMetrics: known.originalMetrics }
+    ))
+  })
+  const datasets = (pick: (score: DatasetScore) => number | undefined) =>
+    [...new Set(series.flatMap((s) => s.rows.flatMap((row) => Object.entries(row.metrics).filter(([, score]) => pick(score) !== undefined).map(([name]) => name))))]
+      .sort()
+  return {
+    runs: runs.map((run, i) => ({ name: names[i], plan: run.plan })),
+    series,
+    graded: datasets((score) => score.accuracy),
+    perplexity: datasets((score) => score.perplexity)
+  }
+}
+
+/** Canonical stage order for timing columns and bar segments; unknown stages follow, sorted. */
+export const stageOrder = ["score", "prune", "tune", "evaluate", "checkpoint"] as const
+
+export const stagesOf = (rows: ReadonlyArray<AttemptRow>): Array<string> => {
+  const keys = new Set(rows.flatMap((row) => Object.keys(row.timings)))
+  const known: Array<string> = stageOrder.filter((k) => keys.has(k))
+  return [...known, ...[...keys].filter((k) => !known.includes(k)).sort()]
+}
+
+/** The attempts whose state the loop kept: the original and every accepted one. */
+export const keptStates = (series: Series): ReadonlyArray<AttemptRow> =>
+  series.rows.filter((row) => row.outcome === "original" || row.outcome === "accepted")
