@@ -195,8 +195,9 @@ export interface LineChart {
   /** Shaded x ranges, e.g. tuning that was rolled back. */
   readonly bands?: ReadonlyArray<Band>
   readonly bandLegend?: string
-  /** Draw points whose y is not finite as red crosses on the top edge (instead of dropping them silently). */
-  readonly markNonFinite?: boolean
+  /** x positions of values that are not finite (NaN/∞), drawn as crosses on the top edge instead of dropped silently. */
+  readonly nonFinite?: ReadonlyArray<{ readonly x: number; readonly title: string }>
+  readonly nonFiniteLegend?: string
   readonly emptyText: string
   readonly width?: number
   readonly height?: number
@@ -263,15 +264,13 @@ export const lineChart = (spec: LineChart): string => {
   if (spec.bands !== undefined && spec.bands.length > 0 && spec.bandLegend !== undefined) {
     items.push({ label: spec.bandLegend, color: "#ececec", kind: "band" })
   }
-  const nonFinite = spec.markNonFinite
-    ? spec.series.flatMap((s) => s.hideInLegend ? [] : s.points.filter((p) => finite(p.x) && !finite(p.y)).map((p) => ({ p, s })))
-    : []
-  if (nonFinite.length > 0) items.push({ label: "loss not finite (NaN/∞)", color: "#D55E00", kind: "line", marker: "cross" })
+  const nonFinite = (spec.nonFinite ?? []).filter((p) => finite(p.x))
+  if (nonFinite.length > 0) items.push({ label: spec.nonFiniteLegend ?? "not finite (NaN/∞)", color: "#D55E00", kind: "line", marker: "cross" })
   const leg = legend(items, 56, 8, width - 70)
   const plot: Plot = { left: 62, right: width - 16, top: 14 + leg.height + 6, bottom: height - 44 }
   const points = spec.series.flatMap((s) => s.points)
   const finitePoints = points.filter((p) => finite(p.x) && finite(p.y))
-  const xValues = [...points.map((p) => p.x), ...(spec.rules ?? []).map((v) => v.x)]
+  const xValues = [...points.map((p) => p.x), ...(spec.rules ?? []).map((v) => v.x), ...nonFinite.map((p) => p.x)]
   const xDomain = niceDomain(finitePoints.length > 0 ? xValues : [], spec.x.domain)
   const yDomain = niceDomain(finitePoints.map((p) => p.y), spec.y.domain)
   const sx = spec.x.reversed ? linear(xDomain, plot.right, plot.left) : linear(xDomain, plot.left, plot.right)
@@ -323,9 +322,8 @@ export const lineChart = (spec: LineChart): string => {
       parts.push(marker(s.marker ?? "circle", sx(p.x), sy(p.y), s.color, s.marker !== undefined ? 4 : 2, p.title))
     }
   }
-  for (const { p, s } of nonFinite) {
-    if (!inX(p.x)) continue
-    parts.push(marker("cross", sx(p.x), plot.top + 4, "#D55E00", 3.5, `${s.label}: ${p.title ?? String(p.y)}`))
+  for (const p of nonFinite) {
+    if (inX(p.x)) parts.push(marker("cross", sx(p.x), plot.top + 4, "#D55E00", 3.5, p.title))
   }
   return frame(width, height, spec.ariaLabel, parts.join(""))
 }

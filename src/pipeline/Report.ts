@@ -1,0 +1,651 @@
+/**
+ * report.html: one self-contained page (inline CSS and SVG, no script, no external assets) that
+ * shows what a run did — per strategy a table of iterations and tries, and plots of accuracy
+ * against non-embedding parameters, tuning loss per step and time per stage — for the run and
+ * any runs it is compared with.
+ *
+ * `renderReport` is pure (events in, HTML out). `readEvents` decodes a run's events.ndjson
+ * line by line and names the file and line of the first bad one; `writeReport` reads the run
+ * folder(s) and replaces `<run>/report.html` atomically.
+ */
+import { readFile, stat } from "node:fs/promises"
+import { basename, join, resolve } from "node:path"
+import { Effect, Result, Schema } from "effect"
+import { parse as parseYaml } from "yaml"
+import { writeFileAtomically } from "../io/AtomicWrite.ts"
+import { describeCause, errnoCode, type FileSystemError, listSome, schemaProblems } from "../io/Errors.ts"
+import {
+  type AttemptRow,
+  buildModel,
+  keptStates,
+  type Outcome,
+  type Parameters,
+  type ReportModel,
+  type RunInput,
+  type Series,
+  stagesOf
+} from "./ReportModel.ts"
+import { RunEvent } from "./RunEvent.ts"
+import type { DatasetScore } from "./RunEvent.ts"
+import {
+  type Bar,
+  dashPatterns,
+  escapeHtml,
+  type LineSeries,
+  lineChart,
+  markerShapes,
+  palette,
+  type Point,
+  stackedBarChart
+} from "./SvgPlot.ts"
+
+export type { RunInput } from "./ReportModel.ts"
+
+/** A run folder or its events.ndjson cannot be read, or a line of the log is not a RunEvent. */
+export class ReportError extends Schema.TaggedError<ReportError>()("ReportError", {
+  path: Schema.String,
+  /** 1-based line of events.ndjson, for a bad line. */
+  line: Schema.optionalKey(Schema.Int),
+  message: Schema.String
+}) {}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+const esc = escapeHtml
+
+const human = (n: number): string =>
+  !Number.isFinite(n)
+    ? String(n)
+    : Math.abs(n) >= 1e9
+    ? `${(n / 1e9).toFixed(2)}B`
+    : Math.abs(n) >= 1e6
+    ? `${(n / 1e6).toFixed(2)}M`
+    : Math.abs(n) >= 1e3
+    ? `${(n / 1e3).toFixed(1)}K`
+    : `${n}`
+
+const count = (n: number): string => Number.isFinite(n) ? n.toLocaleString("en-US") : String(n)
+
+const fixed = (v: number, digits: number): string => Number.isFinite(v) ? v.toFixed(digits) : String(v)
+
+const percentOf = (part: number, whole: number): number => (part / whole) * 100
+
+const percent = (v: number): string => Number.isFinite(v) ? `${v.toFixed(1)}%` : "—"
+
+const accuracyText = (a: number | undefined): string => a === undefined ? "—" : Number.isFinite(a) ? `${(a * 100).toFixed(1)}%` : String(a)
+
+const perplexityText = (p: number | undefined): string => p === undefined ? "—" : fixed(p, p >= 100 ? 1 : 3)
+
+const duration = (s: number): string => {
+  if (!Number.isFinite(s)) return String(s)
+  if (s < 10) return `${s.toFixed(1)} s`
+  if (s < 120) return `${s.toFixed(0)} s`
+  if (s < 7200) return `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, "0")} s`
+  return `${Math.floor(s / 3600)} h ${String(Math.round((s % 3600) / 60)).padStart(2, "0")} min`
+}
+
+const seconds = (s: number | undefined): string => s === undefined ? "" : Number.isFinite(s) ? s.toFixed(s < 10 ? 2 : 1) : String(s)
+
+/** "3" for the first try of iteration 3, "3b" for the second, ... */
+const attemptLabel = (row: { iteration: number; attempt: number }): string =>
+  row.attempt === 0 ? String(row.iteration) : `${row.iteration}${row.attempt < 25 ? String.fromCharCode(97 + row.attempt) : `.${row.attempt}`}`
+
+const outcomeText: Record<Outcome, string> = {
+  original: "original",
+  accepted: "accepted",
+  "rolled-back": "rolled back",
+  interrupted: "interrupted",
+  "in progress": "in progress"
+}
+
+const signed = (v: number, digits: number): string => Number.isFinite(v) ? `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(digits)}` : String(v)
+
+// ---------------------------------------------------------------------------------------------
+// Series styling: colour, marker and dash together, so no series is told apart by colour alone.
+
+const lineColours = palette.filter((c) => c !== "#F0E442")
+
+interface Style {
+  readonly color: string
+  readonly marker: (typeof markerShapes)[number]
+  readonly dash: string | undefined
+}
+
+const styleOf = (i: number): Style => ({
+  color: lineColours[i % lineColours.length],
+  marker: markerShapes[i % markerShapes.length],
+  dash: dashPatterns[i % dashPatterns.length]
+})
+
+const stageColours: Record<string, string> = {
+  score: "#56B4E9",
+  prune: "#D55E00",
+  tune: "#0072B2",
+  evaluate: "#009E73",
+  checkpoint: "#E69F00"
+}
+const extraStageColours = ["#CC79A7", "#000000", "#F0E442", "#999999", "#666666"]
+
+const stageColour = (stages: ReadonlyArray<string>) => (stage: string): string =>
+  stageColours[stage] ??
+    extraStageColours[stages.filter((s) => stageColours[s] === undefined).indexOf(stage) % extraStageColours.length]
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+
+/** The model named in plan.yaml (`model:`), if any plan can be read. */
+const modelOf = (plan: string | undefined): string | undefined => {
+  if (plan === undefined) return undefined
+  try {
+    const value: unknown = parseYaml(plan)
+    const model = typeof value === "object" && value !== null ? (value as Record<string, unknown>).model : undefined
+    return typeof model === "string" && model !== "" ? model : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const status = (s: Series): string => {
+  const last = s.rows[s.rows.length - 1]
+  if (s.finished) return "finished"
+  if (last?.outcome === "interrupted") return "interrupted"
+  return "in progress"
+}
+
+/** The states plotted for a series: the original (borrowed when the baseline logged none) and every accepted one. */
+interface PlotState {
+  readonly iteration: number
+  readonly parameters: Parameters
+  readonly metrics: Readonly<Record<string, DatasetScore>>
+}
+
+const plotStates = (s: Series): Array<PlotState> => {
+  const kept: Array<PlotState> = [...keptStates(s)]
+  if (!kept.some((row) => row.iteration === 0) && Object.keys(s.originalMetrics).length > 0) {
+    kept.unshift({ iteration: 0, parameters: s.original, metrics: s.originalMetrics })
+  }
+  return kept
+}
+
+const metricChange = (
+  before: DatasetScore | undefined,
+  after: DatasetScore | undefined,
+  kind: "accuracy" | "perplexity"
+): string => {
+  const a = before?.[kind]
+  const b = after?.[kind]
+  if (b === undefined) return "—"
+  const now = kind === "accuracy" ? accuracyText(b) : perplexityText(b)
+  if (a === undefined) return now
+  const was = kind === "accuracy" ? accuracyText(a) : perplexityText(a)
+  const delta = kind === "accuracy" ? `${signed((b - a) * 100, 1)} pts` : `${signed(b - a, 3)}`
+  return `${was} → <b>${now}</b> <span class="delta">(${delta})</span>`
+}
+
+const header = (model: ReportModel): string => {
+  const models = [...new Set(model.runs.map((run) => modelOf(run.plan)).filter((m): m is string => m !== undefined))]
+  const strategies = [...new Set(model.series.map((s) => s.strategy))]
+  const rows = model.series.map((s) => {
+    const accepted = s.rows.filter((r) => r.outcome === "accepted").length
+    const rolledBack = s.rows.filter((r) => r.outcome === "rolled-back").length
+    const tokens = s.rows.reduce((sum, r) => sum + (r.tune?.tokens ?? 0), 0)
+    const stageSeconds = s.rows.reduce((sum, r) => sum + Object.values(r.timings).filter(Number.isFinite).reduce((a, b) => a + b, 0), 0)
+    const cells = [
+      `<th scope="row">${esc(s.label)}</th>`,
+      `<td>${esc(status(s))}</td>`,
+      `<td class="num">${accepted} / ${rolledBack}</td>`,
+      `<td class="num">${human(s.final.parameters.total)} <span class="pct">(${percent(percentOf(s.final.parameters.total, s.original.total))})</span></td>`,
+      `<td class="num">${human(s.final.parameters.nonEmbedding)} <span class="pct">(${percent(percentOf(s.final.parameters.nonEmbedding, s.original.nonEmbedding))})</span></td>`,
+      ...model.graded.map((d) => `<td class="num">${metricChange(s.originalMetrics[d], s.final.metrics[d], "accuracy")}</td>`),
+      ...model.perplexity.map((d) => `<td class="num">${metricChange(s.originalMetrics[d], s.final.metrics[d], "perplexity")}</td>`),
+      `<td class="num">${tokens > 0 ? human(tokens) : "—"}</td>`,
+      `<td class="num">${stageSeconds > 0 ? duration(stageSeconds) : "—"}${
+        s.wallSeconds !== undefined ? ` <span class="pct">(wall ${duration(s.wallSeconds)})</span>` : ""
+      }</td>`
+    ]
+    return `<tr>${cells.join("")}</tr>`
+  })
+  const head = [
+    "Strategy",
+    "Status",
+    "Accepted / rolled back",
+    "Parameters (of original)",
+    "Non-embedding (of original)",
+    ...model.graded.map((d) => `${d} accuracy`),
+    ...model.perplexity.map((d) => `${d} perplexity`),
+    "Tuning tokens",
+    "Time in stages"
+  ]
+  const originals = model.series.filter((s, i) => model.series.findIndex((o) => o.run === s.run) === i)
+  const sizes = originals.map((s) =>
+    `${model.runs.length > 1 ? `${esc(s.run)}: ` : ""}${human(s.original.total)} parameters, ${human(s.original.nonEmbedding)} non-embedding` +
+    (s.originalKnown ? "" : " (no iteration 0 in the log: sizes are relative to the first event)")
+  )
+  return `<header>
+<h1>simmer report${models.length > 0 ? `: ${esc(models.join(", "))}` : ""}</h1>
+<dl class="facts">
+<dt>Run${model.runs.length > 1 ? "s" : ""}</dt><dd>${model.runs.map((r, i) => `${esc(r.name)}${i > 0 ? " (compared)" : ""}`).join(", ") || "—"}</dd>
+<dt>Model</dt><dd>${models.length > 0 ? esc(models.join(", ")) : "not named (no plan.yaml)"}</dd>
+<dt>Original size</dt><dd>${sizes.join("; ") || "—"}</dd>
+<dt>Strategies</dt><dd>${strategies.map(esc).join(", ") || "—"}</dd>
+</dl>
+${
+    model.series.length === 0
+      ? `<p class="note">No events yet: the run has not logged anything.</p>`
+      : `<div class="scroll"><table class="summary"><thead><tr>${head.map((h) => `<th scope="col">${esc(h)}</th>`).join("")}</tr></thead>` +
+        `<tbody>${rows.join("\n")}</tbody></table></div>
+<p class="note">Final = the last accepted state. Accuracy changes are in percentage points. Time in stages sums the seconds
+logged per stage; wall time runs from the first to the last event.</p>`
+  }
+</header>`
+}
+
+const figure = (title: string, svg: string, caption?: string): string =>
+  `<figure><figcaption><b>${esc(title)}</b>${caption !== undefined ? ` <span class="caption">${esc(caption)}</span>` : ""}</figcaption>${svg}</figure>`
+
+const sizeVsMetricPlots = (model: ReportModel): string => {
+  const chart = (dataset: string, kind: "accuracy" | "perplexity") => {
+    const series: Array<LineSeries> = model.series.map((s, i) => {
+      const style = styleOf(i)
+      const points: Array<Point> = plotStates(s).flatMap((state) => {
+        const v = state.metrics[dataset]?.[kind]
+        if (v === undefined) return []
+        const x = percentOf(state.parameters.nonEmbedding, s.original.nonEmbedding)
+        const y = kind === "accuracy" ? v * 100 : v
+        const shown = kind === "accuracy" ? accuracyText(v) : perplexityText(v)
+        return [{ x, y, title: `${s.label}, iteration ${state.iteration}: ${percent(x)} of non-embedding parameters, ${kind} ${shown}` }]
+      })
+      return { label: s.label, color: style.color, marker: style.marker, dash: style.dash, points }
+    }).filter((s) => s.points.length > 0)
+    return figure(
+      `${dataset}: ${kind} vs size`,
+      lineChart({
+        ariaLabel: `${kind} on ${dataset} against non-embedding parameters, per strategy`,
+        x: { label: "non-embedding parameters, % of original (model shrinks →)", reversed: true, domain: { clamp: [0, Infinity] } },
+        y: kind === "accuracy"
+          ? { label: "accuracy (%)", domain: { clamp: [0, 100] } }
+          : { label: "perplexity (lower is better)", domain: { clamp: [0, Infinity] } },
+        series,
+        emptyText: `no ${kind} on ${dataset} in an accepted state`
+      }),
+      "accepted states only"
+    )
+  }
+  const figures = [
+    ...model.graded.map((d) => chart(d, "accuracy")),
+    ...model.perplexity.map((d) => chart(d, "perplexity"))
+  ]
+  if (model.graded.length === 0) {
+    figures.unshift(figure(
+      "Accuracy vs size",
+      lineChart({
+        ariaLabel: "accuracy against non-embedding parameters (no data)",
+        x: { label: "non-embedding parameters, % of original", reversed: true },
+        y: { label: "accuracy (%)" },
+        series: [],
+        emptyText: "no graded metrics (accuracy) logged"
+      })
+    ))
+  }
+  return `<section><h2>Size vs quality</h2><div class="figures">${figures.join("\n")}</div></section>`
+}
+
+/** Centered moving average over the finite neighbours of each point (NaN where a point has none). */
+const movingAverage = (values: ReadonlyArray<number>, window: number): Array<number> => {
+  const half = Math.floor(window / 2)
+  const prefix = [0]
+  const counts = [0]
+  for (const v of values) {
+    prefix.push(prefix[prefix.length - 1] + (Number.isFinite(v) ? v : 0))
+    counts.push(counts[counts.length - 1] + (Number.isFinite(v) ? 1 : 0))
+  }
+  return values.map((_, i) => {
+    const lo = Math.max(0, i - half)
+    const hi = Math.min(values.length, i + half + 1)
+    const n = counts[hi] - counts[lo]
+    return n > 0 ? (prefix[hi] - prefix[lo]) / n : Number.NaN
+  })
+}
+
+/** At most `max` points: means of equal runs of steps (non-finite steps left out of the means). */
+const downsample = (points: ReadonlyArray<Point>, max: number): Array<Point> => {
+  if (points.length <= max) return [...points]
+  const size = Math.ceil(points.length / max)
+  const out: Array<Point> = []
+  for (let i = 0; i < points.length; i += size) {
+    const chunk = points.slice(i, i + size).filter((p) => Number.isFinite(p.y))
+    const x = points[Math.min(points.length - 1, i + Math.floor(size / 2))].x
+    out.push({ x, y: chunk.length > 0 ? chunk.reduce((sum, p) => sum + p.y, 0) / chunk.length : Number.NaN })
+  }
+  return out
+}
+
+const lossPlots = (model: ReportModel): string => {
+  const figures = model.series.flatMap((s, i) => {
+    const tuned = s.rows.filter((r) => r.tune !== undefined && r.tune.losses.length > 0)
+    if (tuned.length === 0) return []
+    const style = styleOf(i)
+    const raw: Array<Point> = []
+    const rules: Array<{ x: number; label: string }> = []
+    const bands: Array<{ from: number; to: number; title: string }> = []
+    for (const row of tuned) {
+      const start = raw.length + 1
+      rules.push({ x: start - 0.5, label: attemptLabel(row) })
+      row.tune!.losses.forEach((loss, k) => raw.push({ x: start + k, y: loss, title: `iteration ${attemptLabel(row)}, step ${k + 1}: loss ${loss}` }))
+      if (row.outcome === "rolled-back") {
+        bands.push({ from: start - 0.5, to: raw.length + 0.5, title: `iteration ${attemptLabel(row)}: rolled back` })
+      }
+    }
+    const nonFinite = raw.filter((p) => !Number.isFinite(p.y)).length
+    const steps = raw.length
+    const drawn = downsample(raw, 1500)
+    const window = Math.max(1, Math.round(steps / 60))
+    const series: Array<LineSeries> = steps >= 50
+      ? [
+        { label: `${s.label} (per step)`, color: style.color, points: drawn, width: 1, opacity: 0.3, hideInLegend: true },
+        {
+          label: `${s.label}: moving average of ${window} steps (faint: per step)`,
+          color: style.color,
+          points: downsample(movingAverage(raw.map((p) => p.y), window).map((y, k) => ({ x: raw[k].x, y })), 1500),
+          width: 2
+        }
+      ]
+      : [{ label: s.label, color: style.color, points: drawn, width: 1.8 }]
+    const svg = lineChart({
+      ariaLabel: `tuning loss per step of ${s.label}, iterations concatenated`,
+      x: { label: "tuning step (all iterations in order)", domain: { integer: true, clamp: [0, Infinity] } },
+      y: { label: "training loss" },
+      series,
+      rules: rules.slice(1),
+      bands,
+      bandLegend: "rolled back",
+      // Marked on the top edge from the raw steps (the averages skip them).
+      nonFinite: raw.filter((p) => !Number.isFinite(p.y)).slice(0, 500).map((p) => ({ x: p.x, title: p.title ?? "" })),
+      nonFiniteLegend: "loss NaN or infinite",
+      emptyText: "every logged loss is NaN or infinite"
+    })
+    const caption = `${count(steps)} steps in ${tuned.length} tuning run${tuned.length === 1 ? "" : "s"}; dashed lines start an iteration` +
+      (nonFinite > 0 ? `; ${count(nonFinite)} non-finite loss${nonFinite === 1 ? "" : "es"} (×)` : "")
+    return [figure(`${s.label}: tuning loss`, svg, caption)]
+  })
+  const body = figures.length > 0
+    ? figures.join("\n")
+    : figure(
+      "Tuning loss",
+      lineChart({
+        ariaLabel: "tuning loss (no data)",
+        x: { label: "tuning step" },
+        y: { label: "training loss" },
+        series: [],
+        emptyText: "no tuning steps logged"
+      })
+    )
+  return `<section><h2>Tuning loss</h2><div class="figures">${body}</div></section>`
+}
+
+const timePlots = (model: ReportModel): string => {
+  const stages = stagesOf(model.series.flatMap((s) => s.rows))
+  const colour = stageColour(stages)
+  const segments = stages.map((key) => ({ key, color: colour(key) }))
+  const figures = model.series.map((s) => {
+    const bars: Array<Bar> = s.rows.filter((r) => Object.keys(r.timings).length > 0).map((r) => ({
+      label: attemptLabel(r),
+      values: r.timings,
+      faded: r.outcome === "rolled-back",
+      title: `${s.label}, iteration ${attemptLabel(r)} (${outcomeText[r.outcome]})`
+    }))
+    return figure(
+      `${s.label}: time per stage`,
+      stackedBarChart({
+        ariaLabel: `seconds per stage and iteration of ${s.label}`,
+        x: { label: "iteration (b, c, …: retry after a rollback)" },
+        y: { label: "seconds" },
+        segments,
+        bars,
+        fadedLegend: "faded: rolled back",
+        emptyText: "no stage timings logged"
+      })
+    )
+  })
+  const body = figures.length > 0
+    ? figures.join("\n")
+    : figure(
+      "Time per stage",
+      stackedBarChart({
+        ariaLabel: "seconds per stage (no data)",
+        x: { label: "iteration" },
+        y: { label: "seconds" },
+        segments: [],
+        bars: [],
+        emptyText: "no stage timings logged"
+      })
+    )
+  return `<section><h2>Time per stage</h2><div class="figures">${body}</div></section>`
+}
+
+const lastFiniteLoss = (row: AttemptRow): number | undefined => {
+  const losses = row.tune?.losses ?? []
+  for (let i = losses.length - 1; i >= 0; i--) if (Number.isFinite(losses[i])) return losses[i]
+  return undefined
+}
+
+const iterationTable = (s: Series): string => {
+  const datasets = [...new Set(s.rows.flatMap((r) => Object.keys(r.metrics)))].sort()
+  const hasAccuracy = (d: string) => s.rows.some((r) => r.metrics[d]?.accuracy !== undefined)
+  const hasPerplexity = (d: string) => s.rows.some((r) => r.metrics[d]?.perplexity !== undefined)
+  const stages = stagesOf(s.rows)
+  const metricColumns = datasets.flatMap((d) => [
+    ...(hasAccuracy(d) ? [{ head: `${d} accuracy`, cell: (r: AttemptRow) => accuracyText(r.metrics[d]?.accuracy) }] : []),
+    ...(hasPerplexity(d) ? [{ head: `${d} perplexity`, cell: (r: AttemptRow) => perplexityText(r.metrics[d]?.perplexity) }] : [])
+  ])
+  const head = [
+    "Iteration",
+    "Try",
+    "Outcome",
+    "Pruned",
+    "Parameters",
+    "% of original",
+    "Non-embedding",
+    "% of original",
+    ...metricColumns.map((c) => c.head),
+    "Tuning steps",
+    "Tuning tokens",
+    "Last loss",
+    ...stages.map((k) => `${k} (s)`),
+    "Total (s)",
+    "Note"
+  ]
+  const rows = s.rows.map((r) => {
+    const total = Object.values(r.timings).filter(Number.isFinite).reduce((a, b) => a + b, 0)
+    const pruned = r.pruned === undefined
+      ? ""
+      : `<span${r.pruned.detail !== undefined ? ` title="${esc(r.pruned.detail)}"` : ""}>${count(r.pruned.removed)} ${esc(r.pruned.unit)}</span>`
+    const cells = [
+      `<td class="num">${r.iteration}</td>`,
+      `<td class="num">${r.attempt}</td>`,
+      `<td><span class="badge ${r.outcome.replace(" ", "-")}">${esc(outcomeText[r.outcome])}</span>${
+        r.outcome === "in progress" ? ` <span class="pct">(${esc(r.lastPhase)})</span>` : ""
+      }</td>`,
+      `<td class="num">${pruned}</td>`,
+      `<td class="num" title="${esc(count(r.parameters.total))}">${human(r.parameters.total)}</td>`,
+      `<td class="num">${percent(percentOf(r.parameters.total, s.original.total))}</td>`,
+      `<td class="num" title="${esc(count(r.parameters.nonEmbedding))}">${human(r.parameters.nonEmbedding)}</td>`,
+      `<td class="num">${percent(percentOf(r.parameters.nonEmbedding, s.original.nonEmbedding))}</td>`,
+      ...metricColumns.map((c) => `<td class="num">${esc(c.cell(r))}</td>`),
+      `<td class="num">${r.tune !== undefined ? count(r.tune.steps) : ""}</td>`,
+      `<td class="num">${r.tune !== undefined ? human(r.tune.tokens) : ""}</td>`,
+      `<td class="num">${r.tune !== undefined ? esc(fixed(lastFiniteLoss(r) ?? Number.NaN, 4)) : ""}</td>`,
+      ...stages.map((k) => `<td class="num">${esc(seconds(r.timings[k]))}</td>`),
+      `<td class="num">${total > 0 ? esc(seconds(total)) : ""}</td>`,
+      `<td class="message">${r.messages.map(esc).join("<br>")}</td>`
+    ]
+    return `<tr class="${r.outcome.replace(" ", "-")}">${cells.join("")}</tr>`
+  })
+  return `<h3>${esc(s.label)}</h3>
+<div class="scroll"><table class="iterations"><thead><tr>${head.map((h) => `<th scope="col">${esc(h)}</th>`).join("")}</tr></thead>
+<tbody>
+${rows.join("\n")}
+</tbody></table></div>`
+}
+
+const plans = (model: ReportModel): string => {
+  const withPlan = model.runs.filter((run) => run.plan !== undefined)
+  if (withPlan.length === 0) return ""
+  return `<section><h2>Plan${withPlan.length > 1 ? "s" : ""}</h2>${
+    withPlan.map((run) => `<details><summary>plan.yaml of ${esc(run.name)}</summary><pre>${esc(run.plan!)}</pre></details>`).join("\n")
+  }</section>`
+}
+
+const css = `
+:root { color-scheme: light; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #1b1b1b;
+  background: #fafafa; margin: 0; padding: 24px 32px 48px; }
+h1 { font-size: 22px; margin: 0 0 8px; }
+h2 { font-size: 18px; margin: 32px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 20px 0 6px; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0 0 14px; }
+dl.facts dt { color: #555; } dl.facts dd { margin: 0; }
+.note, .caption { color: #555; font-size: 12.5px; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; background: #fff; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; vertical-align: top; }
+thead th { background: #f0f0f0; text-align: left; font-weight: 600; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.message { max-width: 28em; color: #444; }
+tr.rolled-back td { background: #f6f6f6; color: #666; }
+.pct, .delta { color: #666; }
+.badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px; white-space: nowrap; }
+.badge.original { background: #e8e8e8; }
+.badge.accepted { background: #d8ecf7; color: #004a75; }
+.badge.rolled-back { background: #fbe3d6; color: #8a3500; }
+.badge.interrupted { background: #f3e0ec; color: #6d2a55; }
+.badge.in-progress { background: #fff4c7; color: #5c4b00; }
+.figures { display: flex; flex-wrap: wrap; gap: 16px; }
+figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: 8px; }
+figcaption { margin: 0 0 4px; font-size: 13px; }
+svg.plot { display: block; max-width: 100%; height: auto; }
+svg text { font-family: inherit; fill: #222; }
+svg .tick { font-size: 11px; fill: #444; }
+svg .label { font-size: 12px; }
+svg .legend { font-size: 12px; }
+svg .empty { font-size: 13px; fill: #777; }
+svg .bar-total { font-size: 10px; fill: #444; }
+svg .rule-label { font-size: 10px; fill: #666; }
+svg .grid { stroke: #e6e6e6; stroke-width: 1; }
+svg .axis { stroke: #888; stroke-width: 1; }
+svg .rule { stroke: #999; stroke-width: 1; stroke-dasharray: 3 3; }
+pre { background: #fff; border: 1px solid #ddd; padding: 8px; overflow-x: auto; font-size: 12.5px; }
+`
+
+/** The whole page for the given runs (the first is the run the report belongs to). */
+export const renderReport = (runs: ReadonlyArray<RunInput>): string => {
+  const model = buildModel(runs)
+  const title = `simmer report — ${runs.map((r) => r.name).join(", ") || "no run"}`
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+<style>${css}</style>
+</head>
+<body>
+${header(model)}
+${model.series.length > 0 ? `${sizeVsMetricPlots(model)}\n${lossPlots(model)}\n${timePlots(model)}` : ""}
+${model.series.length > 0 ? `<section><h2>Iterations</h2>${model.series.map(iterationTable).join("\n")}</section>` : ""}
+${plans(model)}
+</body>
+</html>
+`
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and writing run folders
+
+const decodeEvent = Schema.decodeUnknownResult(Schema.toCodecJson(RunEvent))
+
+/**
+ * JSON has no NaN: the canonical codec writes "NaN"/"Infinity" strings (accepted as they are),
+ * while JSON.stringify writes null. A null loss is read as NaN rather than failing the report.
+ */
+const nullLossesAsNaN = (value: unknown): unknown => {
+  const tune = (value as { tune?: { losses?: unknown } } | null)?.tune
+  if (typeof tune !== "object" || tune === null || !Array.isArray(tune.losses) || !tune.losses.includes(null)) return value
+  return { ...(value as object), tune: { ...tune, losses: tune.losses.map((l: unknown) => (l === null ? "NaN" : l)) } }
+}
+
+/** Every event of an events.ndjson file, in file order; empty lines are skipped. */
+export const readEvents = Effect.fn("Report.readEvents")(function*(path: string): Effect.fn.Return<Array<RunEvent>, ReportError> {
+  const text = yield* Effect.tryPromise({
+    try: () => readFile(path, "utf8"),
+    catch: (cause) =>
+      new ReportError({
+        path,
+        message: errnoCode(cause) === "ENOENT"
+          ? `${path} does not exist: a run folder holds its event log in events.ndjson.`
+          : `Cannot read ${path}: ${describeCause(cause)}.`
+      })
+  })
+  const lines = text.replace(/^\uFEFF/, "").split("\n")
+  const events: Array<RunEvent> = []
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].replace(/\r$/, "")
+    if (line.trim() === "") continue
+    const bad = (problem: string) => {
+      const truncated = i === lines.length - 1 && !text.endsWith("\n")
+        ? " It is the last line and has no line end: a run killed while writing leaves such a partial line; delete it to report the rest."
+        : ""
+      return new ReportError({
+        path,
+        line: i + 1,
+        message: `${path}, line ${i + 1}: ${problem}.${truncated}`
+      })
+    }
+    let value: unknown
+    try {
+      value = JSON.parse(line)
+    } catch (cause) {
+      return yield* bad(`not valid JSON (${describeCause(cause)})`)
+    }
+    const decoded = decodeEvent(nullLossesAsNaN(value), { errors: "all" })
+    if (Result.isFailure(decoded)) return yield* bad(`not a run event: ${listSome(schemaProblems(decoded.failure), 6)}`)
+    events.push(decoded.success)
+  }
+  return events
+})
+
+const readOptional = (path: string) =>
+  Effect.tryPromise({
+    try: () => readFile(path, "utf8").catch((cause) => (errnoCode(cause) === "ENOENT" ? undefined : Promise.reject(cause))),
+    catch: (cause) => new ReportError({ path, message: `Cannot read ${path}: ${describeCause(cause)}.` })
+  })
+
+/** A run folder's events and plan, named after the folder. */
+export const readRun = Effect.fn("Report.readRun")(function*(folder: string): Effect.fn.Return<RunInput, ReportError> {
+  const isFolder = yield* Effect.tryPromise({
+    try: () => stat(folder).then((s) => s.isDirectory()),
+    catch: (cause) =>
+      new ReportError({
+        path: folder,
+        message: errnoCode(cause) === "ENOENT" ? `Run folder ${folder} does not exist.` : `Cannot read ${folder}: ${describeCause(cause)}.`
+      })
+  })
+  if (!isFolder) {
+    return yield* new ReportError({ path: folder, message: `${folder} is not a run folder (a folder with events.ndjson and plan.yaml).` })
+  }
+  const events = yield* readEvents(join(folder, "events.ndjson"))
+  const plan = yield* readOptional(join(folder, "plan.yaml"))
+  return { name: basename(resolve(folder)), events, plan }
+})
+
+/** Rebuilds `<runFolder>/report.html` (atomically) from the run and the runs compared with it; returns its path. */
+export const writeReport = Effect.fn("Report.writeReport")(function*(
+  runFolder: string,
+  compare: ReadonlyArray<string> = []
+): Effect.fn.Return<string, ReportError | FileSystemError> {
+  const runs = yield* Effect.forEach([runFolder, ...compare], readRun)
+  const path = join(runFolder, "report.html")
+  yield* writeFileAtomically(path, renderReport(runs))
+  return path
+})

@@ -1,0 +1,85 @@
+/**
+ * Where the loop is heading: the units per layer (blocks, for layers) the model keeps after each
+ * iteration, from the plan's target and schedule.
+ *
+ * A parameter target is a fraction of the original's non-embedding parameters (what pruning
+ * can shrink); every listed unit keeps the same fraction f of its original count, f found by
+ * bisection so the final shape is within the target.
+ */
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { countParams } from "../model/Params.ts"
+import type { Plan, Unit } from "./Plan.ts"
+
+/** Units per layer of each kind (for layers: one entry, the number of blocks). */
+export const unitCounts = (config: ModelConfig, unit: Unit): Array<number> =>
+  unit === "layers"
+    ? [config.layers.length]
+    : config.layers.map((l) => (unit === "neurons" ? l.intermediateSize : l.numKeyValueHeads))
+
+/** The shape that keeps `keep` units of `unit` (uniformly, per layer), for counting parameters. */
+export const reshaped = (config: ModelConfig, unit: Unit, keep: ReadonlyArray<number>): ModelConfig => {
+  if (unit === "layers") return { ...config, layers: config.layers.slice(0, keep[0]) }
+  return {
+    ...config,
+    layers: config.layers.map((l, i) =>
+      unit === "neurons"
+        ? { ...l, intermediateSize: keep[i] }
+        : { ...l, numHeads: (l.numHeads / l.numKeyValueHeads) * keep[i], numKeyValueHeads: keep[i] })
+  }
+}
+
+export const planUnits = (plan: Plan): ReadonlyArray<Unit> => (typeof plan.unit === "string" ? [plan.unit] : plan.unit)
+
+const keepFraction = (count: number, f: number) => Math.max(1, Math.round(count * f))
+
+/** Final units per layer of every planned unit kind. */
+export const finalCounts = (config: ModelConfig, plan: Plan): Map<Unit, Array<number>> => {
+  const units = planUnits(plan)
+  const target = plan.target
+  if ("perLayer" in target) {
+    return new Map(units.map((unit) => {
+      const wanted = target.perLayer[unit]
+      return [unit, unitCounts(config, unit).map((n) => (wanted === undefined ? n : Math.min(n, wanted)))]
+    }))
+  }
+  const goal = target.parameters * countParams(config).nonEmbedding
+  const shapeAt = (f: number) => {
+    let shaped = config
+    const counts = new Map<Unit, Array<number>>()
+    for (const unit of units) {
+      const keep = unitCounts(config, unit).map((n) => keepFraction(n, f))
+      counts.set(unit, keep)
+      shaped = reshaped(shaped, unit, keep)
+    }
+    return { counts, params: countParams(shaped).nonEmbedding }
+  }
+  // The largest f whose shape is within the goal (parameters grow with f).
+  let lo = 0
+  let hi = 1
+  for (let i = 0; i < 40; i++) {
+    const mid = (lo + hi) / 2
+    if (shapeAt(mid).params <= goal) lo = mid
+    else hi = mid
+  }
+  return shapeAt(lo).counts
+}
+
+/**
+ * Units per layer after iteration i (1-based) of n, moving evenly ("constant"/"linear"), with
+ * big early steps ("cubic"), or all at once ("one-shot") from `start` to `end`.
+ */
+export const scheduledCounts = (
+  schedule: Plan["schedule"],
+  start: ReadonlyArray<number>,
+  end: ReadonlyArray<number>,
+  i: number,
+  n: number
+): Array<number> => {
+  if (schedule === "one-shot" || i >= n) return [...end]
+  const progress = schedule === "cubic" ? 1 - Math.pow(1 - i / n, 3) : i / n
+  return start.map((s, l) => s - Math.round((s - end[l]) * progress))
+}
+
+/** Halfway (rounded towards `from`) between the current counts and a step's goal: a rolled-back retry. */
+export const halfStep = (from: ReadonlyArray<number>, goal: ReadonlyArray<number>): Array<number> =>
+  from.map((f, l) => f - Math.floor((f - goal[l]) / 2))
