@@ -11,7 +11,8 @@ import { Effect } from "effect"
 import { type ModelConfig, uniformConfig } from "../../src/model/ModelConfig.ts"
 import { assembleParams, type Params, paramSpecs } from "../../src/model/Params.ts"
 
-export const fixtureDir = "/work/shared/fixtures/hf-llama-gqa-f32"
+/** The transformers-written fixture in the steering folder beside the checkout (../shared). */
+export const fixtureDir = join(import.meta.dirname, "../../../shared/fixtures/hf-llama-gqa-f32")
 
 /** A fresh temporary folder, removed when the test's Scope closes. */
 export const tempDir = Effect.acquireRelease(
