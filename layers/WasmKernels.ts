@@ -6,6 +6,7 @@
  * per step, negligible next to the matMuls.
  */
 import * as tf from "@tensorflow/tfjs"
+import { registerFastWasmKernels } from "./WasmOverrides.ts"
 
 interface WasmBackendLike {
   readSync(dataId: tf.DataId): tf.backend_util.BackendValues
@@ -41,6 +42,7 @@ const unsortedSegmentSum: tf.KernelFunc = ({ inputs, attrs, backend }) => {
 let registered = false
 
 export const registerWasmKernels = (): void => {
+  registerFastWasmKernels()
   if (registered || tf.getKernel("UnsortedSegmentSum", "wasm") !== undefined) return
   tf.registerKernel({ kernelName: "UnsortedSegmentSum", backendName: "wasm", kernelFunc: unsortedSegmentSum })
   registered = true

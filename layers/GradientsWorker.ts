@@ -1,0 +1,96 @@
+/**
+ * Entry point of a data-parallel Gradients worker: its own tfjs engine (same backend and
+ * kernels as the main thread, through the live Compute selection), parameters rebuilt from
+ * shared memory when their version changes, and loss and gradients of its rows of each batch
+ * written back to shared memory, scaled by the weight the main thread gave it.
+ *
+ * Runs as TypeScript through Node's type stripping, like the rest of the project.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect, References } from "effect"
+import { parentPort, workerData } from "node:worker_threads"
+import { lossAndGradients } from "../src/model/Gradients.ts"
+import type { ModelConfig } from "../src/model/ModelConfig.ts"
+import { assembleParams, type Params } from "../src/model/Params.ts"
+import { selectBackend } from "./Compute.ts"
+import { type ComputeRequest, copyTensorInto, paramLayout, type WorkerOptions, type WorkerReply } from "./GradientsProtocol.ts"
+
+const port = parentPort
+if (port === null) throw new Error("GradientsWorker.ts must run in a worker thread")
+
+const reply = (message: WorkerReply) => port.postMessage(message)
+
+interface Loaded {
+  readonly weights: SharedArrayBuffer
+  readonly version: number
+  readonly params: Params
+  readonly tensors: ReadonlyArray<tf.Tensor>
+}
+
+let loaded: Loaded | undefined
+
+/** Parameters of the request's version, rebuilt from shared memory when it changed. */
+const paramsFor = (request: ComputeRequest): Params => {
+  if (loaded !== undefined && loaded.weights === request.weights && loaded.version === request.weightsVersion) {
+    return loaded.params
+  }
+  if (loaded !== undefined) tf.dispose(loaded.tensors as Array<tf.Tensor>)
+  loaded = undefined
+  const layout = paramLayout(request.config)
+  // The cpu backend keeps the array it is given; every other backend copies it in.
+  const copy = tf.getBackend() === "cpu"
+  const byName = new Map<string, tf.Tensor>()
+  for (const entry of layout.entries) {
+    const view = new Float32Array(request.weights, entry.offset * 4, entry.size)
+    byName.set(entry.name, tf.tensor(copy ? view.slice() : view, entry.shape as Array<number>, "float32"))
+  }
+  const params = assembleParams(request.config, (name) => byName.get(name)!)
+  loaded = { weights: request.weights, version: request.weightsVersion, params, tensors: [...byName.values()] }
+  return params
+}
+
+const compute = (request: ComputeRequest): WorkerReply => {
+  const config: ModelConfig = request.config
+  const params = paramsFor(request)
+  const result = lossAndGradients(config, params, {
+    ids: request.ids,
+    batchSize: request.batchSize,
+    seqLen: request.seqLen,
+    ...(request.targetWeights === undefined ? {} : { weights: request.targetWeights })
+  })
+  try {
+    const layout = paramLayout(config)
+    const out = new Float32Array(request.grads)
+    const scale = request.scale
+    const scaled = scale === 1 ? result.grads : tf.tidy(() => result.grads.map((g) => tf.mul(g, scale)))
+    scaled.forEach((grad, i) => copyTensorInto(grad, out, layout.entries[i].offset))
+    if (scaled !== result.grads) tf.dispose(scaled)
+  } finally {
+    tf.dispose(result.grads)
+  }
+  return { type: "done", seq: request.seq, loss: result.loss, targets: result.targets }
+}
+
+const start = async () => {
+  const options = workerData as WorkerOptions
+  const selected = await Effect.runPromise(
+    selectBackend(options.backend).pipe(Effect.provideService(References.MinimumLogLevel, "Warn"))
+  )
+  reply({ type: "ready", description: selected.description })
+}
+
+start().then(
+  () => {
+    port.on("message", (request: ComputeRequest) => {
+      try {
+        reply(compute(request))
+      } catch (cause) {
+        reply({ type: "failed", seq: request.seq, message: cause instanceof Error ? cause.message : String(cause) })
+      }
+    })
+  },
+  (cause: unknown) => {
+    const message = typeof cause === "object" && cause !== null && "message" in cause ? String(cause.message) : String(cause)
+    reply({ type: "failed", message: `the worker's tfjs backend did not initialise: ${message}` })
+  }
+)
