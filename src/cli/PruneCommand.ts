@@ -1,0 +1,247 @@
+/**
+ * `simmer prune <checkpoint> --out <dir> --target <fraction to keep>`: one-shot structured
+ * pruning of MLP neurons, key/value groups or decoder blocks, uniform per layer, scored on
+ * calibration data; writes a checkpoint that loads like the original and prints the parameter
+ * counts before and after. Also the flags and loading steps `simmer score` shares.
+ */
+import { existsSync } from "node:fs"
+import { Console, Effect, Option } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import { loadCheckpoint, type LoadedCheckpoint, saveCheckpoint } from "../io/Checkpoint.ts"
+import { TargetExists } from "../io/Errors.ts"
+import { loadTokenizer } from "../io/Tokenizer.ts"
+import { disposeParams, type ParamCounts } from "../model/Params.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { loadCalibration } from "../prune/CalibrationSource.ts"
+import { pruneOnce } from "../prune/Prune.ts"
+import { checkScorer, type ScoreOptions } from "../prune/Scorers.ts"
+import { defaultScorer, type Scores, type Unit } from "../prune/Scores.ts"
+import { checkFraction } from "../prune/Select.ts"
+import type { Model } from "../prune/Surgery.ts"
+import { Compute } from "../services/Compute.ts"
+import { backendFlag, jsonFlag } from "./Flags.ts"
+import { datasetRef } from "./EvalCommand.ts"
+
+export const checkpointArgument = Argument.String("checkpoint").pipe(
+  Argument.withDescription("A Hugging Face checkpoint folder with a tokenizer.")
+)
+
+/** The flags `prune` and `score` share: what to score, with which scorer, on which data. */
+export const scoringFlags = {
+  unit: Flag.Literals("unit", ["neurons", "heads", "layers"]).pipe(
+    Flag.withDescription(
+      "What to prune: MLP neurons, key/value groups (a KV head with its query heads), or whole decoder blocks."
+    ),
+    Flag.withDefault("neurons")
+  ),
+  scorer: Flag.String("scorer").pipe(
+    Flag.withDescription(
+      "neurons: activation (default), contrastive (the PTL reference), taylor, wanda, random; heads: contribution " +
+        "(default), random; layers: block-influence (default), skip-loss, random."
+    ),
+    Flag.optional
+  ),
+  calibration: Flag.String("calibration").pipe(
+    Flag.withDescription("Calibration data: arith | program | general (built-in tasks) or a JSONL file (its calibration split)."),
+    Flag.withDefault("arith")
+  ),
+  examples: Flag.Int("examples").pipe(
+    Flag.withDescription("Calibration examples (default 64; contrastive: 10 task samples, as the reference)."),
+    Flag.optional
+  ),
+  general: Flag.String("general").pipe(
+    Flag.withDescription("contrastive only: the general text it contrasts with (a task or JSONL file)."),
+    Flag.withDefault("general")
+  ),
+  generalExamples: Flag.Int("general-examples").pipe(
+    Flag.withDescription("contrastive only: general-text samples (the reference: 1000)."),
+    Flag.withDefault(1000)
+  ),
+  topN: Flag.Int("top-n").pipe(
+    Flag.withDescription("contrastive only: size of a sample's strongly-active set (default: a tenth of the MLP width)."),
+    Flag.optional
+  ),
+  positions: Flag.Literals("positions", ["last", "all"]).pipe(
+    Flag.withDescription("contrastive only: observe each sequence's last token (the reference) or every token."),
+    Flag.withDefault("last")
+  ),
+  batchSize: Flag.Int("batch-size").pipe(Flag.withDescription("Calibration sequences per forward pass."), Flag.withDefault(16)),
+  seed: Flag.Int("seed").pipe(Flag.withDescription("Seed of built-in calibration tasks and of the random scorer."), Flag.withDefault(1)),
+  skipInvalid: Flag.Boolean("skip-invalid").pipe(
+    Flag.withDescription("Skip (and count) JSONL lines that do not parse instead of failing."),
+    Flag.withDefault(false)
+  ),
+  json: jsonFlag,
+  backend: backendFlag
+}
+
+type ScoringInput = {
+  readonly checkpoint: string
+  readonly unit: Unit
+  readonly scorer: Option.Option<string>
+  readonly calibration: string
+  readonly examples: Option.Option<number>
+  readonly general: string
+  readonly generalExamples: number
+  readonly topN: Option.Option<number>
+  readonly positions: "last" | "all"
+  readonly batchSize: number
+  readonly seed: number
+  readonly skipInvalid: boolean
+}
+
+/**
+ * Loads the checkpoint (disposed when the command's scope closes, whichever model is current
+ * then) and its tokenizer, and the calibration data the scorer needs.
+ */
+export const prepareScoring = Effect.fnUntraced(function*(input: ScoringInput) {
+  yield* Compute // the backend is initialised before any tensor exists
+  const scorer = yield* checkScorer(input.unit, Option.getOrElse(input.scorer, () => defaultScorer[input.unit]))
+  const tokenizer = yield* loadTokenizer(input.checkpoint)
+  const checkpoint = yield* loadCheckpoint(input.checkpoint)
+  const current: { model: Model } = { model: checkpoint }
+  yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(current.model.config, current.model.params)))
+  const examples = Option.getOrUndefined(input.examples)
+  const data = yield* loadCalibration(tokenizer, scorer, {
+    task: datasetRef(input.calibration, input.seed, input.skipInvalid),
+    general: datasetRef(input.general, input.seed, input.skipInvalid),
+    generalExamples: input.generalExamples,
+    batchSize: input.batchSize,
+    maxSeqLen: checkpoint.config.maxPositionEmbeddings,
+    ...(examples !== undefined ? { examples } : {})
+  })
+  const topN = Option.getOrUndefined(input.topN)
+  const options: ScoreOptions = {
+    seed: input.seed,
+    contrastive: {
+      positions: input.positions,
+      generalSamples: input.generalExamples,
+      ...(examples !== undefined ? { taskSamples: examples } : {}),
+      ...(topN !== undefined ? { topN } : {})
+    }
+  }
+  return { scorer, checkpoint, current, data, options }
+})
+
+const unitLabel: Record<Unit, string> = { neurons: "MLP neurons", heads: "key/value groups", layers: "decoder blocks" }
+
+/** "512" or "512, 384, ..." when layers differ. */
+export const widthsText = (config: ModelConfig, unit: Unit): string => {
+  if (unit === "layers") return String(config.layers.length)
+  const widths = config.layers.map((l) => (unit === "neurons" ? l.intermediateSize : l.numKeyValueHeads))
+  return widths.every((w) => w === widths[0]) ? `${widths[0]} per layer` : widths.join(", ")
+}
+
+const headsText = (config: ModelConfig) => {
+  const l = config.layers[0]
+  return `${l.numHeads} query / ${l.numKeyValueHeads} key-value heads of size ${config.headDim}`
+}
+
+const number = (n: number) => n.toLocaleString("en-US")
+
+/** A description of the data a score was computed on. */
+export const dataText = (scores: Scores, calibration: string): string =>
+  scores.scorer === "random" ? "no data" : `${number(scores.samples)} calibration sequences of ${calibration}` +
+    (scores.scorer === "contrastive" ? " and general text" : "") + `, ${number(scores.tokens)} tokens`
+
+export const pruneCommand = Command.make(
+  "prune",
+  {
+    checkpoint: checkpointArgument,
+    out: Flag.String("out").pipe(Flag.withDescription("Folder to write the pruned checkpoint to.")),
+    target: Flag.Finite("target").pipe(
+      Flag.withDescription(
+        "Fraction to keep, in (0, 1]: of each layer's MLP neurons, of each layer's key/value groups (rounded to a " +
+          "legal count, at least one) or of the decoder blocks."
+      )
+    ),
+    ...scoringFlags,
+    replace: Flag.Boolean("replace").pipe(Flag.withDescription("Replace --out if it exists."), Flag.withDefault(false))
+  },
+  Effect.fnUntraced(function*(input) {
+    // Cheap checks first: a scoring pass can take minutes on a large model.
+    yield* checkFraction(input.target)
+    if (!input.replace && existsSync(input.out)) {
+      return yield* new TargetExists({
+        path: input.out,
+        message: `${input.out} already exists; refusing to overwrite it (choose another --out, or add --replace).`
+      })
+    }
+    const { checkpoint, current, data, options, scorer } = yield* prepareScoring(input)
+    const started = performance.now()
+    const result = yield* pruneOnce(
+      checkpoint.config,
+      checkpoint.params,
+      { unit: input.unit, scorer, target: { kind: "fraction", keep: input.target } },
+      data,
+      { score: options }
+    )
+    current.model = result.model
+    const seconds = (performance.now() - started) / 1000
+    yield* saveLike(checkpoint, result.model, input.out, input.replace)
+    const { before, after } = result
+    if (input.json) {
+      yield* Console.log(JSON.stringify(
+        {
+          checkpoint: input.checkpoint,
+          out: input.out,
+          unit: input.unit,
+          scorer,
+          target: input.target,
+          calibration: { task: input.calibration, samples: result.scores.samples, tokens: result.scores.tokens },
+          seconds,
+          before: { ...before, layers: checkpoint.config.layers },
+          after: { ...after, layers: result.model.config.layers },
+          kept: result.plan.keep
+        },
+        null,
+        2
+      ))
+      return
+    }
+    yield* Console.log(
+      `pruned ${unitLabel[input.unit]} of ${input.checkpoint} with the ${scorer} scorer ` +
+        `(${dataText(result.scores, input.calibration)}) in ${seconds.toFixed(2)} s`
+    )
+    yield* Console.log(
+      `${unitLabel[input.unit]}: ${widthsText(checkpoint.config, input.unit)} → ${widthsText(result.model.config, input.unit)}` +
+        (input.unit === "heads" ? ` (${headsText(result.model.config)}, hidden size ${result.model.config.hiddenSize})` : "")
+    )
+    yield* Console.log(countsText(before, after))
+    yield* Console.log(`saved ${input.out}`)
+  }, Effect.scoped)
+).pipe(
+  Command.withDescription(
+    "One-shot structured pruning: score MLP neurons, key/value groups or decoder blocks on calibration data, keep the " +
+      "best fraction (uniform per layer) and save a checkpoint that loads like the original."
+  ),
+  Command.withExamples([
+    { command: "simmer prune models/base --out pruned --target 0.75", description: "Keep 3/4 of the MLP neurons of every layer" },
+    {
+      command: "simmer prune models/base --out pruned --unit heads --target 0.5 --calibration program",
+      description: "Keep half the key/value groups, scored on the program task"
+    },
+    {
+      command: "simmer prune ./ckpt --out ./small --unit layers --target 0.75 --scorer skip-loss --calibration gsm8k.jsonl",
+      description: "Drop the quarter of the blocks whose removal costs least loss"
+    }
+  ])
+)
+
+export const countsText = (before: ParamCounts, after: ParamCounts): string =>
+  `parameters: ${number(before.total)} → ${number(after.total)} (${((after.total / before.total) * 100).toFixed(1)}%), ` +
+  `non-embedding ${number(before.nonEmbedding)} → ${number(after.nonEmbedding)} ` +
+  `(${((after.nonEmbedding / before.nonEmbedding) * 100).toFixed(1)}%)`
+
+/** Saves a model next to the checkpoint it came from: same config keys, dtype, generation config and tokenizer files. */
+const saveLike = (original: LoadedCheckpoint, model: Model, out: string, replace: boolean) =>
+  saveCheckpoint(out, {
+    config: model.config,
+    hfConfig: original.hfConfig,
+    params: model.params,
+    dtype: original.dtype,
+    ...(original.generationConfig !== undefined ? { generationConfig: original.generationConfig } : {}),
+    extraFiles: original.files.tokenizer,
+    onExisting: replace ? "replace" : "fail"
+  })
+

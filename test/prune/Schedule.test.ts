@@ -1,0 +1,112 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { countParams } from "../../src/model/Params.ts"
+import { InvalidPruneRequest } from "../../src/prune/Errors.ts"
+import { keptAfterEach, type PruneSchedule, removedAt, scheduleLayers, targetCounts } from "../../src/prune/Schedule.ts"
+import type { NeuronScores } from "../../src/prune/Scores.ts"
+import { keepCount, keepHighest, selectFraction, selectGlobal, selectUniform } from "../../src/prune/Select.ts"
+import { tinyConfig } from "../helpers/backend.ts"
+
+describe("schedules", () => {
+  it("constant steps: the paper's fixed number per iteration, the last one takes the rest", () => {
+    expect(keptAfterEach({ kind: "constant", step: 1000 }, 11008, 6000)).toEqual([10008, 9008, 8008, 7008, 6008, 6000])
+    expect(removedAt({ kind: "constant", step: 1000 }, 11008, 6000, 1)).toBe(1000)
+    expect(removedAt({ kind: "constant", step: 1000 }, 11008, 6000, 6)).toBe(8)
+    expect(removedAt({ kind: "constant", step: 1000 }, 11008, 6000, 7)).toBe(0)
+  })
+
+  it("linear: N equal steps; cubic: large steps first, small ones last; one-shot: all at once", () => {
+    expect(keptAfterEach({ kind: "linear", iterations: 4 }, 100, 60)).toEqual([90, 80, 70, 60])
+    const cubic = keptAfterEach({ kind: "cubic", iterations: 4 }, 100, 36)
+    expect(cubic).toEqual([100 - Math.round(64 * (1 - 0.75 ** 3)), 100 - 56, 100 - 63, 36])
+    const steps = cubic.map((k, i) => (i === 0 ? 100 : cubic[i - 1]) - k)
+    expect(steps).toEqual([...steps].sort((a, b) => b - a))
+    expect(keptAfterEach({ kind: "one-shot" }, 100, 36)).toEqual([36])
+  })
+
+  it("every schedule is non-increasing and ends exactly at the target", () => {
+    const schedules: Array<PruneSchedule> = [
+      { kind: "constant", step: 7 },
+      { kind: "linear", iterations: 9 },
+      { kind: "cubic", iterations: 9 },
+      { kind: "one-shot" }
+    ]
+    for (const schedule of schedules) {
+      for (const [start, end] of [[512, 256], [24, 23], [13, 1]]) {
+        const kept = keptAfterEach(schedule, start, end)
+        expect(kept.at(-1)).toBe(end)
+        kept.forEach((k, i) => expect(k).toBeLessThanOrEqual(i === 0 ? start : kept[i - 1]))
+        const removed = kept.map((_, i) => removedAt(schedule, start, end, i + 1)).reduce((a, b) => a + b, 0)
+        expect(removed).toBe(start - end)
+      }
+      expect(keptAfterEach(schedule, 10, 10)).toEqual([])
+    }
+  })
+
+  it("schedules every layer from its own width", () => {
+    expect(scheduleLayers({ kind: "constant", step: 2 }, [8, 6], [4, 4])).toEqual([[6, 4], [4, 4]])
+  })
+})
+
+describe("targets", () => {
+  const config = tinyConfig({}, { numLayers: 4, intermediateSize: 64, numHeads: 4, numKeyValueHeads: 4 })
+  const counts = (unit: "neurons" | "heads" | "layers", target: Parameters<typeof targetCounts>[2]) =>
+    Effect.runSync(targetCounts(config, unit, target))
+
+  it("a fraction of units rounds to a legal count per layer", () => {
+    expect(counts("neurons", { kind: "fraction", keep: 0.75 })).toEqual([48, 48, 48, 48])
+    expect(counts("heads", { kind: "fraction", keep: 0.6 })).toEqual([2, 2, 2, 2])
+    expect(counts("heads", { kind: "fraction", keep: 0.01 })).toEqual([1, 1, 1, 1])
+    expect(counts("layers", { kind: "fraction", keep: 0.5 })).toEqual([2])
+    expect(counts("neurons", { kind: "units", keep: 1000 })).toEqual([64, 64, 64, 64])
+  })
+
+  it("a parameter fraction lands as close as whole units allow", () => {
+    const total = countParams(config).total
+    const keep = counts("neurons", { kind: "parameters", keep: 0.8 })[0]
+    const size = (k: number) =>
+      countParams({ ...config, layers: config.layers.map((l) => ({ ...l, intermediateSize: k })) }).total
+    const perNeuron = size(64) - size(63)
+    expect(Math.abs(size(keep) - 0.8 * total)).toBeLessThanOrEqual(perNeuron * 4 / 2 + 1)
+  })
+
+  it("unreachable or nonsensical targets are InvalidPruneRequest", () => {
+    for (const [unit, target] of [
+      ["neurons", { kind: "parameters", keep: 0.2 }],
+      ["neurons", { kind: "fraction", keep: 0 }],
+      ["heads", { kind: "fraction", keep: 1.5 }],
+      ["layers", { kind: "units", keep: 0 }]
+    ] as const) {
+      const error = Effect.runSync(Effect.flip(targetCounts(config, unit, target)))
+      expect(error).toBeInstanceOf(InvalidPruneRequest)
+    }
+  })
+})
+
+describe("selection", () => {
+  const scores = (perLayer: Array<Array<number>>): NeuronScores => ({
+    unit: "neurons",
+    scorer: "activation",
+    perLayer: perLayer.map((v) => Float64Array.from(v)),
+    samples: 0,
+    tokens: 0
+  })
+
+  it("keeps the highest scores, in index order; ties remove the lower index first; NaN goes first", () => {
+    expect(keepHighest([0.5, 0.1, 0.9, 0.3], 2)).toEqual([0, 2])
+    expect(keepHighest([1, 1, 1, 1], 3)).toEqual([1, 2, 3])
+    expect(keepHighest([NaN, -5, 1], 2)).toEqual([1, 2])
+    expect(keepCount(24, 0.75)).toBe(18)
+    expect(keepCount(3, 0.1)).toBe(1)
+  })
+
+  it("uniform keeps the same count per layer, global ranks across layers but never empties a layer", () => {
+    const s = scores([[5, 6, 7, 8], [0.1, 0.2, 0.3, 0.4]])
+    expect(selectUniform(s, 2)).toEqual({ unit: "neurons", keep: [[2, 3], [2, 3]] })
+    expect(selectGlobal(s, 4)).toEqual({ unit: "neurons", keep: [[1, 2, 3], [3]] })
+    expect(Effect.runSync(selectFraction(tinyConfig({}, { intermediateSize: 4 }), s, 0.5, "global"))).toEqual({
+      unit: "neurons",
+      keep: [[1, 2, 3], [3]]
+    })
+  })
+})
