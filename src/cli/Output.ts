@@ -12,7 +12,11 @@ export const ExitCode = {
   /** Bad input: a missing or malformed checkpoint, plan, dataset or flag. */
   failure: 1,
   /** Internal error: a bug in simmer (please report it with the message). */
-  defect: 70
+  defect: 70,
+  /** Stopped by SIGTERM/SIGINT with its state saved: `simmer resume <run>` continues (EX_TEMPFAIL). */
+  preempted: 75,
+  /** Interrupted outside a run (nothing to resume). */
+  interrupted: 130
 } as const
 
 /** Logs go to stderr as plain lines, so stdout carries only results. */
@@ -37,7 +41,7 @@ export const reportFailure = <A, E, R>(program: Effect.Effect<A, E, R>): Effect.
     Effect.catchCause((cause) =>
       Effect.gen(function*() {
         if (Cause.hasInterruptsOnly(cause)) {
-          process.exitCode = 130
+          process.exitCode = ExitCode.interrupted
           return
         }
         const error = Cause.squash(cause)

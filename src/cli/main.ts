@@ -1,6 +1,7 @@
 /**
  * The `simmer` command line: the composition root. It merges the commands, provides the live
- * layers (compute backend chosen by --backend, Node platform services, stderr logging) and
+ * layers (compute backend chosen by --backend or the plan, run store, datasets, Node platform
+ * services, stderr logging) and
  * runs with NodeRuntime, which turns SIGINT/SIGTERM into interruption so finalizers run.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
@@ -8,16 +9,25 @@ import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
+import { RunStoreLive } from "../../layers/RunStore.ts"
+import { demoCommand } from "./DemoCommand.ts"
 import { evalCommand } from "./EvalCommand.ts"
 import { generateCommand } from "./GenerateCommand.ts"
 import { inspectCommand } from "./InspectCommand.ts"
-import { reportFailure, stderrLogger } from "./Output.ts"
+import { ExitCode, reportFailure, stderrLogger } from "./Output.ts"
+import { planCommand } from "./PlanCommand.ts"
+import { resumeCommand, type RunLayers, runCommand } from "./RunCommands.ts"
+import { pruneCommand } from "./PruneCommand.ts"
+import { reportCommand } from "./ReportCommand.ts"
+import { scoreCommand } from "./ScoreCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
 
 /** Provides Compute to a command from its --backend flag. */
 const withCompute = <Name extends string, I extends { readonly backend: Option.Option<string> }, CI, E, R>(
   command: Command.Command<Name, I, CI, E, R>
 ) => command.pipe(Command.provide((input: I) => ComputeLive(Option.getOrUndefined(input.backend))))
+
+const runLayers: RunLayers = { compute: ComputeLive, store: RunStoreLive }
 
 const simmer = Command.make("simmer").pipe(
   Command.withDescription(
@@ -28,6 +38,13 @@ const simmer = Command.make("simmer").pipe(
     inspectCommand.pipe(withCompute),
     generateCommand.pipe(withCompute),
     evalCommand.pipe(withCompute),
+    scoreCommand.pipe(withCompute),
+    pruneCommand.pipe(withCompute),
+    planCommand,
+    runCommand(runLayers),
+    resumeCommand(runLayers),
+    demoCommand(runLayers),
+    reportCommand,
     trainBaseCommand.pipe(withCompute)
   ])
 )
@@ -39,4 +56,9 @@ const main = Command.run(simmer, { version: "0.1.0" }).pipe(
   Effect.provide(stderrLogger)
 )
 
-NodeRuntime.runMain(main, { disableErrorReporting: true })
+NodeRuntime.runMain(main, {
+  disableErrorReporting: true,
+  // An interrupted run that saved its state exits with its own code (see Output.ExitCode).
+  teardown: (exit, onExit) =>
+    onExit(exit._tag === "Success" ? Number(process.exitCode ?? 0) : process.exitCode === ExitCode.preempted ? ExitCode.preempted : ExitCode.interrupted)
+})

@@ -20,12 +20,11 @@ import { disposeParams, paramSpecs } from "../model/Params.ts"
 import { disposeAdamW } from "../tune/AdamW.ts"
 import type { TrainerState } from "../tune/Trainer.ts"
 import { RunStore, type StageContent } from "../services/RunStore.ts"
-import { type EvaluationSetup, evaluateModel } from "./Evaluation.ts"
 import { failedGates } from "./Gates.ts"
-import type { Model, ModelState } from "./ModelState.ts"
-import type { Plan, Unit } from "./Plan.ts"
+import type { Model, ModelState, Stage } from "./ModelState.ts"
+import { type Plan, planUnitsOf, type Unit } from "./Plan.ts"
 import type { DatasetScore, Strategy } from "./RunEvent.ts"
-import { finalCounts, halfStep, planUnits, scheduledCounts, unitCounts } from "./Targets.ts"
+import { finalCounts, halfStep, scheduledCounts, unitCounts } from "./Targets.ts"
 import { tune, type TuningSetup } from "./Tuning.ts"
 
 export class GateFailed extends Schema.TaggedError<GateFailed>()("GateFailed", {
@@ -37,7 +36,7 @@ export class GateFailed extends Schema.TaggedError<GateFailed>()("GateFailed", {
 /** Prunes a model to the given units per layer of one kind; the input model stays valid. */
 export type PruneFn<E, R> = (model: Model, unit: Unit, keep: ReadonlyArray<number>, iteration: number) => Effect.Effect<Model, E, R>
 
-export interface LoopSetup<EP, RP, EG, RG> {
+export interface LoopSetup<EP, RP, EG, RG, EE = never, RE = never, ES = never, RS = never> {
   readonly plan: Plan
   readonly strategy: Strategy
   /** How checkpoints are written: the original folder's config and files. */
@@ -46,9 +45,12 @@ export interface LoopSetup<EP, RP, EG, RG> {
   readonly originalMetrics: Readonly<Record<string, DatasetScore>>
   /** Original shape: the schedule runs from here to the target. */
   readonly original: Model
-  readonly evaluation: EvaluationSetup
+  /** The metrics of a state (the evaluate stage; see Evaluation.evaluateModel). */
+  readonly evaluate: (state: ModelState) => Effect.Effect<Record<string, DatasetScore>, EE, RE>
   readonly tuning: TuningSetup<EG, RG>
   readonly prune: PruneFn<EP, RP>
+  /** A user stage run on every tuned model before it is evaluated (e.g. quantization). */
+  readonly afterTune?: Stage<ES, RS>
   readonly onTuneStep?: (step: number, steps: number, loss: number) => void
 }
 
@@ -101,11 +103,14 @@ const resumeInfo = (strategy: Strategy, candidate: ModelState, goal: Goal, train
   cursor: trainer.cursor
 })
 
-export const runLoop = <EP, RP, EG, RG>(setup: LoopSetup<EP, RP, EG, RG>, start: LoopStart) =>
+export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS = never>(
+  setup: LoopSetup<EP, RP, EG, RG, EE, RE, ES, RS>,
+  start: LoopStart
+) =>
   Stream.unwrap(Effect.gen(function*() {
     const store = yield* RunStore
     const { plan, strategy } = setup
-    const units = planUnits(plan)
+    const units = planUnitsOf(plan)
     const final = finalCounts(setup.original.config, plan)
     const initial = countsOf(setup.original, units)
     const oneShot = strategy !== "ptl"
@@ -194,12 +199,13 @@ export const runLoop = <EP, RP, EG, RG>(setup: LoopSetup<EP, RP, EG, RG>, start:
                 )
             })
             disposeAdamW(optimizer)
-            const next: Cursor = { kind: "evaluate", candidate: tuned, goal: cursor.goal }
-            return [tuned, next] as const
+            const finished = setup.afterTune === undefined ? tuned : yield* setup.afterTune(tuned)
+            const next: Cursor = { kind: "evaluate", candidate: finished, goal: cursor.goal }
+            return [finished, next] as const
           }
           case "evaluate": {
             const started = performance.now()
-            const metrics = yield* evaluateModel(setup.evaluation, cursor.candidate)
+            const metrics = yield* setup.evaluate(cursor.candidate)
             const evaluated: ModelState = {
               ...cursor.candidate,
               phase: "evaluated",
@@ -217,7 +223,8 @@ export const runLoop = <EP, RP, EG, RG>(setup: LoopSetup<EP, RP, EG, RG>, start:
               const stage = yield* store.saveStage(stageName(strategy, candidate.iteration), { ...setup.stageTemplate, ...candidate.model })
               yield* store.markAccepted({ stage, iteration: candidate.iteration, strategy })
               yield* store.clearResume
-              if (accepted !== start.accepted || acceptedStage !== start.acceptedStage) dispose(accepted)
+              // The original stays alive for the baselines that start from it; any other accepted model is superseded.
+              if (accepted !== setup.original) dispose(accepted)
               accepted = candidate.model
               acceptedStage = stage
               const done = atTarget() || candidate.iteration >= maxIterations

@@ -7,6 +7,7 @@ import { Effect, Result, Schema } from "effect"
 import { readFile } from "node:fs/promises"
 import { isMap, isSeq, LineCounter, parseDocument } from "yaml"
 import { schemaProblems } from "../io/Errors.ts"
+import { defaultScorer, scorersFor } from "../prune/Scores.ts"
 import { DatasetRef } from "../services/Datasets.ts"
 
 const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
@@ -18,7 +19,6 @@ export const Units = ["neurons", "heads", "layers"] as const
 export type Unit = (typeof Units)[number]
 export const Unit = Schema.Literals(Units)
 
-export const Scorers = ["activation", "contrastive", "taylor", "wanda", "random"] as const
 export const ScheduleKinds = ["constant", "linear", "cubic", "one-shot"] as const
 
 /** How small the model must become: a fraction of its non-embedding parameters, or units per layer. */
@@ -72,7 +72,8 @@ export const Plan = Schema.Struct({
   unit: Schema.Union([Unit, Schema.NonEmptyArray(Unit)]).pipe(withDefault("neurons")),
   iterations: PositiveInt.pipe(withDefault(8)),
   schedule: Schema.Literals(ScheduleKinds).pipe(withDefault("constant")),
-  scorer: Schema.Literals(Scorers).pipe(withDefault("contrastive")),
+  /** Importance scorer; by default the unit's own (see `simmer prune --help`). */
+  scorer: Schema.optionalKey(Schema.String),
   data: Schema.Struct({
     /** Datasets the tuner trains on (mixed). */
     tune: Schema.NonEmptyArray(DatasetRef),
@@ -95,6 +96,11 @@ export const Plan = Schema.Struct({
   backend: Schema.Literals(["auto", "tensorflow", "wasm", "cpu"]).pipe(withDefault("auto"))
 })
 export type Plan = typeof Plan.Type
+
+export const planUnitsOf = (plan: Plan): ReadonlyArray<Unit> => (typeof plan.unit === "string" ? [plan.unit] : plan.unit)
+
+/** The scorer used for `unit`: the plan's, else the unit's default. */
+export const scorerFor = (plan: Plan, unit: Unit): string => plan.scorer ?? defaultScorer[unit]
 
 export class InvalidPlan extends Schema.TaggedError<InvalidPlan>()("InvalidPlan", {
   path: Schema.String,
@@ -133,7 +139,14 @@ export const parsePlan = (text: string, path: string): Effect.Effect<Plan, Inval
   }
   if (!isMap(doc.contents) && !isSeq(doc.contents)) return fail(["the plan must be a mapping of keys (model:, target:, data:, ...)"])
   const decoded = decodePlan(doc.toJS(), { errors: "all" })
-  if (Result.isSuccess(decoded)) return Effect.succeed(decoded.success)
+  if (Result.isSuccess(decoded)) {
+    const plan = decoded.success
+    const wrong = plan.scorer === undefined ? [] : planUnitsOf(plan).filter((unit) => !scorersFor[unit].includes(plan.scorer!))
+    if (wrong.length === 0) return Effect.succeed(plan)
+    const line = lineOf(doc, counter, ["scorer"])
+    return fail(wrong.map((unit) =>
+      `${line !== undefined ? `line ${line}: ` : ""}scorer: "${plan.scorer}" cannot score ${unit}; choose one of ${scorersFor[unit].join(", ")}`))
+  }
   const issues = schemaProblems(decoded.failure)
   return fail(issues.map((problem) => {
     const keyPath = problem.includes(": ") ? problem.slice(0, problem.indexOf(": ")) : ""

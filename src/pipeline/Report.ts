@@ -201,7 +201,7 @@ const header = (model: ReportModel): string => {
       ...model.perplexity.map((d) => `<td class="num">${metricChange(s.originalMetrics[d], s.final.metrics[d], "perplexity")}</td>`),
       `<td class="num">${tokens > 0 ? human(tokens) : "—"}</td>`,
       `<td class="num">${stageSeconds > 0 ? duration(stageSeconds) : "—"}${
-        s.wallSeconds !== undefined ? ` <span class="pct">(wall ${duration(s.wallSeconds)})</span>` : ""
+        s.wallSeconds !== undefined && s.wallSeconds > 0 ? ` <span class="pct">(wall ${duration(s.wallSeconds)})</span>` : ""
       }</td>`
     ]
     return `<tr>${cells.join("")}</tr>`
@@ -340,8 +340,9 @@ const lossPlots = (model: ReportModel): string => {
     const nonFinite = raw.filter((p) => !Number.isFinite(p.y)).length
     const steps = raw.length
     const drawn = downsample(raw, 1500)
-    const window = Math.max(1, Math.round(steps / 60))
-    const series: Array<LineSeries> = steps >= 50
+    // Per-step losses are noisy: above ~180 steps a moving average carries the trend.
+    const window = Math.round(steps / 60)
+    const series: Array<LineSeries> = window >= 3
       ? [
         { label: `${s.label} (per step)`, color: style.color, points: drawn, width: 1, opacity: 0.3, hideInLegend: true },
         {
@@ -360,7 +361,7 @@ const lossPlots = (model: ReportModel): string => {
       rules: rules.slice(1),
       bands,
       bandLegend: "rolled back",
-      // Marked on the top edge from the raw steps (the averages skip them).
+      // Marked above the plot from the raw steps (the averages skip them).
       nonFinite: raw.filter((p) => !Number.isFinite(p.y)).slice(0, 500).map((p) => ({ x: p.x, title: p.title ?? "" })),
       nonFiniteLegend: "loss NaN or infinite",
       emptyText: "every logged loss is NaN or infinite"
@@ -441,13 +442,11 @@ const iterationTable = (s: Series): string => {
   ])
   const head = [
     "Iteration",
-    "Try",
+    "Attempt",
     "Outcome",
     "Pruned",
-    "Parameters",
-    "% of original",
-    "Non-embedding",
-    "% of original",
+    "Parameters (of original)",
+    "Non-embedding (of original)",
     ...metricColumns.map((c) => c.head),
     "Tuning steps",
     "Tuning tokens",
@@ -468,10 +467,10 @@ const iterationTable = (s: Series): string => {
         r.outcome === "in progress" ? ` <span class="pct">(${esc(r.lastPhase)})</span>` : ""
       }</td>`,
       `<td class="num">${pruned}</td>`,
-      `<td class="num" title="${esc(count(r.parameters.total))}">${human(r.parameters.total)}</td>`,
-      `<td class="num">${percent(percentOf(r.parameters.total, s.original.total))}</td>`,
-      `<td class="num" title="${esc(count(r.parameters.nonEmbedding))}">${human(r.parameters.nonEmbedding)}</td>`,
-      `<td class="num">${percent(percentOf(r.parameters.nonEmbedding, s.original.nonEmbedding))}</td>`,
+      `<td class="num" title="${esc(count(r.parameters.total))}">${human(r.parameters.total)} ` +
+      `<span class="pct">(${percent(percentOf(r.parameters.total, s.original.total))})</span></td>`,
+      `<td class="num" title="${esc(count(r.parameters.nonEmbedding))}">${human(r.parameters.nonEmbedding)} ` +
+      `<span class="pct">(${percent(percentOf(r.parameters.nonEmbedding, s.original.nonEmbedding))})</span></td>`,
       ...metricColumns.map((c) => `<td class="num">${esc(c.cell(r))}</td>`),
       `<td class="num">${r.tune !== undefined ? count(r.tune.steps) : ""}</td>`,
       `<td class="num">${r.tune !== undefined ? human(r.tune.tokens) : ""}</td>`,
@@ -500,7 +499,7 @@ const plans = (model: ReportModel): string => {
 const css = `
 :root { color-scheme: light; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #1b1b1b;
-  background: #fafafa; margin: 0; padding: 24px 32px 48px; }
+  background: #fafafa; margin: 0; padding: 20px 24px 48px; }
 h1 { font-size: 22px; margin: 0 0 8px; }
 h2 { font-size: 18px; margin: 32px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 20px 0 6px; }
@@ -510,11 +509,13 @@ dl.facts dt { color: #555; } dl.facts dd { margin: 0; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; background: #fff; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; vertical-align: top; }
-thead th { background: #f0f0f0; text-align: left; font-weight: 600; white-space: nowrap; }
+thead th { background: #f0f0f0; text-align: left; font-weight: 600; vertical-align: bottom; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.message { max-width: 28em; color: #444; }
+td.message { min-width: 18em; max-width: 32em; color: #444; }
+tbody th { text-align: left; white-space: nowrap; font-weight: 600; }
 tr.rolled-back td { background: #f6f6f6; color: #666; }
-.pct, .delta { color: #666; }
+.pct, .delta { color: #666; white-space: nowrap; }
+table.summary td.num { white-space: normal; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px; white-space: nowrap; }
 .badge.original { background: #e8e8e8; }
 .badge.accepted { background: #d8ecf7; color: #004a75; }
@@ -522,9 +523,9 @@ tr.rolled-back td { background: #f6f6f6; color: #666; }
 .badge.interrupted { background: #f3e0ec; color: #6d2a55; }
 .badge.in-progress { background: #fff4c7; color: #5c4b00; }
 .figures { display: flex; flex-wrap: wrap; gap: 16px; }
-figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: 8px; }
+figure { box-sizing: border-box; margin: 0; background: #fff; border: 1px solid #ddd; padding: 8px; flex: 0 1 540px; min-width: 320px; }
 figcaption { margin: 0 0 4px; font-size: 13px; }
-svg.plot { display: block; max-width: 100%; height: auto; }
+svg.plot { display: block; width: 100%; height: auto; }
 svg text { font-family: inherit; fill: #222; }
 svg .tick { font-size: 11px; fill: #444; }
 svg .label { font-size: 12px; }

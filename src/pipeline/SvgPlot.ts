@@ -59,8 +59,9 @@ export interface DomainOptions {
 export const niceDomain = (values: ReadonlyArray<number>, options: DomainOptions = {}): Domain => {
   const xs = values.filter(finite)
   if (options.include !== undefined) xs.push(options.include)
-  let lo = xs.length > 0 ? Math.min(...xs) : 0
-  let hi = xs.length > 0 ? Math.max(...xs) : 1
+  // A loop, not Math.min(...xs): spreading a long array overflows the call stack.
+  let lo = xs.length > 0 ? xs.reduce((a, b) => Math.min(a, b)) : 0
+  let hi = xs.length > 0 ? xs.reduce((a, b) => Math.max(a, b)) : 1
   if (hi - lo < 1e-12 * Math.max(1, Math.abs(hi))) {
     const pad = lo === 0 ? 1 : Math.abs(lo) * 0.05
     lo -= pad
@@ -195,7 +196,7 @@ export interface LineChart {
   /** Shaded x ranges, e.g. tuning that was rolled back. */
   readonly bands?: ReadonlyArray<Band>
   readonly bandLegend?: string
-  /** x positions of values that are not finite (NaN/∞), drawn as crosses on the top edge instead of dropped silently. */
+  /** x positions of values that are not finite (NaN/∞), drawn as crosses above the plot area instead of dropped silently. */
   readonly nonFinite?: ReadonlyArray<{ readonly x: number; readonly title: string }>
   readonly nonFiniteLegend?: string
   readonly emptyText: string
@@ -247,7 +248,10 @@ const axes = (
   return parts.join("")
 }
 
+/** Bare axes and a sentence: ticks over no data would suggest a scale that means nothing. */
 const emptyMessage = (plot: Plot, text: string): string =>
+  `<line x1="${plot.left}" x2="${plot.right}" y1="${plot.bottom}" y2="${plot.bottom}" class="axis"/>` +
+  `<line x1="${plot.left}" x2="${plot.left}" y1="${plot.top}" y2="${plot.bottom}" class="axis"/>` +
   `<text x="${r((plot.left + plot.right) / 2)}" y="${r((plot.top + plot.bottom) / 2)}" class="empty" text-anchor="middle">${escapeHtml(text)}</text>`
 
 /** A line chart; a series' line breaks wherever x or y is not finite. */
@@ -267,7 +271,8 @@ export const lineChart = (spec: LineChart): string => {
   const nonFinite = (spec.nonFinite ?? []).filter((p) => finite(p.x))
   if (nonFinite.length > 0) items.push({ label: spec.nonFiniteLegend ?? "not finite (NaN/∞)", color: "#D55E00", kind: "line", marker: "cross" })
   const leg = legend(items, 56, 8, width - 70)
-  const plot: Plot = { left: 62, right: width - 16, top: 14 + leg.height + 6, bottom: height - 44 }
+  // Non-finite values get a strip of their own above the plot area, clear of the data.
+  const plot: Plot = { left: 62, right: width - 16, top: 14 + leg.height + (nonFinite.length > 0 ? 16 : 6), bottom: height - 44 }
   const points = spec.series.flatMap((s) => s.points)
   const finitePoints = points.filter((p) => finite(p.x) && finite(p.y))
   const xValues = [...points.map((p) => p.x), ...(spec.rules ?? []).map((v) => v.x), ...nonFinite.map((p) => p.x)]
@@ -277,7 +282,6 @@ export const lineChart = (spec: LineChart): string => {
   const sy = linear(yDomain, plot.bottom, plot.top)
   const parts: Array<string> = [leg.svg]
   if (finitePoints.length === 0) {
-    parts.push(axes(plot, undefined, { axis: spec.y, domain: yDomain, scale: sy }, height))
     parts.push(emptyMessage(plot, spec.emptyText))
     return frame(width, height, spec.ariaLabel, parts.join(""))
   }
@@ -323,7 +327,7 @@ export const lineChart = (spec: LineChart): string => {
     }
   }
   for (const p of nonFinite) {
-    if (inX(p.x)) parts.push(marker("cross", sx(p.x), plot.top + 4, "#D55E00", 3.5, p.title))
+    if (inX(p.x)) parts.push(marker("cross", sx(p.x), plot.top - 8, "#D55E00", 3.5, p.title))
   }
   return frame(width, height, spec.ariaLabel, parts.join(""))
 }
@@ -369,7 +373,6 @@ export const stackedBarChart = (spec: BarChart): string => {
   const sy = linear(yDomain, plot.bottom, plot.top)
   const parts: Array<string> = [leg.svg]
   if (spec.bars.length === 0 || totals.every((t) => t === 0)) {
-    parts.push(axes(plot, undefined, { axis: spec.y, domain: yDomain, scale: sy }, height))
     parts.push(emptyMessage(plot, spec.emptyText))
     return frame(width, height, spec.ariaLabel, parts.join(""))
   }

@@ -8,7 +8,7 @@
  */
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams } from "../model/Params.ts"
-import type { Plan, Unit } from "./Plan.ts"
+import { type Plan, planUnitsOf, type Unit } from "./Plan.ts"
 
 /** Units per layer of each kind (for layers: one entry, the number of blocks). */
 export const unitCounts = (config: ModelConfig, unit: Unit): Array<number> =>
@@ -28,13 +28,11 @@ export const reshaped = (config: ModelConfig, unit: Unit, keep: ReadonlyArray<nu
   }
 }
 
-export const planUnits = (plan: Plan): ReadonlyArray<Unit> => (typeof plan.unit === "string" ? [plan.unit] : plan.unit)
-
 const keepFraction = (count: number, f: number) => Math.max(1, Math.round(count * f))
 
 /** Final units per layer of every planned unit kind. */
 export const finalCounts = (config: ModelConfig, plan: Plan): Map<Unit, Array<number>> => {
-  const units = planUnits(plan)
+  const units = planUnitsOf(plan)
   const target = plan.target
   if ("perLayer" in target) {
     return new Map(units.map((unit) => {

@@ -1,0 +1,44 @@
+/**
+ * `simmer plan --example` prints a commented example plan; `simmer plan check <plan>`
+ * validates one without running it, listing every problem with its line.
+ */
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { Console, Effect } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import { planUnitsOf, readPlan, scorerFor } from "../pipeline/Plan.ts"
+import { InvalidArguments } from "./GenerateCommand.ts"
+
+export const examplePlanPath = fileURLToPath(new URL("../../plans/demo.yaml", import.meta.url))
+
+const check = Command.make(
+  "check",
+  { plan: Argument.String("plan").pipe(Argument.withDescription("The plan file to validate.")) },
+  Effect.fnUntraced(function*(input) {
+    const { plan } = yield* readPlan(input.plan)
+    const target = "parameters" in plan.target
+      ? `${(plan.target.parameters * 100).toFixed(0)}% of the non-embedding parameters`
+      : Object.entries(plan.target.perLayer).map(([u, n]) => `${n} ${u} per layer`).join(", ")
+    const units = planUnitsOf(plan).map((u) => `${u} (scorer ${scorerFor(plan, u)})`).join(", ")
+    yield* Console.log(
+      `${input.plan} is valid: ${plan.model} → ${target}, pruning ${units} over ${plan.iterations} ${plan.schedule} iterations, ` +
+        `${plan.tuner.kind} ${plan.tuner.steps} steps each${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
+    )
+  })
+).pipe(Command.withDescription("Validate a plan without running it."))
+
+export const planCommand = Command.make(
+  "plan",
+  {
+    example: Flag.Boolean("example").pipe(Flag.withDescription("Print a commented example plan."), Flag.withDefault(false))
+  },
+  Effect.fnUntraced(function*(input) {
+    if (!input.example) {
+      return yield* new InvalidArguments({ message: "Use `simmer plan --example` or `simmer plan check <plan.yaml>`." })
+    }
+    yield* Console.log(readFileSync(examplePlanPath, "utf8").trimEnd())
+  })
+).pipe(
+  Command.withDescription("Write and check plans: the model, data, target, schedule, tuner and gates of a run."),
+  Command.withSubcommands([check])
+)

@@ -1,0 +1,36 @@
+/**
+ * The prune stage of the loop: score the accepted model's units on calibration data, keep the
+ * highest-scoring ones (uniformly per layer, so the Hugging Face config stays valid) and cut
+ * the rest, leaving the accepted model intact for a rollback.
+ */
+import { Effect } from "effect"
+import type { Tokenizer } from "../io/Tokenizer.ts"
+import { calibrationBatches } from "../prune/Calibration.ts"
+import { planFor } from "../prune/Prune.ts"
+import { type CalibrationData, scoreModel } from "../prune/Scorers.ts"
+import { applyPlan } from "../prune/Surgery.ts"
+import type { Dataset } from "../services/Datasets.ts"
+import type { PruneFn } from "./Loop.ts"
+import { type Plan, scorerFor } from "./Plan.ts"
+
+/** Calibration batches: the plan's calibration datasets (calibration split) and its general text. */
+export const calibrationData = (
+  plan: Plan,
+  tokenizer: Tokenizer,
+  calibration: ReadonlyArray<Dataset>,
+  general: Dataset
+): CalibrationData => {
+  const options = { batchSize: 32, maxSeqLen: plan.tuner.maxSeqLen }
+  const perDataset = Math.max(1, Math.ceil(plan.data.calibrationExamples / calibration.length))
+  return {
+    task: calibration.flatMap((d) => calibrationBatches(tokenizer, d.take("calibration", perDataset), options)),
+    general: calibrationBatches(tokenizer, general.take("calibration", plan.data.calibrationExamples), options)
+  }
+}
+
+export const makePruneFn = (plan: Plan, data: CalibrationData): PruneFn<Effect.Error<ReturnType<typeof applyPlan>> | Effect.Error<ReturnType<typeof scoreModel>>, never> =>
+  (model, unit, keep, iteration) =>
+    Effect.gen(function*() {
+      const scores = yield* scoreModel(model.config, model.params, unit, scorerFor(plan, unit), data, { seed: plan.seed * 1009 + iteration })
+      return yield* applyPlan(model.config, model.params, planFor(scores, keep), { keepOriginal: true })
+    })
