@@ -19,13 +19,13 @@ import { pathExists, writeFileAtomically, writeFolderAtomically } from "../src/i
 import { describeCause, FileSystemError } from "../src/io/Errors.ts"
 import { readSafetensors, writeSafetensors } from "../src/io/Safetensors.ts"
 import { CorruptStage, verifyManifest, writeManifest } from "../src/pipeline/Manifest.ts"
-import { RunEvent } from "../src/pipeline/RunEvent.ts"
+import { eventLine, parseEventLog } from "../src/pipeline/EventLog.ts"
+import type { RunEvent } from "../src/pipeline/RunEvent.ts"
 import { type AcceptedPointer, type ResumeState, RunStore } from "../src/services/RunStore.ts"
 
 const fsError = (path: string, doing: string) => (cause: unknown) =>
   new FileSystemError({ path, message: `Cannot ${doing} ${path}: ${describeCause(cause)}.` })
 
-const decodeEvent = Schema.decodeUnknownResult(Schema.fromJsonString(RunEvent))
 const AcceptedPointerSchema = Schema.fromJsonString(Schema.Struct({
   stage: Schema.String,
   iteration: Schema.Int,
@@ -38,22 +38,6 @@ const readOptional = (path: string) =>
     catch: fsError(path, "read")
   })
 
-/** Parses events.ndjson; a last line without its newline is a write cut short by a crash and is dropped. */
-export const parseEvents = (path: string, text: string): Effect.Effect<Array<RunEvent>, CorruptStage> => {
-  // Whatever follows the last newline is either "" or a torn line: drop it either way.
-  const complete = text.split("\n").slice(0, -1)
-  const events: Array<RunEvent> = []
-  for (const [i, line] of complete.entries()) {
-    if (line.trim() === "") continue
-    const decoded = decodeEvent(line)
-    if (Result.isFailure(decoded)) {
-      return Effect.fail(new CorruptStage({ path, message: `${path} line ${i + 1} is not a valid event: ${decoded.failure.message}` }))
-    }
-    events.push(decoded.success)
-  }
-  return Effect.succeed(events)
-}
-
 export const RunStoreLive = (dir: string): Layer.Layer<RunStore, FileSystemError> =>
   Layer.effect(
     RunStore,
@@ -65,7 +49,7 @@ export const RunStoreLive = (dir: string): Layer.Layer<RunStore, FileSystemError
 
       const events = Effect.gen(function*() {
         const text = yield* readOptional(eventsPath)
-        return text === undefined ? [] : yield* parseEvents(eventsPath, text)
+        return text === undefined ? [] : yield* parseEventLog(eventsPath, text)
       })
       let seq = (yield* events.pipe(Effect.orElseSucceed(() => []))).length
 
@@ -75,7 +59,7 @@ export const RunStoreLive = (dir: string): Layer.Layer<RunStore, FileSystemError
             const full: RunEvent = { seq, time: new Date().toISOString(), ...event }
             const handle = await open(eventsPath, "a")
             try {
-              await handle.write(JSON.stringify(full) + "\n")
+              await handle.write(eventLine(full))
               await handle.sync()
             } finally {
               await handle.close()

@@ -10,10 +10,10 @@
  */
 import { readFile, stat } from "node:fs/promises"
 import { basename, join, resolve } from "node:path"
-import { Effect, Result, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { parse as parseYaml } from "yaml"
 import { writeFileAtomically } from "../io/AtomicWrite.ts"
-import { describeCause, errnoCode, type FileSystemError, listSome, schemaProblems } from "../io/Errors.ts"
+import { describeCause, errnoCode, type FileSystemError } from "../io/Errors.ts"
 import {
   type AttemptRow,
   buildModel,
@@ -25,7 +25,8 @@ import {
   type Series,
   stagesOf
 } from "./ReportModel.ts"
-import { RunEvent } from "./RunEvent.ts"
+import type { RunEvent } from "./RunEvent.ts"
+import { parseEventLog } from "./EventLog.ts"
 import type { DatasetScore } from "./RunEvent.ts"
 import {
   type Bar,
@@ -564,19 +565,7 @@ ${plans(model)}
 // ---------------------------------------------------------------------------------------------
 // Reading and writing run folders
 
-const decodeEvent = Schema.decodeUnknownResult(Schema.toCodecJson(RunEvent))
-
-/**
- * JSON has no NaN: the canonical codec writes "NaN"/"Infinity" strings (accepted as they are),
- * while JSON.stringify writes null. A null loss is read as NaN rather than failing the report.
- */
-const nullLossesAsNaN = (value: unknown): unknown => {
-  const tune = (value as { tune?: { losses?: unknown } } | null)?.tune
-  if (typeof tune !== "object" || tune === null || !Array.isArray(tune.losses) || !tune.losses.includes(null)) return value
-  return { ...(value as object), tune: { ...tune, losses: tune.losses.map((l: unknown) => (l === null ? "NaN" : l)) } }
-}
-
-/** Every event of an events.ndjson file, in file order; empty lines are skipped. */
+/** Every event of an events.ndjson file, in file order (see EventLog). */
 export const readEvents = Effect.fn("Report.readEvents")(function*(path: string): Effect.fn.Return<Array<RunEvent>, ReportError> {
   const text = yield* Effect.tryPromise({
     try: () => readFile(path, "utf8"),
@@ -588,32 +577,7 @@ export const readEvents = Effect.fn("Report.readEvents")(function*(path: string)
           : `Cannot read ${path}: ${describeCause(cause)}.`
       })
   })
-  const lines = text.replace(/^\uFEFF/, "").split("\n")
-  const events: Array<RunEvent> = []
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].replace(/\r$/, "")
-    if (line.trim() === "") continue
-    const bad = (problem: string) => {
-      const truncated = i === lines.length - 1 && !text.endsWith("\n")
-        ? " It is the last line and has no line end: a run killed while writing leaves such a partial line; delete it to report the rest."
-        : ""
-      return new ReportError({
-        path,
-        line: i + 1,
-        message: `${path}, line ${i + 1}: ${problem}.${truncated}`
-      })
-    }
-    let value: unknown
-    try {
-      value = JSON.parse(line)
-    } catch (cause) {
-      return yield* bad(`not valid JSON (${describeCause(cause)})`)
-    }
-    const decoded = decodeEvent(nullLossesAsNaN(value), { errors: "all" })
-    if (Result.isFailure(decoded)) return yield* bad(`not a run event: ${listSome(schemaProblems(decoded.failure), 6)}`)
-    events.push(decoded.success)
-  }
-  return events
+  return yield* parseEventLog(path, text).pipe(Effect.mapError((e) => new ReportError({ path, line: e.line, message: e.message })))
 })
 
 const readOptional = (path: string) =>

@@ -11,6 +11,7 @@ import type { CheckpointNotFound, CorruptCheckpoint, FileSystemError, InvalidCon
 import type { HfConfig } from "../io/HfConfig.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params } from "../model/Params.ts"
+import type { InvalidEventLog } from "../pipeline/EventLog.ts"
 import type { CorruptStage } from "../pipeline/Manifest.ts"
 import type { RunEvent } from "../pipeline/RunEvent.ts"
 
@@ -64,7 +65,7 @@ export class RunStore extends Context.Service<RunStore, {
   /** Appends one event (seq and time filled in) and makes it durable. */
   readonly appendEvent: (event: Omit<RunEvent, "seq" | "time">) => Effect.Effect<RunEvent, FileSystemError>
   /** The events so far (a torn last line from a crash is dropped). */
-  readonly events: Effect.Effect<ReadonlyArray<RunEvent>, FileSystemError | CorruptStage>
+  readonly events: Effect.Effect<ReadonlyArray<RunEvent>, FileSystemError | InvalidEventLog>
   /** Writes stage `name` (a checkpoint and its manifest) atomically; returns its relative path. */
   readonly saveStage: (name: string, content: StageContent) => Effect.Effect<string, StageSaveError>
   /** Loads a stage after verifying its manifest. */
