@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url"
 import { Console, Effect, type Layer, Option, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { pathExists } from "../io/AtomicWrite.ts"
-import { writeReport } from "../pipeline/Report.ts"
+import { readEvents, writeReport } from "../pipeline/Report.ts"
 import { executeRun } from "../pipeline/Run.ts"
 import { type Plan, readPlan } from "../pipeline/Plan.ts"
 import type { RunEvent } from "../pipeline/RunEvent.ts"
@@ -47,7 +47,8 @@ const resolveModel = (plan: Plan, cwd: string) => (plan.model === "base" ? bundl
 export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, options: { json: boolean; backend: Option.Option<string> }) =>
   Effect.gen(function*() {
     const mode = options.json ? "json" : process.stderr.isTTY ? "tty" : "plain"
-    const view = makeRunView(mode, plan.iterations)
+    const logged = yield* readEvents(join(dir, "events.ndjson")).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
+    const view = makeRunView(mode, plan.iterations, logged[0]?.parameters.nonEmbedding)
     const events: ReadonlyArray<RunEvent> = yield* executeRun({
       plan,
       modelPath: info.modelPath,

@@ -19,8 +19,8 @@ const metricsText = (metrics: RunEvent["metrics"]) =>
 const clock = (seconds: number) =>
   Number.isFinite(seconds) ? `${Math.floor(seconds / 60)}:${String(Math.round(seconds % 60)).padStart(2, "0")}` : "-:--"
 
-export const makeRunView = (mode: ViewMode, iterations: number, stream: NodeJS.WriteStream = process.stderr) => {
-  let original: number | undefined
+/** `original`: non-embedding parameters of the original model, when a resumed run already logged it. */
+export const makeRunView = (mode: ViewMode, iterations: number, original?: number, stream: NodeJS.WriteStream = process.stderr) => {
   let status = ""
   let tuneStarted = 0
   let lastMetrics = ""
