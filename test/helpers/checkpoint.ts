@@ -6,26 +6,17 @@
 import { Effect } from "effect"
 import { saveCheckpoint } from "../../src/io/Checkpoint.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
-import { uniformConfig } from "../../src/model/ModelConfig.ts"
 import { disposeParams, initParams } from "../../src/model/Params.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
+import { tinyConfig } from "./backend.ts"
 
 export const writeTinyCheckpoint = (dir: string, seed = 1, shape = { hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 32 }) =>
   Effect.gen(function*() {
     const tokenizer = baseTokenizer()
-    const config = uniformConfig({
-      architecture: "llama",
-      vocabSize: tokenizer.vocabSize,
-      hiddenSize: shape.hidden,
-      headDim: shape.hidden / shape.heads,
-      rmsNormEps: 1e-5,
-      ropeTheta: 10000,
-      maxPositionEmbeddings: 128,
-      tieWordEmbeddings: false,
-      qkvBias: false,
-      outputBias: false,
-      mlpBias: false
-    }, { numLayers: shape.layers, intermediateSize: shape.intermediate, numHeads: shape.heads, numKeyValueHeads: shape.kvHeads })
+    const config = tinyConfig(
+      { vocabSize: tokenizer.vocabSize, hiddenSize: shape.hidden, headDim: shape.hidden / shape.heads, maxPositionEmbeddings: 128 },
+      { numLayers: shape.layers, intermediateSize: shape.intermediate, numHeads: shape.heads, numKeyValueHeads: shape.kvHeads }
+    )
     const params = initParams(config, seed, 0.2)
     yield* saveCheckpoint(dir, {
       config,

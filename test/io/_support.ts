@@ -8,7 +8,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { type ModelConfig, uniformConfig } from "../../src/model/ModelConfig.ts"
+import type { ModelConfig } from "../../src/model/ModelConfig.ts"
+import { tinyConfig as sharedTinyConfig } from "../helpers/backend.ts"
 import { assembleParams, type Params, paramSpecs } from "../../src/model/Params.ts"
 
 /** The transformers-written fixture in the steering folder beside the checkout (../shared). */
@@ -60,22 +61,8 @@ export const f32Bytes = (values: ReadonlyArray<number>): Uint8Array => {
 }
 
 /** A 2-layer model small enough to write in milliseconds. */
-export const tinyConfig = (overrides: Partial<ModelConfig> = {}): ModelConfig => ({
-  ...uniformConfig({
-    architecture: "llama",
-    vocabSize: 11,
-    hiddenSize: 8,
-    headDim: 4,
-    rmsNormEps: 1e-6,
-    ropeTheta: 10000,
-    maxPositionEmbeddings: 64,
-    tieWordEmbeddings: false,
-    qkvBias: false,
-    outputBias: false,
-    mlpBias: false
-  }, { numLayers: 2, intermediateSize: 12, numHeads: 2, numKeyValueHeads: 1 }),
-  ...overrides
-})
+export const tinyConfig = (overrides: Partial<ModelConfig> = {}): ModelConfig =>
+  sharedTinyConfig({ vocabSize: 11, hiddenSize: 8, rmsNormEps: 1e-6, ...overrides }, { intermediateSize: 12, numHeads: 2, numKeyValueHeads: 1 })
 
 /** config.json of a Qwen2ForCausalLM as transformers 4.48 `save_pretrained` writes it (every Qwen2Config key). */
 export const qwen2ConfigJson = (c: ModelConfig, torchDtype: string): Record<string, unknown> => ({

@@ -11,7 +11,6 @@ import { taskDataset } from "../../layers/Datasets.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { countParams, disposeParams, initParams } from "../../src/model/Params.ts"
-import { uniformConfig } from "../../src/model/ModelConfig.ts"
 import { runLoop } from "../../src/pipeline/Loop.ts"
 import type { ModelState, Stage } from "../../src/pipeline/ModelState.ts"
 import { parsePlan } from "../../src/pipeline/Plan.ts"
@@ -19,25 +18,13 @@ import { calibrationData, makePruneFn } from "../../src/pipeline/Pruning.ts"
 import { builtinTask } from "../../src/tasks/Builtin.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { localGradients } from "../../src/tune/Trainer.ts"
-import { useBackend } from "../helpers/backend.ts"
+import { tinyConfig, useBackend } from "../helpers/backend.ts"
 import { tempDir } from "../io/_support.ts"
 
 beforeAll(() => useBackend("cpu"))
 
 const tokenizer = baseTokenizer()
-const config = uniformConfig({
-  architecture: "llama",
-  vocabSize: tokenizer.vocabSize,
-  hiddenSize: 16,
-  headDim: 4,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  maxPositionEmbeddings: 64,
-  tieWordEmbeddings: false,
-  qkvBias: false,
-  outputBias: false,
-  mlpBias: false
-}, { numLayers: 2, intermediateSize: 64, numHeads: 4, numKeyValueHeads: 2 })
+const config = tinyConfig({ vocabSize: tokenizer.vocabSize }, { intermediateSize: 64 })
 
 const arith = taskDataset(builtinTask({ task: "arith" }))
 const general = taskDataset(builtinTask({ task: "general" }))
