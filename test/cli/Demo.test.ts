@@ -1,0 +1,36 @@
+/**
+ * Smoke test of the main job: `simmer demo --quick` through the real CLI (launcher, layers,
+ * bundled model) finishes within its 90-second budget and prints the comparison.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+const root = join(import.meta.dirname, "../..")
+
+describe("simmer demo --quick", () => {
+  it("runs the loop and the one-shot baseline on the bundled model within 90 seconds", () => {
+    const dir = mkdtempSync(join(tmpdir(), "simmer-demo-"))
+    try {
+      const started = performance.now()
+      const result = spawnSync(process.execPath, [join(root, "bin/simmer.js"), "demo", "--quick", "--json", "--out", join(dir, "run")], {
+        encoding: "utf8",
+        timeout: 150_000
+      })
+      const seconds = (performance.now() - started) / 1000
+      expect(result.status, result.stderr).toBe(0)
+      expect(seconds).toBeLessThan(90)
+      const lines = result.stdout.trim().split("\n")
+      const { comparison } = JSON.parse(lines.at(-1)!) as { comparison: Array<{ strategy: string; share: number }> }
+      expect(comparison.map((r) => r.strategy)).toEqual(["original", "ptl", "one-shot"])
+      for (const row of comparison.slice(1)) expect(row.share).toBeLessThanOrEqual(0.5)
+      // The NDJSON events came first, one per line, and the report exists.
+      expect(lines.slice(0, -1).every((line) => "phase" in JSON.parse(line))).toBe(true)
+      expect(readFileSync(join(dir, "run", "report.html"), "utf8")).toContain("<svg")
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 160_000)
+})
