@@ -36,24 +36,35 @@ import type { NeuronScores } from "./Scores.ts"
 const zeros = (config: ModelConfig): Array<Float64Array> =>
   config.layers.map((layer) => new Float64Array(layer.intermediateSize))
 
-/** Mean absolute activation of each neuron over the real tokens of the batches. */
-export const activationScores = (
+/** Σ over the real tokens of the batches of f(activation), per neuron and layer, with the counts. */
+const sumOverTokens = (
   config: ModelConfig,
   params: Params,
-  batches: Iterable<CalibrationBatch>
-): NeuronScores => {
+  batches: Iterable<CalibrationBatch>,
+  f: (act: tf.Tensor2D) => tf.Tensor
+): { sums: Array<Float64Array>; samples: number; tokens: number } => {
   const sums = zeros(config)
   let samples = 0
   let tokens = 0
   for (const batch of batches) {
     const mask = tokenMask(batch)
     observeBatch(config, params, batch, (i, name, act) => {
-      if (name === "mlp.act") accumulate(sums[i], tf.matMul(mask, tf.abs(act)))
+      if (name === "mlp.act") accumulate(sums[i], tf.matMul(mask, f(act)))
     })
     mask.dispose()
     samples += batch.batchSize
     tokens += realTokens(batch)
   }
+  return { sums, samples, tokens }
+}
+
+/** Mean absolute activation of each neuron over the real tokens of the batches. */
+export const activationScores = (
+  config: ModelConfig,
+  params: Params,
+  batches: Iterable<CalibrationBatch>
+): NeuronScores => {
+  const { sums, samples, tokens } = sumOverTokens(config, params, batches, tf.abs)
   for (const s of sums) for (let j = 0; j < s.length; j++) s[j] /= Math.max(tokens, 1)
   return { unit: "neurons", scorer: "activation", perLayer: sums, samples, tokens }
 }
@@ -64,18 +75,7 @@ export const wandaScores = (
   params: Params,
   batches: Iterable<CalibrationBatch>
 ): NeuronScores => {
-  const squares = zeros(config)
-  let samples = 0
-  let tokens = 0
-  for (const batch of batches) {
-    const mask = tokenMask(batch)
-    observeBatch(config, params, batch, (i, name, act) => {
-      if (name === "mlp.act") accumulate(squares[i], tf.matMul(mask, tf.square(act)))
-    })
-    mask.dispose()
-    samples += batch.batchSize
-    tokens += realTokens(batch)
-  }
+  const { sums: squares, samples, tokens } = sumOverTokens(config, params, batches, tf.square)
   const perLayer = squares.map((sq, i) => {
     const norms = tf.tidy(() => tf.norm(params.layers[i].down.w, "euclidean", 1))
     const weightNorms = norms.dataSync()
