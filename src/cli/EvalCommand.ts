@@ -10,7 +10,7 @@ import { disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
 import { type DatasetRef, Datasets } from "../services/Datasets.ts"
 import { evaluateDataset } from "../eval/Evaluate.ts"
-import { backendFlag, jsonFlag } from "./Flags.ts"
+import { backendFlag, jsonFlag, skipInvalidFlag } from "./Flags.ts"
 import { makeProgress } from "./Progress.ts"
 
 /** A built-in task name (with the given seed) or a JSONL file path. */
@@ -30,10 +30,7 @@ export const evalCommand = Command.make(
     examples: Flag.Int("examples").pipe(Flag.withDescription("Test examples to evaluate."), Flag.withDefault(500)),
     batchSize: Flag.Int("batch-size").pipe(Flag.withDescription("Sequences decoded together."), Flag.withDefault(64)),
     seed: Flag.Int("seed").pipe(Flag.withDescription("Seed of a built-in task (its test split)."), Flag.withDefault(1)),
-    skipInvalid: Flag.Boolean("skip-invalid").pipe(
-      Flag.withDescription("Skip (and count) JSONL lines that do not parse instead of failing."),
-      Flag.withDefault(false)
-    ),
+    skipInvalid: skipInvalidFlag,
     json: jsonFlag,
     backend: backendFlag
   },

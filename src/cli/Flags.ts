@@ -15,3 +15,8 @@ export const jsonFlag = Flag.Boolean("json").pipe(
   Flag.withDescription("Print one JSON document on stdout instead of text."),
   Flag.withDefault(false)
 )
+
+export const skipInvalidFlag = Flag.Boolean("skip-invalid").pipe(
+  Flag.withDescription("Skip (and count) JSONL lines that do not parse instead of failing."),
+  Flag.withDefault(false)
+)

@@ -19,7 +19,7 @@ import { defaultScorer, type Scores, type Unit } from "../prune/Scores.ts"
 import { checkFraction } from "../prune/Select.ts"
 import type { Model } from "../prune/Surgery.ts"
 import { Compute } from "../services/Compute.ts"
-import { backendFlag, jsonFlag } from "./Flags.ts"
+import { backendFlag, jsonFlag, skipInvalidFlag } from "./Flags.ts"
 import { datasetRef } from "./EvalCommand.ts"
 
 export const checkpointArgument = Argument.String("checkpoint").pipe(
@@ -67,10 +67,7 @@ export const scoringFlags = {
   ),
   batchSize: Flag.Int("batch-size").pipe(Flag.withDescription("Calibration sequences per forward pass."), Flag.withDefault(16)),
   seed: Flag.Int("seed").pipe(Flag.withDescription("Seed of built-in calibration tasks and of the random scorer."), Flag.withDefault(1)),
-  skipInvalid: Flag.Boolean("skip-invalid").pipe(
-    Flag.withDescription("Skip (and count) JSONL lines that do not parse instead of failing."),
-    Flag.withDefault(false)
-  ),
+  skipInvalid: skipInvalidFlag,
   json: jsonFlag,
   backend: backendFlag
 }
