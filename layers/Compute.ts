@@ -41,7 +41,7 @@ const initialise = async (backend: BackendName): Promise<string | undefined> => 
       registerWasmKernels()
       if (!(await tf.setBackend("wasm"))) return undefined
       const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")
-      return `wasm (XNNPACK${simd ? ", SIMD" : ""}, 1 thread)`
+      return `wasm (${simd ? "SIMD, " : ""}simmer matMul kernels, 1 thread)`
     }
     case "cpu":
       return (await tf.setBackend("cpu")) ? "cpu (pure JavaScript)" : undefined

@@ -21,7 +21,6 @@ if (port === null) throw new Error("GradientsWorker.ts must run in a worker thre
 const reply = (message: WorkerReply) => port.postMessage(message)
 
 interface Loaded {
-  readonly weights: SharedArrayBuffer
   readonly version: number
   readonly params: Params
   readonly tensors: ReadonlyArray<tf.Tensor>
@@ -29,11 +28,13 @@ interface Loaded {
 
 let loaded: Loaded | undefined
 
-/** Parameters of the request's version, rebuilt from shared memory when it changed. */
+/**
+ * Parameters of the request's version, rebuilt from shared memory when it changed. (By version
+ * only: every message brings a new SharedArrayBuffer object for the same memory, and the main
+ * thread bumps the version whenever it writes or replaces the buffer.)
+ */
 const paramsFor = (request: ComputeRequest): Params => {
-  if (loaded !== undefined && loaded.weights === request.weights && loaded.version === request.weightsVersion) {
-    return loaded.params
-  }
+  if (loaded !== undefined && loaded.version === request.weightsVersion) return loaded.params
   if (loaded !== undefined) tf.dispose(loaded.tensors as Array<tf.Tensor>)
   loaded = undefined
   const layout = paramLayout(request.config)
@@ -45,7 +46,7 @@ const paramsFor = (request: ComputeRequest): Params => {
     byName.set(entry.name, tf.tensor(copy ? view.slice() : view, entry.shape as Array<number>, "float32"))
   }
   const params = assembleParams(request.config, (name) => byName.get(name)!)
-  loaded = { weights: request.weights, version: request.weightsVersion, params, tensors: [...byName.values()] }
+  loaded = { version: request.weightsVersion, params, tensors: [...byName.values()] }
   return params
 }
 

@@ -27,105 +27,7 @@
  * XNNPACK path (plain 2-D only) and 1-2 GFLOP/s for its batched or transposed products.
  */
 import * as tf from "@tensorflow/tfjs"
-
-// The project compiles against ES2023 + Node types, which do not declare WebAssembly.
-interface WasmMemory {
-  readonly buffer: ArrayBuffer
-}
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean
-  Module: new(bytes: Uint8Array) => object
-  Instance: new(module: object, imports: object) => { readonly exports: Record<string, unknown> }
-}
-const WebAssembly = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly
-
-// ---------------------------------------------------------------------------------------------
-// A tiny WebAssembly assembler: just what the kernel needs.
-
-type Bytes = Array<number>
-
-const uleb = (n: number): Bytes => {
-  const out: Bytes = []
-  do {
-    let b = n & 0x7f
-    n >>>= 7
-    if (n !== 0) b |= 0x80
-    out.push(b)
-  } while (n !== 0)
-  return out
-}
-
-const sleb = (n: number): Bytes => {
-  const out: Bytes = []
-  for (;;) {
-    const b = n & 0x7f
-    n >>= 7
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b)
-      return out
-    }
-    out.push(b | 0x80)
-  }
-}
-
-const name = (s: string): Bytes => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))]
-const vector = (items: ReadonlyArray<Bytes>): Bytes => [...uleb(items.length), ...items.flat()]
-const section = (id: number, body: Bytes): Bytes => [id, ...uleb(body.length), ...body]
-
-const I32 = 0x7f
-const V128 = 0x7b
-
-const op = {
-  get: (i: number): Bytes => [0x20, ...uleb(i)],
-  set: (i: number): Bytes => [0x21, ...uleb(i)],
-  tee: (i: number): Bytes => [0x22, ...uleb(i)],
-  i32: (n: number): Bytes => [0x41, ...sleb(n | 0)],
-  add: [0x6a],
-  sub: [0x6b],
-  loop: (body: Bytes): Bytes => [0x03, 0x40, ...body, 0x0b],
-  brIf: (depth: number): Bytes => [0x0d, ...uleb(depth)],
-  f32Load: (offset: number): Bytes => [0x2a, 2, ...uleb(offset)],
-  f32Store: (offset: number): Bytes => [0x38, 2, ...uleb(offset)],
-  simd: (code: number, ...immediates: Bytes): Bytes => [0xfd, ...uleb(code), ...immediates]
-}
-
-const v128 = {
-  load: (offset: number) => op.simd(0x00, 4, ...uleb(offset)),
-  splat32: (offset: number) => op.simd(0x09, 2, ...uleb(offset)),
-  store: (offset: number) => op.simd(0x0b, 4, ...uleb(offset)),
-  load32Zero: (offset: number) => op.simd(0x5c, 2, ...uleb(offset)),
-  load64Zero: (offset: number) => op.simd(0x5d, 3, ...uleb(offset)),
-  load32Lane: (offset: number, lane: number) => op.simd(0x56, 2, ...uleb(offset), lane),
-  store32Lane: (offset: number, lane: number) => op.simd(0x5a, 2, ...uleb(offset), lane),
-  store64Lane: (offset: number, lane: number) => op.simd(0x5b, 3, ...uleb(offset), lane),
-  zero: op.simd(0x0c, ...new Array<number>(16).fill(0)),
-  fmul: op.simd(0xe6),
-  fadd: op.simd(0xe4),
-  /** relaxed_madd(a, b, c) = a·b + c, fused where the CPU has FMA. */
-  fmadd: op.simd(0x105)
-}
-
-const moduleBytes = (params: number, locals: ReadonlyArray<[number, number]>, body: Bytes): Uint8Array => {
-  const code = [...vector(locals.map(([count, type]) => [...uleb(count), type])), ...body, 0x0b]
-  return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vector([[0x60, ...vector(new Array<Bytes>(params).fill([I32])), 0x00]])),
-    ...section(2, vector([[...name("env"), ...name("memory"), 0x02, 0x00, 0x00]])),
-    ...section(3, vector([[0x00]])),
-    ...section(7, vector([[...name("run"), 0x00, 0x00]])),
-    ...section(10, vector([[...uleb(code.length), ...code]]))
-  ])
-}
-
-/** True when this engine validates relaxed-SIMD FMA (V8 ≥ 11.4: Node 22+; not Node 20). */
-const relaxedSimdSupported = (): boolean => {
-  try {
-    const body = [...v128.zero, ...v128.zero, ...v128.zero, ...v128.fmadd, 0x1a /* drop */]
-    return WebAssembly.validate(moduleBytes(0, [], body))
-  } catch {
-    return false
-  }
-}
+import { type Bytes, I32, moduleBytes, op, relaxedSimdSupported, V128, v128, type WasmMemory, WebAssembly } from "./WasmAssembler.ts"
 
 // ---------------------------------------------------------------------------------------------
 // The product.
@@ -450,6 +352,11 @@ export class GemmKernels {
     this.fma = fma
   }
 
+  /** True when this set runs in that module's memory. */
+  serves(module: WasmModuleLike): boolean {
+    return module === this.module
+  }
+
   /** Compiled functions so far (one per distinct problem). */
   get compiled(): number {
     return this.cache.size
@@ -477,15 +384,13 @@ export class GemmKernels {
   /** C = op(A)·op(B) for matrices already on the wasm heap (byte addresses). */
   run(p: GemmProblem, a: number, b: number, c: number): void {
     const run = this.compile(p)
-    {
-      const needed = scratchBytes(p)
-      if (needed > this.scratchBytes) {
-        if (this.scratchBlock !== 0) this.module._free(this.scratchBlock)
-        this.scratchBytes = Math.max(needed, 64 * 1024)
-        // Cache-line aligned: a packed row of 8 floats must never straddle two lines.
-        this.scratchBlock = this.module._malloc(this.scratchBytes + 64)
-        this.scratch = (this.scratchBlock + 63) & ~63
-      }
+    const needed = scratchBytes(p)
+    if (needed > this.scratchBytes) {
+      if (this.scratchBlock !== 0) this.module._free(this.scratchBlock)
+      this.scratchBytes = Math.max(needed, 64 * 1024)
+      // Cache-line aligned: a packed row of 8 floats must never straddle two lines.
+      this.scratchBlock = this.module._malloc(this.scratchBytes + 64)
+      this.scratch = (this.scratchBlock + 63) & ~63
     }
     run(a, b, c, this.scratch)
   }
@@ -539,7 +444,8 @@ export const registerWasmGemm = (): { readonly kernels?: GemmKernels } | undefin
     ) {
       return original.kernelFunc(args)
     }
-    state.kernels ??= new GemmKernels(be.wasm)
+    // One set per wasm module (a re-created backend brings a new module and memory).
+    if (state.kernels === undefined || !state.kernels.serves(be.wasm)) state.kernels = new GemmKernels(be.wasm)
     const out = be.makeOutput([...outBatchDims, m, n], "float32")
     state.kernels.run(
       {

@@ -13,6 +13,7 @@
  * possibly after this registration) and falls back to it outside the cases handled here.
  */
 import * as tf from "@tensorflow/tfjs"
+import { registerWasmFused } from "./WasmFused.ts"
 import { registerWasmGemm } from "./WasmGemm.ts"
 
 interface WasmBackendLike {
@@ -68,9 +69,13 @@ const gather = (original: tf.KernelConfig): tf.KernelFunc => (args) => {
 
 let registered = false
 
-/** The generated BatchMatMul (layers/WasmGemm.ts) and the replacements above; idempotent. */
+/**
+ * The generated BatchMatMul (layers/WasmGemm.ts), the fused elementwise kernels
+ * (layers/WasmFused.ts) and the replacements above; idempotent.
+ */
 export const registerFastWasmKernels = (): void => {
   registerWasmGemm()
+  registerWasmFused()
   if (registered || tf.getKernel("Identity", "wasm") === undefined) return
   replace("Identity", (original) => (args) => {
     const x = (args.inputs as { x: tf.TensorInfo }).x

@@ -4,13 +4,14 @@
  * that each group is one batched product, without materialising repeated keys.
  *
  * Formulation (measured side by side: `npm run bench -- attention`, one block of the reference
- * model, B 16 × T 64, D 128, 4 heads of 32, projections included, forward + backward on wasm):
+ * model, B 16 × T 64, D 128, 4 heads of 32, projections included, forward + backward on wasm,
+ * medians of 25 alternating rounds on a 2-core Xeon):
  *
  *   formulation                                     tfjs-wasm matMul   generated matMul
- *   previous: RoPE by slice/neg/concat, scale on         326 ms              53 ms
+ *   previous: RoPE by slice/neg/concat, scale on         217 ms              32 ms
  *     the [B·KV, R·T, S] scores
- *   one 2-D product per (sequence, group)                601 ms             240 ms
- *   current: RoPE's rotate-half as a [hd, hd]            320 ms              35 ms
+ *   one 2-D product per (sequence, group)                379 ms             154 ms
+ *   current: RoPE's rotate-half as a [hd, hd]            249 ms              26 ms
  *     product, scale folded into the query's tables
  *
  * The batched products themselves were the bottleneck (1-2 GFLOP/s in tfjs-wasm's scalar
@@ -18,8 +19,9 @@
  * (layers/WasmGemm.ts, 25-40 GFLOP/s), which is the bulk of the gain. Per-group 2-D products
  * drown in per-op overhead (64 products, slices and a stack per layer). Of what remained,
  * RoPE's slices, concat and their gradients (pad, split) cost more than a 32×32 product, and
- * the scale costs a pass over the scores where the query tables are [T, hd]. Decoding one token,
- * transposes that only move the size-1 position axis become reshapes.
+ * the scale costs a pass over the scores where the query tables are [T, hd] (with tfjs-wasm's
+ * own kernel the rotation's transposed backward product is slow, hence no gain there). When
+ * decoding one token, transposes that only move the size-1 position axis become reshapes.
  */
 import * as tf from "@tensorflow/tfjs"
 import { linear } from "./Linear.ts"

@@ -25,19 +25,43 @@ export interface KvCache {
 }
 
 /**
+ * Fused kernels a backend may register for the elementwise work of rmsNorm and swiGlu below
+ * (layers/WasmFused.ts does on wasm); without them the same arithmetic runs as tfjs ops.
+ */
+export const FusedKernels = {
+  /** {x, w}, {eps} → [y, n = x·r, r] */
+  rmsNorm: "SimmerRmsNorm",
+  /** {dy, n, r, w} → [dx, dw] */
+  rmsNormGrad: "SimmerRmsNormGrad",
+  /** {dy, s, a, up} → [d gate, d up] */
+  swiGluGrad: "SimmerSwiGluGrad"
+} as const
+
+const fused = (kernel: string): boolean => tf.getKernel(kernel, tf.getBackend()) !== undefined
+
+const runFused = (kernel: string, inputs: tf.NamedTensorMap, attrs: Record<string, number> = {}): Array<tf.Tensor> =>
+  tf.engine().runKernel(kernel, inputs, attrs as unknown as tf.NamedAttrMap) as Array<tf.Tensor>
+
+/**
  * RMSNorm y = x·r·w, r = 1/√(mean(x²) + eps), with a hand-written gradient: with g = dy·w and
  * n = x·r, dx = r·(g − n·mean(g·n)) and dw = Σ_rows dy·n — 8 ops where autodiff takes ~15
- * (and materialises a ones tensor of x's shape for the mean's gradient).
+ * (and materialises a ones tensor of x's shape for the mean's gradient), or one fused kernel.
  */
 export const rmsNorm = (x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D =>
   tf.customGrad((input: tf.Tensor | tf.GradSaveFunc, w: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
-    const r = tf.rsqrt(tf.add(tf.mean(tf.square(input as tf.Tensor2D), -1, true), eps)) // [N, 1]
-    const n = tf.mul(input as tf.Tensor2D, r)
+    const [value, n, r] = fused(FusedKernels.rmsNorm)
+      ? runFused(FusedKernels.rmsNorm, { x: input as tf.Tensor, w: w as tf.Tensor }, { eps })
+      : (() => {
+        const r = tf.rsqrt(tf.add(tf.mean(tf.square(input as tf.Tensor2D), -1, true), eps)) // [N, 1]
+        const n = tf.mul(input as tf.Tensor2D, r)
+        return [tf.mul(n, w as tf.Tensor1D), n, r]
+      })()
     ;(save as tf.GradSaveFunc)([n, r, w as tf.Tensor1D])
     return {
-      value: tf.mul(n, w as tf.Tensor1D),
+      value,
       gradFunc: (dy: tf.Tensor, saved: Array<tf.Tensor>) => {
         const [sn, sr, sw] = saved
+        if (fused(FusedKernels.rmsNormGrad)) return runFused(FusedKernels.rmsNormGrad, { dy, n: sn, r: sr, w: sw })
         const g = tf.mul(dy, sw)
         const dx = tf.mul(tf.sub(g, tf.mul(sn, tf.mean(tf.mul(g, sn), -1, true))), sr)
         return [dx, tf.sum(tf.mul(dy, sn), 0)]
@@ -47,7 +71,8 @@ export const rmsNorm = (x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Te
 
 /**
  * silu(gate)·up with a hand-written gradient: with s = σ(gate) and a = gate·s,
- * d up = dy·a and d gate = dy·up·(s + a − a·s) — 6 ops where autodiff takes 8.
+ * d up = dy·a and d gate = dy·up·(s + a − a·s) — 6 ops where autodiff takes 8, or one fused
+ * kernel.
  */
 const swiGlu = tf.customGrad((gate: tf.Tensor | tf.GradSaveFunc, up: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
   const s = tf.sigmoid(gate as tf.Tensor)
@@ -57,6 +82,7 @@ const swiGlu = tf.customGrad((gate: tf.Tensor | tf.GradSaveFunc, up: tf.Tensor |
     value: tf.mul(a, up as tf.Tensor),
     gradFunc: (dy: tf.Tensor, saved: Array<tf.Tensor>) => {
       const [ss, sa, su] = saved
+      if (fused(FusedKernels.swiGluGrad)) return runFused(FusedKernels.swiGluGrad, { dy, s: ss, a: sa, up: su })
       return [tf.mul(tf.mul(dy, su), tf.sub(tf.add(ss, sa), tf.mul(sa, ss))), tf.mul(dy, sa)]
     }
   }

@@ -1,13 +1,14 @@
 /**
  * The wasm kernels attention (and every weight product) runs on: the generated BatchMatMul
  * (layers/WasmGemm.ts) against a float64 reference for batched, transposed, broadcast and
- * edge-sized problems; and the replaced Identity, Cast and GatherV2 (layers/WasmOverrides.ts)
- * against the cpu backend.
+ * edge-sized problems; the replaced Identity, Cast and GatherV2 (layers/WasmOverrides.ts) and
+ * the fused RMSNorm / SwiGLU kernels (layers/WasmFused.ts) against the cpu backend.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { beforeAll } from "vitest"
 import { GemmKernels, type GemmProblem } from "../../layers/WasmGemm.ts"
+import { FusedKernels, rmsNorm } from "../../src/model/Transformer.ts"
 import { maxAbsDiff, onBackends, useBackend } from "../helpers/backend.ts"
 
 interface HeapBackend {
@@ -143,5 +144,39 @@ describe("replaced Identity, Cast and GatherV2 (wasm)", () => {
     expect(wasm).toEqual(cpu)
     await useBackend("wasm")
     expect(() => tf.gather(tf.ones([3, 2]), tf.tensor1d([3], "int32"))).toThrow(/not in \[0, 2\]/)
+  })
+})
+
+describe("fused RMSNorm and SwiGLU kernels (wasm) equal the tfjs ops (cpu)", () => {
+  it("RMSNorm forward and gradients, row sizes with and without a tail of 4", async () => {
+    for (const d of [13, 64]) {
+      const run = () =>
+        tf.tidy(() => {
+          const x = tf.randomNormal([5, d], 0, 1, "float32", d)
+          const w = tf.randomNormal([d], 1, 0.3, "float32", d + 1)
+          const dy = tf.randomNormal([5, d], 0, 1, "float32", d + 2)
+          const y = rmsNorm(x as tf.Tensor2D, w as tf.Tensor1D, 1e-5)
+          const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a as tf.Tensor2D, b as tf.Tensor1D, 1e-5), dy)))([x, w])
+          return [y, dx, dw].map((t) => t.dataSync())
+        })
+      const [cpu, wasm] = await onBackends(["cpu", "wasm"], run)
+      expect(tf.getKernel(FusedKernels.rmsNorm, "wasm")).toBeDefined()
+      wasm.forEach((values, i) => expect(maxAbsDiff(values, cpu[i]), `d ${d}, output ${i}`).toBeLessThan(1e-5))
+    }
+  })
+
+  it("SwiGLU gradient kernel against its formula, sizes with and without a tail of 4", async () => {
+    await useBackend("wasm")
+    for (const size of [37, 64]) {
+      const [dy, gate, up] = [1, 2, 3].map((seed) => tf.randomNormal([size], 0, 1, "float32", seed + size))
+      const s = tf.sigmoid(gate)
+      const a = tf.mul(gate, s)
+      const [dg, du] = tf.engine().runKernel(FusedKernels.swiGluGrad, { dy, s, a, up }) as Array<tf.Tensor>
+      const expectedDg = tf.mul(tf.mul(dy, up), tf.sub(tf.add(s, a), tf.mul(a, s)))
+      const expectedDu = tf.mul(dy, a)
+      expect(maxAbsDiff(dg.dataSync(), expectedDg.dataSync())).toBeLessThan(1e-6)
+      expect(maxAbsDiff(du.dataSync(), expectedDu.dataSync())).toBeLessThan(1e-6)
+      tf.dispose([dy, gate, up, s, a, dg, du, expectedDg, expectedDu])
+    }
   })
 })
