@@ -22,7 +22,8 @@ import {
   defaultBaseRecipe,
   initBaseTraining
 } from "../tune/BaseTraining.ts"
-import { localGradients } from "../tune/Trainer.ts"
+import type { GradientFn } from "../tune/Trainer.ts"
+import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
 import type { TaskName } from "../tasks/Task.ts"
 import { backendFlag, jsonFlag } from "./Flags.ts"
 import { makeProgress } from "./Progress.ts"
@@ -46,12 +47,18 @@ export const trainBaseCommand = Command.make(
     evalExamples: int("eval-examples", 500, "Test examples per task for the final evaluation."),
     evalEvery: int("eval-every", 500, "Steps between quick evaluations (64 examples per task); 0 disables."),
     replace: Flag.Boolean("replace").pipe(Flag.withDescription("Replace --out if it exists."), Flag.withDefault(false)),
+    workers: Flag.Int("workers").pipe(
+      Flag.withDescription("Worker threads computing gradients in parallel (data parallel); 1 computes in this thread."),
+      Flag.withDefault(2)
+    ),
     json: jsonFlag,
     backend: backendFlag
   },
   Effect.fnUntraced(function*(input) {
     yield* Compute
     const datasets = yield* Datasets
+    const gradients = yield* Gradients
+    const gradientFn: GradientFn<GradientsFailed> = (config, params, batch) => gradients.lossAndGradients(config, params, batch)
     const recipe: BaseRecipe = {
       ...defaultBaseRecipe,
       seed: input.seed,
@@ -69,7 +76,7 @@ export const trainBaseCommand = Command.make(
     const tasks = baseTasks(recipe.seed)
     yield* Effect.logInfo(
       `training a ${countParams(config).total.toLocaleString("en-US")}-parameter base model for ${recipe.steps} steps ` +
-        `(seed ${recipe.seed}, batch ${recipe.batchSize}, lr ${recipe.peakLr})`
+        `(seed ${recipe.seed}, batch ${recipe.batchSize}, lr ${recipe.peakLr}; gradients ${gradients.description})`
     )
     const evaluate = (task: TaskName, examples: number) =>
       Effect.gen(function*() {
@@ -85,7 +92,7 @@ export const trainBaseCommand = Command.make(
     let tokens = 0
     const progress = makeProgress("train-base", recipe.steps)
     while (state.step < recipe.steps) {
-      const { state: next, report } = yield* baseTrainingStep(recipe, tasks, state, localGradients)
+      const { state: next, report } = yield* baseTrainingStep(recipe, tasks, state, gradientFn)
       state = next
       tokens += report.tokens
       const seconds = (performance.now() - started) / 1000

@@ -9,6 +9,7 @@ import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
+import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { demoCommand } from "./DemoCommand.ts"
 import { evalCommand } from "./EvalCommand.ts"
@@ -45,7 +46,10 @@ const simmer = Command.make("simmer").pipe(
     resumeCommand(runLayers),
     demoCommand(runLayers),
     reportCommand,
-    trainBaseCommand.pipe(withCompute)
+    trainBaseCommand.pipe(
+      Command.provide((input) => (input.workers > 1 ? GradientsDataParallel({ workers: input.workers }) : GradientsLocal)),
+      withCompute
+    )
   ])
 )
 
