@@ -111,7 +111,7 @@ export const pythonFloat = (x: number): string => {
   return `${sign}${digits.slice(0, intDigits)}.${digits.slice(intDigits)}`
 }
 
-/** A JSON string literal with Python's ensure_ascii escaping (lowercase \uXXXX, UTF-16 pairs). */
+/** A JSON string literal with Python's ensure_ascii escaping (lowercase four-hex-digit \u escapes, UTF-16 pairs). */
 export const pythonString = (s: string): string => {
   let out = "\""
   for (let i = 0; i < s.length; i++) {
