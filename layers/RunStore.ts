@@ -16,15 +16,12 @@ import { join } from "node:path"
 import { Effect, Layer, Option, Result, Schema } from "effect"
 import { loadCheckpoint, saveCheckpoint } from "../src/io/Checkpoint.ts"
 import { pathExists, writeFileAtomically, writeFolderAtomically } from "../src/io/AtomicWrite.ts"
-import { describeCause, FileSystemError } from "../src/io/Errors.ts"
+import { FileSystemError, fsError } from "../src/io/Errors.ts"
 import { readSafetensors, writeSafetensors } from "../src/io/Safetensors.ts"
 import { CorruptStage, verifyManifest, writeManifest } from "../src/pipeline/Manifest.ts"
 import { eventLine, parseEventLog } from "../src/pipeline/EventLog.ts"
 import type { RunEvent } from "../src/pipeline/RunEvent.ts"
 import { type AcceptedPointer, type ResumeState, RunStore } from "../src/services/RunStore.ts"
-
-const fsError = (path: string, doing: string) => (cause: unknown) =>
-  new FileSystemError({ path, message: `Cannot ${doing} ${path}: ${describeCause(cause)}.` })
 
 const AcceptedPointerSchema = Schema.fromJsonString(Schema.Struct({
   stage: Schema.String,

@@ -19,15 +19,12 @@ import { randomBytes } from "node:crypto"
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
 import { Effect } from "effect"
-import { describeCause, errnoCode, FileSystemError, TargetExists } from "./Errors.ts"
+import { errnoCode, FileSystemError, fsError, TargetExists } from "./Errors.ts"
 
 export interface AtomicFolderOptions {
   /** What to do when the target exists: fail (default) or replace it as described above. */
   readonly onExisting?: "fail" | "replace"
 }
-
-const fsError = (path: string, doing: string) => (cause: unknown) =>
-  new FileSystemError({ path, message: `Cannot ${doing} ${path}: ${describeCause(cause)}.` })
 
 const attempt = <A>(path: string, doing: string, f: () => Promise<A>) =>
   Effect.tryPromise({ try: f, catch: fsError(path, doing) })

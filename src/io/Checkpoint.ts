@@ -26,20 +26,7 @@ import type { Params, ParamSpec } from "../model/Params.ts"
 import { assembleParams, paramSpecs } from "../model/Params.ts"
 import { type AtomicFolderOptions, writeFolderAtomically } from "./AtomicWrite.ts"
 import { type Dtype, dtypeSize } from "./Dtype.ts"
-import {
-  CheckpointNotFound,
-  CorruptCheckpoint,
-  describeCause,
-  errnoCode,
-  FileSystemError,
-  InvalidConfig,
-  listSome,
-  schemaProblems,
-  type TargetExists,
-  TensorMismatch,
-  type UnsupportedDtype,
-  UnsupportedModel
-} from "./Errors.ts"
+import { CheckpointNotFound, CorruptCheckpoint, describeCause, errnoCode, FileSystemError, fsError, InvalidConfig, listSome, schemaProblems, type TargetExists, TensorMismatch, type UnsupportedDtype, UnsupportedModel } from "./Errors.ts"
 import { formatConfigJson, type HfConfig, readHfConfig, toHfConfigJson, toModelConfig } from "./HfConfig.ts"
 import { configFloatKeys, toPythonJson } from "./PythonJson.ts"
 import { openSafetensors, type SafetensorsFile, type TensorInfo, type TensorSource, writeSafetensors } from "./Safetensors.ts"
@@ -106,9 +93,6 @@ const WeightIndex = Schema.Struct({
   weight_map: Schema.Record(Schema.String, Schema.String)
 })
 const decodeWeightIndex = Schema.decodeUnknownResult(WeightIndex)
-
-const fsError = (path: string, doing: string) => (cause: unknown) =>
-  new FileSystemError({ path, message: `Cannot ${doing} ${path}: ${describeCause(cause)}.` })
 
 /** Buffers transformers derives from the config instead of learning; skipped when present. */
 const isIgnoredBuffer = (name: string) => /(^|\.)rotary_emb\.inv_freq$/.test(name)

@@ -53,6 +53,10 @@ export class FileSystemError extends Schema.TaggedError<FileSystemError>()("File
   message: Schema.String
 }) {}
 
+/** Maps a failed file-system call on `path` to a FileSystemError ("Cannot <doing> <path>: <cause>."). */
+export const fsError = (path: string, doing: string) => (cause: unknown) =>
+  new FileSystemError({ path, message: `Cannot ${doing} ${path}: ${describeCause(cause)}.` })
+
 /** An atomic folder write would replace an existing folder and the caller did not ask for that. */
 export class TargetExists extends Schema.TaggedError<TargetExists>()("TargetExists", {
   path: Schema.String,

@@ -20,16 +20,7 @@ import type { FileHandle } from "node:fs/promises"
 import { open } from "node:fs/promises"
 import { Effect, Result, Schema, type Scope } from "effect"
 import { type Dtype, decodeTensor, dtypeSize, encodeTensor, isDtype, littleEndian } from "./Dtype.ts"
-import {
-  CheckpointNotFound,
-  CorruptCheckpoint,
-  describeCause,
-  errnoCode,
-  FileSystemError,
-  listSome,
-  schemaProblems,
-  UnsupportedDtype
-} from "./Errors.ts"
+import { CheckpointNotFound, CorruptCheckpoint, describeCause, errnoCode, FileSystemError, fsError, listSome, schemaProblems, UnsupportedDtype } from "./Errors.ts"
 
 export interface TensorInfo {
   readonly name: string
@@ -78,9 +69,6 @@ const decodeMetadata = Schema.decodeUnknownResult(Schema.Record(Schema.String, S
 
 const corrupt = (path: string, problem: string) =>
   new CorruptCheckpoint({ path, message: `${path} is not a valid safetensors file: ${problem}.` })
-
-const fsError = (path: string, doing: string) => (cause: unknown) =>
-  new FileSystemError({ path, message: `Cannot ${doing} ${path}: ${describeCause(cause)}.` })
 
 /** Product of a shape, or undefined when it exceeds the exactly representable integers. */
 export const numElements = (shape: ReadonlyArray<number>): number | undefined => {

@@ -24,7 +24,8 @@ import { failedGates } from "./Gates.ts"
 import type { Model, ModelState, Stage } from "./ModelState.ts"
 import { type Plan, planUnitsOf, type Unit } from "./Plan.ts"
 import type { DatasetScore, Strategy } from "./RunEvent.ts"
-import { finalCounts, halfStep, scheduledCounts, unitCounts } from "./Targets.ts"
+import { unitCounts } from "../prune/Select.ts"
+import { finalCounts, halfStep, scheduledCounts } from "./Targets.ts"
 import { tune, type TuningSetup } from "./Tuning.ts"
 
 export class GateFailed extends Schema.TaggedError<GateFailed>()("GateFailed", {

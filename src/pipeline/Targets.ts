@@ -8,13 +8,8 @@
  */
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams } from "../model/Params.ts"
+import { unitCounts } from "../prune/Select.ts"
 import { type Plan, planUnitsOf, type Unit } from "./Plan.ts"
-
-/** Units per layer of each kind (for layers: one entry, the number of blocks). */
-export const unitCounts = (config: ModelConfig, unit: Unit): Array<number> =>
-  unit === "layers"
-    ? [config.layers.length]
-    : config.layers.map((l) => (unit === "neurons" ? l.intermediateSize : l.numKeyValueHeads))
 
 /** The shape that keeps `keep` units of `unit` (uniformly, per layer), for counting parameters. */
 export const reshaped = (config: ModelConfig, unit: Unit, keep: ReadonlyArray<number>): ModelConfig => {

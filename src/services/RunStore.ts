@@ -5,9 +5,9 @@
  * keeps it in a run folder on the local file system.
  */
 import { Context, type Effect, type Option } from "effect"
-import type { ExtraFile } from "../io/Checkpoint.ts"
+import type { ExtraFile, LoadCheckpointError, SaveCheckpointError } from "../io/Checkpoint.ts"
 import type { Dtype } from "../io/Dtype.ts"
-import type { CheckpointNotFound, CorruptCheckpoint, FileSystemError, InvalidConfig, TargetExists, TensorMismatch, UnsupportedDtype, UnsupportedModel } from "../io/Errors.ts"
+import type { FileSystemError } from "../io/Errors.ts"
 import type { HfConfig } from "../io/HfConfig.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params } from "../model/Params.ts"
@@ -47,17 +47,9 @@ export interface LoadedResume {
   readonly tensors: ReadonlyMap<string, { readonly shape: ReadonlyArray<number>; readonly data: Float32Array }>
 }
 
-export type StageLoadError =
-  | CorruptStage
-  | CheckpointNotFound
-  | InvalidConfig
-  | UnsupportedModel
-  | UnsupportedDtype
-  | CorruptCheckpoint
-  | TensorMismatch
-  | FileSystemError
+export type StageLoadError = CorruptStage | LoadCheckpointError
 
-export type StageSaveError = UnsupportedModel | TensorMismatch | FileSystemError | TargetExists
+export type StageSaveError = SaveCheckpointError
 
 export class RunStore extends Context.Service<RunStore, {
   /** The run folder. */
