@@ -5,10 +5,14 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, References } from "effect"
 import { cpus, loadavg } from "node:os"
+import { existsSync } from "node:fs"
 import { Worker } from "node:worker_threads"
 import { selectBackend } from "../layers/Compute.ts"
+import { loadCheckpoint } from "../src/io/Checkpoint.ts"
+import { loadTokenizer, type Tokenizer } from "../src/io/Tokenizer.ts"
 import { type ModelConfig, uniformConfig } from "../src/model/ModelConfig.ts"
-import { countParams } from "../src/model/Params.ts"
+import { countParams, initParams, type Params } from "../src/model/Params.ts"
+import { baseModelConfig, baseTokenizer, defaultBaseRecipe } from "../src/tune/BaseTraining.ts"
 
 /** The issue's reference model: d_model 128, 4 layers, 4 heads, MLP 512, vocab 32. */
 export const referenceConfig: ModelConfig = uniformConfig({
@@ -147,4 +151,30 @@ export interface Benchmark {
   /** Names of the options it reads; when given, anything else is rejected as a typo. */
   readonly options?: ReadonlyArray<string>
   readonly run: (options: Options) => Promise<unknown>
+}
+
+export interface BenchModel {
+  readonly source: string
+  readonly config: ModelConfig
+  readonly params: Params
+  readonly tokenizer: Tokenizer
+}
+
+/**
+ * The model a benchmark measures: a checkpoint folder (normally the bundled base model), or, when
+ * it does not exist, a freshly initialised model of the base recipe's shape.
+ */
+export const loadBenchModel = async (dir: string): Promise<BenchModel> => {
+  if (existsSync(dir)) {
+    const checkpoint = await run(loadCheckpoint(dir))
+    const tokenizer = await run(loadTokenizer(dir))
+    return { source: dir, config: checkpoint.config, params: checkpoint.params, tokenizer }
+  }
+  const config = baseModelConfig(defaultBaseRecipe)
+  return {
+    source: `${dir} not found: a fresh model of the base recipe's shape`,
+    config,
+    params: initParams(config, defaultBaseRecipe.seed),
+    tokenizer: baseTokenizer()
+  }
 }

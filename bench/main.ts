@@ -2,7 +2,7 @@
  * `npm run bench -- <benchmark> [options]`: runs one benchmark and prints its result as one
  * JSON document on stdout (progress goes to stderr; `npm run -s` also drops npm's own header
  * line from stdout), and to a file with `--out FILE`. Each benchmark lives in its own file and
- * is registered here by name; later ones (eval, prune, quality) slot in the same way.
+ * is registered here by name.
  */
 import { writeFileSync } from "node:fs"
 import type { Benchmark } from "./common.ts"
@@ -14,7 +14,8 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   attention: async () => (await import("./attention.ts")).attentionBench,
   kernels: async () => (await import("./kernels.ts")).kernels,
   profile: async () => (await import("./profile.ts")).profile,
-  prune: async () => (await import("./prune.ts")).prune
+  prune: async () => (await import("./prune.ts")).prune,
+  eval: async () => (await import("./eval.ts")).evalBench
 }
 
 const usage = async (): Promise<string> => {

@@ -9,27 +9,25 @@
  * task samples and 1000 general-text samples). Training step: one AdamW update of the base
  * recipe (batch 32, in-thread gradients), the step the loop's tuner takes.
  */
-import { existsSync } from "node:fs"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { DatasetsLive } from "../layers/Datasets.ts"
-import { loadCheckpoint } from "../src/io/Checkpoint.ts"
-import { loadTokenizer, type Tokenizer } from "../src/io/Tokenizer.ts"
 import type { ModelConfig } from "../src/model/ModelConfig.ts"
-import { countParams, disposeParams, initParams, type Params, paramTensors } from "../src/model/Params.ts"
+import { countParams, disposeParams, paramTensors } from "../src/model/Params.ts"
 import { type CalibrationRequest, loadCalibration } from "../src/prune/CalibrationSource.ts"
 import { scoreModel } from "../src/prune/Scorers.ts"
 import { scorersFor, type Unit, units } from "../src/prune/Scores.ts"
 import { keepCount, unitCounts } from "../src/prune/Select.ts"
 import { applyPlan, type KeepPlan } from "../src/prune/Surgery.ts"
 import { disposeAdamW } from "../src/tune/AdamW.ts"
-import { baseModelConfig, baseTasks, baseTokenizer, baseTrainingStep, defaultBaseRecipe, initBaseTraining } from "../src/tune/BaseTraining.ts"
+import { baseModelConfig, baseTasks, baseTrainingStep, defaultBaseRecipe, initBaseTraining } from "../src/tune/BaseTraining.ts"
 import { localGradients } from "../src/tune/Trainer.ts"
 import {
   type Benchmark,
   describeConfig,
   intOption,
   listOption,
+  loadBenchModel,
   machineInfo,
   median,
   numTensors,
@@ -41,28 +39,6 @@ import {
 } from "./common.ts"
 
 const seconds = (since: number) => (performance.now() - since) / 1000
-
-interface Loaded {
-  readonly source: string
-  readonly config: ModelConfig
-  readonly params: Params
-  readonly tokenizer: Tokenizer
-}
-
-const loadModel = async (dir: string): Promise<Loaded> => {
-  if (existsSync(dir)) {
-    const checkpoint = await run(loadCheckpoint(dir))
-    const tokenizer = await run(loadTokenizer(dir))
-    return { source: dir, config: checkpoint.config, params: checkpoint.params, tokenizer }
-  }
-  const config = baseModelConfig(defaultBaseRecipe)
-  return {
-    source: `${dir} not found: a fresh model of the base recipe's shape`,
-    config,
-    params: initParams(config, defaultBaseRecipe.seed),
-    tokenizer: baseTokenizer()
-  }
-}
 
 /** Median seconds of one base-recipe training step (after one warm-up step). */
 const trainingStep = async (steps: number) => {
@@ -111,7 +87,7 @@ export const prune: Benchmark = {
     const chosen = listOption(options, "scorers", all)
     for (const name of chosen) if (!all.includes(name)) throw new Error(`--scorers: unknown "${name}" (${all.join(", ")})`)
 
-    const model = await loadModel(options.get("model") ?? "models/base")
+    const model = await loadBenchModel(options.get("model") ?? "models/base")
     const { config, params, tokenizer } = model
     progress(`prune: ${model.source}, ${countParams(config).total.toLocaleString("en-US")} parameters, ${backendDescription}`)
     const tensorsBefore = numTensors()

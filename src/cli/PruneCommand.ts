@@ -18,6 +18,7 @@ import { checkScorer, type ScoreOptions } from "../prune/Scorers.ts"
 import { defaultScorer, type Scores, type Unit } from "../prune/Scores.ts"
 import { checkFraction } from "../prune/Select.ts"
 import type { Model } from "../prune/Surgery.ts"
+import { isUniform } from "../model/ModelConfig.ts"
 import { Compute } from "../services/Compute.ts"
 import { backendFlag, jsonFlag, skipInvalidFlag } from "./Flags.ts"
 import { datasetRef } from "./EvalCommand.ts"
@@ -153,6 +154,14 @@ export const pruneCommand = Command.make(
       )
     ),
     ...scoringFlags,
+    allocation: Flag.Literals("allocation", ["uniform", "global"]).pipe(
+      Flag.withDescription(
+        "neurons and heads: keep the fraction in every layer (uniform, a standard Hugging Face config) or rank all " +
+          "layers together so layers end up with different widths (global; the config then records per-layer shapes " +
+          "in layer_shapes, which only simmer loads: see the README, 'Layers of different widths')."
+      ),
+      Flag.withDefault("uniform")
+    ),
     replace: Flag.Boolean("replace").pipe(Flag.withDescription("Replace --out if it exists."), Flag.withDefault(false))
   },
   Effect.fnUntraced(function*(input) {
@@ -169,7 +178,7 @@ export const pruneCommand = Command.make(
     const result = yield* pruneOnce(
       checkpoint.config,
       checkpoint.params,
-      { unit: input.unit, scorer, target: { kind: "fraction", keep: input.target } },
+      { unit: input.unit, scorer, target: { kind: "fraction", keep: input.target }, allocation: input.allocation },
       data,
       { score: options }
     )
@@ -185,6 +194,7 @@ export const pruneCommand = Command.make(
           unit: input.unit,
           scorer,
           target: input.target,
+          allocation: input.allocation,
           calibration: { task: input.calibration, samples: result.scores.samples, tokens: result.scores.tokens },
           seconds,
           before: { ...before, layers: checkpoint.config.layers },
@@ -206,17 +216,27 @@ export const pruneCommand = Command.make(
     )
     yield* Console.log(countsText(before, after))
     yield* Console.log(`saved ${input.out}`)
+    if (!isUniform(result.model.config)) {
+      yield* Console.log(
+        "note: its layers differ in width, recorded in config.json's layer_shapes; simmer loads it, transformers and " +
+          "other runtimes do not (see the README, 'Layers of different widths')"
+      )
+    }
   }, Effect.scoped)
 ).pipe(
   Command.withDescription(
     "One-shot structured pruning: score MLP neurons, key/value groups or decoder blocks on calibration data, keep the " +
-      "best fraction (uniform per layer) and save a checkpoint that loads like the original."
+      "best fraction (uniform per layer unless --allocation global) and save a checkpoint that loads like the original."
   ),
   Command.withExamples([
     { command: "simmer prune models/base --out pruned --target 0.75", description: "Keep 3/4 of the MLP neurons of every layer" },
     {
       command: "simmer prune models/base --out pruned --unit heads --target 0.5 --calibration program",
       description: "Keep half the key/value groups, scored on the program task"
+    },
+    {
+      command: "simmer prune models/base --out pruned --target 0.5 --allocation global",
+      description: "Keep half the MLP neurons ranked across all layers (layers of different widths)"
     },
     {
       command: "simmer prune ./ckpt --out ./small --unit layers --target 0.75 --scorer skip-loss --calibration gsm8k.jsonl",

@@ -13,7 +13,7 @@
  */
 import { readFile } from "node:fs/promises"
 import { Effect, Result, Schema } from "effect"
-import type { ModelConfig } from "../model/ModelConfig.ts"
+import type { LayerShape, ModelConfig } from "../model/ModelConfig.ts"
 import { isUniform, shapeProblem } from "../model/ModelConfig.ts"
 import { type Dtype, dtypeFromTorchName, torchDtypeName } from "./Dtype.ts"
 import {
@@ -30,6 +30,17 @@ import { configFloatKeys, toPythonJson } from "./PythonJson.ts"
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 const PositiveNumber = Schema.Finite.check(Schema.isGreaterThan(0))
+
+/**
+ * simmer's extension for layers of different widths (pruning with global allocation): one
+ * entry per decoder layer. When present it overrides the scalar shape keys, which then hold the
+ * largest value over the layers. No other runtime reads it; see the README, "Layers of different widths".
+ */
+export const LayerShapeJson = Schema.Struct({
+  intermediate_size: PositiveInt,
+  num_attention_heads: PositiveInt,
+  num_key_value_heads: PositiveInt
+})
 
 /** config.json of a Llama or Qwen2 causal LM; unknown keys are kept as they are. */
 export const HfConfig = Schema.StructWithRest(
@@ -58,7 +69,8 @@ export const HfConfig = Schema.StructWithRest(
     dtype: Schema.optionalKey(Schema.NullOr(Schema.String)),
     use_sliding_window: Schema.optionalKey(Schema.Boolean),
     layer_types: Schema.optionalKey(Schema.Array(Schema.String)),
-    quantization_config: Schema.optionalKey(Schema.Unknown)
+    quantization_config: Schema.optionalKey(Schema.Unknown),
+    layer_shapes: Schema.optionalKey(Schema.Array(LayerShapeJson))
   }),
   [Schema.Record(Schema.String, Schema.Unknown)]
 )
@@ -188,8 +200,14 @@ export const decodeHfConfig = Effect.fnUntraced(function*(
       message: `${path}: layer_types has ${hf.layer_types.length} entries but num_hidden_layers is ${hf.num_hidden_layers}.`
     })
   }
+  if (hf.layer_shapes !== undefined && hf.layer_shapes.length !== hf.num_hidden_layers) {
+    return yield* new InvalidConfig({
+      path,
+      message: `${path}: layer_shapes has ${hf.layer_shapes.length} entries but num_hidden_layers is ${hf.num_hidden_layers}.`
+    })
+  }
   const kv = hf.num_key_value_heads ?? hf.num_attention_heads
-  if (hf.num_attention_heads % kv !== 0) {
+  if (hf.layer_shapes === undefined && hf.num_attention_heads % kv !== 0) {
     return yield* new InvalidConfig({
       path,
       message: `${path}: num_attention_heads (${hf.num_attention_heads}) must be a multiple of num_key_value_heads (${kv}).`
@@ -245,13 +263,18 @@ export const toModelConfig = (hf: HfConfig): ModelConfig => {
     numHeads: hf.num_attention_heads,
     numKeyValueHeads: hf.num_key_value_heads ?? hf.num_attention_heads
   }
+  const layers = hf.layer_shapes?.map((l) => ({
+    intermediateSize: l.intermediate_size,
+    numHeads: l.num_attention_heads,
+    numKeyValueHeads: l.num_key_value_heads
+  })) ?? Array.from({ length: hf.num_hidden_layers }, () => ({ ...layer }))
   const isQwen2 = hf.model_type === "qwen2"
   return {
     architecture: hf.model_type,
     vocabSize: hf.vocab_size,
     hiddenSize: hf.hidden_size,
     headDim: headDimOf(hf),
-    layers: Array.from({ length: hf.num_hidden_layers }, () => ({ ...layer })),
+    layers,
     rmsNormEps: hf.rms_norm_eps ?? defaults.rmsNormEps,
     ropeTheta,
     maxPositionEmbeddings: hf.max_position_embeddings ?? defaults[hf.model_type].maxPositionEmbeddings,
@@ -268,9 +291,11 @@ export const toModelConfig = (hf: HfConfig): ModelConfig => {
  * key simmer does not manage stays as it was (transformers_version included: the file keeps
  * the format of the transformers release that wrote the original). Keys simmer manages are
  * updated; one that was absent is added only when the default would now be wrong (e.g.
- * head_dim once pruning leaves num_attention_heads · head_dim ≠ hidden_size). Fails when the
- * model cannot be described by a plain config: layers of different shapes, biases the
- * architecture cannot express, or a different architecture than the original.
+ * head_dim once pruning leaves num_attention_heads · head_dim ≠ hidden_size). Layers of
+ * different shapes are recorded in `layer_shapes`, with the largest of each in the scalar keys
+ * (so a runtime that ignores layer_shapes fails on a shape mismatch instead of loading garbage).
+ * Fails when the model cannot be described: biases the architecture cannot express, or a
+ * different architecture than the original.
  */
 export const toHfConfigJson = Effect.fnUntraced(function*(
   config: ModelConfig,
@@ -284,21 +309,27 @@ export const toHfConfigJson = Effect.fnUntraced(function*(
   if (config.architecture !== original.model_type) {
     return yield* cannot(`the model is ${config.architecture} but the original config.json is ${original.model_type}`)
   }
-  if (!isUniform(config)) {
-    const shapes = config.layers.map((l, i) => `layer ${i}: ${l.intermediateSize} MLP, ${l.numHeads}/${l.numKeyValueHeads} heads`)
-    return yield* cannot(
-      `its layers differ in shape (${shapes.join(", ")}), and a Hugging Face config has one intermediate_size, ` +
-        `num_attention_heads and num_key_value_heads for all layers; prune uniformly to save in this format`
-    )
-  }
   if (config.architecture === "qwen2" && (!config.qkvBias || config.outputBias || config.mlpBias)) {
     return yield* cannot("Qwen2 always has q/k/v biases and no o_proj or MLP biases")
   }
   if (config.architecture === "llama" && config.qkvBias !== config.outputBias) {
     return yield* cannot("Llama's attention_bias puts a bias on all of q/k/v/o_proj or on none")
   }
-  const layer = config.layers[0]
+  const widest = (key: keyof LayerShape) => Math.max(...config.layers.map((l) => l[key]))
+  const layer: LayerShape = {
+    intermediateSize: widest("intermediateSize"),
+    numHeads: widest("numHeads"),
+    numKeyValueHeads: widest("numKeyValueHeads")
+  }
   const out: Record<string, unknown> = { ...original }
+  delete out.layer_shapes
+  if (!isUniform(config)) {
+    out.layer_shapes = config.layers.map((l) => ({
+      intermediate_size: l.intermediateSize,
+      num_attention_heads: l.numHeads,
+      num_key_value_heads: l.numKeyValueHeads
+    }))
+  }
   // Sets a managed key when it was present, or when its absence would now mean something else.
   const set = (key: string, value: unknown, impliedWhenAbsent: unknown) => {
     if (key in original || value !== impliedWhenAbsent) out[key] = value

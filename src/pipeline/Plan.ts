@@ -74,6 +74,11 @@ export const Plan = Schema.Struct({
   schedule: Schema.Literals(ScheduleKinds).pipe(withDefault("constant")),
   /** Importance scorer; by default the unit's own (see `simmer prune --help`). */
   scorer: Schema.optionalKey(Schema.String),
+  /**
+   * Neurons and heads: the same count kept in every layer (a standard Hugging Face config), or
+   * one ranking across layers (layers of different widths; see the README, "Layers of different widths").
+   */
+  allocation: Schema.Literals(["uniform", "global"]).pipe(withDefault("uniform")),
   data: Schema.Struct({
     /** Datasets the tuner trains on (mixed). */
     tune: Schema.NonEmptyArray(DatasetRef),

@@ -1,7 +1,7 @@
 /**
  * The prune stage of the loop: score the accepted model's units on calibration data, keep the
- * highest-scoring ones (uniformly per layer, so the Hugging Face config stays valid) and cut
- * the rest, leaving the accepted model intact for a rollback.
+ * highest-scoring ones (uniformly per layer unless the plan asks for global allocation) and
+ * cut the rest, leaving the accepted model intact for a rollback.
  */
 import { Effect } from "effect"
 import type { Tokenizer } from "../io/Tokenizer.ts"
@@ -32,5 +32,5 @@ export const makePruneFn = (plan: Plan, data: CalibrationData): PruneFn<Effect.E
   (model, unit, keep, iteration) =>
     Effect.gen(function*() {
       const scores = yield* scoreModel(model.config, model.params, unit, scorerFor(plan, unit), data, { seed: plan.seed * 1009 + iteration })
-      return yield* applyPlan(model.config, model.params, planFor(scores, keep), { keepOriginal: true })
+      return yield* applyPlan(model.config, model.params, planFor(scores, keep, plan.allocation), { keepOriginal: true })
     })

@@ -214,15 +214,51 @@ describe("writing config.json", () => {
       assert.notProperty(json, "torch_dtype")
     }))
 
-  it.effect("layers of different shapes cannot be written as a plain config", () =>
+  it.effect("layers of different shapes are recorded in layer_shapes, the widest in the scalar keys, and read back", () =>
     Effect.gen(function*() {
       const hf = yield* readHfConfig(fixtureConfig)
       const base = toModelConfig(hf)
-      const ragged = { ...base, layers: base.layers.map((l, i) => ({ ...l, intermediateSize: 100 + i })) }
-      const error = yield* Effect.flip(toHfConfigJson(ragged, hf, "F32", path))
-      assert.strictEqual(error._tag, "UnsupportedModel")
-      assert.include(error.message, "layers differ in shape")
-      assert.include(error.message, path)
+      const ragged: ModelConfig = {
+        ...base,
+        layers: base.layers.map((l, i) => ({ ...l, intermediateSize: 100 + i, numHeads: i === 0 ? 2 : 4, numKeyValueHeads: i === 0 ? 1 : 2 }))
+      }
+      const json = yield* toHfConfigJson(ragged, hf, "F32", path)
+      assert.deepStrictEqual(json.layer_shapes, ragged.layers.map((l) => ({
+        intermediate_size: l.intermediateSize,
+        num_attention_heads: l.numHeads,
+        num_key_value_heads: l.numKeyValueHeads
+      })))
+      assert.strictEqual(json.intermediate_size, 100 + base.layers.length - 1)
+      assert.strictEqual(json.num_attention_heads, 4)
+      assert.strictEqual(json.num_key_value_heads, 2)
+      // Through the file format and back.
+      const reread = toModelConfig(yield* parseHfConfig(formatConfigJson(json), path))
+      assert.deepStrictEqual(reread.layers, ragged.layers)
+      assert.strictEqual(reread.headDim, base.headDim)
+      // Once the layers agree again, the extension key goes away.
+      const uniform = yield* toHfConfigJson(base, yield* decodeHfConfig(json, path), "F32", path)
+      assert.notProperty(uniform, "layer_shapes")
+      assert.strictEqual(uniform.intermediate_size, base.layers[0].intermediateSize)
+    }))
+
+  it.effect("layer_shapes must have one legal entry per layer", () =>
+    Effect.gen(function*() {
+      const shape = { intermediate_size: 8, num_attention_heads: 2, num_key_value_heads: 1 }
+      const tooFew = yield* Effect.flip(decodeHfConfig({ ...minimalLlama, layer_shapes: [shape] }, path))
+      assert.strictEqual(tooFew._tag, "InvalidConfig")
+      assert.include(tooFew.message, "layer_shapes has 1 entries but num_hidden_layers is 2")
+      const notMultiple = yield* Effect.flip(
+        decodeHfConfig({ ...minimalLlama, layer_shapes: [shape, { ...shape, num_attention_heads: 3, num_key_value_heads: 2 }] }, path)
+      )
+      assert.include(notMultiple.message, "layer 1: query heads (3) must be a positive multiple of key/value heads (2)")
+      const zero = yield* Effect.flip(decodeHfConfig({ ...minimalLlama, layer_shapes: [shape, { ...shape, intermediate_size: 0 }] }, path))
+      assert.include(zero.message, "layer_shapes")
+      const notArray = yield* Effect.flip(decodeHfConfig({ ...minimalLlama, layer_shapes: { 0: shape } }, path))
+      assert.include(notArray.message, "layer_shapes")
+    }))
+
+  it.effect("a config the architecture cannot express is refused", () =>
+    Effect.gen(function*() {
       const qwenWithMlpBias = tinyConfig({ architecture: "qwen2", qkvBias: true, mlpBias: true })
       const qwenHf = yield* decodeHfConfig(qwen2ConfigJson(qwenWithMlpBias, "float32"), path)
       assert.strictEqual((yield* Effect.flip(toHfConfigJson(qwenWithMlpBias, qwenHf, "F32"))).message.includes("Qwen2"), true)

@@ -7,7 +7,7 @@ import { beforeAll } from "vitest"
 import { loadCheckpoint, saveCheckpoint } from "../../src/io/Checkpoint.ts"
 import type { HfConfig } from "../../src/io/HfConfig.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
-import type { ModelConfig } from "../../src/model/ModelConfig.ts"
+import { isUniform, type LayerShape, type ModelConfig } from "../../src/model/ModelConfig.ts"
 import { disposeParams, initParams } from "../../src/model/Params.ts"
 import { applyPlan, type KeepPlan } from "../../src/prune/Surgery.ts"
 import { maxAbsDiff, tinyConfig, useBackend } from "../helpers/backend.ts"
@@ -27,6 +27,16 @@ const cases: Array<[string, ModelConfig, KeepPlan]> = [
     { unit: "heads", keep: [[1], [0]] }
   ],
   ["MLP neurons of a Llama model", tinyConfig({}, { numLayers: 2 }), { unit: "neurons", keep: [[0, 3, 4, 9, 23], [1, 2, 5, 8, 22]] }],
+  [
+    "MLP neurons, differently per layer (global allocation)",
+    tinyConfig({}, { numLayers: 2 }),
+    { unit: "neurons", keep: [[0, 3, 4, 9, 23], [7, 11]] }
+  ],
+  [
+    "key/value groups, differently per layer",
+    tinyConfig({ architecture: "qwen2", qkvBias: true }, { numLayers: 2 }),
+    { unit: "heads", keep: [[0, 1], [1]] }
+  ],
   ["decoder blocks of a Llama model", tinyConfig({}, { numLayers: 3 }), { unit: "layers", keep: [0, 2] }]
 ]
 
@@ -48,15 +58,25 @@ describe("pruned checkpoints", () => {
       disposeParams(loaded.config, loaded.params)
 
       const json = JSON.parse(yield* Effect.promise(() => readFile(join(dir, "config.json"), "utf8")))
-      const layer = pruned.config.layers[0]
+      // The scalar keys hold the widest layer; layer_shapes, only when layers differ, each one.
+      const widest = (key: keyof LayerShape) => Math.max(...pruned.config.layers.map((l) => l[key]))
+      const layer = { intermediateSize: widest("intermediateSize"), numHeads: widest("numHeads"), numKeyValueHeads: widest("numKeyValueHeads") }
+      if (isUniform(pruned.config)) expect(json.layer_shapes).toBeUndefined()
+      else {
+        expect(json.layer_shapes).toEqual(pruned.config.layers.map((l) => ({
+          intermediate_size: l.intermediateSize,
+          num_attention_heads: l.numHeads,
+          num_key_value_heads: l.numKeyValueHeads
+        })))
+      }
       expect(json.hidden_size).toBe(config.hiddenSize)
       expect(json.num_hidden_layers).toBe(pruned.config.layers.length)
       expect(json.intermediate_size).toBe(layer.intermediateSize)
       expect(json.num_attention_heads).toBe(layer.numHeads)
       expect(json.num_key_value_heads).toBe(layer.numKeyValueHeads)
-      if (plan.unit === "heads") {
+      if (json.num_attention_heads * config.headDim !== json.hidden_size) {
         // hidden_size / num_attention_heads is no longer the head size: it must be explicit.
-        expect(json.num_attention_heads * config.headDim).not.toBe(json.hidden_size)
+        expect(plan.unit).toBe("heads")
         expect(json.head_dim).toBe(config.headDim)
       } else {
         expect(json.head_dim).toBeUndefined()
@@ -67,7 +87,8 @@ describe("pruned checkpoints", () => {
         "intermediate_size",
         "num_attention_heads",
         "num_key_value_heads",
-        "head_dim"
+        "head_dim",
+        "layer_shapes"
       ])
       for (const [key, value] of Object.entries(hfConfig)) {
         if (!managed.has(key)) expect(json[key], key).toEqual(value)
