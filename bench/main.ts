@@ -15,7 +15,8 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   kernels: async () => (await import("./kernels.ts")).kernels,
   profile: async () => (await import("./profile.ts")).profile,
   prune: async () => (await import("./prune.ts")).prune,
-  eval: async () => (await import("./eval.ts")).evalBench
+  eval: async () => (await import("./eval.ts")).evalBench,
+  quality: async () => (await import("./quality.ts")).quality
 }
 
 const usage = async (): Promise<string> => {

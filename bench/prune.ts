@@ -55,7 +55,7 @@ const trainingStep = async (steps: number) => {
   }
   disposeParams(baseModelConfig(recipe), state.params)
   disposeAdamW(state.optimizer)
-  return { batchSize: recipe.batchSize, maxSeqLen: recipe.maxSeqLen, seconds: round(median(times), 3), steps: times.length }
+  return { batchSize: recipe.batchSizes.arith, maxSeqLen: recipe.maxSeqLen, seconds: round(median(times), 3), steps: times.length }
 }
 
 /** The keep plan of one small step (PTL-sized for neurons) that surgery is timed on. */

@@ -16,7 +16,7 @@ import { bundledModel, type RunLayers, runInFolder } from "./RunCommands.ts"
 
 const planFile = (quick: boolean) => fileURLToPath(new URL(`../../plans/${quick ? "demo-quick" : "demo"}.yaml`, import.meta.url))
 
-interface Row {
+export interface ComparisonRow {
   readonly strategy: string
   readonly nonEmbedding: number
   readonly share: number
@@ -26,10 +26,10 @@ interface Row {
 }
 
 /** One row per strategy: its final size and accuracy, tokens tuned on and wall time. */
-export const comparison = (events: ReadonlyArray<RunEvent>): Array<Row> => {
+export const comparison = (events: ReadonlyArray<RunEvent>): Array<ComparisonRow> => {
   const original = events.find((e) => e.iteration === 0)?.parameters.nonEmbedding ?? 1
   const base = events.find((e) => e.strategy === "ptl" && e.iteration === 0 && e.phase === "evaluated")
-  const rows: Array<Row> = []
+  const rows: Array<ComparisonRow> = []
   if (base !== undefined) {
     rows.push({
       strategy: "original",
@@ -58,7 +58,7 @@ export const comparison = (events: ReadonlyArray<RunEvent>): Array<Row> => {
   return rows
 }
 
-export const formatComparison = (rows: ReadonlyArray<Row>): string => {
+export const formatComparison = (rows: ReadonlyArray<ComparisonRow>): string => {
   const datasets = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))]
   const header = ["", "non-embedding params", ...datasets.map((d) => `${d} acc`), "tuning tokens", "time"]
   const body = rows.map((r) => [

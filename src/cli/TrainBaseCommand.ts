@@ -37,7 +37,8 @@ export const trainBaseCommand = Command.make(
     out: Flag.String("out").pipe(Flag.withDescription("Folder to write the checkpoint to."), Flag.withDefault("models/base")),
     steps: int("steps", defaultBaseRecipe.steps, "Optimizer steps."),
     seed: int("seed", defaultBaseRecipe.seed, "Seed for weights, data mix and examples."),
-    batchSize: int("batch-size", defaultBaseRecipe.batchSize, "Sequences per step."),
+    batchSize: int("batch-size", defaultBaseRecipe.batchSizes.arith, "Sequences per step of arith and general."),
+    programBatchSize: int("program-batch-size", defaultBaseRecipe.batchSizes.program, "Sequences per step of program (shorter examples)."),
     lr: Flag.Finite("lr").pipe(Flag.withDescription("Peak learning rate."), Flag.withDefault(defaultBaseRecipe.peakLr)),
     hidden: int("hidden", defaultBaseRecipe.hiddenSize, "hidden_size."),
     layers: int("layers", defaultBaseRecipe.numLayers, "num_hidden_layers."),
@@ -63,7 +64,7 @@ export const trainBaseCommand = Command.make(
       ...defaultBaseRecipe,
       seed: input.seed,
       steps: input.steps,
-      batchSize: input.batchSize,
+      batchSizes: { arith: input.batchSize, program: input.programBatchSize, general: input.batchSize },
       peakLr: input.lr,
       hiddenSize: input.hidden,
       numLayers: input.layers,
@@ -76,7 +77,7 @@ export const trainBaseCommand = Command.make(
     const tasks = baseTasks(recipe.seed)
     yield* Effect.logInfo(
       `training a ${countParams(config).total.toLocaleString("en-US")}-parameter base model for ${recipe.steps} steps ` +
-        `(seed ${recipe.seed}, batch ${recipe.batchSize}, lr ${recipe.peakLr}; gradients ${gradients.description})`
+        `(seed ${recipe.seed}, batch ${recipe.batchSizes.arith} (program ${recipe.batchSizes.program}), lr ${recipe.peakLr}; gradients ${gradients.description})`
     )
     const evaluate = (task: TaskName, examples: number) =>
       Effect.gen(function*() {

@@ -24,7 +24,8 @@ import { applyUpdate, type GradientFn, type StepReport } from "./Trainer.ts"
 export interface BaseRecipe {
   readonly seed: number
   readonly steps: number
-  readonly batchSize: number
+  /** Sequences per step of each task: program examples are a quarter as long, so its batches hold more. */
+  readonly batchSizes: Readonly<Record<TaskName, number>>
   readonly peakLr: number
   readonly weightDecay: number
   readonly maxSeqLen: number
@@ -39,12 +40,12 @@ export interface BaseRecipe {
 
 export const defaultBaseRecipe: BaseRecipe = {
   seed: 1,
-  steps: 3000,
-  batchSize: 32,
+  steps: 4000,
+  batchSizes: { arith: 32, program: 96, general: 32 },
   peakLr: 3e-3,
   weightDecay: 0.1,
   maxSeqLen: 128,
-  mix: { arith: 0.5, program: 0.35, general: 0.15 },
+  mix: { arith: 0.6, program: 0.3, general: 0.1 },
   hiddenSize: 128,
   numLayers: 4,
   numHeads: 4,
@@ -93,7 +94,8 @@ export const baseBatch = (
   let u = Rng.seeded(recipe.seed * 1_000_003 + step).uniform() * total
   const task = names.find((name) => (u -= recipe.mix[name]) < 0) ?? names[names.length - 1]
   // Example indices step*B.. are unique per step, so no example is seen twice.
-  const examples = tasks[task].take("train", recipe.batchSize, step * recipe.batchSize)
+  const size = recipe.batchSizes[task]
+  const examples = tasks[task].take("train", size, step * size)
   const batch = buildBatch(examples.map((e) => encodeExample(tokenizer, e)), recipe.maxSeqLen, tokenizer.padId, task !== "general")
   return { task, batch }
 }

@@ -105,7 +105,7 @@ describe("TaskRef", () => {
       const task = builtinTask(ref.success)
       expect(task.name).toBe("arith")
       expect(task.seed).toBe(9)
-      expect(task.knobs).toMatchObject({ digits: 3, maxSteps: 2 })
+      expect(task.knobs).toMatchObject({ digits: 3, maxSteps: 3 })
     }
   })
   it("rejects bad knobs with a path", () => {
