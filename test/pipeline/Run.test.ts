@@ -11,6 +11,8 @@ import { join } from "node:path"
 import { beforeAll } from "vitest"
 import { DatasetsLive } from "../../layers/Datasets.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
+import { loadCheckpoint } from "../../src/io/Checkpoint.ts"
+import { disposeParams } from "../../src/model/Params.ts"
 import { verifyManifest } from "../../src/pipeline/Manifest.ts"
 import { parsePlan } from "../../src/pipeline/Plan.ts"
 import { executeRun } from "../../src/pipeline/Run.ts"
@@ -67,6 +69,23 @@ describe("a run", () => {
       expect(events.filter((e) => e.strategy === "ptl" && e.phase === "accepted").map((e) => e.iteration)).toEqual([0, 1, 2])
       for (const e of events.filter((e) => e.phase === "accepted")) yield* verifyManifest(join(tmp, "run", e.checkpoint!))
       expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i))
+    }), 120_000)
+
+  it.live("with global allocation, layers end at different widths, recorded in the checkpoints, which reload", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const model = join(tmp, "model")
+      yield* writeTinyCheckpoint(model)
+      const events = yield* run(join(tmp, "run"), model, undefined, "allocation: global")
+      const finished = events.find((e) => e.strategy === "ptl" && e.phase === "finished")!
+      expect(finished.parameters.nonEmbedding).toBeLessThanOrEqual(0.6 * events[0].parameters.nonEmbedding)
+      const loaded = yield* loadCheckpoint(join(tmp, "run", finished.checkpoint!))
+      const widths = loaded.config.layers.map((l) => l.intermediateSize)
+      expect(new Set(widths).size).toBeGreaterThan(1)
+      const json = JSON.parse(yield* Effect.promise(() => readFile(join(tmp, "run", finished.checkpoint!, "config.json"), "utf8")))
+      expect(json.layer_shapes.map((l: { intermediate_size: number }) => l.intermediate_size)).toEqual(widths)
+      expect(json.intermediate_size).toBe(Math.max(...widths))
+      disposeParams(loaded.config, loaded.params)
     }), 120_000)
 
   it.live("interrupted at arbitrary tuning steps and resumed, ends with the same weights byte for byte", () =>
