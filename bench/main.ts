@@ -16,7 +16,8 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   profile: async () => (await import("./profile.ts")).profile,
   prune: async () => (await import("./prune.ts")).prune,
   eval: async () => (await import("./eval.ts")).evalBench,
-  quality: async () => (await import("./quality.ts")).quality
+  quality: async () => (await import("./quality.ts")).quality,
+  "prune-accuracy": async () => (await import("./pruneAccuracy.ts")).pruneAccuracy
 }
 
 const usage = async (): Promise<string> => {

@@ -11,7 +11,7 @@ import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import { parsePlan } from "../pipeline/Plan.ts"
 import type { RunEvent, Strategy } from "../pipeline/RunEvent.ts"
-import { backendFlag, jsonFlag } from "./Flags.ts"
+import { backendFlag, jsonFlag, workersFlag } from "./Flags.ts"
 import { bundledModel, type RunLayers, runInFolder } from "./RunCommands.ts"
 
 const planFile = (quick: boolean) => fileURLToPath(new URL(`../../plans/${quick ? "demo-quick" : "demo"}.yaml`, import.meta.url))
@@ -79,7 +79,8 @@ export const demoCommand = (layers: RunLayers) =>
       quick: Flag.Boolean("quick").pipe(Flag.withDescription("A scaled-down run (about a minute), as a smoke test."), Flag.withDefault(false)),
       out: Flag.String("out").pipe(Flag.withDescription("Run folder (default: runs/demo-<date>)."), Flag.optional),
       json: jsonFlag.pipe(Flag.withDescription("Print the NDJSON events on stdout, then the comparison as JSON.")),
-      backend: backendFlag
+      backend: backendFlag,
+      workers: workersFlag
     },
     Effect.fnUntraced(function*(input) {
       const path = planFile(input.quick)
@@ -94,7 +95,7 @@ export const demoCommand = (layers: RunLayers) =>
         await writeFile(join(dir, "run.json"), JSON.stringify(info, null, 2) + "\n")
       })
       yield* Effect.logInfo(`demo: ${path} → ${dir}`)
-      const events = yield* runInFolder(layers, dir, plan, info, { json: input.json, backend: input.backend })
+      const events = yield* runInFolder(layers, dir, plan, info, input)
       const rows = comparison(events)
       if (input.json) yield* Console.log(JSON.stringify({ run: dir, comparison: rows }))
       else yield* Console.log(`\n${formatComparison(rows)}\n\nrun folder: ${dir}`)

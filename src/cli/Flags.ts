@@ -20,3 +20,11 @@ export const skipInvalidFlag = Flag.Boolean("skip-invalid").pipe(
   Flag.withDescription("Skip (and count) JSONL lines that do not parse instead of failing."),
   Flag.withDefault(false)
 )
+
+export const workersFlag = Flag.Int("workers").pipe(
+  Flag.withDescription(
+    "Worker threads computing gradients in parallel (data parallel, each with its own engine of the same backend); " +
+      "1 computes in this thread."
+  ),
+  Flag.withDefault(2)
+)

@@ -6,7 +6,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { basename, extname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { Console, Effect, type Layer, Option, Schema } from "effect"
+import { Console, Effect, Layer, Option, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { pathExists } from "../io/AtomicWrite.ts"
 import { readEvents, writeReport } from "../pipeline/Report.ts"
@@ -16,8 +16,8 @@ import type { RunEvent } from "../pipeline/RunEvent.ts"
 import type { BackendUnavailable, Compute } from "../services/Compute.ts"
 import type { RunStore } from "../services/RunStore.ts"
 import type { FileSystemError } from "../io/Errors.ts"
-import { localGradients } from "../tune/Trainer.ts"
-import { backendFlag, jsonFlag } from "./Flags.ts"
+import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
+import { backendFlag, jsonFlag, workersFlag } from "./Flags.ts"
 import { ExitCode } from "./Output.ts"
 import { makeRunView } from "./RunView.ts"
 
@@ -25,6 +25,14 @@ import { makeRunView } from "./RunView.ts"
 export interface RunLayers {
   readonly compute: (choice: string | undefined) => Layer.Layer<Compute, BackendUnavailable>
   readonly store: (dir: string) => Layer.Layer<RunStore, FileSystemError>
+  /** Gradients for tuning: in this thread (1) or over that many worker threads. */
+  readonly gradients: (workers: number) => Layer.Layer<Gradients, GradientsFailed, Compute>
+}
+
+export interface RunFlags {
+  readonly json: boolean
+  readonly backend: Option.Option<string>
+  readonly workers: number
 }
 
 export class RunFolderError extends Schema.TaggedError<RunFolderError>()("RunFolderError", {
@@ -44,15 +52,16 @@ interface RunInfo {
 const resolveModel = (plan: Plan, cwd: string) => (plan.model === "base" ? bundledModel : resolve(cwd, plan.model))
 
 /** Runs (or continues) the run in `dir` and rebuilds its report; sets the preemption exit code when interrupted. */
-export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, options: { json: boolean; backend: Option.Option<string> }) =>
+export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, options: RunFlags) =>
   Effect.gen(function*() {
     const mode = options.json ? "json" : process.stderr.isTTY ? "tty" : "plain"
     const logged = yield* readEvents(join(dir, "events.ndjson")).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
     const view = makeRunView(mode, plan.iterations, logged[0]?.parameters.nonEmbedding)
+    const gradients = yield* Gradients
     const events: ReadonlyArray<RunEvent> = yield* executeRun({
       plan,
       modelPath: info.modelPath,
-      gradients: localGradients,
+      gradients: (config, params, batch) => gradients.lossAndGradients(config, params, batch),
       onState: view.onState,
       onTuneStep: view.onTuneStep
     }).pipe(
@@ -64,8 +73,7 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
           process.stderr.write(`interrupted: run \`simmer resume ${dir}\` to continue (exit code ${ExitCode.preempted})\n`)
         })
       ),
-      Effect.provide(layers.store(dir)),
-      Effect.provide(layers.compute(Option.getOrUndefined(options.backend) ?? plan.backend))
+      Effect.provide(layers.store(dir))
     )
     view.done()
     const report = yield* writeReport(dir, [])
@@ -77,7 +85,9 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
       yield* Console.log(`report: ${report}`)
     }
     return events
-  })
+  }).pipe(
+    Effect.provide(Layer.provideMerge(layers.gradients(Math.max(1, options.workers)), layers.compute(Option.getOrUndefined(options.backend) ?? plan.backend)))
+  )
 
 export const runCommand = (layers: RunLayers) =>
   Command.make(
@@ -89,7 +99,8 @@ export const runCommand = (layers: RunLayers) =>
         Flag.optional
       ),
       json: jsonFlag.pipe(Flag.withDescription("Print the NDJSON events on stdout as they happen.")),
-      backend: backendFlag
+      backend: backendFlag,
+      workers: workersFlag
     },
     Effect.fnUntraced(function*(input) {
       const { plan, text } = yield* readPlan(input.plan)
@@ -118,7 +129,8 @@ export const resumeCommand = (layers: RunLayers) =>
     {
       run: Argument.String("run").pipe(Argument.withDescription("The run folder of an interrupted `simmer run`.")),
       json: jsonFlag.pipe(Flag.withDescription("Print the NDJSON events on stdout as they happen.")),
-      backend: backendFlag
+      backend: backendFlag,
+      workers: workersFlag
     },
     Effect.fnUntraced(function*(input) {
       const dir = resolve(input.run)

@@ -25,7 +25,7 @@ import {
 import type { GradientFn } from "../tune/Trainer.ts"
 import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
 import type { TaskName } from "../tasks/Task.ts"
-import { backendFlag, jsonFlag } from "./Flags.ts"
+import { backendFlag, jsonFlag, workersFlag } from "./Flags.ts"
 import { makeProgress } from "./Progress.ts"
 
 const int = (name: string, fallback: number, description: string) =>
@@ -48,10 +48,7 @@ export const trainBaseCommand = Command.make(
     evalExamples: int("eval-examples", 500, "Test examples per task for the final evaluation."),
     evalEvery: int("eval-every", 500, "Steps between quick evaluations (64 examples per task); 0 disables."),
     replace: Flag.Boolean("replace").pipe(Flag.withDescription("Replace --out if it exists."), Flag.withDefault(false)),
-    workers: Flag.Int("workers").pipe(
-      Flag.withDescription("Worker threads computing gradients in parallel (data parallel); 1 computes in this thread."),
-      Flag.withDefault(2)
-    ),
+    workers: workersFlag,
     json: jsonFlag,
     backend: backendFlag
   },

@@ -28,7 +28,10 @@ const withCompute = <Name extends string, I extends { readonly backend: Option.O
   command: Command.Command<Name, I, CI, E, R>
 ) => command.pipe(Command.provide((input: I) => ComputeLive(Option.getOrUndefined(input.backend))))
 
-const runLayers: RunLayers = { compute: ComputeLive, store: RunStoreLive }
+/** One thread computes in place; more spread each batch over worker threads. */
+const gradientsLayer = (workers: number) => (workers > 1 ? GradientsDataParallel({ workers }) : GradientsLocal)
+
+const runLayers: RunLayers = { compute: ComputeLive, store: RunStoreLive, gradients: gradientsLayer }
 
 const simmer = Command.make("simmer").pipe(
   Command.withDescription(
@@ -47,7 +50,7 @@ const simmer = Command.make("simmer").pipe(
     demoCommand(runLayers),
     reportCommand,
     trainBaseCommand.pipe(
-      Command.provide((input) => (input.workers > 1 ? GradientsDataParallel({ workers: input.workers }) : GradientsLocal)),
+      Command.provide((input) => gradientsLayer(input.workers)),
       withCompute
     )
   ])
