@@ -3,10 +3,13 @@
  * src/tune/BaseTraining.ts, evaluates it on the built-in tasks' test splits and saves it as a
  * Hugging Face checkpoint with its character tokenizer.
  */
+import { isDeepStrictEqual } from "node:util"
 import * as tf from "@tensorflow/tfjs"
-import { Console, Effect } from "effect"
+import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
-import { saveCheckpoint } from "../io/Checkpoint.ts"
+import { loadCheckpoint, saveCheckpoint } from "../io/Checkpoint.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { InvalidArguments } from "./GenerateCommand.ts"
 import { newHfConfig } from "../io/NewConfig.ts"
 import { countParams, disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
@@ -31,6 +34,27 @@ import { makeProgress } from "./Progress.ts"
 const int = (name: string, fallback: number, description: string) =>
   Flag.Int(name).pipe(Flag.withDescription(description), Flag.withDefault(fallback))
 
+/** The weights of `--init`, checked to have the recipe's shape. */
+const initialWeights = (dir: string | undefined, config: ModelConfig) =>
+  Effect.gen(function*() {
+    if (dir === undefined) return undefined
+    const checkpoint = yield* loadCheckpoint(dir)
+    if (!isDeepStrictEqual(checkpoint.config, config)) {
+      disposeParams(checkpoint.config, checkpoint.params)
+      return yield* new InvalidArguments({
+        message: `--init ${dir} has another shape than the recipe (${describeShape(checkpoint.config)} vs ${describeShape(config)}); ` +
+          `pass the same --hidden, --layers, --heads, --kv-heads and --intermediate it was trained with.`
+      })
+    }
+    yield* Effect.logInfo(`continuing from the weights of ${dir}`)
+    return checkpoint.params
+  })
+
+const describeShape = (c: ModelConfig) => {
+  const l = c.layers[0]
+  return `hidden ${c.hiddenSize}, ${c.layers.length} layers, ${l.numHeads}/${l.numKeyValueHeads} heads, MLP ${l.intermediateSize}`
+}
+
 export const trainBaseCommand = Command.make(
   "train-base",
   {
@@ -47,6 +71,13 @@ export const trainBaseCommand = Command.make(
     intermediate: int("intermediate", defaultBaseRecipe.intermediateSize, "intermediate_size (MLP width)."),
     evalExamples: int("eval-examples", 500, "Test examples per task for the final evaluation."),
     evalEvery: int("eval-every", 500, "Steps between quick evaluations (64 examples per task); 0 disables."),
+    init: Flag.String("init").pipe(
+      Flag.withDescription(
+        "Continue from this checkpoint's weights (the recipe's shape) with a fresh optimizer and schedule instead of " +
+          "a new initialisation. Pass a different --seed than its first run, so the steps see new examples."
+      ),
+      Flag.optional
+    ),
     replace: Flag.Boolean("replace").pipe(Flag.withDescription("Replace --out if it exists."), Flag.withDefault(false)),
     workers: workersFlag,
     json: jsonFlag,
@@ -85,7 +116,7 @@ export const trainBaseCommand = Command.make(
           maxSeqLen: recipe.maxSeqLen
         })
       })
-    let state = initBaseTraining(recipe)
+    let state = initBaseTraining(recipe, yield* initialWeights(Option.getOrUndefined(input.init), config))
     const started = performance.now()
     let tokens = 0
     const progress = makeProgress("train-base", recipe.steps)

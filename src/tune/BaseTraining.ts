@@ -106,9 +106,10 @@ export interface BaseTrainingState {
   readonly optimizer: AdamWState
 }
 
-export const initBaseTraining = (recipe: BaseRecipe): BaseTrainingState => {
+/** A fresh optimizer on freshly initialised weights, or on `from` (weights to continue training). */
+export const initBaseTraining = (recipe: BaseRecipe, from?: Params): BaseTrainingState => {
   const config = baseModelConfig(recipe)
-  const params = initParams(config, recipe.seed)
+  const params = from ?? initParams(config, recipe.seed)
   return { step: 0, params, optimizer: initAdamW(paramTensors(config, params)) }
 }
 
