@@ -42,7 +42,10 @@ export const makeRunView = (mode: ViewMode, iterations: number, original?: numbe
         return
       }
       if (event.metrics !== undefined) lastMetrics = metricsText(event.metrics)
-      const where = `${event.strategy} iteration ${event.iteration}/${event.strategy === "ptl" ? iterations : 1}` +
+      const planned = event.strategy === "ptl" ? iterations : 1
+      // A halved step leaves part of the way to the next iteration, so a run can need more than planned.
+      const of = event.iteration <= planned ? `/${planned}` : ` (${planned} planned)`
+      const where = `${event.strategy} iteration ${event.iteration}${of}` +
         (event.attempt > 0 ? ` (attempt ${event.attempt + 1})` : "")
       status = `${where}: ${event.phase} — ${size(event)}${lastMetrics ? ` — ${lastMetrics}` : ""}`
       if (event.phase === "pruned") tuneStarted = performance.now()
