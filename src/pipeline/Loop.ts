@@ -82,8 +82,15 @@ type Cursor =
 const sameCounts = (a: Goal, b: Goal) =>
   [...a.entries()].every(([unit, counts]) => counts.every((c, i) => c === b.get(unit)?.[i]))
 
-const countsOf = (model: Model, units: ReadonlyArray<Unit>): Goal =>
-  new Map(units.map((unit) => [unit, unitCounts(model.config, unit)]))
+/**
+ * Units the loop steers by: per layer, or with global allocation (neurons, heads) one total
+ * over all layers, since the ranking decides how the layers share it.
+ */
+const countsView = (allocation: Plan["allocation"], unit: Unit, counts: ReadonlyArray<number>): Array<number> =>
+  allocation === "global" && unit !== "layers" ? [counts.reduce((a, b) => a + b, 0)] : [...counts]
+
+const countsOf = (model: Model, units: ReadonlyArray<Unit>, allocation: Plan["allocation"]): Goal =>
+  new Map(units.map((unit) => [unit, countsView(allocation, unit, unitCounts(model.config, unit))]))
 
 /** Units removed in all layers going from `from` to `to`. */
 const unitsRemoved = (from: Goal, to: Goal) =>
@@ -112,8 +119,8 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
     const store = yield* RunStore
     const { plan, strategy } = setup
     const units = planUnitsOf(plan)
-    const final = finalCounts(setup.original.config, plan)
-    const initial = countsOf(setup.original, units)
+    const final: Goal = new Map([...finalCounts(setup.original.config, plan)].map(([unit, c]) => [unit, countsView(plan.allocation, unit, c)]))
+    const initial = countsOf(setup.original, units, plan.allocation)
     const oneShot = strategy !== "ptl"
     const iterations = oneShot ? 1 : plan.iterations
     const stepsPerTuning = strategy === "prune-only" ? 0 : oneShot ? plan.tuner.steps * plan.iterations : plan.tuner.steps
@@ -125,14 +132,14 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
 
     /** The scheduled goal of iteration i, never above what the accepted model already has. */
     const goalFor = (iteration: number): Goal => {
-      const now = countsOf(accepted, units)
+      const now = countsOf(accepted, units, plan.allocation)
       return new Map(units.map((unit) => {
         const scheduled = scheduledCounts(oneShot ? "one-shot" : plan.schedule, initial.get(unit)!, final.get(unit)!, iteration, iterations)
         return [unit, scheduled.map((c, l) => Math.min(c, now.get(unit)![l]))]
       }))
     }
 
-    const atTarget = () => sameCounts(countsOf(accepted, units), final)
+    const atTarget = () => sameCounts(countsOf(accepted, units, plan.allocation), final)
 
     const stateOf = (model: Model, iteration: number, attempt: number, phase: ModelState["phase"], extra: Partial<ModelState> = {}): ModelState => ({
       strategy,
@@ -167,7 +174,7 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
             let model: Model = accepted
             for (const unit of units) {
               const goal = cursor.goal.get(unit)!
-              if (unitCounts(model.config, unit).every((c, l) => c === goal[l])) continue
+              if (countsView(plan.allocation, unit, unitCounts(model.config, unit)).every((c, l) => c === goal[l])) continue
               const pruned = yield* setup.prune(model, unit, goal, cursor.iteration)
               if (model !== accepted) dispose(model)
               model = pruned
@@ -175,7 +182,7 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
             const seconds = (performance.now() - started) / 1000
             const candidate = stateOf(model, cursor.iteration, cursor.attempt, "pruned", {
               timings: { prune: seconds },
-              pruned: { unit: units[0], removed: unitsRemoved(countsOf(accepted, units), cursor.goal), detail: describeGoal(cursor.goal) }
+              pruned: { unit: units[0], removed: unitsRemoved(countsOf(accepted, units, plan.allocation), cursor.goal), detail: describeGoal(cursor.goal) }
             })
             const next: Cursor = stepsPerTuning > 0
               ? { kind: "tune", candidate, goal: cursor.goal }
@@ -245,7 +252,7 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
             const rolledBack: ModelState = { ...candidate, phase: "rolled-back", message: failures.join("; ") }
             dispose(candidate.model)
             yield* store.clearResume
-            const now = countsOf(accepted, units)
+            const now = countsOf(accepted, units, plan.allocation)
             const halved: Goal = new Map(units.map((u) => [u, halfStep(now.get(u)!, cursor.goal.get(u)!)]))
             const canRetry = candidate.attempt < plan.gates.retries && !sameCounts(halved, now)
             if (canRetry) {

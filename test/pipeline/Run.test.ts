@@ -79,6 +79,11 @@ describe("a run", () => {
       const events = yield* run(join(tmp, "run"), model, undefined, "allocation: global")
       const finished = events.find((e) => e.strategy === "ptl" && e.phase === "finished")!
       expect(finished.parameters.nonEmbedding).toBeLessThanOrEqual(0.6 * events[0].parameters.nonEmbedding)
+      // The loop steers by the total over layers: it stops at the target after the planned
+      // iterations, at the same size one-shot reaches (an MLP neuron costs the same in every layer).
+      expect(events.filter((e) => e.strategy === "ptl" && e.phase === "accepted").map((e) => e.iteration)).toEqual([0, 1, 2])
+      const oneShot = events.find((e) => e.strategy === "one-shot" && e.phase === "finished")!
+      expect(finished.parameters.nonEmbedding).toBe(oneShot.parameters.nonEmbedding)
       const loaded = yield* loadCheckpoint(join(tmp, "run", finished.checkpoint!))
       const widths = loaded.config.layers.map((l) => l.intermediateSize)
       expect(new Set(widths).size).toBeGreaterThan(1)
