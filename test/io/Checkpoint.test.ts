@@ -483,8 +483,9 @@ describe("saving", () => {
     Effect.gen(function*() {
       const { config, hf, params, root } = yield* setup
       const target = join(root, "out")
-      const ragged = { ...config, layers: config.layers.map((l, i) => ({ ...l, intermediateSize: 12 - i })) }
-      const unsupported = yield* Effect.flip(saveCheckpoint(target, { config: ragged, hfConfig: hf, params, dtype: "F32" }))
+      // Llama's attention_bias covers q/k/v and o_proj together: biases on q/k/v alone have no config key.
+      const halfBiased = { ...config, qkvBias: true, outputBias: false }
+      const unsupported = yield* Effect.flip(saveCheckpoint(target, { config: halfBiased, hfConfig: hf, params, dtype: "F32" }))
       assert.strictEqual(unsupported._tag, "UnsupportedModel")
       const wider = { ...config, layers: config.layers.map((l) => ({ ...l, intermediateSize: 16 })) }
       const mismatch = yield* Effect.flip(saveCheckpoint(target, { config: wider, hfConfig: hf, params, dtype: "F32" }))

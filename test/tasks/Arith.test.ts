@@ -108,7 +108,7 @@ describe("arith", () => {
   })
 
   it("defaults fit a 128-character context", () => {
-    expect(arithDefaults).toMatchObject({ digits: 2, maxSteps: 2, maxChars: 120 })
+    expect(arithDefaults).toMatchObject({ digits: 1, maxSteps: 3, maxChars: 120 })
     for (const e of arith().take("train", 2000)) expect(e.prompt.length + e.completion.length).toBeLessThanOrEqual(120)
   })
 })
