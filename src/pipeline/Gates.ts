@@ -5,7 +5,7 @@
 import type { Gates } from "./Plan.ts"
 import type { DatasetScore } from "./RunEvent.ts"
 
-const percent = (x: number) => `${(x * 100).toFixed(1)}%`
+const percent = (x: number, digits = 1) => `${(x * 100).toFixed(digits)}%`
 
 /** The gates a model fails (empty when it passes), each as a sentence. */
 export const failedGates = (
@@ -20,7 +20,8 @@ export const failedGates = (
     if (gates.accuracyRetained !== undefined && base.accuracy !== undefined && now.accuracy !== undefined) {
       const floor = gates.accuracyRetained * base.accuracy
       if (!(now.accuracy >= floor)) {
-        failures.push(`${name} accuracy ${percent(now.accuracy)} is below ${percent(gates.accuracyRetained)} of the original ${percent(base.accuracy)} (${percent(floor)})`)
+        // The floor gets two decimals: "94.5% is below ... (94.53%)", not "(94.5%)".
+        failures.push(`${name} accuracy ${percent(now.accuracy)} is below ${percent(gates.accuracyRetained)} of the original ${percent(base.accuracy)} (${percent(floor, 2)})`)
       }
     }
     if (gates.lossIncrease !== undefined && base.perplexity !== undefined && now.perplexity !== undefined) {
