@@ -129,6 +129,10 @@ export const intOption = (options: Options, name: string, fallback: number): num
   return n
 }
 
+/** A count with its own option and smaller default on the slow cpu backend (`--cpu-<name>`). */
+export const backendIntOption = (options: Options, backend: string, name: string, fallback: number, cpuFallback: number): number =>
+  backend === "cpu" ? intOption(options, `cpu-${name}`, cpuFallback) : intOption(options, name, fallback)
+
 export const listOption = (options: Options, name: string, fallback: ReadonlyArray<string>): Array<string> =>
   (options.get(name)?.split(",").map((s) => s.trim()).filter((s) => s !== "") ?? [...fallback])
 

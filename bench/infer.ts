@@ -7,6 +7,7 @@ import { generate } from "../src/model/Generate.ts"
 import { disposeParams, initParams } from "../src/model/Params.ts"
 import { Rng } from "../src/model/Rng.ts"
 import {
+  backendIntOption,
   type Benchmark,
   calibrate,
   describeConfig,
@@ -77,9 +78,8 @@ export const infer: Benchmark = {
     const calibrationBefore = await calibrate()
     const results = []
     for (const backend of backends) {
-      const slow = backend === "cpu"
-      const runs = slow ? intOption(options, "cpu-runs", 3) : intOption(options, "runs", 10)
-      const warmup = slow ? intOption(options, "cpu-warmup", 1) : intOption(options, "warmup", 2)
+      const runs = backendIntOption(options, backend, "runs", 10, 3)
+      const warmup = backendIntOption(options, backend, "warmup", 2, 1)
       progress(`infer: ${backend}, ${warmup} + ${runs} calls`)
       results.push(await inferRun({ backend, runs, warmup, batchSize, promptLength, newTokens }))
     }

@@ -48,7 +48,13 @@ export const pruneAccuracy: Benchmark = {
       }
       return out
     }
-    const calibration = async (scorer: string): Promise<CalibrationData> => {
+    // Loaded once per scorer: every case a scorer appears in uses the same data.
+    const loaded = new Map<string, Promise<CalibrationData>>()
+    const calibration = (scorer: string): Promise<CalibrationData> => {
+      if (!loaded.has(scorer)) loaded.set(scorer, load(scorer))
+      return loaded.get(scorer)!
+    }
+    const load = async (scorer: string): Promise<CalibrationData> => {
       const parts = await Promise.all(tasks.map((t) =>
         run(loadCalibration(tokenizer, scorer, { task: { task: t, seed: 1 }, batchSize: 16, maxSeqLen }).pipe(
           Effect.provide(Layer.orDie(DatasetsLive))

@@ -13,6 +13,7 @@ import { assembleParams, initParams, paramSpecs, paramTensors } from "../src/mod
 import { Rng } from "../src/model/Rng.ts"
 import { Gradients } from "../src/services/Gradients.ts"
 import {
+  backendIntOption,
   type Benchmark,
   calibrate,
   describeConfig,
@@ -164,9 +165,8 @@ export const train: Benchmark = {
     const calibrationBefore = await calibrate()
     const results = []
     for (const backend of backends) {
-      const slow = backend === "cpu"
-      const steps = slow ? intOption(options, "cpu-steps", 3) : intOption(options, "steps", 10)
-      const warmup = slow ? intOption(options, "cpu-warmup", 1) : intOption(options, "warmup", 3)
+      const steps = backendIntOption(options, backend, "steps", 10, 3)
+      const warmup = backendIntOption(options, backend, "warmup", 3, 1)
       for (const mode of modes as Array<"local" | "workers">) {
         progress(`train: ${backend}, ${mode === "local" ? "in-thread" : `${workers} workers`}, ${warmup} + ${steps} steps`)
         results.push({ mode, ...(await trainRun({ backend, mode, workers, steps, warmup, batchSize, seqLen })) })

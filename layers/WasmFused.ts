@@ -52,37 +52,42 @@ const hsum = (vector: number): Bytes => [
 
 // ---- SwiGLU backward: run(dy, s, a, u, dg, du, quads, tail) ----
 
+/** The instructions of one element width: four f32 lanes at once, or one. */
+interface Lanes {
+  readonly load: Bytes
+  readonly store: Bytes
+  readonly mul: Bytes
+  readonly add: Bytes
+  readonly sub: Bytes
+  /** Bytes one step advances each pointer by. */
+  readonly stride: number
+}
+
+const vectorLanes: Lanes = { load: v128.load(0), store: v128.store(0), mul: v128.fmul, add: v128.fadd, sub: v128.fsub, stride: 16 }
+const scalarLanes: Lanes = { load: op.f32Load(0), store: op.f32Store(0), mul: op.fmul, add: op.fadd, sub: op.fsub, stride: 4 }
+
 const swiGluGradModule = (): Uint8Array => {
   const [DY, S, A, U, DG, DU, QUADS, TAIL] = [0, 1, 2, 3, 4, 5, 6, 7]
   const COUNT = 8
-  const [VDY, VS, VA] = [9, 10, 11]
-  const [FDY, FS, FA] = [12, 13, 14]
   const pointers = [DY, S, A, U, DG, DU]
-  const vectorBody: Bytes = [
-    ...op.get(DY), ...v128.load(0), ...op.set(VDY),
-    ...op.get(S), ...v128.load(0), ...op.set(VS),
-    ...op.get(A), ...v128.load(0), ...op.set(VA),
+  /** One step over `l`'s width, holding dy, s and a in the locals `[ldy, ls, la]`. */
+  const step = (l: Lanes, [LDY, LS, LA]: ReadonlyArray<number>): Bytes => [
+    ...op.get(DY), ...l.load, ...op.set(LDY),
+    ...op.get(S), ...l.load, ...op.set(LS),
+    ...op.get(A), ...l.load, ...op.set(LA),
     // du = dy·a
-    ...op.get(DU), ...op.get(VDY), ...op.get(VA), ...v128.fmul, ...v128.store(0),
+    ...op.get(DU), ...op.get(LDY), ...op.get(LA), ...l.mul, ...l.store,
     // dg = (dy·u)·(s + a − a·s)
     ...op.get(DG),
-    ...op.get(VDY), ...op.get(U), ...v128.load(0), ...v128.fmul,
-    ...op.get(VS), ...op.get(VA), ...v128.fadd, ...op.get(VA), ...op.get(VS), ...v128.fmul, ...v128.fsub,
-    ...v128.fmul, ...v128.store(0),
-    ...pointers.flatMap((p) => advance(p, 16))
+    ...op.get(LDY), ...op.get(U), ...l.load, ...l.mul,
+    ...op.get(LS), ...op.get(LA), ...l.add, ...op.get(LA), ...op.get(LS), ...l.mul, ...l.sub,
+    ...l.mul, ...l.store,
+    ...pointers.flatMap((p) => advance(p, l.stride))
   ]
-  const scalarBody: Bytes = [
-    ...op.get(DY), ...op.f32Load(0), ...op.set(FDY),
-    ...op.get(S), ...op.f32Load(0), ...op.set(FS),
-    ...op.get(A), ...op.f32Load(0), ...op.set(FA),
-    ...op.get(DU), ...op.get(FDY), ...op.get(FA), ...op.fmul, ...op.f32Store(0),
-    ...op.get(DG),
-    ...op.get(FDY), ...op.get(U), ...op.f32Load(0), ...op.fmul,
-    ...op.get(FS), ...op.get(FA), ...op.fadd, ...op.get(FA), ...op.get(FS), ...op.fmul, ...op.fsub,
-    ...op.fmul, ...op.f32Store(0),
-    ...pointers.flatMap((p) => advance(p, 4))
+  const body = [
+    ...repeat(COUNT, op.get(QUADS), step(vectorLanes, [9, 10, 11])),
+    ...repeat(COUNT, op.get(TAIL), step(scalarLanes, [12, 13, 14]))
   ]
-  const body = [...repeat(COUNT, op.get(QUADS), vectorBody), ...repeat(COUNT, op.get(TAIL), scalarBody)]
   return moduleBytes(8, [[1, I32], [3, V128], [3, F32]], body)
 }
 

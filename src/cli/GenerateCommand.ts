@@ -4,7 +4,7 @@
  * logits of every prompt position, so the numerics can be compared with another implementation.
  */
 import * as tf from "@tensorflow/tfjs"
-import { Console, Effect, Option, Schema } from "effect"
+import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { loadCheckpoint } from "../io/Checkpoint.ts"
 import { loadTokenizer, type Tokenizer } from "../io/Tokenizer.ts"
@@ -13,10 +13,7 @@ import { disposeParams } from "../model/Params.ts"
 import { forward } from "../model/Transformer.ts"
 import { Compute } from "../services/Compute.ts"
 import { backendFlag, jsonFlag } from "./Flags.ts"
-
-export class InvalidArguments extends Schema.TaggedError<InvalidArguments>()("InvalidArguments", {
-  message: Schema.String
-}) {}
+import { InvalidArguments } from "./Output.ts"
 
 /** "5,17,3" → [5, 17, 3], every id an integer in [0, vocabSize). */
 export const parseIds = (text: string, vocabSize: number): Effect.Effect<Array<number>, InvalidArguments> => {

@@ -3,8 +3,13 @@
  * logs and progress on stderr, and a failure as one paragraph naming the file and the problem
  * with a non-zero exit code, never a stack trace for a problem the user can fix.
  */
-import { Cause, Console, Effect, Logger } from "effect"
+import { Cause, Console, Effect, Logger, Schema } from "effect"
 import { CliError } from "effect/cli"
+
+/** Arguments that parse but do not make sense together (any command). */
+export class InvalidArguments extends Schema.TaggedError<InvalidArguments>()("InvalidArguments", {
+  message: Schema.String
+}) {}
 
 /** Exit codes simmer documents (README "Exit codes"). */
 export const ExitCode = {

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url"
 import { Console, Effect } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { planUnitsOf, readPlan, scorerFor } from "../pipeline/Plan.ts"
-import { InvalidArguments } from "./GenerateCommand.ts"
+import { InvalidArguments } from "./Output.ts"
 
 export const examplePlanPath = fileURLToPath(new URL("../../plans/demo.yaml", import.meta.url))
 
