@@ -22,7 +22,7 @@ const check = Command.make(
     const units = planUnitsOf(plan).map((u) => `${u} (scorer ${scorerFor(plan, u)})`).join(", ")
     yield* Console.log(
       `${input.plan} is valid: ${plan.model} → ${target}, pruning ${units} over ${plan.iterations} ${plan.schedule} iterations, ` +
-        `${plan.tuner.kind} ${plan.tuner.steps} steps each${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
+        `${plan.tuner.kind} ${typeof plan.tuner.steps === "number" ? `${plan.tuner.steps} steps each` : `${plan.tuner.steps.join("/")} steps`}${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
     )
   })
 ).pipe(Command.withDescription("Validate a plan without running it."))

@@ -22,7 +22,7 @@ import type { TrainerState } from "../tune/Trainer.ts"
 import { RunStore, type StageContent } from "../services/RunStore.ts"
 import { failedGates } from "./Gates.ts"
 import type { Model, ModelState, Stage } from "./ModelState.ts"
-import { type Plan, planUnitsOf, type Unit } from "./Plan.ts"
+import { type Plan, plannedTuningSteps, planUnitsOf, tuningStepsAt, type Unit } from "./Plan.ts"
 import type { DatasetScore, Strategy } from "./RunEvent.ts"
 import { unitCounts } from "../prune/Select.ts"
 import { finalCounts, halfStep, scheduledCounts } from "./Targets.ts"
@@ -123,7 +123,8 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
     const initial = countsOf(setup.original, units, plan.allocation)
     const oneShot = strategy !== "ptl"
     const iterations = oneShot ? 1 : plan.iterations
-    const stepsPerTuning = strategy === "prune-only" ? 0 : oneShot ? plan.tuner.steps * plan.iterations : plan.tuner.steps
+    const tuningSteps = (iteration: number) =>
+      strategy === "prune-only" ? 0 : oneShot ? plannedTuningSteps(plan) : tuningStepsAt(plan.tuner, iteration)
     // The loop may need extra iterations when rolled-back steps were halved; this bounds the run.
     const maxIterations = oneShot ? 1 : 2 * plan.iterations
     let accepted = start.accepted
@@ -184,16 +185,17 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
               timings: { prune: seconds },
               pruned: { unit: units[0], removed: unitsRemoved(countsOf(accepted, units, plan.allocation), cursor.goal), detail: describeGoal(cursor.goal) }
             })
-            const next: Cursor = stepsPerTuning > 0
+            const next: Cursor = tuningSteps(cursor.iteration) > 0
               ? { kind: "tune", candidate, goal: cursor.goal }
               : { kind: "evaluate", candidate, goal: cursor.goal }
             return [candidate, next] as const
           }
           case "tune": {
+            const steps = tuningSteps(cursor.candidate.iteration)
             const { state: tuned, optimizer } = yield* tune(setup.tuning, cursor.candidate, {
-              steps: stepsPerTuning,
+              steps,
               ...(cursor.trainer !== undefined ? { resume: cursor.trainer } : {}),
-              onStep: (report) => setup.onTuneStep?.(report.step, stepsPerTuning, report.loss),
+              onStep: (report) => setup.onTuneStep?.(report.step, steps, report.loss),
               onInterrupt: (trainer) =>
                 store.saveResume({
                   info: resumeInfo(strategy, cursor.candidate, cursor.goal, trainer),
@@ -203,7 +205,7 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
                     { name: `v.${spec.name}`, shape: trainer.optimizer.v[i].shape, data: trainer.optimizer.v[i].dataSync() as Float32Array }
                   ])
                 }).pipe(
-                  Effect.tap((path) => Effect.logWarning(`interrupted at step ${trainer.optimizer.step} of ${stepsPerTuning}; saved the state to ${store.dir}/${path}: run \`simmer resume ${store.dir}\` to continue`))
+                  Effect.tap((path) => Effect.logWarning(`interrupted at step ${trainer.optimizer.step} of ${steps}; saved the state to ${store.dir}/${path}: run \`simmer resume ${store.dir}\` to continue`))
                 )
             })
             disposeAdamW(optimizer)

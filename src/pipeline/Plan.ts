@@ -40,8 +40,12 @@ export type Target = typeof Target.Type
  */
 export const Tuner = Schema.Struct({
   kind: Schema.Literals(["cpt", "sft"]).pipe(withDefault("sft")),
-  /** Optimizer steps per iteration. */
-  steps: PositiveInt.pipe(withDefault(40)),
+  /**
+   * Optimizer steps per iteration: one count for every iteration, or a list with one per
+   * planned iteration (later pruning steps cut deeper into a smaller model and need more
+   * recovery); iterations beyond the list (added by halved retries) use its last entry.
+   */
+  steps: Schema.Union([PositiveInt, Schema.NonEmptyArray(PositiveInt)]).pipe(withDefault(40)),
   batchSize: PositiveInt.pipe(withDefault(32)),
   /** Peak learning rate; warmup then cosine decay within each iteration. */
   lr: Positive.pipe(withDefault(1e-3)),
@@ -101,6 +105,14 @@ export const Plan = Schema.Struct({
   backend: Schema.Literals(["auto", "tensorflow", "wasm", "cpu"]).pipe(withDefault("auto"))
 })
 export type Plan = typeof Plan.Type
+
+/** The tuning steps of iteration `iteration` (1-based) of the loop. */
+export const tuningStepsAt = (tuner: Tuner, iteration: number): number =>
+  typeof tuner.steps === "number" ? tuner.steps : tuner.steps[Math.min(iteration, tuner.steps.length) - 1]
+
+/** The loop's planned tuning budget in steps: what the one-shot baseline tunes with. */
+export const plannedTuningSteps = (plan: Plan): number =>
+  Array.from({ length: plan.iterations }, (_, i) => tuningStepsAt(plan.tuner, i + 1)).reduce((a, b) => a + b, 0)
 
 export const planUnitsOf = (plan: Plan): ReadonlyArray<Unit> => (typeof plan.unit === "string" ? [plan.unit] : plan.unit)
 

@@ -88,6 +88,23 @@ describe("the loop", () => {
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 
+  it.live("a list of tuning steps gives each iteration its own budget; one-shot tunes with their sum", () =>
+    Effect.gen(function*() {
+      const dir = join(yield* tempDir, "run")
+      // Accuracy holds down to 30 neurons: iteration 2 is halved twice (to 34), so iteration 3,
+      // beyond the list, uses its last entry.
+      const s = yield* setup(plan("").replace("steps: 1,", "steps: [1, 2],"), 30)
+      const tuned = (states: ReadonlyArray<ModelState>) =>
+        states.filter((st) => st.phase === "tuned").map((st) => `${st.iteration}.${st.attempt} ${st.tune?.steps}`)
+      const states = yield* Stream.runCollect(runLoop(s, start(s))).pipe(Effect.provide(RunStoreLive(dir)))
+      expect(tuned(states).slice(0, 5)).toEqual(["1.0 1", "2.0 2", "2.1 2", "2.2 2", "3.0 2"])
+      disposeParams(states.at(-1)!.model.config, states.at(-1)!.model.params)
+      const oneShot = yield* Stream.runCollect(runLoop({ ...s, strategy: "one-shot" }, start(s))).pipe(Effect.provide(RunStoreLive(join(dir, "one-shot"))))
+      expect(tuned(oneShot)).toEqual(["1.0 3"])
+      disposeParams(oneShot.at(-1)!.model.config, oneShot.at(-1)!.model.params)
+      disposeParams(s.original.config, s.original.params)
+    }), 60_000)
+
   it.live("GateFailed carries the history when the plan says so", () =>
     Effect.gen(function*() {
       const dir = join(yield* tempDir, "run")
