@@ -60,6 +60,8 @@ export interface LoopStart {
   readonly accepted: Model
   readonly acceptedStage: string
   readonly iteration: number
+  /** The attempt on which the accepted model passed (0: its full step); the next step starts smaller after a halved pass. */
+  readonly acceptedAttempt?: number
   /** A tuning interrupted mid-way: the iteration, attempt, its goal and the trainer state to continue. */
   readonly resume?: {
     readonly iteration: number
@@ -129,14 +131,22 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
     const maxIterations = oneShot ? 1 : 2 * plan.iterations
     let accepted = start.accepted
     let acceptedStage = start.acceptedStage
+    let acceptedAttempt = start.acceptedAttempt ?? 0
     const history: Array<string> = []
 
-    /** The scheduled goal of iteration i, never above what the accepted model already has. */
+    /**
+     * The scheduled goal of iteration i, never above what the accepted model already has. When
+     * the accepted model needed halved steps to pass, the step grows back one halving at a
+     * time instead of retrying the full scheduled step that just failed (each failed attempt
+     * costs a whole tuning).
+     */
     const goalFor = (iteration: number): Goal => {
       const now = countsOf(accepted, units, plan.allocation)
       return new Map(units.map((unit) => {
         const scheduled = scheduledCounts(oneShot ? "one-shot" : plan.schedule, initial.get(unit)!, final.get(unit)!, iteration, iterations)
-        return [unit, scheduled.map((c, l) => Math.min(c, now.get(unit)![l]))]
+        let goal = scheduled.map((c, l) => Math.min(c, now.get(unit)![l]))
+        for (let h = 1; h < acceptedAttempt; h++) goal = halfStep(now.get(unit)!, goal)
+        return [unit, goal]
       }))
     }
 
@@ -237,6 +247,7 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
               if (accepted !== setup.original) dispose(accepted)
               accepted = candidate.model
               acceptedStage = stage
+              acceptedAttempt = candidate.attempt
               const done = atTarget() || candidate.iteration >= maxIterations
               const acceptedState: ModelState = {
                 ...candidate,

@@ -96,7 +96,7 @@ export const executeRun = <EG, RG>(options: RunOptions<EG, RG>) =>
           for (const event of candidates) {
             const loaded = yield* Effect.result(store.loadStage(event.checkpoint!))
             if (loaded._tag === "Success") {
-              start = { accepted: loaded.success, acceptedStage: event.checkpoint!, iteration: event.iteration }
+              start = { accepted: loaded.success, acceptedStage: event.checkpoint!, iteration: event.iteration, acceptedAttempt: event.attempt }
               break
             }
             yield* Effect.logWarning(`${loaded.failure.message} Falling back to the previous accepted checkpoint.`)

@@ -88,6 +88,19 @@ describe("the loop", () => {
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 
+  it.live("after a pass with a halved step, the next iteration's step grows back one halving at a time", () =>
+    Effect.gen(function*() {
+      const dir = join(yield* tempDir, "run")
+      // 64 → 40 and 52 fail below 55, 58 passes on attempt 2 (a quarter step). Iteration 2 is
+      // scheduled to reach 16 but starts at half that step (37), not at the full one that failed.
+      const s = yield* setup(plan(""), 55)
+      const states = yield* Stream.runCollect(runLoop(s, start(s))).pipe(Effect.provide(RunStoreLive(dir)))
+      const pruned = states.filter((st) => st.phase === "pruned").map((st) => `${st.iteration}.${st.attempt} ${st.model.config.layers[0].intermediateSize}`)
+      expect(pruned).toEqual(["1.0 40", "1.1 52", "1.2 58", "2.0 37", "2.1 48", "2.2 53"])
+      disposeParams(states.at(-1)!.model.config, states.at(-1)!.model.params)
+      disposeParams(s.original.config, s.original.params)
+    }), 60_000)
+
   it.live("a list of tuning steps gives each iteration its own budget; one-shot tunes with their sum", () =>
     Effect.gen(function*() {
       const dir = join(yield* tempDir, "run")
