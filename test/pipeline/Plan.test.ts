@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { fileURLToPath } from "node:url"
 import { parsePlan, plannedTuningSteps, readPlan, tuningStepsAt } from "../../src/pipeline/Plan.ts"
 
 const minimal = `model: base
@@ -81,6 +82,13 @@ gates: { accuracyRetained: 2, onFailure: maybe }
     Effect.gen(function*() {
       const problems = yield* problemsOf(`${minimal}unit: [neurons, layers]\nscorer: wanda\n`)
       expect(problems).toEqual([`line 8: scorer: "wanda" cannot score layers; choose one of block-influence, skip-loss, random`])
+    }))
+
+  it.effect("the shipped plans are valid (`simmer plan --example` prints the demo's)", () =>
+    Effect.gen(function*() {
+      const demo = yield* readPlan(fileURLToPath(new URL("../../plans/demo.yaml", import.meta.url)))
+      expect(plannedTuningSteps(demo.plan)).toBe(300)
+      yield* readPlan(fileURLToPath(new URL("../../plans/demo-quick.yaml", import.meta.url)))
     }))
 
   it.effect("names the file when it cannot be read", () =>
