@@ -20,9 +20,10 @@ const check = Command.make(
       ? `${(plan.target.parameters * 100).toFixed(0)}% of the non-embedding parameters`
       : Object.entries(plan.target.perLayer).map(([u, n]) => `${n} ${u} per layer`).join(", ")
     const units = planUnitsOf(plan).map((u) => `${u} (scorer ${scorerFor(plan, u)})`).join(", ")
+    const steps = typeof plan.tuner.steps === "number" ? `${plan.tuner.steps} steps each` : `${plan.tuner.steps.join("/")} steps`
     yield* Console.log(
       `${input.plan} is valid: ${plan.model} → ${target}, pruning ${units} over ${plan.iterations} ${plan.schedule} iterations, ` +
-        `${plan.tuner.kind} ${typeof plan.tuner.steps === "number" ? `${plan.tuner.steps} steps each` : `${plan.tuner.steps.join("/")} steps`}${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
+        `${plan.tuner.kind} ${steps}${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
     )
   })
 ).pipe(Command.withDescription("Validate a plan without running it."))
