@@ -98,6 +98,14 @@ describe("the loop", () => {
       const pruned = states.filter((st) => st.phase === "pruned").map((st) => `${st.iteration}.${st.attempt} ${st.model.config.layers[0].intermediateSize}`)
       expect(pruned).toEqual(["1.0 40", "1.1 52", "1.2 58", "2.0 37", "2.1 48", "2.2 53"])
       disposeParams(states.at(-1)!.model.config, states.at(-1)!.model.params)
+      // A resumed loop (the start Run.ts builds from the accepted event) plans the same step.
+      const at58 = yield* s.prune(s.original, "neurons", [58, 58], 1)
+      const resumed = yield* Stream.runCollect(
+        runLoop(s, { accepted: at58, acceptedStage: "stages/ptl-001", iteration: 1, acceptedAttempt: 2 }).pipe(Stream.take(1))
+      ).pipe(Effect.provide(RunStoreLive(join(dir, "resumed"))))
+      expect(resumed[0].model.config.layers[0].intermediateSize).toBe(37)
+      disposeParams(resumed[0].model.config, resumed[0].model.params)
+      disposeParams(at58.config, at58.params)
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 
