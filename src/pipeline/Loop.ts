@@ -91,8 +91,12 @@ const sameCounts = (a: Goal, b: Goal) =>
 const countsView = (allocation: Plan["allocation"], unit: Unit, counts: ReadonlyArray<number>): Array<number> =>
   allocation === "global" && unit !== "layers" ? [counts.reduce((a, b) => a + b, 0)] : [...counts]
 
+/** A goal in the loop's view: per-layer counts as the allocation steers them. */
+const goalView = (allocation: Plan["allocation"], counts: ReadonlyMap<Unit, ReadonlyArray<number>>): Goal =>
+  new Map([...counts].map(([unit, c]) => [unit, countsView(allocation, unit, c)]))
+
 const countsOf = (model: Model, units: ReadonlyArray<Unit>, allocation: Plan["allocation"]): Goal =>
-  new Map(units.map((unit) => [unit, countsView(allocation, unit, unitCounts(model.config, unit))]))
+  goalView(allocation, new Map(units.map((unit) => [unit, unitCounts(model.config, unit)])))
 
 /** Units removed in all layers going from `from` to `to`. */
 const unitsRemoved = (from: Goal, to: Goal) =>
@@ -121,7 +125,7 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
     const store = yield* RunStore
     const { plan, strategy } = setup
     const units = planUnitsOf(plan)
-    const final: Goal = new Map([...finalCounts(setup.original.config, plan)].map(([unit, c]) => [unit, countsView(plan.allocation, unit, c)]))
+    const final = goalView(plan.allocation, finalCounts(setup.original.config, plan))
     const initial = countsOf(setup.original, units, plan.allocation)
     const oneShot = strategy !== "ptl"
     const iterations = oneShot ? 1 : plan.iterations
@@ -185,7 +189,7 @@ export const runLoop = <EP, RP, EG, RG, EE = never, RE = never, ES = never, RS =
             let model: Model = accepted
             for (const unit of units) {
               const goal = cursor.goal.get(unit)!
-              if (countsView(plan.allocation, unit, unitCounts(model.config, unit)).every((c, l) => c === goal[l])) continue
+              if (countsOf(model, [unit], plan.allocation).get(unit)!.every((c, l) => c === goal[l])) continue
               const pruned = yield* setup.prune(model, unit, goal, cursor.iteration)
               if (model !== accepted) dispose(model)
               model = pruned

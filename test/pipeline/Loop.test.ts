@@ -9,9 +9,10 @@ import { join } from "node:path"
 import { beforeAll } from "vitest"
 import { taskDataset } from "../../layers/Datasets.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
+import type { RunStore } from "../../src/services/RunStore.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { countParams, disposeParams, initParams } from "../../src/model/Params.ts"
-import { runLoop } from "../../src/pipeline/Loop.ts"
+import { disposeModel, runLoop } from "../../src/pipeline/Loop.ts"
 import type { ModelState, Stage } from "../../src/pipeline/ModelState.ts"
 import { parsePlan } from "../../src/pipeline/Plan.ts"
 import { calibrationData, makePruneFn } from "../../src/pipeline/Pruning.ts"
@@ -59,6 +60,10 @@ tuner: { steps: 1, batchSize: 2, maxSeqLen: 32 }
 gates: { accuracyRetained: 0.9, retries: 2 }
 ${extra}`
 
+/** Runs a loop to its end in the run folder `dir`; the last state's model is the caller's to dispose. */
+const collect = <E>(loop: Stream.Stream<ModelState, E, RunStore>, dir: string) =>
+  Stream.runCollect(loop).pipe(Effect.provide(RunStoreLive(dir)))
+
 const start = (s: { original: { config: typeof config; params: ReturnType<typeof initParams> } }) =>
   ({ accepted: s.original, acceptedStage: "stages/ptl-000", iteration: 0 })
 
@@ -69,7 +74,7 @@ describe("the loop", () => {
       // 64 → 16 neurons in 2 iterations: the first step (to 40) fails below 48, the halved one (to 52) passes;
       // then 52 → 16: (16 and 34 fail) and 43 fails too: retries exhausted, the run stops at 52.
       const s = yield* setup(plan(""), 48)
-      const states = yield* Stream.runCollect(runLoop(s, start(s))).pipe(Effect.provide(RunStoreLive(dir)))
+      const states = yield* collect(runLoop(s, start(s)), dir)
       const trace = states.map((st) => `${st.iteration}.${st.attempt} ${st.phase} ${st.model.config.layers[0].intermediateSize}`)
       expect(trace.filter((t) => t.includes("pruned") || t.includes("accepted") || t.includes("rolled-back"))).toEqual([
         "1.0 pruned 40",
@@ -84,7 +89,7 @@ describe("the loop", () => {
         "2.2 rolled-back 52"
       ])
       expect(states.at(-1)?.message).toContain("no smaller step can pass")
-      disposeParams(states.at(-1)!.model.config, states.at(-1)!.model.params)
+      disposeModel(states.at(-1)!.model)
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 
@@ -94,18 +99,19 @@ describe("the loop", () => {
       // 64 → 40 and 52 fail below 55, 58 passes on attempt 2 (a quarter step). Iteration 2 is
       // scheduled to reach 16 but starts at half that step (37), not at the full one that failed.
       const s = yield* setup(plan(""), 55)
-      const states = yield* Stream.runCollect(runLoop(s, start(s))).pipe(Effect.provide(RunStoreLive(dir)))
+      const states = yield* collect(runLoop(s, start(s)), dir)
       const pruned = states.filter((st) => st.phase === "pruned").map((st) => `${st.iteration}.${st.attempt} ${st.model.config.layers[0].intermediateSize}`)
       expect(pruned).toEqual(["1.0 40", "1.1 52", "1.2 58", "2.0 37", "2.1 48", "2.2 53"])
-      disposeParams(states.at(-1)!.model.config, states.at(-1)!.model.params)
+      disposeModel(states.at(-1)!.model)
       // A resumed loop (the start Run.ts builds from the accepted event) plans the same step.
       const at58 = yield* s.prune(s.original, "neurons", [58, 58], 1)
-      const resumed = yield* Stream.runCollect(
-        runLoop(s, { accepted: at58, acceptedStage: "stages/ptl-001", iteration: 1, acceptedAttempt: 2 }).pipe(Stream.take(1))
-      ).pipe(Effect.provide(RunStoreLive(join(dir, "resumed"))))
+      const resumed = yield* collect(
+        runLoop(s, { accepted: at58, acceptedStage: "stages/ptl-001", iteration: 1, acceptedAttempt: 2 }).pipe(Stream.take(1)),
+        join(dir, "resumed")
+      )
       expect(resumed[0].model.config.layers[0].intermediateSize).toBe(37)
-      disposeParams(resumed[0].model.config, resumed[0].model.params)
-      disposeParams(at58.config, at58.params)
+      disposeModel(resumed[0].model)
+      disposeModel(at58)
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 
@@ -117,12 +123,12 @@ describe("the loop", () => {
       const s = yield* setup(plan("").replace("steps: 1,", "steps: [1, 2],"), 30)
       const tuned = (states: ReadonlyArray<ModelState>) =>
         states.filter((st) => st.phase === "tuned").map((st) => `${st.iteration}.${st.attempt} ${st.tune?.steps}`)
-      const states = yield* Stream.runCollect(runLoop(s, start(s))).pipe(Effect.provide(RunStoreLive(dir)))
+      const states = yield* collect(runLoop(s, start(s)), dir)
       expect(tuned(states).slice(0, 5)).toEqual(["1.0 1", "2.0 2", "2.1 2", "2.2 2", "3.0 2"])
-      disposeParams(states.at(-1)!.model.config, states.at(-1)!.model.params)
-      const oneShot = yield* Stream.runCollect(runLoop({ ...s, strategy: "one-shot" }, start(s))).pipe(Effect.provide(RunStoreLive(join(dir, "one-shot"))))
+      disposeModel(states.at(-1)!.model)
+      const oneShot = yield* collect(runLoop({ ...s, strategy: "one-shot" }, start(s)), join(dir, "one-shot"))
       expect(tuned(oneShot)).toEqual(["1.0 3"])
-      disposeParams(oneShot.at(-1)!.model.config, oneShot.at(-1)!.model.params)
+      disposeModel(oneShot.at(-1)!.model)
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 
@@ -154,7 +160,7 @@ describe("the loop", () => {
       const dir = join(yield* tempDir, "run")
       const s = yield* setup(plan(""), 0)
       const before = tf.memory().numTensors
-      const states = yield* Stream.runCollect(runLoop({ ...s, afterTune: roundWeights(4) }, start(s))).pipe(Effect.provide(RunStoreLive(dir)))
+      const states = yield* collect(runLoop({ ...s, afterTune: roundWeights(4) }, start(s)), dir)
       const last = states.at(-1)!
       expect(last.model.config.layers[0].intermediateSize).toBe(16)
       expect(Array.from(last.model.params.norm.dataSync()).every((v) => Number.isInteger(v * 16))).toBe(true)
