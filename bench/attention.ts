@@ -5,7 +5,7 @@
  * generated one, alternating in one process; medians in ms.
  */
 import * as tf from "@tensorflow/tfjs"
-import { originalBatchMatMul } from "../layers/WasmGemm.ts"
+import { originalBatchMatMul } from "../src/compute/wasm/Gemm.ts"
 import { attention } from "../src/model/Attention.ts"
 import { linear } from "../src/model/Linear.ts"
 import type { LayerShape, ModelConfig } from "../src/model/ModelConfig.ts"

@@ -38,7 +38,7 @@ export const kernels: Benchmark = {
     const repeats = intOption(options, "repeats", 11)
     const description = await useBackend("wasm")
     const generated = tf.getKernel("BatchMatMul", "wasm")!
-    const original = (await import("../layers/WasmGemm.ts")).originalBatchMatMul()
+    const original = (await import("../src/compute/wasm/Gemm.ts")).originalBatchMatMul()
     const use = (kernel: tf.KernelConfig) => {
       tf.unregisterKernel("BatchMatMul", "wasm")
       tf.registerKernel(kernel)

@@ -22,8 +22,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parse, stringify } from "yaml"
-import { type ComparisonRow as Row, comparison } from "../src/cli/DemoCommand.ts"
-import { parseEventLog } from "../src/pipeline/EventLog.ts"
+import { type ComparisonRow as Row, comparison } from "../src/report/Comparison.ts"
+import { parseEventLog } from "../src/io/EventLog.ts"
 import { type Benchmark, machineInfo, type Options, progress, round } from "./common.ts"
 
 const simmer = fileURLToPath(new URL("../bin/simmer.js", import.meta.url))

@@ -18,9 +18,9 @@ import { loadCheckpoint, saveCheckpoint } from "../src/io/Checkpoint.ts"
 import { pathExists, writeFileAtomically, writeFolderAtomically } from "../src/io/AtomicWrite.ts"
 import { FileSystemError, fsError } from "../src/io/Errors.ts"
 import { readSafetensors, writeSafetensors } from "../src/io/Safetensors.ts"
-import { CorruptStage, verifyManifest, writeManifest } from "../src/pipeline/Manifest.ts"
-import { eventLine, parseEventLog } from "../src/pipeline/EventLog.ts"
-import type { RunEvent } from "../src/pipeline/RunEvent.ts"
+import { CorruptStage, verifyManifest, writeManifest } from "../src/io/Manifest.ts"
+import { eventLine, parseEventLog } from "../src/io/EventLog.ts"
+import type { RunEvent } from "../src/io/RunEvent.ts"
 import { type AcceptedPointer, type ResumeState, RunStore } from "../src/services/RunStore.ts"
 
 const AcceptedPointerSchema = Schema.fromJsonString(Schema.Struct({

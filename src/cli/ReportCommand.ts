@@ -5,7 +5,7 @@
  */
 import { Console, Effect } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { writeReport } from "../pipeline/Report.ts"
+import { writeReport } from "../report/Report.ts"
 import { jsonFlag } from "./Flags.ts"
 
 export const reportCommand = Command.make(

@@ -5,7 +5,7 @@
  * --json, the NDJSON events on stdout.
  */
 import type { ModelState } from "../pipeline/ModelState.ts"
-import type { RunEvent } from "../pipeline/RunEvent.ts"
+import type { RunEvent } from "../io/RunEvent.ts"
 
 export type ViewMode = "tty" | "plain" | "json"
 

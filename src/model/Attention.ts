@@ -16,7 +16,7 @@
  *
  * The batched products themselves were the bottleneck (1-2 GFLOP/s in tfjs-wasm's scalar
  * loop, for every batched or transposed product); they now run on the generated kernel
- * (layers/WasmGemm.ts, 25-40 GFLOP/s), which is the bulk of the gain. Per-group 2-D products
+ * (compute/wasm/Gemm.ts, 25-40 GFLOP/s), which is the bulk of the gain. Per-group 2-D products
  * drown in per-op overhead (64 products, slices and a stack per layer). Of what remained,
  * RoPE's slices, concat and their gradients (pad, split) cost more than a 32×32 product, and
  * the scale costs a pass over the scores where the query tables are [T, hd] (with tfjs-wasm's

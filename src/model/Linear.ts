@@ -4,7 +4,7 @@
  * Kept 2-D with the weight untransposed ([in, out]) in the forward direction; the backward
  * products use tfjs' own gradient of matMul (dx = dy·wᵀ and dw = xᵀ·dy through the transpose
  * flags). On the wasm backend every direction runs on the generated BatchMatMul kernel
- * (layers/WasmGemm.ts), which handles both flags at full speed. The earlier custom gradient
+ * (compute/wasm/Gemm.ts), which handles both flags at full speed. The earlier custom gradient
  * with explicitly transposed operands existed because wasm's built-in kernel left XNNPACK's
  * path on any transpose flag (1-2 GFLOP/s); with the generated kernel it only added two
  * transposes and two saved-tensor copies per product (measured ~5% slower per training step).

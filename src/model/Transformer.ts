@@ -26,7 +26,7 @@ export interface KvCache {
 
 /**
  * Fused kernels a backend may register for the elementwise work of rmsNorm and swiGlu below
- * (layers/WasmFused.ts does on wasm); without them the same arithmetic runs as tfjs ops.
+ * (compute/wasm/Fused.ts does on wasm); without them the same arithmetic runs as tfjs ops.
  */
 export const FusedKernels = {
   /** {x, w}, {eps} → [y, n = x·r, r] */

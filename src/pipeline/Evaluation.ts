@@ -7,7 +7,7 @@ import { evaluateDataset } from "../eval/Evaluate.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
 import type { Dataset } from "../services/Datasets.ts"
 import { type ModelState, type Stage, timed } from "./ModelState.ts"
-import type { DatasetScore } from "./RunEvent.ts"
+import type { DatasetScore } from "../io/RunEvent.ts"
 
 export interface EvaluationSetup {
   readonly tokenizer: Tokenizer

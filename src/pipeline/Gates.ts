@@ -3,7 +3,7 @@
  * against the original model's metrics.
  */
 import type { Gates } from "./Plan.ts"
-import type { DatasetScore } from "./RunEvent.ts"
+import type { DatasetScore } from "../io/RunEvent.ts"
 
 const percent = (x: number, digits = 1) => `${(x * 100).toFixed(digits)}%`
 

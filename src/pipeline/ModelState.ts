@@ -7,14 +7,9 @@
  * they need (metrics, sizes) and keep no tensors.
  */
 import { Effect } from "effect"
-import type { ModelConfig } from "../model/ModelConfig.ts"
-import { countParams, type Params } from "../model/Params.ts"
-import type { DatasetScore, Phase, RunEvent, Strategy } from "./RunEvent.ts"
-
-export interface Model {
-  readonly config: ModelConfig
-  readonly params: Params
-}
+import type { Model } from "../model/Model.ts"
+import { countParams } from "../model/Params.ts"
+import type { DatasetScore, Phase, RunEvent, Strategy } from "../io/RunEvent.ts"
 
 export interface ModelState {
   readonly strategy: Strategy

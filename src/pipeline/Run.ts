@@ -17,10 +17,11 @@ import type { GradientFn, TrainerState } from "../tune/Trainer.ts"
 import type { EvaluationSetup } from "./Evaluation.ts"
 import { evaluateModel } from "./Evaluation.ts"
 import { type LoopStart, runLoop, stageName } from "./Loop.ts"
-import { type Model, type ModelState, toEvent } from "./ModelState.ts"
+import type { Model } from "../model/Model.ts"
+import { type ModelState, toEvent } from "./ModelState.ts"
 import type { Plan, Unit } from "./Plan.ts"
 import { calibrationData, makePruneFn } from "./Pruning.ts"
-import type { RunEvent, Strategy } from "./RunEvent.ts"
+import type { RunEvent, Strategy } from "../io/RunEvent.ts"
 
 export interface RunOptions<EG, RG> {
   readonly plan: Plan

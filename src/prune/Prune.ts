@@ -11,7 +11,8 @@ import { type PruneTarget, targetCounts } from "./Schedule.ts"
 import { type CalibrationData, scoreModel, type ScoreOptions } from "./Scorers.ts"
 import type { Scores, Unit } from "./Scores.ts"
 import { type Allocation, selectBlocks, selectGlobal, selectUniform } from "./Select.ts"
-import { applyPlan, type KeepPlan, type Model, type SurgeryOptions } from "./Surgery.ts"
+import type { Model } from "../model/Model.ts"
+import { applyPlan, type KeepPlan, type SurgeryOptions } from "./Surgery.ts"
 
 export interface PruneRequest {
   readonly unit: Unit

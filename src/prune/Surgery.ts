@@ -23,6 +23,7 @@ import { Effect } from "effect"
 import { type LayerShape, type ModelConfig, shapeProblem } from "../model/ModelConfig.ts"
 import { type LayerParams, type Linear, type Params, paramTensors } from "../model/Params.ts"
 import { tidyKeep } from "../model/Tidy.ts"
+import type { Model } from "../model/Model.ts"
 import { IllegalPrune } from "./Errors.ts"
 import type { Unit } from "./Scores.ts"
 
@@ -31,11 +32,6 @@ export type KeepPlan =
   | { readonly unit: "neurons"; readonly keep: ReadonlyArray<ReadonlyArray<number>> }
   | { readonly unit: "heads"; readonly keep: ReadonlyArray<ReadonlyArray<number>> }
   | { readonly unit: "layers"; readonly keep: ReadonlyArray<number> }
-
-export interface Model {
-  readonly config: ModelConfig
-  readonly params: Params
-}
 
 export interface SurgeryOptions {
   /** Leave the input model valid (its tensors are not released). Default false: the input is consumed. */

@@ -11,9 +11,9 @@ import type { FileSystemError } from "../io/Errors.ts"
 import type { HfConfig } from "../io/HfConfig.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params } from "../model/Params.ts"
-import type { InvalidEventLog } from "../pipeline/EventLog.ts"
-import type { CorruptStage } from "../pipeline/Manifest.ts"
-import type { RunEvent } from "../pipeline/RunEvent.ts"
+import type { InvalidEventLog } from "../io/EventLog.ts"
+import type { CorruptStage } from "../io/Manifest.ts"
+import type { RunEvent } from "../io/RunEvent.ts"
 
 /** What a checkpoint is written from: the model and the original folder's config and files. */
 export interface StageContent {

@@ -3,8 +3,13 @@
  * `<bos> prompt completion <eos>`, the completion being what the model must produce.
  */
 import type { Tokenizer } from "../io/Tokenizer.ts"
-import type { TokenizedExample } from "../tune/Batches.ts"
 import type { Example } from "./Task.ts"
+
+/** A training sequence: its token ids and how many of them are the prompt. */
+export interface TokenizedExample {
+  readonly ids: ReadonlyArray<number>
+  readonly promptLength: number
+}
 
 /** Prompt ids a model continues at evaluation time: `<bos>` (when the tokenizer has one) then the prompt. */
 export const encodePrompt = (tokenizer: Tokenizer, prompt: string): Array<number> => [

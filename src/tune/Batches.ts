@@ -7,11 +7,7 @@
  */
 import type { TokenBatch } from "../model/Gradients.ts"
 import { Rng, type RngState } from "../model/Rng.ts"
-
-export interface TokenizedExample {
-  readonly ids: ReadonlyArray<number>
-  readonly promptLength: number
-}
+import type { TokenizedExample } from "../tasks/Encode.ts"
 
 /** Where the data stream stands: which pass over the data, and how far into it. */
 export interface DataCursor {

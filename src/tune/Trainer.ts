@@ -13,7 +13,8 @@ import { type LossAndGradients, lossAndGradients, type TokenBatch } from "../mod
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { assembleParams, paramSpecs, type Params, paramTensors } from "../model/Params.ts"
 import { type AdamWOptions, type AdamWState, adamWStep, initAdamW } from "./AdamW.ts"
-import { buildBatch, type DataCursor, startCursor, takeExamples, type TokenizedExample } from "./Batches.ts"
+import type { TokenizedExample } from "../tasks/Encode.ts"
+import { buildBatch, type DataCursor, startCursor, takeExamples } from "./Batches.ts"
 import { clipByGlobalNorm } from "./ClipGrad.ts"
 import { learningRate, type LrSchedule } from "./Schedule.ts"
 

@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { selectBackend } from "../../layers/Compute.ts"
+import { selectBackend } from "../../src/compute/Backend.ts"
 import { type ModelConfig, uniformConfig } from "../../src/model/ModelConfig.ts"
 import type { BackendName } from "../../src/services/Compute.ts"
 

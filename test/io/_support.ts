@@ -12,8 +12,8 @@ import type { ModelConfig } from "../../src/model/ModelConfig.ts"
 import { tinyConfig as sharedTinyConfig } from "../helpers/backend.ts"
 import { assembleParams, type Params, paramSpecs } from "../../src/model/Params.ts"
 
-/** The transformers-written fixture in the steering folder beside the checkout (../shared). */
-export const fixtureDir = join(import.meta.dirname, "../../../shared/fixtures/hf-llama-gqa-f32")
+/** The transformers-written fixture (test/fixtures/hf-llama-gqa-f32, see its README). */
+export const fixtureDir = join(import.meta.dirname, "../fixtures/hf-llama-gqa-f32")
 
 /** A fresh temporary folder, removed when the test's Scope closes. */
 export const tempDir = Effect.acquireRelease(

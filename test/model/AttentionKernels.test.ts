@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { beforeAll } from "vitest"
-import { GemmKernels, type GemmProblem } from "../../layers/WasmGemm.ts"
+import { GemmKernels, type GemmProblem } from "../../src/compute/wasm/Gemm.ts"
 import { FusedKernels, rmsNorm } from "../../src/model/Transformer.ts"
 import { maxAbsDiff, onBackends, useBackend } from "../helpers/backend.ts"
 

@@ -1,5 +1,5 @@
 /**
- * Numerics against Hugging Face transformers itself: ../shared/fixtures/hf-llama-gqa-f32 was
+ * Numerics against Hugging Face transformers itself: test/fixtures/hf-llama-gqa-f32 was
  * written by transformers' save_pretrained together with the logits and greedy tokens its own
  * LlamaForCausalLM computes (float32, eager attention).
  */
@@ -16,7 +16,7 @@ import { forward } from "../../src/model/Transformer.ts"
 import type { BackendName } from "../../src/services/Compute.ts"
 import { maxAbsDiff, useBackend } from "../helpers/backend.ts"
 
-const fixture = join(import.meta.dirname, "../../../shared/fixtures/hf-llama-gqa-f32")
+const fixture = join(import.meta.dirname, "../fixtures/hf-llama-gqa-f32")
 
 interface Reference {
   readonly inputs: ReadonlyArray<{ name: string; input_ids: Array<number>; logits: Array<Array<number>> }>

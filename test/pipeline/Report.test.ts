@@ -11,9 +11,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
-import { readEvents, renderReport, writeReport } from "../../src/pipeline/Report.ts"
-import type { Phase, RunEvent, Strategy } from "../../src/pipeline/RunEvent.ts"
-import { RunEvent as RunEventSchema } from "../../src/pipeline/RunEvent.ts"
+import { readEvents, renderReport, writeReport } from "../../src/report/Report.ts"
+import type { Phase, RunEvent, Strategy } from "../../src/io/RunEvent.ts"
+import { RunEvent as RunEventSchema } from "../../src/io/RunEvent.ts"
 
 // -------------------------------------------------------------------------------------------
 // A generator of plausible run logs

@@ -4,7 +4,7 @@
  */
 import { Effect, Option } from "effect"
 import { RunStoreLive } from "../../layers/RunStore.ts"
-import { selectBackend } from "../../layers/Compute.ts"
+import { selectBackend } from "../../src/compute/Backend.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { uniformConfig } from "../../src/model/ModelConfig.ts"
 import { initParams } from "../../src/model/Params.ts"

@@ -1,6 +1,6 @@
 /**
  * Replacements for tfjs-wasm kernels that cost far more than their work on the training path,
- * and the registration of all of simmer's fast wasm paths (layers/WasmKernels.ts calls it).
+ * and the registration of all of simmer's fast wasm paths (Kernels.ts calls it).
  *
  * - Identity, and Cast to the same dtype: a shared reference instead of a copy (what the cpu
  *   backend and wasm's own Reshape do). The gradient tape clones every tensor it saves for the
@@ -13,8 +13,8 @@
  * possibly after this registration) and falls back to it outside the cases handled here.
  */
 import * as tf from "@tensorflow/tfjs"
-import { registerWasmFused } from "./WasmFused.ts"
-import { registerWasmGemm } from "./WasmGemm.ts"
+import { registerWasmFused } from "./Fused.ts"
+import { registerWasmGemm } from "./Gemm.ts"
 
 interface WasmBackendLike {
   incRef(dataId: tf.DataId): void
@@ -70,8 +70,8 @@ const gather = (original: tf.KernelConfig): tf.KernelFunc => (args) => {
 let registered = false
 
 /**
- * The generated BatchMatMul (layers/WasmGemm.ts), the fused elementwise kernels
- * (layers/WasmFused.ts) and the replacements above; idempotent.
+ * The generated BatchMatMul (Gemm.ts), the fused elementwise kernels
+ * (Fused.ts) and the replacements above; idempotent.
  */
 export const registerFastWasmKernels = (): void => {
   registerWasmGemm()

@@ -4,8 +4,8 @@
  * in internal orientation, as float32.
  */
 import * as tf from "@tensorflow/tfjs"
-import type { ModelConfig } from "../src/model/ModelConfig.ts"
-import { paramSpecs } from "../src/model/Params.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { paramSpecs } from "../model/Params.ts"
 
 export interface WorkerOptions {
   /** tfjs backend of the worker's engine. */

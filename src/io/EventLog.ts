@@ -7,7 +7,7 @@
  * (its event was never acknowledged). Any other bad line is an error naming file and line.
  */
 import { Effect, Result, Schema } from "effect"
-import { listSome, schemaProblems } from "../io/Errors.ts"
+import { listSome, schemaProblems } from "./Errors.ts"
 import { RunEvent } from "./RunEvent.ts"
 
 export class InvalidEventLog extends Schema.TaggedError<InvalidEventLog>()("InvalidEventLog", {

@@ -25,9 +25,9 @@ import {
   type Series,
   stagesOf
 } from "./ReportModel.ts"
-import type { RunEvent } from "./RunEvent.ts"
-import { parseEventLog } from "./EventLog.ts"
-import type { DatasetScore } from "./RunEvent.ts"
+import type { RunEvent } from "../io/RunEvent.ts"
+import { parseEventLog } from "../io/EventLog.ts"
+import type { DatasetScore } from "../io/RunEvent.ts"
 import {
   type Bar,
   dashPatterns,

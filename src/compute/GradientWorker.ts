@@ -9,11 +9,11 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, References } from "effect"
 import { parentPort, workerData } from "node:worker_threads"
-import { lossAndGradients } from "../src/model/Gradients.ts"
-import type { ModelConfig } from "../src/model/ModelConfig.ts"
-import { assembleParams, type Params } from "../src/model/Params.ts"
-import { selectBackend } from "./Compute.ts"
-import { type ComputeRequest, copyTensorInto, paramLayout, type WorkerOptions, type WorkerReply } from "./GradientsProtocol.ts"
+import { lossAndGradients } from "../model/Gradients.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { assembleParams, type Params } from "../model/Params.ts"
+import { selectBackend } from "./Backend.ts"
+import { type ComputeRequest, copyTensorInto, paramLayout, type WorkerOptions, type WorkerReply } from "./GradientProtocol.ts"
 
 const port = parentPort
 if (port === null) throw new Error("GradientsWorker.ts must run in a worker thread")

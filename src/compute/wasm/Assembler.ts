@@ -1,6 +1,6 @@
 /**
- * A tiny WebAssembly assembler, just what simmer's generated wasm kernels need (layers/WasmGemm.ts,
- * layers/WasmFused.ts): LEB128, a one-function module importing the tfjs module's memory, and
+ * A tiny WebAssembly assembler, just what simmer's generated wasm kernels need (Gemm.ts,
+ * compute/wasm/Fused.ts): LEB128, a one-function module importing the tfjs module's memory, and
  * the handful of scalar and SIMD instructions the kernels use.
  */
 

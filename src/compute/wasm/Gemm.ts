@@ -27,7 +27,7 @@
  * XNNPACK path (plain 2-D only) and 1-2 GFLOP/s for its batched or transposed products.
  */
 import * as tf from "@tensorflow/tfjs"
-import { type Bytes, I32, moduleBytes, op, relaxedSimdSupported, V128, v128, type WasmMemory, WebAssembly } from "./WasmAssembler.ts"
+import { type Bytes, I32, moduleBytes, op, relaxedSimdSupported, V128, v128, type WasmMemory, WebAssembly } from "./Assembler.ts"
 
 // ---------------------------------------------------------------------------------------------
 // The product.

@@ -6,7 +6,7 @@
  * per step, negligible next to the matMuls.
  */
 import * as tf from "@tensorflow/tfjs"
-import { registerFastWasmKernels } from "./WasmOverrides.ts"
+import { registerFastWasmKernels } from "./Overrides.ts"
 
 interface WasmBackendLike {
   readSync(dataId: tf.DataId): tf.backend_util.BackendValues

@@ -8,8 +8,8 @@ import { createReadStream } from "node:fs"
 import { readdir, readFile, stat } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Result, Schema } from "effect"
-import { writeFileAtomically } from "../io/AtomicWrite.ts"
-import { describeCause, FileSystemError } from "../io/Errors.ts"
+import { writeFileAtomically } from "./AtomicWrite.ts"
+import { describeCause, FileSystemError } from "./Errors.ts"
 
 export const manifestFileName = "manifest.json"
 

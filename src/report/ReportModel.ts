@@ -8,8 +8,8 @@
  * last event that has them. A `finished` event forms no row; its metrics and size, when it
  * has them, override the final state's.
  */
-import type { DatasetScore, Phase, RunEvent, Strategy } from "./RunEvent.ts"
-import { Strategies } from "./RunEvent.ts"
+import type { DatasetScore, Phase, RunEvent, Strategy } from "../io/RunEvent.ts"
+import { Strategies } from "../io/RunEvent.ts"
 
 export interface RunInput {
   /** Shown in legends and headings; the run folder's name. */

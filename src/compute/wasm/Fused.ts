@@ -14,7 +14,7 @@
  * its shapes: a model has one or two.
  */
 import * as tf from "@tensorflow/tfjs"
-import { FusedKernels } from "../src/model/Transformer.ts"
+import { FusedKernels } from "../../model/Transformer.ts"
 import {
   advance,
   type Bytes,
@@ -28,7 +28,7 @@ import {
   V128,
   v128,
   type WasmMemory
-} from "./WasmAssembler.ts"
+} from "./Assembler.ts"
 
 interface WasmBackendLike {
   readonly wasm: { readonly asm: { readonly memory: WasmMemory } }
