@@ -274,6 +274,13 @@ export interface LoadedTensor {
   readonly data: Float32Array
 }
 
+/** A float32 tensor in host memory with its name (resume state, optimizer moments). */
+export interface NamedTensor {
+  readonly name: string
+  readonly shape: ReadonlyArray<number>
+  readonly data: Float32Array
+}
+
 /** Every tensor of a (small) file as float32, by name. Large checkpoints go through `openSafetensors`. */
 export const readSafetensors = (path: string) =>
   Effect.scoped(
