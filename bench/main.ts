@@ -17,7 +17,8 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   prune: async () => (await import("./prune.ts")).prune,
   eval: async () => (await import("./eval.ts")).evalBench,
   quality: async () => (await import("./quality.ts")).quality,
-  "prune-accuracy": async () => (await import("./pruneAccuracy.ts")).pruneAccuracy
+  "prune-accuracy": async () => (await import("./pruneAccuracy.ts")).pruneAccuracy,
+  "make-checkpoint": async () => (await import("./checkpoints.ts")).makeCheckpointBench
 }
 
 const usage = async (): Promise<string> => {

@@ -439,11 +439,11 @@ const bitEqual = (a: Float32Array, b: Float32Array): boolean => {
 /** A file to put into the checkpoint: a path to copy (by its base name), or content to write. */
 export type ExtraFile = string | { readonly name: string; readonly content: string | Uint8Array }
 
-export interface SaveCheckpointOptions extends AtomicFolderOptions {
+/** What a checkpoint folder holds besides its tensors, and how to lay it out. */
+export interface CheckpointLayoutOptions extends AtomicFolderOptions {
   readonly config: ModelConfig
   /** The config.json the model came from; its other keys are kept (see `toHfConfigJson`). */
   readonly hfConfig: HfConfig
-  readonly params: Params
   /** On-disk dtype of every tensor; torch_dtype in config.json follows it. */
   readonly dtype: Dtype
   /** Largest shard in bytes before splitting, as transformers' max_shard_size (default 5 GB). */
@@ -452,6 +452,12 @@ export interface SaveCheckpointOptions extends AtomicFolderOptions {
   readonly generationConfig?: unknown
   /** Tokenizer files and the like (e.g. `LoadedCheckpoint.files.tokenizer`). */
   readonly extraFiles?: ReadonlyArray<ExtraFile>
+  /** Told the name of each tensor as its writing starts, with how many are written before it (progress). */
+  readonly onTensor?: (name: string, done: number, total: number) => void
+}
+
+export interface SaveCheckpointOptions extends CheckpointLayoutOptions {
+  readonly params: Params
 }
 
 export interface SavedCheckpoint {
@@ -470,7 +476,8 @@ export const saveCheckpoint = Effect.fn("Checkpoint.save")(function*(
   options: SaveCheckpointOptions
 ): Effect.fn.Return<SavedCheckpoint, SaveCheckpointError> {
   const { config, params, dtype } = options
-  const configJson = yield* toHfConfigJson(config, options.hfConfig, dtype, join(dir, configFileName))
+  // Checked before anything is read, as saveCheckpointTensors checks it again before writing.
+  yield* toHfConfigJson(config, options.hfConfig, dtype, join(dir, configFileName))
 
   const specs = paramSpecs(config)
   const missing: Array<string> = []
@@ -517,6 +524,34 @@ export const saveCheckpoint = Effect.fn("Checkpoint.save")(function*(
     })
   }
 
+  return yield* saveCheckpointTensors(dir, { ...options, tensor: (spec) => sources.get(spec.name)!.data })
+})
+
+/**
+ * Writes a checkpoint folder atomically from tensors produced one at a time, in file
+ * orientation (`ParamSpec.shape`): each is pulled when the writer reaches it, so a model never
+ * has to be in memory at once (streamed surgery, random checkpoints of real sizes).
+ */
+export const saveCheckpointTensors = Effect.fn("Checkpoint.saveTensors")(function*<E>(
+  dir: string,
+  options: CheckpointLayoutOptions & { readonly tensor: (spec: ParamSpec) => Effect.Effect<Float32Array, E> }
+): Effect.fn.Return<SavedCheckpoint, E | SaveCheckpointError> {
+  const { config, dtype } = options
+  const configJson = yield* toHfConfigJson(config, options.hfConfig, dtype, join(dir, configFileName))
+  const specs = paramSpecs(config)
+  const sources = new Map<string, TensorSource<E>>()
+  let started = 0
+  for (const spec of specs) {
+    sources.set(spec.name, {
+      name: spec.name,
+      dtype,
+      shape: spec.shape,
+      data: Effect.suspend(() => {
+        options.onTensor?.(spec.name, started++, specs.length)
+        return options.tensor(spec)
+      })
+    })
+  }
   const ordered = stateDictOrder(specs).map((s) => ({
     name: s.name,
     bytes: s.shape.reduce((a, b) => a * b, 1) * dtypeSize[dtype]
@@ -547,7 +582,7 @@ export const saveCheckpoint = Effect.fn("Checkpoint.save")(function*(
         yield* writeText(generationConfigFileName, toPythonJson(options.generationConfig, { floatKeys: configFloatKeys }) + "\n")
       }
       for (const shard of plan.files) {
-        yield* writeSafetensors(join(temp, shard.name), shard.tensors.map((name) => sources.get(name)!))
+        yield* writeSafetensors<E>(join(temp, shard.name), shard.tensors.map((name) => sources.get(name)!))
         written.push(shard.name)
       }
       if (plan.files.length > 1) {

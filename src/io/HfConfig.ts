@@ -13,7 +13,7 @@
  */
 import { readFile } from "node:fs/promises"
 import { Effect, Result, Schema } from "effect"
-import type { LayerShape, ModelConfig } from "../model/ModelConfig.ts"
+import type { LayerShape, Llama3RopeScaling, ModelConfig } from "../model/ModelConfig.ts"
 import { isUniform, shapeProblem } from "../model/ModelConfig.ts"
 import { type Dtype, dtypeFromTorchName, torchDtypeName } from "./Dtype.ts"
 import {
@@ -118,17 +118,40 @@ const checkArchitecture = (path: string, raw: Record<string, unknown>): Unsuppor
   return undefined
 }
 
-/** Why the RoPE settings are not plain rotary embeddings, or the theta they carry. */
-const ropeSettings = (hf: HfConfig): { problem: string } | { theta: number | undefined } => {
+const llama3Keys = ["factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"] as const
+
+/**
+ * Why the RoPE settings are neither plain rotary embeddings nor Llama 3's scaling, or the theta
+ * and scaling they carry.
+ */
+const ropeSettings = (
+  hf: HfConfig
+): { problem: string } | { theta: number | undefined; scaling: Llama3RopeScaling | undefined } => {
   let theta: number | undefined
+  let scaling: Llama3RopeScaling | undefined
   for (const key of ["rope_scaling", "rope_parameters"] as const) {
     const value = hf[key]
     if (value === undefined || value === null) continue
     if (typeof value !== "object" || Array.isArray(value)) return { problem: `${key} is ${JSON.stringify(value)}` }
     const fields = value as Record<string, unknown>
     const kind = fields.rope_type ?? fields.type
-    const extra = Object.keys(fields).filter((k) => k !== "rope_type" && k !== "type" && k !== "rope_theta")
-    if (kind !== "default" || extra.length > 0) return { problem: `${key} is ${JSON.stringify(value)}` }
+    const known: ReadonlyArray<string> = kind === "llama3" ? llama3Keys : []
+    const extra = Object.keys(fields).filter((k) => k !== "rope_type" && k !== "type" && k !== "rope_theta" && !known.includes(k))
+    if ((kind !== "default" && kind !== "llama3") || extra.length > 0) return { problem: `${key} is ${JSON.stringify(value)}` }
+    if (kind === "llama3") {
+      const bad = llama3Keys.find((k) => typeof fields[k] !== "number" || !((fields[k] as number) > 0))
+      if (bad !== undefined) return { problem: `${key}.${bad} is ${JSON.stringify(fields[bad])}` }
+      if (!((fields.high_freq_factor as number) > (fields.low_freq_factor as number))) {
+        return { problem: `${key}.high_freq_factor must exceed low_freq_factor` }
+      }
+      scaling = {
+        kind: "llama3",
+        factor: fields.factor as number,
+        lowFreqFactor: fields.low_freq_factor as number,
+        highFreqFactor: fields.high_freq_factor as number,
+        originalMaxPositionEmbeddings: fields.original_max_position_embeddings as number
+      }
+    }
     if (fields.rope_theta !== undefined) {
       if (typeof fields.rope_theta !== "number" || !(fields.rope_theta > 0)) {
         return { problem: `${key}.rope_theta is ${JSON.stringify(fields.rope_theta)}` }
@@ -136,7 +159,7 @@ const ropeSettings = (hf: HfConfig): { problem: string } | { theta: number | und
       theta = fields.rope_theta
     }
   }
-  return { theta }
+  return { theta, scaling }
 }
 
 /**
@@ -184,7 +207,7 @@ export const decodeHfConfig = Effect.fnUntraced(function*(
   }
   const rope = ropeSettings(hf)
   if ("problem" in rope) {
-    return yield* unsupported(`${rope.problem}; only plain rotary embeddings (no RoPE scaling) are supported`)
+    return yield* unsupported(`${rope.problem}; only plain rotary embeddings and Llama 3 scaling (rope_type "llama3") are supported`)
   }
   if (hf.use_sliding_window === true) {
     return yield* unsupported("use_sliding_window is true; sliding-window attention is not supported")
@@ -258,6 +281,7 @@ const headDimOf = (hf: HfConfig): number => hf.head_dim ?? Math.floor(hf.hidden_
 export const toModelConfig = (hf: HfConfig): ModelConfig => {
   const rope = ropeSettings(hf)
   const ropeTheta = ("theta" in rope ? rope.theta : undefined) ?? hf.rope_theta ?? defaults.ropeTheta
+  const ropeScaling = "scaling" in rope ? rope.scaling : undefined
   const layer = {
     intermediateSize: hf.intermediate_size,
     numHeads: hf.num_attention_heads,
@@ -277,6 +301,7 @@ export const toModelConfig = (hf: HfConfig): ModelConfig => {
     layers,
     rmsNormEps: hf.rms_norm_eps ?? defaults.rmsNormEps,
     ropeTheta,
+    ...(ropeScaling !== undefined ? { ropeScaling } : {}),
     maxPositionEmbeddings: hf.max_position_embeddings ?? defaults[hf.model_type].maxPositionEmbeddings,
     tieWordEmbeddings: hf.tie_word_embeddings ?? false,
     // Qwen2 always has q/k/v biases and never an o_proj bias; Llama's attention_bias covers all four.

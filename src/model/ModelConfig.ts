@@ -14,6 +14,19 @@ export interface LayerShape {
   readonly numKeyValueHeads: number
 }
 
+/**
+ * Llama 3's RoPE frequency scaling: wavelengths longer than originalMaxPositionEmbeddings /
+ * lowFreqFactor are divided by `factor`, shorter than .../highFreqFactor kept, and the band
+ * between interpolated smoothly (transformers' `_compute_llama3_parameters`).
+ */
+export interface Llama3RopeScaling {
+  readonly kind: "llama3"
+  readonly factor: number
+  readonly lowFreqFactor: number
+  readonly highFreqFactor: number
+  readonly originalMaxPositionEmbeddings: number
+}
+
 export interface ModelConfig {
   readonly architecture: Architecture
   readonly vocabSize: number
@@ -22,6 +35,8 @@ export interface ModelConfig {
   readonly layers: ReadonlyArray<LayerShape>
   readonly rmsNormEps: number
   readonly ropeTheta: number
+  /** Llama 3.1+ frequency scaling of RoPE (rope_scaling.rope_type "llama3"); absent: plain RoPE. */
+  readonly ropeScaling?: Llama3RopeScaling
   readonly maxPositionEmbeddings: number
   readonly tieWordEmbeddings: boolean
   /** Bias on q_proj, k_proj and v_proj (Qwen2 always; Llama when attention_bias). */

@@ -3,6 +3,28 @@
  * Qwen2: the first and second halves of each head's dimensions form the rotated pairs.
  */
 import * as tf from "@tensorflow/tfjs"
+import type { Llama3RopeScaling } from "./ModelConfig.ts"
+
+/**
+ * inv_freq = 1 / θ^(2i/hd) in float32 as transformers computes it, then Llama 3's scaling when
+ * the config has one: low frequencies (long wavelengths) divided by the factor, high ones kept,
+ * the band between blended linearly in the ratio of context length to wavelength.
+ */
+export const inverseFrequencies = (headDim: number, theta: number, scaling?: Llama3RopeScaling): Array<number> => {
+  const plain = Array.from({ length: headDim / 2 }, (_, i) =>
+    Math.fround(1 / Math.fround(Math.pow(theta, Math.fround(Math.fround(2 * i) / headDim)))))
+  if (scaling === undefined) return plain
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: context } = scaling
+  const lowFreqWavelength = context / lowFreqFactor
+  const highFreqWavelength = context / highFreqFactor
+  return plain.map((f) => {
+    const wavelength = (2 * Math.PI) / f
+    if (wavelength < highFreqWavelength) return f
+    if (wavelength > lowFreqWavelength) return Math.fround(f / factor)
+    const smooth = (context / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor)
+    return Math.fround((1 - smooth) * (f / factor) + smooth * f)
+  })
+}
 
 /**
  * cos and sin tables [N, hd] for the given positions, computed the way transformers does it
@@ -12,11 +34,11 @@ import * as tf from "@tensorflow/tfjs"
 export const ropeTables = (
   headDim: number,
   theta: number,
-  positions: ReadonlyArray<number>
+  positions: ReadonlyArray<number>,
+  scaling?: Llama3RopeScaling
 ): { cos: tf.Tensor2D; sin: tf.Tensor2D } => {
   const half = headDim / 2
-  const invFreq = Array.from({ length: half }, (_, i) =>
-    Math.fround(1 / Math.fround(Math.pow(theta, Math.fround(Math.fround(2 * i) / headDim)))))
+  const invFreq = inverseFrequencies(headDim, theta, scaling)
   const n = positions.length
   const cos = new Float32Array(n * headDim)
   const sin = new Float32Array(n * headDim)

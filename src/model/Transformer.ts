@@ -150,7 +150,7 @@ export const forward = (
   const padded = padding.some((p) => p > 0)
   const positions = (padded ? padding : [0]).flatMap((pad) =>
     Array.from({ length: T }, (_, t) => Math.max(P + t - pad, 0)))
-  const rope = ropeTables(config.headDim, config.ropeTheta, positions)
+  const rope = ropeTables(config.headDim, config.ropeTheta, positions, config.ropeScaling)
   let h = tf.gather(params.embed, tf.reshape(ids, [B * T])) as tf.Tensor2D // [B*T, D]
   const layers: Array<{ k: tf.Tensor4D; v: tf.Tensor4D }> = []
   config.layers.forEach((shape, i) => {
