@@ -20,7 +20,7 @@
 import { copyFile, readdir, readFile, stat, writeFile } from "node:fs/promises"
 import { basename, join } from "node:path"
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Result, Schema } from "effect"
+import { Effect, Result, Schema, type Scope } from "effect"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params, ParamSpec } from "../model/Params.ts"
 import { assembleParams, paramSpecs } from "../model/Params.ts"
@@ -62,6 +62,16 @@ export interface CheckpointFiles {
   readonly generationConfig: string | undefined
   /** Tokenizer files present in the folder (see `tokenizerFileNames`), to copy along on save. */
   readonly tokenizer: ReadonlyArray<string>
+}
+
+/** A checkpoint folder whose headers are validated and whose tensors are read on demand. */
+export interface OpenCheckpoint extends Omit<LoadedCheckpoint, "params"> {
+  /** A tensor by Hugging Face name, float32 in file orientation (BF16 / F16 decoded). */
+  readonly read: (name: string) => Effect.Effect<Float32Array, CorruptCheckpoint | FileSystemError>
+  /** Rows [first, first + count) of a tensor (along its first axis), in file orientation. */
+  readonly readRows: (name: string, first: number, count: number) => Effect.Effect<Float32Array, CorruptCheckpoint | FileSystemError>
+  /** A parameter in internal orientation (Linear weights transposed to [in, out]), as Params hold it. */
+  readonly readInternal: (name: string) => Effect.Effect<Float32Array, CorruptCheckpoint | FileSystemError>
 }
 
 export interface LoadedCheckpoint {
@@ -269,14 +279,14 @@ const readWeightIndex = Effect.fnUntraced(function*(dir: string, entries: Readon
 })
 
 /**
- * Loads a checkpoint folder. Fails with CheckpointNotFound (no folder, config.json or weights),
- * InvalidConfig / UnsupportedModel / UnsupportedDtype (config.json or tensor dtypes),
- * CorruptCheckpoint (safetensors or index problems), TensorMismatch (tensors vs config), or
- * FileSystemError. No tensors are left allocated on failure.
+ * Opens a checkpoint folder without reading its weights: config.json, the index and every
+ * shard's header are read and checked against the config (same errors as `loadCheckpoint`),
+ * and the shards stay open until the Scope closes, so tensors can then be read one at a time,
+ * or in rows, by offset. A model of any size costs only its headers here.
  */
-export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
+export const openCheckpoint = Effect.fn("Checkpoint.open")(function*(
   dir: string
-): Effect.fn.Return<LoadedCheckpoint, LoadCheckpointError> {
+): Effect.fn.Return<OpenCheckpoint, LoadCheckpointError, Scope.Scope> {
   const entries = yield* listFolder(dir)
   const configPath = join(dir, configFileName)
   if (!entries.includes(configFileName)) {
@@ -316,8 +326,7 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
   const weightFiles = index === undefined ? [singleWeightsFileName] : index.shards
   const weightsLabel = index === undefined ? join(dir, singleWeightsFileName) : index.path
 
-  const loaded = yield* Effect.scoped(
-    Effect.gen(function*() {
+  const opened = yield* Effect.gen(function*() {
       const locations = new Map<string, Location>()
       for (const name of weightFiles) {
         const path = join(dir, name)
@@ -403,19 +412,8 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
       }
       const dtype = [...byDtype.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? "F32"
 
-      const tensors = new Map<string, tf.Tensor>()
-      yield* Effect.forEach(specs, (spec) =>
-        Effect.gen(function*() {
-          const at = locations.get(spec.name)!
-          const raw = yield* at.file.read(at.info)
-          const data = spec.transposed ? transpose2d(raw, spec.shape[0], spec.shape[1]) : raw
-          tensors.set(spec.name, tf.tensor(data, internalShape(spec), "float32"))
-        }), { discard: true }).pipe(
-          Effect.onError(() => Effect.sync(() => tensors.forEach((t) => t.dispose())))
-        )
-      return { params: assembleParams(config, (name) => tensors.get(name)!), dtype }
+      return { locations, dtype }
     })
-  )
 
   const files: CheckpointFiles = {
     dir,
@@ -425,7 +423,54 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
     generationConfig: generationConfigPath,
     tokenizer: tokenizerFileNames.filter((f) => entries.includes(f)).map((f) => join(dir, f))
   }
-  return { config, hfConfig, params: loaded.params, dtype: loaded.dtype, generationConfig, files }
+  const at = (name: string) => {
+    const location = opened.locations.get(name)
+    if (location === undefined) throw new Error(`openCheckpoint: ${name} is not a tensor of ${dir}`)
+    return location
+  }
+  const byName = new Map(paramSpecs(config).map((spec) => [spec.name, spec]))
+  return {
+    config,
+    hfConfig,
+    dtype: opened.dtype,
+    generationConfig,
+    files,
+    read: (name) => Effect.suspend(() => at(name).file.read(at(name).info)),
+    readRows: (name, first, count) => Effect.suspend(() => at(name).file.readRows(at(name).info, first, count)),
+    readInternal: (name) =>
+      Effect.suspend(() => {
+        const spec = byName.get(name)
+        if (spec === undefined) return Effect.die(new Error(`openCheckpoint: ${name} is not a parameter of the model`))
+        return at(name).file.read(at(name).info).pipe(
+          Effect.map((raw) => (spec.transposed ? transpose2d(raw, spec.shape[0], spec.shape[1]) : raw))
+        )
+      })
+  }
+})
+
+/**
+ * Loads a checkpoint folder into tensors. Fails with CheckpointNotFound (no folder, config.json
+ * or weights), InvalidConfig / UnsupportedModel / UnsupportedDtype (config.json or tensor
+ * dtypes), CorruptCheckpoint (safetensors or index problems), TensorMismatch (tensors vs
+ * config), or FileSystemError. No tensors are left allocated on failure.
+ */
+export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
+  dir: string
+): Effect.fn.Return<LoadedCheckpoint, LoadCheckpointError> {
+  return yield* Effect.scoped(Effect.gen(function*() {
+    const open = yield* openCheckpoint(dir)
+    const specs = paramSpecs(open.config)
+    const tensors = new Map<string, tf.Tensor>()
+    yield* Effect.forEach(specs, (spec) =>
+      Effect.gen(function*() {
+        const data = yield* open.readInternal(spec.name)
+        tensors.set(spec.name, tf.tensor(data, internalShape(spec), "float32"))
+      }), { discard: true }).pipe(
+        Effect.onError(() => Effect.sync(() => tensors.forEach((t) => t.dispose())))
+      )
+    const { read: _read, readRows: _readRows, readInternal: _readInternal, ...rest } = open
+    return { ...rest, params: assembleParams(open.config, (name) => tensors.get(name)!) }
+  }))
 })
 
 const bitEqual = (a: Float32Array, b: Float32Array): boolean => {

@@ -50,6 +50,15 @@ export interface SafetensorsFile {
   readonly tensor: (name: string) => TensorInfo | undefined
   /** The tensor's values as float32 (F16 / BF16 decoded exactly). */
   readonly read: (tensor: TensorInfo) => Effect.Effect<Float32Array, CorruptCheckpoint | FileSystemError>
+  /**
+   * Rows [first, first + count) of the tensor (slices along its first axis) as float32: a part
+   * read by offset, so an embedding's few rows never need the whole matrix.
+   */
+  readonly readRows: (
+    tensor: TensorInfo,
+    first: number,
+    count: number
+  ) => Effect.Effect<Float32Array, CorruptCheckpoint | FileSystemError>
 }
 
 /** The Python library refuses headers above 100 MB; so do we, before allocating anything. */
@@ -251,17 +260,26 @@ export const openSafetensors = Effect.fn("Safetensors.open")(function*(
   )
   const header = yield* readHeader(handle, path)
   const byName = new Map(header.tensors.map((t) => [t.name, t]))
-  const read = (tensor: TensorInfo): Effect.Effect<Float32Array, CorruptCheckpoint | FileSystemError> =>
+  const readBytes = (tensor: TensorInfo, begin: number, end: number) =>
     Effect.suspend(() => {
-      const bytes = new Uint8Array(tensor.end - tensor.begin)
-      return readAt(handle, path, header.dataStart + tensor.begin, bytes).pipe(
+      const bytes = new Uint8Array(end - begin)
+      return readAt(handle, path, header.dataStart + begin, bytes).pipe(
         // F32 on a little-endian machine is used in place rather than copied: half the memory.
         Effect.map(() =>
           tensor.dtype === "F32" && littleEndian ? new Float32Array(bytes.buffer) : decodeTensor(bytes, tensor.dtype)
         )
       )
     })
-  return { header, tensor: (name: string) => byName.get(name), read }
+  const read = (tensor: TensorInfo) => readBytes(tensor, tensor.begin, tensor.end)
+  const readRows = (tensor: TensorInfo, first: number, count: number) => {
+    const rows = tensor.shape[0] ?? 1
+    if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > rows) {
+      return Effect.die(new Error(`readRows: rows [${first}, ${first + count}) of ${tensor.name} with ${rows} rows`))
+    }
+    const rowBytes = (tensor.end - tensor.begin) / Math.max(rows, 1)
+    return readBytes(tensor, tensor.begin + first * rowBytes, tensor.begin + (first + count) * rowBytes)
+  }
+  return { header, tensor: (name: string) => byName.get(name), read, readRows }
 })
 
 /** Reads only the validated header of a file. */

@@ -112,31 +112,41 @@ export const paramSpecs = (config: ModelConfig): Array<ParamSpec> => {
  * Builds Params from tensors looked up by Hugging Face name, already in internal orientation.
  * The inverse of `paramSpecs(...).map(get)`.
  */
-export const assembleParams = (config: ModelConfig, byName: (name: string) => tf.Tensor): Params => {
+export const assembleParams = (config: ModelConfig, byName: (name: string) => tf.Tensor): Params => ({
+  embed: byName("model.embed_tokens.weight") as tf.Tensor2D,
+  layers: config.layers.map((_, i) => assembleLayer(config, i, byName)),
+  norm: byName("model.norm.weight") as tf.Tensor1D,
+  ...(config.tieWordEmbeddings ? {} : { lmHead: { w: byName("lm_head.weight") as tf.Tensor2D } })
+})
+
+/** Decoder block i's LayerParams from tensors looked up by Hugging Face name (internal orientation). */
+export const assembleLayer = (config: ModelConfig, i: number, byName: (name: string) => tf.Tensor): LayerParams => {
   const linear = (prefix: string, bias: boolean): Linear =>
     bias
       ? { w: byName(`${prefix}.weight`) as tf.Tensor2D, b: byName(`${prefix}.bias`) as tf.Tensor1D }
       : { w: byName(`${prefix}.weight`) as tf.Tensor2D }
+  const at = `model.layers.${i}`
   return {
-    embed: byName("model.embed_tokens.weight") as tf.Tensor2D,
-    layers: config.layers.map((_, i) => {
-      const at = `model.layers.${i}`
-      return {
-        inputNorm: byName(`${at}.input_layernorm.weight`) as tf.Tensor1D,
-        q: linear(`${at}.self_attn.q_proj`, config.qkvBias),
-        k: linear(`${at}.self_attn.k_proj`, config.qkvBias),
-        v: linear(`${at}.self_attn.v_proj`, config.qkvBias),
-        o: linear(`${at}.self_attn.o_proj`, config.outputBias),
-        postNorm: byName(`${at}.post_attention_layernorm.weight`) as tf.Tensor1D,
-        gate: linear(`${at}.mlp.gate_proj`, config.mlpBias),
-        up: linear(`${at}.mlp.up_proj`, config.mlpBias),
-        down: linear(`${at}.mlp.down_proj`, config.mlpBias)
-      }
-    }),
-    norm: byName("model.norm.weight") as tf.Tensor1D,
-    ...(config.tieWordEmbeddings ? {} : { lmHead: linear("lm_head", false) })
+    inputNorm: byName(`${at}.input_layernorm.weight`) as tf.Tensor1D,
+    q: linear(`${at}.self_attn.q_proj`, config.qkvBias),
+    k: linear(`${at}.self_attn.k_proj`, config.qkvBias),
+    v: linear(`${at}.self_attn.v_proj`, config.qkvBias),
+    o: linear(`${at}.self_attn.o_proj`, config.outputBias),
+    postNorm: byName(`${at}.post_attention_layernorm.weight`) as tf.Tensor1D,
+    gate: linear(`${at}.mlp.gate_proj`, config.mlpBias),
+    up: linear(`${at}.mlp.up_proj`, config.mlpBias),
+    down: linear(`${at}.mlp.down_proj`, config.mlpBias)
   }
 }
+
+/** The specs of decoder block i's tensors. */
+export const layerSpecs = (config: ModelConfig, i: number): Array<ParamSpec> =>
+  paramSpecs(config).filter((spec) => spec.name.startsWith(`model.layers.${i}.`))
+
+/** The tensors of one decoder block, each once. */
+export const layerTensors = (layer: LayerParams): Array<tf.Tensor> =>
+  [layer.inputNorm, layer.q, layer.k, layer.v, layer.o, layer.postNorm, layer.gate, layer.up, layer.down].flatMap((x) =>
+    x instanceof tf.Tensor ? [x] : x.b === undefined ? [x.w] : [x.w, x.b])
 
 /** All tensors of a Params, each once. */
 export const paramTensors = (config: ModelConfig, params: Params): Array<tf.Tensor> =>

@@ -147,30 +147,70 @@ export const forward = (
   const cache = options.cache
   const P = cache?.length ?? 0
   const padding = cache?.padding ?? options.padding ?? new Array<number>(B).fill(0)
+  let h = tf.gather(params.embed, tf.reshape(ids, [B * T])) as tf.Tensor2D // [B*T, D]
+  const layers: Array<{ k: tf.Tensor4D; v: tf.Tensor4D }> = []
+  const context = blockContext(config, B, T, padding, P)
+  config.layers.forEach((_, i) => {
+    const past = cache !== undefined && P > 0 ? cache.layers[i] : undefined
+    const out = decoderBlock(config, i, params.layers[i], h, context, { past, observe: options.observe, mlpOffset: options.mlpOffsets?.[i] })
+    h = out.h
+    layers.push({ k: out.k, v: out.v })
+  })
+  const logits2d = lmHead(config, params, rmsNorm(h, params.norm, config.rmsNormEps))
+  const logits = tf.reshape(logits2d, [B, T, config.vocabSize]) as tf.Tensor3D
+  return cache === undefined ? { logits } : { logits, cache: { length: P + T, padding, layers } }
+}
+
+/** Logits [N, V] of final hidden states [N, D] (normalised): the LM head, or the transposed embedding when tied. */
+export const lmHead = (config: ModelConfig, params: Params, final: tf.Tensor2D): tf.Tensor2D =>
+  params.lmHead !== undefined
+    ? linear(final, params.lmHead)
+    : matMul2d(final, tf.transpose(params.embed) as tf.Tensor2D)
+
+/** What every block of one forward pass shares: batch shape, rotary tables, cached length, padding. */
+export interface BlockContext {
+  readonly B: number
+  readonly T: number
+  readonly rope: { cos: tf.Tensor2D; sin: tf.Tensor2D }
+  readonly P: number
+  readonly padding: ReadonlyArray<number>
+}
+
+/** The context of a forward over [B, T] new tokens after P cached ones (rotary tables made here). */
+export const blockContext = (config: ModelConfig, B: number, T: number, padding: ReadonlyArray<number>, P = 0): BlockContext => {
   const padded = padding.some((p) => p > 0)
   const positions = (padded ? padding : [0]).flatMap((pad) =>
     Array.from({ length: T }, (_, t) => Math.max(P + t - pad, 0)))
-  const rope = ropeTables(config.headDim, config.ropeTheta, positions, config.ropeScaling)
-  let h = tf.gather(params.embed, tf.reshape(ids, [B * T])) as tf.Tensor2D // [B*T, D]
-  const layers: Array<{ k: tf.Tensor4D; v: tf.Tensor4D }> = []
-  config.layers.forEach((shape, i) => {
-    const p = params.layers[i]
-    const normed = rmsNorm(h, p.inputNorm, config.rmsNormEps)
-    const past = cache !== undefined && P > 0 ? cache.layers[i] : undefined
-    const observe = options.observe
-    observe?.(i, "block.in", h)
-    const a = attention(config, shape, p, normed, B, T, rope, past, P, padding, observe && ((name, t) => observe(i, name, t)))
-    h = tf.add(h, a.out)
-    h = tf.add(h, mlp(p, rmsNorm(h, p.postNorm, config.rmsNormEps), options.mlpOffsets?.[i], observe && ((act) => observe(i, "mlp.act", act))))
-    observe?.(i, "block.out", h)
-    layers.push({ k: a.k, v: a.v })
-  })
-  const final = rmsNorm(h, params.norm, config.rmsNormEps)
-  const logits2d = params.lmHead !== undefined
-    ? linear(final, params.lmHead)
-    : matMul2d(final, tf.transpose(params.embed) as tf.Tensor2D)
-  const logits = tf.reshape(logits2d, [B, T, config.vocabSize]) as tf.Tensor3D
-  return cache === undefined ? { logits } : { logits, cache: { length: P + T, padding, layers } }
+  return { B, T, P, padding, rope: ropeTables(config.headDim, config.ropeTheta, positions, config.ropeScaling) }
+}
+
+/**
+ * Decoder block i on hidden states h [B*T, D]: h + attention(norm(h)), then + mlp(norm(·)).
+ * The whole forward runs these in turn; block-by-block execution (Blockwise.ts) runs them one
+ * layer's weights at a time.
+ */
+export const decoderBlock = (
+  config: ModelConfig,
+  i: number,
+  p: LayerParams,
+  h: tf.Tensor2D,
+  context: BlockContext,
+  options: {
+    readonly past?: { k: tf.Tensor4D; v: tf.Tensor4D } | undefined
+    readonly observe?: Observer | undefined
+    readonly mlpOffset?: tf.Tensor2D | undefined
+  } = {}
+): { readonly h: tf.Tensor2D; readonly k: tf.Tensor4D; readonly v: tf.Tensor4D } => {
+  const { B, T, rope, P, padding } = context
+  const shape = config.layers[i]
+  const observe = options.observe
+  const normed = rmsNorm(h, p.inputNorm, config.rmsNormEps)
+  observe?.(i, "block.in", h)
+  const a = attention(config, shape, p, normed, B, T, rope, options.past, P, padding, observe && ((name, t) => observe(i, name, t)))
+  let out = tf.add(h, a.out) as tf.Tensor2D
+  out = tf.add(out, mlp(p, rmsNorm(out, p.postNorm, config.rmsNormEps), options.mlpOffset, observe && ((act) => observe(i, "mlp.act", act))))
+  observe?.(i, "block.out", out)
+  return { h: out, k: a.k, v: a.v }
 }
 
 /**

@@ -113,6 +113,11 @@ export const observeBatch = (config: ModelConfig, params: Params, batch: Calibra
   })
 }
 
+/** Progress of a scorer: told after each decoder block it finished (block-by-block execution). */
+export interface ScoringProgress {
+  readonly onBlock?: (done: number, total: number) => void
+}
+
 /** Adds `values` (a small tensor, read synchronously) into `into`. */
 export const accumulate = (into: Float64Array, values: tf.Tensor): void => {
   const data = values.dataSync()

@@ -8,39 +8,38 @@
  * o_proj, internal orientation). o_proj's bias belongs to no group and is left out.
  */
 import * as tf from "@tensorflow/tfjs"
-import type { ModelConfig } from "../model/ModelConfig.ts"
-import type { Params } from "../model/Params.ts"
-import { type CalibrationBatch, observeBatch, realTokens, tokenMask } from "./Calibration.ts"
+import { Effect } from "effect"
+import { runBlocks } from "../model/Blockwise.ts"
+import type { WeightSource } from "../model/WeightSource.ts"
+import { type CalibrationBatch, realTokens, type ScoringProgress, tokenMask } from "./Calibration.ts"
 import type { HeadScores } from "./Scores.ts"
 
-export const contributionScores = (
-  config: ModelConfig,
-  params: Params,
-  batches: Iterable<CalibrationBatch>
-): HeadScores => {
-  const sums = config.layers.map((layer) => new Float64Array(layer.numKeyValueHeads))
-  let samples = 0
-  let tokens = 0
-  for (const batch of batches) {
-    const mask = tokenMask(batch)
-    observeBatch(config, params, batch, (i, name, merged) => {
-      if (name !== "attn.context") return
-      const shape = config.layers[i]
-      const width = (shape.numHeads / shape.numKeyValueHeads) * config.headDim // R * hd columns per group
-      const [N] = merged.shape
-      const o = params.layers[i].o.w // [H*hd, D]
-      const perGroup = Array.from({ length: shape.numKeyValueHeads }, (_, g) => {
-        const part = tf.matMul(tf.slice(merged, [0, g * width], [N, width]), tf.slice(o, [g * width, 0], [width, o.shape[1]]))
-        return tf.sqrt(tf.sum(tf.square(part), 1)) // [N]
-      })
-      const norms = tf.stack(perGroup, 1) as tf.Tensor2D // [N, KV]
-      const data = tf.matMul(mask, norms).dataSync()
-      for (let g = 0; g < data.length; g++) sums[i][g] += data[g]
-    })
-    mask.dispose()
-    samples += batch.batchSize
-    tokens += realTokens(batch)
-  }
-  for (const s of sums) for (let g = 0; g < s.length; g++) s[g] /= Math.max(tokens, 1)
-  return { unit: "heads", scorer: "contribution", perLayer: sums, samples, tokens }
-}
+export const contributionScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<CalibrationBatch>, progress: ScoringProgress = {}) =>
+  Effect.gen(function*() {
+    const { config } = source
+    const sums = config.layers.map((layer) => new Float64Array(layer.numKeyValueHeads))
+    const masks = batches.map((batch) => tokenMask(batch))
+    const hidden = yield* runBlocks(source, batches, {
+      ...progress,
+      observe: (b, i, name, merged, weights) => {
+        if (name !== "attn.context") return
+        const shape = config.layers[i]
+        const width = (shape.numHeads / shape.numKeyValueHeads) * config.headDim // R * hd columns per group
+        const [N] = merged.shape
+        const o = weights.o.w // [H*hd, D]
+        const perGroup = Array.from({ length: shape.numKeyValueHeads }, (_, g) => {
+          const part = tf.matMul(tf.slice(merged, [0, g * width], [N, width]), tf.slice(o, [g * width, 0], [width, o.shape[1]]))
+          return tf.sqrt(tf.sum(tf.square(part), 1)) // [N]
+        })
+        const norms = tf.stack(perGroup, 1) as tf.Tensor2D // [N, KV]
+        const data = tf.matMul(masks[b], norms).dataSync()
+        for (let g = 0; g < data.length; g++) sums[i][g] += data[g]
+      }
+    }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose(masks))))
+    tf.dispose(hidden)
+    const samples = batches.reduce((n, b) => n + b.batchSize, 0)
+    const tokens = batches.reduce((n, b) => n + realTokens(b), 0)
+    for (const s of sums) for (let g = 0; g < s.length; g++) s[g] /= Math.max(tokens, 1)
+    const scores: HeadScores = { unit: "heads", scorer: "contribution", perLayer: sums, samples, tokens }
+    return scores
+  })

@@ -19,116 +19,159 @@
  * - `random`: see RandomScores.ts.
  */
 import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+import { batchContexts, disposeContexts, ensureBlockFits, lossBatch, runBlocks } from "../model/Blockwise.ts"
+import { chunkedNllGradient } from "../model/ChunkedLoss.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
-import type { Params } from "../model/Params.ts"
-import { nextTokenLoss } from "../model/Transformer.ts"
-import {
-  accumulate,
-  type CalibrationBatch,
-  firstSequences,
-  idsTensor,
-  observeBatch,
-  realTokens,
-  tokenMask
-} from "./Calibration.ts"
+import type { LayerParams } from "../model/Params.ts"
+import { decoderBlock, rmsNorm } from "../model/Transformer.ts"
+import { releaseLayer, type WeightSource } from "../model/WeightSource.ts"
+import { accumulate, type CalibrationBatch, firstSequences, realTokens, type ScoringProgress, tokenMask } from "./Calibration.ts"
 import type { NeuronScores } from "./Scores.ts"
 
 const zeros = (config: ModelConfig): Array<Float64Array> =>
   config.layers.map((layer) => new Float64Array(layer.intermediateSize))
 
 /** Σ over the real tokens of the batches of f(activation), per neuron and layer, with the counts. */
-const sumOverTokens = (
-  config: ModelConfig,
-  params: Params,
-  batches: Iterable<CalibrationBatch>,
-  f: (act: tf.Tensor2D) => tf.Tensor
-): { sums: Array<Float64Array>; samples: number; tokens: number } => {
-  const sums = zeros(config)
-  let samples = 0
-  let tokens = 0
-  for (const batch of batches) {
-    const mask = tokenMask(batch)
-    observeBatch(config, params, batch, (i, name, act) => {
-      if (name === "mlp.act") accumulate(sums[i], tf.matMul(mask, f(act)))
-    })
-    mask.dispose()
-    samples += batch.batchSize
-    tokens += realTokens(batch)
-  }
-  return { sums, samples, tokens }
-}
+const sumOverTokens = <E>(
+  source: WeightSource<E>,
+  batches: ReadonlyArray<CalibrationBatch>,
+  f: (act: tf.Tensor2D) => tf.Tensor,
+  progress: ScoringProgress = {},
+  /** Called once per layer with its weights, before its first observation. */
+  perLayer?: (layer: number, weights: LayerParams) => void
+) =>
+  Effect.gen(function*() {
+    const sums = zeros(source.config)
+    const masks = batches.map((batch) => tokenMask(batch))
+    const seen = new Set<number>()
+    const hidden = yield* runBlocks(source, batches, {
+      ...progress,
+      observe: (b, i, name, act, weights) => {
+        if (name !== "mlp.act") return
+        if (!seen.has(i)) {
+          seen.add(i)
+          perLayer?.(i, weights)
+        }
+        accumulate(sums[i], tf.matMul(masks[b], f(act)))
+      }
+    }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose(masks))))
+    tf.dispose(hidden)
+    const samples = batches.reduce((n, b) => n + b.batchSize, 0)
+    const tokens = batches.reduce((n, b) => n + realTokens(b), 0)
+    return { sums, samples, tokens }
+  })
 
 /** Mean absolute activation of each neuron over the real tokens of the batches. */
-export const activationScores = (
-  config: ModelConfig,
-  params: Params,
-  batches: Iterable<CalibrationBatch>
-): NeuronScores => {
-  const { sums, samples, tokens } = sumOverTokens(config, params, batches, tf.abs)
-  for (const s of sums) for (let j = 0; j < s.length; j++) s[j] /= Math.max(tokens, 1)
-  return { unit: "neurons", scorer: "activation", perLayer: sums, samples, tokens }
-}
+export const activationScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<CalibrationBatch>, progress?: ScoringProgress) =>
+  Effect.map(sumOverTokens(source, batches, tf.abs, progress), ({ sums, samples, tokens }): NeuronScores => {
+    for (const s of sums) for (let j = 0; j < s.length; j++) s[j] /= Math.max(tokens, 1)
+    return { unit: "neurons", scorer: "activation", perLayer: sums, samples, tokens }
+  })
 
 /** ‖down_proj column‖₂ (a row of the internal [I, D] weight) times the ℓ2 norm of the activation over tokens. */
-export const wandaScores = (
-  config: ModelConfig,
-  params: Params,
-  batches: Iterable<CalibrationBatch>
-): NeuronScores => {
-  const { sums: squares, samples, tokens } = sumOverTokens(config, params, batches, tf.square)
-  const perLayer = squares.map((sq, i) => {
-    const norms = tf.tidy(() => tf.norm(params.layers[i].down.w, "euclidean", 1))
-    const weightNorms = norms.dataSync()
-    norms.dispose()
-    return sq.map((s, j) => Math.sqrt(s) * weightNorms[j])
-  })
-  return { unit: "neurons", scorer: "wanda", perLayer, samples, tokens }
+export const wandaScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<CalibrationBatch>, progress?: ScoringProgress) => {
+  const weightNorms: Array<Float32Array> = []
+  return Effect.map(
+    sumOverTokens(source, batches, tf.square, progress, (i, weights) => {
+      weightNorms[i] = tf.tidy(() => tf.norm(weights.down.w, "euclidean", 1)).dataSync() as Float32Array
+    }),
+    ({ sums: squares, samples, tokens }): NeuronScores => {
+      const perLayer = squares.map((sq, i) => sq.map((s, j) => Math.sqrt(s) * weightNorms[i][j]))
+      return { unit: "neurons", scorer: "wanda", perLayer, samples, tokens }
+    }
+  )
 }
 
 /**
  * First-order Taylor importance: for each batch the change of its mean next-token loss when a
  * neuron's activation is scaled to zero, to first order, |Σ_t a_t · ∂L/∂a_t|, summed over
  * batches. Exactly the derivative the finite difference d/dε L(down_proj column · (1 + ε))
- * measures.
+ * measures. Block by block: a forward pass keeps each block's input (in host memory), the
+ * loss gradient at the last block comes from the chunked LM head, and a backward pass takes
+ * one block's weights at a time, recomputing the block from its input (gradient checkpointing
+ * at block boundaries).
  */
-export const taylorScores = (
-  config: ModelConfig,
-  params: Params,
-  batches: Iterable<CalibrationBatch>
-): NeuronScores => {
-  const scores = zeros(config)
-  let samples = 0
-  let tokens = 0
-  for (const batch of batches) {
-    const rows = batch.batchSize * (batch.seqLen - 1)
-    tf.tidy(() => {
-      const ids = idsTensor(batch)
-      const weights = tf.tensor2d(batch.weights!, [batch.batchSize, batch.seqLen - 1])
-      const offsets = config.layers.map((layer) => tf.zeros([rows, layer.intermediateSize]) as tf.Tensor2D)
-      const acts: Array<tf.Tensor2D> = []
-      const loss = (...offs: Array<tf.Tensor>) =>
-        nextTokenLoss(config, params, ids, weights, {
-          mlpOffsets: offs as Array<tf.Tensor2D>,
-          observe: (i, name, act) => {
-            if (name === "mlp.act") acts[i] = tf.keep(act)
-          }
-        })
-      const grads = tf.grads(loss)(offsets)
-      try {
-        grads.forEach((grad, i) => {
-          const s = tf.sum(tf.mul(acts[i], grad), 0).dataSync()
-          const into = scores[i]
-          for (let j = 0; j < into.length; j++) into[j] += Math.abs(s[j])
-        })
-      } finally {
-        tf.dispose(acts)
-      }
+export const taylorScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<CalibrationBatch>, progress: ScoringProgress = {}) =>
+  Effect.gen(function*() {
+    const { config } = source
+    const L = config.layers.length
+    const scores = zeros(config)
+    const inputs = batches.map((b) => lossBatch(b))
+    const stored: Array<Array<Float32Array>> = []
+    const forwardProgress = progress.onBlock && ((done: number) => progress.onBlock!(done, 2 * L))
+    const hidden = yield* runBlocks(source, inputs, {
+      onBlockInput: (layer, hs) => {
+        stored[layer] = hs.map((h) => h.dataSync().slice() as Float32Array)
+      },
+      ...(forwardProgress !== undefined ? { onBlock: forwardProgress } : {})
     })
-    samples += batch.batchSize
-    tokens += realTokens(batch, batch.seqLen - 1)
-  }
-  return { unit: "neurons", scorer: "taylor", perLayer: scores, samples, tokens }
-}
+    // ∂(batch loss)/∂(hidden states leaving the last block), through the final norm.
+    const norm = yield* source.norm.pipe(Effect.onError(() => Effect.sync(() => tf.dispose(hidden))))
+    let upstream: Array<tf.Tensor2D> = []
+    try {
+      for (const [b, h] of hidden.entries()) {
+        const { weights, targets } = inputs[b]
+        const total = Math.max(weights.reduce((a, x) => a + x, 0), 1)
+        const final = tf.tidy(() => rmsNorm(h, norm, config.rmsNormEps))
+        const { gradient } = yield* chunkedNllGradient(source, final, targets, weights.map((w) => w / total)).pipe(
+          Effect.ensuring(Effect.sync(() => final.dispose()))
+        )
+        upstream.push(tf.tidy(() => tf.grad((x: tf.Tensor) => rmsNorm(x as tf.Tensor2D, norm, config.rmsNormEps))(h, gradient) as tf.Tensor2D))
+        gradient.dispose()
+      }
+    } catch (e) {
+      tf.dispose(upstream)
+      throw e
+    } finally {
+      tf.dispose([...hidden, norm])
+    }
+    const contexts = batchContexts(config, inputs)
+    yield* Effect.gen(function*() {
+      for (let layer = L - 1; layer >= 0; layer--) {
+        yield* ensureBlockFits(config, layer, inputs)
+        const weights = yield* source.layer(layer)
+        try {
+          upstream = upstream.map((dy, b) =>
+            tf.tidy(() => {
+              const rows = inputs[b].batchSize * inputs[b].seqLen
+              const x = tf.tensor2d(stored[layer][b], [rows, config.hiddenSize])
+              const offset = tf.zeros([rows, config.layers[layer].intermediateSize]) as tf.Tensor2D
+              let act: tf.Tensor2D | undefined
+              const block = (xin: tf.Tensor, off: tf.Tensor) =>
+                decoderBlock(config, layer, weights, xin as tf.Tensor2D, contexts[b], {
+                  mlpOffset: off as tf.Tensor2D,
+                  observe: (_, name, t) => {
+                    if (name === "mlp.act") act = tf.keep(t)
+                  }
+                }).h
+              const [dx, dOffset] = tf.grads(block)([x, offset], dy)
+              try {
+                const s = tf.sum(tf.mul(act!, dOffset), 0).dataSync()
+                const into = scores[layer]
+                for (let j = 0; j < into.length; j++) into[j] += Math.abs(s[j])
+              } finally {
+                act?.dispose()
+              }
+              dy.dispose()
+              return dx as tf.Tensor2D
+            })
+          )
+        } finally {
+          releaseLayer(weights)
+        }
+        delete stored[layer]
+        progress.onBlock?.(2 * L - layer, 2 * L)
+        yield* Effect.yieldNow
+      }
+    }).pipe(Effect.ensuring(Effect.sync(() => {
+      tf.dispose(upstream)
+      disposeContexts(contexts)
+    })))
+    const samples = batches.reduce((n, b) => n + b.batchSize, 0)
+    const tokens = batches.reduce((n, b) => n + realTokens(b, b.seqLen - 1), 0)
+    return { unit: "neurons", scorer: "taylor", perLayer: scores, samples, tokens } satisfies NeuronScores
+  })
 
 export interface ContrastiveOptions {
   /** Task sequences read (the reference: about 10 math samples). */
@@ -149,40 +192,47 @@ export interface ContrastiveOptions {
 export const contrastiveDefaults = { taskSamples: 10, generalSamples: 1000, positions: "last" } as const
 
 /** Per neuron, how often it is among the positive top-n of an observed position, over at most `maxSamples` sequences. */
-const strongHits = (
-  config: ModelConfig,
-  params: Params,
-  batches: Iterable<CalibrationBatch>,
+const strongHits = <E>(
+  source: WeightSource<E>,
+  batches: ReadonlyArray<CalibrationBatch>,
   maxSamples: number,
   topN: ReadonlyArray<number>,
-  positions: "last" | "all"
-) => {
-  const hits = zeros(config)
-  let samples = 0
-  let observations = 0
-  let tokens = 0
-  for (const full of batches) {
-    if (samples >= maxSamples) break
-    const batch = firstSequences(full, maxSamples - samples)
-    const T = batch.seqLen
-    const rows = positions === "last"
-      ? batch.lengths.map((n, b) => b * T + n - 1)
-      : batch.lengths.flatMap((n, b) => Array.from({ length: n }, (_, t) => b * T + t))
-    observeBatch(config, params, batch, (i, name, act) => {
-      if (name !== "mlp.act") return
-      const k = Math.min(topN[i], act.shape[1])
-      const top = tf.topk(tf.gather(act, tf.tensor1d(rows, "int32")), k)
-      const indices = top.indices.dataSync()
-      const values = top.values.dataSync()
-      const into = hits[i]
-      for (let r = 0; r < indices.length; r++) if (values[r] > 0) into[indices[r]] += 1
+  positions: "last" | "all",
+  progress: ScoringProgress
+) =>
+  Effect.gen(function*() {
+    const hits = zeros(source.config)
+    const used: Array<CalibrationBatch> = []
+    let samples = 0
+    for (const full of batches) {
+      if (samples >= maxSamples) break
+      const batch = firstSequences(full, maxSamples - samples)
+      used.push(batch)
+      samples += batch.batchSize
+    }
+    const rowsOf = used.map((batch) => {
+      const T = batch.seqLen
+      return positions === "last"
+        ? batch.lengths.map((n, b) => b * T + n - 1)
+        : batch.lengths.flatMap((n, b) => Array.from({ length: n }, (_, t) => b * T + t))
     })
-    samples += batch.batchSize
-    observations += rows.length
-    tokens += realTokens(batch)
-  }
-  return { hits, samples, observations, tokens }
-}
+    const hidden = yield* runBlocks(source, used, {
+      ...progress,
+      observe: (b, i, name, act) => {
+        if (name !== "mlp.act") return
+        const k = Math.min(topN[i], act.shape[1])
+        const top = tf.topk(tf.gather(act, tf.tensor1d(rowsOf[b], "int32")), k)
+        const indices = top.indices.dataSync()
+        const values = top.values.dataSync()
+        const into = hits[i]
+        for (let r = 0; r < indices.length; r++) if (values[r] > 0) into[indices[r]] += 1
+      }
+    })
+    tf.dispose(hidden)
+    const observations = rowsOf.reduce((n, rows) => n + rows.length, 0)
+    const tokens = used.reduce((n, b) => n + realTokens(b), 0)
+    return { hits, samples, observations, tokens }
+  })
 
 /**
  * The PTL reference scorer. Score of neuron j (higher = keep):
@@ -193,23 +243,25 @@ const strongHits = (
  * 1 / taskObservations, so the general term only breaks ties: the ranking is lexicographic
  * (protected, task frequency, general frequency), then by index in selection.
  */
-export const contrastiveScores = (
-  config: ModelConfig,
-  params: Params,
-  task: Iterable<CalibrationBatch>,
-  general: Iterable<CalibrationBatch>,
-  options: ContrastiveOptions = {}
-): NeuronScores => {
+export const contrastiveScores = <E>(
+  source: WeightSource<E>,
+  task: ReadonlyArray<CalibrationBatch>,
+  general: ReadonlyArray<CalibrationBatch>,
+  options: ContrastiveOptions = {},
+  progress: ScoringProgress = {}
+) =>
+  Effect.gen(function*() {
+  const config = source.config
   const topN = config.layers.map((layer) => Math.max(1, Math.floor(options.topN ?? Math.ceil(layer.intermediateSize / 10))))
   const positions = options.positions ?? contrastiveDefaults.positions
-  const onTask = strongHits(config, params, task, options.taskSamples ?? contrastiveDefaults.taskSamples, topN, positions)
-  const onGeneral = strongHits(
-    config,
-    params,
+  const onTask = yield* strongHits(source, task, options.taskSamples ?? contrastiveDefaults.taskSamples, topN, positions, progress)
+  const onGeneral = yield* strongHits(
+    source,
     general,
     options.generalSamples ?? contrastiveDefaults.generalSamples,
     topN,
-    positions
+    positions,
+    progress
   )
   const taskFreq = onTask.hits.map((h) => h.map((x) => x / Math.max(onTask.observations, 1)))
   const generalFreq = onGeneral.hits.map((h) => h.map((x) => x / Math.max(onGeneral.observations, 1)))
@@ -223,7 +275,7 @@ export const contrastiveScores = (
   const perLayer = taskFreq.map((freq, i) =>
     freq.map((t, j) => 2 * protectedMask[i][j] + t + generalFreq[i][j] / (onTask.observations + 1))
   )
-  return {
+  const scores: NeuronScores = {
     unit: "neurons",
     scorer: "contrastive",
     perLayer,
@@ -231,4 +283,5 @@ export const contrastiveScores = (
     tokens: onTask.tokens + onGeneral.tokens,
     details: { taskFrequency: taskFreq, generalFrequency: generalFreq, protected: protectedMask }
   }
-}
+  return scores
+  })

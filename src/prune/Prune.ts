@@ -6,6 +6,7 @@
 import { Effect } from "effect"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams, type ParamCounts, type Params } from "../model/Params.ts"
+import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 import type { IllegalPrune, InvalidPruneRequest } from "./Errors.ts"
 import { type PruneTarget, targetCounts } from "./Schedule.ts"
 import { type CalibrationData, scoreModel, type ScoreOptions } from "./Scorers.ts"
@@ -48,7 +49,7 @@ export const pruneOnce = (
   request: PruneRequest,
   data: CalibrationData,
   options: { readonly score?: ScoreOptions; readonly surgery?: SurgeryOptions } = {}
-): Effect.Effect<PruneResult, IllegalPrune | InvalidPruneRequest> =>
+): Effect.Effect<PruneResult, IllegalPrune | InvalidPruneRequest | MemoryBudgetExceeded> =>
   Effect.gen(function*() {
     const counts = yield* targetCounts(config, request.unit, request.target)
     const scores = yield* scoreModel(config, params, request.unit, request.scorer, data, options.score)

@@ -5,7 +5,9 @@
 import { Effect } from "effect"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params } from "../model/Params.ts"
-import type { CalibrationBatch } from "./Calibration.ts"
+import { residentSource, type WeightSource } from "../model/WeightSource.ts"
+import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { CalibrationBatch, ScoringProgress } from "./Calibration.ts"
 import { InvalidPruneRequest } from "./Errors.ts"
 import { contributionScores } from "./HeadScorers.ts"
 import { blockInfluenceScores, skipLossScores } from "./LayerScorers.ts"
@@ -25,6 +27,8 @@ export interface ScoreOptions {
   /** Seed of the random scorer. */
   readonly seed?: number
   readonly contrastive?: ContrastiveOptions
+  /** Told after each decoder block a scorer finished. */
+  readonly progress?: ScoringProgress
 }
 
 /** Whether a scorer reads general text as well as task data. */
@@ -43,7 +47,7 @@ export const checkScorer = (unit: Unit, scorer: string): Effect.Effect<string, I
       })
     )
 
-/** Runs the named scorer of `unit` on the model. */
+/** Runs the named scorer of `unit` on a model in memory. */
 export const scoreModel = (
   config: ModelConfig,
   params: Params,
@@ -51,34 +55,45 @@ export const scoreModel = (
   scorer: string,
   data: CalibrationData,
   options: ScoreOptions = {}
-): Effect.Effect<Scores, InvalidPruneRequest> =>
+): Effect.Effect<Scores, InvalidPruneRequest | MemoryBudgetExceeded> =>
+  scoreSource(residentSource(config, params), unit, scorer, data, options)
+
+/** Runs the named scorer of `unit` on a model whose weights come from `source`, block by block. */
+export const scoreSource = <E>(
+  source: WeightSource<E>,
+  unit: Unit,
+  scorer: string,
+  data: CalibrationData,
+  options: ScoreOptions = {}
+): Effect.Effect<Scores, E | InvalidPruneRequest | MemoryBudgetExceeded> =>
   Effect.gen(function*() {
     yield* checkScorer(unit, scorer)
-    if (scorer === "random") return randomScores(config, unit, options.seed ?? 0)
+    if (scorer === "random") return randomScores(source.config, unit, options.seed ?? 0)
     if (data.task.length === 0) {
       return yield* new InvalidPruneRequest({ message: `The ${scorer} scorer needs calibration data, and none was given.` })
     }
+    const progress = options.progress ?? {}
     switch (`${unit}/${scorer}`) {
       case "neurons/activation":
-        return activationScores(config, params, data.task)
+        return yield* activationScores(source, data.task, progress)
       case "neurons/wanda":
-        return wandaScores(config, params, data.task)
+        return yield* wandaScores(source, data.task, progress)
       case "neurons/taylor":
-        return taylorScores(config, params, data.task)
+        return yield* taylorScores(source, data.task, progress)
       case "neurons/contrastive": {
         if (data.general === undefined || data.general.length === 0) {
           return yield* new InvalidPruneRequest({
             message: "The contrastive scorer compares task data with general text, and no general text was given."
           })
         }
-        return contrastiveScores(config, params, data.task, data.general, options.contrastive)
+        return yield* contrastiveScores(source, data.task, data.general, options.contrastive, progress)
       }
       case "heads/contribution":
-        return contributionScores(config, params, data.task)
+        return yield* contributionScores(source, data.task, progress)
       case "layers/block-influence":
-        return blockInfluenceScores(config, params, data.task)
+        return yield* blockInfluenceScores(source, data.task, progress)
       case "layers/skip-loss":
-        return skipLossScores(config, params, data.task)
+        return yield* skipLossScores(source, data.task, progress)
     }
-    return yield* Effect.die(new Error(`scoreModel: ${unit}/${scorer} is listed but not dispatched`))
+    return yield* Effect.die(new Error(`scoreSource: ${unit}/${scorer} is listed but not dispatched`))
   })

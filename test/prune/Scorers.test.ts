@@ -12,6 +12,7 @@ import { blockInfluenceScores, skipLossScores } from "../../src/prune/LayerScore
 import { activationScores, contrastiveScores, taylorScores, wandaScores } from "../../src/prune/NeuronScorers.ts"
 import { randomScores } from "../../src/prune/RandomScores.ts"
 import { scoreModel } from "../../src/prune/Scorers.ts"
+import { residentSource } from "../../src/model/WeightSource.ts"
 import { rankAscending } from "../../src/prune/Scores.ts"
 import { tinyConfig, useBackend } from "../helpers/backend.ts"
 import { deadBlock, deadGroup, deadNeurons, editLayer, randomBatches } from "./_support.ts"
@@ -36,7 +37,7 @@ describe("neuron scorers rank a planted dead neuron last", () => {
     ["taylor", taylorScores]
   ] as const)("%s", (_name, scorer) => {
     const params = planted(1)
-    const scores = scorer(config, params, batches)
+    const scores = Effect.runSync(scorer(residentSource(config, params), batches))
     expect(scores.samples).toBe(12)
     scores.perLayer.forEach((values, i) => {
       expect(values).toHaveLength(24)
@@ -49,7 +50,7 @@ describe("neuron scorers rank a planted dead neuron last", () => {
 
   it("contrastive (ties allowed: its scores are frequencies)", () => {
     const params = planted(2)
-    const scores = contrastiveScores(config, params, batches, general, { topN: 6 })
+    const scores = Effect.runSync(contrastiveScores(residentSource(config, params), batches, general, { topN: 6 }))
     scores.perLayer.forEach((values, i) => {
       expect(values[5 + i]).toBe(Math.min(...values))
       expect(scores.details!.taskFrequency[i][5 + i]).toBe(0)
@@ -88,7 +89,7 @@ describe("contrastive scorer", () => {
     }
     const task = hitsOf(batches, 10)
     const gen = hitsOf(general, 25)
-    const scores = contrastiveScores(config, params, batches, general, { topN, taskSamples: 10, generalSamples: 25 })
+    const scores = Effect.runSync(contrastiveScores(residentSource(config, params), batches, general, { topN, taskSamples: 10, generalSamples: 25 }))
     expect(scores.samples).toBe(35)
     scores.perLayer.forEach((values, i) => {
       const protectedSet = new Set(
@@ -111,7 +112,7 @@ describe("taylor", () => {
   it("matches a central finite difference of the loss in each neuron's down_proj scale", () => {
     const params = initParams(config, 4, 0.5)
     const batch = batches[0]
-    const scores = taylorScores(config, params, [batch])
+    const scores = Effect.runSync(taylorScores(residentSource(config, params), [batch]))
     const loss = (p: Params) =>
       tf.tidy(() =>
         nextTokenLoss(
@@ -154,7 +155,7 @@ describe("taylor", () => {
 describe("head scorer", () => {
   it("contribution ranks a key/value group with zero o_proj rows last", () => {
     const params = deadGroup(config, deadGroup(config, initParams(config, 5, 0.3), 0, 1), 2, 0)
-    const scores = contributionScores(config, params, batches)
+    const scores = Effect.runSync(contributionScores(residentSource(config, params), batches))
     expect(scores.perLayer.map((v) => v.length)).toEqual([2, 2, 2])
     expect(scores.perLayer[0][1]).toBe(0)
     expect(scores.perLayer[0][0]).toBeGreaterThan(0)
@@ -169,7 +170,7 @@ describe("layer scorers rank a planted dead block last", () => {
 
   it("block influence", () => {
     const params = deadBlock(initParams(deep, 6, 0.5), 2)
-    const scores = blockInfluenceScores(deep, params, batches)
+    const scores = Effect.runSync(blockInfluenceScores(residentSource(deep, params), batches))
     expect(scores.perBlock[2]).toBeLessThan(1e-6)
     expect(rankAscending(scores.perBlock)[0]).toBe(2)
     expect([0, 1, 3].every((i) => scores.perBlock[i] > 1e-3)).toBe(true)
@@ -187,7 +188,7 @@ describe("layer scorers rank a planted dead block last", () => {
     const data = [0, 8].map((s) =>
       calibrationBatch(sampled.slice(s, s + 8).map((seq, b) => [1 + ((s + b) % 16), ...seq]), 0, 64)
     )
-    const scores = skipLossScores(deep, params, data)
+    const scores = Effect.runSync(skipLossScores(residentSource(deep, params), data))
     expect(scores.perBlock[1]).toBe(0)
     expect(rankAscending(scores.perBlock)[0]).toBe(1)
     expect([0, 2, 3].every((i) => scores.perBlock[i] > 0)).toBe(true)
@@ -201,13 +202,13 @@ describe("streaming, random control, leaks, dispatch", () => {
     const split = randomBatches(config.vocabSize, { sequences: 6, batchSize: 2, minLen: 3, maxLen: 9, seed: 9 })
     const whole = randomBatches(config.vocabSize, { sequences: 6, batchSize: 6, minLen: 3, maxLen: 9, seed: 9 })
     for (const scorer of [activationScores, wandaScores]) {
-      const a = scorer(config, params, split)
-      const b = scorer(config, params, whole)
+      const a = Effect.runSync(scorer(residentSource(config, params), split))
+      const b = Effect.runSync(scorer(residentSource(config, params), whole))
       expect(a.tokens).toBe(b.tokens)
       a.perLayer.forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(b.perLayer[i][j], 5)))
     }
-    const a = blockInfluenceScores(config, params, split)
-    const b = blockInfluenceScores(config, params, whole)
+    const a = Effect.runSync(blockInfluenceScores(residentSource(config, params), split))
+    const b = Effect.runSync(blockInfluenceScores(residentSource(config, params), whole))
     a.perBlock.forEach((x, i) => expect(x).toBeCloseTo(b.perBlock[i], 5))
     disposeParams(config, params)
   })

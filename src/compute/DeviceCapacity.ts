@@ -1,0 +1,50 @@
+/**
+ * How many tensor bytes the active backend can hold, and the check made before every large
+ * upload or computation, so that running out of memory is a typed error that says what to
+ * change, never a wasm `memory access out of bounds` or a garbage number.
+ *
+ * The wasm backend keeps every tensor in one WebAssembly memory that can grow to at most 4 GiB;
+ * when it cannot grow, allocations fail inside the module and corrupt what they touch. We
+ * budget 3.5 GiB of tensor bytes there (the rest for the allocator's fragmentation and kernel
+ * scratch space). Other backends are budgeted against 80% of host RAM (GPU memory on
+ * tensorflow-gpu is not visible from here; see DeviceMemory).
+ */
+import { totalmem } from "node:os"
+import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+import { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+
+export const wasmHeapBytes = 4 * 2 ** 30
+export const wasmTensorBudgetBytes = 3.5 * 2 ** 30
+
+export interface DeviceCapacity {
+  readonly kind: string
+  readonly bytes: number
+}
+
+/** The tensor budget of the active backend. */
+export const deviceCapacity = (): DeviceCapacity =>
+  tf.getBackend() === "wasm"
+    ? { kind: "wasm heap", bytes: wasmTensorBudgetBytes }
+    : { kind: "host memory", bytes: 0.8 * totalmem() }
+
+export const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`
+
+/**
+ * Fails before `bytes` more tensor bytes are allocated when they would not fit beside what is
+ * already allocated. `advice` says what to change (a smaller batch, another backend, ...).
+ */
+export const ensureDeviceRoom = (stage: string, bytes: number, advice: string): Effect.Effect<void, MemoryBudgetExceeded> =>
+  Effect.suspend(() => {
+    const { kind, bytes: budget } = deviceCapacity()
+    const used = tf.memory().numBytes
+    if (used + bytes <= budget) return Effect.void
+    const free = Math.max(budget - used, 0)
+    return Effect.fail(new MemoryBudgetExceeded({
+      stage,
+      requiredBytes: bytes,
+      availableBytes: free,
+      message: `${stage} needs about ${gib(bytes)} of tensor memory, but only ${gib(free)} of the ${gib(budget)} ` +
+        `${kind} budget is free (${gib(used)} in use). ${advice}`
+    }))
+  })

@@ -1,0 +1,199 @@
+/**
+ * Block-by-block execution: every batch of a set is embedded, then each decoder block's weights
+ * are fetched once (from a WeightSource), applied to every batch's hidden states, and released
+ * before the next block's — the sequential scheme llm-compressor uses for calibration. Device
+ * memory holds one block's weights plus the hidden states [tokens, D] carried between blocks,
+ * so it does not grow with depth, and a model larger than the device still runs.
+ *
+ * The same decoderBlock runs here as in the whole forward, on the same batch shapes, so
+ * observations (for the scorers) and losses equal the whole-model ones up to float summation
+ * order. Before each block the activations a batch will need are estimated and checked against
+ * the device budget: a batch too large fails with MemoryBudgetExceeded saying so.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+import { ensureDeviceRoom } from "../compute/DeviceCapacity.ts"
+import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import { chunkedNll } from "./ChunkedLoss.ts"
+import type { TokenBatch } from "./Gradients.ts"
+import type { ModelConfig } from "./ModelConfig.ts"
+import type { LayerParams } from "./Params.ts"
+import { type BlockContext, blockContext, decoderBlock, type ObservedName, rmsNorm } from "./Transformer.ts"
+import { releaseLayer, type WeightSource } from "./WeightSource.ts"
+
+/** Sees an intermediate tensor of batch `batch` in block `layer` (inside a tidy), with the block's weights. */
+export type BatchObserver = (batch: number, layer: number, name: ObservedName, tensor: tf.Tensor2D, weights: LayerParams) => void
+
+/** Token ids [batchSize, seqLen], right-padded (causal attention never lets a real token see padding). */
+export interface IdBatch {
+  readonly ids: Int32Array
+  readonly batchSize: number
+  readonly seqLen: number
+}
+
+/**
+ * Tensor bytes one block holds at its peak for a batch of B × T tokens: everything its tidy
+ * keeps until it returns (hidden, normalised and projected states, rotary products, the
+ * [B·H, T, T] scores, probabilities and mask, the MLP's gate, up, activation and products),
+ * with a fifth more for what the estimate leaves out.
+ */
+export const blockActivationBytes = (config: ModelConfig, layer: number, B: number, T: number): number => {
+  const { intermediateSize: I, numHeads: H, numKeyValueHeads: KV } = config.layers[layer]
+  const D = config.hiddenSize
+  const hd = config.headDim
+  const N = B * T
+  const floats = N * (8 * D + 6 * H * hd + 6 * KV * hd + 6 * I) + 4 * B * H * T * T
+  return Math.ceil(floats * 4 * 1.2)
+}
+
+const batchAdvice = "Lower the batch size (--batch-size) or the sequence length, or use the tensorflow backend."
+
+/** Checks that block `layer` fits for the largest batch, beside what is already allocated. */
+export const ensureBlockFits = (config: ModelConfig, layer: number, batches: ReadonlyArray<IdBatch>) => {
+  const largest = Math.max(0, ...batches.map((b) => blockActivationBytes(config, layer, b.batchSize, b.seqLen)))
+  return ensureDeviceRoom(`decoder block ${layer} on a batch`, largest, batchAdvice)
+}
+
+/** The hidden states entering block 0, one [B*T, D] tensor per batch (the caller disposes them). */
+export const embedBatches = <E>(source: WeightSource<E>, batches: ReadonlyArray<IdBatch>) =>
+  Effect.forEach(batches, (batch) => source.embed(batch.ids))
+
+/** Per batch: the shapes and rotary tables its blocks share (dispose with `disposeContexts`). */
+export const batchContexts = (config: ModelConfig, batches: ReadonlyArray<IdBatch>): Array<BlockContext> =>
+  batches.map((b) => blockContext(config, b.batchSize, b.seqLen, new Array<number>(b.batchSize).fill(0)))
+
+export const disposeContexts = (contexts: ReadonlyArray<BlockContext>): void => {
+  for (const c of contexts) tf.dispose([c.rope.cos, c.rope.sin])
+}
+
+/** Block `layer` applied to h (which is disposed); the result is kept. */
+export const applyBlock = (
+  config: ModelConfig,
+  layer: number,
+  weights: LayerParams,
+  h: tf.Tensor2D,
+  context: BlockContext,
+  observe?: (name: ObservedName, tensor: tf.Tensor2D) => void
+): tf.Tensor2D => {
+  const next = tf.tidy(() =>
+    decoderBlock(config, layer, weights, h, context, { observe: observe && ((_, name, t) => observe(name, t)) }).h
+  )
+  h.dispose()
+  return next
+}
+
+export interface RunBlocksOptions {
+  readonly observe?: BatchObserver
+  /** Sees every batch's hidden states entering block `layer` (they are disposed after the block: copy what you keep). */
+  readonly onBlockInput?: (layer: number, hidden: ReadonlyArray<tf.Tensor2D>) => void
+  /** Told after each block. */
+  readonly onBlock?: (done: number, total: number) => void
+}
+
+/**
+ * Runs every batch through every block, one block's weights at a time. Returns the hidden
+ * states leaving the last block, one per batch (the caller disposes them).
+ */
+export const runBlocks = Effect.fnUntraced(function*<E>(
+  source: WeightSource<E>,
+  batches: ReadonlyArray<IdBatch>,
+  options: RunBlocksOptions = {}
+): Effect.fn.Return<Array<tf.Tensor2D>, E | MemoryBudgetExceeded> {
+  const { config } = source
+  const contexts = batchContexts(config, batches)
+  let hidden: Array<tf.Tensor2D> = []
+  return yield* Effect.gen(function*() {
+    hidden = yield* embedBatches(source, batches)
+    const L = config.layers.length
+    for (let layer = 0; layer < L; layer++) {
+      yield* ensureBlockFits(config, layer, batches)
+      const weights = yield* source.layer(layer)
+      try {
+        options.onBlockInput?.(layer, hidden)
+        hidden = hidden.map((h, b) =>
+          applyBlock(config, layer, weights, h, contexts[b], options.observe && ((name, t) => options.observe!(b, layer, name, t, weights)))
+        )
+      } finally {
+        releaseLayer(weights)
+      }
+      options.onBlock?.(layer + 1, L)
+      yield* Effect.yieldNow
+    }
+    return hidden
+  }).pipe(
+    Effect.onError(() => Effect.sync(() => tf.dispose(hidden))),
+    Effect.ensuring(Effect.sync(() => disposeContexts(contexts)))
+  )
+})
+
+/** The final RMSNorm of hidden states [N, D] (the input is disposed). */
+export const finalNorm = <E>(source: WeightSource<E>, hidden: ReadonlyArray<tf.Tensor2D>) =>
+  Effect.map(source.norm, (norm) => {
+    const out = hidden.map((h) => {
+      const y = tf.tidy(() => rmsNorm(h, norm, source.config.rmsNormEps))
+      h.dispose()
+      return y
+    })
+    norm.dispose()
+    return out
+  })
+
+/** A batch for the next-token loss: position t of `ids` [B, T-1] predicts `targets`[b·(T-1)+t] with `weights`. */
+export interface LossBatch extends IdBatch {
+  readonly targets: Int32Array
+  readonly weights: Float32Array
+}
+
+/** Inputs (the first T-1 tokens), targets (the last T-1) and weights of a token batch, as nextTokenLoss splits it. */
+export const lossBatch = (batch: TokenBatch): LossBatch => {
+  const { batchSize: B, seqLen: T } = batch
+  const inputs = new Int32Array(B * (T - 1))
+  const targets = new Int32Array(B * (T - 1))
+  for (let b = 0; b < B; b++) {
+    inputs.set(batch.ids.subarray(b * T, b * T + T - 1), b * (T - 1))
+    targets.set(batch.ids.subarray(b * T + 1, b * T + T), b * (T - 1))
+  }
+  return { ids: inputs, batchSize: B, seqLen: T - 1, targets, weights: batch.weights ?? new Float32Array(B * (T - 1)).fill(1) }
+}
+
+export interface BlockwiseLoss {
+  /** Σ weight · negative log-likelihood, per batch. */
+  readonly weightedSums: ReadonlyArray<number>
+  /** Σ weight, per batch. */
+  readonly counts: ReadonlyArray<number>
+}
+
+/** Next-token losses of batches, run block by block with the LM head in vocabulary chunks. */
+export const blockwiseLoss = Effect.fnUntraced(function*<E>(
+  source: WeightSource<E>,
+  batches: ReadonlyArray<LossBatch>,
+  options: Pick<RunBlocksOptions, "onBlock"> = {}
+): Effect.fn.Return<BlockwiseLoss, E | MemoryBudgetExceeded> {
+  const hidden = yield* runBlocks(source, batches, options)
+  const finals = yield* finalNorm(source, hidden)
+  return yield* lossOfFinals(source, batches, finals)
+})
+
+/** Weighted loss sums of final (normalised) hidden states, which are disposed. */
+export const lossOfFinals = Effect.fnUntraced(function*<E>(
+  source: WeightSource<E>,
+  batches: ReadonlyArray<LossBatch>,
+  finals: ReadonlyArray<tf.Tensor2D>
+): Effect.fn.Return<BlockwiseLoss, E | MemoryBudgetExceeded> {
+  const weightedSums: Array<number> = []
+  const counts: Array<number> = []
+  yield* Effect.forEach(batches, (batch, b) =>
+    Effect.gen(function*() {
+      const nll = yield* chunkedNll(source, finals[b], batch.targets)
+      let sum = 0
+      let count = 0
+      for (let r = 0; r < nll.length; r++) {
+        if (batch.weights[r] === 0) continue
+        sum += batch.weights[r] * nll[r]
+        count += batch.weights[r]
+      }
+      weightedSums.push(sum)
+      counts.push(count)
+    }), { discard: true }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose([...finals]))))
+  return { weightedSums, counts }
+})

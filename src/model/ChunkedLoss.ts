@@ -1,0 +1,115 @@
+/**
+ * Next-token cross-entropy without full-vocabulary logits: the LM head is applied in chunks of
+ * vocabulary rows, and a running maximum and sum of exponentials per row give the
+ * log-normaliser exactly (the online log-sum-exp), so at most rows × chunk logits exist at a
+ * time. A [64 × 128, 151,936] logits tensor would be 5 GB; a chunk here is at most 128 MB.
+ * The target's logit is the dot product of the hidden state with the target's head row.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+import { ensureDeviceRoom } from "../compute/DeviceCapacity.ts"
+import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { WeightSource } from "./WeightSource.ts"
+
+/** Logits held at once: rows × chunk ≤ this many floats (128 MB). */
+export const maxChunkLogits = 2 ** 25
+
+/** Vocabulary rows per chunk for `rows` hidden states: as many as fit `maxChunkLogits`, at least 256. */
+export const vocabChunk = (rows: number, vocab: number): number =>
+  Math.min(vocab, Math.max(256, Math.floor(maxChunkLogits / Math.max(rows, 1))))
+
+const advice = "Lower the batch size (--batch-size) or the sequence length."
+
+/** log Σ_v exp(final · head_v) per row of final [N, D], as a [N, 1] tensor (the caller disposes it). */
+export const chunkedLogSumExp = Effect.fnUntraced(function*<E>(
+  source: WeightSource<E>,
+  final: tf.Tensor2D
+): Effect.fn.Return<tf.Tensor2D, E | MemoryBudgetExceeded> {
+  const [N, D] = final.shape
+  const V = source.config.vocabSize
+  const chunk = vocabChunk(N, V)
+  let max: tf.Tensor2D | undefined
+  let sum: tf.Tensor2D | undefined
+  try {
+    for (let first = 0; first < V; first += chunk) {
+      const count = Math.min(chunk, V - first)
+      yield* ensureDeviceRoom("a chunk of logits", 3 * N * count * 4 + count * D * 4, advice)
+      const rows = yield* source.headRows(first, count)
+      const [nextMax, nextSum] = tf.tidy(() => {
+        const logits = tf.matMul(final, rows, false, true) // [N, count]
+        const chunkMax = tf.max(logits, 1, true)
+        const m = max === undefined ? chunkMax : tf.maximum(max, chunkMax)
+        const exps = tf.sum(tf.exp(tf.sub(logits, m)), 1, true)
+        return [m, sum === undefined ? exps : tf.add(tf.mul(sum, tf.exp(tf.sub(max!, m))), exps)] as Array<tf.Tensor2D>
+      })
+      rows.dispose()
+      tf.dispose([max, sum].filter((t) => t !== undefined))
+      max = nextMax
+      sum = nextSum
+      yield* Effect.yieldNow
+    }
+    return tf.tidy(() => tf.add(max!, tf.log(sum!)) as tf.Tensor2D)
+  } finally {
+    tf.dispose([max, sum].filter((t) => t !== undefined))
+  }
+})
+
+/** The logit of each row's target, final_r · head_{target_r}: [N, 1] (the caller disposes it). */
+const targetLogits = <E>(source: WeightSource<E>, final: tf.Tensor2D, targets: Int32Array) =>
+  Effect.map(source.headGather(targets), (rows) => {
+    const picked = tf.tidy(() => tf.sum(tf.mul(final, rows), 1, true) as tf.Tensor2D)
+    rows.dispose()
+    return picked
+  })
+
+/** −log p(target_r) for every row of final hidden states [N, D] (after the final norm). */
+export const chunkedNll = Effect.fnUntraced(function*<E>(
+  source: WeightSource<E>,
+  final: tf.Tensor2D,
+  targets: Int32Array
+): Effect.fn.Return<Float32Array, E | MemoryBudgetExceeded> {
+  const lse = yield* chunkedLogSumExp(source, final)
+  const picked = yield* targetLogits(source, final, targets).pipe(Effect.onError(() => Effect.sync(() => lse.dispose())))
+  const nll = tf.tidy(() => tf.reshape(tf.sub(lse, picked), [-1]))
+  tf.dispose([lse, picked])
+  const values = nll.dataSync() as Float32Array
+  nll.dispose()
+  return values
+})
+
+/**
+ * The loss Σ_r c_r · (−log p(target_r)) for row coefficients c (e.g. weight / Σ weight) and its
+ * gradient with respect to final [N, D]: c_r · (Σ_v p_rv · head_v − head_{target_r}), the
+ * softmax-weighted head rows accumulated chunk by chunk after a first pass for the normaliser.
+ */
+export const chunkedNllGradient = Effect.fnUntraced(function*<E>(
+  source: WeightSource<E>,
+  final: tf.Tensor2D,
+  targets: Int32Array,
+  coefficients: Float32Array
+): Effect.fn.Return<{ readonly loss: number; readonly gradient: tf.Tensor2D }, E | MemoryBudgetExceeded> {
+  const [N, D] = final.shape
+  const V = source.config.vocabSize
+  const chunk = vocabChunk(N, V)
+  const lse = yield* chunkedLogSumExp(source, final)
+  let expected = tf.zeros([N, D]) as tf.Tensor2D
+  try {
+    for (let first = 0; first < V; first += chunk) {
+      const count = Math.min(chunk, V - first)
+      yield* ensureDeviceRoom("a chunk of logits", 3 * N * count * 4 + count * D * 4, advice)
+      const rows = yield* source.headRows(first, count)
+      const next = tf.tidy(() => tf.add(expected, tf.matMul(tf.exp(tf.sub(tf.matMul(final, rows, false, true), lse)), rows)) as tf.Tensor2D)
+      rows.dispose()
+      expected.dispose()
+      expected = next
+    }
+    const picked = yield* source.headGather(targets)
+    const c = tf.tensor2d(coefficients, [N, 1])
+    const gradient = tf.tidy(() => tf.mul(tf.sub(expected, picked), c) as tf.Tensor2D)
+    const loss = tf.tidy(() => tf.sum(tf.mul(tf.sub(lse, tf.sum(tf.mul(final, picked), 1, true)), c)).dataSync()[0])
+    tf.dispose([picked, c])
+    return { loss, gradient }
+  } finally {
+    tf.dispose([lse, expected])
+  }
+})
