@@ -4,14 +4,16 @@
  */
 import { Console, Effect } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { loadCheckpoint } from "../io/Checkpoint.ts"
+import { openCheckpoint } from "../io/Checkpoint.ts"
+import { checkpointSource } from "../model/WeightSource.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
 import { disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
 import { type DatasetRef, Datasets } from "../services/Datasets.ts"
-import { evaluateDataset } from "../eval/Evaluate.ts"
+import { evaluateDataset, evaluateText } from "../eval/Evaluate.ts"
+import { loadModelChecked } from "./LoadModel.ts"
 import { backendFlag, jsonFlag, skipInvalidFlag } from "./Flags.ts"
-import { makeProgress } from "./Progress.ts"
+import { makeProgress, passProgress } from "./Progress.ts"
 
 /** A built-in task name (with the given seed) or a JSONL file path. */
 export const datasetRef = (task: string, seed: number, skipInvalid: boolean): DatasetRef =>
@@ -38,16 +40,30 @@ export const evalCommand = Command.make(
     yield* Compute
     const dataset = yield* (yield* Datasets).open(datasetRef(input.task, input.seed, input.skipInvalid))
     const tokenizer = yield* loadTokenizer(input.checkpoint)
-    const checkpoint = yield* loadCheckpoint(input.checkpoint)
-    yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
-    const progress = makeProgress(`eval ${dataset.name}`, input.examples)
-    const metrics = yield* evaluateDataset(checkpoint.config, checkpoint.params, tokenizer, dataset, {
-      examples: input.examples,
-      batchSize: input.batchSize,
-      maxSeqLen: checkpoint.config.maxPositionEmbeddings,
-      onProgress: (done) => progress.update(done)
-    })
-    progress.finish()
+    const metrics = dataset.grader === undefined
+      // Perplexity runs block by block from the lazily read checkpoint: any size fits.
+      ? yield* Effect.gen(function*() {
+        const checkpoint = yield* openCheckpoint(input.checkpoint)
+        return yield* evaluateText(checkpointSource(checkpoint), tokenizer, dataset, {
+          examples: input.examples,
+          batchSize: input.batchSize,
+          maxSeqLen: checkpoint.config.maxPositionEmbeddings,
+          onBlock: passProgress(`eval ${dataset.name}, decoder blocks`)
+        })
+      })
+      : yield* Effect.gen(function*() {
+        const checkpoint = yield* loadModelChecked(input.checkpoint, "eval on a graded task")
+        yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
+        const progress = makeProgress(`eval ${dataset.name}`, input.examples)
+        const result = yield* evaluateDataset(checkpoint.config, checkpoint.params, tokenizer, dataset, {
+          examples: input.examples,
+          batchSize: input.batchSize,
+          maxSeqLen: checkpoint.config.maxPositionEmbeddings,
+          onProgress: (done) => progress.update(done)
+        })
+        progress.finish()
+        return result
+      })
     if (input.json) {
       yield* Console.log(JSON.stringify({ checkpoint: input.checkpoint, ...metrics, skippedLines: dataset.skipped }, null, 2))
       return

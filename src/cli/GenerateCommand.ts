@@ -6,13 +6,13 @@
 import * as tf from "@tensorflow/tfjs"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { loadCheckpoint } from "../io/Checkpoint.ts"
 import { loadTokenizer, type Tokenizer } from "../io/Tokenizer.ts"
 import { generate } from "../model/Generate.ts"
 import { disposeParams } from "../model/Params.ts"
 import { forward } from "../model/Transformer.ts"
 import { Compute } from "../services/Compute.ts"
 import { backendFlag, jsonFlag } from "./Flags.ts"
+import { loadModelChecked } from "./LoadModel.ts"
 import { InvalidArguments } from "./Output.ts"
 
 /** "5,17,3" → [5, 17, 3], every id an integer in [0, vocabSize). */
@@ -88,7 +88,7 @@ export const generateCommand = Command.make(
     if (Option.isSome(input.prompt) === Option.isSome(input.ids)) {
       return yield* new InvalidArguments({ message: "Give exactly one of --prompt \"text\" or --ids 5,17,3." })
     }
-    const checkpoint = yield* loadCheckpoint(input.checkpoint)
+    const checkpoint = yield* loadModelChecked(input.checkpoint, "generate")
     yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
     const tokenizer: Tokenizer | undefined = Option.isSome(input.prompt)
       ? yield* loadTokenizer(input.checkpoint)

@@ -53,3 +53,24 @@ export const makeProgress = (
     }
   }
 }
+
+/**
+ * A `(done, total)` callback that shows progress through one or more passes (a scorer may run
+ * the blocks twice, e.g. forward then backward, or task then general text): a pass starts when
+ * done is 1, and its line finishes when done reaches total.
+ */
+export const passProgress = (label: string): ((done: number, total: number) => void) => {
+  let current: Progress | undefined
+  let passes = 0
+  return (done, total) => {
+    if (current === undefined || done === 1) {
+      passes += 1
+      current = makeProgress(passes === 1 ? label : `${label} (pass ${passes})`, total)
+    }
+    current.update(done)
+    if (done === total) {
+      current.finish()
+      current = undefined
+    }
+  }
+}

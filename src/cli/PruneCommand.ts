@@ -7,20 +7,20 @@
 import { existsSync } from "node:fs"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { loadCheckpoint, type LoadedCheckpoint, saveCheckpoint } from "../io/Checkpoint.ts"
+import { openCheckpoint } from "../io/Checkpoint.ts"
 import { TargetExists } from "../io/Errors.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
-import { disposeParams, type ParamCounts } from "../model/Params.ts"
+import type { ParamCounts } from "../model/Params.ts"
 import { isUniform, type ModelConfig } from "../model/ModelConfig.ts"
 import { loadCalibration } from "../prune/CalibrationSource.ts"
-import { pruneOnce } from "../prune/Prune.ts"
+import { pruneCheckpoint } from "../prune/PruneCheckpoint.ts"
 import { checkScorer, type ScoreOptions } from "../prune/Scorers.ts"
 import { defaultScorer, type Scores, type Unit } from "../prune/Scores.ts"
 import { checkFraction } from "../prune/Select.ts"
-import type { Model } from "../model/Model.ts"
 import { Compute } from "../services/Compute.ts"
 import { backendFlag, jsonFlag, skipInvalidFlag } from "./Flags.ts"
 import { datasetRef } from "./EvalCommand.ts"
+import { makeProgress, passProgress, type Progress } from "./Progress.ts"
 
 export const checkpointArgument = Argument.String("checkpoint").pipe(
   Argument.withDescription("A Hugging Face checkpoint folder with a tokenizer.")
@@ -88,16 +88,15 @@ type ScoringInput = {
 }
 
 /**
- * Loads the checkpoint (disposed when the command's scope closes, whichever model is current
- * then) and its tokenizer, and the calibration data the scorer needs.
+ * Opens the checkpoint lazily (its shards stay open until the command's scope closes; weights
+ * are read block by block as the scorer needs them) and its tokenizer, and loads the
+ * calibration data the scorer needs.
  */
 export const prepareScoring = Effect.fnUntraced(function*(input: ScoringInput) {
   yield* Compute // the backend is initialised before any tensor exists
   const scorer = yield* checkScorer(input.unit, Option.getOrElse(input.scorer, () => defaultScorer[input.unit]))
   const tokenizer = yield* loadTokenizer(input.checkpoint)
-  const checkpoint = yield* loadCheckpoint(input.checkpoint)
-  const current: { model: Model } = { model: checkpoint }
-  yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(current.model.config, current.model.params)))
+  const checkpoint = yield* openCheckpoint(input.checkpoint)
   const examples = Option.getOrUndefined(input.examples)
   const data = yield* loadCalibration(tokenizer, scorer, {
     task: datasetRef(input.calibration, input.seed, input.skipInvalid),
@@ -110,6 +109,7 @@ export const prepareScoring = Effect.fnUntraced(function*(input: ScoringInput) {
   const topN = Option.getOrUndefined(input.topN)
   const options: ScoreOptions = {
     seed: input.seed,
+    progress: { onBlock: passProgress(`scoring ${input.unit} (${scorer}), decoder blocks`) },
     contrastive: {
       positions: input.positions,
       generalSamples: input.generalExamples,
@@ -117,7 +117,7 @@ export const prepareScoring = Effect.fnUntraced(function*(input: ScoringInput) {
       ...(topN !== undefined ? { topN } : {})
     }
   }
-  return { scorer, checkpoint, current, data, options }
+  return { scorer, checkpoint, data, options }
 })
 
 const unitLabel: Record<Unit, string> = { neurons: "MLP neurons", heads: "key/value groups", layers: "decoder blocks" }
@@ -172,18 +172,25 @@ export const pruneCommand = Command.make(
         message: `${input.out} already exists; refusing to overwrite it (choose another --out, or add --replace).`
       })
     }
-    const { checkpoint, current, data, options, scorer } = yield* prepareScoring(input)
+    const { checkpoint, data, options, scorer } = yield* prepareScoring(input)
     const started = performance.now()
-    const result = yield* pruneOnce(
-      checkpoint.config,
-      checkpoint.params,
+    let saving: Progress | undefined
+    const result = yield* pruneCheckpoint(
+      checkpoint,
+      input.out,
       { unit: input.unit, scorer, target: { kind: "fraction", keep: input.target }, allocation: input.allocation },
       data,
-      { score: options }
+      {
+        score: options,
+        onTensor: (_, done, total) => {
+          saving ??= makeProgress(`saving ${input.out}, tensors`, total)
+          saving.update(done + 1)
+        },
+        onExisting: input.replace ? "replace" : "fail"
+      }
     )
-    current.model = result.model
+    saving?.finish()
     const seconds = (performance.now() - started) / 1000
-    yield* saveLike(checkpoint, result.model, input.out, input.replace)
     const { before, after } = result
     if (input.json) {
       yield* Console.log(JSON.stringify(
@@ -196,8 +203,10 @@ export const pruneCommand = Command.make(
           allocation: input.allocation,
           calibration: { task: input.calibration, samples: result.scores.samples, tokens: result.scores.tokens },
           seconds,
+          scoreSeconds: result.scoreSeconds,
+          saveSeconds: result.saveSeconds,
           before: { ...before, layers: checkpoint.config.layers },
-          after: { ...after, layers: result.model.config.layers },
+          after: { ...after, layers: result.config.layers },
           kept: result.plan.keep
         },
         null,
@@ -210,12 +219,12 @@ export const pruneCommand = Command.make(
         `(${dataText(result.scores, input.calibration)}) in ${seconds.toFixed(2)} s`
     )
     yield* Console.log(
-      `${unitLabel[input.unit]}: ${widthsText(checkpoint.config, input.unit)} → ${widthsText(result.model.config, input.unit)}` +
-        (input.unit === "heads" ? ` (${headsText(result.model.config)}, hidden size ${result.model.config.hiddenSize})` : "")
+      `${unitLabel[input.unit]}: ${widthsText(checkpoint.config, input.unit)} → ${widthsText(result.config, input.unit)}` +
+        (input.unit === "heads" ? ` (${headsText(result.config)}, hidden size ${result.config.hiddenSize})` : "")
     )
     yield* Console.log(countsText(before, after))
     yield* Console.log(`saved ${input.out}`)
-    if (!isUniform(result.model.config)) {
+    if (!isUniform(result.config)) {
       yield* Console.log(
         "note: its layers differ in width, recorded in config.json's layer_shapes; simmer loads it, transformers and " +
           "other runtimes do not (see the README, 'Layers of different widths')"
@@ -248,16 +257,3 @@ export const countsText = (before: ParamCounts, after: ParamCounts): string =>
   `parameters: ${number(before.total)} → ${number(after.total)} (${((after.total / before.total) * 100).toFixed(1)}%), ` +
   `non-embedding ${number(before.nonEmbedding)} → ${number(after.nonEmbedding)} ` +
   `(${((after.nonEmbedding / before.nonEmbedding) * 100).toFixed(1)}%)`
-
-/** Saves a model next to the checkpoint it came from: same config keys, dtype, generation config and tokenizer files. */
-const saveLike = (original: LoadedCheckpoint, model: Model, out: string, replace: boolean) =>
-  saveCheckpoint(out, {
-    config: model.config,
-    hfConfig: original.hfConfig,
-    params: model.params,
-    dtype: original.dtype,
-    ...(original.generationConfig !== undefined ? { generationConfig: original.generationConfig } : {}),
-    extraFiles: original.files.tokenizer,
-    onExisting: replace ? "replace" : "fail"
-  })
-

@@ -5,7 +5,8 @@
  */
 import { Console, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
-import { scoreModel } from "../prune/Scorers.ts"
+import { checkpointSource } from "../model/WeightSource.ts"
+import { scoreSource } from "../prune/Scorers.ts"
 import { rankAscending, type Scores, scoreVectors, summarizeVector } from "../prune/Scores.ts"
 import { checkpointArgument, dataText, prepareScoring, scoringFlags } from "./PruneCommand.ts"
 
@@ -36,7 +37,7 @@ export const scoreCommand = Command.make(
   Effect.fnUntraced(function*(input) {
     const { checkpoint, data, options, scorer } = yield* prepareScoring(input)
     const started = performance.now()
-    const scores = yield* scoreModel(checkpoint.config, checkpoint.params, input.unit, scorer, data, options)
+    const scores = yield* scoreSource(checkpointSource(checkpoint), input.unit, scorer, data, options)
     const seconds = (performance.now() - started) / 1000
     if (input.json) {
       const vectors = scoreVectors(scores).map((v) => Array.from(v))

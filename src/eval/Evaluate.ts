@@ -10,6 +10,8 @@ import { countParams, type Params } from "../model/Params.ts"
 import type { Dataset } from "../services/Datasets.ts"
 import { evaluateAccuracy } from "./Accuracy.ts"
 import { evaluatePerplexity } from "./Perplexity.ts"
+import { residentSource, type WeightSource } from "../model/WeightSource.ts"
+import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 
 export const EvalMetrics = Schema.Struct({
   dataset: Schema.String,
@@ -41,7 +43,7 @@ export const evaluateDataset = (
   tokenizer: Tokenizer,
   dataset: Dataset,
   options: EvaluateOptions
-): Effect.Effect<EvalMetrics> =>
+): Effect.Effect<EvalMetrics, MemoryBudgetExceeded> =>
   Effect.gen(function*() {
     const examples = dataset.take("test", options.examples)
     const counts = countParams(config)
@@ -62,14 +64,31 @@ export const evaluateDataset = (
         tokensPerSecond: result.generatedTokens / result.seconds
       }
     }
+    return yield* evaluateText(residentSource(config, params), tokenizer, dataset, options)
+  })
+
+/**
+ * Perplexity on a text dataset's test split, from any WeightSource (a checkpoint read block by
+ * block needs no more device memory than one block).
+ */
+export const evaluateText = <E>(
+  source: WeightSource<E>,
+  tokenizer: Tokenizer,
+  dataset: Dataset,
+  options: EvaluateOptions & { readonly onBlock?: (done: number, total: number) => void }
+): Effect.Effect<EvalMetrics, E | MemoryBudgetExceeded> =>
+  Effect.gen(function*() {
+    const examples = dataset.take("test", options.examples)
+    const counts = countParams(source.config)
     const started = performance.now()
-    const result = yield* evaluatePerplexity(config, params, tokenizer, examples, options)
+    const result = yield* evaluatePerplexity(source, tokenizer, examples, options)
     const seconds = (performance.now() - started) / 1000
     return {
       dataset: dataset.name,
       examples: result.examples,
       perplexity: result.perplexity,
-      ...size,
+      parameters: counts.total,
+      nonEmbeddingParameters: counts.nonEmbedding,
       seconds,
       examplesPerSecond: result.examples / seconds
     }

@@ -1,13 +1,15 @@
 /**
  * Perplexity: exp of the mean next-token loss over the completion tokens of a set of
- * examples (for plain text, every token after `<bos>`).
+ * examples (for plain text, every token after `<bos>`). Computed block by block from a
+ * WeightSource with the LM head in vocabulary chunks, so neither the model nor the logits of a
+ * batch need to fit the device at once; the examples go through in groups whose hidden states
+ * stay under a fixed size.
  */
-import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import type { Tokenizer } from "../io/Tokenizer.ts"
-import type { ModelConfig } from "../model/ModelConfig.ts"
-import type { Params } from "../model/Params.ts"
-import { nextTokenLoss } from "../model/Transformer.ts"
+import { blockwiseLoss, lossBatch } from "../model/Blockwise.ts"
+import type { WeightSource } from "../model/WeightSource.ts"
+import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 import { encodeExample } from "../tasks/Encode.ts"
 import type { Example } from "../tasks/Task.ts"
 import { buildBatch } from "../tune/Batches.ts"
@@ -19,31 +21,39 @@ export interface PerplexityResult {
   readonly perplexity: number
 }
 
-export const evaluatePerplexity = (
-  config: ModelConfig,
-  params: Params,
+/** Hidden states carried between blocks for one group of batches: at most this many floats (256 MB). */
+const groupFloats = 2 ** 26
+
+export interface PerplexityOptions {
+  readonly batchSize: number
+  readonly maxSeqLen: number
+  /** Told after each decoder block of each group of batches. */
+  readonly onBlock?: (done: number, total: number) => void
+}
+
+export const evaluatePerplexity = <E>(
+  source: WeightSource<E>,
   tokenizer: Tokenizer,
   examples: ReadonlyArray<Example>,
-  options: { readonly batchSize: number; readonly maxSeqLen: number }
-): Effect.Effect<PerplexityResult> =>
+  options: PerplexityOptions
+): Effect.Effect<PerplexityResult, E | MemoryBudgetExceeded> =>
   Effect.gen(function*() {
-    let lossSum = 0
-    let tokens = 0
+    const batches = []
     for (let start = 0; start < examples.length; start += options.batchSize) {
       const encoded = examples.slice(start, start + options.batchSize).map((e) => encodeExample(tokenizer, e))
-      const batch = buildBatch(encoded, options.maxSeqLen, tokenizer.padId ?? 0, true)
-      const counted = batch.weights!.reduce((a, b) => a + b, 0)
-      const loss = tf.tidy(() =>
-        nextTokenLoss(
-          config,
-          params,
-          tf.tensor2d(batch.ids, [batch.batchSize, batch.seqLen], "int32"),
-          tf.tensor2d(batch.weights!, [batch.batchSize, batch.seqLen - 1])
-        ).dataSync()[0]
-      )
-      lossSum += loss * counted
-      tokens += counted
-      yield* Effect.yieldNow
+      batches.push(lossBatch(buildBatch(encoded, options.maxSeqLen, tokenizer.padId ?? 0, true)))
+    }
+    let lossSum = 0
+    let tokens = 0
+    const D = source.config.hiddenSize
+    for (let start = 0; start < batches.length;) {
+      let end = start + 1
+      let floats = batches[start].ids.length * D
+      while (end < batches.length && floats + batches[end].ids.length * D <= groupFloats) floats += batches[end++].ids.length * D
+      const loss = yield* blockwiseLoss(source, batches.slice(start, end), options.onBlock ? { onBlock: options.onBlock } : {})
+      lossSum += loss.weightedSums.reduce((a, b) => a + b, 0)
+      tokens += loss.counts.reduce((a, b) => a + b, 0)
+      start = end
     }
     const meanLoss = tokens === 0 ? NaN : lossSum / tokens
     return { examples: examples.length, tokens, meanLoss, perplexity: Math.exp(meanLoss) }

@@ -455,14 +455,19 @@ export const openCheckpoint = Effect.fn("Checkpoint.open")(function*(
  * config), or FileSystemError. No tensors are left allocated on failure.
  */
 export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
-  dir: string
+  dir: string,
+  options: {
+    /** Told as each tensor starts loading (progress). */
+    readonly onTensor?: (name: string, done: number, total: number) => void
+  } = {}
 ): Effect.fn.Return<LoadedCheckpoint, LoadCheckpointError> {
   return yield* Effect.scoped(Effect.gen(function*() {
     const open = yield* openCheckpoint(dir)
     const specs = paramSpecs(open.config)
     const tensors = new Map<string, tf.Tensor>()
-    yield* Effect.forEach(specs, (spec) =>
+    yield* Effect.forEach(specs, (spec, i) =>
       Effect.gen(function*() {
+        options.onTensor?.(spec.name, i, specs.length)
         const data = yield* open.readInternal(spec.name)
         tensors.set(spec.name, tf.tensor(data, internalShape(spec), "float32"))
       }), { discard: true }).pipe(

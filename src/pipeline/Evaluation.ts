@@ -8,6 +8,7 @@ import type { Tokenizer } from "../io/Tokenizer.ts"
 import type { Dataset } from "../services/Datasets.ts"
 import { type ModelState, type Stage, timed } from "./ModelState.ts"
 import type { DatasetScore } from "../io/RunEvent.ts"
+import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 
 export interface EvaluationSetup {
   readonly tokenizer: Tokenizer
@@ -31,7 +32,7 @@ export const evaluateModel = (setup: EvaluationSetup, state: ModelState) =>
     return metrics
   })
 
-export const evaluateStage = (setup: EvaluationSetup): Stage =>
+export const evaluateStage = (setup: EvaluationSetup): Stage<MemoryBudgetExceeded> =>
   (state) =>
     evaluateModel(setup, state).pipe(
       Effect.map((metrics): ModelState => ({ ...state, phase: "evaluated", metrics })),
