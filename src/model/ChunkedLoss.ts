@@ -23,11 +23,11 @@ const advice = "Lower the batch size (--batch-size) or the sequence length."
 /** log Σ_v exp(final · head_v) per row of final [N, D], as a [N, 1] tensor (the caller disposes it). */
 export const chunkedLogSumExp = Effect.fnUntraced(function*<E>(
   source: WeightSource<E>,
-  final: tf.Tensor2D
+  final: tf.Tensor2D,
+  chunk = vocabChunk(final.shape[0], source.config.vocabSize)
 ): Effect.fn.Return<tf.Tensor2D, E | MemoryBudgetExceeded> {
   const [N, D] = final.shape
   const V = source.config.vocabSize
-  const chunk = vocabChunk(N, V)
   let max: tf.Tensor2D | undefined
   let sum: tf.Tensor2D | undefined
   try {
@@ -66,9 +66,10 @@ const targetLogits = <E>(source: WeightSource<E>, final: tf.Tensor2D, targets: I
 export const chunkedNll = Effect.fnUntraced(function*<E>(
   source: WeightSource<E>,
   final: tf.Tensor2D,
-  targets: Int32Array
+  targets: Int32Array,
+  chunk = vocabChunk(final.shape[0], source.config.vocabSize)
 ): Effect.fn.Return<Float32Array, E | MemoryBudgetExceeded> {
-  const lse = yield* chunkedLogSumExp(source, final)
+  const lse = yield* chunkedLogSumExp(source, final, chunk)
   const picked = yield* targetLogits(source, final, targets).pipe(Effect.onError(() => Effect.sync(() => lse.dispose())))
   const nll = tf.tidy(() => tf.reshape(tf.sub(lse, picked), [-1]))
   tf.dispose([lse, picked])
@@ -86,12 +87,12 @@ export const chunkedNllGradient = Effect.fnUntraced(function*<E>(
   source: WeightSource<E>,
   final: tf.Tensor2D,
   targets: Int32Array,
-  coefficients: Float32Array
+  coefficients: Float32Array,
+  chunk = vocabChunk(final.shape[0], source.config.vocabSize)
 ): Effect.fn.Return<{ readonly loss: number; readonly gradient: tf.Tensor2D }, E | MemoryBudgetExceeded> {
   const [N, D] = final.shape
   const V = source.config.vocabSize
-  const chunk = vocabChunk(N, V)
-  const lse = yield* chunkedLogSumExp(source, final)
+  const lse = yield* chunkedLogSumExp(source, final, chunk)
   let expected = tf.zeros([N, D]) as tf.Tensor2D
   try {
     for (let first = 0; first < V; first += chunk) {
