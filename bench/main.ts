@@ -18,7 +18,8 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   eval: async () => (await import("./eval.ts")).evalBench,
   quality: async () => (await import("./quality.ts")).quality,
   "prune-accuracy": async () => (await import("./pruneAccuracy.ts")).pruneAccuracy,
-  "make-checkpoint": async () => (await import("./checkpoints.ts")).makeCheckpointBench
+  "make-checkpoint": async () => (await import("./checkpoints.ts")).makeCheckpointBench,
+  scale: async () => (await import("./scale.ts")).scale
 }
 
 const usage = async (): Promise<string> => {
