@@ -14,7 +14,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { ensureDeviceRoom } from "../compute/DeviceCapacity.ts"
 import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
-import { chunkedNll } from "./ChunkedLoss.ts"
+import { chunkedNll, chunkedNllGradient } from "./ChunkedLoss.ts"
 import type { TokenBatch } from "./Gradients.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
 import type { LayerParams } from "./Params.ts"
@@ -196,4 +196,81 @@ export const lossOfFinals = Effect.fnUntraced(function*<E>(
       counts.push(count)
     }), { discard: true }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose([...finals]))))
   return { weightedSums, counts }
+})
+
+/**
+ * Computes backward through the model block by block (gradient checkpointing at block
+ * boundaries): a forward pass keeps each block's input in host memory, the gradient of each
+ * batch's mean next-token loss at the last block comes from the chunked LM head through the
+ * final norm, and then, from the last block to the first, each block's weights are fetched once
+ * and `backward` is called per batch with the block's input and the gradient leaving the block;
+ * it recomputes the block, differentiates whatever it needs (inside a tidy: keep what must
+ * outlive it) and returns the gradient entering the block. Device memory holds one block's
+ * weights and activations, whatever the depth. Returns each batch's mean loss.
+ */
+export const blockwiseBackward = Effect.fnUntraced(function*<E>(
+  source: WeightSource<E>,
+  batches: ReadonlyArray<LossBatch>,
+  backward: (
+    layer: number,
+    batch: number,
+    weights: LayerParams,
+    input: tf.Tensor2D,
+    context: BlockContext,
+    upstream: tf.Tensor2D
+  ) => tf.Tensor2D,
+  options: Pick<RunBlocksOptions, "onBlock"> = {}
+): Effect.fn.Return<Array<number>, E | MemoryBudgetExceeded> {
+  const { config } = source
+  const L = config.layers.length
+  const stored: Array<Array<Float32Array>> = []
+  const hidden = yield* runBlocks(source, batches, {
+    onBlockInput: (layer, hs) => {
+      stored[layer] = hs.map((h) => h.dataSync().slice() as Float32Array)
+    },
+    ...(options.onBlock !== undefined ? { onBlock: (done: number) => options.onBlock!(done, 2 * L) } : {})
+  })
+  const losses: Array<number> = []
+  let upstream: Array<tf.Tensor2D> = []
+  const contexts = batchContexts(config, batches)
+  yield* Effect.gen(function*() {
+    const norm = yield* source.norm
+    try {
+      for (const [b, h] of hidden.entries()) {
+        const { weights, targets } = batches[b]
+        const total = Math.max(weights.reduce((a, x) => a + x, 0), 1)
+        const final = tf.tidy(() => rmsNorm(h, norm, config.rmsNormEps))
+        const { loss, gradient } = yield* chunkedNllGradient(source, final, targets, weights.map((w) => w / total)).pipe(
+          Effect.ensuring(Effect.sync(() => final.dispose()))
+        )
+        losses.push(loss)
+        upstream.push(tf.tidy(() => tf.grad((x: tf.Tensor) => rmsNorm(x as tf.Tensor2D, norm, config.rmsNormEps))(h, gradient) as tf.Tensor2D))
+        gradient.dispose()
+      }
+    } finally {
+      tf.dispose([...hidden, norm])
+    }
+    for (let layer = L - 1; layer >= 0; layer--) {
+      yield* ensureBlockFits(config, layer, batches)
+      const weights = yield* source.layer(layer)
+      try {
+        upstream = upstream.map((dy, b) => {
+          const rows = batches[b].batchSize * batches[b].seqLen
+          const input = tf.tensor2d(stored[layer][b], [rows, config.hiddenSize])
+          const dx = backward(layer, b, weights, input, contexts[b], dy)
+          tf.dispose([input, dy])
+          return dx
+        })
+      } finally {
+        releaseLayer(weights)
+      }
+      delete stored[layer]
+      options.onBlock?.(2 * L - layer, 2 * L)
+      yield* Effect.yieldNow
+    }
+  }).pipe(Effect.ensuring(Effect.sync(() => {
+    tf.dispose(upstream)
+    disposeContexts(contexts)
+  })))
+  return losses
 })

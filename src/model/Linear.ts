@@ -14,8 +14,9 @@ import type { Linear } from "./Params.ts"
 
 export const matMul2d = (x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D => tf.matMul(x, w)
 
-/** y = x @ w + b for x: [N, in]. */
+/** y = x @ w + b for x: [N, in], plus scale · (x @ a) @ b when the layer carries a low-rank adapter. */
 export const linear = (x: tf.Tensor2D, layer: Linear): tf.Tensor2D => {
-  const y = matMul2d(x, layer.w)
+  let y = matMul2d(x, layer.w)
+  if (layer.lora !== undefined) y = tf.add(y, tf.mul(matMul2d(matMul2d(x, layer.lora.a), layer.lora.b), layer.lora.scale))
   return layer.b === undefined ? y : tf.add(y, layer.b)
 }

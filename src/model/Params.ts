@@ -13,6 +13,15 @@ import { Rng } from "./Rng.ts"
 export interface Linear {
   readonly w: tf.Tensor2D // [in, out]
   readonly b?: tf.Tensor1D // [out]
+  /** A low-rank adapter added to the product: y = x·w + scale·(x·a)·b (see Adapters.ts). */
+  readonly lora?: LowRank
+}
+
+/** A low-rank update scale · a · b of an [in, out] weight: a [in, r], b [r, out]. */
+export interface LowRank {
+  readonly a: tf.Tensor2D
+  readonly b: tf.Tensor2D
+  readonly scale: number
 }
 
 export interface LayerParams {

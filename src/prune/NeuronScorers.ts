@@ -20,12 +20,11 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { batchContexts, disposeContexts, ensureBlockFits, lossBatch, runBlocks } from "../model/Blockwise.ts"
-import { chunkedNllGradient } from "../model/ChunkedLoss.ts"
+import { blockwiseBackward, lossBatch, runBlocks } from "../model/Blockwise.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { LayerParams } from "../model/Params.ts"
-import { decoderBlock, rmsNorm } from "../model/Transformer.ts"
-import { releaseLayer, type WeightSource } from "../model/WeightSource.ts"
+import { decoderBlock } from "../model/Transformer.ts"
+import type { WeightSource } from "../model/WeightSource.ts"
 import { accumulate, type CalibrationBatch, firstSequences, realTokens, type ScoringProgress, tokenMask } from "./Calibration.ts"
 import type { NeuronScores } from "./Scores.ts"
 
@@ -95,82 +94,33 @@ export const wandaScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<C
 export const taylorScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<CalibrationBatch>, progress: ScoringProgress = {}) =>
   Effect.gen(function*() {
     const { config } = source
-    const L = config.layers.length
     const scores = zeros(config)
-    const inputs = batches.map((b) => lossBatch(b))
-    const stored: Array<Array<Float32Array>> = []
-    const forwardProgress = progress.onBlock && ((done: number) => progress.onBlock!(done, 2 * L))
-    const hidden = yield* runBlocks(source, inputs, {
-      onBlockInput: (layer, hs) => {
-        stored[layer] = hs.map((h) => h.dataSync().slice() as Float32Array)
-      },
-      ...(forwardProgress !== undefined ? { onBlock: forwardProgress } : {})
-    })
-    // ∂(batch loss)/∂(hidden states leaving the last block), through the final norm.
-    const norm = yield* source.norm.pipe(Effect.onError(() => Effect.sync(() => tf.dispose(hidden))))
-    let upstream: Array<tf.Tensor2D> = []
-    try {
-      for (const [b, h] of hidden.entries()) {
-        const { weights, targets } = inputs[b]
-        const total = Math.max(weights.reduce((a, x) => a + x, 0), 1)
-        const final = tf.tidy(() => rmsNorm(h, norm, config.rmsNormEps))
-        const { gradient } = yield* chunkedNllGradient(source, final, targets, weights.map((w) => w / total)).pipe(
-          Effect.ensuring(Effect.sync(() => final.dispose()))
-        )
-        upstream.push(tf.tidy(() => tf.grad((x: tf.Tensor) => rmsNorm(x as tf.Tensor2D, norm, config.rmsNormEps))(h, gradient) as tf.Tensor2D))
-        gradient.dispose()
-      }
-    } catch (e) {
-      tf.dispose(upstream)
-      throw e
-    } finally {
-      tf.dispose([...hidden, norm])
-    }
-    const contexts = batchContexts(config, inputs)
-    yield* Effect.gen(function*() {
-      for (let layer = L - 1; layer >= 0; layer--) {
-        yield* ensureBlockFits(config, layer, inputs)
-        const weights = yield* source.layer(layer)
+    yield* blockwiseBackward(source, batches.map((b) => lossBatch(b)), (layer, _, weights, input, context, upstream) =>
+      tf.tidy(() => {
+        const offset = tf.zeros([input.shape[0], config.layers[layer].intermediateSize]) as tf.Tensor2D
+        let act: tf.Tensor2D | undefined
+        const block = (x: tf.Tensor, off: tf.Tensor) =>
+          decoderBlock(config, layer, weights, x as tf.Tensor2D, context, {
+            mlpOffset: off as tf.Tensor2D,
+            observe: (_, name, t) => {
+              // tf.grads releases the forward's intermediates: keep the activation past it.
+              if (name === "mlp.act") act = tf.keep(t)
+            }
+          }).h
+        const [dx, dOffset] = tf.grads(block)([input, offset], upstream)
         try {
-          upstream = upstream.map((dy, b) =>
-            tf.tidy(() => {
-              const rows = inputs[b].batchSize * inputs[b].seqLen
-              const x = tf.tensor2d(stored[layer][b], [rows, config.hiddenSize])
-              const offset = tf.zeros([rows, config.layers[layer].intermediateSize]) as tf.Tensor2D
-              let act: tf.Tensor2D | undefined
-              const block = (xin: tf.Tensor, off: tf.Tensor) =>
-                decoderBlock(config, layer, weights, xin as tf.Tensor2D, contexts[b], {
-                  mlpOffset: off as tf.Tensor2D,
-                  observe: (_, name, t) => {
-                    if (name === "mlp.act") act = tf.keep(t)
-                  }
-                }).h
-              const [dx, dOffset] = tf.grads(block)([x, offset], dy)
-              try {
-                const s = tf.sum(tf.mul(act!, dOffset), 0).dataSync()
-                const into = scores[layer]
-                for (let j = 0; j < into.length; j++) into[j] += Math.abs(s[j])
-              } finally {
-                act?.dispose()
-              }
-              dy.dispose()
-              return dx as tf.Tensor2D
-            })
-          )
+          const s = tf.sum(tf.mul(act!, dOffset), 0).dataSync()
+          const into = scores[layer]
+          for (let j = 0; j < into.length; j++) into[j] += Math.abs(s[j])
         } finally {
-          releaseLayer(weights)
+          act?.dispose()
         }
-        delete stored[layer]
-        progress.onBlock?.(2 * L - layer, 2 * L)
-        yield* Effect.yieldNow
-      }
-    }).pipe(Effect.ensuring(Effect.sync(() => {
-      tf.dispose(upstream)
-      disposeContexts(contexts)
-    })))
+        return dx as tf.Tensor2D
+      }), progress)
     const samples = batches.reduce((n, b) => n + b.batchSize, 0)
     const tokens = batches.reduce((n, b) => n + realTokens(b, b.seqLen - 1), 0)
-    return { unit: "neurons", scorer: "taylor", perLayer: scores, samples, tokens } satisfies NeuronScores
+    const result: NeuronScores = { unit: "neurons", scorer: "taylor", perLayer: scores, samples, tokens }
+    return result
   })
 
 export interface ContrastiveOptions {
