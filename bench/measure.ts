@@ -3,7 +3,8 @@
  * peak resident memory (VmHWM from /proc/self/status, the kernel's high-water mark) as JSON to
  * the file named by the first argument: `node bench/measure.ts OUT.json inspect DIR --json`. The
  * `scale` benchmark runs every stage this way, one process per stage, so each peak is that
- * stage's alone.
+ * stage's alone. `node bench/measure.ts OUT.json adapter-step DIR` runs bench/adapterStep.ts
+ * instead of a simmer command (tuning has no command of its own) and prints its JSON.
  */
 import { readFileSync, writeFileSync } from "node:fs"
 
@@ -20,5 +21,11 @@ const kib = (field: string): number => {
 process.on("exit", (code) => {
   writeFileSync(out, JSON.stringify({ seconds: (performance.now() - started) / 1000, peakRssBytes: kib("VmHWM") * 1024, exitCode: code }))
 })
-process.argv = [process.argv[0], "simmer", ...args]
-await import("../src/cli/main.ts")
+if (args[0] === "adapter-step") {
+  const { adapterStep } = await import("./adapterStep.ts")
+  process.stdout.write(`${JSON.stringify(await adapterStep(args[1]))}\n`)
+  process.exit(0)
+} else {
+  process.argv = [process.argv[0], "simmer", ...args]
+  await import("../src/cli/main.ts")
+}

@@ -10,6 +10,7 @@
  *   prune     `simmer prune --target 0.5` with the default calibration (64 arith examples,
  *             activation scorer): score block by block, cut and save
  *   eval      `simmer eval --task general` on --eval-examples examples (perplexity, block by block)
+ *   adapter-step  one rank-16 adapter tuning step on 8 arith examples (bench/adapterStep.ts)
  * Then the exponent k of time ∝ parametersᵏ per stage (least squares on log-log), and, with
  * --plot FILE, a log-log SVG of time against parameters.
  */
@@ -24,7 +25,7 @@ import { makeCheckpoint } from "./checkpoints.ts"
 import { type Benchmark, intOption, listOption, machineInfo, progress, round } from "./common.ts"
 
 const defaultLadder = ["tiny-1m", "small-8m", "smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b"]
-const defaultStages = ["inspect", "generate", "prune", "eval"]
+const defaultStages = ["inspect", "generate", "prune", "eval", "adapter-step"]
 
 interface StageResult {
   readonly seconds: number
@@ -134,14 +135,19 @@ export const scale: Benchmark = {
           ? ["prune", dir, "--out", `${dir}-pruned`, "--target", "0.5", "--replace", "--json"]
           : stage === "eval"
           ? ["eval", dir, "--task", "general", "--examples", String(evalExamples), "--batch-size", "16", "--json"]
+          : stage === "adapter-step"
+          ? ["adapter-step", dir]
           : undefined
         if (args === undefined) throw new Error(`unknown stage ${stage} (known: ${defaultStages.join(", ")})`)
-        const result = stage === "inspect" ? inspected : measure([...args, "--backend", "wasm"], timeout)
+        const result = stage === "inspect"
+          ? inspected
+          : measure(stage === "adapter-step" ? args : [...args, "--backend", "wasm"], timeout)
         const { stdout, ...rest } = result
         results[stage] = {
           ...rest,
           ...(stage === "prune" && stdout !== undefined ? { stdout: pick(stdout, ["seconds", "scoreSeconds", "saveSeconds", "calibration"]) } : {}),
-          ...(stage === "eval" && stdout !== undefined ? { stdout: pick(stdout, ["perplexity", "seconds", "examplesPerSecond"]) } : {})
+          ...(stage === "eval" && stdout !== undefined ? { stdout: pick(stdout, ["perplexity", "seconds", "examplesPerSecond"]) } : {}),
+          ...(stage === "adapter-step" && stdout !== undefined ? { stdout } : {})
         }
         progress(`${shape}: ${stage} ${round(result.seconds)} s, peak RSS ${round(result.peakRssBytes / 2 ** 30, 2)} GiB` +
           (result.error !== undefined ? ` — ${result.error}` : ""))
