@@ -8,11 +8,16 @@ import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { loadTokenizer, type Tokenizer } from "../io/Tokenizer.ts"
 import { generate } from "../model/Generate.ts"
-import { disposeParams } from "../model/Params.ts"
 import { forward } from "../model/Transformer.ts"
 import { Compute } from "../services/Compute.ts"
 import { backendFlag, jsonFlag } from "./Flags.ts"
-import { loadModelChecked } from "./LoadModel.ts"
+import { deviceCapacity } from "../compute/DeviceCapacity.ts"
+import { openCheckpoint } from "../io/Checkpoint.ts"
+import { generateBlockwise } from "../model/BlockwiseGenerate.ts"
+import { countParams, disposeParams } from "../model/Params.ts"
+import { checkpointSource } from "../model/WeightSource.ts"
+import { loadModelChecked, residentBytes } from "./LoadModel.ts"
+import { makeProgress } from "./Progress.ts"
 import { InvalidArguments } from "./Output.ts"
 
 /** "5,17,3" → [5, 17, 3], every id an integer in [0, vocabSize). */
@@ -88,36 +93,52 @@ export const generateCommand = Command.make(
     if (Option.isSome(input.prompt) === Option.isSome(input.ids)) {
       return yield* new InvalidArguments({ message: "Give exactly one of --prompt \"text\" or --ids 5,17,3." })
     }
-    const checkpoint = yield* loadModelChecked(input.checkpoint, "generate")
-    yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
+    // The whole model on the device when it fits; otherwise block by block from the shards.
+    const open = yield* openCheckpoint(input.checkpoint)
+    const fits = residentBytes(countParams(open.config).total) + tf.memory().numBytes <= deviceCapacity().bytes
+    if (!fits && input.logits) {
+      return yield* new InvalidArguments({
+        message: `--logits needs the whole model on the device, and ${input.checkpoint} does not fit the ` +
+          `${deviceCapacity().kind}; use the tensorflow backend (--backend tensorflow).`
+      })
+    }
+    const checkpoint = fits ? yield* loadModelChecked(input.checkpoint, "generate") : undefined
+    if (checkpoint !== undefined) yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
+    const config = open.config
     const tokenizer: Tokenizer | undefined = Option.isSome(input.prompt)
       ? yield* loadTokenizer(input.checkpoint)
       : yield* loadTokenizer(input.checkpoint).pipe(Effect.orElseSucceed(() => undefined))
     const promptIds = Option.isSome(input.ids)
-      ? yield* parseIds(input.ids.value, checkpoint.config.vocabSize)
+      ? yield* parseIds(input.ids.value, config.vocabSize)
       : tokenizer!.encode(Option.getOrThrow(input.prompt), { addSpecialTokens: true })
     if (promptIds.length === 0) return yield* new InvalidArguments({ message: "The prompt encodes to no tokens." })
-    const outOfRange = promptIds.find((id) => id >= checkpoint.config.vocabSize)
+    const outOfRange = promptIds.find((id) => id >= config.vocabSize)
     if (outOfRange !== undefined) {
       return yield* new InvalidArguments({
-        message: `The tokenizer produced id ${outOfRange}, outside the model's vocabulary of ${checkpoint.config.vocabSize}.`
+        message: `The tokenizer produced id ${outOfRange}, outside the model's vocabulary of ${config.vocabSize}.`
       })
     }
-    const stopTokens = input.ignoreEos ? [] : eosIds(checkpoint.generationConfig, checkpoint.hfConfig)
-    const generated = generate(checkpoint.config, checkpoint.params, [promptIds], {
-      temperature: input.temperature,
-      topP: input.topP,
-      seed: input.seed,
-      maxNewTokens: input.maxNewTokens,
-      stopTokens
-    })[0]
+    const stopTokens = input.ignoreEos ? [] : eosIds(open.generationConfig, open.hfConfig)
+    const sampling = { temperature: input.temperature, topP: input.topP, seed: input.seed, maxNewTokens: input.maxNewTokens, stopTokens }
+    let generated: Array<number>
+    if (checkpoint !== undefined) {
+      generated = generate(checkpoint.config, checkpoint.params, [promptIds], sampling)[0]
+    } else {
+      yield* Effect.logInfo(
+        `${input.checkpoint} does not fit the ${deviceCapacity().kind} as a whole: decoding block by block ` +
+          "(every weight is read from the shards once per token)"
+      )
+      const progress = makeProgress("generate (block by block), tokens", input.maxNewTokens)
+      generated = yield* generateBlockwise(checkpointSource(open), promptIds, { ...sampling, onToken: (done) => progress.update(done) })
+      progress.finish()
+    }
     const text = tokenizer?.decode(generated, { skipSpecialTokens: true })
     if (!input.json) {
       yield* Console.log(text ?? generated.join(","))
       return
     }
     const logits = input.logits
-      ? tf.tidy(() => forward(checkpoint.config, checkpoint.params, tf.tensor2d([promptIds], undefined, "int32")).logits.arraySync()[0])
+      ? tf.tidy(() => forward(config, checkpoint!.params, tf.tensor2d([promptIds], undefined, "int32")).logits.arraySync()[0])
       : undefined
     yield* Console.log(JSON.stringify({
       prompt_ids: promptIds,

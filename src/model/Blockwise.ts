@@ -234,9 +234,10 @@ export const blockwiseBackward = Effect.fnUntraced(function*<E>(
   let upstream: Array<tf.Tensor2D> = []
   const contexts = batchContexts(config, batches)
   yield* Effect.gen(function*() {
-    const norm = yield* source.norm
-    try {
-      for (const [b, h] of hidden.entries()) {
+    const norm = yield* source.norm.pipe(Effect.onError(() => Effect.sync(() => tf.dispose(hidden))))
+    // (A yield that fails skips a generator's finally blocks: cleanup rides on Effect.ensuring.)
+    yield* Effect.forEach(hidden, (h, b) =>
+      Effect.gen(function*() {
         const { weights, targets } = batches[b]
         const total = Math.max(weights.reduce((a, x) => a + x, 0), 1)
         const final = tf.tidy(() => rmsNorm(h, norm, config.rmsNormEps))
@@ -246,10 +247,7 @@ export const blockwiseBackward = Effect.fnUntraced(function*<E>(
         losses.push(loss)
         upstream.push(tf.tidy(() => tf.grad((x: tf.Tensor) => rmsNorm(x as tf.Tensor2D, norm, config.rmsNormEps))(h, gradient) as tf.Tensor2D))
         gradient.dispose()
-      }
-    } finally {
-      tf.dispose([...hidden, norm])
-    }
+      }), { discard: true }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose([...hidden, norm]))))
     for (let layer = L - 1; layer >= 0; layer--) {
       yield* ensureBlockFits(config, layer, batches)
       const weights = yield* source.layer(layer)

@@ -28,13 +28,16 @@ export const chunkedLogSumExp = Effect.fnUntraced(function*<E>(
 ): Effect.fn.Return<tf.Tensor2D, E | MemoryBudgetExceeded> {
   const [N, D] = final.shape
   const V = source.config.vocabSize
-  let max: tf.Tensor2D | undefined
-  let sum: tf.Tensor2D | undefined
-  try {
+  // Running max and sum per row; released by Effect.ensuring however the pass ends (a failed
+  // yield skips a generator's finally blocks).
+  const running: { max?: tf.Tensor2D; sum?: tf.Tensor2D } = {}
+  const release = Effect.sync(() => tf.dispose([running.max, running.sum].filter((t) => t !== undefined)))
+  return yield* Effect.gen(function*() {
     for (let first = 0; first < V; first += chunk) {
       const count = Math.min(chunk, V - first)
       yield* ensureDeviceRoom("a chunk of logits", 3 * N * count * 4 + count * D * 4, advice)
       const rows = yield* source.headRows(first, count)
+      const { max, sum } = running
       const [nextMax, nextSum] = tf.tidy(() => {
         const logits = tf.matMul(final, rows, false, true) // [N, count]
         const chunkMax = tf.max(logits, 1, true)
@@ -44,14 +47,12 @@ export const chunkedLogSumExp = Effect.fnUntraced(function*<E>(
       })
       rows.dispose()
       tf.dispose([max, sum].filter((t) => t !== undefined))
-      max = nextMax
-      sum = nextSum
+      running.max = nextMax
+      running.sum = nextSum
       yield* Effect.yieldNow
     }
-    return tf.tidy(() => tf.add(max!, tf.log(sum!)) as tf.Tensor2D)
-  } finally {
-    tf.dispose([max, sum].filter((t) => t !== undefined))
-  }
+    return tf.tidy(() => tf.add(running.max!, tf.log(running.sum!)) as tf.Tensor2D)
+  }).pipe(Effect.ensuring(release))
 })
 
 /** The logit of each row's target, final_r · head_{target_r}: [N, 1] (the caller disposes it). */
@@ -93,24 +94,21 @@ export const chunkedNllGradient = Effect.fnUntraced(function*<E>(
   const [N, D] = final.shape
   const V = source.config.vocabSize
   const lse = yield* chunkedLogSumExp(source, final, chunk)
-  let expected = tf.zeros([N, D]) as tf.Tensor2D
-  try {
+  const held: { expected: tf.Tensor2D } = { expected: tf.zeros([N, D]) as tf.Tensor2D }
+  return yield* Effect.gen(function*() {
     for (let first = 0; first < V; first += chunk) {
       const count = Math.min(chunk, V - first)
       yield* ensureDeviceRoom("a chunk of logits", 3 * N * count * 4 + count * D * 4, advice)
       const rows = yield* source.headRows(first, count)
-      const next = tf.tidy(() => tf.add(expected, tf.matMul(tf.exp(tf.sub(tf.matMul(final, rows, false, true), lse)), rows)) as tf.Tensor2D)
-      rows.dispose()
-      expected.dispose()
-      expected = next
+      const previous = held.expected
+      held.expected = tf.tidy(() => tf.add(previous, tf.matMul(tf.exp(tf.sub(tf.matMul(final, rows, false, true), lse)), rows)) as tf.Tensor2D)
+      tf.dispose([rows, previous])
     }
     const picked = yield* source.headGather(targets)
     const c = tf.tensor2d(coefficients, [N, 1])
-    const gradient = tf.tidy(() => tf.mul(tf.sub(expected, picked), c) as tf.Tensor2D)
+    const gradient = tf.tidy(() => tf.mul(tf.sub(held.expected, picked), c) as tf.Tensor2D)
     const loss = tf.tidy(() => tf.sum(tf.mul(tf.sub(lse, tf.sum(tf.mul(final, picked), 1, true)), c)).dataSync()[0])
     tf.dispose([picked, c])
     return { loss, gradient }
-  } finally {
-    tf.dispose([lse, expected])
-  }
+  }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose([lse, held.expected]))))
 })

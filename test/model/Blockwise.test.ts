@@ -9,7 +9,9 @@ import { loadCheckpoint, openCheckpoint, saveCheckpoint } from "../../src/io/Che
 import type { Dtype } from "../../src/io/Dtype.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { blockActivationBytes, blockwiseLoss, ensureBlockFits, finalNorm, lossBatch, runBlocks } from "../../src/model/Blockwise.ts"
+import { generateBlockwise } from "../../src/model/BlockwiseGenerate.ts"
 import { chunkedNll, chunkedNllGradient } from "../../src/model/ChunkedLoss.ts"
+import { generate } from "../../src/model/Generate.ts"
 import type { ModelConfig } from "../../src/model/ModelConfig.ts"
 import { disposeParams, initParams, type Params, paramSpecs } from "../../src/model/Params.ts"
 import { forward, nextTokenLoss, rmsNorm } from "../../src/model/Transformer.ts"
@@ -159,6 +161,22 @@ describe.each(["F32", "BF16"] as const)("a checkpoint read lazily (%s)", (dtype:
       expect(peak - before).toBe(4 * batches.length)
       disposeParams(config, loaded.params)
     }).pipe(Effect.scoped))
+})
+
+describe("block-by-block decoding", () => {
+  it("generates what the whole model generates, greedy and sampled, without leaks", () => {
+    const config = tinyConfig({ vocabSize: 53, ropeScaling: { kind: "llama3", factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 } })
+    const params = initParams(config, 9, 0.5)
+    const before = numTensors()
+    for (const options of [{ temperature: 0, topP: 1 }, { temperature: 1, topP: 0.9, seed: 3 }]) {
+      const prompt = [3, 17, 5, 40, 2]
+      const whole = generate(config, params, [prompt], { ...options, maxNewTokens: 6 })[0]
+      const blockwise = Effect.runSync(generateBlockwise(residentSource(config, params), prompt, { ...options, maxNewTokens: 6 }))
+      expect(blockwise).toEqual(whole)
+    }
+    expect(numTensors()).toBe(before)
+    disposeParams(config, params)
+  })
 })
 
 describe("memory checks", () => {
