@@ -4,15 +4,11 @@
  * length, so scorers count real tokens only and know where each sequence ends (the reference
  * PTL scorer reads the last token).
  *
- * Also the small helpers every scorer shares: the mask of real tokens and a forward pass that
- * only feeds an observer.
+ * Also the small helpers every scorer shares: the mask of real tokens, token counts, progress.
  */
 import * as tf from "@tensorflow/tfjs"
 import type { Tokenizer } from "../io/Tokenizer.ts"
 import type { TokenBatch } from "../model/Gradients.ts"
-import type { ModelConfig } from "../model/ModelConfig.ts"
-import type { Params } from "../model/Params.ts"
-import { forward, type Observer } from "../model/Transformer.ts"
 import { encodeExample } from "../tasks/Encode.ts"
 import type { Example } from "../tasks/Task.ts"
 
@@ -101,16 +97,6 @@ export const firstSequences = (batch: CalibrationBatch, count: number): Calibrat
     seqLen,
     lengths: batch.lengths.slice(0, count)
   }
-}
-
-/**
- * Runs the model over a batch for its observer only (the logits are dropped), inside a tidy:
- * whatever the observer does not keep is released.
- */
-export const observeBatch = (config: ModelConfig, params: Params, batch: CalibrationBatch, observe: Observer): void => {
-  tf.tidy(() => {
-    forward(config, params, idsTensor(batch), { observe })
-  })
 }
 
 /** Progress of a scorer: told after each decoder block it finished (block-by-block execution). */

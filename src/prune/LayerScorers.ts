@@ -5,8 +5,8 @@
  *   cos(hidden state entering the block, hidden state leaving it). A block that barely turns
  *   the residual stream scores near 0.
  * - `skip-loss`: the increase of the mean next-token loss when the block is skipped, measured:
- *   the model is run once whole and once without each block (a view sharing the tensors, not a
- *   copy). Negative when the model does better without the block.
+ *   the model is run once whole and once without each block (block by block: see
+ *   skipLossScores). Negative when the model does better without the block.
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
@@ -21,8 +21,6 @@ import {
   lossOfFinals,
   runBlocks
 } from "../model/Blockwise.ts"
-import type { ModelConfig } from "../model/ModelConfig.ts"
-import type { Params } from "../model/Params.ts"
 import { releaseLayer, type WeightSource } from "../model/WeightSource.ts"
 import { type CalibrationBatch, realTokens, type ScoringProgress, tokenMask } from "./Calibration.ts"
 import type { LayerScores } from "./Scores.ts"
@@ -52,12 +50,6 @@ export const blockInfluenceScores = <E>(source: WeightSource<E>, batches: Readon
     const scores: LayerScores = { unit: "layers", scorer: "block-influence", perBlock, samples, tokens }
     return scores
   })
-
-/** The model without block `skip`: a view over the same tensors (nothing is copied or released). */
-export const withoutBlock = (config: ModelConfig, params: Params, skip: number): { config: ModelConfig; params: Params } => ({
-  config: { ...config, layers: config.layers.filter((_, i) => i !== skip) },
-  params: { ...params, layers: params.layers.filter((_, i) => i !== skip) }
-})
 
 /**
  * Mean next-token loss increase over all counted targets when each block is skipped. Block by
