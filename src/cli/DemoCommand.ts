@@ -4,15 +4,15 @@
  * tuning budget — and prints them side by side with the report's path. `--quick` runs a
  * scaled-down plan as a smoke test.
  */
-import { mkdir, writeFile, readFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
-import { parsePlan } from "../pipeline/Plan.ts"
+import { createRunFolder } from "../io/RunFolder.ts"
+import { bundledModelPath, readPlan } from "../pipeline/Plan.ts"
 import { comparison, formatComparison } from "../report/Comparison.ts"
-import { backendFlag, jsonFlag, workersFlag } from "./Flags.ts"
-import { bundledModel, type RunLayers, runInFolder } from "./RunCommands.ts"
+import { jsonFlag } from "./Flags.ts"
+import { type RunLayers, runFlags, runInFolder } from "./RunCommands.ts"
 
 const planFile = (quick: boolean) => fileURLToPath(new URL(`../../plans/${quick ? "demo-quick" : "demo"}.yaml`, import.meta.url))
 
@@ -22,22 +22,16 @@ export const demoCommand = (layers: RunLayers) =>
     {
       quick: Flag.Boolean("quick").pipe(Flag.withDescription("A scaled-down run (about a minute), as a smoke test."), Flag.withDefault(false)),
       out: Flag.String("out").pipe(Flag.withDescription("Run folder (default: runs/demo-<date>)."), Flag.optional),
-      json: jsonFlag.pipe(Flag.withDescription("Print the NDJSON events on stdout, then the comparison as JSON.")),
-      backend: backendFlag,
-      workers: workersFlag
+      ...runFlags,
+      json: jsonFlag.pipe(Flag.withDescription("Print the NDJSON events on stdout, then the comparison as JSON."))
     },
     Effect.fnUntraced(function*(input) {
       const path = planFile(input.quick)
-      const text = yield* Effect.promise(() => readFile(path, "utf8"))
-      const plan = yield* parsePlan(text, path)
+      const { plan, text } = yield* readPlan(path)
       const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
       const dir = resolve(Option.getOrElse(input.out, () => join("runs", `demo${input.quick ? "-quick" : ""}-${stamp}`)))
-      const info = { modelPath: bundledModel, createdAt: new Date().toISOString() }
-      yield* Effect.promise(async () => {
-        await mkdir(dir, { recursive: true })
-        await writeFile(join(dir, "plan.yaml"), text)
-        await writeFile(join(dir, "run.json"), JSON.stringify(info, null, 2) + "\n")
-      })
+      const info = { modelPath: bundledModelPath, createdAt: new Date().toISOString() }
+      yield* createRunFolder(dir, text, info)
       yield* Effect.logInfo(`demo: ${path} → ${dir}`)
       const events = yield* runInFolder(layers, dir, plan, info, input)
       const rows = comparison(events)

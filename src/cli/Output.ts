@@ -16,6 +16,8 @@ export const ExitCode = {
   ok: 0,
   /** Bad input: a missing or malformed checkpoint, plan, dataset or flag. */
   failure: 1,
+  /** A run finished without reaching its target: every further pruning step failed the gates. */
+  targetNotReached: 3,
   /** Internal error: a bug in simmer (please report it with the message). */
   defect: 70,
   /** Stopped by SIGTERM/SIGINT with its state saved: `simmer resume <run>` continues (EX_TEMPFAIL). */

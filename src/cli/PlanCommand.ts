@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Console, Effect } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { planUnitsOf, readPlan, scorerFor } from "../pipeline/Plan.ts"
+import { plannedTuners, planUnitsOf, readPlan, scorerFor } from "../pipeline/Plan.ts"
 import { InvalidArguments } from "./Output.ts"
 
 export const examplePlanPath = fileURLToPath(new URL("../../plans/demo.yaml", import.meta.url))
@@ -20,10 +20,10 @@ const check = Command.make(
       ? `${(plan.target.parameters * 100).toFixed(0)}% of the non-embedding parameters`
       : Object.entries(plan.target.perLayer).map(([u, n]) => `${n} ${u} per layer`).join(", ")
     const units = planUnitsOf(plan).map((u) => `${u} (scorer ${scorerFor(plan, u)})`).join(", ")
-    const steps = typeof plan.tuner.steps === "number" ? `${plan.tuner.steps} steps each` : `${plan.tuner.steps.join("/")} steps`
+    const tuners = plannedTuners(plan).map((t) => `${t.kind} ${typeof t.steps === "number" ? `${t.steps} steps each` : `${t.steps.join("/")} steps`}`)
     yield* Console.log(
       `${input.plan} is valid: ${plan.model} → ${target}, pruning ${units} over ${plan.iterations} ${plan.schedule} iterations, ` +
-        `${plan.tuner.kind} ${steps}${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
+        `${tuners.join(" then ")}${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
     )
   })
 ).pipe(Command.withDescription("Validate a plan without running it."))

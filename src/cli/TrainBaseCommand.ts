@@ -24,8 +24,7 @@ import {
   defaultBaseRecipe,
   initBaseTraining
 } from "../tune/BaseTraining.ts"
-import type { GradientFn } from "../tune/Trainer.ts"
-import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
+import { Gradients } from "../services/Gradients.ts"
 import type { TaskName } from "../tasks/Task.ts"
 import { backendFlag, jsonFlag, workersFlag } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
@@ -87,7 +86,6 @@ export const trainBaseCommand = Command.make(
     yield* Compute
     const datasets = yield* Datasets
     const gradients = yield* Gradients
-    const gradientFn: GradientFn<GradientsFailed> = (config, params, batch) => gradients.lossAndGradients(config, params, batch)
     const recipe: BaseRecipe = {
       ...defaultBaseRecipe,
       seed: input.seed,
@@ -121,7 +119,7 @@ export const trainBaseCommand = Command.make(
     let tokens = 0
     const progress = makeProgress("train-base", recipe.steps)
     while (state.step < recipe.steps) {
-      const { state: next, report } = yield* baseTrainingStep(recipe, tasks, state, gradientFn)
+      const { state: next, report } = yield* baseTrainingStep(recipe, tasks, state)
       state = next
       tokens += report.tokens
       const seconds = (performance.now() - started) / 1000

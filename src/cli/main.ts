@@ -8,7 +8,8 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { ComputeLive } from "../../layers/Compute.ts"
-import { DatasetsLive } from "../../layers/Datasets.ts"
+import { DatasetsAt, DatasetsLive } from "../../layers/Datasets.ts"
+import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
 import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { demoCommand } from "./DemoCommand.ts"
@@ -31,7 +32,13 @@ const withCompute = <Name extends string, I extends { readonly backend: Option.O
 /** One thread computes in place; more spread each batch over worker threads. */
 const gradientsLayer = (workers: number) => (workers > 1 ? GradientsDataParallel({ workers }) : GradientsLocal)
 
-const runLayers: RunLayers = { compute: ComputeLive, store: RunStoreLive, gradients: gradientsLayer }
+const runLayers: RunLayers = {
+  compute: ComputeLive,
+  store: RunStoreLive,
+  gradients: gradientsLayer,
+  memory: DeviceMemoryLive,
+  datasets: DatasetsAt
+}
 
 const simmer = Command.make("simmer").pipe(
   Command.withDescription(

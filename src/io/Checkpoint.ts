@@ -573,3 +573,19 @@ export const saveCheckpoint = Effect.fn("Checkpoint.save")(function*(
     }), options)
   return { dir, files: written }
 })
+
+/** The shape a checkpoint folder describes (its config.json), without reading any weights. */
+export const readCheckpointConfig = Effect.fn("Checkpoint.readConfig")(function*(
+  dir: string
+): Effect.fn.Return<{ readonly config: ModelConfig; readonly hfConfig: HfConfig }, CheckpointNotFound | InvalidConfig | UnsupportedModel | UnsupportedDtype | FileSystemError> {
+  const entries = yield* listFolder(dir)
+  const configPath = join(dir, configFileName)
+  if (!entries.includes(configFileName)) {
+    return yield* new CheckpointNotFound({
+      path: configPath,
+      message: `${dir} has no config.json, so it is not a Hugging Face checkpoint folder.`
+    })
+  }
+  const hfConfig = yield* readHfConfig(configPath)
+  return { config: toModelConfig(hfConfig), hfConfig }
+})

@@ -5,13 +5,15 @@
  */
 import { Effect, Result, Schema } from "effect"
 import { readFile } from "node:fs/promises"
+import { resolve } from "node:path"
+import { fileURLToPath } from "node:url"
 import { isMap, isSeq, LineCounter, parseDocument } from "yaml"
 import { schemaProblems } from "../io/Errors.ts"
 import { ScheduleKinds } from "../prune/Schedule.ts"
 import { defaultScorer, scorersFor } from "../prune/Scores.ts"
 import { DatasetRef } from "../services/Datasets.ts"
+import { TunerConfig } from "../tune/Tuners.ts"
 
-const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 const Fraction = Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1))
 const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => Schema.withDecodingDefaultKey<S>(Effect.succeed(value))
@@ -33,28 +35,6 @@ export const Target = Schema.Union([
   })
 ])
 export type Target = typeof Target.Type
-
-/**
- * How each iteration recovers. Continual pre-training counts every token; SFT only completion
- * tokens. The union is open: reinforcement learning and distillation add members later.
- */
-export const Tuner = Schema.Struct({
-  kind: Schema.Literals(["cpt", "sft"]).pipe(withDefault("sft")),
-  /**
-   * Optimizer steps per iteration: one count for every iteration, or a list with one per
-   * planned iteration (later pruning steps cut deeper into a smaller model and need more
-   * recovery); iterations beyond the list (added by halved retries) use its last entry.
-   */
-  steps: Schema.Union([PositiveInt, Schema.NonEmptyArray(PositiveInt)]).pipe(withDefault(40)),
-  batchSize: PositiveInt.pipe(withDefault(32)),
-  /** Peak learning rate; warmup then cosine decay within each iteration. */
-  lr: Positive.pipe(withDefault(1e-3)),
-  warmupFraction: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)).pipe(withDefault(0.05)),
-  weightDecay: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0.01)),
-  maxGradNorm: Positive.pipe(withDefault(1)),
-  maxSeqLen: PositiveInt.pipe(withDefault(128))
-})
-export type Tuner = typeof Tuner.Type
 
 export const Gates = Schema.Struct({
   /** Every graded evaluation dataset keeps at least this fraction of the original model's accuracy. */
@@ -97,7 +77,11 @@ export const Plan = Schema.Struct({
     calibrationExamples: PositiveInt.pipe(withDefault(128)),
     evaluationExamples: PositiveInt.pipe(withDefault(200))
   }),
-  tuner: Tuner.pipe(withDefault({})),
+  /**
+   * How each iteration recovers: one tuner, or a list run in order within every iteration (e.g.
+   * SFT, then RL). Each kind's settings live with its implementation in src/tune/.
+   */
+  tuner: Schema.Union([TunerConfig, Schema.NonEmptyArray(TunerConfig)]).pipe(withDefault({})),
   gates: Gates.pipe(withDefault({})),
   /** Baselines to run after the loop in the same machinery, with the same total tuning budget. */
   baselines: Schema.Array(Schema.Literals(["one-shot", "prune-only"])).pipe(withDefault([])),
@@ -106,13 +90,26 @@ export const Plan = Schema.Struct({
 })
 export type Plan = typeof Plan.Type
 
-/** The tuning steps of iteration `iteration` (1-based) of the loop. */
-export const tuningStepsAt = (tuner: Tuner, iteration: number): number =>
-  typeof tuner.steps === "number" ? tuner.steps : tuner.steps[Math.min(iteration, tuner.steps.length) - 1]
+/** The bundled base model, for plans that say `model: base`. */
+export const bundledModelPath = fileURLToPath(new URL("../../models/base", import.meta.url))
 
-/** The loop's planned tuning budget in steps: what the one-shot baseline tunes with. */
-export const plannedTuningSteps = (plan: Plan): number =>
-  Array.from({ length: plan.iterations }, (_, i) => tuningStepsAt(plan.tuner, i + 1)).reduce((a, b) => a + b, 0)
+/** The checkpoint folder a plan names: the bundled model, or a path relative to the plan's folder. */
+export const resolveModelPath = (plan: Plan, planDir: string): string =>
+  plan.model === "base" ? bundledModelPath : resolve(planDir, plan.model)
+
+/** The plan's tuners, in the order they run within an iteration. */
+export const plannedTuners = (plan: Plan): ReadonlyArray<TunerConfig> => (Array.isArray(plan.tuner) ? plan.tuner : [plan.tuner as TunerConfig])
+
+/** The tuning steps of iteration `iteration` (1-based) for a budget of one count or one per iteration. */
+export const tuningStepsAt = (steps: number | ReadonlyArray<number>, iteration: number): number =>
+  typeof steps === "number" ? steps : steps[Math.min(iteration, steps.length) - 1]
+
+/** A tuner's planned budget over the loop's iterations: what the one-shot baseline tunes with. */
+export const plannedTuningSteps = (steps: number | ReadonlyArray<number>, iterations: number): number =>
+  Array.from({ length: iterations }, (_, i) => tuningStepsAt(steps, i + 1)).reduce((a, b) => a + b, 0)
+
+/** The longest sequence the plan's tuners train on: evaluation and calibration use it too. */
+export const planSeqLen = (plan: Plan): number => Math.max(...plannedTuners(plan).map((t) => t.maxSeqLen))
 
 export const planUnitsOf = (plan: Plan): ReadonlyArray<Unit> => (typeof plan.unit === "string" ? [plan.unit] : plan.unit)
 

@@ -74,8 +74,7 @@ export class DatasetFileNotFound extends Schema.TaggedError<DatasetFileNotFound>
   file: Schema.String
 }) {
   override get message() {
-    return `Dataset file ${this.file} does not exist. Check the path (relative paths are resolved from ` +
-      `the working directory, ${process.cwd()}).`
+    return `Dataset file ${this.file} does not exist. Check the path.`
   }
 }
 

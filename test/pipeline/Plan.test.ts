@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { fileURLToPath } from "node:url"
-import { parsePlan, plannedTuningSteps, readPlan, tuningStepsAt } from "../../src/pipeline/Plan.ts"
+import { parsePlan, plannedTuners, plannedTuningSteps, planSeqLen, readPlan, tuningStepsAt } from "../../src/pipeline/Plan.ts"
 
 const minimal = `model: base
 target: { parameters: 0.5 }
@@ -24,19 +24,28 @@ describe("a plan", () => {
       const plan = yield* parsePlan(minimal, "plan.yaml")
       expect(plan.unit).toBe("neurons")
       expect(plan.iterations).toBe(8)
-      expect(plan.tuner.steps).toBe(40)
-      expect(plannedTuningSteps(plan)).toBe(320)
+      expect(plannedTuners(plan)).toMatchObject([{ kind: "sft", steps: 40 }])
+      expect(plannedTuningSteps(plannedTuners(plan)[0].steps, plan.iterations)).toBe(320)
       expect(plan.gates.retries).toBe(2)
     }))
 
   it.effect("takes one tuning budget per iteration; iterations past the list use its last entry", () =>
     Effect.gen(function*() {
       const plan = yield* parsePlan(`${minimal}iterations: 3\ntuner: { steps: [10, 20, 40] }\n`, "plan.yaml")
-      expect([1, 2, 3, 4, 9].map((i) => tuningStepsAt(plan.tuner, i))).toEqual([10, 20, 40, 40, 40])
-      expect(plannedTuningSteps(plan)).toBe(70)
+      const steps = plannedTuners(plan)[0].steps
+      expect([1, 2, 3, 4, 9].map((i) => tuningStepsAt(steps, i))).toEqual([10, 20, 40, 40, 40])
+      expect(plannedTuningSteps(steps, plan.iterations)).toBe(70)
       // A list shorter than the iterations repeats its last entry in the planned budget too.
       const short = yield* parsePlan(`${minimal}iterations: 4\ntuner: { steps: [10, 20] }\n`, "plan.yaml")
-      expect(plannedTuningSteps(short)).toBe(70)
+      expect(plannedTuningSteps(plannedTuners(short)[0].steps, short.iterations)).toBe(70)
+    }))
+
+  it.effect("takes a list of tuners, run in order within every iteration", () =>
+    Effect.gen(function*() {
+      const plan = yield* parsePlan(`${minimal}tuner: [{ kind: cpt, steps: 5, maxSeqLen: 64 }, { steps: 3, lr: 0.0001 }]\n`, "plan.yaml")
+      expect(plannedTuners(plan).map((t) => [t.kind, t.steps, t.lr])).toEqual([["cpt", 5, 1e-3], ["sft", 3, 1e-4]])
+      // Evaluation and calibration use the longest sequence any tuner trains on.
+      expect(planSeqLen(plan)).toBe(128)
     }))
 
   it.effect("reports every schema violation at once, each with its line and path", () =>
@@ -87,7 +96,7 @@ gates: { accuracyRetained: 2, onFailure: maybe }
   it.effect("the shipped plans are valid (`simmer plan --example` prints the demo's)", () =>
     Effect.gen(function*() {
       const demo = yield* readPlan(fileURLToPath(new URL("../../plans/demo.yaml", import.meta.url)))
-      expect(plannedTuningSteps(demo.plan)).toBe(300)
+      expect(plannedTuningSteps(plannedTuners(demo.plan)[0].steps, demo.plan.iterations)).toBe(300)
       yield* readPlan(fileURLToPath(new URL("../../plans/demo-quick.yaml", import.meta.url)))
     }))
 
