@@ -15,7 +15,7 @@ import { demoCommand } from "./DemoCommand.ts"
 import { evalCommand } from "./EvalCommand.ts"
 import { generateCommand } from "./GenerateCommand.ts"
 import { inspectCommand } from "./InspectCommand.ts"
-import { ExitCode, reportFailure, stderrLogger } from "./Output.ts"
+import { cliOutputLayer, ExitCode, reportFailure, stderrLogger } from "./Output.ts"
 import { planCommand } from "./PlanCommand.ts"
 import { resumeCommand, type RunLayers, runCommand } from "./RunCommands.ts"
 import { pruneCommand } from "./PruneCommand.ts"
@@ -60,7 +60,8 @@ const main = Command.run(simmer, { version: "0.1.0" }).pipe(
   reportFailure,
   Effect.provide(DatasetsLive),
   Effect.provide(NodeServices.layer),
-  Effect.provide(stderrLogger)
+  Effect.provide(stderrLogger),
+  Effect.provide(cliOutputLayer)
 )
 
 NodeRuntime.runMain(main, {
