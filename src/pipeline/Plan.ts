@@ -12,6 +12,7 @@ import { dirname, resolve } from "node:path"
 import { isMap, LineCounter, parseDocument } from "yaml"
 import { formatPath } from "../io/Errors.ts"
 import { decodeOptions, describeProblems, type Problem } from "../io/SchemaProblems.ts"
+import { ScheduleKinds } from "../prune/Schedule.ts"
 import { defaultScorer, scorersFor } from "../prune/Scores.ts"
 import { DatasetRef } from "../services/Datasets.ts"
 
@@ -26,7 +27,6 @@ export const Unit = Schema.Literals(Units)
 /** One unit, or a list pruned in turn within an iteration. */
 export const UnitChoice = Schema.Union([Unit, Schema.NonEmptyArray(Unit)])
 
-export const ScheduleKinds = ["constant", "linear", "cubic", "one-shot"] as const
 
 /** How small the model must become: a fraction of its non-embedding parameters, or units per layer. */
 export const Target = Schema.Union([
