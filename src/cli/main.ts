@@ -16,6 +16,7 @@ import { evalCommand } from "./EvalCommand.ts"
 import { generateCommand } from "./GenerateCommand.ts"
 import { inspectCommand } from "./InspectCommand.ts"
 import { cliOutputLayer, ExitCode, reportFailure, stderrLogger } from "./Output.ts"
+import { exitWithLauncher } from "./ParentWatch.ts"
 import { planCommand } from "./PlanCommand.ts"
 import { resumeCommand, type RunLayers, runCommand } from "./RunCommands.ts"
 import { pruneCommand } from "./PruneCommand.ts"
@@ -63,6 +64,8 @@ const main = Command.run(simmer, { version: "0.1.0" }).pipe(
   Effect.provide(stderrLogger),
   Effect.provide(cliOutputLayer)
 )
+
+exitWithLauncher()
 
 NodeRuntime.runMain(main, {
   disableErrorReporting: true,

@@ -21,7 +21,9 @@ describe("simmer demo --quick", () => {
       })
       expect(result.status, result.stderr).toBe(0)
       const lines = result.stdout.trim().split("\n")
-      const { comparison } = JSON.parse(lines.at(-1)!) as { comparison: Array<{ strategy: string; share: number }> }
+      const { comparison, note } = JSON.parse(lines.at(-1)!) as { comparison: Array<{ strategy: string; share: number }>; note?: string }
+      // Issue 14.16: a smoke test's table says it is one (32 examples, no gate), so nobody reads it as a result.
+      expect(note).toMatch(/^note: --quick is a smoke test .* no accuracy gate, 32 test examples per task \(one example is 3\.1 points\)/)
       expect(comparison.map((r) => r.strategy)).toEqual(["original", "ptl", "one-shot"])
       for (const row of comparison.slice(1)) expect(row.share).toBeLessThanOrEqual(0.5)
       // The NDJSON events came first, one per line, and the report exists.
