@@ -40,6 +40,18 @@ const eosIds = (...sources: ReadonlyArray<unknown>): Array<number> => {
   return []
 }
 
+/**
+ * Prompts in the format the bundled model was trained on (a trailing newline ends the question)
+ * and what it answers, greedily; the help shows them and a test checks the answers.
+ */
+export const bundledModelExamples = [
+  { prompt: "bob has 6 shells, multiplies them by 8. how many now?\n", answer: "6*8=48\n#### 48", task: "arith" },
+  { prompt: "f(x)=max(x,x%5)\n", answer: "xx5%m", task: "program" }
+] as const
+
+/** A prompt as bash's $'...' quoting writes it, so the newline survives the shell. */
+const bashQuoted = (text: string) => `$'${text.replace(/\\/g, "\\\\").replace(/'/g, "\\'").replace(/\n/g, "\\n")}'`
+
 /** Why generation ended. */
 export type StopReason = "eos" | "max-new-tokens" | "max-positions"
 
@@ -172,15 +184,12 @@ export const generateCommand = Command.make(
 ).pipe(
   Command.withDescription("Continue a prompt with a checkpoint (greedy by default) and print the new tokens."),
   Command.withExamples([
-    {
-      command: "simmer generate models/base --prompt $'bob has 6 shells, multiplies them by 8. how many now?\\n'",
-      description: "The bundled model on an arith question (answer: 6*8=48, #### 48). Its prompts end with a newline " +
-        "(bash: $'...\\n'); without it the model goes on writing the question"
-    },
-    {
-      command: "simmer generate models/base --prompt $'f(x)=max(x,x%5)\\n'",
-      description: "A program task: the bundled model answers with a postfix program (xx5%m)"
-    },
+    ...bundledModelExamples.map((e, i) => ({
+      command: `simmer generate models/base --prompt ${bashQuoted(e.prompt)}`,
+      description: `The bundled model on ${e.task === "arith" ? "an arith question" : "a program task"}; it answers ` +
+        `${JSON.stringify(e.answer)}` +
+        (i === 0 ? ". Its prompts end with a newline (bash: $'...\\n'); without one the model goes on writing the question" : "")
+    })),
     { command: "simmer generate ./ckpt --ids 1,45,3 --max-new-tokens 12 --json --logits", description: "Token ids in, ids and logits out" }
   ])
 )
