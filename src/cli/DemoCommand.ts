@@ -10,6 +10,7 @@ import { join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
+import { simmerVersion, writeRunInfo } from "../io/RunInfo.ts"
 import { type Plan, parsePlan, plannedTuningSteps } from "../pipeline/Plan.ts"
 import { comparison, formatComparison } from "../report/Comparison.ts"
 import { backendFlag, jsonFlag, workersFlag } from "./Flags.ts"
@@ -42,12 +43,12 @@ export const demoCommand = (layers: RunLayers) =>
       const plan = yield* parsePlan(text, path)
       const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
       const dir = resolve(Option.getOrElse(input.out, () => join("runs", `demo${input.quick ? "-quick" : ""}-${stamp}`)))
-      const info = { modelPath: bundledModel, createdAt: new Date().toISOString() }
+      const info = { modelPath: bundledModel, createdAt: new Date().toISOString(), simmerVersion }
       yield* Effect.promise(async () => {
         await mkdir(dir, { recursive: true })
         await writeFile(join(dir, "plan.yaml"), text)
-        await writeFile(join(dir, "run.json"), JSON.stringify(info, null, 2) + "\n")
       })
+      yield* writeRunInfo(dir, info)
       yield* Effect.logInfo(`demo: ${path} → ${dir}`)
       const events = yield* runInFolder(layers, dir, plan, info, input)
       const rows = comparison(events)

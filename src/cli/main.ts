@@ -11,6 +11,7 @@ import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
 import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
+import { simmerVersion } from "../io/RunInfo.ts"
 import { demoCommand } from "./DemoCommand.ts"
 import { evalCommand } from "./EvalCommand.ts"
 import { generateCommand } from "./GenerateCommand.ts"
@@ -57,7 +58,7 @@ const simmer = Command.make("simmer").pipe(
   ])
 )
 
-const main = Command.run(simmer, { version: "0.1.0" }).pipe(
+const main = Command.run(simmer, { version: simmerVersion }).pipe(
   reportFailure,
   Effect.provide(DatasetsLive),
   Effect.provide(NodeServices.layer),
