@@ -3,8 +3,8 @@
  * folder, and its continuation after an interruption. The live layers (compute backend, run
  * store) are handed in by the composition root, because the backend comes from the plan.
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises"
-import { basename, extname, join, resolve } from "node:path"
+import { mkdir, writeFile } from "node:fs/promises"
+import { basename, dirname, extname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Console, Effect, Layer, Option, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
@@ -13,7 +13,9 @@ import { readEvents, writeReport } from "../report/Report.ts"
 import { executeRun } from "../pipeline/Run.ts"
 import { type Plan, readPlan } from "../pipeline/Plan.ts"
 import type { RunEvent } from "../io/RunEvent.ts"
-import type { BackendUnavailable, Compute } from "../services/Compute.ts"
+import { openRunFolder, planFileName } from "../io/RunFolder.ts"
+import { readRunInfo, recordInRunInfo, type RunInfo, simmerVersion } from "../io/RunInfo.ts"
+import { type BackendUnavailable, Compute } from "../services/Compute.ts"
 import type { RunStore } from "../services/RunStore.ts"
 import type { FileSystemError } from "../io/Errors.ts"
 import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
@@ -43,12 +45,6 @@ export class RunFolderError extends Schema.TaggedError<RunFolderError>()("RunFol
 /** The bundled base model, for plans that say `model: base`. */
 export const bundledModel = fileURLToPath(new URL("../../models/base", import.meta.url))
 
-/** run.json: what a run needs beyond its plan to be resumed from anywhere. */
-interface RunInfo {
-  readonly modelPath: string
-  readonly createdAt: string
-}
-
 const resolveModel = (plan: Plan, cwd: string) => (plan.model === "base" ? bundledModel : resolve(cwd, plan.model))
 
 /** Runs (or continues) the run in `dir` and rebuilds its report; sets the preemption exit code when interrupted. */
@@ -58,6 +54,7 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
     const logged = yield* readEvents(join(dir, "events.ndjson")).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
     const view = makeRunView(mode, plan.iterations, logged[0]?.parameters.nonEmbedding)
     const gradients = yield* Gradients
+    yield* recordInRunInfo(dir, { backend: (yield* Compute).description })
     const events: ReadonlyArray<RunEvent> = yield* executeRun({
       plan,
       modelPath: info.modelPath,
@@ -109,7 +106,12 @@ export const runCommand = (layers: RunLayers) =>
       if (yield* pathExists(dir)) {
         return yield* new RunFolderError({ path: dir, message: `${dir} already exists; choose another --out, or continue it with \`simmer resume ${dir}\`.` })
       }
-      const info: RunInfo = { modelPath: resolveModel(plan, process.cwd()), createdAt: new Date().toISOString() }
+      const info: RunInfo = {
+        modelPath: resolveModel(plan, process.cwd()),
+        createdAt: new Date().toISOString(),
+        planFolder: dirname(resolve(input.plan)),
+        simmerVersion
+      }
       yield* Effect.promise(async () => {
         await mkdir(dir, { recursive: true })
         await writeFile(join(dir, "plan.yaml"), text)
@@ -134,11 +136,12 @@ export const resumeCommand = (layers: RunLayers) =>
     },
     Effect.fnUntraced(function*(input) {
       const dir = resolve(input.run)
-      const { plan } = yield* readPlan(join(dir, "plan.yaml"))
-      const info = yield* Effect.tryPromise({
-        try: async () => JSON.parse(await readFile(join(dir, "run.json"), "utf8")) as RunInfo,
-        catch: () => new RunFolderError({ path: dir, message: `${dir} is not a run folder (no readable run.json).` })
-      })
+      yield* openRunFolder(dir, [planFileName, "run.json"])
+      const read = yield* readRunInfo(dir)
+      if (read._tag === "Failure") return yield* new RunFolderError({ path: dir, message: `${read.failure}.` })
+      const info = read.success
+      // Relative paths in the plan are read from the plan's folder (older runs: the working directory, as then).
+      const { plan } = yield* readPlan(join(dir, planFileName), { relativeTo: info.planFolder ?? process.cwd() })
       yield* runInFolder(layers, dir, plan, info, input)
     })
   ).pipe(Command.withDescription("Continue an interrupted run exactly where it stopped."))

@@ -28,7 +28,11 @@ describe("simmer demo --quick", () => {
       for (const row of comparison.slice(1)) expect(row.share).toBeLessThanOrEqual(0.5)
       // The NDJSON events came first, one per line, and the report exists.
       expect(lines.slice(0, -1).every((line) => "phase" in JSON.parse(line))).toBe(true)
-      expect(readFileSync(join(dir, "run", "report.html"), "utf8")).toContain("<svg")
+      const html = readFileSync(join(dir, "run", "report.html"), "utf8")
+      expect(html).toContain("<svg")
+      // Issue 14.17: the report names the simmer and backend that ran it and where the results are.
+      expect(html).toMatch(/simmer \d+\.\d+\.\d+, backend (wasm|cpu|tensorflow)/)
+      expect(html).toContain(`<td class="path">${join(dir, "run", "stages")}`)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -1,7 +1,8 @@
 /**
  * `simmer report --compare` as a user meets it (issue 14.17, 14.15): the comparison goes to its
  * own page (or --output) instead of over the run's report.html, a summary is printed, a warning
- * says when the runs were evaluated differently, and a folder that is not a run gets one message.
+ * says when the runs were evaluated differently, and a folder that is not a run gets one message
+ * from report and resume alike.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -36,9 +37,10 @@ describe("simmer report", () => {
     const a = writeRun("a", 500, 0.85)
     const b = writeRun("b", 32, 0.75)
     const output = join(dir, "a-vs-b.html")
-    const [compared, notARun] = await Promise.all([
+    const [compared, notARun, resumeNotARun] = await Promise.all([
       simmer(["report", a, "--compare", b, "--output", output]),
-      simmer(["report", dir])
+      simmer(["report", dir]),
+      simmer(["resume", dir])
     ])
     expect(compared.status, compared.stderr).toBe(0)
     expect(compared.stdout.split("\n")).toEqual([
@@ -55,9 +57,12 @@ describe("simmer report", () => {
     const html = readFileSync(output, "utf8")
     expect(html).toContain("simmer 0.1.0, backend cpu")
     expect(html).toContain(`<td class="path">${join(b, "stages/ptl-001")}</td>`)
-    expect(notARun.status).toBe(1)
-    expect(messages(notARun)).toEqual([
-      `simmer: ${dir} is not a run folder: it has no plan.yaml, run.json, events.ndjson (\`simmer run\` and \`simmer demo\` create run folders).`
-    ])
+    // One run-opening path: report and resume say the same (resume said "Cannot read the plan …/plan.yaml: ENOENT").
+    for (const result of [notARun, resumeNotARun]) {
+      expect(result.status).toBe(1)
+      expect(messages(result)).toEqual([
+        `simmer: ${dir} is not a run folder: it has no plan.yaml, run.json, events.ndjson (\`simmer run\` and \`simmer demo\` create run folders).`
+      ])
+    }
   }, 60_000)
 })
