@@ -145,16 +145,22 @@ const lineOf = (doc: ReturnType<typeof parseDocument>, counter: LineCounter, pat
   return undefined
 }
 
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+export const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** The units a raw plan document prunes (the default when it names none), or undefined when its `unit` is not valid. */
+export const rawUnits = (raw: Record<string, unknown>): ReadonlyArray<Unit> | undefined => {
+  const decoded = raw.unit === undefined ? Result.succeed("neurons" as const) : decodeUnits(raw.unit)
+  if (Result.isFailure(decoded)) return undefined
+  return typeof decoded.success === "string" ? [decoded.success] : decoded.success
+}
 
 /**
  * Rules across keys, checked on the raw document so they are reported together with every
  * other problem: each rule looks only at keys that are valid on their own.
  */
 const crossKeyProblems = (raw: Record<string, unknown>): Array<Problem> => {
-  const decodedUnits = raw.unit === undefined ? Result.succeed("neurons" as const) : decodeUnits(raw.unit)
-  if (Result.isFailure(decodedUnits)) return []
-  const units: ReadonlyArray<Unit> = typeof decodedUnits.success === "string" ? [decodedUnits.success] : decodedUnits.success
+  const units = rawUnits(raw)
+  if (units === undefined) return []
   const problems: Array<Problem> = []
   if (typeof raw.scorer === "string") {
     const scorer = raw.scorer

@@ -17,12 +17,9 @@ import type { Problem } from "../io/SchemaProblems.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { unreachableShare } from "../prune/ParameterShare.ts"
 import { unitCounts } from "../prune/Select.ts"
-import { Target, type Unit, UnitChoice } from "./Plan.ts"
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+import { isRecord, rawUnits, Target } from "./Plan.ts"
 
 const decodeTarget = Schema.decodeUnknownResult(Target)
-const decodeUnits = Schema.decodeUnknownResult(UnitChoice)
 
 /** Where a relative path was looked for, when it was relative. */
 const readFrom = (written: string, folder: string) => (isAbsolute(written) ? "" : ` (relative paths are read from the plan's folder, ${folder})`)
@@ -64,9 +61,8 @@ const dataFiles = (data: unknown): Array<{ path: Array<PropertyKey>; file: strin
 /** Whether the target can be reached with the plan's units on this model. */
 const targetProblems = (config: ModelConfig, raw: Record<string, unknown>): Array<Problem> => {
   const target = decodeTarget(raw.target)
-  const decodedUnits = raw.unit === undefined ? Result.succeed("neurons" as const) : decodeUnits(raw.unit)
-  if (Result.isFailure(target) || Result.isFailure(decodedUnits)) return []
-  const units: ReadonlyArray<Unit> = typeof decodedUnits.success === "string" ? [decodedUnits.success] : decodedUnits.success
+  const units = rawUnits(raw)
+  if (Result.isFailure(target) || units === undefined) return []
   if ("parameters" in target.success) {
     const unreachable = unreachableShare(config, units, target.success.parameters)
     return unreachable === undefined ? [] : [{ path: ["target", "parameters"], message: unreachable }]
