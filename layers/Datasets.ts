@@ -3,7 +3,6 @@
  * streamed and validated line by line once, then held in memory (split by prompt hash unless
  * `splitBy: "none"`) and cached for the life of the layer.
  */
-import { resolve } from "node:path"
 import { Effect, Layer, Stream } from "effect"
 import type { Dataset, DatasetRef, FileRef } from "../src/services/Datasets.ts"
 import { Datasets } from "../src/services/Datasets.ts"
@@ -25,8 +24,8 @@ export const taskDataset = (task: Task<object>): Dataset => ({
   stream: (split) => Stream.iterate(0, (i) => i + 1).pipe(Stream.map((i) => task.example(split, i)))
 })
 
-/** A loaded JSONL file as a dataset, named `name` (the path as the plan wrote it). */
-export const fileDataset = (loaded: JsonlFile, splitBy: "hash" | "none" = "hash", name = loaded.file): Dataset => {
+/** A loaded JSONL file as a dataset. */
+export const fileDataset = (loaded: JsonlFile, splitBy: "hash" | "none" = "hash"): Dataset => {
   const bySplit: Record<Split, Array<Example>> = { train: [], calibration: [], test: [] }
   for (const { record } of loaded.records) {
     const example = toExample(record)
@@ -35,7 +34,7 @@ export const fileDataset = (loaded: JsonlFile, splitBy: "hash" | "none" = "hash"
   }
   const train = bySplit.train
   return {
-    name,
+    name: loaded.file,
     format: loaded.format,
     grader: loaded.format === "question-answer"
       ? finalAnswerGrader
@@ -66,25 +65,23 @@ const openTask = (ref: TaskRef) =>
     catch: (cause) => new InvalidTaskKnobs({ task: ref.task, issue: cause instanceof Error ? cause.message : String(cause) })
   })
 
-/** Datasets whose relative file paths are resolved from `baseDir` (a plan's folder); default the working directory. */
-export const DatasetsAt = (baseDir?: string): Layer.Layer<Datasets> => Layer.effect(
+export const DatasetsLive: Layer.Layer<Datasets> = Layer.effect(
   Datasets,
   Effect.sync(() => {
     const files = new Map<string, Dataset>()
 
     const openFile = Effect.fnUntraced(function*(ref: FileRef) {
-      const path = resolve(baseDir ?? process.cwd(), ref.file)
-      const key = JSON.stringify([path, ref.skipInvalid ?? false, ref.splitBy ?? "hash"])
+      const key = JSON.stringify([ref.file, ref.skipInvalid ?? false, ref.splitBy ?? "hash"])
       const cached = files.get(key)
       if (cached !== undefined) return cached
-      const loaded = yield* loadJsonl(path, { skipInvalid: ref.skipInvalid ?? false })
+      const loaded = yield* loadJsonl(ref.file, { skipInvalid: ref.skipInvalid ?? false })
       if (loaded.skipped.length > 0) {
         const first = loaded.skipped[0]
         yield* Effect.logWarning(
-          `skipped ${loaded.skipped.length} invalid line(s) of ${path}; first: line ${first.line}: ${first.issue}`
+          `skipped ${loaded.skipped.length} invalid line(s) of ${ref.file}; first: line ${first.line}: ${first.issue}`
         )
       }
-      const dataset = fileDataset(loaded, ref.splitBy ?? "hash", ref.file)
+      const dataset = fileDataset(loaded, ref.splitBy ?? "hash")
       files.set(key, dataset)
       return dataset
     })
@@ -100,6 +97,3 @@ export const DatasetsAt = (baseDir?: string): Layer.Layer<Datasets> => Layer.eff
     })
   })
 )
-
-/** Datasets with relative file paths resolved from the working directory. */
-export const DatasetsLive: Layer.Layer<Datasets> = DatasetsAt()

@@ -8,20 +8,21 @@
  * it saves what it was doing, logs an `interrupted` event and ends; the command then exits with
  * 75 (see Output.ExitCode).
  */
-import { dirname, join, resolve } from "node:path"
+import { basename, dirname, extname, join, resolve } from "node:path"
 import { Console, Deferred, Effect, Fiber, Layer, Option, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { readCheckpointConfig } from "../io/Checkpoint.ts"
 import type { FileSystemError } from "../io/Errors.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"
-import { createRunFolder, eventsFileName, planFileName, readRunInfo, type RunInfo } from "../io/RunFolder.ts"
+import { createRunFolder, eventsFileName, openRunFolder, planFileName, RunFolderError } from "../io/RunFolder.ts"
+import { readRunInfo, recordInRunInfo, type RunInfo, simmerVersion } from "../io/RunInfo.ts"
 import type { RunEvent } from "../io/RunEvent.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
 import { type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
 import { planFootprint, planMemoryAdvice } from "../pipeline/PlanFootprint.ts"
 import { planTuners, runUpdates } from "../pipeline/Run.ts"
 import { readEvents, writeReport } from "../report/Report.ts"
-import type { BackendUnavailable, Compute } from "../services/Compute.ts"
+import { type BackendUnavailable, Compute } from "../services/Compute.ts"
 import { Datasets } from "../services/Datasets.ts"
 import { DeviceMemory } from "../services/DeviceMemory.ts"
 import type { Gradients, GradientsFailed } from "../services/Gradients.ts"
@@ -37,8 +38,7 @@ export interface RunLayers {
   /** Gradients for tuning: in this thread (1) or over that many worker threads. */
   readonly gradients: (workers: number) => Layer.Layer<Gradients, GradientsFailed, Compute>
   readonly memory: (gib: number | undefined) => Layer.Layer<DeviceMemory, never, Compute>
-  /** Datasets with relative file paths resolved from a folder (the plan's). */
-  readonly datasets: (baseDir: string | undefined) => Layer.Layer<Datasets>
+  readonly datasets: Layer.Layer<Datasets>
 }
 
 export interface RunFlags {
@@ -50,8 +50,6 @@ export interface RunFlags {
 
 /** How a run command ended, for its exit code. */
 export type RunOutcome = "finished" | "target-not-reached" | "interrupted"
-
-const datasetsFolder = (info: RunInfo) => info.planDir
 
 /**
  * Runs `work` so that interrupting this fiber (SIGINT/SIGTERM through NodeRuntime) asks it to
@@ -99,6 +97,7 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
       const logged = yield* readEvents(join(dir, eventsFileName)).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
       const view = makeRunView(mode, plan.iterations, logged[0]?.parameters.nonEmbedding)
       let stopped = false
+      yield* recordInRunInfo(dir, { backend: (yield* Compute).description })
       yield* runUpdates({ plan, modelPath: info.modelPath, stopRequested }).pipe(
         Stream.runForEach((update) =>
           Effect.sync(() => {
@@ -126,7 +125,7 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
       process.exitCode = outcome === "interrupted" ? ExitCode.preempted : outcome === "target-not-reached" ? ExitCode.targetNotReached : ExitCode.ok
       return events
     }).pipe(
-      Effect.provide(Layer.merge(computeLayers(layers, plan, flags), layers.datasets(datasetsFolder(info))))
+      Effect.provide(Layer.merge(computeLayers(layers, plan, flags), layers.datasets))
     )
   )
 
@@ -154,16 +153,18 @@ export const runCommand = (layers: RunLayers) =>
     },
     Effect.fnUntraced(function*(input) {
       const planPath = resolve(input.plan)
+      // Relative paths in the plan (model, data files) are read from the plan's folder.
       const { plan, text } = yield* readPlan(planPath)
-      const planDir = dirname(planPath)
       const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
-      const name = planPath.replace(/^.*\//, "").replace(/\.[^.]*$/, "")
-      const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${name}-${stamp}`)))
-      const info: RunInfo = { modelPath: resolveModelPath(plan, planDir), planDir, createdAt: new Date().toISOString() }
+      const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${basename(planPath, extname(planPath))}-${stamp}`)))
+      const info: RunInfo = {
+        modelPath: resolveModelPath(plan),
+        createdAt: new Date().toISOString(),
+        planFolder: dirname(planPath),
+        simmerVersion
+      }
       // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
-      yield* preflight(plan, info.modelPath).pipe(
-        Effect.provide(Layer.merge(computeLayers(layers, plan, input), layers.datasets(planDir)))
-      )
+      yield* preflight(plan, info.modelPath).pipe(Effect.provide(Layer.merge(computeLayers(layers, plan, input), layers.datasets)))
       yield* createRunFolder(dir, text, info, { replace: input.replace })
       yield* Effect.logInfo(`run folder ${dir}`)
       yield* runInFolder(layers, dir, plan, info, input)
@@ -185,8 +186,12 @@ export const resumeCommand = (layers: RunLayers) =>
     },
     Effect.fnUntraced(function*(input) {
       const dir = resolve(input.run)
-      const info = yield* readRunInfo(dir)
-      const { plan } = yield* readPlan(join(dir, planFileName))
+      yield* openRunFolder(dir, [planFileName, "run.json"])
+      const read = yield* readRunInfo(dir)
+      if (read._tag === "Failure") return yield* new RunFolderError({ path: dir, message: `${read.failure}.` })
+      const info = read.success
+      // Relative paths in the plan are read from the plan's folder (older runs: the working directory, as then).
+      const { plan } = yield* readPlan(join(dir, planFileName), { relativeTo: info.planFolder ?? process.cwd() })
       const events = yield* readEvents(join(dir, eventsFileName)).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
       const finished = events.filter((e) => e.phase === "finished")
       if (finished.length === 1 + plan.baselines.length) {

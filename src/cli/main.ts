@@ -8,15 +8,17 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { ComputeLive } from "../../layers/Compute.ts"
-import { DatasetsAt, DatasetsLive } from "../../layers/Datasets.ts"
+import { DatasetsLive } from "../../layers/Datasets.ts"
 import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
 import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
+import { simmerVersion } from "../io/RunInfo.ts"
 import { demoCommand } from "./DemoCommand.ts"
 import { evalCommand } from "./EvalCommand.ts"
 import { generateCommand } from "./GenerateCommand.ts"
 import { inspectCommand } from "./InspectCommand.ts"
-import { ExitCode, reportFailure, stderrLogger } from "./Output.ts"
+import { cliOutputLayer, ExitCode, reportFailure, stderrLogger } from "./Output.ts"
+import { exitWithLauncher } from "./ParentWatch.ts"
 import { planCommand } from "./PlanCommand.ts"
 import { resumeCommand, type RunLayers, runCommand } from "./RunCommands.ts"
 import { pruneCommand } from "./PruneCommand.ts"
@@ -37,7 +39,7 @@ const runLayers: RunLayers = {
   store: RunStoreLive,
   gradients: gradientsLayer,
   memory: DeviceMemoryLive,
-  datasets: DatasetsAt
+  datasets: DatasetsLive
 }
 
 const simmer = Command.make("simmer").pipe(
@@ -63,12 +65,15 @@ const simmer = Command.make("simmer").pipe(
   ])
 )
 
-const main = Command.run(simmer, { version: "0.1.0" }).pipe(
+const main = Command.run(simmer, { version: simmerVersion }).pipe(
   reportFailure,
   Effect.provide(DatasetsLive),
   Effect.provide(NodeServices.layer),
-  Effect.provide(stderrLogger)
+  Effect.provide(stderrLogger),
+  Effect.provide(cliOutputLayer)
 )
+
+exitWithLauncher()
 
 NodeRuntime.runMain(main, {
   disableErrorReporting: true,

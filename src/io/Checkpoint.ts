@@ -212,7 +212,11 @@ interface Location {
   readonly info: TensorInfo
 }
 
-const listFolder = Effect.fnUntraced(function*(dir: string) {
+/**
+ * The entries of a checkpoint folder; CheckpointNotFound when it does not exist or is a file.
+ * Every command opens a checkpoint through here first, so each mistake has one message.
+ */
+export const listCheckpointFolder = Effect.fnUntraced(function*(dir: string) {
   const info = yield* Effect.tryPromise({
     try: () => stat(dir),
     catch: (cause) =>
@@ -277,7 +281,7 @@ const readWeightIndex = Effect.fnUntraced(function*(dir: string, entries: Readon
 export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
   dir: string
 ): Effect.fn.Return<LoadedCheckpoint, LoadCheckpointError> {
-  const entries = yield* listFolder(dir)
+  const entries = yield* listCheckpointFolder(dir)
   const configPath = join(dir, configFileName)
   if (!entries.includes(configFileName)) {
     return yield* new CheckpointNotFound({
@@ -578,7 +582,7 @@ export const saveCheckpoint = Effect.fn("Checkpoint.save")(function*(
 export const readCheckpointConfig = Effect.fn("Checkpoint.readConfig")(function*(
   dir: string
 ): Effect.fn.Return<{ readonly config: ModelConfig; readonly hfConfig: HfConfig }, CheckpointNotFound | InvalidConfig | UnsupportedModel | UnsupportedDtype | FileSystemError> {
-  const entries = yield* listFolder(dir)
+  const entries = yield* listCheckpointFolder(dir)
   const configPath = join(dir, configFileName)
   if (!entries.includes(configFileName)) {
     return yield* new CheckpointNotFound({

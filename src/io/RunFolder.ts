@@ -7,17 +7,19 @@
  *   result.json    each finished strategy's final checkpoint, size and metrics
  *
  * Each is decoded with its Schema; a damaged one is a CorruptRunFile naming it, never silently
- * read as empty. A run folder is created whole (plan and run.json together) or not at all.
+ * read as empty. A run folder is created whole (plan and run.json together) or not at all, and
+ * opened one way (`openRunFolder`), so each mistake — a folder that does not exist, a file, a
+ * folder that is not a run, a run missing what a command needs — has one message.
  */
-import { readFile, writeFile } from "node:fs/promises"
+import { readdir, readFile, stat, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Result, Schema } from "effect"
 import { pathExists, writeFileAtomically, writeFolderAtomically } from "./AtomicWrite.ts"
 import { describeCause, errnoCode, type FileSystemError, fsError, listSome, schemaProblems } from "./Errors.ts"
 import { DatasetScore, Strategies } from "./RunEvent.ts"
+import { type RunInfo, runInfoFileName } from "./RunInfo.ts"
 
 export const planFileName = "plan.yaml"
-export const runInfoFileName = "run.json"
 export const acceptedFileName = "accepted.json"
 export const resultFileName = "result.json"
 export const eventsFileName = "events.ndjson"
@@ -32,15 +34,6 @@ export class RunFolderError extends Schema.TaggedError<RunFolderError>()("RunFol
   path: Schema.String,
   message: Schema.String
 }) {}
-
-export const RunInfo = Schema.Struct({
-  /** The checkpoint folder the plan's `model` named, resolved when the run was created. */
-  modelPath: Schema.String,
-  /** The folder the plan came from: its relative data paths are resolved from there (absent: the working directory). */
-  planDir: Schema.optionalKey(Schema.String),
-  createdAt: Schema.String
-})
-export type RunInfo = typeof RunInfo.Type
 
 const Pointer = Schema.Struct({ stage: Schema.String, iteration: Schema.Int, strategy: Schema.Literals(Strategies) })
 
@@ -110,18 +103,37 @@ export const createRunFolder = (dir: string, planText: string, info: RunInfo, op
       )
   })
 
-/** The run.json of `dir`; a folder without one is not a run folder. */
-export const readRunInfo = (dir: string) =>
+/** What `simmer run` writes into a run folder before anything else. */
+const runFiles = [planFileName, "run.json", eventsFileName] as const
+export type RunFile = (typeof runFiles)[number]
+
+export class NotARunFolder extends Schema.TaggedError<NotARunFolder>()("NotARunFolder", {
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
+const why: Record<RunFile, string> = {
+  "plan.yaml": "the run folder is incomplete",
+  "run.json": "the run folder is incomplete",
+  "events.ndjson": "the run has not logged anything yet"
+}
+
+/** Checks that `dir` is a run folder holding the files `needs`; fails with one NotARunFolder message per kind of mistake. */
+export const openRunFolder = (dir: string, needs: ReadonlyArray<RunFile>): Effect.Effect<void, NotARunFolder> =>
   Effect.gen(function*() {
-    const info = yield* readRunFile(join(dir, runInfoFileName), RunInfo)
-    if (info === undefined) {
-      const exists = yield* pathExists(dir)
-      return yield* new RunFolderError({
-        path: dir,
-        message: exists
-          ? `${dir} is not a run folder (it has no run.json); give the folder \`simmer run\` or \`simmer demo\` created.`
-          : `The run folder ${dir} does not exist.`
-      })
+    const fail = (message: string) => Effect.fail(new NotARunFolder({ path: dir, message }))
+    const entries = yield* Effect.tryPromise({
+      try: async () => ((await stat(dir)).isDirectory() ? await readdir(dir) : undefined),
+      catch: (cause) => cause
+    }).pipe(Effect.catch((cause) =>
+      fail(errnoCode(cause) === "ENOENT" ? `The run folder ${dir} does not exist.` : `Cannot read the run folder ${dir}: ${describeCause(cause)}.`)
+    ))
+    if (entries === undefined) return yield* fail(`${dir} is a file, not a run folder.`)
+    if (!runFiles.some((f) => entries.includes(f))) {
+      return yield* fail(
+        `${dir} is not a run folder: it has no ${runFiles.join(", ")} (\`simmer run\` and \`simmer demo\` create run folders).`
+      )
     }
-    return info
+    const missing = needs.filter((f) => !entries.includes(f))
+    if (missing.length > 0) return yield* fail(`${dir} has no ${missing.join(" or ")}: ${why[missing[0]]}.`)
   })
