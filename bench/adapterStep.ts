@@ -6,7 +6,7 @@
  * JSON with the seconds of the step, the loss and the adapter size.
  */
 import { Effect } from "effect"
-import { openCheckpoint } from "../src/io/Checkpoint.ts"
+import { openLazyCheckpoint } from "../src/io/Checkpoint.ts"
 import { loadTokenizer } from "../src/io/Tokenizer.ts"
 import { adapterTargets, adapterTensors, blockwiseAdapterGradients, initAdapters } from "../src/model/Adapters.ts"
 import { lossBatch } from "../src/model/Blockwise.ts"
@@ -21,7 +21,7 @@ export const adapterStep = async (dir: string, batchSize = 8, rank = 16) => {
   await useBackend("wasm")
   return run(Effect.scoped(Effect.gen(function*() {
     const tokenizer = yield* loadTokenizer(dir)
-    const checkpoint = yield* openCheckpoint(dir)
+    const checkpoint = yield* openLazyCheckpoint(dir)
     const examples = arith({}, 1).take("train", batchSize).map((e) => encodeExample(tokenizer, e))
     const batch = lossBatch(buildBatch(examples, 128, tokenizer.padId ?? 0, false))
     const adapters = initAdapters(checkpoint.config, { rank, targets: adapterTargets }, 1)

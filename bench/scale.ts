@@ -132,7 +132,7 @@ export const scale: Benchmark = {
           : stage === "generate"
           ? ["generate", dir, "--ids", "5,17,9,23,11,30,7,12", "--max-new-tokens", "8", "--json"]
           : stage === "prune"
-          ? ["prune", dir, "--out", `${dir}-pruned`, "--target", "0.5", "--replace", "--json"]
+          ? ["prune", dir, "--out", `${dir}-pruned`, "--keep-units", "0.5", "--replace", "--json"]
           : stage === "eval"
           ? ["eval", dir, "--task", "general", "--examples", String(evalExamples), "--batch-size", "16", "--json"]
           : stage === "adapter-step"

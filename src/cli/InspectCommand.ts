@@ -6,7 +6,7 @@ import { stat } from "node:fs/promises"
 import { basename } from "node:path"
 import { Console, Effect } from "effect"
 import { Argument, Command } from "effect/cli"
-import { openCheckpoint } from "../io/Checkpoint.ts"
+import { openLazyCheckpoint } from "../io/Checkpoint.ts"
 import { isUniform } from "../model/ModelConfig.ts"
 import { countParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
@@ -31,7 +31,7 @@ export const inspectCommand = Command.make(
     yield* Compute
     // Headers only: every tensor's name, dtype, shape and extent is checked against config.json
     // without reading a weight, so a checkpoint of any size inspects in moments.
-    const checkpoint = yield* openCheckpoint(input.checkpoint)
+    const checkpoint = yield* openLazyCheckpoint(input.checkpoint)
     const { config } = checkpoint
     const counts = countParams(config)
     const paths = [

@@ -7,11 +7,13 @@
  * when it cannot grow, allocations fail inside the module and corrupt what they touch. We
  * budget 3.5 GiB of tensor bytes there (the rest for the allocator's fragmentation and kernel
  * scratch space). Other backends are budgeted against 80% of host RAM (GPU memory on
- * tensorflow-gpu is not visible from here; see DeviceMemory).
+ * tensorflow-gpu is not visible from here). DeviceMemory reserves a whole plan's estimated peak
+ * up front; this check guards each upload of block-by-block work as it happens.
  */
 import { totalmem } from "node:os"
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
+import { gib } from "../model/Footprint.ts"
 import { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 
 export const wasmHeapBytes = 4 * 2 ** 30
@@ -28,7 +30,6 @@ export const deviceCapacity = (): DeviceCapacity =>
     ? { kind: "wasm heap", bytes: wasmTensorBudgetBytes }
     : { kind: "host memory", bytes: 0.8 * totalmem() }
 
-export const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`
 
 /**
  * Fails before `bytes` more tensor bytes are allocated when they would not fit beside what is
@@ -41,8 +42,9 @@ export const ensureDeviceRoom = (stage: string, bytes: number, advice: string): 
     if (used + bytes <= budget) return Effect.void
     const free = Math.max(budget - used, 0)
     return Effect.fail(new MemoryBudgetExceeded({
-      stage,
+      what: stage,
       requiredBytes: bytes,
+      budgetBytes: budget,
       availableBytes: free,
       message: `${stage} needs about ${gib(bytes)} of tensor memory, but only ${gib(free)} of the ${gib(budget)} ` +
         `${kind} budget is free (${gib(used)} in use). ${advice}`

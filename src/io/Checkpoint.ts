@@ -65,7 +65,7 @@ export interface CheckpointFiles {
 }
 
 /** A checkpoint folder whose headers are validated and whose tensors are read on demand. */
-export interface OpenCheckpoint extends Omit<LoadedCheckpoint, "params"> {
+export interface LazyCheckpoint extends Omit<LoadedCheckpoint, "params"> {
   /** A tensor by Hugging Face name, float32 in file orientation (BF16 / F16 decoded). */
   readonly read: (name: string) => Effect.Effect<Float32Array, CorruptCheckpoint | FileSystemError>
   /** Rows [first, first + count) of a tensor (along its first axis), in file orientation. */
@@ -222,7 +222,11 @@ interface Location {
   readonly info: TensorInfo
 }
 
-const listFolder = Effect.fnUntraced(function*(dir: string) {
+/**
+ * The entries of a checkpoint folder; CheckpointNotFound when it does not exist or is a file.
+ * Every command opens a checkpoint through here first, so each mistake has one message.
+ */
+export const listCheckpointFolder = Effect.fnUntraced(function*(dir: string) {
   const info = yield* Effect.tryPromise({
     try: () => stat(dir),
     catch: (cause) =>
@@ -284,10 +288,10 @@ const readWeightIndex = Effect.fnUntraced(function*(dir: string, entries: Readon
  * and the shards stay open until the Scope closes, so tensors can then be read one at a time,
  * or in rows, by offset. A model of any size costs only its headers here.
  */
-export const openCheckpoint = Effect.fn("Checkpoint.open")(function*(
+export const openLazyCheckpoint = Effect.fn("Checkpoint.openLazily")(function*(
   dir: string
-): Effect.fn.Return<OpenCheckpoint, LoadCheckpointError, Scope.Scope> {
-  const entries = yield* listFolder(dir)
+): Effect.fn.Return<LazyCheckpoint, LoadCheckpointError, Scope.Scope> {
+  const entries = yield* listCheckpointFolder(dir)
   const configPath = join(dir, configFileName)
   if (!entries.includes(configFileName)) {
     return yield* new CheckpointNotFound({
@@ -425,7 +429,7 @@ export const openCheckpoint = Effect.fn("Checkpoint.open")(function*(
   }
   const at = (name: string) => {
     const location = opened.locations.get(name)
-    if (location === undefined) throw new Error(`openCheckpoint: ${name} is not a tensor of ${dir}`)
+    if (location === undefined) throw new Error(`openLazyCheckpoint: ${name} is not a tensor of ${dir}`)
     return location
   }
   const byName = new Map(paramSpecs(config).map((spec) => [spec.name, spec]))
@@ -440,7 +444,7 @@ export const openCheckpoint = Effect.fn("Checkpoint.open")(function*(
     readInternal: (name) =>
       Effect.suspend(() => {
         const spec = byName.get(name)
-        if (spec === undefined) return Effect.die(new Error(`openCheckpoint: ${name} is not a parameter of the model`))
+        if (spec === undefined) return Effect.die(new Error(`openLazyCheckpoint: ${name} is not a parameter of the model`))
         return at(name).file.read(at(name).info).pipe(
           Effect.map((raw) => (spec.transposed ? transpose2d(raw, spec.shape[0], spec.shape[1]) : raw))
         )
@@ -462,7 +466,7 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
   } = {}
 ): Effect.fn.Return<LoadedCheckpoint, LoadCheckpointError> {
   return yield* Effect.scoped(Effect.gen(function*() {
-    const open = yield* openCheckpoint(dir)
+    const open = yield* openLazyCheckpoint(dir)
     const specs = paramSpecs(open.config)
     const tensors = new Map<string, tf.Tensor>()
     yield* Effect.forEach(specs, (spec, i) =>
@@ -657,4 +661,20 @@ export const saveCheckpointTensors = Effect.fn("Checkpoint.saveTensors")(functio
       }
     }), options)
   return { dir, files: written }
+})
+
+/** The shape a checkpoint folder describes (its config.json), without reading any weights. */
+export const readCheckpointConfig = Effect.fn("Checkpoint.readConfig")(function*(
+  dir: string
+): Effect.fn.Return<{ readonly config: ModelConfig; readonly hfConfig: HfConfig }, CheckpointNotFound | InvalidConfig | UnsupportedModel | UnsupportedDtype | FileSystemError> {
+  const entries = yield* listCheckpointFolder(dir)
+  const configPath = join(dir, configFileName)
+  if (!entries.includes(configFileName)) {
+    return yield* new CheckpointNotFound({
+      path: configPath,
+      message: `${dir} has no config.json, so it is not a Hugging Face checkpoint folder.`
+    })
+  }
+  const hfConfig = yield* readHfConfig(configPath)
+  return { config: toModelConfig(hfConfig), hfConfig }
 })

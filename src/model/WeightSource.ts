@@ -12,7 +12,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { ensureDeviceRoom } from "../compute/DeviceCapacity.ts"
-import type { OpenCheckpoint } from "../io/Checkpoint.ts"
+import type { LazyCheckpoint } from "../io/Checkpoint.ts"
 import type { CorruptCheckpoint, FileSystemError } from "../io/Errors.ts"
 import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
@@ -90,7 +90,7 @@ const layerAdvice =
  * checking they fit (MemoryBudgetExceeded otherwise). Rows of the embedding or head are read
  * one distinct id at a time, so a batch's embedding costs its distinct tokens, not the vocabulary.
  */
-export const checkpointSource = (checkpoint: OpenCheckpoint): WeightSource<LazyWeightError> => {
+export const checkpointSource = (checkpoint: LazyCheckpoint): WeightSource<LazyWeightError> => {
   const { config } = checkpoint
   const D = config.hiddenSize
   const headName = config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"

@@ -7,7 +7,7 @@
  * BF16 checkpoint stays BF16 bit for bit in every value that survives.
  */
 import { Effect } from "effect"
-import { type OpenCheckpoint, saveCheckpointTensors } from "../io/Checkpoint.ts"
+import { type LazyCheckpoint, saveCheckpointTensors } from "../io/Checkpoint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams, type ParamCounts, type ParamSpec } from "../model/Params.ts"
 import { checkpointSource } from "../model/WeightSource.ts"
@@ -45,7 +45,7 @@ const expand = (blocks: ReadonlyArray<number>, width: number): Array<number> =>
  * the original checkpoint by the plan. Fails with IllegalPrune for an illegal plan, before
  * anything is read.
  */
-export const prunedTensors = (checkpoint: OpenCheckpoint, plan: KeepPlan) =>
+export const prunedTensors = (checkpoint: LazyCheckpoint, plan: KeepPlan) =>
   Effect.suspend(() => {
     const { config } = checkpoint
     const checked = planProblem(config, plan)
@@ -104,7 +104,7 @@ export interface PruneCheckpointResult {
 
 /** Scores the open checkpoint block by block, selects, and writes the pruned checkpoint to `out`. */
 export const pruneCheckpoint = Effect.fn("PruneCheckpoint")(function*(
-  checkpoint: OpenCheckpoint,
+  checkpoint: LazyCheckpoint,
   out: string,
   request: PruneRequest,
   data: CalibrationData,

@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { beforeAll } from "vitest"
-import { openCheckpoint } from "../../src/io/Checkpoint.ts"
+import { openLazyCheckpoint } from "../../src/io/Checkpoint.ts"
 import { decodeHfConfig, toModelConfig } from "../../src/io/HfConfig.ts"
 import { writeRandomCheckpoint } from "../../src/io/RandomCheckpoint.ts"
 import { shapePresetNames, shapePresets } from "../../src/io/ShapePresets.ts"
@@ -71,7 +71,7 @@ describe("random checkpoints", () => {
         expect(a.equals(b)).toBe(true)
         expect(a.equals(c)).toBe(false)
       }
-      const open = yield* openCheckpoint(join(dir, "a"))
+      const open = yield* openLazyCheckpoint(join(dir, "a"))
       expect(open.dtype).toBe("BF16")
       expect(open.config.ropeScaling?.kind).toBe("llama3")
       expect(Array.from(yield* open.read("model.norm.weight")).every((x) => x === 1)).toBe(true)

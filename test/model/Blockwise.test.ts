@@ -5,7 +5,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { beforeAll } from "vitest"
-import { loadCheckpoint, openCheckpoint, saveCheckpoint } from "../../src/io/Checkpoint.ts"
+import { loadCheckpoint, openLazyCheckpoint, saveCheckpoint } from "../../src/io/Checkpoint.ts"
 import type { Dtype } from "../../src/io/Dtype.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { blockActivationBytes, blockwiseLoss, ensureBlockFits, finalNorm, lossBatch, runBlocks } from "../../src/model/Blockwise.ts"
@@ -112,7 +112,7 @@ describe.each(["F32", "BF16"] as const)("a checkpoint read lazily (%s)", (dtype:
       const dir = join(yield* tempDir, "ckpt")
       yield* write(dir)
       const loaded = yield* loadCheckpoint(dir)
-      const open = yield* openCheckpoint(dir)
+      const open = yield* openLazyCheckpoint(dir)
       expect(open.files.weights.length).toBeGreaterThan(1)
       for (const spec of paramSpecs(config)) {
         const lazy = yield* open.readInternal(spec.name)
@@ -146,7 +146,7 @@ describe.each(["F32", "BF16"] as const)("a checkpoint read lazily (%s)", (dtype:
         mask.dispose()
         tokens += batch.lengths.reduce((a, b) => a + b, 0)
       }
-      const open = yield* openCheckpoint(dir)
+      const open = yield* openLazyCheckpoint(dir)
       const before = numTensors()
       let peak = 0
       const scores = yield* activationScores(checkpointSource(open), batches, { onBlock: () => (peak = Math.max(peak, numTensors())) })

@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { beforeAll } from "vitest"
-import { loadCheckpoint, openCheckpoint, saveCheckpoint } from "../../src/io/Checkpoint.ts"
+import { loadCheckpoint, openLazyCheckpoint, saveCheckpoint } from "../../src/io/Checkpoint.ts"
 import type { Dtype } from "../../src/io/Dtype.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { writeRandomCheckpoint } from "../../src/io/RandomCheckpoint.ts"
@@ -74,7 +74,7 @@ describe("pruning a checkpoint without loading it", () => {
       disposeParams(inMemory.model.config, inMemory.model.params)
 
       const before = numTensors()
-      const open = yield* openCheckpoint(join(dir, "original"))
+      const open = yield* openLazyCheckpoint(join(dir, "original"))
       const streamed = yield* pruneCheckpoint(open, join(dir, "streamed"), request, data, {})
       expect(numTensors()).toBe(before)
       expect(streamed.plan).toEqual(inMemory.plan)
@@ -117,7 +117,7 @@ describe("a mid-size bf16 checkpoint (about 6M parameters, sharded, char tokeniz
         extraFiles: Object.entries(tokenizer.files()).map(([name, content]) => ({ name, content }))
       })
       const calibration = calibrationBatches(tokenizer, arith({}, 1).take("calibration", 16), { batchSize: 8, maxSeqLen: 256 })
-      const open = yield* openCheckpoint(join(dir, "mid"))
+      const open = yield* openLazyCheckpoint(join(dir, "mid"))
       expect(open.files.weights.length).toBeGreaterThan(1)
       const result = yield* pruneCheckpoint(
         open,
@@ -132,7 +132,7 @@ describe("a mid-size bf16 checkpoint (about 6M parameters, sharded, char tokeniz
       const texts = general({}, 1).take("test", 12)
       const options = { batchSize: 4, maxSeqLen: 256 }
       const inMemory = yield* evaluatePerplexity(residentSource(reloaded.config, reloaded.params), tokenizer, texts, options)
-      const lazy = yield* evaluatePerplexity(checkpointSource(yield* openCheckpoint(join(dir, "pruned"))), tokenizer, texts, options)
+      const lazy = yield* evaluatePerplexity(checkpointSource(yield* openLazyCheckpoint(join(dir, "pruned"))), tokenizer, texts, options)
       expect(Number.isFinite(lazy.perplexity)).toBe(true)
       expect(Math.abs(lazy.meanLoss - inMemory.meanLoss)).toBeLessThan(1e-5)
       disposeParams(reloaded.config, reloaded.params)
