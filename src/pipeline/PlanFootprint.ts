@@ -35,5 +35,6 @@ export const planFootprint = (
 
 /** What a user can change when a plan does not fit. */
 export const planMemoryAdvice =
-  "Lower tuner.batchSize or tuner.maxSeqLen (each tuning step's activations grow with both), evaluate in smaller " +
-  "batches, or prune a smaller model; `simmer plan check` shows the estimate."
+  "Lower tuner.batchSize or tuner.maxSeqLen (each tuning step's activations grow with both), tune through low-rank " +
+  "adapters (tuner.adapter: { rank: 16 }: optimizer state for the adapters only, one block's activations at a time), " +
+  "evaluate in smaller batches, or prune a smaller model; `simmer plan check` shows the estimate."

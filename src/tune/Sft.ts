@@ -7,6 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Result, Schema } from "effect"
+import { adapterTargets } from "../model/Adapters.ts"
 import { fullTuningFootprint } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
 import { disposeParams, paramSpecs, paramTensors } from "../model/Params.ts"
@@ -41,7 +42,17 @@ export const SftConfig = Schema.Struct({
   warmupFraction: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)).pipe(withDefault(0.05)),
   weightDecay: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0.01)),
   maxGradNorm: Positive.pipe(withDefault(1)),
-  maxSeqLen: PositiveInt.pipe(withDefault(128))
+  maxSeqLen: PositiveInt.pipe(withDefault(128)),
+  /**
+   * Train low-rank adapters on these projections instead of every weight (frozen base, merged
+   * into the weights when the tuning finishes): what makes tuning fit at 0.5B parameters and up.
+   */
+  adapter: Schema.optionalKey(Schema.Struct({
+    rank: PositiveInt.pipe(withDefault(16)),
+    /** The update is scaled by alpha / rank; default alpha = rank. */
+    alpha: Schema.optionalKey(Positive),
+    targets: Schema.NonEmptyArray(Schema.Literals(adapterTargets)).pipe(withDefault([...adapterTargets]))
+  }))
 })
 export type SftConfig = typeof SftConfig.Type
 
