@@ -83,7 +83,7 @@ gates: { retry: 1 }
       expect(problems).toEqual([
         "line 7: iteration: unknown key \"iteration\"; did you mean iterations?",
         "line 8: tuner.learning_rate: unknown key \"learning_rate\"; the keys here are kind, steps, batchSize, lr, " +
-        "warmupFraction, weightDecay, maxGradNorm, maxSeqLen",
+        "warmupFraction, weightDecay, maxGradNorm, maxSeqLen, adapter",
         "line 8: tuner.batch_size: unknown key \"batch_size\"; did you mean batchSize?",
         "line 9: gates.retry: unknown key \"retry\"; did you mean retries?"
       ])
