@@ -4,7 +4,8 @@
  * stages an iteration runs — scoring calibration data, each tuner's tuning, evaluation by
  * decoding. Models only shrink as the run goes, so the original's shape bounds them all.
  */
-import { decodingBytes, type Footprint, footprint, forwardBytes, weightBytes } from "../model/Footprint.ts"
+import { blockActivationBytes } from "../model/Blockwise.ts"
+import { decodingBytes, type Footprint, footprint, weightBytes } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Tuner } from "../tune/Tuner.ts"
 import { type Plan, planSeqLen } from "./Plan.ts"
@@ -21,7 +22,13 @@ export const planFootprint = (
   const w = weightBytes(config)
   const seqLen = planSeqLen(plan)
   const stages: Array<[string, Footprint]> = [
-    ["scoring", footprint({ "pruned copy": w, "scoring pass": forwardBytes(config, calibrationBatchSize, seqLen) })],
+    // Scorers run block by block (model/Blockwise.ts): one block's activations for a batch, plus
+    // the hidden states of every calibration sequence carried between blocks; no logits.
+    ["scoring", footprint({
+      "pruned copy": w,
+      "scoring pass, one block": Math.max(...config.layers.map((_, i) => blockActivationBytes(config, i, calibrationBatchSize, seqLen))),
+      "hidden states carried between blocks": plan.data.calibrationExamples * seqLen * config.hiddenSize * 4
+    })],
     ["evaluation", footprint({ "evaluated model": w, decoding: decodingBytes(config, evaluationBatchSize, seqLen) })],
     ...tuners.map((t): [string, Footprint] => [`${t.kind} tuning`, t.footprint(config)])
   ]
