@@ -5,6 +5,7 @@
  * decoding. Models only shrink as the run goes, so the original's shape bounds them all.
  */
 import { blockActivationBytes } from "../model/Blockwise.ts"
+import { maxChunkLogits } from "../model/ChunkedLoss.ts"
 import { decodingBytes, type Footprint, footprint, weightBytes } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Tuner } from "../tune/Tuner.ts"
@@ -29,7 +30,17 @@ export const planFootprint = (
       "scoring pass, one block": Math.max(...config.layers.map((_, i) => blockActivationBytes(config, i, calibrationBatchSize, seqLen))),
       "hidden states carried between blocks": plan.data.calibrationExamples * seqLen * config.hiddenSize * 4
     })],
-    ["evaluation", footprint({ "evaluated model": w, decoding: decodingBytes(config, evaluationBatchSize, seqLen) })],
+    // Graded datasets decode with the whole model; text (the built-in `general` task) is scored
+    // block by block with the LM head in chunks (eval/Perplexity.ts). A file may be either.
+    ["evaluation", footprint({
+      "evaluated model": w,
+      ...(plan.data.evaluate.every((ref) => "task" in ref && ref.task === "general")
+        ? {
+          "perplexity pass, one block": Math.max(...config.layers.map((_, i) => blockActivationBytes(config, i, evaluationBatchSize, seqLen))),
+          "a chunk of logits": 3 * maxChunkLogits * 4
+        }
+        : { decoding: decodingBytes(config, evaluationBatchSize, seqLen) })
+    })],
     ...tuners.map((t): [string, Footprint] => [`${t.kind} tuning`, t.footprint(config)])
   ]
   const [name, peak] = stages.reduce((a, b) => (b[1].bytes > a[1].bytes ? b : a))
