@@ -79,7 +79,7 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
       generationConfig: source.generationConfig,
       extraFiles: source.files.tokenizer
     }
-    const prune = makePruneFn(plan, calibrationData(plan, tokenizer, yield* open(plan.data.calibration), yield* datasets.open(plan.data.general)))
+    const prune = makePruneFn(plan, yield* calibrationData(plan, tokenizer, yield* open(plan.data.calibration), yield* datasets.open(plan.data.general)))
     const tuning = { seed: plan.seed, tokenizer, datasets: yield* open(plan.data.tune), freshChunks: plan.data.freshChunks }
     const evaluate = (state: ModelState) => evaluateModel(evaluation, state)
 

@@ -16,7 +16,11 @@ import { disposeParams } from "../../src/model/Params.ts"
 import { verifyManifest } from "../../src/io/Manifest.ts"
 import { bundledModelPath, parsePlan, type Plan } from "../../src/pipeline/Plan.ts"
 import { readEvents } from "../../src/report/Report.ts"
+import { preflight } from "../../src/pipeline/Preflight.ts"
 import { runUpdates } from "../../src/pipeline/Run.ts"
+import { RunStore } from "../../src/services/RunStore.ts"
+import { FileSystemError } from "../../src/io/Errors.ts"
+import { splitOf } from "../../src/tasks/Task.ts"
 import { DeviceMemory, makeDeviceMemory } from "../../src/services/DeviceMemory.ts"
 import type { RunEvent } from "../../src/io/RunEvent.ts"
 import { localGradients, useBackend } from "../helpers/backend.ts"
@@ -204,5 +208,50 @@ backend: cpu`, "plan.yaml")
       const parsed = events.trim().split("\n").map((line) => JSON.parse(line) as RunEvent)
       expect(parsed.at(-1)?.phase).toBe("pruned")
       yield* verifyManifest(join(dir, "stages", "ptl-000"))
+    }), 60_000)
+
+  it.live("a stop whose state cannot be saved says so, and resume restarts the iteration from the accepted checkpoint", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const model = join(tmp, "model")
+      yield* writeTinyCheckpoint(model)
+      const dir = join(tmp, "run")
+      const plan = yield* parsePlan(planText(model, "", 0.01), "plan.yaml")
+      // A full disk at the moment of preemption.
+      const fullDisk = Layer.effect(
+        RunStore,
+        Effect.map(RunStore, (store) => ({
+          ...store,
+          saveResume: () => Effect.fail(new FileSystemError({ path: join(dir, "resume"), message: "No space left on device" }))
+        }))
+      ).pipe(Layer.provide(RunStoreLive(dir)))
+      let steps = 0
+      yield* Stream.runDrain(
+        runUpdates({ plan, modelPath: model, stopRequested: Effect.sync(() => steps >= 4) }).pipe(
+          Stream.tap((u) => Effect.sync(() => (u._tag === "Step" ? steps++ : 0)))
+        )
+      ).pipe(Effect.provide(Layer.mergeAll(fullDisk, DatasetsLive, localGradients, testMemory)))
+      const stopped = (yield* readEvents(join(dir, "events.ndjson"))).at(-1)!
+      expect(stopped.phase).toBe("interrupted")
+      expect(stopped.message).toContain("could not be saved (No space left on device)")
+      expect(stopped.message).toContain("restarts iteration 2 from it")
+      const events = yield* run(dir, model)
+      expect(events.filter((e) => e.strategy === "ptl" && e.phase === "pruned").map((e) => e.iteration)).toEqual([1, 2, 2])
+      expect(events.filter((e) => e.phase === "finished").map((e) => e.strategy)).toEqual(["ptl", "one-shot"])
+    }), 120_000)
+
+  it.live("tuning data without a training example is refused before anything runs, naming the file", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const model = join(tmp, "model")
+      yield* writeTinyCheckpoint(model)
+      // Questions whose prompt hash puts them all in the test split.
+      const questions = Array.from({ length: 200 }, (_, i) => `What is ${i} + 1?`).filter((q) => splitOf(q) === "test").slice(0, 3)
+      const file = join(tmp, "tiny.jsonl")
+      yield* Effect.promise(() => writeFile(file, questions.map((q) => JSON.stringify({ question: q, answer: "#### 1" })).join("\n") + "\n"))
+      const plan = yield* parsePlan(planText(model).replace("tune: [{ task: arith }, { task: program }]", `tune: [{ file: ${file} }]`), "plan.yaml")
+      const error = yield* Effect.flip(preflight(plan, model).pipe(Effect.provide(Layer.mergeAll(DatasetsLive, testMemory))))
+      expect(error._tag).toBe("NoTrainingData")
+      expect(error.message).toContain(file)
     }), 60_000)
 })
