@@ -25,6 +25,7 @@ import { DeviceMemory, makeDeviceMemory } from "../../src/services/DeviceMemory.
 import type { RunEvent } from "../../src/io/RunEvent.ts"
 import { localGradients, useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
+import { unreachablePlan } from "../helpers/plans.ts"
 import { tempDir } from "../io/_support.ts"
 
 beforeAll(() => useBackend("cpu"))
@@ -176,16 +177,8 @@ describe("a run", () => {
       const exit = yield* Fiber.interrupt(fiber).pipe(Effect.andThen(Fiber.await(fiber)))
       expect(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)).toBe(true)
       expect(tf.memory().numTensors).toBe(before)
-      // (c) a failed gate with onFailure: fail: the bundled model, which can add, cut to 5% of its size
-      const broken = yield* parsePlan(`
-model: base
-target: { parameters: 0.05 }
-iterations: 1
-scorer: activation
-data: { tune: [{ task: arith }], calibration: [{ task: arith }], evaluate: [{ task: arith }], calibrationExamples: 4, evaluationExamples: 8 }
-tuner: { steps: 1, batchSize: 2, maxSeqLen: 48 }
-gates: { accuracyRetained: 0.9, retries: 0, onFailure: fail }
-backend: cpu`, "plan.yaml")
+      // (c) a failed gate with onFailure: fail
+      const broken = yield* parsePlan(unreachablePlan("fail"), "plan.yaml")
       const gate = yield* Effect.flip(runPlan(join(tmp, "c"), broken, bundledModelPath))
       expect(gate._tag).toBe("GateFailed")
       expect(tf.memory().numTensors).toBe(before)
