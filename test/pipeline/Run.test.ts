@@ -122,18 +122,23 @@ describe("a run", () => {
       yield* writeTinyCheckpoint(model)
       const straightDir = join(tmp, "straight")
       const straight = yield* run(straightDir, model)
-      // Stop three times: in iteration 1, in iteration 2, and in the one-shot baseline.
+      // Stop four times: in iteration 1, in iteration 2, after iteration 2's tuning (its last
+      // step, before the evaluation), and in the one-shot baseline.
       const resumedDir = join(tmp, "resumed")
-      for (const stopAfter of [2, 2, 3]) {
+      for (const stopAfter of [2, 2, 2, 3]) {
         const events = yield* run(resumedDir, model, { stopAfter })
         expect(events.at(-1)?.phase).toBe("interrupted")
         expect(events.at(-1)?.message).toContain("its state is saved")
       }
+      const stops = (yield* readEvents(join(resumedDir, "events.ndjson"))).filter((e) => e.phase === "interrupted")
+      expect(stops[2].message).toContain("after tuning, before evaluation")
       const resumed = yield* run(resumedDir, model)
       expect(resumed.some((e) => e.phase === "finished" && e.strategy === "one-shot")).toBe(true)
       // The resumed tunings continued mid-way (fewer steps logged) instead of starting over.
       const partial = resumed.filter((e) => e.phase === "tuned" && e.tune !== undefined && e.tune.steps < (e.strategy === "ptl" ? 3 : 6))
       expect(partial.map((e) => `${e.strategy} ${e.iteration}`)).toEqual(["ptl 1", "ptl 2", "one-shot 1"])
+      // Iteration 2 was tuned once: resumed after its tuning, it went straight to the evaluation.
+      expect(resumed.filter((e) => e.strategy === "ptl" && e.iteration === 2 && e.phase === "tuned")).toHaveLength(1)
       const [a, b] = [yield* finalStageBytes(straightDir, straight), yield* finalStageBytes(resumedDir, resumed)]
       expect(a.length).toBe(2)
       a.forEach((bytes, i) => expect(Buffer.compare(bytes, b[i])).toBe(0))
