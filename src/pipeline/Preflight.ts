@@ -30,8 +30,7 @@ export const preflight = (plan: Plan, modelPath: string) =>
       })
     }
     const memory = yield* DeviceMemory
-    yield* Effect.scoped(memory.reserve(`This plan on ${modelPath}`, planFootprint(plan, config, planTuners(plan).map((t) => t.tuner), 64), {
-      advice: planMemoryAdvice
-    }))
+    const need = planFootprint(plan, config, planTuners(plan).map((t) => t.tuner), 64)
+    yield* Effect.scoped(memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice(need) }))
     return config
   })

@@ -116,7 +116,7 @@ describe("simmer run and resume", () => {
       expect(missing.status).toBe(1)
       expect(missing.stderr).toContain(join(tmp, "no-such-model"))
       expect(tooLarge.status).toBe(1)
-      expect(tooLarge.stderr).toMatch(/needs about \d+\.\d\d GiB of host memory at its peak \(.*\), but the budget is 0\.00 GiB/)
+      expect(tooLarge.stderr).toMatch(/needs about \d+\.\d MiB of host memory at its peak \(scoring: scoring pass .*\), but the budget is 105 KiB\. Lower tuner\.maxSeqLen/)
       expect(existsSync(dir)).toBe(false)
 
       const made = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"]))
