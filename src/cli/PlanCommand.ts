@@ -8,7 +8,11 @@ import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Console, Effect } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { bundledModelPath, plannedTuners, planUnitsOf, readPlan, scorerFor } from "../pipeline/Plan.ts"
+import { readCheckpointConfig } from "../io/Checkpoint.ts"
+import { describeFootprint } from "../model/Footprint.ts"
+import { bundledModelPath, plannedTuners, planUnitsOf, readPlan, resolveModelPath, scorerFor } from "../pipeline/Plan.ts"
+import { planFootprint } from "../pipeline/PlanFootprint.ts"
+import { planTuners } from "../pipeline/Run.ts"
 import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { InvalidArguments } from "./Output.ts"
 
@@ -32,6 +36,10 @@ const check = Command.make(
       `${input.plan} is valid: ${plan.model === "base" ? "the bundled model" : plan.model} → ${target}, pruning ${units} over ${plan.iterations} ${plan.schedule} iterations, ` +
         `${tuners.join(" then ")}${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
     )
+    // What `simmer run` will reserve: compare it with the device (`--memory`, see README "Memory").
+    const { config } = yield* readCheckpointConfig(resolveModelPath(plan))
+    const need = planFootprint(plan, config, planTuners(plan).map((t) => t.tuner), 64)
+    yield* Console.log(`Estimated peak memory: ${describeFootprint(need)}.`)
   })
 ).pipe(Command.withDescription("Validate a plan without running it."))
 

@@ -11,20 +11,18 @@
 import { basename, dirname, extname, join, resolve } from "node:path"
 import { Console, Deferred, Effect, Fiber, Layer, Option, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { readCheckpointConfig } from "../io/Checkpoint.ts"
 import type { FileSystemError } from "../io/Errors.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"
 import { createRunFolder, eventsFileName, openRunFolder, planFileName, RunFolderError } from "../io/RunFolder.ts"
 import { readRunInfo, recordInRunInfo, type RunInfo, simmerVersion } from "../io/RunInfo.ts"
 import type { RunEvent } from "../io/RunEvent.ts"
-import { loadTokenizer } from "../io/Tokenizer.ts"
 import { type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
-import { planFootprint, planMemoryAdvice } from "../pipeline/PlanFootprint.ts"
-import { planTuners, runUpdates } from "../pipeline/Run.ts"
+import { preflight } from "../pipeline/Preflight.ts"
+import { runUpdates } from "../pipeline/Run.ts"
 import { readEvents, writeReport } from "../report/Report.ts"
 import { type BackendUnavailable, Compute } from "../services/Compute.ts"
-import { Datasets } from "../services/Datasets.ts"
-import { DeviceMemory } from "../services/DeviceMemory.ts"
+import type { Datasets } from "../services/Datasets.ts"
+import type { DeviceMemory } from "../services/DeviceMemory.ts"
 import type { Gradients, GradientsFailed } from "../services/Gradients.ts"
 import type { RunStore } from "../services/RunStore.ts"
 import { backendFlag, jsonFlag, memoryFlag, workersFlag } from "./Flags.ts"
@@ -70,22 +68,6 @@ const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
     Layer.merge(layers.gradients(Math.max(1, flags.workers)), layers.memory(Option.getOrUndefined(flags.memory))),
     layers.compute(Option.getOrUndefined(flags.backend) ?? plan.backend)
   )
-
-/**
- * Everything a run needs, checked before its folder is created: the checkpoint's config and
- * tokenizer, every dataset (files read and validated), and the memory estimate.
- */
-const preflight = (plan: Plan, modelPath: string) =>
-  Effect.gen(function*() {
-    const { config } = yield* readCheckpointConfig(modelPath)
-    yield* loadTokenizer(modelPath)
-    const datasets = yield* Datasets
-    for (const ref of [...plan.data.tune, ...plan.data.calibration, ...plan.data.evaluate, plan.data.general]) yield* datasets.open(ref)
-    const memory = yield* DeviceMemory
-    yield* Effect.scoped(memory.reserve(`This plan on ${modelPath}`, planFootprint(plan, config, planTuners(plan).map((t) => t.tuner), 64), {
-      advice: planMemoryAdvice
-    }))
-  })
 
 /** Runs (or continues) the run in `dir`, shows it, rebuilds its report and says how it ended. */
 export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, flags: RunFlags) =>

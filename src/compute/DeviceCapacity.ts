@@ -13,7 +13,7 @@
 import { totalmem } from "node:os"
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { gib } from "../model/Footprint.ts"
+import { formatBytes } from "../model/Footprint.ts"
 import { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 
 export const wasmHeapBytes = 4 * 2 ** 30
@@ -46,7 +46,7 @@ export const ensureDeviceRoom = (stage: string, bytes: number, advice: string): 
       requiredBytes: bytes,
       budgetBytes: budget,
       availableBytes: free,
-      message: `${stage} needs about ${gib(bytes)} of tensor memory, but only ${gib(free)} of the ${gib(budget)} ` +
-        `${kind} budget is free (${gib(used)} in use). ${advice}`
+      message: `${stage} needs about ${formatBytes(bytes)} of tensor memory, but only ${formatBytes(free)} of the ${formatBytes(budget)} ` +
+        `${kind} budget is free (${formatBytes(used)} in use). ${advice}`
     }))
   })

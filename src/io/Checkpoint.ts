@@ -291,16 +291,8 @@ const readWeightIndex = Effect.fnUntraced(function*(dir: string, entries: Readon
 export const openLazyCheckpoint = Effect.fn("Checkpoint.openLazily")(function*(
   dir: string
 ): Effect.fn.Return<LazyCheckpoint, LoadCheckpointError, Scope.Scope> {
-  const entries = yield* listCheckpointFolder(dir)
+  const { entries, config, hfConfig } = yield* readCheckpointConfig(dir)
   const configPath = join(dir, configFileName)
-  if (!entries.includes(configFileName)) {
-    return yield* new CheckpointNotFound({
-      path: configPath,
-      message: `${dir} has no config.json, so it is not a Hugging Face checkpoint folder.`
-    })
-  }
-  const hfConfig = yield* readHfConfig(configPath)
-  const config = toModelConfig(hfConfig)
 
   const generationConfigPath = entries.includes(generationConfigFileName) ? join(dir, generationConfigFileName) : undefined
   const generationConfig = generationConfigPath === undefined ? undefined : yield* readJsonFile(generationConfigPath).pipe(
@@ -663,10 +655,13 @@ export const saveCheckpointTensors = Effect.fn("Checkpoint.saveTensors")(functio
   return { dir, files: written }
 })
 
-/** The shape a checkpoint folder describes (its config.json), without reading any weights. */
+/** The shape a checkpoint folder describes (its config.json), without reading any weights; also the folder's entries. */
 export const readCheckpointConfig = Effect.fn("Checkpoint.readConfig")(function*(
   dir: string
-): Effect.fn.Return<{ readonly config: ModelConfig; readonly hfConfig: HfConfig }, CheckpointNotFound | InvalidConfig | UnsupportedModel | UnsupportedDtype | FileSystemError> {
+): Effect.fn.Return<
+  { readonly config: ModelConfig; readonly hfConfig: HfConfig; readonly entries: ReadonlyArray<string> },
+  CheckpointNotFound | InvalidConfig | UnsupportedModel | UnsupportedDtype | FileSystemError
+> {
   const entries = yield* listCheckpointFolder(dir)
   const configPath = join(dir, configFileName)
   if (!entries.includes(configFileName)) {
@@ -676,5 +671,5 @@ export const readCheckpointConfig = Effect.fn("Checkpoint.readConfig")(function*
     })
   }
   const hfConfig = yield* readHfConfig(configPath)
-  return { config: toModelConfig(hfConfig), hfConfig }
+  return { config: toModelConfig(hfConfig), hfConfig, entries }
 })

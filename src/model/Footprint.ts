@@ -91,4 +91,16 @@ export const fullTuningFootprint = (config: ModelConfig, batch: number, seqLen: 
   })
 }
 
-export const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(2)} GiB`
+/** "512 KiB", "3.2 MiB", "1.25 GiB": a size a person reads at a glance. */
+export const formatBytes = (bytes: number): string =>
+  bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${Math.ceil(bytes / 2 ** 10)} KiB`
+
+/** "1.02 GiB (activations 1002.2 MiB, weights 3.8 MiB, ...)": the total and its parts, largest first. */
+export const describeFootprint = (need: Footprint): string =>
+  `${formatBytes(need.bytes)} (${
+    Object.entries(need.parts)
+      .filter(([, bytes]) => bytes > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([part, bytes]) => `${part} ${formatBytes(bytes)}`)
+      .join(", ")
+  })`

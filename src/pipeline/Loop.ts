@@ -271,17 +271,17 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
       original: setup.original
     })
 
+    const resumed = (resume: ResumeStart): Cursor<ET, RT> => {
+      const goal = new Map(resume.goal.map(([u, c]) => [u, [...c]]))
+      const candidate = { held: resume.model, state: stateOf(resume.model, resume.iteration, resume.attempt, "pruned") }
+      // Past the last tuner the model was tuned (and through afterTune) and only waits for its evaluation.
+      return resume.tuner >= setup.tuners.length
+        ? { kind: "evaluate", candidate, goal }
+        : { kind: "tune", candidate, goal, position: resume.tuner, ...(resume.snapshot !== undefined ? { snapshot: resume.snapshot } : {}) }
+    }
+
     const first: Cursor<ET, RT> = start.resume !== undefined
-      ? {
-        kind: "tune",
-        goal: new Map(start.resume.goal.map(([u, c]) => [u, [...c]])),
-        position: start.resume.tuner,
-        ...(start.resume.snapshot !== undefined ? { snapshot: start.resume.snapshot } : {}),
-        candidate: {
-          held: start.resume.model,
-          state: stateOf(start.resume.model, start.resume.iteration, start.resume.attempt, "pruned")
-        }
-      }
+      ? resumed(start.resume)
       : atTarget() || start.iteration >= maxIterations
       ? { kind: "finish" }
       : { kind: "prune", iteration: start.iteration + 1, attempt: 0, goal: goalFor(start.iteration + 1) }

@@ -51,8 +51,14 @@ export const planFootprint = (
   })
 }
 
-/** What a user can change when a plan does not fit. */
-export const planMemoryAdvice =
-  "Lower tuner.batchSize or tuner.maxSeqLen (each tuning step's activations grow with both), tune through low-rank " +
-  "adapters (tuner.adapter: { rank: 16 }: optimizer state for the adapters only, one block's activations at a time), " +
-  "evaluate in smaller batches, or prune a smaller model; `simmer plan check` shows the estimate."
+/** What a user can change when a plan does not fit, for the stage that needs the most. */
+export const planMemoryAdvice = (need: Footprint): string => {
+  const stage = Object.keys(need.parts).find((part) => part.includes(": "))?.split(": ")[0] ?? ""
+  const lower = stage === "scoring"
+    ? `Lower tuner.maxSeqLen (calibration is scored ${calibrationBatchSize} sequences at a time)`
+    : stage === "evaluation"
+    ? "Lower tuner.maxSeqLen or evaluate on a smaller model (evaluation decodes 64 sequences at a time)"
+    : "Lower tuner.batchSize or tuner.maxSeqLen (each tuning step's activations grow with both), or tune through " +
+      "low-rank adapters (tuner.adapter: { rank: 16 }: optimizer state for the adapters only, one block's activations at a time)"
+  return `${lower}, raise --memory if the device has more, or prune a smaller model; \`simmer plan check\` shows the estimate.`
+}

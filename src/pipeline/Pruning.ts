@@ -5,7 +5,8 @@
  */
 import { Effect } from "effect"
 import type { Tokenizer } from "../io/Tokenizer.ts"
-import { calibrationBatches } from "../prune/Calibration.ts"
+import { calibrationBatchesOf } from "../prune/CalibrationSource.ts"
+import type { InvalidPruneRequest } from "../prune/Errors.ts"
 import { planFor } from "../prune/Prune.ts"
 import { type CalibrationData, scoreModel } from "../prune/Scorers.ts"
 import { applyPlan } from "../prune/Surgery.ts"
@@ -20,14 +21,14 @@ export const calibrationData = (
   tokenizer: Tokenizer,
   calibration: ReadonlyArray<Dataset>,
   general: Dataset
-): CalibrationData => {
-  const options = { batchSize: calibrationBatchSize, maxSeqLen: planSeqLen(plan) }
-  const perDataset = Math.max(1, Math.ceil(plan.data.calibrationExamples / calibration.length))
-  return {
-    task: calibration.flatMap((d) => calibrationBatches(tokenizer, d.take("calibration", perDataset), options)),
-    general: calibrationBatches(tokenizer, general.take("calibration", plan.data.calibrationExamples), options)
-  }
-}
+): Effect.Effect<CalibrationData, InvalidPruneRequest> =>
+  Effect.gen(function*() {
+    const options = { batchSize: calibrationBatchSize, maxSeqLen: planSeqLen(plan) }
+    return {
+      task: yield* calibrationBatchesOf(tokenizer, calibration, plan.data.calibrationExamples, options),
+      general: yield* calibrationBatchesOf(tokenizer, [general], plan.data.calibrationExamples, options)
+    }
+  })
 
 export const makePruneFn = (plan: Plan, data: CalibrationData): PruneFn<Effect.Error<ReturnType<typeof applyPlan>> | Effect.Error<ReturnType<typeof scoreModel>>, never> =>
   (model, unit, keep, iteration) =>

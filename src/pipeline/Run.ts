@@ -57,7 +57,7 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
     // Refuse a plan that cannot fit before loading a single weight; hold the room while it runs.
     const { config: shape } = yield* readCheckpointConfig(modelPath)
     const need = planFootprint(plan, shape, tuners.map((t) => t.tuner), evaluationBatchSize)
-    yield* memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice })
+    yield* memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice(need) })
 
     const source = yield* Effect.acquireRelease(loadCheckpoint(modelPath), (loaded) => Effect.sync(() => disposeModel(loaded)))
     const original: Model = { config: source.config, params: source.params }
@@ -79,7 +79,7 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
       generationConfig: source.generationConfig,
       extraFiles: source.files.tokenizer
     }
-    const prune = makePruneFn(plan, calibrationData(plan, tokenizer, yield* open(plan.data.calibration), yield* datasets.open(plan.data.general)))
+    const prune = makePruneFn(plan, yield* calibrationData(plan, tokenizer, yield* open(plan.data.calibration), yield* datasets.open(plan.data.general)))
     const tuning = { seed: plan.seed, tokenizer, datasets: yield* open(plan.data.tune), freshChunks: plan.data.freshChunks }
     const evaluate = (state: ModelState) => evaluateModel(evaluation, state)
 

@@ -5,8 +5,8 @@
  */
 import { Effect } from "effect"
 import type { Tokenizer } from "../io/Tokenizer.ts"
-import { type DatasetError, type DatasetRef, Datasets, describeRef } from "../services/Datasets.ts"
-import { calibrationBatches, type CalibrationOptions } from "./Calibration.ts"
+import { type Dataset, type DatasetError, type DatasetRef, Datasets } from "../services/Datasets.ts"
+import { type CalibrationBatch, calibrationBatches, type CalibrationOptions } from "./Calibration.ts"
 import { InvalidPruneRequest } from "./Errors.ts"
 import { contrastiveDefaults } from "./NeuronScorers.ts"
 import { type CalibrationData, needsCalibration, needsGeneralText } from "./Scorers.ts"
@@ -24,22 +24,37 @@ export interface CalibrationRequest extends CalibrationOptions {
 
 export const defaultCalibrationExamples = 64
 
-/** `count` calibration examples of a dataset as batches; fails when the split has none. */
+/**
+ * The one builder of calibration batches: `count` examples of the calibration split shared by
+ * `datasets` (each batched on its own), encoded with the model's tokenizer; fails when a
+ * dataset's split has none.
+ */
+export const calibrationBatchesOf = (
+  tokenizer: Tokenizer,
+  datasets: ReadonlyArray<Dataset>,
+  count: number,
+  options: CalibrationOptions
+): Effect.Effect<Array<CalibrationBatch>, InvalidPruneRequest> =>
+  Effect.forEach(datasets, (dataset) => {
+    const examples = dataset.take("calibration", Math.max(1, Math.ceil(count / datasets.length)))
+    return examples.length === 0
+      ? Effect.fail(new InvalidPruneRequest({
+        message: `The calibration split of ${dataset.name} has no examples (JSONL files give 10% of their lines, ` +
+          `chosen by prompt hash, to it), so there is nothing to score the model on.`
+      }))
+      : Effect.succeed(calibrationBatches(tokenizer, examples, options))
+  }).pipe(Effect.map((batches) => batches.flat()))
+
+/** `count` calibration examples of a dataset as batches, shortest first; fails when the split has none. */
 export const loadCalibrationBatches = Effect.fn("Calibration.load")(function*(
   tokenizer: Tokenizer,
   ref: DatasetRef,
   count: number,
   options: CalibrationOptions
 ) {
-  const examples = yield* (yield* Datasets).take(ref, "calibration", Math.max(0, count))
-  if (examples.length === 0) {
-    return yield* new InvalidPruneRequest({
-      message: `The calibration split of ${describeRef(ref)} has no examples (JSONL files give 10% of their lines, ` +
-        `chosen by prompt hash, to it), so there is nothing to score the model on.`
-    })
-  }
+  const dataset = yield* (yield* Datasets).open(ref)
   // Every example loaded here is used (the counts are the scorer's), so batching by length is safe.
-  return calibrationBatches(tokenizer, examples, { ...options, sortByLength: true })
+  return yield* calibrationBatchesOf(tokenizer, [dataset], count, { ...options, sortByLength: true })
 })
 
 /** The calibration data the named scorer reads (none for `random`). */

@@ -8,7 +8,7 @@
  * memory on cpu. The live implementation is layers/DeviceMemory.ts.
  */
 import { Context, Effect, Schema, type Scope, Semaphore } from "effect"
-import { type Footprint, gib } from "../model/Footprint.ts"
+import { describeFootprint, type Footprint, formatBytes } from "../model/Footprint.ts"
 
 export class MemoryBudgetExceeded extends Schema.TaggedError<MemoryBudgetExceeded>()("MemoryBudgetExceeded", {
   what: Schema.String,
@@ -42,13 +42,6 @@ export class DeviceMemory extends Context.Service<DeviceMemory, {
 // Reservations are counted in MiB so that a 24 GiB budget is a modest number of permits.
 const MIB = 2 ** 20
 
-const describeParts = (need: Footprint) =>
-  Object.entries(need.parts)
-    .filter(([, bytes]) => bytes > 0)
-    .sort((a, b) => b[1] - a[1])
-    .map(([part, bytes]) => `${part} ${gib(bytes)}`)
-    .join(", ")
-
 /** A DeviceMemory over a budget of `budgetBytes` of `kind`. */
 export const makeDeviceMemory = (kind: string, budgetBytes: number): Effect.Effect<DeviceMemory["Service"]> =>
   Effect.gen(function*() {
@@ -61,10 +54,10 @@ export const makeDeviceMemory = (kind: string, budgetBytes: number): Effect.Effe
         requiredBytes: need.bytes,
         budgetBytes,
         availableBytes: available,
-        message: `${what} needs about ${gib(need.bytes)} of ${kind} at its peak (${describeParts(need)}), but ` +
+        message: `${what} needs about ${describeFootprint(need).replace(" (", ` of ${kind} at its peak (`)}, but ` +
           (available >= budgetBytes
-            ? `the budget is ${gib(budgetBytes)}.`
-            : `only ${gib(available)} of the ${gib(budgetBytes)} budget is free while other work holds the rest.`) +
+            ? `the budget is ${formatBytes(budgetBytes)}.`
+            : `only ${formatBytes(available)} of the ${formatBytes(budgetBytes)} budget is free while other work holds the rest.`) +
           (advice !== undefined ? ` ${advice}` : "")
       })
     return DeviceMemory.of({

@@ -89,8 +89,7 @@ export const sftTuner = (config: SftConfig): Tuner<SftError, Gradients> => {
       if (examples.length === 0) {
         return yield* new NoTrainingData({
           datasets: context.datasets.map((d) => d.name),
-          message: `There is nothing to tune on: the training split of ${context.datasets.map((d) => d.name).join(", ")} ` +
-            "is empty (JSONL files give 80% of their lines, chosen by prompt hash, to it). Use a larger file, or `splitBy: none`."
+          message: `There is nothing to tune on: the training split of ${context.datasets.map((d) => d.name).join(", ")} is empty.`
         })
       }
       const data = examples.map((e) => encodeExample(context.tokenizer, e))

@@ -11,7 +11,7 @@ import type { AdapterSpec } from "../model/Adapters.ts"
 import { targetShape } from "../model/Adapters.ts"
 import { blockActivationBytes } from "../model/Blockwise.ts"
 import { maxChunkLogits } from "../model/ChunkedLoss.ts"
-import { type Footprint, footprint, fullTuningFootprint, gib, weightBytes } from "../model/Footprint.ts"
+import { type Footprint, footprint, fullTuningFootprint, formatBytes, weightBytes } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams } from "../model/Params.ts"
 
@@ -65,8 +65,8 @@ export const tuningAdvice = (
   const resident = adapterTuningFootprint(config, batch, seqLen, spec, true)
   const streamed = adapterTuningFootprint(config, batch, seqLen, spec, false)
   const adapter = `tuner.adapter: { rank: ${spec.rank}, targets: [${spec.targets.join(", ")}] }`
-  if (resident.bytes <= budget) options.push(`adapters (${adapter}: about ${gib(resident.bytes)})`)
-  else if (streamed.bytes <= budget) options.push(`adapters with the frozen weights read block by block (about ${gib(streamed.bytes)})`)
-  return `Full tuning needs about ${gib(full.bytes)}, more than the ${gib(budget)} budget. ` +
+  if (resident.bytes <= budget) options.push(`adapters (${adapter}: about ${formatBytes(resident.bytes)})`)
+  else if (streamed.bytes <= budget) options.push(`adapters with the frozen weights read block by block (about ${formatBytes(streamed.bytes)})`)
+  return `Full tuning needs about ${formatBytes(full.bytes)}, more than the ${formatBytes(budget)} budget. ` +
     (options.length > 0 ? `What fits: ${options.join("; or ")}.` : "Nothing fits on this backend: use the tensorflow backend.")
 }

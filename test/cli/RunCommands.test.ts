@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
 import { root, simmer } from "../helpers/cli.ts"
+import { unreachablePlan } from "../helpers/plans.ts"
 import { tempDir } from "../io/_support.ts"
 
 const tinyPlan = (model: string, steps: number, evaluationExamples = 4) => `
@@ -88,17 +89,7 @@ describe("simmer run and resume", () => {
   it.live("a run that cannot reach its target says so and exits with 3", () =>
     Effect.gen(function*() {
       const tmp = yield* tempDir
-      // The bundled model cut to 5% cannot keep 90% of its arithmetic, and no retry is allowed.
-      writeFileSync(join(tmp, "plan.yaml"), `
-model: base
-target: { parameters: 0.05 }
-iterations: 1
-scorer: activation
-data: { tune: [{ task: arith }], calibration: [{ task: arith }], evaluate: [{ task: arith }], calibrationExamples: 4, evaluationExamples: 8 }
-tuner: { steps: 1, batchSize: 2, maxSeqLen: 48 }
-gates: { accuracyRetained: 0.9, retries: 0 }
-backend: cpu
-`)
+      writeFileSync(join(tmp, "plan.yaml"), unreachablePlan("stop"))
       const dir = join(tmp, "run")
       const run = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"]))
       expect(run.status, run.stderr).toBe(3)
@@ -125,7 +116,7 @@ backend: cpu
       expect(missing.status).toBe(1)
       expect(missing.stderr).toContain(join(tmp, "no-such-model"))
       expect(tooLarge.status).toBe(1)
-      expect(tooLarge.stderr).toMatch(/needs about \d+\.\d\d GiB of host memory at its peak \(.*\), but the budget is 0\.00 GiB/)
+      expect(tooLarge.stderr).toMatch(/needs about \d+\.\d MiB of host memory at its peak \(evaluation: decoding .*\), but the budget is 105 KiB\. Lower tuner\.maxSeqLen/)
       expect(existsSync(dir)).toBe(false)
 
       const made = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"]))

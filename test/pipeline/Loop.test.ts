@@ -52,7 +52,7 @@ const setup = (planYaml: string, floor: number) =>
       evaluate: accuracyAbove(floor),
       tuners: plannedTuners(plan).map((config) => ({ tuner: sftTuner(config), steps: config.steps })),
       tuning: { tokenizer, datasets: [arith], freshChunks: true, seed: 1 },
-      prune: makePruneFn(plan, calibrationData(plan, tokenizer, [arith], general))
+      prune: makePruneFn(plan, yield* calibrationData(plan, tokenizer, [arith], general))
     }
   })
 

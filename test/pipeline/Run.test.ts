@@ -16,11 +16,16 @@ import { disposeParams } from "../../src/model/Params.ts"
 import { verifyManifest } from "../../src/io/Manifest.ts"
 import { bundledModelPath, parsePlan, type Plan } from "../../src/pipeline/Plan.ts"
 import { readEvents } from "../../src/report/Report.ts"
+import { preflight } from "../../src/pipeline/Preflight.ts"
 import { runUpdates } from "../../src/pipeline/Run.ts"
+import { RunStore } from "../../src/services/RunStore.ts"
+import { FileSystemError } from "../../src/io/Errors.ts"
+import { splitOf } from "../../src/tasks/Task.ts"
 import { DeviceMemory, makeDeviceMemory } from "../../src/services/DeviceMemory.ts"
 import type { RunEvent } from "../../src/io/RunEvent.ts"
 import { localGradients, useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
+import { unreachablePlan } from "../helpers/plans.ts"
 import { tempDir } from "../io/_support.ts"
 
 beforeAll(() => useBackend("cpu"))
@@ -117,18 +122,23 @@ describe("a run", () => {
       yield* writeTinyCheckpoint(model)
       const straightDir = join(tmp, "straight")
       const straight = yield* run(straightDir, model)
-      // Stop three times: in iteration 1, in iteration 2, and in the one-shot baseline.
+      // Stop four times: in iteration 1, in iteration 2, after iteration 2's tuning (its last
+      // step, before the evaluation), and in the one-shot baseline.
       const resumedDir = join(tmp, "resumed")
-      for (const stopAfter of [2, 2, 3]) {
+      for (const stopAfter of [2, 2, 2, 3]) {
         const events = yield* run(resumedDir, model, { stopAfter })
         expect(events.at(-1)?.phase).toBe("interrupted")
         expect(events.at(-1)?.message).toContain("its state is saved")
       }
+      const stops = (yield* readEvents(join(resumedDir, "events.ndjson"))).filter((e) => e.phase === "interrupted")
+      expect(stops[2].message).toContain("after tuning, before evaluation")
       const resumed = yield* run(resumedDir, model)
       expect(resumed.some((e) => e.phase === "finished" && e.strategy === "one-shot")).toBe(true)
       // The resumed tunings continued mid-way (fewer steps logged) instead of starting over.
       const partial = resumed.filter((e) => e.phase === "tuned" && e.tune !== undefined && e.tune.steps < (e.strategy === "ptl" ? 3 : 6))
       expect(partial.map((e) => `${e.strategy} ${e.iteration}`)).toEqual(["ptl 1", "ptl 2", "one-shot 1"])
+      // Iteration 2 was tuned once: resumed after its tuning, it went straight to the evaluation.
+      expect(resumed.filter((e) => e.strategy === "ptl" && e.iteration === 2 && e.phase === "tuned")).toHaveLength(1)
       const [a, b] = [yield* finalStageBytes(straightDir, straight), yield* finalStageBytes(resumedDir, resumed)]
       expect(a.length).toBe(2)
       a.forEach((bytes, i) => expect(Buffer.compare(bytes, b[i])).toBe(0))
@@ -172,16 +182,8 @@ describe("a run", () => {
       const exit = yield* Fiber.interrupt(fiber).pipe(Effect.andThen(Fiber.await(fiber)))
       expect(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)).toBe(true)
       expect(tf.memory().numTensors).toBe(before)
-      // (c) a failed gate with onFailure: fail: the bundled model, which can add, cut to 5% of its size
-      const broken = yield* parsePlan(`
-model: base
-target: { parameters: 0.05 }
-iterations: 1
-scorer: activation
-data: { tune: [{ task: arith }], calibration: [{ task: arith }], evaluate: [{ task: arith }], calibrationExamples: 4, evaluationExamples: 8 }
-tuner: { steps: 1, batchSize: 2, maxSeqLen: 48 }
-gates: { accuracyRetained: 0.9, retries: 0, onFailure: fail }
-backend: cpu`, "plan.yaml")
+      // (c) a failed gate with onFailure: fail
+      const broken = yield* parsePlan(unreachablePlan("fail"), "plan.yaml")
       const gate = yield* Effect.flip(runPlan(join(tmp, "c"), broken, bundledModelPath))
       expect(gate._tag).toBe("GateFailed")
       expect(tf.memory().numTensors).toBe(before)
@@ -204,5 +206,50 @@ backend: cpu`, "plan.yaml")
       const parsed = events.trim().split("\n").map((line) => JSON.parse(line) as RunEvent)
       expect(parsed.at(-1)?.phase).toBe("pruned")
       yield* verifyManifest(join(dir, "stages", "ptl-000"))
+    }), 60_000)
+
+  it.live("a stop whose state cannot be saved says so, and resume restarts the iteration from the accepted checkpoint", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const model = join(tmp, "model")
+      yield* writeTinyCheckpoint(model)
+      const dir = join(tmp, "run")
+      const plan = yield* parsePlan(planText(model, "", 0.01), "plan.yaml")
+      // A full disk at the moment of preemption.
+      const fullDisk = Layer.effect(
+        RunStore,
+        Effect.map(RunStore, (store) => ({
+          ...store,
+          saveResume: () => Effect.fail(new FileSystemError({ path: join(dir, "resume"), message: "No space left on device" }))
+        }))
+      ).pipe(Layer.provide(RunStoreLive(dir)))
+      let steps = 0
+      yield* Stream.runDrain(
+        runUpdates({ plan, modelPath: model, stopRequested: Effect.sync(() => steps >= 4) }).pipe(
+          Stream.tap((u) => Effect.sync(() => (u._tag === "Step" ? steps++ : 0)))
+        )
+      ).pipe(Effect.provide(Layer.mergeAll(fullDisk, DatasetsLive, localGradients, testMemory)))
+      const stopped = (yield* readEvents(join(dir, "events.ndjson"))).at(-1)!
+      expect(stopped.phase).toBe("interrupted")
+      expect(stopped.message).toContain("could not be saved (No space left on device)")
+      expect(stopped.message).toContain("restarts iteration 2 from it")
+      const events = yield* run(dir, model)
+      expect(events.filter((e) => e.strategy === "ptl" && e.phase === "pruned").map((e) => e.iteration)).toEqual([1, 2, 2])
+      expect(events.filter((e) => e.phase === "finished").map((e) => e.strategy)).toEqual(["ptl", "one-shot"])
+    }), 120_000)
+
+  it.live("tuning data without a training example is refused before anything runs, naming the file", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const model = join(tmp, "model")
+      yield* writeTinyCheckpoint(model)
+      // Questions whose prompt hash puts them all in the test split.
+      const questions = Array.from({ length: 200 }, (_, i) => `What is ${i} + 1?`).filter((q) => splitOf(q) === "test").slice(0, 3)
+      const file = join(tmp, "tiny.jsonl")
+      yield* Effect.promise(() => writeFile(file, questions.map((q) => JSON.stringify({ question: q, answer: "#### 1" })).join("\n") + "\n"))
+      const plan = yield* parsePlan(planText(model).replace("tune: [{ task: arith }, { task: program }]", `tune: [{ file: ${file} }]`), "plan.yaml")
+      const error = yield* Effect.flip(preflight(plan, model).pipe(Effect.provide(Layer.mergeAll(DatasetsLive, testMemory))))
+      expect(error._tag).toBe("NoTrainingData")
+      expect(error.message).toContain(file)
     }), 60_000)
 })

@@ -1,0 +1,36 @@
+/**
+ * Everything a run needs, checked before anything is created for it (a run folder, a queued
+ * job): the checkpoint's config and tokenizer, every dataset (files read and validated, the
+ * tuning data not empty), and the plan's memory estimate against the budget. A plan that passes
+ * can start; one that fails gets the typed error that says what to change, and leaves nothing.
+ */
+import { Effect } from "effect"
+import { readCheckpointConfig } from "../io/Checkpoint.ts"
+import { loadTokenizer } from "../io/Tokenizer.ts"
+import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
+import { NoTrainingData } from "../tune/TuningData.ts"
+import type { Plan } from "./Plan.ts"
+import { planFootprint, planMemoryAdvice } from "./PlanFootprint.ts"
+import { planTuners } from "./Run.ts"
+
+export const preflight = (plan: Plan, modelPath: string) =>
+  Effect.gen(function*() {
+    const { config } = yield* readCheckpointConfig(modelPath)
+    yield* loadTokenizer(modelPath)
+    const datasets = yield* Datasets
+    for (const ref of [...plan.data.calibration, ...plan.data.evaluate, plan.data.general]) yield* datasets.open(ref)
+    const tune = yield* Effect.forEach(plan.data.tune, (ref) => datasets.open(ref))
+    const empty = tune.filter((d) => d.size("train") === 0)
+    if (empty.length === tune.length) {
+      return yield* new NoTrainingData({
+        datasets: empty.map((d) => d.name),
+        message: `There is nothing to tune on: the training split of ${empty.map((d) => d.name).join(", ")} is empty ` +
+          "(JSONL files give 80% of their lines, chosen by prompt hash, to it). Use a larger file, or `splitBy: none`."
+      })
+    }
+    const memory = yield* DeviceMemory
+    const need = planFootprint(plan, config, planTuners(plan).map((t) => t.tuner), 64)
+    yield* Effect.scoped(memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice(need) }))
+    return config
+  })
