@@ -33,22 +33,14 @@ import { buildBatch, type DataCursor, startCursor, takeExamples } from "./Batche
 import { clipByGlobalNorm } from "./ClipGrad.ts"
 import { learningRate } from "./Schedule.ts"
 import type { SftConfig } from "./Sft.ts"
-import { trainOptions } from "./Sft.ts"
+import { SftState, trainOptions } from "./Sft.ts"
 import { NonFiniteLoss } from "./Trainer.ts"
 import { InvalidTunerState, type TuneContext, type Tuner, type TunerSession, type TunerSnapshot } from "./Tuner.ts"
 import { drawExamples, NoTrainingData } from "./TuningData.ts"
 import { adapterTuningFootprint } from "./TuningMemory.ts"
 
-const AdapterState = Schema.Struct({
-  step: Schema.Int,
-  cursor: Schema.Struct({
-    epoch: Schema.Int,
-    index: Schema.Int,
-    epochRng: Schema.Tuple([Schema.Number, Schema.Number, Schema.Number, Schema.Number])
-  })
-})
-const encodeState = Schema.encodeSync(AdapterState)
-const decodeState = Schema.decodeUnknownResult(AdapterState)
+const encodeState = Schema.encodeSync(SftState)
+const decodeState = Schema.decodeUnknownResult(SftState)
 
 export type AdapterTuningError = NonFiniteLoss | NoTrainingData | MemoryBudgetExceeded
 

@@ -56,8 +56,8 @@ export const SftConfig = Schema.Struct({
 })
 export type SftConfig = typeof SftConfig.Type
 
-/** What a snapshot of an SFT tuning holds besides the moments. */
-const SftState = Schema.Struct({
+/** What a snapshot of an SFT tuning holds besides the moments (adapter tuning's too). */
+export const SftState = Schema.Struct({
   step: Schema.Int,
   cursor: Schema.Struct({
     epoch: Schema.Int,
