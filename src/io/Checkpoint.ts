@@ -5,7 +5,10 @@
  * `save_pretrained` produces (tensor names, shard names and split, index and config text).
  *
  * Loading checks the tensors against `paramSpecs(config)` before reading any data: every
- * expected tensor present with exactly the expected shape, and nothing else. Two exceptions,
+ * expected tensor present with exactly the expected shape, and nothing else. A
+ * sequence-classification checkpoint (a reward model: `XxxForSequenceClassification`) has the
+ * same decoder tensors, `score.weight` [num_labels, hidden] instead of `lm_head.weight`, and is
+ * loaded only when the caller asks for that kind. Two exceptions,
  * both from real transformers checkpoints:
  * - `rotary_emb.inv_freq` buffers (saved by old Llama code) are ignored: they are derived from
  *   rope_theta, not learned;
@@ -23,11 +26,21 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, Result, Schema } from "effect"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params, ParamSpec } from "../model/Params.ts"
-import { assembleParams, paramSpecs } from "../model/Params.ts"
+import { assembleParams, decoderSpecs, paramSpecs } from "../model/Params.ts"
 import { type AtomicFolderOptions, writeFolderAtomically } from "./AtomicWrite.ts"
 import { type Dtype, dtypeSize } from "./Dtype.ts"
 import { CheckpointNotFound, CorruptCheckpoint, describeCause, errnoCode, FileSystemError, fsError, InvalidConfig, listSome, schemaProblems, type TargetExists, TensorMismatch, type UnsupportedDtype, UnsupportedModel } from "./Errors.ts"
-import { formatConfigJson, type HfConfig, readHfConfig, toHfConfigJson, toModelConfig } from "./HfConfig.ts"
+import {
+  architectureClass,
+  formatConfigJson,
+  type HfConfig,
+  labelCount,
+  type ModelKind,
+  modelKind,
+  readHfConfig,
+  toHfConfigJson,
+  toModelConfig
+} from "./HfConfig.ts"
 import { configFloatKeys, toPythonJson } from "./PythonJson.ts"
 import { openSafetensors, type SafetensorsFile, type TensorInfo, type TensorSource, writeSafetensors } from "./Safetensors.ts"
 
@@ -68,8 +81,15 @@ export interface LoadedCheckpoint {
   readonly config: ModelConfig
   /** The config.json as read, to write back with `saveCheckpoint`. */
   readonly hfConfig: HfConfig
-  /** Fresh tensors in internal orientation; the caller owns (and disposes) them. */
+  /** A causal LM, or a sequence classifier (reward model) whose head is `scoreHead`. */
+  readonly kind: ModelKind
+  /**
+   * Fresh tensors in internal orientation; the caller owns (and disposes) them. A sequence
+   * classifier's params have no `lmHead` (release them with `disposeCheckpoint`).
+   */
   readonly params: Params
+  /** Sequence classifiers only: `score.weight` in internal orientation, [hidden, num_labels]. */
+  readonly scoreHead?: tf.Tensor2D
   /** The on-disk dtype; when tensors mix dtypes, the one holding most parameters. */
   readonly dtype: Dtype
   /** generation_config.json content, if the folder has one. */
@@ -93,6 +113,30 @@ const WeightIndex = Schema.Struct({
   weight_map: Schema.Record(Schema.String, Schema.String)
 })
 const decodeWeightIndex = Schema.decodeUnknownResult(WeightIndex)
+
+/** The tensor name of a sequence classifier's head. */
+export const scoreHeadName = "score.weight"
+
+/** Every tensor of a checkpoint of this kind, its head included. */
+const checkpointSpecs = (config: ModelConfig, hf: HfConfig, kind: ModelKind): Array<ParamSpec> =>
+  kind === "causal-lm" ? paramSpecs(config) : [
+    ...decoderSpecs(config),
+    {
+      name: scoreHeadName,
+      shape: [labelCount(hf), config.hiddenSize],
+      transposed: true,
+      get: () => {
+        throw new Error("score.weight is not part of a causal LM's parameters")
+      }
+    }
+  ]
+
+/** Releases every tensor of a loaded checkpoint, the score head of a sequence classifier included. */
+export const disposeCheckpoint = (checkpoint: Pick<LoadedCheckpoint, "config" | "kind" | "params" | "scoreHead">): void => {
+  const specs = checkpoint.kind === "causal-lm" ? paramSpecs(checkpoint.config) : decoderSpecs(checkpoint.config)
+  for (const spec of specs) spec.get(checkpoint.params).dispose()
+  checkpoint.scoreHead?.dispose()
+}
 
 /** Buffers transformers derives from the config instead of learning; skipped when present. */
 const isIgnoredBuffer = (name: string) => /(^|\.)rotary_emb\.inv_freq$/.test(name)
@@ -268,14 +312,22 @@ const readWeightIndex = Effect.fnUntraced(function*(dir: string, entries: Readon
   return { path, weightMap, shards }
 })
 
+const kindNames: Record<ModelKind, string> = {
+  "causal-lm": "a causal language model",
+  "sequence-classification": "a sequence classifier (reward model)"
+}
+
 /**
- * Loads a checkpoint folder. Fails with CheckpointNotFound (no folder, config.json or weights),
- * InvalidConfig / UnsupportedModel / UnsupportedDtype (config.json or tensor dtypes),
- * CorruptCheckpoint (safetensors or index problems), TensorMismatch (tensors vs config), or
- * FileSystemError. No tensors are left allocated on failure.
+ * Loads a checkpoint folder of the expected kind: a causal LM (the default), a sequence
+ * classifier (a reward model), or "either". Fails with CheckpointNotFound (no folder,
+ * config.json or weights), InvalidConfig / UnsupportedModel / UnsupportedDtype (config.json or
+ * tensor dtypes, or a kind other than the expected one), CorruptCheckpoint (safetensors or
+ * index problems), TensorMismatch (tensors vs config), or FileSystemError. No tensors are left
+ * allocated on failure.
  */
 export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
-  dir: string
+  dir: string,
+  expected: ModelKind | "either" = "causal-lm"
 ): Effect.fn.Return<LoadedCheckpoint, LoadCheckpointError> {
   const entries = yield* listFolder(dir)
   const configPath = join(dir, configFileName)
@@ -287,6 +339,16 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
   }
   const hfConfig = yield* readHfConfig(configPath)
   const config = toModelConfig(hfConfig)
+  const kind = modelKind(hfConfig)
+  if (expected !== "either" && kind !== expected) {
+    return yield* new UnsupportedModel({
+      path: configPath,
+      message: `${configPath} describes ${kindNames[kind]} (${architectureClass(hfConfig)}), but ${kindNames[expected]} is ` +
+        (expected === "causal-lm"
+          ? "needed here; a reward model scores text with `simmer reward` and is named as a plan's reward, not its model."
+          : "needed here.")
+    })
+  }
 
   const generationConfigPath = entries.includes(generationConfigFileName) ? join(dir, generationConfigFileName) : undefined
   const generationConfig = generationConfigPath === undefined ? undefined : yield* readJsonFile(generationConfigPath).pipe(
@@ -348,8 +410,8 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
         }
       }
 
-      const specs = paramSpecs(config)
-      const expected = new Set(specs.map((s) => s.name))
+      const specs = checkpointSpecs(config, hfConfig, kind)
+      const expectedNames = new Set(specs.map((s) => s.name))
       const missing: Array<string> = []
       const wrongShape: Array<string> = []
       for (const spec of specs) {
@@ -362,8 +424,8 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
       const unexpected: Array<string> = []
       let tiedHead: Location | undefined
       for (const name of locations.keys()) {
-        if (expected.has(name) || isIgnoredBuffer(name)) continue
-        if (name === "lm_head.weight" && config.tieWordEmbeddings) tiedHead = locations.get(name)
+        if (expectedNames.has(name) || isIgnoredBuffer(name)) continue
+        if (name === "lm_head.weight" && config.tieWordEmbeddings && kind === "causal-lm") tiedHead = locations.get(name)
         else unexpected.push(name)
       }
       if (missing.length + unexpected.length + wrongShape.length > 0) {
@@ -413,7 +475,10 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
         }), { discard: true }).pipe(
           Effect.onError(() => Effect.sync(() => tensors.forEach((t) => t.dispose())))
         )
-      return { params: assembleParams(config, (name) => tensors.get(name)!), dtype }
+      // A sequence classifier's decoder has no LM head, whatever tie_word_embeddings says.
+      const decoderConfig = kind === "causal-lm" ? config : { ...config, tieWordEmbeddings: true }
+      const params = assembleParams(decoderConfig, (name) => tensors.get(name)!)
+      return { params, scoreHead: tensors.get(scoreHeadName) as tf.Tensor2D | undefined, dtype }
     })
   )
 
@@ -425,7 +490,16 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
     generationConfig: generationConfigPath,
     tokenizer: tokenizerFileNames.filter((f) => entries.includes(f)).map((f) => join(dir, f))
   }
-  return { config, hfConfig, params: loaded.params, dtype: loaded.dtype, generationConfig, files }
+  return {
+    config,
+    hfConfig,
+    kind,
+    params: loaded.params,
+    ...(loaded.scoreHead !== undefined ? { scoreHead: loaded.scoreHead } : {}),
+    dtype: loaded.dtype,
+    generationConfig,
+    files
+  }
 })
 
 const bitEqual = (a: Float32Array, b: Float32Array): boolean => {
