@@ -20,6 +20,7 @@ import { planCommand } from "./PlanCommand.ts"
 import { resumeCommand, type RunLayers, runCommand } from "./RunCommands.ts"
 import { pruneCommand } from "./PruneCommand.ts"
 import { reportCommand } from "./ReportCommand.ts"
+import { rewardCommand } from "./RewardCommand.ts"
 import { scoreCommand } from "./ScoreCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
 
@@ -43,6 +44,7 @@ const simmer = Command.make("simmer").pipe(
     generateCommand.pipe(withCompute),
     evalCommand.pipe(withCompute),
     scoreCommand.pipe(withCompute),
+    rewardCommand.pipe(withCompute),
     pruneCommand.pipe(withCompute),
     planCommand,
     runCommand(runLayers),

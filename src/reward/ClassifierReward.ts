@@ -26,7 +26,7 @@ export const poolIndex = (ids: ReadonlyArray<number>, padId: number | undefined)
   return firstPad > 0 ? firstPad - 1 : ids.length - 1
 }
 
-/** Scores of one batch: rows right-padded to one length, read at `positions`. */
+/** Scores of one batch: the rows right-padded to the longest with `padId`, each read at its pool index. */
 const scoreBatch = (model: RewardCheckpoint, rows: ReadonlyArray<ReadonlyArray<number>>, padId: number): Array<number> => {
   const T = Math.max(...rows.map((r) => r.length))
   const flat = rows.flatMap((r) => [...r, ...new Array<number>(T - r.length).fill(padId)])
