@@ -45,32 +45,38 @@ const step = (
   return { rows: Array.from({ length: B }, (_, b) => flat.slice(b * V, (b + 1) * V)), cache: result.cache }
 }
 
-/** New tokens for each prompt (prompts may differ in length; they are left-padded). */
-export const generate = (
+/**
+ * The decoding loop: `choose` picks sequence b's next token from its row of logits; a sequence
+ * stops after a stop token, all stop after `maxNewTokens`. Returns the new tokens of each prompt
+ * (prompts may differ in length; they are left-padded).
+ */
+export const decode = (
   config: ModelConfig,
   params: Params,
   prompts: ReadonlyArray<ReadonlyArray<number>>,
-  options: GenerateOptions
+  maxNewTokens: number,
+  stopTokens: ReadonlyArray<number>,
+  choose: (logits: Float32Array, b: number) => number
 ): Array<Array<number>> => {
   if (prompts.length === 0) return []
   if (prompts.some((p) => p.length === 0)) throw new Error("generate: every prompt needs at least one token")
-  const rng = Rng.seeded(options.seed ?? 0)
-  const stop = new Set(options.stopTokens ?? [])
+  const stop = new Set(stopTokens)
   const longest = Math.max(...prompts.map((p) => p.length))
   const padding = prompts.map((p) => longest - p.length)
   const outputs: Array<Array<number>> = prompts.map(() => [])
   const done = prompts.map(() => false)
+  if (maxNewTokens <= 0) return outputs
   let current = step(config, params, prompts.map((p, b) => [...new Array<number>(padding[b]).fill(0), ...p]), emptyCache(padding))
   try {
-    for (let n = 0; n < options.maxNewTokens; n++) {
+    for (let n = 0; n < maxNewTokens; n++) {
       const next = current.rows.map((row, b) => {
         if (done[b]) return 0
-        const token = sampleToken(row, options, rng)
+        const token = choose(row, b)
         outputs[b].push(token)
         if (stop.has(token)) done[b] = true
         return token
       })
-      if (done.every(Boolean) || n === options.maxNewTokens - 1) break
+      if (done.every(Boolean) || n === maxNewTokens - 1) break
       const previous = current.cache
       current = step(config, params, next.map((t) => [t]), previous)
       disposeCache(previous)
@@ -79,4 +85,15 @@ export const generate = (
     disposeCache(current.cache)
   }
   return outputs
+}
+
+/** New tokens for each prompt (prompts may differ in length; they are left-padded). */
+export const generate = (
+  config: ModelConfig,
+  params: Params,
+  prompts: ReadonlyArray<ReadonlyArray<number>>,
+  options: GenerateOptions
+): Array<Array<number>> => {
+  const rng = Rng.seeded(options.seed ?? 0)
+  return decode(config, params, prompts, options.maxNewTokens, options.stopTokens ?? [], (row) => sampleToken(row, options, rng))
 }

@@ -177,6 +177,10 @@ export const hiddenStates = (
   return cache === undefined ? { hidden } : { hidden, cache: { length: P + T, padding, layers } }
 }
 
+/** The LM head on hidden states [N, D]: logits [N, V] (the embedding's transpose when tied). */
+export const lmHead = (params: Params, hidden: tf.Tensor2D): tf.Tensor2D =>
+  params.lmHead !== undefined ? linear(hidden, params.lmHead) : matMul2d(hidden, tf.transpose(params.embed) as tf.Tensor2D)
+
 /**
  * Logits for token ids [B, T] at slots cache.length.., extending the cache when given.
  * Call inside tf.tidy (or dispose the result); the input cache is not disposed.
@@ -189,10 +193,7 @@ export const forward = (
 ): ForwardResult => {
   const [B, T] = ids.shape
   const { hidden, cache } = hiddenStates(config, params, ids, options)
-  const logits2d = params.lmHead !== undefined
-    ? linear(hidden, params.lmHead)
-    : matMul2d(hidden, tf.transpose(params.embed) as tf.Tensor2D)
-  const logits = tf.reshape(logits2d, [B, T, config.vocabSize]) as tf.Tensor3D
+  const logits = tf.reshape(lmHead(params, hidden), [B, T, config.vocabSize]) as tf.Tensor3D
   return cache === undefined ? { logits } : { logits, cache }
 }
 
