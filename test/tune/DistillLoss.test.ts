@@ -11,7 +11,9 @@ import { lossAndGradients, type TokenBatch } from "../../src/model/Gradients.ts"
 import { assembleParams, initParams, type Params, paramSpecs, paramTensors, disposeParams } from "../../src/model/Params.ts"
 import { Rng } from "../../src/model/Rng.ts"
 import { removeNeurons } from "../../src/prune/Surgery.ts"
-import { adamWStep, defaultAdamW, disposeAdamW, initAdamW } from "../../src/tune/AdamW.ts"
+import { defaultAdamW, disposeAdamW, initAdamW } from "../../src/tune/AdamW.ts"
+import { startCursor } from "../../src/tune/Batches.ts"
+import { type DistillState, distillStep } from "../../src/tune/DistillStep.ts"
 import { distillLossAndGradients, distributionKl, teacherLogProbs } from "../../src/tune/DistillLoss.ts"
 import { maxAbsDiff, numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
 
@@ -98,38 +100,43 @@ describe("the distillation loss", () => {
     disposeParams(config, student)
   })
 
-  it.effect("brings a pruned student's distribution back towards its teacher", () =>
+  it.effect("brings a pruned student's distribution back towards its teacher, step by step", () =>
     Effect.gen(function*() {
       // Half of every layer's MLP neurons removed from a copy of the teacher.
       const keep = config.layers.map((l) => Array.from({ length: l.intermediateSize / 2 }, (_, i) => 2 * i))
       const pruned = yield* removeNeurons(config, teacher, keep, { keepOriginal: true })
-      const options = { temperature: 1, alpha: 0 }
       const held = batchOf(4, 12, 100, false)
       const klOf = (params: Params) => {
         const target = teacherLogProbs(config, teacher, held, 1)
-        const r = distillLossAndGradients(pruned.config, params, held, target, options)
+        const r = distillLossAndGradients(pruned.config, params, held, target, { temperature: 1, alpha: 0 })
         tf.dispose([target, ...r.grads])
         return r.kl
       }
-      let params = pruned.params
-      const before = klOf(params)
-      let optimizer = initAdamW(paramTensors(pruned.config, params))
-      for (let step = 0; step < 30; step++) {
-        const batch = batchOf(4, 12, step, false)
-        const target = teacherLogProbs(config, teacher, batch, 1)
-        const r = distillLossAndGradients(pruned.config, params, batch, target, options)
-        const old = paramTensors(pruned.config, params)
-        const updated = adamWStep(defaultAdamW, optimizer, old, r.grads, 1e-2)
-        tf.dispose([target, ...r.grads, ...old])
-        const names = paramSpecs(pruned.config).map((s) => s.name)
-        params = assembleParams(pruned.config, (name) => updated.params[names.indexOf(name)])
-        optimizer = updated.state
+      const rng = Rng.seeded(7)
+      const data = Array.from({ length: 120 }, () => ({ ids: Array.from({ length: 12 }, () => rng.int(config.vocabSize)), promptLength: 0 }))
+      const settings = {
+        temperature: 1,
+        alpha: 0,
+        batchSize: 4,
+        seqLen: 12,
+        padId: 0,
+        promptMasked: false,
+        update: { schedule: { peakLr: 1e-2, minLr: 1e-2, warmupSteps: 0, totalSteps: 30 }, optimizer: defaultAdamW, maxGradNorm: 1 }
       }
-      const after = klOf(params)
+      const before = klOf(pruned.params)
+      let state: DistillState = { params: pruned.params, optimizer: initAdamW(paramTensors(pruned.config, pruned.params)), cursor: startCursor(1) }
+      const tensors = numTensors()
+      for (let step = 0; step < 30; step++) {
+        const out = yield* distillStep(pruned.config, state, data, { config, params: teacher }, settings)
+        state = out.state
+        expect(out.report.metrics.kl).toBeGreaterThan(0)
+      }
+      expect(numTensors()).toBe(tensors)
+      const after = klOf(state.params)
       expect(before).toBeGreaterThan(0.01)
       // Held-out contexts: the student learns the teacher as a function, not the batches it saw.
       expect(after).toBeLessThan(0.7 * before)
-      disposeAdamW(optimizer)
-      disposeParams(pruned.config, params)
+      disposeAdamW(state.optimizer)
+      disposeParams(pruned.config, state.params)
     }))
 })
