@@ -26,7 +26,8 @@ import type { ModelState, Stage } from "./ModelState.ts"
 import { type Plan, plannedTuningSteps, planUnitsOf, tuningStepsAt, type Unit } from "./Plan.ts"
 import type { DatasetScore, Strategy } from "../io/RunEvent.ts"
 import { unitCounts } from "../prune/Select.ts"
-import { finalCounts, halfStep, scheduledCounts } from "./Targets.ts"
+import { halfStep, scheduledCounts } from "../prune/Schedule.ts"
+import { finalCounts } from "./Targets.ts"
 import { tune, type TuningSetup } from "./Tuning.ts"
 
 export class GateFailed extends Schema.TaggedError<GateFailed>()("GateFailed", {

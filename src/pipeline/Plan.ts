@@ -7,6 +7,7 @@ import { Effect, Result, Schema } from "effect"
 import { readFile } from "node:fs/promises"
 import { isMap, isSeq, LineCounter, parseDocument } from "yaml"
 import { schemaProblems } from "../io/Errors.ts"
+import { ScheduleKinds } from "../prune/Schedule.ts"
 import { defaultScorer, scorersFor } from "../prune/Scores.ts"
 import { DatasetRef } from "../services/Datasets.ts"
 
@@ -19,7 +20,6 @@ export const Units = ["neurons", "heads", "layers"] as const
 export type Unit = (typeof Units)[number]
 export const Unit = Schema.Literals(Units)
 
-export const ScheduleKinds = ["constant", "linear", "cubic", "one-shot"] as const
 
 /** How small the model must become: a fraction of its non-embedding parameters, or units per layer. */
 export const Target = Schema.Union([

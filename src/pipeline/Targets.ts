@@ -1,6 +1,6 @@
 /**
- * Where the loop is heading: the units per layer (blocks, for layers) the model keeps after each
- * iteration, from the plan's target and schedule.
+ * Where the loop is heading: the units per layer (blocks, for layers) the model keeps at the end,
+ * from the plan's target (prune/Schedule.ts spreads the way there over the iterations).
  *
  * A parameter target is a fraction of the original's non-embedding parameters (what pruning
  * can shrink); every listed unit keeps the same fraction f of its original count, f found by
@@ -56,23 +56,3 @@ export const finalCounts = (config: ModelConfig, plan: Plan): Map<Unit, Array<nu
   }
   return shapeAt(lo).counts
 }
-
-/**
- * Units per layer after iteration i (1-based) of n, moving evenly ("constant"/"linear"), with
- * big early steps ("cubic"), or all at once ("one-shot") from `start` to `end`.
- */
-export const scheduledCounts = (
-  schedule: Plan["schedule"],
-  start: ReadonlyArray<number>,
-  end: ReadonlyArray<number>,
-  i: number,
-  n: number
-): Array<number> => {
-  if (schedule === "one-shot" || i >= n) return [...end]
-  const progress = schedule === "cubic" ? 1 - Math.pow(1 - i / n, 3) : i / n
-  return start.map((s, l) => s - Math.round((s - end[l]) * progress))
-}
-
-/** Halfway (rounded towards `from`) between the current counts and a step's goal: a rolled-back retry. */
-export const halfStep = (from: ReadonlyArray<number>, goal: ReadonlyArray<number>): Array<number> =>
-  from.map((f, l) => f - Math.floor((f - goal[l]) / 2))

@@ -1,11 +1,9 @@
 /**
  * Pruning schedules: how many units remain after each iteration of the loop, on the way from
- * the model's current size to the target.
+ * the original size to the target — the one place the loop's steps are decided.
  *
- * - `constant`: a fixed number of units per layer per iteration (the paper's: 1000 MLP neurons
- *   per layer per iteration on 7-9B models); the last step takes what is left, so the number of
- *   iterations follows from the step.
- * - `linear`: N equal steps (the step follows from N).
+ * - `constant`: the same number of units per layer removed in each of N iterations (the paper's
+ *   fixed step: 1000 MLP neurons per layer per iteration on 7-9B models).
  * - `cubic` (Zhu & Gupta, 2017): removed(i) = total · (1 − (1 − i/N)³): big steps while the model
  *   has slack, small ones near the target.
  * - `one-shot`: everything in one iteration, the baseline PTL is compared against.
@@ -21,57 +19,28 @@ import { InvalidPruneRequest } from "./Errors.ts"
 import type { Unit } from "./Scores.ts"
 import { keepCount, unitCounts } from "./Select.ts"
 
-export type PruneSchedule =
-  | { readonly kind: "constant"; readonly step: number }
-  | { readonly kind: "linear"; readonly iterations: number }
-  | { readonly kind: "cubic"; readonly iterations: number }
-  | { readonly kind: "one-shot" }
+export const ScheduleKinds = ["constant", "cubic", "one-shot"] as const
+export type ScheduleKind = (typeof ScheduleKinds)[number]
 
 /**
- * Units left after each iteration 1..N, going from `start` to `end` (non-increasing, last one
- * `end`). Empty when there is nothing to remove.
+ * Units per layer after iteration i (1-based) of n, going from `start` to `end`: equal steps
+ * ("constant"), big steps first ("cubic"), or all at once ("one-shot"). Past n it stays at `end`.
  */
-export const keptAfterEach = (schedule: PruneSchedule, start: number, end: number): Array<number> => {
-  const total = Math.max(0, start - end)
-  if (total === 0) return []
-  switch (schedule.kind) {
-    case "one-shot":
-      return [end]
-    case "constant": {
-      const step = Math.max(1, Math.floor(schedule.step))
-      const n = Math.ceil(total / step)
-      return Array.from({ length: n }, (_, i) => start - Math.min((i + 1) * step, total))
-    }
-    case "linear":
-    case "cubic": {
-      const n = Math.max(1, Math.floor(schedule.iterations))
-      const removed = (i: number) =>
-        schedule.kind === "linear" ? (total * i) / n : total * (1 - Math.pow(1 - i / n, 3))
-      return Array.from({ length: n }, (_, i) => start - Math.round(removed(i + 1)))
-    }
-  }
-}
-
-/** Units removed at iteration `i` (1-based); 0 past the end of the schedule. */
-export const removedAt = (schedule: PruneSchedule, start: number, end: number, i: number): number => {
-  const kept = keptAfterEach(schedule, start, end)
-  if (i < 1 || i > kept.length) return 0
-  return (i === 1 ? start : kept[i - 2]) - kept[i - 1]
-}
-
-/**
- * The schedule for every layer at once: entry [i][l] is what layer l keeps after iteration i+1.
- * Layers that reach their target early stay there; the length is the longest layer schedule.
- */
-export const scheduleLayers = (
-  schedule: PruneSchedule,
+export const scheduledCounts = (
+  schedule: ScheduleKind,
   start: ReadonlyArray<number>,
-  end: ReadonlyArray<number>
-): Array<Array<number>> => {
-  const perLayer = start.map((s, l) => keptAfterEach(schedule, s, end[l]))
-  const n = Math.max(0, ...perLayer.map((k) => k.length))
-  return Array.from({ length: n }, (_, i) => perLayer.map((k, l) => (k.length === 0 ? start[l] : k[Math.min(i, k.length - 1)])))
+  end: ReadonlyArray<number>,
+  i: number,
+  n: number
+): Array<number> => {
+  if (schedule === "one-shot" || i >= n) return [...end]
+  const progress = schedule === "cubic" ? 1 - Math.pow(1 - i / n, 3) : i / n
+  return start.map((s, l) => s - Math.round((s - end[l]) * progress))
 }
+
+/** Halfway (rounded towards `from`) between the current counts and a step's goal: a rolled-back retry. */
+export const halfStep = (from: ReadonlyArray<number>, goal: ReadonlyArray<number>): Array<number> =>
+  from.map((f, l) => f - Math.floor((f - goal[l]) / 2))
 
 export type PruneTarget =
   /** Units to keep in every layer (neurons, key/value groups), or blocks to keep (layers). */

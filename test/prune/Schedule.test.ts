@@ -2,49 +2,46 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { countParams } from "../../src/model/Params.ts"
 import { InvalidPruneRequest } from "../../src/prune/Errors.ts"
-import { keptAfterEach, type PruneSchedule, removedAt, scheduleLayers, targetCounts } from "../../src/prune/Schedule.ts"
+import { halfStep, type ScheduleKind, ScheduleKinds, scheduledCounts, targetCounts } from "../../src/prune/Schedule.ts"
 import type { NeuronScores } from "../../src/prune/Scores.ts"
 import { keepCount, keepHighest, selectFraction, selectGlobal, selectUniform } from "../../src/prune/Select.ts"
 import { tinyConfig } from "../helpers/backend.ts"
 
 describe("schedules", () => {
-  it("constant steps: the paper's fixed number per iteration, the last one takes the rest", () => {
-    expect(keptAfterEach({ kind: "constant", step: 1000 }, 11008, 6000)).toEqual([10008, 9008, 8008, 7008, 6008, 6000])
-    expect(removedAt({ kind: "constant", step: 1000 }, 11008, 6000, 1)).toBe(1000)
-    expect(removedAt({ kind: "constant", step: 1000 }, 11008, 6000, 6)).toBe(8)
-    expect(removedAt({ kind: "constant", step: 1000 }, 11008, 6000, 7)).toBe(0)
+  const after = (schedule: ScheduleKind, start: Array<number>, end: Array<number>, n: number) =>
+    Array.from({ length: n }, (_, i) => scheduledCounts(schedule, start, end, i + 1, n))
+
+  it("constant: the same number of units removed in every iteration (the paper's fixed step)", () => {
+    expect(after("constant", [100], [60], 4)).toEqual([[90], [80], [70], [60]])
+    // The step is per layer, from each layer's own width.
+    expect(after("constant", [8, 6], [4, 4], 2)).toEqual([[6, 5], [4, 4]])
   })
 
-  it("linear: N equal steps; cubic: large steps first, small ones last; one-shot: all at once", () => {
-    expect(keptAfterEach({ kind: "linear", iterations: 4 }, 100, 60)).toEqual([90, 80, 70, 60])
-    const cubic = keptAfterEach({ kind: "cubic", iterations: 4 }, 100, 36)
+  it("cubic: large steps first, small ones last; one-shot: all at once", () => {
+    const cubic = after("cubic", [100], [36], 4).map(([k]) => k)
     expect(cubic).toEqual([100 - Math.round(64 * (1 - 0.75 ** 3)), 100 - 56, 100 - 63, 36])
     const steps = cubic.map((k, i) => (i === 0 ? 100 : cubic[i - 1]) - k)
     expect(steps).toEqual([...steps].sort((a, b) => b - a))
-    expect(keptAfterEach({ kind: "one-shot" }, 100, 36)).toEqual([36])
+    expect(after("one-shot", [100], [36], 3)).toEqual([[36], [36], [36]])
   })
 
-  it("every schedule is non-increasing and ends exactly at the target", () => {
-    const schedules: Array<PruneSchedule> = [
-      { kind: "constant", step: 7 },
-      { kind: "linear", iterations: 9 },
-      { kind: "cubic", iterations: 9 },
-      { kind: "one-shot" }
-    ]
-    for (const schedule of schedules) {
+  it("every schedule is distinct, non-increasing, and ends exactly at the target (and stays there)", () => {
+    const seen = new Set<string>()
+    for (const schedule of ScheduleKinds) {
       for (const [start, end] of [[512, 256], [24, 23], [13, 1]]) {
-        const kept = keptAfterEach(schedule, start, end)
+        const kept = after(schedule, [start], [end], 9).map(([k]) => k)
         expect(kept.at(-1)).toBe(end)
         kept.forEach((k, i) => expect(k).toBeLessThanOrEqual(i === 0 ? start : kept[i - 1]))
-        const removed = kept.map((_, i) => removedAt(schedule, start, end, i + 1)).reduce((a, b) => a + b, 0)
-        expect(removed).toBe(start - end)
+        expect(scheduledCounts(schedule, [start], [end], 12, 9)).toEqual([end])
       }
-      expect(keptAfterEach(schedule, 10, 10)).toEqual([])
+      seen.add(JSON.stringify(after(schedule, [512], [256], 9)))
     }
+    expect(seen.size).toBe(ScheduleKinds.length)
   })
 
-  it("schedules every layer from its own width", () => {
-    expect(scheduleLayers({ kind: "constant", step: 2 }, [8, 6], [4, 4])).toEqual([[6, 4], [4, 4]])
+  it("a rolled-back step is retried halfway, rounded towards the current size", () => {
+    expect(halfStep([64, 64], [40, 16])).toEqual([52, 40])
+    expect(halfStep([52], [51])).toEqual([52])
   })
 })
 
