@@ -21,7 +21,8 @@ import { keepCount, unitCounts } from "../src/prune/Select.ts"
 import { applyPlan, type KeepPlan } from "../src/prune/Surgery.ts"
 import { disposeAdamW } from "../src/tune/AdamW.ts"
 import { baseModelConfig, baseTasks, baseTrainingStep, defaultBaseRecipe, initBaseTraining } from "../src/tune/BaseTraining.ts"
-import { localGradients } from "../src/tune/Trainer.ts"
+import { GradientsLocal } from "../layers/Gradients.ts"
+import { type BackendName, Compute } from "../src/services/Compute.ts"
 import {
   type Benchmark,
   describeConfig,
@@ -48,7 +49,7 @@ const trainingStep = async (steps: number) => {
   const times: Array<number> = []
   for (let i = 0; i < steps + 1; i++) {
     const started = performance.now()
-    const next = await run(baseTrainingStep(recipe, tasks, state, localGradients))
+    const next = await run(baseTrainingStep(recipe, tasks, state).pipe(Effect.provide(GradientsLocal.pipe(Layer.provide(Layer.sync(Compute, () => Compute.of({ backend: tf.getBackend() as BackendName, description: "bench" })))))))
     state = next.state
     if (i > 0) times.push(seconds(started))
     progress(`  training step ${i + 1}/${steps + 1}: ${seconds(started).toFixed(2)} s${i === 0 ? " (warm-up)" : ""}`)

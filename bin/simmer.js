@@ -2,11 +2,12 @@
 // Launcher for `npx simmer` / the package `bin`. simmer runs on effect 4, whose platform needs
 // Node >= 22.19 with TypeScript type stripping. When the Node that started us is older (these
 // machines ship Node 20), re-run the CLI under the Node binary that the `node` dependency
-// installed into node_modules, forwarding arguments, stdio, signals and the exit code.
-import { spawn } from "node:child_process"
+// installed into node_modules, forwarding arguments, stdio, signals and the exit code, and
+// taking the child down with us if we die (bin/relaunch.js).
 import { existsSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { relaunch } from "./relaunch.js"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const main = join(root, "src", "cli", "main.ts")
@@ -24,9 +25,5 @@ if (supported) {
     )
     process.exit(1)
   }
-  const child = spawn(bundled, [main, ...process.argv.slice(2)], { stdio: "inherit" })
-  // The child shares our terminal's process group for SIGINT; SIGTERM (spot preemption) comes
-  // to us alone, so pass it on and let the child stop gracefully.
-  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(signal, () => child.kill(signal))
-  child.on("exit", (code, signal) => process.exit(code ?? (signal === "SIGINT" ? 130 : 143)))
+  relaunch(bundled, main, process.argv.slice(2))
 }

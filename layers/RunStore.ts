@@ -1,54 +1,162 @@
 /**
  * RunStore in a run folder on the local file system:
  *
- *   <run>/plan.yaml          the plan as given (written by the caller)
- *   <run>/events.ndjson      one RunEvent per line, appended and fsynced
- *   <run>/stages/<name>/     a Hugging Face checkpoint + manifest.json (sha256 per file)
- *   <run>/accepted.json      pointer to the last accepted stage
- *   <run>/resume/            the interrupted stage: model/ (checkpoint + manifest),
- *                            tensors.safetensors (optimizer moments), state.json
+ *   <run>/plan.yaml, run.json  written when the run is created (io/RunFolder.ts)
+ *   <run>/events.ndjson        one RunEvent per line, appended and fsynced
+ *   <run>/stages/<name>/       a Hugging Face checkpoint + manifest.json (sha256 per file)
+ *   <run>/accepted.json        each strategy's last accepted stage
+ *   <run>/result.json          each finished strategy's final checkpoint
+ *   <run>/resume/              an interrupted iteration: model/ (checkpoint + manifest),
+ *                              tensors.safetensors (e.g. optimizer moments), state.json
+ *   <run>/lock                 the writer: pid, host and start time of the process
  *
  * Every write is atomic (temporary name, fsync, rename), so a kill -9 at any instant leaves
- * each accepted checkpoint and the pointer intact.
+ * each accepted checkpoint and the pointers intact. One process writes a run folder at a time:
+ * the layer takes the lock when it is built and gives it back when its scope closes; a lock
+ * left by a process that no longer runs (kill -9) is taken over.
  */
-import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises"
+import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises"
+import { hostname } from "node:os"
 import { join } from "node:path"
-import { Effect, Layer, Option, Result, Schema } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
+import { pathExists, writeFolderAtomically } from "../src/io/AtomicWrite.ts"
 import { loadCheckpoint, saveCheckpoint } from "../src/io/Checkpoint.ts"
-import { pathExists, writeFileAtomically, writeFolderAtomically } from "../src/io/AtomicWrite.ts"
-import { FileSystemError, fsError } from "../src/io/Errors.ts"
-import { readSafetensors, writeSafetensors } from "../src/io/Safetensors.ts"
-import { CorruptStage, verifyManifest, writeManifest } from "../src/io/Manifest.ts"
+import { describeCause, errnoCode, type FileSystemError, fsError } from "../src/io/Errors.ts"
 import { eventLine, parseEventLog } from "../src/io/EventLog.ts"
-import type { RunEvent } from "../src/io/RunEvent.ts"
+import { verifyManifest, writeManifest } from "../src/io/Manifest.ts"
+import {
+  AcceptedFile,
+  acceptedFileName,
+  CorruptRunFile,
+  eventsFileName,
+  readRunFile,
+  resultFileName,
+  RunResult,
+  writeRunFile
+} from "../src/io/RunFolder.ts"
+import type { RunEvent, Strategy } from "../src/io/RunEvent.ts"
+import { readSafetensors, writeSafetensors } from "../src/io/Safetensors.ts"
 import { type AcceptedPointer, type ResumeState, RunStore } from "../src/services/RunStore.ts"
 
-const AcceptedPointerSchema = Schema.fromJsonString(Schema.Struct({
-  stage: Schema.String,
-  iteration: Schema.Int,
-  strategy: Schema.String
-}))
+export class RunLocked extends Schema.TaggedError<RunLocked>()("RunLocked", {
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
+const LockOwner = Schema.Struct({
+  pid: Schema.Int,
+  host: Schema.String,
+  /** The process's start time in clock ticks since boot (/proc/<pid>/stat), so a reused pid is not mistaken for the owner. */
+  processStart: Schema.optionalKey(Schema.String),
+  since: Schema.String,
+  command: Schema.String
+})
+type LockOwner = typeof LockOwner.Type
+
+const processStart = async (pid: number): Promise<string | undefined> => {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8")
+    // Field 22 (starttime); the command name (field 2) may contain spaces, so count after its ")".
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether the process that wrote `owner` still runs (on this host; another host's cannot be checked). */
+const ownerAlive = async (owner: LockOwner): Promise<boolean> => {
+  if (owner.host !== hostname()) return true
+  try {
+    process.kill(owner.pid, 0)
+  } catch (cause) {
+    return errnoCode(cause) === "EPERM"
+  }
+  if (owner.processStart === undefined) return true
+  const now = await processStart(owner.pid)
+  return now === undefined || now === owner.processStart
+}
+
+const describeOwner = (owner: LockOwner) =>
+  `pid ${owner.pid} on ${owner.host}, since ${owner.since} (${owner.command})`
+
+/** Takes the run folder's lock for this process until the scope closes. */
+const lockRunFolder = (dir: string) => {
+  const path = join(dir, "lock")
+  const take = Effect.tryPromise({
+    try: async (): Promise<LockOwner | undefined> => {
+      const me: LockOwner = {
+        pid: process.pid,
+        host: hostname(),
+        ...(await processStart(process.pid).then((s) => (s === undefined ? {} : { processStart: s }))),
+        since: new Date().toISOString(),
+        command: process.argv.slice(2).join(" ") || "simmer"
+      }
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          const handle = await open(path, "wx")
+          try {
+            await handle.writeFile(JSON.stringify(me) + "\n")
+            await handle.sync()
+          } finally {
+            await handle.close()
+          }
+          return undefined
+        } catch (cause) {
+          if (errnoCode(cause) !== "EEXIST") throw cause
+        }
+        const text = await readFile(path, "utf8").catch(() => "")
+        const owner = Schema.decodeUnknownOption(Schema.fromJsonString(LockOwner))(text)
+        // A lock being written this very moment reads as empty: treat it as held.
+        if (Option.isNone(owner)) return { pid: 0, host: "?", since: "now", command: "another simmer process" }
+        if (await ownerAlive(owner.value)) return owner.value
+        // The owner is gone (kill -9, a crash): move its lock aside, then race for a fresh one.
+        await rename(path, `${path}.stale-${process.pid}`).catch(() => undefined)
+        await rm(`${path}.stale-${process.pid}`, { force: true })
+      }
+      throw new Error("the lock changed hands while it was being taken")
+    },
+    catch: (cause) => new RunLocked({ path, message: `Cannot lock the run folder ${dir}: ${describeCause(cause)}.` })
+  }).pipe(Effect.flatMap((holder) =>
+    holder === undefined ? Effect.void : Effect.fail(
+      new RunLocked({
+        path,
+        message: `${dir} is in use by another simmer process (${describeOwner(holder)}). Wait for it to finish, ` +
+          `or stop it (SIGTERM stops it resumably); a lock left by a process that died is taken over by itself.`
+      })
+    )
+  ))
+  const release = Effect.promise(async () => {
+    const text = await readFile(path, "utf8").catch(() => "")
+    const owner = Schema.decodeUnknownOption(Schema.fromJsonString(LockOwner))(text)
+    if (Option.isSome(owner) && owner.value.pid === process.pid && owner.value.host === hostname()) await rm(path, { force: true })
+  })
+  return Effect.acquireRelease(take, () => release)
+}
 
 const readOptional = (path: string) =>
   Effect.tryPromise({
-    try: () => readFile(path, "utf8").catch((e) => (e.code === "ENOENT" ? undefined : Promise.reject(e))),
+    try: () => readFile(path, "utf8").catch((e) => (errnoCode(e) === "ENOENT" ? undefined : Promise.reject(e))),
     catch: fsError(path, "read")
   })
 
-export const RunStoreLive = (dir: string): Layer.Layer<RunStore, FileSystemError> =>
+/** The store of an existing run folder (created by io/RunFolder.createRunFolder), locked for this process. */
+export const RunStoreLive = (dir: string): Layer.Layer<RunStore, FileSystemError | RunLocked | Effect.Error<ReturnType<typeof parseEventLog>>> =>
   Layer.effect(
     RunStore,
     Effect.gen(function*() {
-      const eventsPath = join(dir, "events.ndjson")
-      const acceptedPath = join(dir, "accepted.json")
+      const eventsPath = join(dir, eventsFileName)
+      const acceptedPath = join(dir, acceptedFileName)
+      const resultPath = join(dir, resultFileName)
       const resumeDir = join(dir, "resume")
       yield* Effect.tryPromise({ try: () => mkdir(join(dir, "stages"), { recursive: true }), catch: fsError(dir, "create") })
+      yield* lockRunFolder(dir)
 
       const events = Effect.gen(function*() {
         const text = yield* readOptional(eventsPath)
         return text === undefined ? [] : yield* parseEventLog(eventsPath, text)
       })
-      let seq = (yield* events.pipe(Effect.orElseSucceed(() => []))).length
+      // A damaged log fails the store here rather than restarting seq at 0 over it.
+      let seq = (yield* events).length
 
       const appendEvent = (event: Omit<RunEvent, "seq" | "time">) =>
         Effect.tryPromise({
@@ -84,13 +192,18 @@ export const RunStoreLive = (dir: string): Layer.Layer<RunStore, FileSystemError
           return { config: loaded.config, params: loaded.params }
         })
 
-      const markAccepted = (pointer: AcceptedPointer) => writeFileAtomically(acceptedPath, JSON.stringify(pointer) + "\n")
-
       const accepted = Effect.gen(function*() {
-        const text = yield* readOptional(acceptedPath)
-        if (text === undefined) return Option.none<AcceptedPointer>()
-        return Option.fromNullishOr(Result.getOrUndefined(Schema.decodeUnknownResult(AcceptedPointerSchema)(text)))
+        const file = yield* readRunFile(acceptedPath, AcceptedFile)
+        const pointers = file === undefined ? [] : "stage" in file ? [file] : Object.values(file)
+        return new Map(pointers.map((p) => [p.strategy, p as AcceptedPointer] as const)) as ReadonlyMap<Strategy, AcceptedPointer>
       })
+
+      const markAccepted = (pointer: AcceptedPointer) =>
+        Effect.gen(function*() {
+          const all = new Map(yield* accepted)
+          all.set(pointer.strategy, pointer)
+          yield* writeRunFile(acceptedPath, Object.fromEntries(all))
+        })
 
       const saveResume = (state: ResumeState) =>
         writeFolderAtomically(resumeDir, (temp) =>
@@ -113,19 +226,31 @@ export const RunStoreLive = (dir: string): Layer.Layer<RunStore, FileSystemError
 
       const loadResume = Effect.gen(function*() {
         if (!(yield* pathExists(resumeDir))) return Option.none()
-        const model = yield* loadStage("resume/model")
-        const tensors = yield* readSafetensors(join(resumeDir, "tensors.safetensors"))
         const infoPath = join(resumeDir, "state.json")
         const text = yield* readOptional(infoPath)
         const info = yield* Effect.try({
-          try: () => JSON.parse(text ?? "") as Record<string, unknown>,
-          catch: () => new CorruptStage({ path: infoPath, message: `${infoPath} is missing or not JSON.` })
+          try: () => JSON.parse(text ?? "") as unknown,
+          catch: () =>
+            new CorruptRunFile({
+              path: infoPath,
+              message: `${infoPath} is missing or not JSON, so the interrupted iteration cannot be continued; ` +
+                `remove ${resumeDir} to restart it from the last accepted checkpoint.`
+            })
         })
-        return Option.some({ info, ...model, tensors })
+        // Host memory first: nothing on the device to release should the tensors file be bad.
+        const tensors = yield* readSafetensors(join(resumeDir, "tensors.safetensors"))
+        const model = yield* loadStage("resume/model")
+        return Option.some({ info, model, tensors: [...tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data })) })
       })
 
       const clearResume = Effect.tryPromise({ try: () => rm(resumeDir, { recursive: true, force: true }), catch: fsError(resumeDir, "remove") })
 
-      return RunStore.of({ dir, appendEvent, events, saveStage, loadStage, markAccepted, accepted, saveResume, loadResume, clearResume })
+      const recordResult = (strategy: Strategy, result: RunResult["strategies"][string]) =>
+        Effect.gen(function*() {
+          const current = yield* readRunFile(resultPath, RunResult)
+          yield* writeRunFile(resultPath, { strategies: { ...current?.strategies, [strategy]: result } })
+        })
+
+      return RunStore.of({ dir, appendEvent, events, saveStage, loadStage, markAccepted, accepted, saveResume, loadResume, clearResume, recordResult })
     })
   )

@@ -1,21 +1,41 @@
 /**
  * `simmer eval <checkpoint> --task arith|program|general|<file.jsonl>`: accuracy (exact match or
- * pass@1) or perplexity on a test split, with decoding throughput.
+ * pass@1) or perplexity, with decoding throughput. A built-in task is evaluated on its test
+ * split; a JSONL file a user hands over is scored whole unless `--split` picks one part of the
+ * hash split a plan would use. Zero examples is an error, never "0/0".
  */
-import { Console, Effect } from "effect"
+import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { loadCheckpoint } from "../io/Checkpoint.ts"
-import { loadTokenizer } from "../io/Tokenizer.ts"
+import { openCheckpoint } from "../io/OpenCheckpoint.ts"
 import { disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
 import { type DatasetRef, Datasets } from "../services/Datasets.ts"
+import { splits } from "../tasks/Task.ts"
 import { evaluateDataset } from "../eval/Evaluate.ts"
-import { backendFlag, jsonFlag, skipInvalidFlag } from "./Flags.ts"
+import { backendFlag, jsonFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
+import { InvalidArguments } from "./Output.ts"
 import { makeProgress } from "./Progress.ts"
 
-/** A built-in task name (with the given seed) or a JSONL file path. */
+const builtinTasks = ["arith", "program", "general"] as const
+
+const isBuiltin = (task: string): task is (typeof builtinTasks)[number] => (builtinTasks as ReadonlyArray<string>).includes(task)
+
+/** A built-in task name (with the given seed) or a JSONL file path (divided by prompt hash). */
 export const datasetRef = (task: string, seed: number, skipInvalid: boolean): DatasetRef =>
-  task === "arith" || task === "program" || task === "general" ? { task, seed } : { file: task, skipInvalid }
+  isBuiltin(task) ? { task, seed } : { file: task, skipInvalid }
+
+export const evalSplits = ["all", ...splits] as const
+export type EvalSplit = (typeof evalSplits)[number]
+
+/** What `--split` means for this data: a file is scored whole unless told otherwise; a built-in task has no end, so its test split. */
+export const resolveEvalSplit = (task: string, split: Option.Option<EvalSplit>): Effect.Effect<EvalSplit, InvalidArguments> => {
+  const chosen = Option.getOrElse(split, () => (isBuiltin(task) ? "test" : "all"))
+  return isBuiltin(task) && chosen === "all"
+    ? Effect.fail(new InvalidArguments({
+      message: `--split all needs a file: the built-in task ${task} generates examples without end; choose --split test (its default), train or calibration.`
+    }))
+    : Effect.succeed(chosen)
+}
 
 export const evalCommand = Command.make(
   "eval",
@@ -25,38 +45,63 @@ export const evalCommand = Command.make(
       Flag.withDescription(
         "arith | program | general (built-in tasks), or a JSONL file of {question, answer} (GSM8K), {prompt, completion} or {text} lines."
       ),
-      Flag.withDefault("arith")
+      withShownDefault("arith")
     ),
-    examples: Flag.Int("examples").pipe(Flag.withDescription("Test examples to evaluate."), Flag.withDefault(500)),
-    batchSize: Flag.Int("batch-size").pipe(Flag.withDescription("Sequences decoded together."), Flag.withDefault(64)),
-    seed: Flag.Int("seed").pipe(Flag.withDescription("Seed of a built-in task (its test split)."), Flag.withDefault(1)),
+    split: Flag.Literals("split", evalSplits).pipe(
+      Flag.withDescription(
+        "Which part to evaluate. A file: all of it (default), or one part of the 80/10/10 split by prompt hash that plans " +
+          "use (train, calibration, test). A built-in task: test (default), train or calibration."
+      ),
+      Flag.optional
+    ),
+    examples: Flag.Int("examples").pipe(
+      Flag.withDescription("Evaluate at most this many examples, from the start of the split."),
+      withRange({ min: 1 }),
+      withShownDefault(500)
+    ),
+    batchSize: Flag.Int("batch-size").pipe(Flag.withDescription("Sequences decoded together."), withRange({ min: 1 }), withShownDefault(64)),
+    seed: seedFlag("Seed of a built-in task.", 1),
     skipInvalid: skipInvalidFlag,
     json: jsonFlag,
     backend: backendFlag
   },
   Effect.fnUntraced(function*(input) {
     yield* Compute
-    const dataset = yield* (yield* Datasets).open(datasetRef(input.task, input.seed, input.skipInvalid))
-    const tokenizer = yield* loadTokenizer(input.checkpoint)
-    const checkpoint = yield* loadCheckpoint(input.checkpoint)
+    const split = yield* resolveEvalSplit(input.task, input.split)
+    const ref = datasetRef(input.task, input.seed, input.skipInvalid)
+    const dataset = yield* (yield* Datasets).open("file" in ref && split === "all" ? { ...ref, splitBy: "none" } : ref)
+    // With splitBy "none" every split is the whole file; evaluate one of them.
+    const evaluated = split === "all" ? "test" : split
+    const available = dataset.size(evaluated)
+    if (available === 0) {
+      // Only a file's hash split can be empty (an empty file fails to open).
+      const records = splits.reduce((n, s) => n + (dataset.size(s) ?? 0), 0)
+      return yield* new InvalidArguments({
+        message: `${dataset.name} has no examples in its ${split} split: its ${records} record${records === 1 ? " is" : "s are"} divided 80/10/10 ` +
+          `by a hash of each prompt, and none fell into ${split}. Leave out --split to evaluate the whole file.`
+      })
+    }
+    const { checkpoint, tokenizer } = yield* openCheckpoint(input.checkpoint)
     yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
-    const progress = makeProgress(`eval ${dataset.name}`, input.examples)
+    const progress = makeProgress(`eval ${dataset.name}`, Math.min(input.examples, available ?? input.examples))
     const metrics = yield* evaluateDataset(checkpoint.config, checkpoint.params, tokenizer, dataset, {
       examples: input.examples,
+      split: evaluated,
       batchSize: input.batchSize,
       maxSeqLen: checkpoint.config.maxPositionEmbeddings,
       onProgress: (done) => progress.update(done)
     })
     progress.finish()
     if (input.json) {
-      yield* Console.log(JSON.stringify({ checkpoint: input.checkpoint, ...metrics, skippedLines: dataset.skipped }, null, 2))
+      yield* Console.log(JSON.stringify({ checkpoint: input.checkpoint, split, ...metrics, skippedLines: dataset.skipped }, null, 2))
       return
     }
     const headline = metrics.accuracy !== undefined
       ? `accuracy ${(metrics.accuracy * 100).toFixed(1)}% (${metrics.correct}/${metrics.examples})`
       : `perplexity ${metrics.perplexity!.toFixed(3)} over ${metrics.examples} examples`
     yield* Console.log(
-      `${dataset.name}: ${headline}; ${metrics.examplesPerSecond.toFixed(1)} examples/s` +
+      `${dataset.name} (${split === "all" ? "whole file" : `${split} split`}): ${headline}; ` +
+        `${metrics.examplesPerSecond.toFixed(1)} examples/s` +
         (metrics.tokensPerSecond !== undefined ? `, ${metrics.tokensPerSecond.toFixed(0)} generated tokens/s` : "") +
         `; ${metrics.parameters.toLocaleString("en-US")} parameters` +
         (dataset.skipped > 0 ? `; ${dataset.skipped} invalid lines skipped` : "")
@@ -66,6 +111,7 @@ export const evalCommand = Command.make(
   Command.withDescription("Evaluate a checkpoint on a built-in task or a JSONL file: accuracy / pass@1, or perplexity."),
   Command.withExamples([
     { command: "simmer eval models/base --task program", description: "pass@1 on the program task's test split" },
-    { command: "simmer eval ./ckpt --task gsm8k_test.jsonl --examples 200 --json", description: "GSM8K-style exact match" }
+    { command: "simmer eval ./ckpt --task gsm8k_test.jsonl --json", description: "GSM8K-style exact match on every line of the file" },
+    { command: "simmer eval ./ckpt --task mixed.jsonl --split test", description: "Only the test part of a file a plan also tunes on" }
   ])
 )

@@ -2,17 +2,20 @@
  * `simmer generate <checkpoint>`: continue a prompt with a checkpoint, greedy by default.
  * With --json it prints the prompt ids, generated ids and text, and with --logits the float32
  * logits of every prompt position, so the numerics can be compared with another implementation.
+ * A model sees at most max_position_embeddings tokens: a longer prompt is refused, and
+ * generation stops there with a warning. Prompt characters the tokenizer does not know get a
+ * warning naming them, since the model only sees `<unk>` for them.
  */
 import * as tf from "@tensorflow/tfjs"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { loadCheckpoint } from "../io/Checkpoint.ts"
-import { loadTokenizer, type Tokenizer } from "../io/Tokenizer.ts"
+import { openCheckpointMaybeTokenizer } from "../io/OpenCheckpoint.ts"
+import { unknownCharacters } from "../io/Tokenizer.ts"
 import { generate } from "../model/Generate.ts"
 import { disposeParams } from "../model/Params.ts"
 import { forward } from "../model/Transformer.ts"
 import { Compute } from "../services/Compute.ts"
-import { backendFlag, jsonFlag } from "./Flags.ts"
+import { backendFlag, jsonFlag, seedFlag, withRange, withShownDefault } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
 
 /** "5,17,3" → [5, 17, 3], every id an integer in [0, vocabSize). */
@@ -37,6 +40,30 @@ const eosIds = (...sources: ReadonlyArray<unknown>): Array<number> => {
   return []
 }
 
+/**
+ * Prompts in the format the bundled model was trained on (a trailing newline ends the question)
+ * and what it answers, greedily; the help shows them and a test checks the answers.
+ */
+export const bundledModelExamples = [
+  { prompt: "bob has 6 shells, multiplies them by 8. how many now?\n", answer: "6*8=48\n#### 48", task: "arith" },
+  { prompt: "f(x)=max(x,x%5)\n", answer: "xx5%m", task: "program" }
+] as const
+
+/** A prompt as bash's $'...' quoting writes it, so the newline survives the shell. */
+const bashQuoted = (text: string) => `$'${text.replace(/\\/g, "\\\\").replace(/'/g, "\\'").replace(/\n/g, "\\n")}'`
+
+/** Why generation ended. */
+export type StopReason = "eos" | "max-new-tokens" | "max-positions"
+
+/**
+ * How many tokens may be generated after a prompt of `promptLength`: the request, capped so that
+ * prompt and generation together stay within the model's positions.
+ */
+export const generationBudget = (promptLength: number, maxNewTokens: number, maxPositions: number) => {
+  const room = maxPositions - promptLength
+  return room < maxNewTokens ? { tokens: room, cappedBy: "max-positions" as const } : { tokens: maxNewTokens, cappedBy: "max-new-tokens" as const }
+}
+
 export const generateCommand = Command.make(
   "generate",
   {
@@ -44,7 +71,10 @@ export const generateCommand = Command.make(
       Argument.withDescription("A Hugging Face checkpoint folder (config.json + model.safetensors).")
     ),
     prompt: Flag.String("prompt").pipe(
-      Flag.withDescription("Prompt text, encoded with the checkpoint's tokenizer.json (special tokens added as the tokenizer defines)."),
+      Flag.withDescription(
+        "Prompt text, encoded with the checkpoint's tokenizer.json (special tokens added as the tokenizer defines). " +
+          "Give it in the format the model was trained on: the bundled model's prompts end with a newline (see the examples)."
+      ),
       Flag.optional
     ),
     ids: Flag.String("ids").pipe(
@@ -52,18 +82,24 @@ export const generateCommand = Command.make(
       Flag.optional
     ),
     maxNewTokens: Flag.Int("max-new-tokens").pipe(
-      Flag.withDescription("How many tokens to generate at most."),
-      Flag.withDefault(32)
+      Flag.withDescription(
+        "How many tokens to generate at most (fewer when prompt and generation would exceed the model's " +
+          "max_position_embeddings; 0 with --json --logits only scores the prompt)."
+      ),
+      withRange({ min: 0 }),
+      withShownDefault(32)
     ),
     temperature: Flag.Finite("temperature").pipe(
-      Flag.withDescription("Sampling temperature; 0 (default) is greedy decoding."),
-      Flag.withDefault(0)
+      Flag.withDescription("Sampling temperature; 0 is greedy decoding."),
+      withRange({ min: 0 }, "number"),
+      withShownDefault(0)
     ),
     topP: Flag.Finite("top-p").pipe(
       Flag.withDescription("Nucleus sampling: sample from the smallest set of tokens holding this probability."),
-      Flag.withDefault(1)
+      withRange({ min: 0, minExclusive: true, max: 1 }, "number"),
+      withShownDefault(1)
     ),
-    seed: Flag.Int("seed").pipe(Flag.withDescription("Seed for sampling."), Flag.withDefault(0)),
+    seed: seedFlag("Seed for sampling.", 0),
     ignoreEos: Flag.Boolean("ignore-eos").pipe(
       Flag.withDescription("Keep generating after the end-of-sequence token."),
       Flag.withDefault(false)
@@ -77,22 +113,16 @@ export const generateCommand = Command.make(
   },
   Effect.fnUntraced(function*(input) {
     yield* Compute // the backend is initialised before any tensor exists
-    if (input.maxNewTokens < 0) {
-      return yield* new InvalidArguments({ message: `--max-new-tokens must be 0 or more, got ${input.maxNewTokens}.` })
-    }
-    if (input.temperature < 0 || input.topP <= 0 || input.topP > 1) {
-      return yield* new InvalidArguments({
-        message: `--temperature must be ≥ 0 and --top-p in (0, 1], got ${input.temperature} and ${input.topP}.`
-      })
-    }
     if (Option.isSome(input.prompt) === Option.isSome(input.ids)) {
       return yield* new InvalidArguments({ message: "Give exactly one of --prompt \"text\" or --ids 5,17,3." })
     }
-    const checkpoint = yield* loadCheckpoint(input.checkpoint)
+    const { checkpoint, tokenizer } = yield* openCheckpointMaybeTokenizer(input.checkpoint)
     yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
-    const tokenizer: Tokenizer | undefined = Option.isSome(input.prompt)
-      ? yield* loadTokenizer(input.checkpoint)
-      : yield* loadTokenizer(input.checkpoint).pipe(Effect.orElseSucceed(() => undefined))
+    if (Option.isSome(input.prompt) && tokenizer === undefined) {
+      return yield* new InvalidArguments({
+        message: `${input.checkpoint} has no tokenizer.json, so --prompt cannot be encoded; give the prompt as token ids with --ids 5,17,3.`
+      })
+    }
     const promptIds = Option.isSome(input.ids)
       ? yield* parseIds(input.ids.value, checkpoint.config.vocabSize)
       : tokenizer!.encode(Option.getOrThrow(input.prompt), { addSpecialTokens: true })
@@ -103,14 +133,38 @@ export const generateCommand = Command.make(
         message: `The tokenizer produced id ${outOfRange}, outside the model's vocabulary of ${checkpoint.config.vocabSize}.`
       })
     }
+    const positions = checkpoint.config.maxPositionEmbeddings
+    if (promptIds.length >= positions) {
+      return yield* new InvalidArguments({
+        message: `The prompt is ${promptIds.length} tokens, but ${input.checkpoint} sees at most ${positions} ` +
+          `(max_position_embeddings in its config.json), which leaves no room to generate; shorten the prompt.`
+      })
+    }
+    if (Option.isSome(input.prompt)) {
+      const unknown = unknownCharacters(tokenizer!, input.prompt.value)
+      if (unknown.length > 0) {
+        yield* Effect.logWarning(
+          `the tokenizer of ${input.checkpoint} does not know ${unknown.map((c) => JSON.stringify(c)).join(", ")}: ` +
+            `the model sees the unknown token for ${unknown.length === 1 ? "it" : "them"}.`
+        )
+      }
+    }
+    const budget = generationBudget(promptIds.length, input.maxNewTokens, positions)
     const stopTokens = input.ignoreEos ? [] : eosIds(checkpoint.generationConfig, checkpoint.hfConfig)
     const generated = generate(checkpoint.config, checkpoint.params, [promptIds], {
       temperature: input.temperature,
       topP: input.topP,
       seed: input.seed,
-      maxNewTokens: input.maxNewTokens,
+      maxNewTokens: budget.tokens,
       stopTokens
     })[0]
+    const stopped: StopReason = generated.length > 0 && stopTokens.includes(generated[generated.length - 1]) ? "eos" : budget.cappedBy
+    if (stopped === "max-positions") {
+      yield* Effect.logWarning(
+        `stopped after ${generated.length} new tokens: prompt (${promptIds.length}) and generation reached the ` +
+          `${positions} positions ${input.checkpoint} was built for (max_position_embeddings).`
+      )
+    }
     const text = tokenizer?.decode(generated, { skipSpecialTokens: true })
     if (!input.json) {
       yield* Console.log(text ?? generated.join(","))
@@ -122,6 +176,7 @@ export const generateCommand = Command.make(
     yield* Console.log(JSON.stringify({
       prompt_ids: promptIds,
       generated_ids: generated,
+      stopped,
       ...(text !== undefined ? { text } : {}),
       ...(logits !== undefined ? { logits } : {})
     }))
@@ -129,7 +184,12 @@ export const generateCommand = Command.make(
 ).pipe(
   Command.withDescription("Continue a prompt with a checkpoint (greedy by default) and print the new tokens."),
   Command.withExamples([
-    { command: "simmer generate models/base --prompt \"12+7=\"", description: "Greedy continuation of a text prompt" },
+    ...bundledModelExamples.map((e, i) => ({
+      command: `simmer generate models/base --prompt ${bashQuoted(e.prompt)}`,
+      description: `The bundled model on ${e.task === "arith" ? "an arith question" : "a program task"}; it answers ` +
+        `${JSON.stringify(e.answer)}` +
+        (i === 0 ? ". Its prompts end with a newline (bash: $'...\\n'); without one the model goes on writing the question" : "")
+    })),
     { command: "simmer generate ./ckpt --ids 1,45,3 --max-new-tokens 12 --json --logits", description: "Token ids in, ids and logits out" }
   ])
 )

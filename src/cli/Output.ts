@@ -3,8 +3,8 @@
  * logs and progress on stderr, and a failure as one paragraph naming the file and the problem
  * with a non-zero exit code, never a stack trace for a problem the user can fix.
  */
-import { Cause, Console, Effect, Logger, Schema } from "effect"
-import { CliError } from "effect/cli"
+import { Cause, Console, Effect, Layer, Logger, Option, Schema } from "effect"
+import { CliError, CliOutput, type HelpDoc } from "effect/cli"
 
 /** Arguments that parse but do not make sense together (any command). */
 export class InvalidArguments extends Schema.TaggedError<InvalidArguments>()("InvalidArguments", {
@@ -16,6 +16,8 @@ export const ExitCode = {
   ok: 0,
   /** Bad input: a missing or malformed checkpoint, plan, dataset or flag. */
   failure: 1,
+  /** A run finished without reaching its target: every further pruning step failed the gates. */
+  targetNotReached: 3,
   /** Internal error: a bug in simmer (please report it with the message). */
   defect: 70,
   /** Stopped by SIGTERM/SIGINT with its state saved: `simmer resume <run>` continues (EX_TEMPFAIL). */
@@ -32,13 +34,63 @@ export const stderrLogger = Logger.layer([
   })
 ])
 
+/** One line for a parse error: the CLI library's own texts, with suggestions folded into the line. */
+export const usageErrorLine = (error: CliError.CliError): string => {
+  switch (error._tag) {
+    case "UnrecognizedOption":
+      return `unknown flag ${error.option}${suggestionText(error.suggestions)}`
+    case "UnknownSubcommand":
+      return `unknown command "${error.subcommand}"${suggestionText(error.suggestions)}`
+    default:
+      return error.message.replace(/\s*\n\s*/g, " ")
+  }
+}
+
+const suggestionText = (suggestions: ReadonlyArray<string>) =>
+  suggestions.length === 0 ? "" : `; did you mean ${suggestions.join(" or ")}?`
+
+/** What a mistyped command prints (on stderr): the problems, one line each, and where the help is. */
+export const usageErrorText = (commandPath: ReadonlyArray<string>, errors: ReadonlyArray<CliError.CliError>): string =>
+  [...errors.map((e) => `simmer: ${usageErrorLine(e)}`), `see \`${commandPath.join(" ")} --help\``].join("\n")
+
+/**
+ * Help marks the flags a command cannot run without; defaults are part of each flag's
+ * description (see Flags.withShownDefault), because the CLI library's help does not show them.
+ */
+export const markRequired = (doc: HelpDoc.HelpDoc): HelpDoc.HelpDoc => ({
+  ...doc,
+  flags: doc.flags.map((flag) =>
+    flag.required
+      ? { ...flag, description: Option.some(`${Option.getOrElse(flag.description, () => "")} (required)`.trim()) }
+      : flag
+  )
+})
+
+/**
+ * How the CLI library presents help and parse errors: help as it is (required flags marked);
+ * a usage error as one line per problem and a pointer to the command's help, on stderr, instead
+ * of the whole help page followed by the error.
+ */
+export const cliOutputLayer: Layer.Layer<never> = Layer.mergeAll(
+  CliOutput.layer((() => {
+    const base = CliOutput.defaultFormatter()
+    return { ...base, formatHelpDoc: (doc) => base.formatHelpDoc(markRequired(doc)) }
+  })()),
+  CliOutput.layerPresenter({
+    present: (event) =>
+      event._tag === "InvalidInvocation"
+        ? Console.error(usageErrorText(event.commandPath, event.errors))
+        : CliOutput.defaultPresenter.present(event)
+  })
+)
+
 const isUserError = (error: unknown): error is { readonly _tag: string; readonly message: string } =>
   typeof error === "object" && error !== null && "_tag" in error && "message" in error &&
   typeof (error as { message: unknown }).message === "string"
 
 /**
  * Renders a failed command: typed errors as their message, defects with their stack (they are
- * bugs). CLI parse errors were already shown by the CLI library together with the help.
+ * bugs). CLI parse errors were already shown by the presenter.
  */
 export const reportFailure = <A, E, R>(program: Effect.Effect<A, E, R>): Effect.Effect<void, never, R> =>
   program.pipe(
@@ -51,7 +103,7 @@ export const reportFailure = <A, E, R>(program: Effect.Effect<A, E, R>): Effect.
         }
         const error = Cause.squash(cause)
         if (isUserError(error)) {
-          // The CLI library already printed parse errors together with the help.
+          // Parse errors were already printed by the presenter (cliOutputLayer).
           if (!CliError.isCliError(error)) yield* Console.error(`simmer: ${error.message}`)
           process.exitCode = ExitCode.failure
           return

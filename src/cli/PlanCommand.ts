@@ -1,29 +1,36 @@
 /**
  * `simmer plan --example` prints a commented example plan; `simmer plan check <plan>`
- * validates one without running it, listing every problem with its line.
+ * validates one without running it, listing every problem with its line: the plan's keys and
+ * values, and what the text cannot tell (the model folder and data files exist, the target can
+ * be reached with the plan's units).
  */
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Console, Effect } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { planUnitsOf, readPlan, scorerFor } from "../pipeline/Plan.ts"
+import { bundledModelPath, plannedTuners, planUnitsOf, readPlan, scorerFor } from "../pipeline/Plan.ts"
+import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { InvalidArguments } from "./Output.ts"
 
 export const examplePlanPath = fileURLToPath(new URL("../../plans/demo.yaml", import.meta.url))
 
 const check = Command.make(
   "check",
-  { plan: Argument.String("plan").pipe(Argument.withDescription("The plan file to validate.")) },
+  {
+    plan: Argument.String("plan").pipe(
+      Argument.withDescription("The plan file to validate. Relative paths inside it are read from its folder.")
+    )
+  },
   Effect.fnUntraced(function*(input) {
-    const { plan } = yield* readPlan(input.plan)
+    const { plan } = yield* readPlan(input.plan, { inputChecks: checkPlanInputs(bundledModelPath) })
     const target = "parameters" in plan.target
       ? `${(plan.target.parameters * 100).toFixed(0)}% of the non-embedding parameters`
       : Object.entries(plan.target.perLayer).map(([u, n]) => `${n} ${u} per layer`).join(", ")
     const units = planUnitsOf(plan).map((u) => `${u} (scorer ${scorerFor(plan, u)})`).join(", ")
-    const steps = typeof plan.tuner.steps === "number" ? `${plan.tuner.steps} steps each` : `${plan.tuner.steps.join("/")} steps`
+    const tuners = plannedTuners(plan).map((t) => `${t.kind} ${typeof t.steps === "number" ? `${t.steps} steps each` : `${t.steps.join("/")} steps`}`)
     yield* Console.log(
-      `${input.plan} is valid: ${plan.model} → ${target}, pruning ${units} over ${plan.iterations} ${plan.schedule} iterations, ` +
-        `${plan.tuner.kind} ${steps}${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
+      `${input.plan} is valid: ${plan.model === "base" ? "the bundled model" : plan.model} → ${target}, pruning ${units} over ${plan.iterations} ${plan.schedule} iterations, ` +
+        `${tuners.join(" then ")}${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
     )
   })
 ).pipe(Command.withDescription("Validate a plan without running it."))

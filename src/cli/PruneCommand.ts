@@ -1,26 +1,30 @@
 /**
- * `simmer prune <checkpoint> --out <dir> --target <fraction to keep>`: one-shot structured
- * pruning of MLP neurons, key/value groups or decoder blocks, uniform per layer, scored on
+ * `simmer prune <checkpoint> --out <dir> --keep-params <share> | --keep-units <fraction>`:
+ * one-shot structured pruning of MLP neurons, key/value groups or decoder blocks, scored on
  * calibration data; writes a checkpoint that loads like the original and prints the parameter
- * counts before and after. Also the flags and loading steps `simmer score` shares.
+ * counts before and after. The size is either a share of the non-embedding parameters (what a
+ * plan's `target.parameters` means) or a fraction of the units: two flags, because one `--target`
+ * meaning units surprised people who read it as parameters. Also the flags and loading steps
+ * `simmer score` shares.
  */
 import { existsSync } from "node:fs"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { loadCheckpoint, type LoadedCheckpoint, saveCheckpoint } from "../io/Checkpoint.ts"
+import { type LoadedCheckpoint, saveCheckpoint } from "../io/Checkpoint.ts"
 import { TargetExists } from "../io/Errors.ts"
-import { loadTokenizer } from "../io/Tokenizer.ts"
+import { openCheckpoint } from "../io/OpenCheckpoint.ts"
 import { disposeParams, type ParamCounts } from "../model/Params.ts"
 import { isUniform, type ModelConfig } from "../model/ModelConfig.ts"
 import { loadCalibration } from "../prune/CalibrationSource.ts"
 import { pruneOnce } from "../prune/Prune.ts"
 import { checkScorer, type ScoreOptions } from "../prune/Scorers.ts"
 import { defaultScorer, type Scores, type Unit } from "../prune/Scores.ts"
-import { checkFraction } from "../prune/Select.ts"
+import type { PruneTarget } from "../prune/Schedule.ts"
 import type { Model } from "../model/Model.ts"
 import { Compute } from "../services/Compute.ts"
-import { backendFlag, jsonFlag, skipInvalidFlag } from "./Flags.ts"
+import { backendFlag, jsonFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
 import { datasetRef } from "./EvalCommand.ts"
+import { InvalidArguments } from "./Output.ts"
 
 export const checkpointArgument = Argument.String("checkpoint").pipe(
   Argument.withDescription("A Hugging Face checkpoint folder with a tokenizer.")
@@ -32,7 +36,7 @@ export const scoringFlags = {
     Flag.withDescription(
       "What to prune: MLP neurons, key/value groups (a KV head with its query heads), or whole decoder blocks."
     ),
-    Flag.withDefault("neurons")
+    withShownDefault("neurons")
   ),
   scorer: Flag.String("scorer").pipe(
     Flag.withDescription(
@@ -43,30 +47,37 @@ export const scoringFlags = {
   ),
   calibration: Flag.String("calibration").pipe(
     Flag.withDescription("Calibration data: arith | program | general (built-in tasks) or a JSONL file (its calibration split)."),
-    Flag.withDefault("arith")
+    withShownDefault("arith")
   ),
   examples: Flag.Int("examples").pipe(
-    Flag.withDescription("Calibration examples (default 64; contrastive: 10 task samples, as the reference)."),
+    Flag.withDescription("Calibration examples. Default: 64; contrastive: 10 task samples, as the reference."),
+    withRange({ min: 1 }),
     Flag.optional
   ),
   general: Flag.String("general").pipe(
     Flag.withDescription("contrastive only: the general text it contrasts with (a task or JSONL file)."),
-    Flag.withDefault("general")
+    withShownDefault("general")
   ),
   generalExamples: Flag.Int("general-examples").pipe(
     Flag.withDescription("contrastive only: general-text samples (the reference: 1000)."),
-    Flag.withDefault(1000)
+    withRange({ min: 1 }),
+    withShownDefault(1000)
   ),
   topN: Flag.Int("top-n").pipe(
-    Flag.withDescription("contrastive only: size of a sample's strongly-active set (default: a tenth of the MLP width)."),
+    Flag.withDescription("contrastive only: size of a sample's strongly-active set. Default: a tenth of the MLP width."),
+    withRange({ min: 1 }),
     Flag.optional
   ),
   positions: Flag.Literals("positions", ["last", "all"]).pipe(
     Flag.withDescription("contrastive only: observe each sequence's last token (the reference) or every token."),
-    Flag.withDefault("last")
+    withShownDefault("last")
   ),
-  batchSize: Flag.Int("batch-size").pipe(Flag.withDescription("Calibration sequences per forward pass."), Flag.withDefault(16)),
-  seed: Flag.Int("seed").pipe(Flag.withDescription("Seed of built-in calibration tasks and of the random scorer."), Flag.withDefault(1)),
+  batchSize: Flag.Int("batch-size").pipe(
+    Flag.withDescription("Calibration sequences per forward pass."),
+    withRange({ min: 1 }),
+    withShownDefault(16)
+  ),
+  seed: seedFlag("Seed of built-in calibration tasks and of the random scorer.", 1),
   skipInvalid: skipInvalidFlag,
   json: jsonFlag,
   backend: backendFlag
@@ -94,8 +105,7 @@ type ScoringInput = {
 export const prepareScoring = Effect.fnUntraced(function*(input: ScoringInput) {
   yield* Compute // the backend is initialised before any tensor exists
   const scorer = yield* checkScorer(input.unit, Option.getOrElse(input.scorer, () => defaultScorer[input.unit]))
-  const tokenizer = yield* loadTokenizer(input.checkpoint)
-  const checkpoint = yield* loadCheckpoint(input.checkpoint)
+  const { checkpoint, tokenizer } = yield* openCheckpoint(input.checkpoint)
   const current: { model: Model } = { model: checkpoint }
   yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(current.model.config, current.model.params)))
   const examples = Option.getOrUndefined(input.examples)
@@ -119,6 +129,8 @@ export const prepareScoring = Effect.fnUntraced(function*(input: ScoringInput) {
   }
   return { scorer, checkpoint, current, data, options }
 })
+
+const fractionRange = { min: 0, minExclusive: true, max: 1 } as const
 
 const unitLabel: Record<Unit, string> = { neurons: "MLP neurons", heads: "key/value groups", layers: "decoder blocks" }
 
@@ -146,11 +158,21 @@ export const pruneCommand = Command.make(
   {
     checkpoint: checkpointArgument,
     out: Flag.String("out").pipe(Flag.withDescription("Folder to write the pruned checkpoint to.")),
-    target: Flag.Finite("target").pipe(
+    keepParams: Flag.Finite("keep-params").pipe(
       Flag.withDescription(
-        "Fraction to keep, in (0, 1]: of each layer's MLP neurons, of each layer's key/value groups (rounded to a " +
-          "legal count, at least one) or of the decoder blocks."
-      )
+        "Share of the non-embedding parameters to keep (as a plan's target.parameters): the most units whose removal " +
+          "leaves at most this share. Give this or --keep-units."
+      ),
+      withRange(fractionRange, "number"),
+      Flag.optional
+    ),
+    keepUnits: Flag.Finite("keep-units").pipe(
+      Flag.withDescription(
+        "Fraction of the units to keep: of each layer's MLP neurons or key/value groups (rounded to a legal count, at " +
+          "least one; with --allocation global, of all layers' together) or of the decoder blocks. Give this or --keep-params."
+      ),
+      withRange(fractionRange, "number"),
+      Flag.optional
     ),
     ...scoringFlags,
     allocation: Flag.Literals("allocation", ["uniform", "global"]).pipe(
@@ -159,13 +181,13 @@ export const pruneCommand = Command.make(
           "layers together so layers end up with different widths (global; the config then records per-layer shapes " +
           "in layer_shapes, which only simmer loads: see the README, 'Layers of different widths')."
       ),
-      Flag.withDefault("uniform")
+      withShownDefault("uniform")
     ),
     replace: Flag.Boolean("replace").pipe(Flag.withDescription("Replace --out if it exists."), Flag.withDefault(false))
   },
   Effect.fnUntraced(function*(input) {
     // Cheap checks first: a scoring pass can take minutes on a large model.
-    yield* checkFraction(input.target)
+    const target = yield* pruneTarget(input.keepParams, input.keepUnits)
     if (!input.replace && existsSync(input.out)) {
       return yield* new TargetExists({
         path: input.out,
@@ -177,7 +199,7 @@ export const pruneCommand = Command.make(
     const result = yield* pruneOnce(
       checkpoint.config,
       checkpoint.params,
-      { unit: input.unit, scorer, target: { kind: "fraction", keep: input.target }, allocation: input.allocation },
+      { unit: input.unit, scorer, target, allocation: input.allocation },
       data,
       { score: options }
     )
@@ -192,7 +214,8 @@ export const pruneCommand = Command.make(
           out: input.out,
           unit: input.unit,
           scorer,
-          target: input.target,
+          target: target.kind === "parameters" ? { keepParams: target.keep } : { keepUnits: target.keep },
+          nonEmbeddingShare: after.nonEmbedding / before.nonEmbedding,
           allocation: input.allocation,
           calibration: { task: input.calibration, samples: result.scores.samples, tokens: result.scores.tokens },
           seconds,
@@ -214,6 +237,7 @@ export const pruneCommand = Command.make(
         (input.unit === "heads" ? ` (${headsText(result.model.config)}, hidden size ${result.model.config.hiddenSize})` : "")
     )
     yield* Console.log(countsText(before, after))
+    yield* Console.log(shareText(before, after, target))
     yield* Console.log(`saved ${input.out}`)
     if (!isUniform(result.model.config)) {
       yield* Console.log(
@@ -228,21 +252,40 @@ export const pruneCommand = Command.make(
       "best fraction (uniform per layer unless --allocation global) and save a checkpoint that loads like the original."
   ),
   Command.withExamples([
-    { command: "simmer prune models/base --out pruned --target 0.75", description: "Keep 3/4 of the MLP neurons of every layer" },
+    { command: "simmer prune models/base --out pruned --keep-params 0.75", description: "Keep 3/4 of the non-embedding parameters by removing MLP neurons" },
+    { command: "simmer prune models/base --out pruned --keep-units 0.75", description: "Keep 3/4 of the MLP neurons of every layer" },
     {
-      command: "simmer prune models/base --out pruned --unit heads --target 0.5 --calibration program",
+      command: "simmer prune models/base --out pruned --unit heads --keep-units 0.5 --calibration program",
       description: "Keep half the key/value groups, scored on the program task"
     },
     {
-      command: "simmer prune models/base --out pruned --target 0.5 --allocation global",
-      description: "Keep half the MLP neurons ranked across all layers (layers of different widths)"
+      command: "simmer prune models/base --out pruned --keep-params 0.5 --allocation global",
+      description: "Keep half the non-embedding parameters, MLP neurons ranked across all layers (layers of different widths)"
     },
     {
-      command: "simmer prune ./ckpt --out ./small --unit layers --target 0.75 --scorer skip-loss --calibration gsm8k.jsonl",
+      command: "simmer prune ./ckpt --out ./small --unit layers --keep-units 0.75 --scorer skip-loss --calibration gsm8k.jsonl",
       description: "Drop the quarter of the blocks whose removal costs least loss"
     }
   ])
 )
+
+/** The size `--keep-params` or `--keep-units` asks for; exactly one of them. */
+const pruneTarget = (keepParams: Option.Option<number>, keepUnits: Option.Option<number>): Effect.Effect<PruneTarget, InvalidArguments> =>
+  Option.isSome(keepParams) === Option.isSome(keepUnits)
+    ? Effect.fail(new InvalidArguments({
+      message: "Give exactly one of --keep-params (a share of the non-embedding parameters, e.g. 0.5) or " +
+        "--keep-units (a fraction of the neurons, key/value groups or blocks, e.g. 0.5)."
+    }))
+    : Effect.succeed(
+      Option.isSome(keepParams) ? { kind: "parameters", keep: keepParams.value } : { kind: "fraction", keep: Option.getOrThrow(keepUnits) }
+    )
+
+const percent = (x: number) => `${(x * 100).toFixed(1)}%`
+
+/** The share of the non-embedding parameters reached, next to what was asked, always printed: units and parameters differ. */
+export const shareText = (before: ParamCounts, after: ParamCounts, target: PruneTarget): string =>
+  `kept ${percent(after.nonEmbedding / before.nonEmbedding)} of the non-embedding parameters (asked: ` +
+  (target.kind === "parameters" ? `at most ${percent(target.keep)} of them` : `${percent(target.keep)} of the units`) + ")"
 
 export const countsText = (before: ParamCounts, after: ParamCounts): string =>
   `parameters: ${number(before.total)} → ${number(after.total)} (${((after.total / before.total) * 100).toFixed(1)}%), ` +

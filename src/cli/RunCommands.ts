@@ -1,93 +1,140 @@
 /**
  * `simmer run <plan>` and `simmer resume <run>`: the Prune-Tune Loop from a plan into a run
- * folder, and its continuation after an interruption. The live layers (compute backend, run
- * store) are handed in by the composition root, because the backend comes from the plan.
+ * folder, and its continuation after an interruption. The live layers (compute backend,
+ * gradients, device memory, run store, datasets) are handed in by the composition root,
+ * because the backend comes from the plan and the store from the folder.
+ *
+ * SIGINT/SIGTERM do not cut a run short: they ask it to stop at the next step boundary, where
+ * it saves what it was doing, logs an `interrupted` event and ends; the command then exits with
+ * 75 (see Output.ExitCode).
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises"
-import { basename, extname, join, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
-import { Console, Effect, Layer, Option, Schema } from "effect"
+import { basename, dirname, extname, join, resolve } from "node:path"
+import { Console, Deferred, Effect, Fiber, Layer, Option, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { pathExists } from "../io/AtomicWrite.ts"
-import { readEvents, writeReport } from "../report/Report.ts"
-import { executeRun } from "../pipeline/Run.ts"
-import { type Plan, readPlan } from "../pipeline/Plan.ts"
-import type { RunEvent } from "../io/RunEvent.ts"
-import type { BackendUnavailable, Compute } from "../services/Compute.ts"
-import type { RunStore } from "../services/RunStore.ts"
+import { readCheckpointConfig } from "../io/Checkpoint.ts"
 import type { FileSystemError } from "../io/Errors.ts"
-import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
-import { backendFlag, jsonFlag, workersFlag } from "./Flags.ts"
+import type { InvalidEventLog } from "../io/EventLog.ts"
+import { createRunFolder, eventsFileName, openRunFolder, planFileName, RunFolderError } from "../io/RunFolder.ts"
+import { readRunInfo, recordInRunInfo, type RunInfo, simmerVersion } from "../io/RunInfo.ts"
+import type { RunEvent } from "../io/RunEvent.ts"
+import { loadTokenizer } from "../io/Tokenizer.ts"
+import { type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
+import { planFootprint, planMemoryAdvice } from "../pipeline/PlanFootprint.ts"
+import { planTuners, runUpdates } from "../pipeline/Run.ts"
+import { readEvents, writeReport } from "../report/Report.ts"
+import { type BackendUnavailable, Compute } from "../services/Compute.ts"
+import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
+import type { Gradients, GradientsFailed } from "../services/Gradients.ts"
+import type { RunStore } from "../services/RunStore.ts"
+import { backendFlag, jsonFlag, memoryFlag, workersFlag } from "./Flags.ts"
 import { ExitCode } from "./Output.ts"
-import { makeRunView } from "./RunView.ts"
+import { makeRunView, metricsText } from "./RunView.ts"
 
 /** The live layers the run commands need, chosen at run time. */
 export interface RunLayers {
   readonly compute: (choice: string | undefined) => Layer.Layer<Compute, BackendUnavailable>
-  readonly store: (dir: string) => Layer.Layer<RunStore, FileSystemError>
+  readonly store: (dir: string) => Layer.Layer<RunStore, FileSystemError | InvalidEventLog | { readonly _tag: "RunLocked"; readonly message: string }>
   /** Gradients for tuning: in this thread (1) or over that many worker threads. */
   readonly gradients: (workers: number) => Layer.Layer<Gradients, GradientsFailed, Compute>
+  readonly memory: (gib: number | undefined) => Layer.Layer<DeviceMemory, never, Compute>
+  readonly datasets: Layer.Layer<Datasets>
 }
 
 export interface RunFlags {
   readonly json: boolean
   readonly backend: Option.Option<string>
   readonly workers: number
+  readonly memory: Option.Option<number>
 }
 
-export class RunFolderError extends Schema.TaggedError<RunFolderError>()("RunFolderError", {
-  path: Schema.String,
-  message: Schema.String
-}) {}
+/** How a run command ended, for its exit code. */
+export type RunOutcome = "finished" | "target-not-reached" | "interrupted"
 
-/** The bundled base model, for plans that say `model: base`. */
-export const bundledModel = fileURLToPath(new URL("../../models/base", import.meta.url))
-
-/** run.json: what a run needs beyond its plan to be resumed from anywhere. */
-interface RunInfo {
-  readonly modelPath: string
-  readonly createdAt: string
-}
-
-const resolveModel = (plan: Plan, cwd: string) => (plan.model === "base" ? bundledModel : resolve(cwd, plan.model))
-
-/** Runs (or continues) the run in `dir` and rebuilds its report; sets the preemption exit code when interrupted. */
-export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, options: RunFlags) =>
+/**
+ * Runs `work` so that interrupting this fiber (SIGINT/SIGTERM through NodeRuntime) asks it to
+ * stop at its next step boundary and waits for it, instead of cutting it off.
+ */
+const stoppable = <A, E, R>(work: (stopRequested: Effect.Effect<boolean>) => Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
-    const mode = options.json ? "json" : process.stderr.isTTY ? "tty" : "plain"
-    const logged = yield* readEvents(join(dir, "events.ndjson")).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
-    const view = makeRunView(mode, plan.iterations, logged[0]?.parameters.nonEmbedding)
-    const gradients = yield* Gradients
-    const events: ReadonlyArray<RunEvent> = yield* executeRun({
-      plan,
-      modelPath: info.modelPath,
-      gradients: (config, params, batch) => gradients.lossAndGradients(config, params, batch),
-      onState: view.onState,
-      onTuneStep: view.onTuneStep
-    }).pipe(
-      Effect.onInterrupt(() =>
-        Effect.sync(() => {
-          view.done()
-          // A saved tuning state or accepted checkpoints make the run resumable.
-          process.exitCode = ExitCode.preempted
-          process.stderr.write(`interrupted: run \`simmer resume ${dir}\` to continue (exit code ${ExitCode.preempted})\n`)
-        })
-      ),
-      Effect.provide(layers.store(dir))
+    const stop = yield* Deferred.make<void>()
+    const fiber = yield* Effect.forkDetach(work(Deferred.isDone(stop)))
+    return yield* Fiber.join(fiber).pipe(
+      Effect.onInterrupt(() => Deferred.succeed(stop, undefined).pipe(Effect.andThen(Fiber.await(fiber))))
     )
-    view.done()
-    const report = yield* writeReport(dir, [])
-    if (!options.json) {
-      for (const e of events.filter((e) => e.phase === "finished")) {
-        const metrics = Object.entries(e.metrics ?? {}).map(([k, m]) => `${k} ${m.accuracy !== undefined ? `${(m.accuracy * 100).toFixed(1)}%` : `ppl ${m.perplexity?.toFixed(2)}`}`).join(", ")
-        yield* Console.log(`${e.strategy}: ${e.parameters.nonEmbedding.toLocaleString("en-US")} non-embedding parameters, ${metrics}; checkpoint ${join(dir, e.checkpoint ?? "")}`)
-      }
-      yield* Console.log(`report: ${report}`)
-    }
-    return events
-  }).pipe(
-    Effect.provide(Layer.provideMerge(layers.gradients(Math.max(1, options.workers)), layers.compute(Option.getOrUndefined(options.backend) ?? plan.backend)))
+  })
+
+/** The compute, gradients and memory layers for a plan and the command's flags. */
+const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
+  Layer.provideMerge(
+    Layer.merge(layers.gradients(Math.max(1, flags.workers)), layers.memory(Option.getOrUndefined(flags.memory))),
+    layers.compute(Option.getOrUndefined(flags.backend) ?? plan.backend)
   )
+
+/**
+ * Everything a run needs, checked before its folder is created: the checkpoint's config and
+ * tokenizer, every dataset (files read and validated), and the memory estimate.
+ */
+const preflight = (plan: Plan, modelPath: string) =>
+  Effect.gen(function*() {
+    const { config } = yield* readCheckpointConfig(modelPath)
+    yield* loadTokenizer(modelPath)
+    const datasets = yield* Datasets
+    for (const ref of [...plan.data.tune, ...plan.data.calibration, ...plan.data.evaluate, plan.data.general]) yield* datasets.open(ref)
+    const memory = yield* DeviceMemory
+    yield* Effect.scoped(memory.reserve(`This plan on ${modelPath}`, planFootprint(plan, config, planTuners(plan).map((t) => t.tuner), 64), {
+      advice: planMemoryAdvice
+    }))
+  })
+
+/** Runs (or continues) the run in `dir`, shows it, rebuilds its report and says how it ended. */
+export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, flags: RunFlags) =>
+  // The whole of it runs to its end on an interruption: the run stops at a step boundary, and the
+  // report and summary still describe where it stopped.
+  stoppable((stopRequested) =>
+    Effect.gen(function*() {
+      const mode = flags.json ? "json" : process.stderr.isTTY ? "tty" : "plain"
+      const logged = yield* readEvents(join(dir, eventsFileName)).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
+      const view = makeRunView(mode, plan.iterations, logged[0]?.parameters.nonEmbedding)
+      let stopped = false
+      yield* recordInRunInfo(dir, { backend: (yield* Compute).description })
+      yield* runUpdates({ plan, modelPath: info.modelPath, stopRequested }).pipe(
+        Stream.runForEach((update) =>
+          Effect.sync(() => {
+            if (update._tag === "Event" && update.event.phase === "interrupted") stopped = true
+            view.show(update)
+          })
+        ),
+        Effect.ensuring(Effect.sync(() => view.done())),
+        Effect.provide(layers.store(dir))
+      )
+      const report = yield* writeReport(dir, [])
+      const events = yield* readEvents(join(dir, eventsFileName))
+      const finished = events.filter((e) => e.phase === "finished")
+      if (!flags.json) {
+        for (const e of finished) {
+          yield* Console.log(
+            `${e.strategy}: ${e.parameters.nonEmbedding.toLocaleString("en-US")} non-embedding parameters, ${metricsText(e.metrics)}; ` +
+              `checkpoint ${join(dir, e.checkpoint ?? "")}${e.targetReached === false ? ` (${e.message})` : ""}`
+          )
+        }
+        yield* Console.log(`report: ${report}`)
+      }
+      if (stopped) yield* Console.error(`interrupted: run \`simmer resume ${dir}\` to continue (exit code ${ExitCode.preempted})`)
+      const outcome: RunOutcome = stopped ? "interrupted" : finished.some((e) => e.targetReached === false) ? "target-not-reached" : "finished"
+      process.exitCode = outcome === "interrupted" ? ExitCode.preempted : outcome === "target-not-reached" ? ExitCode.targetNotReached : ExitCode.ok
+      return events
+    }).pipe(
+      Effect.provide(Layer.merge(computeLayers(layers, plan, flags), layers.datasets))
+    )
+  )
+
+export const runFlags = {
+  json: jsonFlag.pipe(Flag.withDescription("Print the NDJSON events on stdout as they happen.")),
+  backend: backendFlag,
+  workers: workersFlag,
+  memory: memoryFlag
+}
 
 export const runCommand = (layers: RunLayers) =>
   Command.make(
@@ -98,28 +145,35 @@ export const runCommand = (layers: RunLayers) =>
         Flag.withDescription("Run folder to create (default: runs/<plan name>-<date>)."),
         Flag.optional
       ),
-      json: jsonFlag.pipe(Flag.withDescription("Print the NDJSON events on stdout as they happen.")),
-      backend: backendFlag,
-      workers: workersFlag
+      replace: Flag.Boolean("replace").pipe(
+        Flag.withDescription("Delete an existing run folder at --out and start over (only once the plan has been checked)."),
+        Flag.withDefault(false)
+      ),
+      ...runFlags
     },
     Effect.fnUntraced(function*(input) {
-      const { plan, text } = yield* readPlan(input.plan)
+      const planPath = resolve(input.plan)
+      // Relative paths in the plan (model, data files) are read from the plan's folder.
+      const { plan, text } = yield* readPlan(planPath)
       const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
-      const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${basename(input.plan, extname(input.plan))}-${stamp}`)))
-      if (yield* pathExists(dir)) {
-        return yield* new RunFolderError({ path: dir, message: `${dir} already exists; choose another --out, or continue it with \`simmer resume ${dir}\`.` })
+      const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${basename(planPath, extname(planPath))}-${stamp}`)))
+      const info: RunInfo = {
+        modelPath: resolveModelPath(plan),
+        createdAt: new Date().toISOString(),
+        planFolder: dirname(planPath),
+        simmerVersion
       }
-      const info: RunInfo = { modelPath: resolveModel(plan, process.cwd()), createdAt: new Date().toISOString() }
-      yield* Effect.promise(async () => {
-        await mkdir(dir, { recursive: true })
-        await writeFile(join(dir, "plan.yaml"), text)
-        await writeFile(join(dir, "run.json"), JSON.stringify(info, null, 2) + "\n")
-      })
+      // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
+      yield* preflight(plan, info.modelPath).pipe(Effect.provide(Layer.merge(computeLayers(layers, plan, input), layers.datasets)))
+      yield* createRunFolder(dir, text, info, { replace: input.replace })
       yield* Effect.logInfo(`run folder ${dir}`)
       yield* runInFolder(layers, dir, plan, info, input)
     })
   ).pipe(
-    Command.withDescription("Compress a model with the Prune-Tune Loop as a plan describes; SIGTERM/SIGINT stop it resumably."),
+    Command.withDescription(
+      "Compress a model with the Prune-Tune Loop as a plan describes. SIGTERM/SIGINT stop it at the next step " +
+        "boundary with its state saved (exit 75); `simmer resume` continues it."
+    ),
     Command.withExamples([{ command: "simmer run plan.yaml --out runs/half", description: "Run a plan into runs/half" }])
   )
 
@@ -128,17 +182,25 @@ export const resumeCommand = (layers: RunLayers) =>
     "resume",
     {
       run: Argument.String("run").pipe(Argument.withDescription("The run folder of an interrupted `simmer run`.")),
-      json: jsonFlag.pipe(Flag.withDescription("Print the NDJSON events on stdout as they happen.")),
-      backend: backendFlag,
-      workers: workersFlag
+      ...runFlags
     },
     Effect.fnUntraced(function*(input) {
       const dir = resolve(input.run)
-      const { plan } = yield* readPlan(join(dir, "plan.yaml"))
-      const info = yield* Effect.tryPromise({
-        try: async () => JSON.parse(await readFile(join(dir, "run.json"), "utf8")) as RunInfo,
-        catch: () => new RunFolderError({ path: dir, message: `${dir} is not a run folder (no readable run.json).` })
-      })
+      yield* openRunFolder(dir, [planFileName, "run.json"])
+      const read = yield* readRunInfo(dir)
+      if (read._tag === "Failure") return yield* new RunFolderError({ path: dir, message: `${read.failure}.` })
+      const info = read.success
+      // Relative paths in the plan are read from the plan's folder (older runs: the working directory, as then).
+      const { plan } = yield* readPlan(join(dir, planFileName), { relativeTo: info.planFolder ?? process.cwd() })
+      const events = yield* readEvents(join(dir, eventsFileName)).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
+      const finished = events.filter((e) => e.phase === "finished")
+      if (finished.length === 1 + plan.baselines.length) {
+        yield* Console.error(
+          `${dir} already finished (${finished.map((e) => `${e.strategy} at ${e.checkpoint}`).join(", ")}); there is nothing to resume. ` +
+            `Its report is ${join(dir, "report.html")}; \`simmer run --replace\` starts a run over.`
+        )
+        return
+      }
       yield* runInFolder(layers, dir, plan, info, input)
     })
   ).pipe(Command.withDescription("Continue an interrupted run exactly where it stopped."))

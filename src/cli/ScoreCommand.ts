@@ -7,6 +7,7 @@ import { Console, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
 import { scoreModel } from "../prune/Scorers.ts"
 import { rankAscending, type Scores, scoreVectors, summarizeVector } from "../prune/Scores.ts"
+import { withRange, withShownDefault } from "./Flags.ts"
 import { checkpointArgument, dataText, prepareScoring, scoringFlags } from "./PruneCommand.ts"
 
 const format = (x: number) => (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4) || x === 0 ? x.toFixed(4) : x.toExponential(3)
@@ -31,7 +32,11 @@ export const scoreCommand = Command.make(
   {
     checkpoint: checkpointArgument,
     ...scoringFlags,
-    lowest: Flag.Int("lowest").pipe(Flag.withDescription("Units listed per layer as the first to go."), Flag.withDefault(5))
+    lowest: Flag.Int("lowest").pipe(
+      Flag.withDescription("Units listed per layer as the first to go."),
+      withRange({ min: 0 }),
+      withShownDefault(5)
+    )
   },
   Effect.fnUntraced(function*(input) {
     const { checkpoint, data, options, scorer } = yield* prepareScoring(input)

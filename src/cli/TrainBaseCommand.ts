@@ -24,15 +24,14 @@ import {
   defaultBaseRecipe,
   initBaseTraining
 } from "../tune/BaseTraining.ts"
-import type { GradientFn } from "../tune/Trainer.ts"
-import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
+import { Gradients } from "../services/Gradients.ts"
 import type { TaskName } from "../tasks/Task.ts"
-import { backendFlag, jsonFlag, workersFlag } from "./Flags.ts"
+import { backendFlag, jsonFlag, seedFlag, withRange, withShownDefault, workersFlag } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
 import { makeProgress } from "./Progress.ts"
 
-const int = (name: string, fallback: number, description: string) =>
-  Flag.Int(name).pipe(Flag.withDescription(description), Flag.withDefault(fallback))
+const int = (name: string, fallback: number, description: string, min = 1) =>
+  Flag.Int(name).pipe(Flag.withDescription(description), withRange({ min }), withShownDefault(fallback))
 
 /** The weights of `--init`, checked to have the recipe's shape. */
 const initialWeights = (dir: string | undefined, config: ModelConfig) =>
@@ -58,19 +57,23 @@ const describeShape = (c: ModelConfig) => {
 export const trainBaseCommand = Command.make(
   "train-base",
   {
-    out: Flag.String("out").pipe(Flag.withDescription("Folder to write the checkpoint to."), Flag.withDefault("models/base")),
+    out: Flag.String("out").pipe(Flag.withDescription("Folder to write the checkpoint to."), withShownDefault("models/base")),
     steps: int("steps", defaultBaseRecipe.steps, "Optimizer steps."),
-    seed: int("seed", defaultBaseRecipe.seed, "Seed for weights, data mix and examples."),
+    seed: seedFlag("Seed for weights, data mix and examples.", defaultBaseRecipe.seed),
     batchSize: int("batch-size", defaultBaseRecipe.batchSizes.arith, "Sequences per step of arith and general."),
     programBatchSize: int("program-batch-size", defaultBaseRecipe.batchSizes.program, "Sequences per step of program (shorter examples)."),
-    lr: Flag.Finite("lr").pipe(Flag.withDescription("Peak learning rate."), Flag.withDefault(defaultBaseRecipe.peakLr)),
+    lr: Flag.Finite("lr").pipe(
+      Flag.withDescription("Peak learning rate."),
+      withRange({ min: 0, minExclusive: true }, "number"),
+      withShownDefault(defaultBaseRecipe.peakLr)
+    ),
     hidden: int("hidden", defaultBaseRecipe.hiddenSize, "hidden_size."),
     layers: int("layers", defaultBaseRecipe.numLayers, "num_hidden_layers."),
     heads: int("heads", defaultBaseRecipe.numHeads, "num_attention_heads."),
     kvHeads: int("kv-heads", defaultBaseRecipe.numKeyValueHeads, "num_key_value_heads."),
     intermediate: int("intermediate", defaultBaseRecipe.intermediateSize, "intermediate_size (MLP width)."),
     evalExamples: int("eval-examples", 500, "Test examples per task for the final evaluation."),
-    evalEvery: int("eval-every", 500, "Steps between quick evaluations (64 examples per task); 0 disables."),
+    evalEvery: int("eval-every", 500, "Steps between quick evaluations (64 examples per task); 0 disables.", 0),
     init: Flag.String("init").pipe(
       Flag.withDescription(
         "Continue from this checkpoint's weights (the recipe's shape) with a fresh optimizer and schedule instead of " +
@@ -87,7 +90,6 @@ export const trainBaseCommand = Command.make(
     yield* Compute
     const datasets = yield* Datasets
     const gradients = yield* Gradients
-    const gradientFn: GradientFn<GradientsFailed> = (config, params, batch) => gradients.lossAndGradients(config, params, batch)
     const recipe: BaseRecipe = {
       ...defaultBaseRecipe,
       seed: input.seed,
@@ -121,7 +123,7 @@ export const trainBaseCommand = Command.make(
     let tokens = 0
     const progress = makeProgress("train-base", recipe.steps)
     while (state.step < recipe.steps) {
-      const { state: next, report } = yield* baseTrainingStep(recipe, tasks, state, gradientFn)
+      const { state: next, report } = yield* baseTrainingStep(recipe, tasks, state)
       state = next
       tokens += report.tokens
       const seconds = (performance.now() - started) / 1000

@@ -9,13 +9,16 @@ import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
+import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
 import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
+import { simmerVersion } from "../io/RunInfo.ts"
 import { demoCommand } from "./DemoCommand.ts"
 import { evalCommand } from "./EvalCommand.ts"
 import { generateCommand } from "./GenerateCommand.ts"
 import { inspectCommand } from "./InspectCommand.ts"
-import { ExitCode, reportFailure, stderrLogger } from "./Output.ts"
+import { cliOutputLayer, ExitCode, reportFailure, stderrLogger } from "./Output.ts"
+import { exitWithLauncher } from "./ParentWatch.ts"
 import { planCommand } from "./PlanCommand.ts"
 import { resumeCommand, type RunLayers, runCommand } from "./RunCommands.ts"
 import { pruneCommand } from "./PruneCommand.ts"
@@ -32,7 +35,13 @@ const withCompute = <Name extends string, I extends { readonly backend: Option.O
 /** One thread computes in place; more spread each batch over worker threads. */
 const gradientsLayer = (workers: number) => (workers > 1 ? GradientsDataParallel({ workers }) : GradientsLocal)
 
-const runLayers: RunLayers = { compute: ComputeLive, store: RunStoreLive, gradients: gradientsLayer }
+const runLayers: RunLayers = {
+  compute: ComputeLive,
+  store: RunStoreLive,
+  gradients: gradientsLayer,
+  memory: DeviceMemoryLive,
+  datasets: DatasetsLive
+}
 
 const simmer = Command.make("simmer").pipe(
   Command.withDescription(
@@ -58,12 +67,15 @@ const simmer = Command.make("simmer").pipe(
   ])
 )
 
-const main = Command.run(simmer, { version: "0.1.0" }).pipe(
+const main = Command.run(simmer, { version: simmerVersion }).pipe(
   reportFailure,
   Effect.provide(DatasetsLive),
   Effect.provide(NodeServices.layer),
-  Effect.provide(stderrLogger)
+  Effect.provide(stderrLogger),
+  Effect.provide(cliOutputLayer)
 )
+
+exitWithLauncher()
 
 NodeRuntime.runMain(main, {
   disableErrorReporting: true,

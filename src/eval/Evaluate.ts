@@ -1,5 +1,5 @@
 /**
- * Evaluating a model on one dataset's test split: accuracy for graded tasks (arith, program,
+ * Evaluating a model on one split of a dataset (the test split unless told otherwise): accuracy for graded tasks (arith, program,
  * GSM8K-style and prompt-completion files), perplexity for text, plus decoding throughput and
  * the model's size. The result is a Schema, so reports and event logs can store and re-read it.
  */
@@ -8,6 +8,7 @@ import type { Tokenizer } from "../io/Tokenizer.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams, type Params } from "../model/Params.ts"
 import type { Dataset } from "../services/Datasets.ts"
+import type { Split } from "../tasks/Task.ts"
 import { evaluateAccuracy } from "./Accuracy.ts"
 import { evaluatePerplexity } from "./Perplexity.ts"
 
@@ -29,7 +30,10 @@ export const EvalMetrics = Schema.Struct({
 export type EvalMetrics = typeof EvalMetrics.Type
 
 export interface EvaluateOptions {
+  /** At most this many examples, from the start of the split. */
   readonly examples: number
+  /** Default: test. */
+  readonly split?: Split
   readonly batchSize: number
   readonly maxSeqLen: number
   readonly onProgress?: (done: number, total: number) => void
@@ -43,7 +47,7 @@ export const evaluateDataset = (
   options: EvaluateOptions
 ): Effect.Effect<EvalMetrics> =>
   Effect.gen(function*() {
-    const examples = dataset.take("test", options.examples)
+    const examples = dataset.take(options.split ?? "test", options.examples)
     const counts = countParams(config)
     const size = { parameters: counts.total, nonEmbeddingParameters: counts.nonEmbedding }
     if (dataset.grader !== undefined) {

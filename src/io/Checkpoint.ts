@@ -256,7 +256,11 @@ interface Location {
   readonly info: TensorInfo
 }
 
-const listFolder = Effect.fnUntraced(function*(dir: string) {
+/**
+ * The entries of a checkpoint folder; CheckpointNotFound when it does not exist or is a file.
+ * Every command opens a checkpoint through here first, so each mistake has one message.
+ */
+export const listCheckpointFolder = Effect.fnUntraced(function*(dir: string) {
   const info = yield* Effect.tryPromise({
     try: () => stat(dir),
     catch: (cause) =>
@@ -329,7 +333,7 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
   dir: string,
   expected: ModelKind | "either" = "causal-lm"
 ): Effect.fn.Return<LoadedCheckpoint, LoadCheckpointError> {
-  const entries = yield* listFolder(dir)
+  const entries = yield* listCheckpointFolder(dir)
   const configPath = join(dir, configFileName)
   if (!entries.includes(configFileName)) {
     return yield* new CheckpointNotFound({
@@ -646,4 +650,20 @@ export const saveCheckpoint = Effect.fn("Checkpoint.save")(function*(
       }
     }), options)
   return { dir, files: written }
+})
+
+/** The shape a checkpoint folder describes (its config.json), without reading any weights. */
+export const readCheckpointConfig = Effect.fn("Checkpoint.readConfig")(function*(
+  dir: string
+): Effect.fn.Return<{ readonly config: ModelConfig; readonly hfConfig: HfConfig }, CheckpointNotFound | InvalidConfig | UnsupportedModel | UnsupportedDtype | FileSystemError> {
+  const entries = yield* listCheckpointFolder(dir)
+  const configPath = join(dir, configFileName)
+  if (!entries.includes(configFileName)) {
+    return yield* new CheckpointNotFound({
+      path: configPath,
+      message: `${dir} has no config.json, so it is not a Hugging Face checkpoint folder.`
+    })
+  }
+  const hfConfig = yield* readHfConfig(configPath)
+  return { config: toModelConfig(hfConfig), hfConfig }
 })

@@ -45,7 +45,10 @@ const hashFolder = (dir: string) =>
     const files: Record<string, { sha256: string; bytes: number }> = {}
     for (const name of yield* listFiles(dir)) {
       const path = join(dir, name)
-      const bytes = (yield* Effect.promise(() => stat(path))).size
+      const bytes = (yield* Effect.tryPromise({
+        try: () => stat(path),
+        catch: (cause) => new FileSystemError({ path, message: `Cannot read ${path}: ${describeCause(cause)}.` })
+      })).size
       files[name] = { sha256: yield* sha256File(path), bytes }
     }
     return files

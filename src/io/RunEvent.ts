@@ -37,12 +37,19 @@ export const RunEvent = Schema.Struct({
   metrics: Schema.optionalKey(Schema.Record(Schema.String, DatasetScore)),
   /** Seconds spent in each stage of this iteration so far (score, prune, tune, evaluate, checkpoint). */
   timings: Schema.optionalKey(Schema.Record(Schema.String, Schema.Number)),
-  /** Tuning of this iteration: optimizer steps, tokens, and the loss of every step. */
+  /**
+   * One tuning of this iteration (a plan may list several tuners, each logs its own `tuned`
+   * event): the tuner, its steps, tokens, the loss of every step and its own per-step metrics.
+   */
   tune: Schema.optionalKey(Schema.Struct({
+    kind: Schema.optionalKey(Schema.String),
     steps: Schema.Int,
     tokens: Schema.Int,
-    losses: Schema.Array(Schema.Number)
+    losses: Schema.Array(Schema.Number),
+    metrics: Schema.optionalKey(Schema.Record(Schema.String, Schema.Array(Schema.Number)))
   })),
+  /** On `finished`: whether the strategy reached the plan's target (false: every further step was rolled back). */
+  targetReached: Schema.optionalKey(Schema.Boolean),
   /** What pruning removed: the unit and how many per layer (or layers). */
   pruned: Schema.optionalKey(Schema.Struct({
     unit: Schema.Literals(["neurons", "heads", "layers"]),

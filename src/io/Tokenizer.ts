@@ -31,8 +31,21 @@ export interface Tokenizer {
   readonly bosId: number | undefined
   readonly eosId: number | undefined
   readonly padId: number | undefined
+  /** The id text outside the vocabulary becomes, when the tokenizer has one (byte-level BPE has none). */
+  readonly unkId: number | undefined
   readonly encode: (text: string, options?: EncodeOptions) => Array<number>
   readonly decode: (ids: ReadonlyArray<number>, options?: DecodeOptions) => string
+}
+
+/**
+ * The characters of `text` the tokenizer cannot represent (each encodes to its unknown token),
+ * in order of first appearance, so a command can name them instead of silently feeding the
+ * model `<unk>`s.
+ */
+export const unknownCharacters = (tokenizer: Tokenizer, text: string): Array<string> => {
+  const unk = tokenizer.unkId
+  if (unk === undefined) return []
+  return [...new Set(Array.from(text))].filter((c) => tokenizer.encode(c).includes(unk))
 }
 
 /** tokenizer_config.json names special tokens as strings or as AddedToken objects. */
@@ -54,6 +67,8 @@ export const makeHfTokenizer = (tokenizerJson: unknown, tokenizerConfig: Record<
     const content = tokenContent(tokenizerConfig[key])
     return content === undefined ? undefined : impl.token_to_id(content)
   }
+  const model = (tokenizerJson as { model?: { unk_token?: unknown } } | null)?.model
+  const unkToken = tokenContent(tokenizerConfig.unk_token) ?? tokenContent(model?.unk_token)
   let maxId = -1
   for (const id of impl.get_vocab(true).values()) if (id > maxId) maxId = id
   return {
@@ -61,6 +76,7 @@ export const makeHfTokenizer = (tokenizerJson: unknown, tokenizerConfig: Record<
     bosId: idOf("bos_token"),
     eosId: idOf("eos_token"),
     padId: idOf("pad_token"),
+    unkId: unkToken === undefined ? undefined : impl.token_to_id(unkToken),
     encode: (text, options = {}) => impl.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids,
     // The library refuses an empty list; the text of no tokens is "".
     decode: (ids, options = {}) =>

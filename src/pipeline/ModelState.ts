@@ -20,11 +20,13 @@ export interface ModelState {
   readonly metrics?: Readonly<Record<string, DatasetScore>>
   /** Seconds per stage in this iteration so far. */
   readonly timings: Readonly<Record<string, number>>
-  readonly tune?: { readonly steps: number; readonly tokens: number; readonly losses: ReadonlyArray<number> }
+  readonly tune?: RunEvent["tune"]
   readonly pruned?: RunEvent["pruned"]
   /** Stage folder of the checkpoint this state was saved to. */
   readonly checkpoint?: string
   readonly message?: string
+  /** On `finished`: whether the target was reached. */
+  readonly targetReached?: boolean
 }
 
 /** A step of the loop: prune, tune, evaluate, gate, checkpoint, or one of a user's. */
@@ -41,10 +43,11 @@ export const toEvent = (state: ModelState): Omit<RunEvent, "seq" | "time"> => {
     parameters: { total: counts.total, nonEmbedding: counts.nonEmbedding },
     ...(state.metrics !== undefined ? { metrics: state.metrics } : {}),
     ...(Object.keys(state.timings).length > 0 ? { timings: state.timings } : {}),
-    ...(state.tune !== undefined ? { tune: { ...state.tune, losses: [...state.tune.losses] } } : {}),
+    ...(state.tune !== undefined ? { tune: state.tune } : {}),
     ...(state.pruned !== undefined ? { pruned: state.pruned } : {}),
     ...(state.checkpoint !== undefined ? { checkpoint: state.checkpoint } : {}),
-    ...(state.message !== undefined ? { message: state.message } : {})
+    ...(state.message !== undefined ? { message: state.message } : {}),
+    ...(state.targetReached !== undefined ? { targetReached: state.targetReached } : {})
   }
 }
 

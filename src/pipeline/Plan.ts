@@ -1,17 +1,23 @@
 /**
  * A run's plan: which model to compress, on what data, to what size, in how many iterations,
  * with which scorer, tuner, gates and seeds. Read from YAML or JSON; every violation is
- * reported at once with its path (and its line, for YAML).
+ * reported at once, each with its line and path, in words a person can act on: unknown keys
+ * are rejected with the closest known one (a typo must not silently run with defaults), and
+ * rules across keys (a scorer that cannot score the unit) are checked even when other keys are
+ * wrong. Relative paths in a plan (the model, data files) are read from the plan's folder.
  */
 import { Effect, Result, Schema } from "effect"
 import { readFile } from "node:fs/promises"
-import { isMap, isSeq, LineCounter, parseDocument } from "yaml"
-import { schemaProblems } from "../io/Errors.ts"
+import { dirname, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { isMap, LineCounter, parseDocument } from "yaml"
+import { formatPath } from "../io/Errors.ts"
+import { decodeOptions, describeProblems, type Problem } from "../io/SchemaProblems.ts"
 import { ScheduleKinds } from "../prune/Schedule.ts"
 import { defaultScorer, scorersFor } from "../prune/Scores.ts"
 import { DatasetRef } from "../services/Datasets.ts"
+import { TunerConfig } from "../tune/Tuners.ts"
 
-const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 const Fraction = Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1))
 const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => Schema.withDecodingDefaultKey<S>(Effect.succeed(value))
@@ -19,6 +25,8 @@ const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => Schema.withDe
 export const Units = ["neurons", "heads", "layers"] as const
 export type Unit = (typeof Units)[number]
 export const Unit = Schema.Literals(Units)
+/** One unit, or a list pruned in turn within an iteration. */
+export const UnitChoice = Schema.Union([Unit, Schema.NonEmptyArray(Unit)])
 
 
 /** How small the model must become: a fraction of its non-embedding parameters, or units per layer. */
@@ -33,28 +41,6 @@ export const Target = Schema.Union([
   })
 ])
 export type Target = typeof Target.Type
-
-/**
- * How each iteration recovers. Continual pre-training counts every token; SFT only completion
- * tokens. The union is open: reinforcement learning and distillation add members later.
- */
-export const Tuner = Schema.Struct({
-  kind: Schema.Literals(["cpt", "sft"]).pipe(withDefault("sft")),
-  /**
-   * Optimizer steps per iteration: one count for every iteration, or a list with one per
-   * planned iteration (later pruning steps cut deeper into a smaller model and need more
-   * recovery); iterations beyond the list (added by halved retries) use its last entry.
-   */
-  steps: Schema.Union([PositiveInt, Schema.NonEmptyArray(PositiveInt)]).pipe(withDefault(40)),
-  batchSize: PositiveInt.pipe(withDefault(32)),
-  /** Peak learning rate; warmup then cosine decay within each iteration. */
-  lr: Positive.pipe(withDefault(1e-3)),
-  warmupFraction: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)).pipe(withDefault(0.05)),
-  weightDecay: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0.01)),
-  maxGradNorm: Positive.pipe(withDefault(1)),
-  maxSeqLen: PositiveInt.pipe(withDefault(128))
-})
-export type Tuner = typeof Tuner.Type
 
 export const Gates = Schema.Struct({
   /** Every graded evaluation dataset keeps at least this fraction of the original model's accuracy. */
@@ -73,7 +59,7 @@ export const Plan = Schema.Struct({
   model: Schema.NonEmptyString,
   target: Target,
   /** What to prune each iteration; a list prunes each in turn within an iteration. */
-  unit: Schema.Union([Unit, Schema.NonEmptyArray(Unit)]).pipe(withDefault("neurons")),
+  unit: UnitChoice.pipe(withDefault("neurons")),
   iterations: PositiveInt.pipe(withDefault(8)),
   schedule: Schema.Literals(ScheduleKinds).pipe(withDefault("constant")),
   /** Importance scorer; by default the unit's own (see `simmer prune --help`). */
@@ -97,7 +83,11 @@ export const Plan = Schema.Struct({
     calibrationExamples: PositiveInt.pipe(withDefault(128)),
     evaluationExamples: PositiveInt.pipe(withDefault(200))
   }),
-  tuner: Tuner.pipe(withDefault({})),
+  /**
+   * How each iteration recovers: one tuner, or a list run in order within every iteration (e.g.
+   * SFT, then RL). Each kind's settings live with its implementation in src/tune/.
+   */
+  tuner: Schema.Union([TunerConfig, Schema.NonEmptyArray(TunerConfig)]).pipe(withDefault({})),
   gates: Gates.pipe(withDefault({})),
   /** Baselines to run after the loop in the same machinery, with the same total tuning budget. */
   baselines: Schema.Array(Schema.Literals(["one-shot", "prune-only"])).pipe(withDefault([])),
@@ -106,13 +96,25 @@ export const Plan = Schema.Struct({
 })
 export type Plan = typeof Plan.Type
 
-/** The tuning steps of iteration `iteration` (1-based) of the loop. */
-export const tuningStepsAt = (tuner: Tuner, iteration: number): number =>
-  typeof tuner.steps === "number" ? tuner.steps : tuner.steps[Math.min(iteration, tuner.steps.length) - 1]
+/** The bundled base model, for plans that say `model: base`. */
+export const bundledModelPath = fileURLToPath(new URL("../../models/base", import.meta.url))
 
-/** The loop's planned tuning budget in steps: what the one-shot baseline tunes with. */
-export const plannedTuningSteps = (plan: Plan): number =>
-  Array.from({ length: plan.iterations }, (_, i) => tuningStepsAt(plan.tuner, i + 1)).reduce((a, b) => a + b, 0)
+/** The checkpoint folder a plan names: the bundled model, or the path (made absolute when the plan was read). */
+export const resolveModelPath = (plan: Plan): string => (plan.model === "base" ? bundledModelPath : plan.model)
+
+/** The plan's tuners, in the order they run within an iteration. */
+export const plannedTuners = (plan: Plan): ReadonlyArray<TunerConfig> => (Array.isArray(plan.tuner) ? plan.tuner : [plan.tuner as TunerConfig])
+
+/** The tuning steps of iteration `iteration` (1-based) for a budget of one count or one per iteration. */
+export const tuningStepsAt = (steps: number | ReadonlyArray<number>, iteration: number): number =>
+  typeof steps === "number" ? steps : steps[Math.min(iteration, steps.length) - 1]
+
+/** A tuner's planned budget over the loop's iterations: what the one-shot baseline tunes with. */
+export const plannedTuningSteps = (steps: number | ReadonlyArray<number>, iterations: number): number =>
+  Array.from({ length: iterations }, (_, i) => tuningStepsAt(steps, i + 1)).reduce((a, b) => a + b, 0)
+
+/** The longest sequence the plan's tuners train on: evaluation and calibration use it too. */
+export const planSeqLen = (plan: Plan): number => Math.max(...plannedTuners(plan).map((t) => t.maxSeqLen))
 
 export const planUnitsOf = (plan: Plan): ReadonlyArray<Unit> => (typeof plan.unit === "string" ? [plan.unit] : plan.unit)
 
@@ -126,6 +128,7 @@ export class InvalidPlan extends Schema.TaggedError<InvalidPlan>()("InvalidPlan"
 }) {}
 
 const decodePlan = Schema.decodeUnknownResult(Plan)
+const decodeUnits = Schema.decodeUnknownResult(UnitChoice)
 
 /** The line (1-based) of the YAML node at a problem's path, when it can be found. */
 const lineOf = (doc: ReturnType<typeof parseDocument>, counter: LineCounter, path: ReadonlyArray<PropertyKey>) => {
@@ -137,11 +140,76 @@ const lineOf = (doc: ReturnType<typeof parseDocument>, counter: LineCounter, pat
   return undefined
 }
 
+export const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** The units a raw plan document prunes (the default when it names none), or undefined when its `unit` is not valid. */
+export const rawUnits = (raw: Record<string, unknown>): ReadonlyArray<Unit> | undefined => {
+  const decoded = raw.unit === undefined ? Result.succeed("neurons" as const) : decodeUnits(raw.unit)
+  if (Result.isFailure(decoded)) return undefined
+  return typeof decoded.success === "string" ? [decoded.success] : decoded.success
+}
+
+/**
+ * Rules across keys, checked on the raw document so they are reported together with every
+ * other problem: each rule looks only at keys that are valid on their own.
+ */
+const crossKeyProblems = (raw: Record<string, unknown>): Array<Problem> => {
+  const units = rawUnits(raw)
+  if (units === undefined) return []
+  const problems: Array<Problem> = []
+  if (typeof raw.scorer === "string") {
+    const scorer = raw.scorer
+    for (const unit of units.filter((u) => !scorersFor[u].includes(scorer))) {
+      problems.push({ path: ["scorer"], message: `"${scorer}" cannot score ${unit}; choose one of ${scorersFor[unit].join(", ")}` })
+    }
+  }
+  const perLayer = isRecord(raw.target) ? raw.target.perLayer : undefined
+  if (isRecord(perLayer)) {
+    const named = Object.keys(perLayer).filter((k): k is Unit => (Units as ReadonlyArray<string>).includes(k))
+    for (const unit of named.filter((u) => !units.includes(u))) {
+      problems.push({
+        path: ["target", "perLayer", unit],
+        message: `the plan does not prune ${unit} (unit: ${units.join(", ")}); add ${unit} to unit, or remove it here`
+      })
+    }
+    if (named.length === Object.keys(perLayer).length && !named.some((u) => units.includes(u))) {
+      problems.push({ path: ["target", "perLayer"], message: `give how many ${units.join(" / ")} each layer keeps` })
+    }
+  }
+  return problems
+}
+
+/** The plan with its relative paths (model, data files) made absolute from `folder`; "base" stays the bundled model. */
+export const resolvePlanPaths = (plan: Plan, folder: string): Plan => {
+  const resolveRefs = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(resolveRefs)
+      : isRecord(value) && typeof value.file === "string"
+      ? { ...value, file: resolve(folder, value.file) }
+      : value
+  return {
+    ...plan,
+    model: plan.model === "base" ? plan.model : resolve(folder, plan.model),
+    data: Object.fromEntries(Object.entries(plan.data).map(([k, v]) => [k, resolveRefs(v)])) as Plan["data"]
+  }
+}
+
+export interface ParsePlanOptions {
+  /** The folder relative paths in the plan are read from; default: the plan file's folder. */
+  readonly relativeTo?: string
+  /**
+   * Checks beyond the text (files exist, the target is reachable: see PlanCheck), given the raw
+   * document and the folder relative paths are read from; their problems are reported with the
+   * plan's own, with lines.
+   */
+  readonly inputChecks?: (raw: Record<string, unknown>, folder: string) => Effect.Effect<ReadonlyArray<Problem>>
+}
+
 /**
  * Parses and validates plan text (YAML, of which JSON is a subset). All problems at once, each
  * as "line N: path: message".
  */
-export const parsePlan = (text: string, path: string): Effect.Effect<Plan, InvalidPlan> => {
+export const parsePlan = (text: string, path: string, options: ParsePlanOptions = {}): Effect.Effect<Plan, InvalidPlan> => {
   const counter = new LineCounter()
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true })
   const fail = (problems: Array<string>) =>
@@ -154,28 +222,30 @@ export const parsePlan = (text: string, path: string): Effect.Effect<Plan, Inval
   if (doc.errors.length > 0) {
     return fail(doc.errors.map((e) => `line ${counter.linePos(e.pos[0]).line}: ${e.message.split("\n")[0]}`))
   }
-  if (!isMap(doc.contents) && !isSeq(doc.contents)) return fail(["the plan must be a mapping of keys (model:, target:, data:, ...)"])
-  const decoded = decodePlan(doc.toJS(), { errors: "all" })
-  if (Result.isSuccess(decoded)) {
-    const plan = decoded.success
-    const wrong = plan.scorer === undefined ? [] : planUnitsOf(plan).filter((unit) => !scorersFor[unit].includes(plan.scorer!))
-    if (wrong.length === 0) return Effect.succeed(plan)
-    const line = lineOf(doc, counter, ["scorer"])
-    return fail(wrong.map((unit) =>
-      `${line !== undefined ? `line ${line}: ` : ""}scorer: "${plan.scorer}" cannot score ${unit}; choose one of ${scorersFor[unit].join(", ")}`))
-  }
-  const issues = schemaProblems(decoded.failure)
-  return fail(issues.map((problem) => {
-    const keyPath = problem.includes(": ") ? problem.slice(0, problem.indexOf(": ")) : ""
-    const keys = keyPath.split(/\.|\[(\d+)\]/).filter((k) => k !== undefined && k !== "").map((k) => (/^\d+$/.test(k) ? Number(k) : k))
-    const line = lineOf(doc, counter, keys)
-    return line !== undefined ? `line ${line}: ${problem}` : problem
-  }))
+  const raw: unknown = doc.toJS()
+  if (!isMap(doc.contents) || !isRecord(raw)) return fail(["the plan must be a mapping of keys (model:, target:, data:, ...)"])
+  const folder = options.relativeTo ?? dirname(path)
+  return Effect.gen(function*() {
+    const decoded = decodePlan(raw, decodeOptions)
+    const problems = [
+      ...(Result.isFailure(decoded) ? describeProblems(decoded.failure.issue) : []),
+      ...crossKeyProblems(raw),
+      ...(options.inputChecks !== undefined ? yield* options.inputChecks(raw, folder) : [])
+    ]
+    if (Result.isSuccess(decoded) && problems.length === 0) return resolvePlanPaths(decoded.success, folder)
+    const located = problems.map((problem) => ({ problem, line: lineOf(doc, counter, problem.path) }))
+    // In reading order; problems without a line keep their place among themselves at the end.
+    located.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity))
+    return yield* fail(located.map(({ line, problem }) => {
+      const where = formatPath(problem.path)
+      return `${line !== undefined ? `line ${line}: ` : ""}${where !== "" ? `${where}: ` : ""}${problem.message}`
+    }))
+  })
 }
 
-export const readPlan = (path: string): Effect.Effect<{ plan: Plan; text: string }, InvalidPlan> =>
+export const readPlan = (path: string, options: ParsePlanOptions = {}): Effect.Effect<{ plan: Plan; text: string }, InvalidPlan> =>
   Effect.tryPromise({
     try: () => readFile(path, "utf8"),
     catch: (cause) =>
       new InvalidPlan({ path, problems: [], message: `Cannot read the plan ${path}: ${(cause as Error).message}.` })
-  }).pipe(Effect.flatMap((text) => parsePlan(text, path).pipe(Effect.map((plan) => ({ plan, text })))))
+  }).pipe(Effect.flatMap((text) => parsePlan(text, path, options).pipe(Effect.map((plan) => ({ plan, text })))))

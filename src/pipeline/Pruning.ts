@@ -11,7 +11,8 @@ import { type CalibrationData, scoreModel } from "../prune/Scorers.ts"
 import { applyPlan } from "../prune/Surgery.ts"
 import type { Dataset } from "../services/Datasets.ts"
 import type { PruneFn } from "./Loop.ts"
-import { type Plan, scorerFor } from "./Plan.ts"
+import { type Plan, planSeqLen, scorerFor } from "./Plan.ts"
+import { calibrationBatchSize } from "./PlanFootprint.ts"
 
 /** Calibration batches: the plan's calibration datasets (calibration split) and its general text. */
 export const calibrationData = (
@@ -20,7 +21,7 @@ export const calibrationData = (
   calibration: ReadonlyArray<Dataset>,
   general: Dataset
 ): CalibrationData => {
-  const options = { batchSize: 32, maxSeqLen: plan.tuner.maxSeqLen }
+  const options = { batchSize: calibrationBatchSize, maxSeqLen: planSeqLen(plan) }
   const perDataset = Math.max(1, Math.ceil(plan.data.calibrationExamples / calibration.length))
   return {
     task: calibration.flatMap((d) => calibrationBatches(tokenizer, d.take("calibration", perDataset), options)),

@@ -1,53 +1,75 @@
 /**
- * A whole run: evaluate the original model (iteration 0), run the loop, then each baseline of
- * the plan in the same machinery, appending every state to the run's event log. Resuming is the
- * same function on an existing run folder: finished strategies are skipped, and an unfinished
- * one continues from its last accepted checkpoint (falling back to an earlier one when that
- * one is corrupt) and, when it was interrupted mid-tuning, from the saved trainer state.
+ * A whole run as a Stream: evaluate the original model (iteration 0), run the loop, then each
+ * baseline of the plan in the same machinery. Every state is appended to the run's event log
+ * before it is passed on, so the stream's consumers (terminal view, `--json`, the daemon's event
+ * stream, the report written afterwards) see exactly what the log holds, tuning steps besides.
+ *
+ * Resuming is the same stream on an existing run folder: finished strategies are skipped, an
+ * unfinished one continues from its last accepted checkpoint that verifies (falling back to an
+ * earlier one when the last is corrupt) and, when an iteration was interrupted, from its saved
+ * resume point. The run reserves its estimated peak memory before it loads anything, and every
+ * model it holds is released when the stream ends, however it ends.
  */
-import * as tf from "@tensorflow/tfjs"
 import { Effect, Option, Stream } from "effect"
-import { loadCheckpoint } from "../io/Checkpoint.ts"
+import { loadCheckpoint, readCheckpointConfig } from "../io/Checkpoint.ts"
+import { CorruptRunFile } from "../io/RunFolder.ts"
+import type { DatasetScore, RunEvent, Strategy } from "../io/RunEvent.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
-import { disposeParams, paramSpecs } from "../model/Params.ts"
+import { disposeModel, type Model } from "../model/Model.ts"
+import { countParams } from "../model/Params.ts"
 import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { RunStore } from "../services/RunStore.ts"
-import type { DataCursor } from "../tune/Batches.ts"
-import type { GradientFn, TrainerState } from "../tune/Trainer.ts"
-import type { EvaluationSetup } from "./Evaluation.ts"
-import { evaluateModel } from "./Evaluation.ts"
+import { tunerFor } from "../tune/Tuners.ts"
+import { type EvaluationSetup, evaluateModel } from "./Evaluation.ts"
 import { type LoopStart, runLoop, stageName } from "./Loop.ts"
-import type { Model } from "../model/Model.ts"
-import { type ModelState, toEvent } from "./ModelState.ts"
-import type { Plan, Unit } from "./Plan.ts"
+import { acquireModel, borrowModel } from "./Models.ts"
+import { type ModelState, type Stage, toEvent } from "./ModelState.ts"
+import { type Plan, plannedTuners, planSeqLen } from "./Plan.ts"
+import { planFootprint, planMemoryAdvice } from "./PlanFootprint.ts"
 import { calibrationData, makePruneFn } from "./Pruning.ts"
-import type { RunEvent, Strategy } from "../io/RunEvent.ts"
+import { decodeResumeInfo } from "./ResumePoint.ts"
+import type { LoopUpdate, RunUpdate } from "./RunUpdate.ts"
 
-export interface RunOptions<EG, RG> {
+export interface RunOptions<ES = never, RS = never> {
   readonly plan: Plan
   /** The checkpoint folder the plan's `model` names, resolved. */
   readonly modelPath: string
-  readonly gradients: GradientFn<EG, RG>
-  /** Every state as it happens, with the event written for it. */
-  readonly onState?: (state: ModelState, event: RunEvent) => void
-  readonly onTuneStep?: (step: number, steps: number, loss: number) => void
+  /** Asked at every step boundary; `true` stops the run resumably (see Loop.ts). */
+  readonly stopRequested?: Effect.Effect<boolean>
+  /** A user stage run on every tuned model before it is evaluated. */
+  readonly afterTune?: Stage<ES, RS>
   readonly evaluationBatchSize?: number
 }
 
-export const executeRun = <EG, RG>(options: RunOptions<EG, RG>) =>
-  Effect.gen(function*() {
+/** The plan's tuners, built from its `tuner:` entries. */
+export const planTuners = (plan: Plan) => plannedTuners(plan).map((config) => ({ tuner: tunerFor(config), steps: config.steps }))
+
+export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) =>
+  Stream.unwrap(Effect.gen(function*() {
     const store = yield* RunStore
     const datasets = yield* Datasets
-    const { plan } = options
-    const source = yield* loadCheckpoint(options.modelPath)
-    const tokenizer = yield* loadTokenizer(options.modelPath)
+    const memory = yield* DeviceMemory
+    const { plan, modelPath } = options
+    const evaluationBatchSize = options.evaluationBatchSize ?? 64
+    const tuners = planTuners(plan)
+
+    // Refuse a plan that cannot fit before loading a single weight; hold the room while it runs.
+    const { config: shape } = yield* readCheckpointConfig(modelPath)
+    const need = planFootprint(plan, shape, tuners.map((t) => t.tuner), evaluationBatchSize)
+    yield* memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice })
+
+    const source = yield* Effect.acquireRelease(loadCheckpoint(modelPath), (loaded) => Effect.sync(() => disposeModel(loaded)))
+    const original: Model = { config: source.config, params: source.params }
+    const originalSize = countParams(original.config).nonEmbedding
+    const tokenizer = yield* loadTokenizer(modelPath)
     const open = (refs: ReadonlyArray<Plan["data"]["general"]>) => Effect.forEach(refs, (ref) => datasets.open(ref))
     const evaluation: EvaluationSetup = {
       tokenizer,
       datasets: yield* open(plan.data.evaluate),
       examples: plan.data.evaluationExamples,
-      batchSize: options.evaluationBatchSize ?? 64,
-      maxSeqLen: plan.tuner.maxSeqLen
+      batchSize: evaluationBatchSize,
+      maxSeqLen: planSeqLen(plan)
     }
     // Stages are saved in float32 whatever the source dtype, so a resumed run continues from
     // exactly the weights it had.
@@ -57,108 +79,132 @@ export const executeRun = <EG, RG>(options: RunOptions<EG, RG>) =>
       generationConfig: source.generationConfig,
       extraFiles: source.files.tokenizer
     }
-    const original: Model = { config: source.config, params: source.params }
-    const emit = (state: ModelState) =>
-      store.appendEvent(toEvent(state)).pipe(Effect.tap((event) => Effect.sync(() => options.onState?.(state, event))))
-
-    let events = yield* store.events
-    if (!events.some((e) => e.strategy === "ptl" && e.iteration === 0 && e.phase === "accepted")) {
-      const loaded: ModelState = { strategy: "ptl", iteration: 0, attempt: 0, phase: "loaded", model: original, timings: {} }
-      yield* emit(loaded)
-      const started = performance.now()
-      const metrics = yield* evaluateModel(evaluation, loaded)
-      const evaluated: ModelState = { ...loaded, phase: "evaluated", metrics, timings: { evaluate: (performance.now() - started) / 1000 } }
-      yield* emit(evaluated)
-      const stage = yield* store.saveStage(stageName("ptl", 0), { ...stageTemplate, ...original })
-      yield* store.markAccepted({ stage, iteration: 0, strategy: "ptl" })
-      yield* emit({ ...evaluated, phase: "accepted", checkpoint: stage })
-      events = yield* store.events
-    }
-    const originalMetrics = events.find((e) => e.strategy === "ptl" && e.iteration === 0 && e.phase === "evaluated")?.metrics ?? {}
     const prune = makePruneFn(plan, calibrationData(plan, tokenizer, yield* open(plan.data.calibration), yield* datasets.open(plan.data.general)))
-    const tuning = {
-      tuner: plan.tuner,
-      tokenizer,
-      datasets: yield* open(plan.data.tune),
-      freshChunks: plan.data.freshChunks,
-      seed: plan.seed,
-      gradients: options.gradients
-    }
+    const tuning = { seed: plan.seed, tokenizer, datasets: yield* open(plan.data.tune), freshChunks: plan.data.freshChunks }
+    const evaluate = (state: ModelState) => evaluateModel(evaluation, state)
 
-    /** Where `strategy` starts or continues: its last accepted checkpoint that verifies, and a saved tuning. */
-    const startOf = (strategy: Strategy) =>
+    /** Iteration 0, once per run: the original as loaded, evaluated, and checkpointed. */
+    const preamble = Stream.unwrap(Effect.gen(function*() {
+      const events = yield* store.events
+      if (events.some((e) => e.strategy === "ptl" && e.iteration === 0 && e.phase === "accepted")) return Stream.empty
+      const loaded: ModelState = { strategy: "ptl", iteration: 0, attempt: 0, phase: "loaded", model: original, timings: {} }
+      let evaluated = loaded
+      const stages: ReadonlyArray<Effect.Effect<ModelState, Effect.Error<ReturnType<typeof evaluate>> | Effect.Error<ReturnType<typeof store.saveStage>> | Effect.Error<ReturnType<typeof store.markAccepted>>>> = [
+        Effect.succeed(loaded),
+        Effect.gen(function*() {
+          const started = performance.now()
+          const metrics = yield* evaluate(loaded)
+          evaluated = { ...loaded, phase: "evaluated", metrics, timings: { evaluate: (performance.now() - started) / 1000 } }
+          return evaluated
+        }),
+        Effect.gen(function*() {
+          const stage = yield* store.saveStage(stageName("ptl", 0), { ...stageTemplate, ...original })
+          yield* store.markAccepted({ stage, iteration: 0, strategy: "ptl" })
+          return { ...evaluated, phase: "accepted", checkpoint: stage }
+        })
+      ]
+      return Stream.fromIterable(stages).pipe(Stream.mapEffect((stage) => stage), Stream.map((state): LoopUpdate => ({ _tag: "State", state })))
+    }))
+
+    /** Where `strategy` starts or continues: its last accepted checkpoint that verifies, and a saved resume point. */
+    const startOf = (strategy: Strategy, events: ReadonlyArray<RunEvent>, originalMetrics: Readonly<Record<string, DatasetScore>>) =>
       Effect.gen(function*() {
-        const pointer = yield* store.accepted
-        let start: LoopStart = { accepted: original, acceptedStage: stageName("ptl", 0), iteration: 0 }
-        if (Option.isSome(pointer) && pointer.value.strategy === strategy && pointer.value.iteration > 0) {
-          const candidates = events
-            .filter((e) => e.strategy === strategy && e.phase === "accepted" && e.checkpoint !== undefined)
-            .sort((a, b) => b.seq - a.seq)
-          for (const event of candidates) {
-            const loaded = yield* Effect.result(store.loadStage(event.checkpoint!))
-            if (loaded._tag === "Success") {
-              start = { accepted: loaded.success, acceptedStage: event.checkpoint!, iteration: event.iteration, acceptedAttempt: event.attempt }
-              break
+        let start: LoopStart = { accepted: borrowModel(original), acceptedStage: stageName("ptl", 0), iteration: 0, acceptedMetrics: originalMetrics }
+        const candidates = events
+          .filter((e) => e.strategy === strategy && e.phase === "accepted" && e.iteration > 0 && e.checkpoint !== undefined)
+          .sort((a, b) => b.seq - a.seq)
+        for (const event of candidates) {
+          const loaded = yield* Effect.result(acquireModel(store.loadStage(event.checkpoint!)))
+          if (loaded._tag === "Success") {
+            start = {
+              accepted: loaded.success,
+              acceptedStage: event.checkpoint!,
+              iteration: event.iteration,
+              acceptedAttempt: event.attempt,
+              acceptedMetrics: event.metrics ?? {}
             }
-            yield* Effect.logWarning(`${loaded.failure.message} Falling back to the previous accepted checkpoint.`)
-            yield* store.clearResume // a saved tuning continued from the corrupt stage; it cannot be used
+            break
           }
+          yield* Effect.logWarning(`${loaded.failure.message} Falling back to the previous accepted checkpoint.`)
+          yield* store.clearResume // a saved iteration continued from the corrupt stage; it cannot be used
         }
         const saved = yield* store.loadResume
         if (Option.isNone(saved)) return start
-        const info = saved.value.info as { strategy: string; iteration: number; attempt: number; goal: Array<[Unit, Array<number>]>; step: number; cursor: DataCursor }
+        const model = yield* acquireModel(Effect.succeed(saved.value.model))
+        const info = decodeResumeInfo(saved.value.info)
+        if (info === undefined || info.tuner > tuners.length) {
+          return yield* new CorruptRunFile({
+            path: `${store.dir}/resume/state.json`,
+            message: `${store.dir}/resume/state.json does not say where the interrupted iteration stood; remove ` +
+              `${store.dir}/resume to restart that iteration from the last accepted checkpoint (${start.acceptedStage}).`
+          })
+        }
         if (info.strategy !== strategy || info.iteration !== start.iteration + 1) {
-          disposeParams(saved.value.config, saved.value.params)
+          yield* model.release
           return start
         }
-        const moments = (prefix: string) =>
-          paramSpecs(saved.value.config).map((spec) => {
-            const t = saved.value.tensors.get(`${prefix}.${spec.name}`)!
-            return tf.tensor(t.data, [...t.shape])
-          })
-        const trainer: TrainerState = {
-          params: saved.value.params,
-          optimizer: { step: info.step, m: moments("m"), v: moments("v") },
-          cursor: info.cursor
+        const where = info.tuner < tuners.length
+          ? `${tuners[info.tuner].tuner.kind} tuning${info.tunerState === undefined ? "" : " (continued)"}`
+          : "evaluation"
+        yield* Effect.logInfo(`resuming ${strategy} iteration ${info.iteration} at its ${where}`)
+        return {
+          ...start,
+          resume: {
+            iteration: info.iteration,
+            attempt: info.attempt,
+            goal: info.goal,
+            tuner: info.tuner,
+            model,
+            ...(info.tunerState !== undefined ? { snapshot: { state: info.tunerState, tensors: saved.value.tensors } } : {})
+          }
         }
-        yield* Effect.logInfo(`resuming ${strategy} iteration ${info.iteration} at tuning step ${info.step}`)
-        return { ...start, resume: { iteration: info.iteration, attempt: info.attempt, goal: info.goal, trainer, config: saved.value.config } }
       })
 
-    const strategies: Array<Strategy> = ["ptl", ...plan.baselines]
-    for (const strategy of strategies) {
-      if (events.some((e) => e.strategy === strategy && e.phase === "finished")) continue
-      const start = yield* startOf(strategy)
-      let last: ModelState | undefined
-      yield* runLoop({
-        plan,
-        strategy,
-        stageTemplate,
-        originalMetrics,
-        original,
-        evaluate: (state) => evaluateModel(evaluation, state),
-        tuning,
-        prune,
-        ...(options.onTuneStep !== undefined ? { onTuneStep: options.onTuneStep } : {})
-      }, start).pipe(Stream.runForEach((state) => {
-        last = state
-        return emit(state)
+    const strategyStream = (strategy: Strategy) =>
+      Stream.unwrap(Effect.gen(function*() {
+        const events = yield* store.events
+        if (events.some((e) => e.strategy === strategy && e.phase === "finished")) return Stream.empty
+        const originalMetrics = events.find((e) => e.strategy === "ptl" && e.iteration === 0 && e.phase === "evaluated")?.metrics ?? {}
+        const start = yield* startOf(strategy, events, originalMetrics)
+        return runLoop({
+          plan,
+          strategy,
+          stageTemplate,
+          originalMetrics,
+          original,
+          evaluate,
+          prune,
+          tuners,
+          tuning,
+          ...(options.afterTune !== undefined ? { afterTune: options.afterTune } : {}),
+          ...(options.stopRequested !== undefined ? { stopRequested: options.stopRequested } : {})
+        }, start)
       }))
-      const finalEvent = [...(yield* store.events)].reverse().find((e) => e.strategy === strategy && e.phase === "accepted")
-      const finalModel = last?.model ?? start.accepted
-      yield* emit({
-        strategy,
-        iteration: finalEvent?.iteration ?? 0,
-        attempt: 0,
-        phase: "finished",
-        model: finalModel,
-        timings: {},
-        ...(finalEvent?.metrics !== undefined ? { metrics: finalEvent.metrics } : {}),
-        ...(finalEvent?.checkpoint !== undefined ? { checkpoint: finalEvent.checkpoint } : {})
+
+    /** Writes a state to the event log (and a finished strategy to result.json) before anyone sees it. */
+    const persist = (update: LoopUpdate) =>
+      Effect.gen(function*() {
+        if (update._tag === "Step") return update as RunUpdate
+        const event = yield* store.appendEvent(toEvent(update.state))
+        if (event.phase === "finished" && event.checkpoint !== undefined) {
+          yield* store.recordResult(event.strategy, {
+            checkpoint: event.checkpoint,
+            iteration: event.iteration,
+            parameters: event.parameters,
+            share: event.parameters.nonEmbedding / originalSize,
+            targetReached: event.targetReached ?? true,
+            metrics: event.metrics ?? {},
+            finishedAt: event.time
+          })
+        }
+        return { _tag: "Event", event } as RunUpdate
       })
-      if (finalModel !== original) disposeParams(finalModel.config, finalModel.params)
-      events = yield* store.events
-    }
-    disposeParams(original.config, original.params)
-    return yield* store.events
-  })
+
+    const strategies: ReadonlyArray<Strategy> = ["ptl", ...plan.baselines]
+    return preamble.pipe(
+      Stream.concat(Stream.fromIterable(strategies).pipe(Stream.flatMap(strategyStream))),
+      // After an interruption nothing else starts: the run stops where it is.
+      Stream.takeUntil((update) => update._tag === "State" && update.state.phase === "interrupted"),
+      Stream.mapEffect(persist)
+    )
+  }))

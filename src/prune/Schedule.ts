@@ -8,14 +8,15 @@
  *   has slack, small ones near the target.
  * - `one-shot`: everything in one iteration, the baseline PTL is compared against.
  *
- * A target is a number of units per layer, a fraction of units, or a fraction of parameters;
+ * A target is a number of units per layer, a fraction of units, or a fraction of the
+ * non-embedding parameters;
  * `targetCounts` turns any of them into units per layer (blocks, for layers). Removal is
  * uniform per layer: every layer follows the same schedule from its own width.
  */
 import { Effect } from "effect"
 import type { ModelConfig } from "../model/ModelConfig.ts"
-import { countParams } from "../model/Params.ts"
 import { InvalidPruneRequest } from "./Errors.ts"
+import { countsForShare, unreachableShare } from "./ParameterShare.ts"
 import type { Unit } from "./Scores.ts"
 import { keepCount, unitCounts } from "./Select.ts"
 
@@ -47,25 +48,14 @@ export type PruneTarget =
   | { readonly kind: "units"; readonly keep: number }
   /** Fraction of each layer's units (or of the blocks) to keep. */
   | { readonly kind: "fraction"; readonly keep: number }
-  /** Fraction of the model's parameters (all of them, embeddings included) to keep, by removing only `unit`. */
+  /** Fraction of the non-embedding parameters to keep, by removing only `unit` (as a plan's target; see ParameterShare). */
   | { readonly kind: "parameters"; readonly keep: number }
-
-/** The shape with no units of this kind left: what removing all of them would leave. */
-const withoutAll = (config: ModelConfig, unit: Unit): ModelConfig =>
-  unit === "layers"
-    ? { ...config, layers: [] }
-    : {
-      ...config,
-      layers: config.layers.map((l) =>
-        unit === "neurons" ? { ...l, intermediateSize: 0 } : { ...l, numHeads: 0, numKeyValueHeads: 0 }
-      )
-    }
 
 /**
  * Units to keep per layer (for layers: a one-element array, the blocks to keep) to reach the
- * target. A parameter target keeps the same fraction f of every layer's units, f chosen so the
- * total is as close to the target as whole units allow; it fails when removing only this kind
- * of unit cannot get there (e.g. the embeddings alone are larger than the target).
+ * target. A parameter target keeps the same fraction of every layer's units, as close to the
+ * target as whole units allow without exceeding it; it fails when removing only this kind of
+ * unit cannot get there (everything else is larger than the target).
  */
 export const targetCounts = (
   config: ModelConfig,
@@ -88,16 +78,9 @@ export const targetCounts = (
           return invalid(`A target fraction must be greater than 0 and at most 1, got ${target.keep}.`)
         }
         if (target.kind === "fraction") return Effect.succeed(sizes.map((n) => keepCount(n, target.keep)))
-        const total = countParams(config).total
-        const fixed = countParams(withoutAll(config, unit)).total
-        const f = (target.keep * total - fixed) / (total - fixed)
-        if (!(f > 0)) {
-          return invalid(
-            `Keeping ${(target.keep * 100).toFixed(1)}% of the parameters by removing ${unit} alone is impossible: ` +
-              `everything else holds ${((fixed / total) * 100).toFixed(1)}% of them. Prune other units as well, or aim higher.`
-          )
-        }
-        return Effect.succeed(sizes.map((n) => keepCount(n, Math.min(1, f))))
+        const unreachable = unreachableShare(config, [unit], target.keep)
+        if (unreachable !== undefined) return invalid(unreachable)
+        return Effect.succeed(countsForShare(config, [unit], target.keep).get(unit)!)
       }
     }
   })

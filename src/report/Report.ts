@@ -6,14 +6,20 @@
  *
  * `renderReport` is pure (events in, HTML out). `readEvents` decodes a run's events.ndjson
  * line by line and names the file and line of the first bad one; `writeReport` reads the run
- * folder(s) and replaces `<run>/report.html` atomically.
+ * folder(s) and replaces `<run>/report.html` (or the page asked for) atomically. The header
+ * names what a reader needs to reproduce or find the result: simmer's version and the backend
+ * each run used, when it ran, where each strategy's final checkpoint is, and whether compared
+ * runs were evaluated the same way.
  */
-import { readFile, stat } from "node:fs/promises"
+import { readFile } from "node:fs/promises"
 import { basename, join, resolve } from "node:path"
 import { Effect, Schema } from "effect"
 import { parse as parseYaml } from "yaml"
 import { writeFileAtomically } from "../io/AtomicWrite.ts"
 import { describeCause, errnoCode, type FileSystemError } from "../io/Errors.ts"
+import { eventsFileName, openRunFolder, planFileName } from "../io/RunFolder.ts"
+import { readRunInfo } from "../io/RunInfo.ts"
+import { comparabilityWarnings } from "./Comparable.ts"
 import {
   type AttemptRow,
   buildModel,
@@ -39,6 +45,7 @@ import {
   type Point,
   stackedBarChart
 } from "./SvgPlot.ts"
+import { finalCheckpointPath } from "./Summary.ts"
 
 export type { RunInput } from "./ReportModel.ts"
 
@@ -184,7 +191,23 @@ const metricChange = (
   return `${was} → <b>${now}</b> <span class="delta">(${delta})</span>`
 }
 
-const header = (model: ReportModel): string => {
+/** "2026-12-02 16:32 UTC" */
+const dateText = (iso: string | undefined): string => {
+  const t = iso === undefined ? Number.NaN : Date.parse(iso)
+  return Number.isFinite(t) ? `${new Date(t).toISOString().slice(0, 16).replace("T", " ")} UTC` : "—"
+}
+
+/** Per run: when it ran, which simmer and backend (as run.json recorded them). */
+const runFacts = (model: ReportModel): string =>
+  model.runs.map((run) => {
+    const info = run.info
+    const made = info?.simmerVersion !== undefined ? `simmer ${info.simmerVersion}` : "simmer version not recorded"
+    const backend = info?.backend !== undefined ? `backend ${info.backend}` : "backend not recorded"
+    return `${model.runs.length > 1 ? `${esc(run.name)}: ` : ""}${esc(dateText(run.firstTime))} to ${esc(dateText(run.lastTime))}; ` +
+      `${esc(made)}, ${esc(backend)}`
+  }).join("<br>")
+
+const header = (model: ReportModel, options: RenderOptions): string => {
   const models = [...new Set(model.runs.map((run) => modelOf(run.plan)).filter((m): m is string => m !== undefined))]
   const strategies = [...new Set(model.series.map((s) => s.strategy))]
   const rows = model.series.map((s) => {
@@ -203,7 +226,8 @@ const header = (model: ReportModel): string => {
       `<td class="num">${tokens > 0 ? human(tokens) : "—"}</td>`,
       `<td class="num">${stageSeconds > 0 ? duration(stageSeconds) : "—"}${
         s.wallSeconds !== undefined && s.wallSeconds > 0 ? ` <span class="pct">(wall ${duration(s.wallSeconds)})</span>` : ""
-      }</td>`
+      }</td>`,
+      `<td class="path">${esc(finalCheckpointPath(model, s) ?? "—")}${s.final.checkpoint === undefined ? ` <span class="pct">(the original)</span>` : ""}</td>`
     ]
     return `<tr>${cells.join("")}</tr>`
   })
@@ -216,7 +240,8 @@ const header = (model: ReportModel): string => {
     ...model.graded.map((d) => `${d} accuracy`),
     ...model.perplexity.map((d) => `${d} perplexity`),
     "Tuning tokens",
-    "Time in stages"
+    "Time in stages",
+    "Final checkpoint"
   ]
   const originals = model.series.filter((s, i) => model.series.findIndex((o) => o.run === s.run) === i)
   const sizes = originals.map((s) =>
@@ -230,7 +255,10 @@ const header = (model: ReportModel): string => {
 <dt>Model</dt><dd>${models.length > 0 ? esc(models.join(", ")) : "not named (no plan.yaml)"}</dd>
 <dt>Original size</dt><dd>${sizes.join("; ") || "—"}</dd>
 <dt>Strategies</dt><dd>${strategies.map(esc).join(", ") || "—"}</dd>
+<dt>Ran</dt><dd>${runFacts(model)}</dd>
+${options.generated !== undefined ? `<dt>Report</dt><dd>written ${esc(dateText(options.generated.time))} by simmer ${esc(options.generated.version)}</dd>` : ""}
 </dl>
+${options.warnings !== undefined && options.warnings.length > 0 ? options.warnings.map((w) => `<p class="warning">Note: ${esc(w)}.</p>`).join("\n") : ""}
 ${
     model.series.length === 0
       ? `<p class="note">No events yet: the run has not logged anything.</p>`
@@ -513,6 +541,8 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; vertical-align: top; }
 thead th { background: #f0f0f0; text-align: left; font-weight: 600; vertical-align: bottom; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.message { min-width: 18em; max-width: 32em; color: #444; }
+td.path { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; min-width: 16em; }
+p.warning { background: #fff4c7; border: 1px solid #e6d48a; padding: 6px 10px; margin: 8px 0; }
 tbody th { text-align: left; white-space: nowrap; font-weight: 600; }
 tr.rolled-back td { background: #f6f6f6; color: #666; }
 .pct, .delta { color: #666; white-space: nowrap; }
@@ -540,8 +570,15 @@ svg .rule { stroke: #999; stroke-width: 1; stroke-dasharray: 3 3; }
 pre { background: #fff; border: 1px solid #ddd; padding: 8px; overflow-x: auto; font-size: 12.5px; }
 `
 
+export interface RenderOptions {
+  /** When and by which simmer the page is written. */
+  readonly generated?: { readonly time: string; readonly version: string }
+  /** Sentences shown at the top (see Comparable). */
+  readonly warnings?: ReadonlyArray<string>
+}
+
 /** The whole page for the given runs (the first is the run the report belongs to). */
-export const renderReport = (runs: ReadonlyArray<RunInput>): string => {
+export const renderReport = (runs: ReadonlyArray<RunInput>, options: RenderOptions = {}): string => {
   const model = buildModel(runs)
   const title = `simmer report — ${runs.map((r) => r.name).join(", ") || "no run"}`
   return `<!DOCTYPE html>
@@ -553,7 +590,7 @@ export const renderReport = (runs: ReadonlyArray<RunInput>): string => {
 <style>${css}</style>
 </head>
 <body>
-${header(model)}
+${header(model, options)}
 ${model.series.length > 0 ? `${sizeVsMetricPlots(model)}\n${lossPlots(model)}\n${timePlots(model)}` : ""}
 ${model.series.length > 0 ? `<section><h2>Iterations</h2>${model.series.map(iterationTable).join("\n")}</section>` : ""}
 ${plans(model)}
@@ -586,31 +623,39 @@ const readOptional = (path: string) =>
     catch: (cause) => new ReportError({ path, message: `Cannot read ${path}: ${describeCause(cause)}.` })
   })
 
-/** A run folder's events and plan, named after the folder. */
+/** A run folder's events, plan and run.json, named after the folder. */
 export const readRun = Effect.fn("Report.readRun")(function*(folder: string): Effect.fn.Return<RunInput, ReportError> {
-  const isFolder = yield* Effect.tryPromise({
-    try: () => stat(folder).then((s) => s.isDirectory()),
-    catch: (cause) =>
-      new ReportError({
-        path: folder,
-        message: errnoCode(cause) === "ENOENT" ? `Run folder ${folder} does not exist.` : `Cannot read ${folder}: ${describeCause(cause)}.`
-      })
-  })
-  if (!isFolder) {
-    return yield* new ReportError({ path: folder, message: `${folder} is not a run folder (a folder with events.ndjson and plan.yaml).` })
-  }
-  const events = yield* readEvents(join(folder, "events.ndjson"))
-  const plan = yield* readOptional(join(folder, "plan.yaml"))
-  return { name: basename(resolve(folder)), events, plan }
+  yield* openRunFolder(folder, [eventsFileName]).pipe(Effect.mapError((e) => new ReportError({ path: e.path, message: e.message })))
+  const events = yield* readEvents(join(folder, eventsFileName))
+  const plan = yield* readOptional(join(folder, planFileName))
+  const info = yield* readRunInfo(folder)
+  return { name: basename(resolve(folder)), events, plan, folder: resolve(folder), ...(info._tag === "Success" ? { info: info.success } : {}) }
+})
+
+export interface WriteReportOptions {
+  /** The page to write; default `<runFolder>/report.html`. */
+  readonly output?: string
+  /** simmer's version, shown as the page's writer. */
+  readonly version?: string
+}
+
+/**
+ * Rebuilds the report (atomically) from the run and the runs compared with it; returns its path,
+ * the runs read and what makes them hard to compare.
+ */
+export const buildReport = Effect.fn("Report.buildReport")(function*(
+  runFolder: string,
+  compare: ReadonlyArray<string> = [],
+  options: WriteReportOptions = {}
+): Effect.fn.Return<{ readonly path: string; readonly runs: ReadonlyArray<RunInput>; readonly warnings: ReadonlyArray<string> }, ReportError | FileSystemError> {
+  const runs = yield* Effect.forEach([runFolder, ...compare], readRun)
+  const path = options.output ?? join(runFolder, "report.html")
+  const warnings = comparabilityWarnings(runs)
+  const generated = options.version !== undefined ? { time: new Date().toISOString(), version: options.version } : undefined
+  yield* writeFileAtomically(path, renderReport(runs, { warnings, ...(generated !== undefined ? { generated } : {}) }))
+  return { path, runs, warnings }
 })
 
 /** Rebuilds `<runFolder>/report.html` (atomically) from the run and the runs compared with it; returns its path. */
-export const writeReport = Effect.fn("Report.writeReport")(function*(
-  runFolder: string,
-  compare: ReadonlyArray<string> = []
-): Effect.fn.Return<string, ReportError | FileSystemError> {
-  const runs = yield* Effect.forEach([runFolder, ...compare], readRun)
-  const path = join(runFolder, "report.html")
-  yield* writeFileAtomically(path, renderReport(runs))
-  return path
-})
+export const writeReport = (runFolder: string, compare: ReadonlyArray<string> = [], options: WriteReportOptions = {}) =>
+  Effect.map(buildReport(runFolder, compare, options), (built) => built.path)

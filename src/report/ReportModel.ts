@@ -8,6 +8,7 @@
  * last event that has them. A `finished` event forms no row; its metrics and size, when it
  * has them, override the final state's.
  */
+import type { RunInfo } from "../io/RunInfo.ts"
 import type { DatasetScore, Phase, RunEvent, Strategy } from "../io/RunEvent.ts"
 import { Strategies } from "../io/RunEvent.ts"
 
@@ -17,6 +18,10 @@ export interface RunInput {
   readonly events: ReadonlyArray<RunEvent>
   /** plan.yaml as text, shown verbatim (and read for the model's name). */
   readonly plan?: string | undefined
+  /** The run folder, absolute, for checkpoint paths. */
+  readonly folder?: string | undefined
+  /** run.json: the model path, creation time, simmer version and backend, when recorded. */
+  readonly info?: RunInfo | undefined
 }
 
 export type Outcome = "original" | "accepted" | "rolled-back" | "interrupted" | "in progress"
@@ -39,6 +44,8 @@ export interface AttemptRow {
   readonly tune?: RunEvent["tune"]
   readonly pruned?: RunEvent["pruned"]
   readonly messages: ReadonlyArray<string>
+  /** Stage folder (relative to the run folder) the attempt's model was saved to, if any. */
+  readonly checkpoint?: string
   readonly firstTime: string
   readonly lastTime: string
 }
@@ -53,15 +60,28 @@ export interface Series {
   readonly originalKnown: boolean
   readonly originalMetrics: Readonly<Record<string, DatasetScore>>
   readonly rows: ReadonlyArray<AttemptRow>
-  /** The last accepted state (or the original when nothing was accepted). */
-  readonly final: { readonly parameters: Parameters; readonly metrics: Readonly<Record<string, DatasetScore>>; readonly iteration: number }
+  /** The last accepted state (or the original when nothing was accepted), and where its checkpoint is (relative to the run folder). */
+  readonly final: {
+    readonly parameters: Parameters
+    readonly metrics: Readonly<Record<string, DatasetScore>>
+    readonly iteration: number
+    readonly checkpoint: string | undefined
+  }
   readonly finished: boolean
   /** Seconds from the first to the last event, when the times parse. */
   readonly wallSeconds: number | undefined
 }
 
 export interface ReportModel {
-  readonly runs: ReadonlyArray<{ readonly name: string; readonly plan?: string | undefined }>
+  readonly runs: ReadonlyArray<{
+    readonly name: string
+    readonly plan?: string | undefined
+    readonly folder?: string | undefined
+    readonly info?: RunInfo | undefined
+    /** Times of the run's first and last events. */
+    readonly firstTime?: string | undefined
+    readonly lastTime?: string | undefined
+  }>
   readonly series: ReadonlyArray<Series>
   /** Dataset names with an accuracy anywhere, sorted. */
   readonly graded: ReadonlyArray<string>
@@ -85,6 +105,7 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
   let pruned: RunEvent["pruned"]
   let outcome: Outcome | undefined
   let parameters: Parameters | undefined
+  let checkpoint: string | undefined
   const messages: Array<string> = []
   for (const event of events) {
     mergeRecord(metrics, event.metrics)
@@ -94,6 +115,7 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
     if (event.message !== undefined && event.message !== "" && !messages.includes(event.message)) messages.push(event.message)
     outcome = decisive(event.phase) ?? outcome
     if (event.phase !== "rolled-back") parameters = event.parameters
+    if (event.checkpoint !== undefined) checkpoint = event.checkpoint
   }
   return {
     iteration: first.iteration,
@@ -106,6 +128,7 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
     ...(tune !== undefined ? { tune } : {}),
     ...(pruned !== undefined ? { pruned } : {}),
     messages,
+    ...(checkpoint !== undefined ? { checkpoint } : {}),
     firstTime: first.time,
     lastTime: last.time
   }
@@ -138,9 +161,11 @@ const seriesOf = (run: string, strategy: Strategy, events: ReadonlyArray<RunEven
   const lastAccepted = accepted[accepted.length - 1]
   const finalMetrics: Record<string, DatasetScore> = { ...(lastAccepted?.metrics ?? {}) }
   let finalParameters = lastAccepted?.parameters ?? original
+  let finalCheckpoint = lastAccepted?.outcome === "accepted" ? lastAccepted.checkpoint : undefined
   for (const event of finishedEvents) {
     mergeRecord(finalMetrics, event.metrics)
     finalParameters = event.parameters
+    if (event.checkpoint !== undefined) finalCheckpoint = event.checkpoint
   }
   return {
     run,
@@ -150,7 +175,7 @@ const seriesOf = (run: string, strategy: Strategy, events: ReadonlyArray<RunEven
     originalKnown: originalRow !== undefined,
     originalMetrics: originalRow?.metrics ?? {},
     rows,
-    final: { parameters: finalParameters, metrics: finalMetrics, iteration: lastAccepted?.iteration ?? 0 },
+    final: { parameters: finalParameters, metrics: finalMetrics, iteration: lastAccepted?.iteration ?? 0, checkpoint: finalCheckpoint },
     finished: finishedEvents.length > 0,
     wallSeconds: seconds(events[0].time, events[events.length - 1].time)
   }
@@ -188,8 +213,12 @@ export const buildModel = (runs: ReadonlyArray<RunInput>): ReportModel => {
   const datasets = (pick: (score: DatasetScore) => number | undefined) =>
     [...new Set(series.flatMap((s) => s.rows.flatMap((row) => Object.entries(row.metrics).filter(([, score]) => pick(score) !== undefined).map(([name]) => name))))]
       .sort()
+  const timeRange = (events: ReadonlyArray<RunEvent>) => {
+    const times = events.map((e) => e.time).filter((t) => Number.isFinite(Date.parse(t))).sort()
+    return { firstTime: times[0], lastTime: times[times.length - 1] }
+  }
   return {
-    runs: runs.map((run, i) => ({ name: names[i], plan: run.plan })),
+    runs: runs.map((run, i) => ({ name: names[i], plan: run.plan, folder: run.folder, info: run.info, ...timeRange(run.events) })),
     series,
     graded: datasets((score) => score.accuracy),
     perplexity: datasets((score) => score.perplexity)

@@ -1,50 +1,91 @@
 /**
- * DeviceMemory: how much memory the compute backend has and uses, and a budget that a stage
- * checks before it allocates, so that a run that would not fit fails with a typed error up
- * front instead of crashing (or swapping) halfway. Host memory on wasm/cpu; GPU memory on
- * tensorflow-gpu.
+ * DeviceMemory: how much memory the compute device offers simmer, and who holds which part of
+ * it. Work reserves its estimated peak (model/Footprint.ts) before it starts and holds the
+ * reservation while it runs, so a plan that cannot fit is refused up front with the numbers —
+ * never a wasm out-of-bounds crash halfway — and several runs in one process (the daemon) run
+ * side by side only as far as their reservations fit. The budget: the wasm heap's 4 GiB on
+ * wasm, the GPU's memory with tensorflow on CUDA (given by the user: tfjs cannot read it), host
+ * memory on cpu. The live implementation is layers/DeviceMemory.ts.
  */
-import { Context, Effect, Schema } from "effect"
+import { Context, Effect, Schema, type Scope, Semaphore } from "effect"
+import { type Footprint, gib } from "../model/Footprint.ts"
 
 export class MemoryBudgetExceeded extends Schema.TaggedError<MemoryBudgetExceeded>()("MemoryBudgetExceeded", {
-  stage: Schema.String,
+  what: Schema.String,
   requiredBytes: Schema.Number,
+  budgetBytes: Schema.Number,
   availableBytes: Schema.Number,
   message: Schema.String
 }) {}
 
-export interface MemoryReport {
-  /** Bytes held by tensors of the active backend. */
-  readonly tensorBytes: number
-  /** Bytes the budget allows in total. */
-  readonly budgetBytes: number
-  /** What the budget is measured against ("host memory", "GPU memory"). */
-  readonly kind: string
+export interface ReserveOptions {
+  /** Wait while other reservations hold the room (the daemon's queue); default: fail at once. */
+  readonly wait?: boolean
+  /** What the user can change to need less, for the refusal message. */
+  readonly advice?: string
 }
 
 export class DeviceMemory extends Context.Service<DeviceMemory, {
-  readonly report: Effect.Effect<MemoryReport>
-  /** Fails before allocating when `bytes` more would exceed the budget. */
-  readonly reserve: (stage: string, bytes: number) => Effect.Effect<void, MemoryBudgetExceeded>
+  /** Bytes the budget allows in total. */
+  readonly budgetBytes: number
+  /** What the budget is ("wasm heap", "GPU memory", "host memory"). */
+  readonly kind: string
+  /** Bytes held by reservations now. */
+  readonly reservedBytes: Effect.Effect<number>
+  /**
+   * Holds `need.bytes` of the budget until the scope closes. A need larger than the whole budget
+   * fails at once; one that would fit once others finish fails or waits (`options.wait`).
+   */
+  readonly reserve: (what: string, need: Footprint, options?: ReserveOptions) => Effect.Effect<void, MemoryBudgetExceeded, Scope.Scope>
 }>()("simmer/DeviceMemory") {}
 
-const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`
+// Reservations are counted in MiB so that a 24 GiB budget is a modest number of permits.
+const MIB = 2 ** 20
 
-/** A DeviceMemory over a budget and a live reading of tensor bytes. */
-export const makeDeviceMemory = (kind: string, budgetBytes: number, tensorBytes: () => number): DeviceMemory["Service"] => ({
-  report: Effect.sync(() => ({ tensorBytes: tensorBytes(), budgetBytes, kind })),
-  reserve: (stage, bytes) =>
-    Effect.suspend(() => {
-      const used = tensorBytes()
-      return used + bytes <= budgetBytes
-        ? Effect.void
-        : Effect.fail(new MemoryBudgetExceeded({
-          stage,
-          requiredBytes: bytes,
-          availableBytes: Math.max(budgetBytes - used, 0),
-          message: `${stage} needs about ${gib(bytes)} more ${kind}, but only ${gib(Math.max(budgetBytes - used, 0))} ` +
-            `of the ${gib(budgetBytes)} budget is free (${gib(used)} in use). Lower the batch size or sequence length, ` +
-            `or raise the budget with SIMMER_MEMORY_BUDGET_GB.`
-        }))
+const describeParts = (need: Footprint) =>
+  Object.entries(need.parts)
+    .filter(([, bytes]) => bytes > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([part, bytes]) => `${part} ${gib(bytes)}`)
+    .join(", ")
+
+/** A DeviceMemory over a budget of `budgetBytes` of `kind`. */
+export const makeDeviceMemory = (kind: string, budgetBytes: number): Effect.Effect<DeviceMemory["Service"]> =>
+  Effect.gen(function*() {
+    const total = Math.floor(budgetBytes / MIB)
+    const permits = yield* Semaphore.make(total)
+    let held = 0
+    const refuse = (what: string, need: Footprint, available: number, advice: string | undefined) =>
+      new MemoryBudgetExceeded({
+        what,
+        requiredBytes: need.bytes,
+        budgetBytes,
+        availableBytes: available,
+        message: `${what} needs about ${gib(need.bytes)} of ${kind} at its peak (${describeParts(need)}), but ` +
+          (available >= budgetBytes
+            ? `the budget is ${gib(budgetBytes)}.`
+            : `only ${gib(available)} of the ${gib(budgetBytes)} budget is free while other work holds the rest.`) +
+          (advice !== undefined ? ` ${advice}` : "")
+      })
+    return DeviceMemory.of({
+      budgetBytes,
+      kind,
+      reservedBytes: Effect.sync(() => held * MIB),
+      reserve: (what, need, options = {}) =>
+        Effect.gen(function*() {
+          const count = Math.max(1, Math.ceil(need.bytes / MIB))
+          if (count > total) return yield* refuse(what, need, budgetBytes, options.advice)
+          if (options.wait) {
+            yield* Semaphore.takeScoped(permits, count)
+          } else {
+            yield* Effect.acquireRelease(
+              Semaphore.takeIfAvailable(permits, count).pipe(
+                Effect.flatMap((taken) => (taken ? Effect.void : Effect.fail(refuse(what, need, (total - held) * MIB, options.advice))))
+              ),
+              () => Semaphore.release(permits, count)
+            )
+          }
+          yield* Effect.acquireRelease(Effect.sync(() => (held += count)), () => Effect.sync(() => (held -= count)))
+        })
     })
-})
+  })

@@ -1,24 +1,24 @@
 /**
  * RunStore: where a run keeps what must survive it — the event log, one checkpoint per
- * accepted stage with its manifest, the pointer to the last accepted stage, and the resumable
- * state of an interrupted stage. The pipeline talks only to this interface; layers/RunStore.ts
- * keeps it in a run folder on the local file system.
+ * accepted stage with its manifest, a pointer to each strategy's last accepted stage, the
+ * resumable state of an interrupted iteration, and the result of every finished strategy. The
+ * pipeline talks only to this interface; layers/RunStore.ts keeps it in a run folder on the
+ * local file system, locked for one writer.
  */
 import { Context, type Effect, type Option } from "effect"
 import type { ExtraFile, LoadCheckpointError, SaveCheckpointError } from "../io/Checkpoint.ts"
 import type { Dtype } from "../io/Dtype.ts"
 import type { FileSystemError } from "../io/Errors.ts"
-import type { HfConfig } from "../io/HfConfig.ts"
-import type { ModelConfig } from "../model/ModelConfig.ts"
-import type { Params } from "../model/Params.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"
+import type { HfConfig } from "../io/HfConfig.ts"
 import type { CorruptStage } from "../io/Manifest.ts"
-import type { RunEvent } from "../io/RunEvent.ts"
+import type { CorruptRunFile, RunResult } from "../io/RunFolder.ts"
+import type { RunEvent, Strategy } from "../io/RunEvent.ts"
+import type { NamedTensor } from "../io/Safetensors.ts"
+import type { Model } from "../model/Model.ts"
 
 /** What a checkpoint is written from: the model and the original folder's config and files. */
-export interface StageContent {
-  readonly config: ModelConfig
-  readonly params: Params
+export interface StageContent extends Model {
   readonly hfConfig: HfConfig
   readonly dtype: Dtype
   readonly generationConfig?: unknown
@@ -26,25 +26,26 @@ export interface StageContent {
 }
 
 export interface AcceptedPointer {
-  /** Stage folder, relative to the run folder (e.g. "stages/003"). */
+  /** Stage folder, relative to the run folder (e.g. "stages/ptl-003"). */
   readonly stage: string
   readonly iteration: number
-  readonly strategy: string
+  readonly strategy: Strategy
 }
 
-/** The resumable state of an interrupted stage: JSON-safe fields plus named float tensors. */
+/** The resumable state of an interrupted iteration: a JSON value, the weights, and named tensors. */
 export interface ResumeState {
-  readonly info: Readonly<Record<string, unknown>>
+  /** Where the run stands (pipeline/ResumePoint.ts); the store keeps it as given. */
+  readonly info: unknown
   readonly model: StageContent
-  /** Extra tensors (optimizer moments), in internal orientation. */
-  readonly tensors: ReadonlyArray<{ readonly name: string; readonly shape: ReadonlyArray<number>; readonly data: Float32Array }>
+  /** Tensors besides the weights (optimizer moments), in internal orientation. */
+  readonly tensors: ReadonlyArray<NamedTensor>
 }
 
 export interface LoadedResume {
-  readonly info: Readonly<Record<string, unknown>>
-  readonly config: ModelConfig
-  readonly params: Params
-  readonly tensors: ReadonlyMap<string, { readonly shape: ReadonlyArray<number>; readonly data: Float32Array }>
+  readonly info: unknown
+  /** Fresh tensors; the caller owns them. */
+  readonly model: Model
+  readonly tensors: ReadonlyArray<NamedTensor>
 }
 
 export type StageLoadError = CorruptStage | LoadCheckpointError
@@ -60,11 +61,15 @@ export class RunStore extends Context.Service<RunStore, {
   readonly events: Effect.Effect<ReadonlyArray<RunEvent>, FileSystemError | InvalidEventLog>
   /** Writes stage `name` (a checkpoint and its manifest) atomically; returns its relative path. */
   readonly saveStage: (name: string, content: StageContent) => Effect.Effect<string, StageSaveError>
-  /** Loads a stage after verifying its manifest. */
-  readonly loadStage: (stage: string) => Effect.Effect<{ config: ModelConfig; params: Params }, StageLoadError>
-  readonly markAccepted: (pointer: AcceptedPointer) => Effect.Effect<void, FileSystemError>
-  readonly accepted: Effect.Effect<Option.Option<AcceptedPointer>, FileSystemError>
+  /** Loads a stage after verifying its manifest; the caller owns the tensors. */
+  readonly loadStage: (stage: string) => Effect.Effect<Model, StageLoadError>
+  /** Records `pointer` as its strategy's last accepted stage. */
+  readonly markAccepted: (pointer: AcceptedPointer) => Effect.Effect<void, FileSystemError | CorruptRunFile>
+  /** Each strategy's last accepted stage. */
+  readonly accepted: Effect.Effect<ReadonlyMap<Strategy, AcceptedPointer>, FileSystemError | CorruptRunFile>
   readonly saveResume: (state: ResumeState) => Effect.Effect<string, StageSaveError>
-  readonly loadResume: Effect.Effect<Option.Option<LoadedResume>, StageLoadError>
+  readonly loadResume: Effect.Effect<Option.Option<LoadedResume>, StageLoadError | CorruptRunFile>
   readonly clearResume: Effect.Effect<void, FileSystemError>
+  /** Records a finished strategy in result.json, beside the others. */
+  readonly recordResult: (strategy: Strategy, result: RunResult["strategies"][string]) => Effect.Effect<void, FileSystemError | CorruptRunFile>
 }>()("simmer/RunStore") {}

@@ -12,6 +12,7 @@
  */
 import { Effect, Result, Schema, Stream } from "effect"
 import * as fs from "node:fs/promises"
+import { isAbsolute, resolve } from "node:path"
 import * as readline from "node:readline"
 import { finalAnswer, normalizeAnswer } from "./Answer.ts"
 import type { Example } from "./Task.ts"
@@ -74,8 +75,8 @@ export class DatasetFileNotFound extends Schema.TaggedError<DatasetFileNotFound>
   file: Schema.String
 }) {
   override get message() {
-    return `Dataset file ${this.file} does not exist. Check the path (relative paths are resolved from ` +
-      `the working directory, ${process.cwd()}).`
+    return `Dataset file ${this.file} does not exist` +
+      (isAbsolute(this.file) ? "." : ` (a relative path is read from the working directory: ${resolve(this.file)}).`)
   }
 }
 
@@ -96,7 +97,7 @@ export class InvalidDatasetLine extends Schema.TaggedError<InvalidDatasetLine>()
   override get message() {
     return `${this.file}, line ${this.line}: ${this.issue}. Each line must be a JSON object with ` +
       `"question" and "answer" (GSM8K, final answer after ####), "prompt" and "completion", or "text"; ` +
-      `fix the line or pass skipInvalid to skip bad lines.`
+      `fix the line, or skip bad lines with --skip-invalid (in a plan: skipInvalid: true next to the file).`
   }
 }
 

@@ -48,8 +48,14 @@ export const adamWStep = (
   const t = state.step + 1
   const bias1 = 1 - Math.pow(options.beta1, t)
   const bias2 = 1 - Math.pow(options.beta2, t)
-  const out = tf.tidy(() =>
-    params.map((p, i) => {
+  // One parameter at a time, releasing its old moments as soon as the new ones exist: the
+  // intermediates of a tidy live until it ends, so one tidy over all parameters would hold
+  // about 16 copies of the model at once.
+  const params2: Array<tf.Tensor> = []
+  const m2: Array<tf.Tensor> = []
+  const v2: Array<tf.Tensor> = []
+  params.forEach((p, i) => {
+    const [next, m, v] = tf.tidy(() => {
       const g = grads[i]
       const m = tf.add(tf.mul(state.m[i], options.beta1), tf.mul(g, 1 - options.beta1))
       const v = tf.add(tf.mul(state.v[i], options.beta2), tf.mul(tf.square(g), 1 - options.beta2))
@@ -57,10 +63,11 @@ export const adamWStep = (
       const update = tf.div(tf.div(m, bias1), tf.add(tf.sqrt(tf.div(v, bias2)), options.eps))
       return [tf.sub(decayed, tf.mul(update, lr)), m, v]
     })
-  )
-  disposeAdamW(state)
-  return {
-    params: out.map(([p]) => p),
-    state: { step: t, m: out.map(([, m]) => m), v: out.map(([, , v]) => v) }
-  }
+    state.m[i].dispose()
+    state.v[i].dispose()
+    params2.push(next)
+    m2.push(m)
+    v2.push(v)
+  })
+  return { params: params2, state: { step: t, m: m2, v: v2 } }
 }

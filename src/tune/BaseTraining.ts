@@ -19,7 +19,7 @@ import type { Task, TaskName } from "../tasks/Task.ts"
 import { type AdamWState, defaultAdamW, initAdamW } from "./AdamW.ts"
 import { buildBatch } from "./Batches.ts"
 import { type LrSchedule, warmupCosine } from "./Schedule.ts"
-import { applyUpdate, type GradientFn, type StepReport } from "./Trainer.ts"
+import { applyUpdate, type StepReport } from "./Trainer.ts"
 
 export interface BaseRecipe {
   readonly seed: number
@@ -116,11 +116,10 @@ export const initBaseTraining = (recipe: BaseRecipe, from?: Params): BaseTrainin
 export const baseSchedule = (recipe: BaseRecipe): LrSchedule => warmupCosine(recipe.peakLr, recipe.steps)
 
 /** One step of base training. */
-export const baseTrainingStep = <E, R>(
+export const baseTrainingStep = (
   recipe: BaseRecipe,
   tasks: Readonly<Record<TaskName, Task<object>>>,
-  state: BaseTrainingState,
-  gradients: GradientFn<E, R>
+  state: BaseTrainingState
 ) =>
   Effect.gen(function*() {
     const { task, batch } = baseBatch(recipe, tasks, state.step)
@@ -128,7 +127,7 @@ export const baseTrainingStep = <E, R>(
       schedule: baseSchedule(recipe),
       optimizer: { ...defaultAdamW, beta2: 0.99, weightDecay: recipe.weightDecay },
       maxGradNorm: 1
-    }, gradients)
+    })
     const report: StepReport & { task: TaskName; tokens: number } = {
       ...update.report,
       task,

@@ -9,12 +9,13 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
-import { type LossAndGradients, lossAndGradients, type TokenBatch } from "../model/Gradients.ts"
+import type { TokenBatch } from "../model/Gradients.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { assembleParams, paramSpecs, type Params, paramTensors } from "../model/Params.ts"
 import { type AdamWOptions, type AdamWState, adamWStep, initAdamW } from "./AdamW.ts"
 import type { TokenizedExample } from "../tasks/Encode.ts"
 import { buildBatch, type DataCursor, startCursor, takeExamples } from "./Batches.ts"
+import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
 import { clipByGlobalNorm } from "./ClipGrad.ts"
 import { learningRate, type LrSchedule } from "./Schedule.ts"
 
@@ -56,16 +57,6 @@ export class NonFiniteLoss extends Schema.TaggedError<NonFiniteLoss>()("NonFinit
   message: Schema.String
 }) {}
 
-/** How gradients of one batch are computed: in this thread, or split across workers. */
-export type GradientFn<E = never, R = never> = (
-  config: ModelConfig,
-  params: Params,
-  batch: TokenBatch
-) => Effect.Effect<LossAndGradients, E, R>
-
-export const localGradients: GradientFn = (config, params, batch) =>
-  Effect.sync(() => lossAndGradients(config, params, batch))
-
 export const initTrainer = (params: Params, config: ModelConfig, seed: number): TrainerState => ({
   params,
   optimizer: initAdamW(paramTensors(config, params)),
@@ -84,15 +75,15 @@ export interface Update {
  * counted targets, so accumulation equals one large batch), clipping, AdamW. Fails, changing
  * nothing, on a NaN/Inf loss. On success the old weights and moments are disposed.
  */
-export const applyUpdate = <E, R>(
+export const applyUpdate = (
   config: ModelConfig,
   params: Params,
   optimizer: AdamWState,
   microBatches: ReadonlyArray<TokenBatch>,
-  options: Pick<TrainOptions, "schedule" | "optimizer" | "maxGradNorm">,
-  gradients: GradientFn<E, R>
-): Effect.Effect<Update, E | NonFiniteLoss, R> =>
+  options: Pick<TrainOptions, "schedule" | "optimizer" | "maxGradNorm">
+): Effect.Effect<Update, GradientsFailed | NonFiniteLoss, Gradients> =>
   Effect.gen(function*() {
+    const gradients = yield* Gradients
     let lossSum = 0
     let targets = 0
     let sum: Array<tf.Tensor> | undefined
@@ -100,7 +91,7 @@ export const applyUpdate = <E, R>(
       // Kernels run synchronously; yielding to the event loop lets SIGTERM/SIGINT interrupt
       // the run between micro-batches instead of minutes later.
       yield* Effect.yieldNow
-      const result = yield* gradients(config, params, batch)
+      const result = yield* gradients.lossAndGradients(config, params, batch)
       lossSum += result.loss * result.targets
       targets += result.targets
       const previous = sum
@@ -140,13 +131,12 @@ export const applyUpdate = <E, R>(
  * One optimizer update over the next `accumulation` micro-batches of `data` from the state's
  * cursor. Fails, changing nothing, on a NaN/Inf loss.
  */
-export const trainStep = <E, R>(
+export const trainStep = (
   config: ModelConfig,
   state: TrainerState,
   data: ReadonlyArray<TokenizedExample>,
-  options: TrainOptions,
-  gradients: GradientFn<E, R>
-): Effect.Effect<{ state: TrainerState; report: StepReport }, E | NonFiniteLoss, R> =>
+  options: TrainOptions
+): Effect.Effect<{ state: TrainerState; report: StepReport }, GradientsFailed | NonFiniteLoss, Gradients> =>
   Effect.gen(function*() {
     let cursor = state.cursor
     const microBatches: Array<TokenBatch> = []
@@ -155,6 +145,6 @@ export const trainStep = <E, R>(
       cursor = taken.cursor
       microBatches.push(buildBatch(taken.batch, options.seqLen, options.padId, options.promptMasked))
     }
-    const update = yield* applyUpdate(config, state.params, state.optimizer, microBatches, options, gradients)
+    const update = yield* applyUpdate(config, state.params, state.optimizer, microBatches, options)
     return { state: { params: update.params, optimizer: update.optimizer, cursor }, report: update.report }
   })

@@ -17,7 +17,9 @@ import type { Effect, Scope } from "effect"
 import { Schema } from "effect"
 import type { NamedTensor } from "../io/Safetensors.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
+import type { Footprint } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Dataset } from "../services/Datasets.ts"
 
 /** What a tuning is for: the iteration, its budget and data, and the unpruned model. */
@@ -74,6 +76,11 @@ export interface TunerSession<E = never, R = never> {
 export interface Tuner<E = never, R = never> {
   /** The plan's name for it ("sft", "grpo", ...), written to the event log. */
   readonly kind: string
+  /**
+   * Device memory a tuning of a model of this shape takes at its peak, the weights it tunes
+   * included (DeviceMemory refuses a plan that cannot fit before it starts).
+   */
+  readonly footprint: (config: ModelConfig) => Footprint
   readonly start: (model: Model, context: TuneContext) => Effect.Effect<TunerSession<E, R>, E, R | Scope.Scope>
   readonly resume: (
     model: Model,

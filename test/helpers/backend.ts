@@ -3,10 +3,11 @@
  * exercise the same initialisation as the CLI, wasm kernels included), and tiny configs.
  */
 import * as tf from "@tensorflow/tfjs"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
+import { GradientsLocal } from "../../layers/Gradients.ts"
 import { selectBackend } from "../../src/compute/Backend.ts"
 import { type ModelConfig, uniformConfig } from "../../src/model/ModelConfig.ts"
-import type { BackendName } from "../../src/services/Compute.ts"
+import { type BackendName, Compute } from "../../src/services/Compute.ts"
 
 export const useBackend = (backend: BackendName): Promise<void> =>
   Effect.runPromise(selectBackend(backend).pipe(Effect.asVoid))
@@ -51,3 +52,10 @@ export const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number =
 }
 
 export const numTensors = () => tf.memory().numTensors
+
+/** Compute for whatever backend the test selected (useBackend), without switching it. */
+export const currentCompute = Layer.sync(Compute, () =>
+  Compute.of({ backend: tf.getBackend() as BackendName, description: `${tf.getBackend()} (test)` }))
+
+/** Gradients computed in the test's thread on the test's backend. */
+export const localGradients = GradientsLocal.pipe(Layer.provide(currentCompute))

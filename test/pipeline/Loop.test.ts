@@ -4,22 +4,27 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Schema, Stream } from "effect"
+import { Effect, Layer, Ref, Schema, Stream } from "effect"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
 import { taskDataset } from "../../layers/Datasets.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
-import type { RunStore } from "../../src/services/RunStore.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { countParams, disposeParams, initParams } from "../../src/model/Params.ts"
-import { disposeModel, runLoop } from "../../src/pipeline/Loop.ts"
+import type { Model } from "../../src/model/Model.ts"
+import { type LoopStart, runLoop } from "../../src/pipeline/Loop.ts"
+import { borrowModel, holdModel } from "../../src/pipeline/Models.ts"
 import type { ModelState, Stage } from "../../src/pipeline/ModelState.ts"
+import type { LoopUpdate } from "../../src/pipeline/RunUpdate.ts"
 import { parsePlan } from "../../src/pipeline/Plan.ts"
 import { calibrationData, makePruneFn } from "../../src/pipeline/Pruning.ts"
 import { builtinTask } from "../../src/tasks/Builtin.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
-import { localGradients } from "../../src/tune/Trainer.ts"
-import { tinyConfig, useBackend } from "../helpers/backend.ts"
+import { sftTuner } from "../../src/tune/Sft.ts"
+import type { Tuner, TunerSession } from "../../src/tune/Tuner.ts"
+import { plannedTuners } from "../../src/pipeline/Plan.ts"
+import { localGradients, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { tempDir } from "../io/_support.ts"
 
 beforeAll(() => useBackend("cpu"))
@@ -45,7 +50,8 @@ const setup = (planYaml: string, floor: number) =>
       originalMetrics: { fake: { examples: 1, accuracy: 1 } },
       original,
       evaluate: accuracyAbove(floor),
-      tuning: { tuner: plan.tuner, tokenizer, datasets: [arith], freshChunks: true, seed: 1, gradients: localGradients },
+      tuners: plannedTuners(plan).map((config) => ({ tuner: sftTuner(config), steps: config.steps })),
+      tuning: { tokenizer, datasets: [arith], freshChunks: true, seed: 1 },
       prune: makePruneFn(plan, calibrationData(plan, tokenizer, [arith], general))
     }
   })
@@ -60,12 +66,19 @@ tuner: { steps: 1, batchSize: 2, maxSeqLen: 32 }
 gates: { accuracyRetained: 0.9, retries: 2 }
 ${extra}`
 
-/** Runs a loop to its end in the run folder `dir`; the last state's model is the caller's to dispose. */
-const collect = <E>(loop: Stream.Stream<ModelState, E, RunStore>, dir: string) =>
-  Stream.runCollect(loop).pipe(Effect.provide(RunStoreLive(dir)))
+const statesOf = (updates: ReadonlyArray<LoopUpdate>): Array<ModelState> =>
+  updates.flatMap((u) => (u._tag === "State" ? [u.state] : []))
 
-const start = (s: { original: { config: typeof config; params: ReturnType<typeof initParams> } }) =>
-  ({ accepted: s.original, acceptedStage: "stages/ptl-000", iteration: 0 })
+/** Runs a loop to its end in the run folder `dir` and returns its states (their models are released by then). */
+const collect = <E, R>(loop: Stream.Stream<LoopUpdate, E, R>, dir: string) =>
+  Stream.runCollect(loop).pipe(
+    Effect.map(statesOf),
+    Effect.provide(Layer.merge(RunStoreLive(dir), localGradients)),
+    Effect.scoped
+  )
+
+const start = (s: { original: { config: typeof config; params: ReturnType<typeof initParams> } }): LoopStart =>
+  ({ accepted: borrowModel(s.original), acceptedStage: "stages/ptl-000", iteration: 0 })
 
 describe("the loop", () => {
   it.live("a failed gate rolls back and retries with half the step", () =>
@@ -88,8 +101,9 @@ describe("the loop", () => {
         "2.2 pruned 43",
         "2.2 rolled-back 52"
       ])
-      expect(states.at(-1)?.message).toContain("no smaller step can pass")
-      disposeModel(states.at(-1)!.model)
+      expect(states.at(-2)?.message).toContain("no smaller step can pass")
+      expect(states.at(-1)).toMatchObject({ phase: "finished", iteration: 1, targetReached: false })
+      expect(states.at(-1)?.message).toContain("target not reached: stopped at")
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 
@@ -102,16 +116,16 @@ describe("the loop", () => {
       const states = yield* collect(runLoop(s, start(s)), dir)
       const pruned = states.filter((st) => st.phase === "pruned").map((st) => `${st.iteration}.${st.attempt} ${st.model.config.layers[0].intermediateSize}`)
       expect(pruned).toEqual(["1.0 40", "1.1 52", "1.2 58", "2.0 37", "2.1 48", "2.2 53"])
-      disposeModel(states.at(-1)!.model)
       // A resumed loop (the start Run.ts builds from the accepted event) plans the same step.
       const at58 = yield* s.prune(s.original, "neurons", [58, 58], 1)
-      const resumed = yield* collect(
-        runLoop(s, { accepted: at58, acceptedStage: "stages/ptl-001", iteration: 1, acceptedAttempt: 2 }).pipe(Stream.take(1)),
-        join(dir, "resumed")
-      )
+      const resumed = yield* Effect.scoped(Effect.gen(function*() {
+        const accepted = yield* holdModel(at58)
+        return yield* collect(
+          runLoop(s, { accepted, acceptedStage: "stages/ptl-001", iteration: 1, acceptedAttempt: 2 }).pipe(Stream.take(1)),
+          join(dir, "resumed")
+        )
+      }))
       expect(resumed[0].model.config.layers[0].intermediateSize).toBe(37)
-      disposeModel(resumed[0].model)
-      disposeModel(at58)
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 
@@ -125,10 +139,8 @@ describe("the loop", () => {
         states.filter((st) => st.phase === "tuned").map((st) => `${st.iteration}.${st.attempt} ${st.tune?.steps}`)
       const states = yield* collect(runLoop(s, start(s)), dir)
       expect(tuned(states).slice(0, 5)).toEqual(["1.0 1", "2.0 2", "2.1 2", "2.2 2", "3.0 2"])
-      disposeModel(states.at(-1)!.model)
       const oneShot = yield* collect(runLoop({ ...s, strategy: "one-shot" }, start(s)), join(dir, "one-shot"))
       expect(tuned(oneShot)).toEqual(["1.0 3"])
-      disposeModel(oneShot.at(-1)!.model)
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 
@@ -136,7 +148,7 @@ describe("the loop", () => {
     Effect.gen(function*() {
       const dir = join(yield* tempDir, "run")
       const s = yield* setup(plan("").replace("retries: 2 }", "retries: 1, onFailure: fail }"), 1000)
-      const error = yield* Effect.flip(Stream.runDrain(runLoop(s, start(s))).pipe(Effect.provide(RunStoreLive(dir))))
+      const error = yield* Effect.flip(collect(runLoop(s, start(s)), dir))
       expect(error._tag).toBe("GateFailed")
       if (error._tag === "GateFailed") expect(error.history).toHaveLength(2)
       disposeParams(s.original.config, s.original.params)
@@ -160,22 +172,93 @@ describe("the loop", () => {
       const dir = join(yield* tempDir, "run")
       const s = yield* setup(plan(""), 0)
       const before = tf.memory().numTensors
-      const states = yield* collect(runLoop({ ...s, afterTune: roundWeights(4) }, start(s)), dir)
+      let roundedNorm: Array<number> = []
+      const states = yield* collect(
+        runLoop({ ...s, afterTune: roundWeights(4) }, start(s)).pipe(
+          // A state's model is valid until the next element is pulled: read it here.
+          Stream.tap((u) => Effect.sync(() => {
+            if (u._tag === "State" && u.state.phase === "accepted") roundedNorm = Array.from(u.state.model.params.norm.dataSync())
+          }))
+        ),
+        dir
+      )
       const last = states.at(-1)!
       expect(last.model.config.layers[0].intermediateSize).toBe(16)
-      expect(Array.from(last.model.params.norm.dataSync()).every((v) => Number.isInteger(v * 16))).toBe(true)
-      // Only the final model is alive besides the original.
-      expect(tf.memory().numTensors - before).toBe(last.model.config.layers.length * 9 + 3)
-      disposeParams(last.model.config, last.model.params)
+      expect(roundedNorm.length).toBeGreaterThan(0)
+      expect(roundedNorm.every((v) => Number.isInteger(v * 16))).toBe(true)
       expect(countParams(last.model.config).mlp).toBe(2 * 3 * 16 * 16)
+      // Every model the loop made is released by the time the stream ends; only the original is left.
+      expect(tf.memory().numTensors).toBe(before)
       // The error type of the user stage is part of the stream's error type.
       const failing = runLoop({ ...s, afterTune: roundWeights(1) }, start(s))
-      const error = yield* Effect.flip(Stream.runDrain(failing).pipe(Effect.provide(RunStoreLive(join(dir, "second")))))
+      const error = yield* Effect.flip(collect(failing, join(dir, "second")))
       expect(error._tag).toBe("QuantizeError")
+      expect(tf.memory().numTensors).toBe(before)
       // Compile-time: QuantizeError is a member of the stream's error union (this line fails to type-check otherwise).
       type StreamError = typeof failing extends Stream.Stream<unknown, infer E, unknown> ? E : never
       const tracked: [QuantizeError] extends [StreamError] ? true : false = true
       expect(tracked).toBe(true)
+      disposeParams(s.original.config, s.original.params)
+    }), 60_000)
+
+  it.live("a tuner of the user's own plugs in through the public types, with its state saved when the loop stops", () =>
+    Effect.gen(function*() {
+      /** Shrinks the final norm by 1% per step; its state is just the step count. */
+      class ToyError extends Schema.TaggedError<ToyError>()("ToyError", { message: Schema.String }) {}
+      const ToyState = Schema.Struct({ step: Schema.Int })
+      const toy: Tuner<ToyError> = {
+        kind: "toy",
+        footprint: () => ({ bytes: 0, parts: {} }),
+        start: (model) => open(model, 0),
+        resume: (model, snapshot) => open(model, Schema.decodeUnknownSync(ToyState)(snapshot.state).step)
+      }
+      function open(model: Model, from: number) {
+        return Effect.gen(function*() {
+          let current = model
+          let done = from
+          let handedOver = false
+          yield* Effect.addFinalizer(() => Effect.sync(() => handedOver || tf.dispose(current.params.norm)))
+          const session: TunerSession<ToyError> = {
+            steps: 3,
+            stepsDone: () => done,
+            step: Effect.sync(() => {
+              const norm = tf.tidy(() => tf.mul(current.params.norm, 0.99)) as tf.Tensor1D
+              current.params.norm.dispose()
+              current = { ...current, params: { ...current.params, norm } }
+              done++
+              return { step: done, loss: 1 / done, tokens: 10, metrics: { scale: 0.99 ** done } }
+            }),
+            current: () => current,
+            snapshot: Effect.sync(() => ({ state: Schema.encodeSync(ToyState)({ step: done }), tensors: [] })),
+            finish: Effect.sync(() => {
+              handedOver = true
+              return current
+            })
+          }
+          return session
+        })
+      }
+      const dir = join(yield* tempDir, "run")
+      const s = yield* setup(plan(""), 0)
+      const before = tf.memory().numTensors
+      const states = yield* collect(runLoop({ ...s, tuners: [{ tuner: toy, steps: 3 }] }, start(s)), dir)
+      const tuned = states.filter((st) => st.phase === "tuned")
+      expect(tuned.map((st) => st.tune?.kind)).toEqual(["toy", "toy"])
+      expect(tuned[0].tune).toMatchObject({ steps: 3, tokens: 30, losses: [1, 1 / 2, 1 / 3], metrics: { scale: [0.99, 0.99 ** 2, 0.99 ** 3] } })
+      expect(states.at(-1)?.phase).toBe("finished")
+      expect(tf.memory().numTensors).toBe(before)
+      // Asked to stop after its second step, the loop saves the toy's own state and ends.
+      const steps = yield* Ref.make(0)
+      const stopped = yield* collect(
+        runLoop({ ...s, tuners: [{ tuner: toy, steps: 3 }], stopRequested: Ref.get(steps).pipe(Effect.map((n) => n >= 2)) }, start(s)).pipe(
+          Stream.tap((u) => (u._tag === "Step" ? Ref.update(steps, (n) => n + 1) : Effect.void))
+        ),
+        join(dir, "stopped")
+      )
+      expect(stopped.at(-1)?.phase).toBe("interrupted")
+      const saved = JSON.parse(readFileSync(join(dir, "stopped", "resume", "state.json"), "utf8"))
+      expect(saved).toMatchObject({ strategy: "ptl", iteration: 1, tuner: 0, tunerKind: "toy", tunerState: { step: 2 } })
+      expect(tf.memory().numTensors).toBe(before)
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 })

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { fileURLToPath } from "node:url"
-import { parsePlan, plannedTuningSteps, readPlan, tuningStepsAt } from "../../src/pipeline/Plan.ts"
+import { parsePlan, plannedTuners, plannedTuningSteps, planSeqLen, readPlan, tuningStepsAt } from "../../src/pipeline/Plan.ts"
 
 const minimal = `model: base
 target: { parameters: 0.5 }
@@ -24,22 +24,31 @@ describe("a plan", () => {
       const plan = yield* parsePlan(minimal, "plan.yaml")
       expect(plan.unit).toBe("neurons")
       expect(plan.iterations).toBe(8)
-      expect(plan.tuner.steps).toBe(40)
-      expect(plannedTuningSteps(plan)).toBe(320)
+      expect(plannedTuners(plan)).toMatchObject([{ kind: "sft", steps: 40 }])
+      expect(plannedTuningSteps(plannedTuners(plan)[0].steps, plan.iterations)).toBe(320)
       expect(plan.gates.retries).toBe(2)
     }))
 
   it.effect("takes one tuning budget per iteration; iterations past the list use its last entry", () =>
     Effect.gen(function*() {
       const plan = yield* parsePlan(`${minimal}iterations: 3\ntuner: { steps: [10, 20, 40] }\n`, "plan.yaml")
-      expect([1, 2, 3, 4, 9].map((i) => tuningStepsAt(plan.tuner, i))).toEqual([10, 20, 40, 40, 40])
-      expect(plannedTuningSteps(plan)).toBe(70)
+      const steps = plannedTuners(plan)[0].steps
+      expect([1, 2, 3, 4, 9].map((i) => tuningStepsAt(steps, i))).toEqual([10, 20, 40, 40, 40])
+      expect(plannedTuningSteps(steps, plan.iterations)).toBe(70)
       // A list shorter than the iterations repeats its last entry in the planned budget too.
       const short = yield* parsePlan(`${minimal}iterations: 4\ntuner: { steps: [10, 20] }\n`, "plan.yaml")
-      expect(plannedTuningSteps(short)).toBe(70)
+      expect(plannedTuningSteps(plannedTuners(short)[0].steps, short.iterations)).toBe(70)
     }))
 
-  it.effect("reports every schema violation at once, each with its line and path", () =>
+  it.effect("takes a list of tuners, run in order within every iteration", () =>
+    Effect.gen(function*() {
+      const plan = yield* parsePlan(`${minimal}tuner: [{ kind: cpt, steps: 5, maxSeqLen: 64 }, { steps: 3, lr: 0.0001 }]\n`, "plan.yaml")
+      expect(plannedTuners(plan).map((t) => [t.kind, t.steps, t.lr])).toEqual([["cpt", 5, 1e-3], ["sft", 3, 1e-4]])
+      // Evaluation and calibration use the longest sequence any tuner trains on.
+      expect(planSeqLen(plan)).toBe(128)
+    }))
+
+  it.effect("reports every schema violation at once, each with its line and path, in words", () =>
     Effect.gen(function*() {
       const problems = yield* problemsOf(`model: base
 target: { parameters: 1.5 }
@@ -52,18 +61,48 @@ data:
 tuner: { steps: [10, 0], lr: -1 }
 gates: { accuracyRetained: 2, onFailure: maybe }
 `)
-      const located = (line: number, path: string) => problems.some((p) => p.startsWith(`line ${line}: ${path}:`))
-      expect(located(2, "target.parameters")).toBe(true)
-      expect(located(3, "unit")).toBe(true)
-      expect(located(4, "iterations")).toBe(true)
-      expect(located(6, "data.tune[0]")).toBe(true)
-      expect(located(8, "data.evaluate[0]")).toBe(true)
-      expect(located(9, "tuner.steps[1]")).toBe(true)
-      expect(located(9, "tuner.lr")).toBe(true)
-      expect(located(10, "gates.accuracyRetained")).toBe(true)
-      expect(located(10, "gates.onFailure")).toBe(true)
+      expect(problems).toEqual([
+        "line 2: target.parameters: expected a value less than or equal to 1, got 1.5",
+        "line 3: unit: expected neurons, heads or layers, got \"atoms\"",
+        "line 4: iterations: expected a value greater than 0, got 0",
+        "line 6: data.tune: needs at least 1 entry",
+        "line 8: data.evaluate[0].task: expected arith, program or general, got \"nope\"",
+        "line 9: tuner.steps[1]: expected a value greater than 0, got 0",
+        "line 9: tuner.lr: expected a value greater than 0, got -1",
+        "line 10: gates.accuracyRetained: expected a value less than or equal to 1, got 2",
+        "line 10: gates.onFailure: expected stop or fail, got \"maybe\""
+      ])
     }))
 
+  it.effect("rejects unknown keys anywhere, with the closest known key (a typo must not run with defaults)", () =>
+    Effect.gen(function*() {
+      const problems = yield* problemsOf(`${minimal}iteration: 4
+tuner: { learning_rate: 0.001, batch_size: 8 }
+gates: { retry: 1 }
+`)
+      expect(problems).toEqual([
+        "line 7: iteration: unknown key \"iteration\"; did you mean iterations?",
+        "line 8: tuner.learning_rate: unknown key \"learning_rate\"; the keys here are kind, steps, batchSize, lr, " +
+        "warmupFraction, weightDecay, maxGradNorm, maxSeqLen",
+        "line 8: tuner.batch_size: unknown key \"batch_size\"; did you mean batchSize?",
+        "line 9: gates.retry: unknown key \"retry\"; did you mean retries?"
+      ])
+      const nested = yield* problemsOf(minimal.replace("tune: [{ task: arith }]", "tune: [{ task: arith, sed: 3 }, { fil: a.jsonl }]"))
+      expect(nested).toEqual([
+        "line 4: data.tune[0].sed: unknown key \"sed\"; did you mean seed?",
+        "line 4: data.tune[1]: give either task (arith, program or general) or file; \"fil\" is not a key here (did you mean file?)"
+      ])
+    }))
+
+  it.effect("says which keys choose a member of a union instead of the schema's own text", () =>
+    Effect.gen(function*() {
+      expect(yield* problemsOf(minimal.replace("target: { parameters: 0.5 }", "target: { parameter: 0.5 }"))).toEqual([
+        "line 2: target: give either parameters or perLayer; \"parameter\" is not a key here (did you mean parameters?)"
+      ])
+      expect(yield* problemsOf(minimal.replace("target: { parameters: 0.5 }", "target: { parameters: 0.5, perLayer: { neurons: 8 } }")))
+        .toEqual(["line 2: target: give either parameters or perLayer, not both"])
+      expect(yield* problemsOf(minimal.replace("model: base\n", ""))).toEqual(["line 1: model: required, but missing"])
+    }))
   it.effect("reports YAML syntax errors and duplicate keys with their lines, not a schema error", () =>
     Effect.gen(function*() {
       const problems = yield* problemsOf("model: base\nmodel: other\ntarget: [\n")
@@ -84,10 +123,35 @@ gates: { accuracyRetained: 2, onFailure: maybe }
       expect(problems).toEqual([`line 8: scorer: "wanda" cannot score layers; choose one of block-influence, skip-loss, random`])
     }))
 
+  it.effect("reports rules across keys together with every other problem", () =>
+    Effect.gen(function*() {
+      const problems = yield* problemsOf(`${minimal}iterations: -1\nunit: heads\nscorer: wanda\n`)
+      expect(problems).toEqual([
+        "line 7: iterations: expected a value greater than 0, got -1",
+        "line 9: scorer: \"wanda\" cannot score heads; choose one of contribution, random"
+      ])
+      const perLayer = yield* problemsOf(minimal.replace("target: { parameters: 0.5 }", "target: { perLayer: { heads: 1 } }"))
+      expect(perLayer).toEqual([
+        "line 2: target.perLayer.heads: the plan does not prune heads (unit: neurons); add heads to unit, or remove it here",
+        "line 2: target.perLayer: give how many neurons each layer keeps"
+      ])
+    }))
+
+  it.effect("reads relative paths from the plan's folder (or the folder it is told)", () =>
+    Effect.gen(function*() {
+      const text = minimal.replace("model: base", "model: ../models/small").replace("tune: [{ task: arith }]", "tune: [{ file: train.jsonl }]")
+      const plan = yield* parsePlan(text, "/work/plans/plan.yaml")
+      expect(plan.model).toBe("/work/models/small")
+      expect(plan.data.tune).toEqual([{ file: "/work/plans/train.jsonl" }])
+      const moved = yield* parsePlan(text, "/runs/a/plan.yaml", { relativeTo: "/work/plans" })
+      expect(moved.model).toBe("/work/models/small")
+      expect((yield* parsePlan(minimal, "/work/plans/plan.yaml")).model).toBe("base")
+    }))
+
   it.effect("the shipped plans are valid (`simmer plan --example` prints the demo's)", () =>
     Effect.gen(function*() {
       const demo = yield* readPlan(fileURLToPath(new URL("../../plans/demo.yaml", import.meta.url)))
-      expect(plannedTuningSteps(demo.plan)).toBe(300)
+      expect(plannedTuningSteps(plannedTuners(demo.plan)[0].steps, demo.plan.iterations)).toBe(300)
       yield* readPlan(fileURLToPath(new URL("../../plans/demo-quick.yaml", import.meta.url)))
     }))
 

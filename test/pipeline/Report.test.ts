@@ -11,6 +11,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import { comparabilityWarnings } from "../../src/report/Comparable.ts"
 import { readEvents, renderReport, writeReport } from "../../src/report/Report.ts"
 import type { Phase, RunEvent, Strategy } from "../../src/io/RunEvent.ts"
 import { RunEvent as RunEventSchema } from "../../src/io/RunEvent.ts"
@@ -166,6 +167,23 @@ describe("renderReport", () => {
     }
   })
 
+  it("names simmer's version, the backend, when it ran and where each strategy's final checkpoint is", () => {
+    const events = demoEvents()
+    const info = { modelPath: "/models/base", createdAt: "2026-11-02T09:00:00Z", simmerVersion: "9.8.7", backend: "wasm (SIMD)" }
+    const html = renderReport([{ name: "demo", events, folder: "/runs/demo", info }], {
+      generated: { time: "2026-11-03T10:00:00Z", version: "9.9.9" }
+    })
+    assertClean(html)
+    assert.include(html, "simmer 9.8.7, backend wasm (SIMD)")
+    assert.include(html, "2026-11-02 09:00 UTC to ")
+    assert.include(html, "written 2026-11-03 10:00 UTC by simmer 9.9.9")
+    // ptl accepted 8 iterations; one-shot its one: their final stages, as paths a user can open.
+    assert.include(html, "<td class=\"path\">/runs/demo/stages/8</td>")
+    assert.include(html, "<td class=\"path\">/runs/demo/stages/1</td>")
+    const unknown = renderReport([{ name: "old", events }])
+    assert.include(unknown, "simmer version not recorded, backend not recorded")
+  })
+
   it("escapes dataset names, messages, run names and plans", () => {
     const evil = "<script>alert(1)</script>.jsonl"
     const events = synthetic({ strategy: "ptl", iterations: 2, rollbackAt: [1], graded: [evil], text: [] })
@@ -313,6 +331,25 @@ describe("readEvents", () => {
       assert.include(error.message, join(dir, "nope", "events.ndjson"))
       assert.include(error.message, "does not exist")
     }))
+})
+
+describe("comparabilityWarnings", () => {
+  it("says when compared runs were evaluated on other datasets, example counts or evaluation data", () => {
+    const a = { name: "a", events: synthetic({ strategy: "ptl", iterations: 2 }), plan: "data:\n  evaluate: [{ task: arith, seed: 1 }]\n" }
+    assert.deepStrictEqual(comparabilityWarnings([a, { ...a, name: "b" }]), [])
+    assert.deepStrictEqual(comparabilityWarnings([a]), [])
+    const fewer = {
+      name: "b",
+      events: a.events.map((e) => e.metrics === undefined ? e : { ...e, metrics: Object.fromEntries(Object.entries(e.metrics).map(([k, m]) => [k, { ...m, examples: 32 }])) }),
+      plan: "data:\n  evaluate: [{ seed: 2, task: arith }]\n  evaluationExamples: 32\n"
+    }
+    assert.deepStrictEqual(comparabilityWarnings([a, fewer]), [
+      "the runs were evaluated on different datasets or numbers of examples (a: arith ×200, general ×200, program ×200; " +
+      "b: arith ×32, general ×32, program ×32), so their accuracies are not directly comparable",
+      "the plans name different evaluation data (a: {\"evaluate\":[{\"seed\":1,\"task\":\"arith\"}]}; " +
+      "b: {\"evaluate\":[{\"seed\":2,\"task\":\"arith\"}],\"examples\":32})"
+    ])
+  })
 })
 
 describe("writeReport", () => {

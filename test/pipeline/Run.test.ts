@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
-import { Cause, Effect, Exit, Fiber, Layer } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
@@ -14,11 +14,12 @@ import { RunStoreLive } from "../../layers/RunStore.ts"
 import { loadCheckpoint } from "../../src/io/Checkpoint.ts"
 import { disposeParams } from "../../src/model/Params.ts"
 import { verifyManifest } from "../../src/io/Manifest.ts"
-import { parsePlan } from "../../src/pipeline/Plan.ts"
-import { executeRun } from "../../src/pipeline/Run.ts"
+import { bundledModelPath, parsePlan, type Plan } from "../../src/pipeline/Plan.ts"
+import { readEvents } from "../../src/report/Report.ts"
+import { runUpdates } from "../../src/pipeline/Run.ts"
+import { DeviceMemory, makeDeviceMemory } from "../../src/services/DeviceMemory.ts"
 import type { RunEvent } from "../../src/io/RunEvent.ts"
-import { localGradients } from "../../src/tune/Trainer.ts"
-import { useBackend } from "../helpers/backend.ts"
+import { localGradients, useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
 import { tempDir } from "../io/_support.ts"
 
@@ -40,13 +41,29 @@ baselines: [one-shot]
 backend: cpu
 ${extra}`
 
-const run = (dir: string, model: string, onTuneStep?: () => void, extra = "", lr = 0.01) =>
+/** Device memory for tests: as much as the host would give. */
+const testMemory = Layer.effect(DeviceMemory, makeDeviceMemory("host memory", 8 * 2 ** 30))
+
+/**
+ * Runs (or resumes) the plan in `dir` and returns the events it logged; `stopAfter` asks it to
+ * stop once that many tuning steps were taken (as SIGTERM does through the CLI).
+ */
+const run = (dir: string, model: string, options: { stopAfter?: number; extra?: string; lr?: number } = {}) =>
   Effect.gen(function*() {
-    const plan = yield* parsePlan(planText(model, extra, lr), "plan.yaml")
-    return yield* executeRun({ plan, modelPath: model, gradients: localGradients, ...(onTuneStep ? { onTuneStep } : {}) }).pipe(
-      Effect.provide(Layer.mergeAll(RunStoreLive(dir), DatasetsLive))
-    )
+    const plan = yield* parsePlan(planText(model, options.extra ?? "", options.lr ?? 0.01), "plan.yaml")
+    let steps = 0
+    const stopRequested = Effect.sync(() => options.stopAfter !== undefined && steps >= options.stopAfter)
+    return yield* runPlan(dir, plan, model, stopRequested, Effect.sync(() => steps++))
   })
+
+/** Runs a parsed plan in `dir` and returns the whole event log (earlier sessions' events included). */
+const runPlan = (dir: string, plan: Plan, model: string, stopRequested: Effect.Effect<boolean> = Effect.succeed(false), onStep: Effect.Effect<unknown> = Effect.void) =>
+  Stream.runDrain(
+    runUpdates({ plan, modelPath: model, stopRequested }).pipe(Stream.tap((u) => (u._tag === "Step" ? onStep : Effect.void)))
+  ).pipe(
+    Effect.andThen(readEvents(join(dir, "events.ndjson"))),
+    Effect.provide(Layer.mergeAll(RunStoreLive(dir), DatasetsLive, localGradients, testMemory))
+  )
 
 const finalStageBytes = (dir: string, events: ReadonlyArray<RunEvent>) =>
   Effect.promise(() =>
@@ -76,7 +93,7 @@ describe("a run", () => {
       const tmp = yield* tempDir
       const model = join(tmp, "model")
       yield* writeTinyCheckpoint(model)
-      const events = yield* run(join(tmp, "run"), model, undefined, "allocation: global")
+      const events = yield* run(join(tmp, "run"), model, { extra: "allocation: global" })
       const finished = events.find((e) => e.strategy === "ptl" && e.phase === "finished")!
       expect(finished.parameters.nonEmbedding).toBeLessThanOrEqual(0.6 * events[0].parameters.nonEmbedding)
       // The loop steers by the total over layers: it stops at the target after the planned
@@ -93,31 +110,24 @@ describe("a run", () => {
       disposeParams(loaded.config, loaded.params)
     }), 120_000)
 
-  it.live("interrupted at arbitrary tuning steps and resumed, ends with the same weights byte for byte", () =>
+  it.live("stopped at arbitrary tuning steps and resumed, ends with the same weights byte for byte", () =>
     Effect.gen(function*() {
       const tmp = yield* tempDir
       const model = join(tmp, "model")
       yield* writeTinyCheckpoint(model)
       const straightDir = join(tmp, "straight")
       const straight = yield* run(straightDir, model)
-      // Interrupt three times: in iteration 1, in iteration 2, and in the one-shot baseline.
+      // Stop three times: in iteration 1, in iteration 2, and in the one-shot baseline.
       const resumedDir = join(tmp, "resumed")
-      for (const stopAt of [2, 2, 3]) {
-        let steps = 0
-        let stop: () => void = () => {}
-        const stopped = new Promise<void>((resolve) => (stop = resolve))
-        const fiber = yield* Effect.forkChild(run(resumedDir, model, () => {
-          if (++steps === stopAt) stop()
-        }))
-        yield* Effect.race(Effect.promise(() => stopped), Fiber.await(fiber))
-        const exit = yield* Fiber.interrupt(fiber).pipe(Effect.andThen(Fiber.await(fiber)))
-        expect(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)).toBe(true)
+      for (const stopAfter of [2, 2, 3]) {
+        const events = yield* run(resumedDir, model, { stopAfter })
+        expect(events.at(-1)?.phase).toBe("interrupted")
+        expect(events.at(-1)?.message).toContain("its state is saved")
       }
       const resumed = yield* run(resumedDir, model)
       expect(resumed.some((e) => e.phase === "finished" && e.strategy === "one-shot")).toBe(true)
       // The resumed tunings continued mid-way (fewer steps logged) instead of starting over.
       const partial = resumed.filter((e) => e.phase === "tuned" && e.tune !== undefined && e.tune.steps < (e.strategy === "ptl" ? 3 : 6))
-      // (The interruption lands at the step boundary after the callback, so the exact steps vary.)
       expect(partial.map((e) => `${e.strategy} ${e.iteration}`)).toEqual(["ptl 1", "ptl 2", "one-shot 1"])
       const [a, b] = [yield* finalStageBytes(straightDir, straight), yield* finalStageBytes(resumedDir, resumed)]
       expect(a.length).toBe(2)
@@ -130,15 +140,8 @@ describe("a run", () => {
       const model = join(tmp, "model")
       yield* writeTinyCheckpoint(model)
       const dir = join(tmp, "run")
-      let steps = 0
-      let stop: () => void = () => {}
-      const stopped = new Promise<void>((resolve) => (stop = resolve))
       // Stop in iteration 2, after iteration 1 was accepted and checkpointed.
-      const fiber = yield* Effect.forkChild(run(dir, model, () => {
-        if (++steps === 4) stop()
-      }))
-      yield* Effect.promise(() => stopped)
-      yield* Fiber.interrupt(fiber)
+      yield* run(dir, model, { stopAfter: 4 })
       const weights = join(dir, "stages", "ptl-001", "model.safetensors")
       const bytes = yield* Effect.promise(() => readFile(weights))
       bytes[bytes.length - 1] ^= 0xff
@@ -152,6 +155,42 @@ describe("a run", () => {
       yield* verifyManifest(join(dir, "stages", "ptl-001"))
     }), 180_000)
 
+  it.live("no tensor outlives a run that succeeds, is stopped, is interrupted, fails a gate, or hits a NaN loss", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const model = join(tmp, "model")
+      yield* writeTinyCheckpoint(model)
+      const before = tf.memory().numTensors
+      // (a) succeeds
+      yield* run(join(tmp, "a"), model)
+      expect(tf.memory().numTensors).toBe(before)
+      // (b) stopped mid-tuning (SIGTERM), and interrupted outright mid-tuning (a second Ctrl-C, a daemon's cancel)
+      yield* run(join(tmp, "b"), model, { stopAfter: 2 })
+      expect(tf.memory().numTensors).toBe(before)
+      const fiber = yield* Effect.forkChild(run(join(tmp, "b2"), model))
+      yield* Effect.sleep("1500 millis")
+      const exit = yield* Fiber.interrupt(fiber).pipe(Effect.andThen(Fiber.await(fiber)))
+      expect(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)).toBe(true)
+      expect(tf.memory().numTensors).toBe(before)
+      // (c) a failed gate with onFailure: fail: the bundled model, which can add, cut to 5% of its size
+      const broken = yield* parsePlan(`
+model: base
+target: { parameters: 0.05 }
+iterations: 1
+scorer: activation
+data: { tune: [{ task: arith }], calibration: [{ task: arith }], evaluate: [{ task: arith }], calibrationExamples: 4, evaluationExamples: 8 }
+tuner: { steps: 1, batchSize: 2, maxSeqLen: 48 }
+gates: { accuracyRetained: 0.9, retries: 0, onFailure: fail }
+backend: cpu`, "plan.yaml")
+      const gate = yield* Effect.flip(runPlan(join(tmp, "c"), broken, bundledModelPath))
+      expect(gate._tag).toBe("GateFailed")
+      expect(tf.memory().numTensors).toBe(before)
+      // (d) a NaN loss
+      const nan = yield* Effect.flip(run(join(tmp, "d"), model, { lr: 1e9 }))
+      expect(nan._tag).toBe("NonFiniteLoss")
+      expect(tf.memory().numTensors).toBe(before)
+    }), 240_000)
+
   it.live("a NaN loss surfaces as a typed error and leaves the run folder valid", () =>
     Effect.gen(function*() {
       const tmp = yield* tempDir
@@ -159,7 +198,7 @@ describe("a run", () => {
       yield* writeTinyCheckpoint(model)
       const dir = join(tmp, "run")
       // A learning rate of 1e9 blows the weights up after one update: the next loss is not finite.
-      const failure = yield* Effect.flip(run(dir, model, undefined, "", 1e9))
+      const failure = yield* Effect.flip(run(dir, model, { lr: 1e9 }))
       expect(failure._tag).toBe("NonFiniteLoss")
       const events = yield* Effect.promise(() => readFile(join(dir, "events.ndjson"), "utf8"))
       const parsed = events.trim().split("\n").map((line) => JSON.parse(line) as RunEvent)

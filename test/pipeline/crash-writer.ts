@@ -2,7 +2,7 @@
  * Child process for Crash.test.ts: accepts checkpoint after checkpoint into a run folder as
  * fast as it can (stage, manifest, pointer), until it is killed with SIGKILL.
  */
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { selectBackend } from "../../src/compute/Backend.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
@@ -20,8 +20,8 @@ await Effect.runPromise(Effect.gen(function*() {
   yield* selectBackend("cpu")
   const store = yield* RunStore
   const template = { hfConfig: newHfConfig(config, { bos: 1, eos: 2, pad: 0 }), dtype: "F32" as const, extraFiles: [] }
-  const accepted = yield* store.accepted
-  const first = Option.isSome(accepted) ? accepted.value.iteration + 1 : 0
+  const accepted = (yield* store.accepted).get("ptl")
+  const first = accepted !== undefined ? accepted.iteration + 1 : 0
   for (let i = first; ; i++) {
     const params = initParams(config, i)
     const stage = yield* store.saveStage(`ptl-${String(i).padStart(3, "0")}`, { ...template, config, params })

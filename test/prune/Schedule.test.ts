@@ -58,13 +58,16 @@ describe("targets", () => {
     expect(counts("neurons", { kind: "units", keep: 1000 })).toEqual([64, 64, 64, 64])
   })
 
-  it("a parameter fraction lands as close as whole units allow", () => {
-    const total = countParams(config).total
-    const keep = counts("neurons", { kind: "parameters", keep: 0.8 })[0]
+  it("a parameter fraction is of the non-embedding parameters, as close as whole units allow without exceeding it", () => {
     const size = (k: number) =>
-      countParams({ ...config, layers: config.layers.map((l) => ({ ...l, intermediateSize: k })) }).total
-    const perNeuron = size(64) - size(63)
-    expect(Math.abs(size(keep) - 0.8 * total)).toBeLessThanOrEqual(perNeuron * 4 / 2 + 1)
+      countParams({ ...config, layers: config.layers.map((l) => ({ ...l, intermediateSize: k })) }).nonEmbedding
+    const keep = counts("neurons", { kind: "parameters", keep: 0.8 })
+    expect(new Set(keep).size).toBe(1)
+    // 4 layers × (1024 attention + 32 norms + 48 per neuron) + 16 final norm + 272 LM head = 16800;
+    // 0.8 of it leaves (13440 − 4512) / 192 = 46.5 neurons per layer.
+    expect(keep[0]).toBe(46)
+    expect(size(keep[0])).toBeLessThanOrEqual(0.8 * size(64))
+    expect(size(keep[0] + 1)).toBeGreaterThan(0.8 * size(64))
   })
 
   it("unreachable or nonsensical targets are InvalidPruneRequest", () => {

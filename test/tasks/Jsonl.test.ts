@@ -67,6 +67,8 @@ describe("loadJsonl", () => {
         assert.strictEqual(error.line, 3)
         assert.include(error.message, file)
         assert.include(error.message, "line 3")
+        // The flag a user can pass (issue 14.15: it said "pass skipInvalid").
+        assert.include(error.message, "--skip-invalid")
         assert.include(error.issue, fragment)
       }))
 

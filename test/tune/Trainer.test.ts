@@ -8,8 +8,8 @@ import type { TokenizedExample } from "../../src/tasks/Encode.ts"
 import { buildBatch, startCursor, takeExamples } from "../../src/tune/Batches.ts"
 import { clipByGlobalNorm, globalNorm } from "../../src/tune/ClipGrad.ts"
 import { learningRate, warmupCosine } from "../../src/tune/Schedule.ts"
-import { initTrainer, localGradients, type TrainerState, type TrainOptions, trainStep } from "../../src/tune/Trainer.ts"
-import { tinyConfig, useBackend } from "../helpers/backend.ts"
+import { initTrainer, type TrainerState, type TrainOptions, trainStep } from "../../src/tune/Trainer.ts"
+import { localGradients, tinyConfig, useBackend } from "../helpers/backend.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -111,7 +111,7 @@ const run = (state: TrainerState, steps: number, opts = options) =>
     const losses: Array<number> = []
     let current = state
     for (let i = 0; i < steps; i++) {
-      const out = yield* trainStep(config, current, toyData, opts, localGradients)
+      const out = yield* trainStep(config, current, toyData, opts).pipe(Effect.provide(localGradients))
       losses.push(out.report.loss)
       current = out.state
     }
@@ -147,7 +147,7 @@ describe("trainer", () => {
       const params = initParams(config, 3)
       const poisoned = { ...params, norm: tf.fill([config.hiddenSize], NaN) as tf.Tensor1D }
       const state = initTrainer(poisoned, config, 1)
-      const exit = yield* Effect.exit(trainStep(config, state, toyData, options, localGradients))
+      const exit = yield* Effect.exit(trainStep(config, state, toyData, options).pipe(Effect.provide(localGradients)))
       expect(Exit.isFailure(exit) && JSON.stringify(exit.cause).includes("NonFiniteLoss")).toBe(true)
       expect(state.optimizer.step).toBe(0)
       expect(state.params.layers[0].gate.w.isDisposed).toBe(false)

@@ -1,0 +1,50 @@
+/**
+ * run.json: what a run records about itself besides its plan — the resolved model path (what
+ * resume needs), when it was created, which simmer made it and on which compute backend it ran
+ * (what a report shows, so two runs can be told apart). Fields added later are optional, so
+ * older run folders still read.
+ */
+import { readFile } from "node:fs/promises"
+import { join } from "node:path"
+import { Effect, Result, Schema } from "effect"
+import packageJson from "../../package.json" with { type: "json" }
+import { writeFileAtomically } from "./AtomicWrite.ts"
+import { describeCause, type FileSystemError } from "./Errors.ts"
+
+/** This simmer's version (package.json), recorded in run folders and shown by `--version`. */
+export const simmerVersion: string = packageJson.version
+
+export const runInfoFileName = "run.json"
+
+export const RunInfo = Schema.Struct({
+  modelPath: Schema.String,
+  createdAt: Schema.String,
+  /** The folder the plan's relative paths are read from (the plan's own folder). */
+  planFolder: Schema.optionalKey(Schema.String),
+  simmerVersion: Schema.optionalKey(Schema.String),
+  /** The compute backend the run last ran on, as Compute describes it. */
+  backend: Schema.optionalKey(Schema.String)
+})
+export type RunInfo = typeof RunInfo.Type
+
+const decodeRunInfo = Schema.decodeUnknownResult(Schema.fromJsonString(RunInfo))
+
+/** run.json of a run folder, or a sentence saying why it cannot be read. */
+export const readRunInfo = (dir: string): Effect.Effect<Result.Result<RunInfo, string>> =>
+  Effect.promise(() => readFile(join(dir, runInfoFileName), "utf8").then((text) => ({ text }), (cause: unknown) => ({ cause }))).pipe(
+    Effect.map((read) =>
+      "cause" in read
+        ? Result.fail(`cannot read ${join(dir, runInfoFileName)}: ${describeCause(read.cause)}`)
+        : Result.mapError(decodeRunInfo(read.text), () => `${join(dir, runInfoFileName)} is not a valid run.json`)
+    )
+  )
+
+/** Writes run.json atomically. */
+export const writeRunInfo = (dir: string, info: RunInfo): Effect.Effect<void, FileSystemError> =>
+  writeFileAtomically(join(dir, runInfoFileName), JSON.stringify(info, null, 2) + "\n")
+
+/** Adds facts learnt once the run is going (the backend) to run.json; a run folder without a readable one is left alone. */
+export const recordInRunInfo = (dir: string, facts: Partial<RunInfo>): Effect.Effect<void, FileSystemError> =>
+  readRunInfo(dir).pipe(
+    Effect.flatMap((info) => (Result.isSuccess(info) ? writeRunInfo(dir, { ...info.success, ...facts }) : Effect.void))
+  )

@@ -1,0 +1,33 @@
+/**
+ * Runs the real `simmer` (bin/simmer.js, as a user starts it) in a child process, without
+ * blocking the test's event loop, so several invocations can run side by side.
+ */
+import { spawn } from "node:child_process"
+import { join } from "node:path"
+
+export const root = join(import.meta.dirname, "../..")
+
+export interface CliResult {
+  readonly status: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export const simmer = (args: ReadonlyArray<string>, options: { readonly cwd?: string } = {}): Promise<CliResult> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, "bin/simmer.js"), ...args], {
+      cwd: options.cwd ?? root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SIMMER_BACKEND: "cpu" }
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (chunk) => (stdout += chunk))
+    child.stderr.on("data", (chunk) => (stderr += chunk))
+    child.on("error", reject)
+    child.on("close", (status) => resolve({ status, stdout, stderr }))
+  })
+
+/** stderr without the backend's log line, for comparing messages. */
+export const messages = (result: CliResult): Array<string> =>
+  result.stderr.split("\n").filter((line) => line !== "" && !line.startsWith("[info] compute backend"))
