@@ -6,7 +6,8 @@
 import { Effect, Layer } from "effect"
 import { loadTokenizer } from "../src/io/Tokenizer.ts"
 import { classifierReward } from "../src/reward/ClassifierReward.ts"
-import { disposeRewardCheckpoint, loadRewardCheckpoint } from "../src/reward/RewardCheckpoint.ts"
+import { makeReward } from "../src/reward/Reward.ts"
+import { disposeRewardCheckpoint, loadRewardCheckpoint, type RewardLoadError } from "../src/reward/RewardCheckpoint.ts"
 import { ruleReward } from "../src/reward/RuleReward.ts"
 import { weightedSum } from "../src/reward/WeightedReward.ts"
 import { Compute } from "../src/services/Compute.ts"
@@ -24,12 +25,23 @@ const component = (ref: RewardRef) =>
       return { reward: classifierReward(model, tokenizer, { batchSize: ref.batchSize }), weight: ref.weight }
     })
 
-/** The reward `refs` describe; requires Compute so that no tensor exists before the backend. */
-export const RewardModelLive = (refs: ReadonlyArray<RewardRef>) =>
+/**
+ * A plan without `reward:` has no reward. Plan validation refuses a grpo tuner without one, so
+ * scoring here is a bug, not bad input.
+ */
+const noReward = makeReward("none", () =>
+  Effect.die(new Error("no reward was configured (the plan has no reward:), yet a tuner asked for one")))
+
+/**
+ * The reward `refs` describe (none when the list is empty); requires Compute so that no tensor
+ * exists before the backend.
+ */
+export const RewardModelLive = (refs: ReadonlyArray<RewardRef>): Layer.Layer<RewardModel, RewardLoadError, Compute> =>
   Layer.effect(
     RewardModel,
     Effect.gen(function*() {
       yield* Compute
+      if (refs.length === 0) return RewardModel.of(noReward)
       const components = yield* Effect.forEach(refs, component)
       return RewardModel.of(weightedSum(components))
     })

@@ -11,6 +11,7 @@ import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
 import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
 import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
+import { RewardModelLive } from "../../layers/RewardModel.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { simmerVersion } from "../io/RunInfo.ts"
 import { demoCommand } from "./DemoCommand.ts"
@@ -40,7 +41,8 @@ const runLayers: RunLayers = {
   store: RunStoreLive,
   gradients: gradientsLayer,
   memory: DeviceMemoryLive,
-  datasets: DatasetsLive
+  datasets: DatasetsLive,
+  reward: RewardModelLive
 }
 
 const simmer = Command.make("simmer").pipe(

@@ -8,11 +8,14 @@ import { join } from "node:path"
 import type * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { configFileName, disposeCheckpoint, type LoadCheckpointError, loadCheckpoint, scoreHeadName } from "../io/Checkpoint.ts"
-import type { TensorMismatch } from "../io/Errors.ts"
+import type { InvalidTokenizer, NoTokenizer, TensorMismatch } from "../io/Errors.ts"
 import { architectureClass, labelCount, modelKind, readHfConfig, sequenceClassifierClass } from "../io/HfConfig.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params } from "../model/Params.ts"
 import { InvalidRewardModel } from "./Errors.ts"
+
+/** Why a reward model cannot be loaded: its checkpoint, its tokenizer, or not a reward model. */
+export type RewardLoadError = LoadCheckpointError | InvalidRewardModel | NoTokenizer | InvalidTokenizer
 
 export interface RewardCheckpoint {
   /** The checkpoint folder, for messages. */

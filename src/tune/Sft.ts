@@ -5,11 +5,10 @@
  * norm. Its saved state is the trainer's step and data cursor; the AdamW moments go with it as
  * tensors, so a resumed tuning computes exactly what the uninterrupted one would have.
  */
-import * as tf from "@tensorflow/tfjs"
 import { Effect, Result, Schema } from "effect"
 import { fullTuningFootprint } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
-import { disposeParams, paramSpecs, paramTensors } from "../model/Params.ts"
+import { disposeParams } from "../model/Params.ts"
 import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
 import { encodeExample } from "../tasks/Encode.ts"
 import { defaultAdamW, disposeAdamW } from "./AdamW.ts"
@@ -17,6 +16,7 @@ import type { DataCursor } from "./Batches.ts"
 import { warmupCosine } from "./Schedule.ts"
 import { initTrainer, type NonFiniteLoss, type TrainerState, type TrainOptions, trainStep } from "./Trainer.ts"
 import { InvalidTunerState, type TuneContext, type Tuner, type TunerSession, type TunerSnapshot } from "./Tuner.ts"
+import { CursorSchema, momentTensors, restoreMoments } from "./TunerState.ts"
 import { drawExamples, NoTrainingData } from "./TuningData.ts"
 
 const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
@@ -48,11 +48,7 @@ export type SftConfig = typeof SftConfig.Type
 /** What a snapshot of an SFT tuning holds besides the moments. */
 const SftState = Schema.Struct({
   step: Schema.Int,
-  cursor: Schema.Struct({
-    epoch: Schema.Int,
-    index: Schema.Int,
-    epochRng: Schema.Tuple([Schema.Number, Schema.Number, Schema.Number, Schema.Number])
-  })
+  cursor: CursorSchema
 })
 const encodeState = Schema.encodeSync(SftState)
 const decodeState = Schema.decodeUnknownResult(SftState)
@@ -112,10 +108,7 @@ export const sftTuner = (config: SftConfig): Tuner<SftError, Gradients> => {
         current: () => ({ config: shape, params: trainer.params }),
         snapshot: Effect.sync((): TunerSnapshot => ({
           state: encodeState({ step: trainer.optimizer.step, cursor: trainer.cursor }),
-          tensors: paramSpecs(shape).flatMap((spec, i) => [
-            { name: `m.${spec.name}`, shape: trainer.optimizer.m[i].shape, data: trainer.optimizer.m[i].dataSync() as Float32Array },
-            { name: `v.${spec.name}`, shape: trainer.optimizer.v[i].shape, data: trainer.optimizer.v[i].dataSync() as Float32Array }
-          ])
+          tensors: momentTensors(shape, trainer.optimizer)
         })),
         finish: Effect.sync(() => {
           handedOver = true
@@ -135,26 +128,11 @@ export const sftTuner = (config: SftConfig): Tuner<SftError, Gradients> => {
           new InvalidTunerState({ kind: config.kind, message: `The saved ${config.kind} tuning state cannot be resumed: ${why}.` })
         const decoded = decodeState(snapshot.state)
         if (Result.isFailure(decoded)) return yield* invalid("its step and data cursor do not decode")
-        const byName = new Map(snapshot.tensors.map((t) => [t.name, t]))
-        const specs = paramSpecs(model.config)
-        const weights = paramTensors(model.config, model.params)
-        for (const prefix of ["m", "v"]) {
-          for (const [i, spec] of specs.entries()) {
-            const t = byName.get(`${prefix}.${spec.name}`)
-            if (t === undefined) return yield* invalid(`the optimizer moment ${prefix}.${spec.name} is missing`)
-            if (t.shape.join(",") !== weights[i].shape.join(",")) {
-              return yield* invalid(`the optimizer moment ${prefix}.${spec.name} has shape [${t.shape}], the weight has [${weights[i].shape}]`)
-            }
-          }
-        }
-        const moments = (prefix: string) => specs.map((spec) => {
-          const t = byName.get(`${prefix}.${spec.name}`)!
-          return tf.tensor(t.data, [...t.shape])
-        })
+        const moments = yield* restoreMoments(model, snapshot, invalid)
         const { step, cursor } = decoded.success
         return yield* open(model, context, (m) => ({
           params: m.params,
-          optimizer: { step, m: moments("m"), v: moments("v") },
+          optimizer: { step, ...moments },
           cursor: cursor as DataCursor
         }))
       })

@@ -9,7 +9,9 @@ import { Cause, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
+import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
+import { RewardModelLive } from "../../layers/RewardModel.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { loadCheckpoint } from "../../src/io/Checkpoint.ts"
 import { disposeParams } from "../../src/model/Params.ts"
@@ -41,6 +43,9 @@ baselines: [one-shot]
 backend: cpu
 ${extra}`
 
+/** The plan's reward (GRPO's), on the cpu backend the tests run on. */
+const testReward = (plan: Plan) => RewardModelLive(plan.reward ?? []).pipe(Layer.provide(ComputeLive("cpu")))
+
 /** Device memory for tests: as much as the host would give. */
 const testMemory = Layer.effect(DeviceMemory, makeDeviceMemory("host memory", 8 * 2 ** 30))
 
@@ -62,7 +67,7 @@ const runPlan = (dir: string, plan: Plan, model: string, stopRequested: Effect.E
     runUpdates({ plan, modelPath: model, stopRequested }).pipe(Stream.tap((u) => (u._tag === "Step" ? onStep : Effect.void)))
   ).pipe(
     Effect.andThen(readEvents(join(dir, "events.ndjson"))),
-    Effect.provide(Layer.mergeAll(RunStoreLive(dir), DatasetsLive, localGradients, testMemory))
+    Effect.provide(Layer.mergeAll(RunStoreLive(dir), DatasetsLive, localGradients, testMemory, testReward(plan)))
   )
 
 const finalStageBytes = (dir: string, events: ReadonlyArray<RunEvent>) =>

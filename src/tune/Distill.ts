@@ -1,0 +1,178 @@
+/**
+ * Distillation as a Tuner — Minitron's recovery: the pruned student learns the full next-token
+ * distributions of a teacher, by default the unpruned original (or a checkpoint the plan names),
+ * on the iteration's tuning text: completion tokens of prompt/completion data, every token of
+ * plain text. Optionally mixed with the plain SFT loss (`alpha`). See DistillLoss.ts.
+ *
+ * Its saved state is the step and data cursor; the AdamW moments go with it as tensors, so a
+ * resumed tuning computes exactly what the uninterrupted one would have.
+ */
+import { Effect, Result, Schema } from "effect"
+import { disposeCheckpoint, type LoadCheckpointError, loadCheckpoint } from "../io/Checkpoint.ts"
+import { footprint, forwardBytes, gradientBytes, weightBytes } from "../model/Footprint.ts"
+import type { Model } from "../model/Model.ts"
+import { disposeParams, paramTensors } from "../model/Params.ts"
+import { encodeExample } from "../tasks/Encode.ts"
+import { defaultAdamW, disposeAdamW, initAdamW } from "./AdamW.ts"
+import { type DataCursor, startCursor } from "./Batches.ts"
+import { type DistillSettings, type DistillState, distillStep } from "./DistillStep.ts"
+import { warmupCosine } from "./Schedule.ts"
+import { TuningSteps } from "./Sft.ts"
+import type { NonFiniteLoss } from "./Trainer.ts"
+import { InvalidTunerState, type TuneContext, type Tuner, type TunerSession, type TunerSnapshot } from "./Tuner.ts"
+import { CursorSchema, momentTensors, restoreMoments } from "./TunerState.ts"
+import { drawExamples, NoTrainingData } from "./TuningData.ts"
+
+const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
+const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
+const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => Schema.withDecodingDefaultKey<S>(Effect.succeed(value))
+
+/** The `tuner:` entry of a plan for distillation. */
+export const DistillConfig = Schema.Struct({
+  kind: Schema.Literal("distill"),
+  /** Optimizer steps per iteration: one count, or one per planned iteration. */
+  steps: TuningSteps.pipe(withDefault(40)),
+  batchSize: PositiveInt.pipe(withDefault(32)),
+  /** Peak learning rate; warmup then cosine decay within each iteration. */
+  lr: Positive.pipe(withDefault(1e-3)),
+  warmupFraction: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)).pipe(withDefault(0.05)),
+  weightDecay: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0.01)),
+  maxGradNorm: Positive.pipe(withDefault(1)),
+  maxSeqLen: PositiveInt.pipe(withDefault(128)),
+  /** Softmax temperature of teacher and student (the loss is scaled by T²). */
+  temperature: Positive.pipe(withDefault(1)),
+  /** Weight of the plain next-token (SFT) loss mixed in; 0 is pure distillation. */
+  alpha: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)).pipe(withDefault(0)),
+  /** A checkpoint folder to learn from instead of the unpruned original (same tokenizer). */
+  teacher: Schema.optionalKey(Schema.NonEmptyString)
+})
+export type DistillConfig = typeof DistillConfig.Type
+
+const DistillSnapshotState = Schema.Struct({ step: Schema.Int, cursor: CursorSchema })
+const encodeState = Schema.encodeSync(DistillSnapshotState)
+const decodeState = Schema.decodeUnknownResult(DistillSnapshotState)
+
+/** The teacher's vocabulary differs from the student's: their distributions cannot be compared. */
+export class TeacherMismatch extends Schema.TaggedError<TeacherMismatch>()("TeacherMismatch", {
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
+export type DistillError = NonFiniteLoss | NoTrainingData | TeacherMismatch | LoadCheckpointError
+
+export const distillSettings = (config: DistillConfig, steps: number, padId: number): DistillSettings => ({
+  temperature: config.temperature,
+  alpha: config.alpha,
+  batchSize: config.batchSize,
+  seqLen: config.maxSeqLen,
+  padId,
+  // Targets from the first completion token: for plain text (no prompt) that is every token.
+  promptMasked: true,
+  update: {
+    schedule: warmupCosine(config.lr, steps, config.warmupFraction),
+    optimizer: { ...defaultAdamW, weightDecay: config.weightDecay },
+    maxGradNorm: config.maxGradNorm
+  }
+})
+
+/**
+ * Device memory at the peak of a distillation step: the student's weights and moments, a
+ * teacher loaded from its own checkpoint (the original is counted by the run), and on top the
+ * student's gradient pass with the teacher's log-probs held beside it, or the teacher's forward
+ * pass, or the update's copies.
+ */
+export const distillFootprint = (config: DistillConfig) => (shape: Model["config"]) => {
+  const w = weightBytes(shape)
+  const teacherLogProbs = 4 * config.batchSize * config.maxSeqLen * shape.vocabSize
+  return footprint({
+    weights: w,
+    "optimizer moments": 2 * w,
+    ...(config.teacher !== undefined ? { "teacher model": w } : {}),
+    "teacher log-probs and gradients": teacherLogProbs + Math.max(
+      gradientBytes(shape, config.batchSize, config.maxSeqLen),
+      forwardBytes(shape, config.batchSize, config.maxSeqLen),
+      3 * w
+    )
+  })
+}
+
+export const distillTuner = (config: DistillConfig): Tuner<DistillError> => {
+  const open = (model: Model, context: TuneContext, initial: DistillState) =>
+    Effect.gen(function*() {
+      const shape = model.config
+      let state = initial
+      let handedOver = false
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          disposeAdamW(state.optimizer)
+          if (!handedOver) disposeParams(shape, state.params)
+        })
+      )
+      const teacher: Model = config.teacher === undefined ? context.original : yield* Effect.acquireRelease(
+        loadCheckpoint(config.teacher),
+        (loaded) => Effect.sync(() => disposeCheckpoint(loaded))
+      )
+      if (teacher.config.vocabSize !== shape.vocabSize) {
+        return yield* new TeacherMismatch({
+          path: config.teacher ?? "the original model",
+          message: `The distillation teacher ${config.teacher ?? "(the original model)"} has a vocabulary of ${teacher.config.vocabSize} ` +
+            `tokens and the student ${shape.vocabSize}: a teacher must share the student's tokenizer.`
+        })
+      }
+      const examples = drawExamples(context.datasets, context.chunk, context.steps * config.batchSize)
+      if (examples.length === 0) {
+        return yield* new NoTrainingData({
+          datasets: context.datasets.map((d) => d.name),
+          message: `There is nothing to distill on: the training split of ${context.datasets.map((d) => d.name).join(", ")} ` +
+            "is empty (JSONL files give 80% of their lines, chosen by prompt hash, to it). Use a larger file, or `splitBy: none`."
+        })
+      }
+      const data = examples.map((e) => encodeExample(context.tokenizer, e))
+      const settings = distillSettings(config, context.steps, context.tokenizer.padId ?? 0)
+      const session: TunerSession<DistillError> = {
+        steps: context.steps,
+        stepsDone: () => state.optimizer.step,
+        // A step and taking its result are one unit: an interruption lands between steps.
+        step: Effect.uninterruptible(
+          Effect.suspend(() => distillStep(shape, state, data, teacher, settings)).pipe(Effect.map((done) => {
+            state = done.state
+            return { step: state.optimizer.step, loss: done.report.loss, tokens: done.report.tokens, metrics: done.report.metrics }
+          }))
+        ),
+        current: () => ({ config: shape, params: state.params }),
+        snapshot: Effect.sync((): TunerSnapshot => ({
+          state: encodeState({ step: state.optimizer.step, cursor: state.cursor }),
+          tensors: momentTensors(shape, state.optimizer)
+        })),
+        finish: Effect.sync(() => {
+          handedOver = true
+          return { config: shape, params: state.params }
+        })
+      }
+      return session
+    })
+
+  return {
+    kind: "distill",
+    footprint: distillFootprint(config),
+    start: (model, context) =>
+      Effect.suspend(() =>
+        open(model, context, {
+          params: model.params,
+          optimizer: initAdamW(paramTensors(model.config, model.params)),
+          cursor: startCursor(context.seed)
+        })
+      ),
+    resume: (model, snapshot, context) =>
+      Effect.gen(function*() {
+        const invalid = (why: string) =>
+          new InvalidTunerState({ kind: "distill", message: `The saved distill tuning state cannot be resumed: ${why}.` })
+        const decoded = decodeState(snapshot.state)
+        if (Result.isFailure(decoded)) return yield* invalid("its step and data cursor do not decode")
+        const moments = yield* restoreMoments(model, snapshot, invalid)
+        const { step, cursor } = decoded.success
+        return yield* open(model, context, { params: model.params, optimizer: { step, ...moments }, cursor: cursor as DataCursor })
+      })
+  }
+}
+
