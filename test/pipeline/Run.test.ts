@@ -9,7 +9,6 @@ import { Cause, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
-import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
 import { RewardModelLive } from "../../layers/RewardModel.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
@@ -21,7 +20,7 @@ import { readEvents } from "../../src/report/Report.ts"
 import { runUpdates } from "../../src/pipeline/Run.ts"
 import { DeviceMemory, makeDeviceMemory } from "../../src/services/DeviceMemory.ts"
 import type { RunEvent } from "../../src/io/RunEvent.ts"
-import { localGradients, useBackend } from "../helpers/backend.ts"
+import { currentCompute, localGradients, useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
 import { tempDir } from "../io/_support.ts"
 
@@ -44,7 +43,7 @@ backend: cpu
 ${extra}`
 
 /** The plan's reward (GRPO's), on the cpu backend the tests run on. */
-const testReward = (plan: Plan) => RewardModelLive(plan.reward ?? []).pipe(Layer.provide(ComputeLive("cpu")))
+const testReward = (plan: Plan) => RewardModelLive(plan.reward ?? []).pipe(Layer.provide(currentCompute))
 
 /** Device memory for tests: as much as the host would give. */
 const testMemory = Layer.effect(DeviceMemory, makeDeviceMemory("host memory", 8 * 2 ** 30))
