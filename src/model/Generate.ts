@@ -47,14 +47,15 @@ const step = (
 
 /**
  * The decoding loop: `choose` picks sequence b's next token from its row of logits; a sequence
- * stops after a stop token, all stop after `maxNewTokens`. Returns the new tokens of each prompt
- * (prompts may differ in length; they are left-padded).
+ * stops after a stop token or after its budget of new tokens (`maxNewTokens`: one for all, or
+ * one per prompt). Returns the new tokens of each prompt (prompts may differ in length; they are
+ * left-padded).
  */
 export const decode = (
   config: ModelConfig,
   params: Params,
   prompts: ReadonlyArray<ReadonlyArray<number>>,
-  maxNewTokens: number,
+  maxNewTokens: number | ReadonlyArray<number>,
   stopTokens: ReadonlyArray<number>,
   choose: (logits: Float32Array, b: number) => number
 ): Array<Array<number>> => {
@@ -63,20 +64,21 @@ export const decode = (
   const stop = new Set(stopTokens)
   const longest = Math.max(...prompts.map((p) => p.length))
   const padding = prompts.map((p) => longest - p.length)
+  const budget = prompts.map((_, b) => (typeof maxNewTokens === "number" ? maxNewTokens : maxNewTokens[b]))
   const outputs: Array<Array<number>> = prompts.map(() => [])
-  const done = prompts.map(() => false)
-  if (maxNewTokens <= 0) return outputs
+  const done = budget.map((n) => n <= 0)
+  if (done.every(Boolean)) return outputs
   let current = step(config, params, prompts.map((p, b) => [...new Array<number>(padding[b]).fill(0), ...p]), emptyCache(padding))
   try {
-    for (let n = 0; n < maxNewTokens; n++) {
+    for (;;) {
       const next = current.rows.map((row, b) => {
         if (done[b]) return 0
         const token = choose(row, b)
         outputs[b].push(token)
-        if (stop.has(token)) done[b] = true
+        if (stop.has(token) || outputs[b].length >= budget[b]) done[b] = true
         return token
       })
-      if (done.every(Boolean) || n === maxNewTokens - 1) break
+      if (done.every(Boolean)) break
       const previous = current.cache
       current = step(config, params, next.map((t) => [t]), previous)
       disposeCache(previous)

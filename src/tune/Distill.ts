@@ -78,12 +78,13 @@ export const distillSettings = (config: DistillConfig, steps: number, padId: num
 /**
  * Device memory at the peak of a distillation step: the student's weights and moments, a
  * teacher loaded from its own checkpoint (the original is counted by the run), and on top the
- * student's gradient pass with the teacher's log-probs held beside it, or the teacher's forward
- * pass, or the update's copies.
+ * student's gradient pass with the distributions beside it (the teacher's log-probs and their
+ * exponent, the student's log-probs at T and at 1, the one-hot targets, a gradient: six
+ * [tokens, vocabulary] tensors, measured), or the teacher's forward pass, or the update's copies.
  */
 export const distillFootprint = (config: DistillConfig) => (shape: Model["config"]) => {
   const w = weightBytes(shape)
-  const teacherLogProbs = 4 * config.batchSize * config.maxSeqLen * shape.vocabSize
+  const teacherLogProbs = 6 * 4 * config.batchSize * config.maxSeqLen * shape.vocabSize
   return footprint({
     weights: w,
     "optimizer moments": 2 * w,

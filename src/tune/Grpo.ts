@@ -45,6 +45,7 @@ export const GrpoConfig = Schema.Struct({
   rollouts: Schema.Int.check(Schema.isGreaterThanOrEqualTo(2)).pipe(withDefault(8)),
   temperature: Positive.pipe(withDefault(1)),
   topP: Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1)).pipe(withDefault(1)),
+  /** New tokens per completion at most (fewer when prompt + completion would pass maxSeqLen). */
   maxNewTokens: PositiveInt.pipe(withDefault(64)),
   /** PPO's clipping ε. */
   clip: Positive.pipe(withDefault(0.2)),
@@ -57,7 +58,7 @@ export const GrpoConfig = Schema.Struct({
   warmupFraction: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)).pipe(withDefault(0.05)),
   weightDecay: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0.01)),
   maxGradNorm: Positive.pipe(withDefault(1)),
-  /** Longest prompt + completion; prompts longer than maxSeqLen − maxNewTokens are left out. */
+  /** Longest prompt + completion; prompts that leave no room for a completion are left out. */
   maxSeqLen: PositiveInt.pipe(withDefault(128)),
   /** Sequences sampled together (bounds the KV cache); a whole step's by default. */
   rolloutBatchSize: Schema.optionalKey(PositiveInt)
@@ -85,6 +86,7 @@ export const grpoSettings = (config: GrpoConfig, steps: number): GrpoSettings =>
   temperature: config.temperature,
   topP: config.topP,
   maxNewTokens: config.maxNewTokens,
+  maxSeqLen: config.maxSeqLen,
   clip: config.clip,
   klCoef: config.klCoef,
   ppoEpochs: config.ppoEpochs,
@@ -145,7 +147,7 @@ const makeGrpoTuner = <E, R1, R2>(config: GrpoConfig, reward: Effect.Effect<Rewa
           if (!handedOver) disposeParams(shape, state.params)
         })
       )
-      const room = config.maxSeqLen - config.maxNewTokens
+      const room = config.maxSeqLen - 1
       const prompts: Array<GrpoPrompt> = drawExamples(context.datasets, context.chunk, context.steps * config.prompts)
         .filter((e) => e.prompt.length > 0)
         .map((example) => ({ example, ids: encodePrompt(context.tokenizer, example.prompt) }))
@@ -155,7 +157,7 @@ const makeGrpoTuner = <E, R1, R2>(config: GrpoConfig, reward: Effect.Effect<Rewa
         return yield* new NoTrainingData({
           datasets: context.datasets.map((d) => d.name),
           message: `GRPO has no prompt to sample from in the training split of ${names}: it needs examples with a prompt ` +
-            `of at most ${room} tokens (maxSeqLen ${config.maxSeqLen} − maxNewTokens ${config.maxNewTokens}); plain text has none.`
+            `shorter than maxSeqLen (${config.maxSeqLen} tokens), to leave room for a completion; plain text has none.`
         })
       }
       const rewardOf = yield* reward

@@ -33,6 +33,8 @@ export interface GrpoSettings {
   readonly temperature: number
   readonly topP: number
   readonly maxNewTokens: number
+  /** Longest prompt + completion: a long prompt's completions get fewer new tokens. */
+  readonly maxSeqLen?: number
   /** PPO's ε. */
   readonly clip: number
   /** β of the k3 KL penalty to the reference. */
@@ -102,6 +104,7 @@ export const grpoStep = <E, R>(
       temperature: settings.temperature,
       topP: settings.topP,
       maxNewTokens: settings.maxNewTokens,
+      ...(settings.maxSeqLen !== undefined ? { maxSeqLen: settings.maxSeqLen } : {}),
       stopTokens: context.tokenizer.eosId !== undefined ? [context.tokenizer.eosId] : [],
       ...(settings.rolloutBatchSize !== undefined ? { batchSize: settings.rolloutBatchSize } : {})
     }, rng)

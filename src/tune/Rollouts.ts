@@ -24,6 +24,8 @@ export interface RolloutOptions extends SamplingOptions {
   /** Completions per prompt (the group). */
   readonly rollouts: number
   readonly maxNewTokens: number
+  /** Longest prompt + completion: a long prompt's completions get fewer new tokens. */
+  readonly maxSeqLen?: number
   readonly stopTokens: ReadonlyArray<number>
   /** Sequences decoded together (the KV cache holds this many); all of them by default. */
   readonly batchSize?: number
@@ -59,7 +61,8 @@ export const sampleRollouts = (
   for (let start = 0; start < sequences.length; start += batchSize) {
     const batch = sequences.slice(start, start + batchSize)
     const logProbs: Array<Array<number>> = batch.map(() => [])
-    const completions = decode(config, params, batch.map((s) => s.ids), options.maxNewTokens, options.stopTokens, (row, b) => {
+    const budgets = batch.map((s) => Math.min(options.maxNewTokens, (options.maxSeqLen ?? Infinity) - s.ids.length))
+    const completions = decode(config, params, batch.map((s) => s.ids), budgets, options.stopTokens, (row, b) => {
       const token = sampleToken(row, options, generators[start + b])
       logProbs[b].push(tokenLogProb(row, token, options.temperature))
       return token
