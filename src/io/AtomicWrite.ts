@@ -29,16 +29,19 @@ export interface AtomicFolderOptions {
 const attempt = <A>(path: string, doing: string, f: () => Promise<A>) =>
   Effect.tryPromise({ try: f, catch: fsError(path, doing) })
 
-const suffix = () => `${process.pid}-${randomBytes(4).toString("hex")}`
+const suffix = () => randomBytes(8).toString("hex")
 
 const partialName = (target: string) => `.${basename(target)}.partial-${suffix()}`
 const previousName = (target: string) => `.${basename(target)}.previous-${suffix()}`
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^$()|[\]{}\\]/g, "\\$&")
 
-/** Matches exactly the temporary names of `target` (not those of a target named e.g. "x.partial-1"). */
+/**
+ * Matches exactly the temporary names of `target` (not those of a target named e.g.
+ * "x.partial-1"); simmer 0.1 put its pid in them.
+ */
 const leftoverPattern = (target: string, kind: "partial" | "previous") =>
-  new RegExp(`^\\.${escapeRegExp(basename(target))}\\.${kind}-\\d+-[0-9a-f]{8}$`)
+  new RegExp(`^\\.${escapeRegExp(basename(target))}\\.${kind}-(\\d+-[0-9a-f]{8}|[0-9a-f]{16})$`)
 
 /** True when `path` exists (any kind of entry). */
 export const pathExists = (path: string) =>

@@ -154,10 +154,18 @@ const modelOf = (plan: string | undefined): string | undefined => {
   }
 }
 
-const status = (s: Series): string => {
+/** How a strategy ended, as a person would act on it (HTML). */
+const status = (model: ReportModel, s: Series): string => {
   const last = s.rows[s.rows.length - 1]
-  if (s.finished) return "finished"
-  if (last?.outcome === "interrupted") return "interrupted"
+  if (s.finished) {
+    return s.targetReached
+      ? "finished"
+      : `finished — <b>target not reached</b>${s.finishedMessage !== undefined ? `<br><span class="pct">${esc(s.finishedMessage)}</span>` : ""}`
+  }
+  if (last?.outcome === "interrupted") {
+    const folder = model.runs.find((run) => run.name === s.run)?.folder ?? s.run
+    return `interrupted — <code>simmer resume ${esc(folder)}</code>`
+  }
   return "in progress"
 }
 
@@ -217,7 +225,7 @@ const header = (model: ReportModel, options: RenderOptions): string => {
     const stageSeconds = s.rows.reduce((sum, r) => sum + Object.values(r.timings).filter(Number.isFinite).reduce((a, b) => a + b, 0), 0)
     const cells = [
       `<th scope="row">${esc(s.label)}</th>`,
-      `<td>${esc(status(s))}</td>`,
+      `<td>${status(model, s)}</td>`,
       `<td class="num">${accepted} / ${rolledBack}</td>`,
       `<td class="num">${human(s.final.parameters.total)} <span class="pct">(${percent(percentOf(s.final.parameters.total, s.original.total))})</span></td>`,
       `<td class="num">${human(s.final.parameters.nonEmbedding)} <span class="pct">(${percent(percentOf(s.final.parameters.nonEmbedding, s.original.nonEmbedding))})</span></td>`,

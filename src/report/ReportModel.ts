@@ -71,6 +71,9 @@ export interface Series {
     readonly checkpoint: string | undefined
   }
   readonly finished: boolean
+  /** False when the strategy finished short of its target (every further step failed the gates), with why. */
+  readonly targetReached: boolean
+  readonly finishedMessage: string | undefined
   /** Seconds from the first to the last event, when the times parse. */
   readonly wallSeconds: number | undefined
 }
@@ -185,6 +188,8 @@ const seriesOf = (run: string, strategy: Strategy, events: ReadonlyArray<RunEven
     rows,
     final: { parameters: finalParameters, metrics: finalMetrics, iteration: lastAccepted?.iteration ?? 0, checkpoint: finalCheckpoint },
     finished: finishedEvents.length > 0,
+    targetReached: finishedEvents.every((e) => e.targetReached !== false),
+    finishedMessage: finishedEvents.find((e) => e.targetReached === false)?.message,
     wallSeconds: seconds(events[0].time, events[events.length - 1].time)
   }
 }

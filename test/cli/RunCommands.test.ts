@@ -1,0 +1,140 @@
+/**
+ * `simmer run` and `simmer resume` as a user meets them (issue 14, items 1-6): one writer per
+ * run folder, a stop that logs `interrupted` and exits 75, a target that cannot be reached
+ * said as such with its own exit code, nothing created for a plan that cannot run (a missing
+ * model, one too large for the memory budget), `--replace`, and `resume` on a finished run.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { spawn } from "node:child_process"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { Effect } from "effect"
+import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
+import { root, simmer } from "../helpers/cli.ts"
+import { tempDir } from "../io/_support.ts"
+
+const tinyPlan = (model: string, steps: number, evaluationExamples = 4) => `
+model: ${model}
+target: { parameters: 0.6 }
+iterations: 2
+scorer: activation
+data:
+  tune: [{ task: arith }]
+  calibration: [{ task: arith }]
+  evaluate: [{ task: program }]
+  calibrationExamples: 8
+  evaluationExamples: ${evaluationExamples}
+tuner: { steps: ${steps}, batchSize: 4, lr: 0.01, maxSeqLen: 48 }
+backend: cpu
+`
+
+const events = (dir: string) =>
+  existsSync(join(dir, "events.ndjson"))
+    ? readFileSync(join(dir, "events.ndjson"), "utf8").trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
+    : []
+
+const waitFor = async (condition: () => boolean, what: string) => {
+  for (let i = 0; i < 600 && !condition(); i++) await new Promise((r) => setTimeout(r, 100))
+  if (!condition()) throw new Error(`gave up waiting for ${what}`)
+}
+
+describe("simmer run and resume", () => {
+  it.live("one writer at a time; SIGTERM logs `interrupted` and exits 75; resume finishes; resume of a finished run says so", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      yield* writeTinyCheckpoint(join(tmp, "model"))
+      writeFileSync(join(tmp, "plan.yaml"), tinyPlan("model", 5, 64))
+      const dir = join(tmp, "run")
+      const first = spawn(process.execPath, [join(root, "bin/simmer.js"), "run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"], {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, SIMMER_BACKEND: "cpu" }
+      })
+      let firstErr = ""
+      first.stderr.on("data", (chunk) => (firstErr += chunk))
+      const firstExit = new Promise<number | null>((resolve) => first.on("close", resolve))
+      yield* Effect.promise(() => waitFor(() => events(dir).some((e) => e.phase === "loaded"), "the first run to start"))
+      // Paused while it evaluates the original, so it is still at work whatever the machine's speed.
+      first.kill("SIGSTOP")
+
+      // A second writer is refused, naming the one at work.
+      const second = yield* Effect.promise(() => simmer(["resume", dir, "--workers", "1"]))
+      expect(second.status).toBe(1)
+      expect(second.stderr).toContain(`in use by another simmer process (pid ${first.pid}`)
+
+      // SIGTERM (delivered as it wakes): the run stops at the next step boundary, logs why, and exits with 75.
+      first.kill("SIGTERM")
+      first.kill("SIGCONT")
+      expect(yield* Effect.promise(() => firstExit)).toBe(75)
+      expect(firstErr).toContain(`simmer resume ${dir}`)
+      const stopped = events(dir).at(-1)
+      expect(stopped.phase).toBe("interrupted")
+      expect(readFileSync(join(dir, "report.html"), "utf8")).toContain(`interrupted — <code>simmer resume ${dir}</code>`)
+      expect(existsSync(join(dir, "lock"))).toBe(false)
+
+      const resumed = yield* Effect.promise(() => simmer(["resume", dir, "--workers", "1"]))
+      expect(resumed.status, resumed.stderr).toBe(0)
+      expect(resumed.stdout).toContain(`checkpoint ${join(dir, "stages", "ptl-002")}`)
+      const result = JSON.parse(readFileSync(join(dir, "result.json"), "utf8"))
+      expect(result.strategies.ptl).toMatchObject({ checkpoint: "stages/ptl-002", targetReached: true })
+      expect(JSON.parse(readFileSync(join(dir, "accepted.json"), "utf8")).ptl.stage).toBe("stages/ptl-002")
+
+      const again = yield* Effect.promise(() => simmer(["resume", dir]))
+      expect(again.status).toBe(0)
+      expect(again.stderr).toContain("already finished")
+      expect(events(dir).filter((e) => e.phase === "finished")).toHaveLength(1)
+    }), 300_000)
+
+  it.live("a run that cannot reach its target says so and exits with 3", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      // The bundled model cut to 5% cannot keep 90% of its arithmetic, and no retry is allowed.
+      writeFileSync(join(tmp, "plan.yaml"), `
+model: base
+target: { parameters: 0.05 }
+iterations: 1
+scorer: activation
+data: { tune: [{ task: arith }], calibration: [{ task: arith }], evaluate: [{ task: arith }], calibrationExamples: 4, evaluationExamples: 8 }
+tuner: { steps: 1, batchSize: 2, maxSeqLen: 48 }
+gates: { accuracyRetained: 0.9, retries: 0 }
+backend: cpu
+`)
+      const dir = join(tmp, "run")
+      const run = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"]))
+      expect(run.status, run.stderr).toBe(3)
+      expect(run.stdout).toContain("target not reached: stopped at 100.0% of the original's non-embedding parameters")
+      const finished = events(dir).find((e) => e.phase === "finished")
+      expect(finished).toMatchObject({ targetReached: false })
+      expect(JSON.parse(readFileSync(join(dir, "result.json"), "utf8")).strategies.ptl.targetReached).toBe(false)
+      expect(readFileSync(join(dir, "report.html"), "utf8")).toContain("target not reached")
+    }), 300_000)
+
+  it.live("nothing is created for a plan that cannot run; --replace starts a folder over", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      yield* writeTinyCheckpoint(join(tmp, "model"))
+      const dir = join(tmp, "run")
+      writeFileSync(join(tmp, "missing.yaml"), tinyPlan("no-such-model", 1))
+      writeFileSync(join(tmp, "plan.yaml"), tinyPlan("model", 1))
+      const [missing, tooLarge] = yield* Effect.promise(() =>
+        Promise.all([
+          simmer(["run", join(tmp, "missing.yaml"), "--out", dir]),
+          simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--memory", "0.0001"])
+        ])
+      )
+      expect(missing.status).toBe(1)
+      expect(missing.stderr).toContain(join(tmp, "no-such-model"))
+      expect(tooLarge.status).toBe(1)
+      expect(tooLarge.stderr).toMatch(/needs about \d+\.\d\d GiB of host memory at its peak \(.*\), but the budget is 0\.00 GiB/)
+      expect(existsSync(dir)).toBe(false)
+
+      const made = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"]))
+      expect(made.status, made.stderr).toBe(0)
+      const refused = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir]))
+      expect(refused.status).toBe(1)
+      expect(refused.stderr).toContain("--replace")
+      const replaced = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--replace", "--workers", "1"]))
+      expect(replaced.status, replaced.stderr).toBe(0)
+      expect(events(dir).filter((e) => e.phase === "loaded")).toHaveLength(1)
+    }), 300_000)
+})
