@@ -11,15 +11,16 @@ import { Effect, Result, Schema } from "effect"
 import { disposeCheckpoint, type LoadCheckpointError, loadCheckpoint } from "../io/Checkpoint.ts"
 import { footprint, forwardBytes, gradientBytes, weightBytes } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
-import { disposeParams, paramTensors } from "../model/Params.ts"
+import { paramTensors } from "../model/Params.ts"
 import { encodeExample } from "../tasks/Encode.ts"
-import { defaultAdamW, disposeAdamW, initAdamW } from "./AdamW.ts"
+import { defaultAdamW, initAdamW } from "./AdamW.ts"
 import { type DataCursor, startCursor } from "./Batches.ts"
 import { type DistillSettings, type DistillState, distillStep } from "./DistillStep.ts"
 import { warmupCosine } from "./Schedule.ts"
 import { TuningSteps } from "./Sft.ts"
 import type { NonFiniteLoss } from "./Trainer.ts"
-import { InvalidTunerState, type TuneContext, type Tuner, type TunerSession, type TunerSnapshot } from "./Tuner.ts"
+import { InvalidTunerState, type TuneContext, type Tuner } from "./Tuner.ts"
+import { openWeightsSession } from "./TunerSession.ts"
 import { CursorSchema, momentTensors, restoreMoments } from "./TunerState.ts"
 import { drawExamples, NoTrainingData } from "./TuningData.ts"
 
@@ -98,17 +99,10 @@ export const distillFootprint = (config: DistillConfig) => (shape: Model["config
 }
 
 export const distillTuner = (config: DistillConfig): Tuner<DistillError> => {
-  const open = (model: Model, context: TuneContext, initial: DistillState) =>
+  /** A session over the state `initial` makes, once the teacher and the data are there. */
+  const open = <EA>(model: Model, context: TuneContext, initial: Effect.Effect<DistillState, EA>) =>
     Effect.gen(function*() {
       const shape = model.config
-      let state = initial
-      let handedOver = false
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          disposeAdamW(state.optimizer)
-          if (!handedOver) disposeParams(shape, state.params)
-        })
-      )
       const teacher: Model = config.teacher === undefined ? context.original : yield* Effect.acquireRelease(
         loadCheckpoint(config.teacher),
         (loaded) => Effect.sync(() => disposeCheckpoint(loaded))
@@ -130,50 +124,43 @@ export const distillTuner = (config: DistillConfig): Tuner<DistillError> => {
       }
       const data = examples.map((e) => encodeExample(context.tokenizer, e))
       const settings = distillSettings(config, context.steps, context.tokenizer.padId ?? 0)
-      const session: TunerSession<DistillError> = {
+      return yield* openWeightsSession<DistillState, DistillError, never, EA>({
+        shape,
         steps: context.steps,
-        stepsDone: () => state.optimizer.step,
-        // A step and taking its result are one unit: an interruption lands between steps.
-        step: Effect.uninterruptible(
-          Effect.suspend(() => distillStep(shape, state, data, teacher, settings)).pipe(Effect.map((done) => {
-            state = done.state
-            return { step: state.optimizer.step, loss: done.report.loss, tokens: done.report.tokens, metrics: done.report.metrics }
-          }))
-        ),
-        current: () => ({ config: shape, params: state.params }),
-        snapshot: Effect.sync((): TunerSnapshot => ({
+        stepsDone: (state) => state.optimizer.step,
+        step: (state) =>
+          distillStep(shape, state, data, teacher, settings).pipe(Effect.map(({ state: next, report }) => ({
+            state: next,
+            done: { step: next.optimizer.step, loss: report.loss, tokens: report.tokens, metrics: report.metrics }
+          }))),
+        snapshot: (state) => ({
           state: encodeState({ step: state.optimizer.step, cursor: state.cursor }),
           tensors: momentTensors(shape, state.optimizer)
-        })),
-        finish: Effect.sync(() => {
-          handedOver = true
-          return { config: shape, params: state.params }
         })
-      }
-      return session
+      }, initial)
     })
 
   return {
     kind: "distill",
     footprint: distillFootprint(config),
     start: (model, context) =>
-      Effect.suspend(() =>
-        open(model, context, {
-          params: model.params,
-          optimizer: initAdamW(paramTensors(model.config, model.params)),
-          cursor: startCursor(context.seed)
-        })
-      ),
+      open(model, context, Effect.sync(() => ({
+        params: model.params,
+        optimizer: initAdamW(paramTensors(model.config, model.params)),
+        cursor: startCursor(context.seed)
+      }))),
     resume: (model, snapshot, context) =>
       Effect.gen(function*() {
         const invalid = (why: string) =>
           new InvalidTunerState({ kind: "distill", message: `The saved distill tuning state cannot be resumed: ${why}.` })
         const decoded = decodeState(snapshot.state)
         if (Result.isFailure(decoded)) return yield* invalid("its step and data cursor do not decode")
-        const moments = yield* restoreMoments(model, snapshot, invalid)
         const { step, cursor } = decoded.success
-        return yield* open(model, context, { params: model.params, optimizer: { step, ...moments }, cursor: cursor as DataCursor })
+        return yield* open(model, context, Effect.map(restoreMoments(model, snapshot, invalid), (moments) => ({
+          params: model.params,
+          optimizer: { step, ...moments },
+          cursor: cursor as DataCursor
+        })))
       })
   }
 }
-

@@ -12,20 +12,21 @@
  * uninterrupted one would have.
  */
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Result, Schema } from "effect"
+import { Effect, Result, Schema, type Scope } from "effect"
 import { decodingBytes, footprint, gradientBytes, weightBytes } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
-import { disposeParams, paramSpecs, paramTensors } from "../model/Params.ts"
+import { disposeParams, paramTensors } from "../model/Params.ts"
 import { Rng } from "../model/Rng.ts"
 import type { Reward } from "../reward/Reward.ts"
 import { type RewardError, RewardModel } from "../services/RewardModel.ts"
 import { encodePrompt } from "../tasks/Encode.ts"
-import { defaultAdamW, disposeAdamW, initAdamW } from "./AdamW.ts"
+import { defaultAdamW, initAdamW } from "./AdamW.ts"
 import { type DataCursor, startCursor } from "./Batches.ts"
 import { type GrpoPrompt, type GrpoSettings, type GrpoState, grpoStep } from "./GrpoStep.ts"
 import { warmupCosine } from "./Schedule.ts"
 import type { NonFiniteLoss } from "./Trainer.ts"
-import { InvalidTunerState, type TuneContext, type Tuner, type TunerSession, type TunerSnapshot } from "./Tuner.ts"
+import { InvalidTunerState, type TuneContext, type Tuner } from "./Tuner.ts"
+import { openWeightsSession } from "./TunerSession.ts"
 import { CursorSchema, momentTensors, paramsFrom, restoreMoments, restoreWeightShaped, RngStateSchema, weightShapedTensors } from "./TunerState.ts"
 import { drawExamples, NoTrainingData } from "./TuningData.ts"
 import { TuningSteps } from "./Sft.ts"
@@ -132,21 +133,18 @@ export function grpoTuner<E, R1, R2>(
   return makeGrpoTuner(config, source)
 }
 
+/** A GRPO session's state: the step's state, the rollout batches done, and the frozen reference. */
+interface GrpoSessionState extends GrpoState {
+  readonly step: number
+  readonly reference: Model
+}
+
 const makeGrpoTuner = <E, R1, R2>(config: GrpoConfig, reward: Effect.Effect<Reward<E, R1>, never, R2>): Tuner<GrpoError<E>, R1 | R2> => {
   type R = R1 | R2
-  const open = (model: Model, context: TuneContext, initial: { reference: Model; state: GrpoState; step: number }) =>
+  /** A session over the state `initial` makes (its reference held in the session's scope), once there are prompts. */
+  const open = <EA>(model: Model, context: TuneContext, initial: Effect.Effect<GrpoSessionState, EA, Scope.Scope>) =>
     Effect.gen(function*() {
       const shape = model.config
-      let state = initial.state
-      let step = initial.step
-      let handedOver = false
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          disposeAdamW(state.optimizer)
-          disposeParams(shape, initial.reference.params)
-          if (!handedOver) disposeParams(shape, state.params)
-        })
-      )
       const room = config.maxSeqLen - 1
       const prompts: Array<GrpoPrompt> = drawExamples(context.datasets, context.chunk, context.steps * config.prompts)
         .filter((e) => e.prompt.length > 0)
@@ -162,72 +160,67 @@ const makeGrpoTuner = <E, R1, R2>(config: GrpoConfig, reward: Effect.Effect<Rewa
       }
       const rewardOf = yield* reward
       const settings = grpoSettings(config, context.steps)
-      const session: TunerSession<GrpoError<E>, R> = {
+      return yield* openWeightsSession<GrpoSessionState, GrpoError<E>, R, EA>({
+        shape,
         steps: context.steps,
-        stepsDone: () => step,
-        // A step and taking its result are one unit: an interruption lands between steps.
-        step: Effect.uninterruptible(
-          Effect.suspend(() =>
-            grpoStep(shape, state, prompts, { reference: initial.reference, reward: rewardOf, tokenizer: context.tokenizer }, settings)
-          ).pipe(Effect.map((done) => {
-            state = done.state
-            step += 1
-            return { step, loss: done.report.loss, tokens: done.report.tokens, metrics: done.report.metrics }
-          }))
-        ),
-        current: () => ({ config: shape, params: state.params }),
-        snapshot: Effect.sync((): TunerSnapshot => ({
-          state: encodeState({ step, updates: state.optimizer.step, cursor: state.cursor, rng: state.rng }),
+        stepsDone: (state) => state.step,
+        step: (state) =>
+          grpoStep(shape, state, prompts, { reference: state.reference, reward: rewardOf, tokenizer: context.tokenizer }, settings).pipe(
+            Effect.map(({ state: next, report }) => ({
+              state: { ...next, step: state.step + 1, reference: state.reference },
+              done: { step: state.step + 1, loss: report.loss, tokens: report.tokens, metrics: report.metrics }
+            }))
+          ),
+        snapshot: (state) => ({
+          state: encodeState({ step: state.step, updates: state.optimizer.step, cursor: state.cursor, rng: state.rng }),
           tensors: [
             ...momentTensors(shape, state.optimizer),
-            ...weightShapedTensors(shape, "ref", paramTensors(shape, initial.reference.params))
+            ...weightShapedTensors(shape, "ref", paramTensors(shape, state.reference.params))
           ]
-        })),
-        finish: Effect.sync(() => {
-          handedOver = true
-          return { config: shape, params: state.params }
         })
-      }
-      return session
+      }, initial)
     })
+
+  /** The reference's weights, released with the session. */
+  const holdReference = <EM>(make: Effect.Effect<Model, EM>) =>
+    Effect.acquireRelease(make, (reference) => Effect.sync(() => disposeParams(reference.config, reference.params)))
 
   return {
     kind: "grpo",
     footprint: grpoFootprint(config),
     start: (model, context) =>
-      Effect.suspend(() => {
-        const specs = paramSpecs(model.config)
+      open(model, context, Effect.gen(function*() {
         // The reference is a copy of the weights the tuning starts from; the policy moves away from it.
-        const reference: Model = { config: model.config, params: paramsFrom(model.config, specs.map((s) => tf.clone(s.get(model.params)))) }
-        return open(model, context, {
-          reference,
+        const reference = yield* holdReference(Effect.sync(() => ({
+          config: model.config,
+          params: paramsFrom(model.config, paramTensors(model.config, model.params).map((t) => tf.clone(t)))
+        })))
+        return {
+          params: model.params,
+          optimizer: initAdamW(paramTensors(model.config, model.params)),
+          cursor: startCursor(context.seed),
+          rng: Rng.seeded(context.seed + 1).state(),
           step: 0,
-          state: {
-            params: model.params,
-            optimizer: initAdamW(paramTensors(model.config, model.params)),
-            cursor: startCursor(context.seed),
-            rng: Rng.seeded(context.seed + 1).state()
-          }
-        })
-      }),
+          reference
+        }
+      })),
     resume: (model, snapshot, context) =>
       Effect.gen(function*() {
         const invalid = (why: string) =>
           new InvalidTunerState({ kind: "grpo", message: `The saved grpo tuning state cannot be resumed: ${why}.` })
         const decoded = decodeState(snapshot.state)
         if (Result.isFailure(decoded)) return yield* invalid("its step counts, data cursor and sampling generator do not decode")
-        const weights = paramTensors(model.config, model.params)
-        const reference = restoreWeightShaped(model.config, weights, snapshot.tensors, "ref", "reference weight")
-        if ("problem" in reference) return yield* invalid(reference.problem)
-        const moments = yield* restoreMoments(model, snapshot, invalid).pipe(
-          Effect.tapError(() => Effect.sync(() => tf.dispose(reference.tensors)))
-        )
         const { step, updates, cursor, rng } = decoded.success
-        return yield* open(model, context, {
-          reference: { config: model.config, params: paramsFrom(model.config, reference.tensors) },
-          step,
-          state: { params: model.params, optimizer: { step: updates, ...moments }, cursor: cursor as DataCursor, rng }
-        })
+        return yield* open(model, context, Effect.gen(function*() {
+          const reference = yield* holdReference(Effect.suspend(() => {
+            const restored = restoreWeightShaped(model.config, paramTensors(model.config, model.params), snapshot.tensors, "ref", "reference weight")
+            return "problem" in restored
+              ? Effect.fail(invalid(restored.problem))
+              : Effect.succeed({ config: model.config, params: paramsFrom(model.config, restored.tensors) })
+          }))
+          const moments = yield* restoreMoments(model, snapshot, invalid)
+          return { params: model.params, optimizer: { step: updates, ...moments }, cursor: cursor as DataCursor, rng, step, reference }
+        }))
       })
   }
 }

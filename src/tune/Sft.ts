@@ -8,14 +8,14 @@
 import { Effect, Result, Schema } from "effect"
 import { fullTuningFootprint } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
-import { disposeParams } from "../model/Params.ts"
 import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
 import { encodeExample } from "../tasks/Encode.ts"
-import { defaultAdamW, disposeAdamW } from "./AdamW.ts"
+import { defaultAdamW } from "./AdamW.ts"
 import type { DataCursor } from "./Batches.ts"
 import { warmupCosine } from "./Schedule.ts"
 import { initTrainer, type NonFiniteLoss, type TrainerState, type TrainOptions, trainStep } from "./Trainer.ts"
-import { InvalidTunerState, type TuneContext, type Tuner, type TunerSession, type TunerSnapshot } from "./Tuner.ts"
+import { InvalidTunerState, type TuneContext, type Tuner } from "./Tuner.ts"
+import { openWeightsSession } from "./TunerSession.ts"
 import { CursorSchema, momentTensors, restoreMoments } from "./TunerState.ts"
 import { drawExamples, NoTrainingData } from "./TuningData.ts"
 
@@ -67,8 +67,8 @@ export const trainOptions = (config: SftConfig, steps: number, padId: number): T
 export type SftError = GradientsFailed | NonFiniteLoss | NoTrainingData
 
 export const sftTuner = (config: SftConfig): Tuner<SftError, Gradients> => {
-  /** A session over a trainer state; it owns the state's tensors until `finish` hands the weights over. */
-  const open = (model: Model, context: TuneContext, initial: (model: Model) => TrainerState) =>
+  /** A session over the trainer state `initial` makes, once the data is known to be there. */
+  const open = <EA>(model: Model, context: TuneContext, initial: Effect.Effect<TrainerState, EA>) =>
     Effect.gen(function*() {
       const examples = drawExamples(context.datasets, context.chunk, context.steps * config.batchSize)
       if (examples.length === 0) {
@@ -81,60 +81,38 @@ export const sftTuner = (config: SftConfig): Tuner<SftError, Gradients> => {
       const data = examples.map((e) => encodeExample(context.tokenizer, e))
       const options = trainOptions(config, context.steps, context.tokenizer.padId ?? 0)
       const shape = model.config
-      let trainer = initial(model)
-      let handedOver = false
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          disposeAdamW(trainer.optimizer)
-          if (!handedOver) disposeParams(shape, trainer.params)
-        })
-      )
-      const session: TunerSession<SftError, Gradients> = {
+      return yield* openWeightsSession<TrainerState, SftError, Gradients, EA>({
+        shape,
         steps: context.steps,
-        stepsDone: () => trainer.optimizer.step,
-        // A step and taking its result are one unit: an interruption lands between steps, when
-        // `trainer` holds a complete, live state.
-        step: Effect.uninterruptible(
-          Effect.suspend(() => trainStep(shape, trainer, data, options)).pipe(Effect.map(({ state, report }) => {
-            trainer = state
-            return {
-              step: report.step,
-              loss: report.loss,
-              tokens: report.targets,
-              metrics: { lr: report.lr, gradNorm: report.gradNorm }
-            }
-          }))
-        ),
-        current: () => ({ config: shape, params: trainer.params }),
-        snapshot: Effect.sync((): TunerSnapshot => ({
+        stepsDone: (trainer) => trainer.optimizer.step,
+        step: (trainer) =>
+          trainStep(shape, trainer, data, options).pipe(Effect.map(({ state, report }) => ({
+            state,
+            done: { step: report.step, loss: report.loss, tokens: report.targets, metrics: { lr: report.lr, gradNorm: report.gradNorm } }
+          }))),
+        snapshot: (trainer) => ({
           state: encodeState({ step: trainer.optimizer.step, cursor: trainer.cursor }),
           tensors: momentTensors(shape, trainer.optimizer)
-        })),
-        finish: Effect.sync(() => {
-          handedOver = true
-          return { config: shape, params: trainer.params }
         })
-      }
-      return session
+      }, initial)
     })
 
   return {
     kind: config.kind,
     footprint: (shape) => fullTuningFootprint(shape, config.batchSize, config.maxSeqLen),
-    start: (model, context) => open(model, context, (m) => initTrainer(m.params, m.config, context.seed)),
+    start: (model, context) => open(model, context, Effect.sync(() => initTrainer(model.params, model.config, context.seed))),
     resume: (model, snapshot, context) =>
       Effect.gen(function*() {
         const invalid = (why: string) =>
           new InvalidTunerState({ kind: config.kind, message: `The saved ${config.kind} tuning state cannot be resumed: ${why}.` })
         const decoded = decodeState(snapshot.state)
         if (Result.isFailure(decoded)) return yield* invalid("its step and data cursor do not decode")
-        const moments = yield* restoreMoments(model, snapshot, invalid)
         const { step, cursor } = decoded.success
-        return yield* open(model, context, (m) => ({
-          params: m.params,
+        return yield* open(model, context, Effect.map(restoreMoments(model, snapshot, invalid), (moments) => ({
+          params: model.params,
           optimizer: { step, ...moments },
           cursor: cursor as DataCursor
-        }))
+        })))
       })
   }
 }
