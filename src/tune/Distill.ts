@@ -17,29 +17,19 @@ import { defaultAdamW, initAdamW } from "./AdamW.ts"
 import { type DataCursor, startCursor } from "./Batches.ts"
 import { type DistillSettings, type DistillState, distillStep } from "./DistillStep.ts"
 import { warmupCosine } from "./Schedule.ts"
-import { TuningSteps } from "./Sft.ts"
 import type { NonFiniteLoss } from "./Trainer.ts"
 import { InvalidTunerState, type TuneContext, type Tuner } from "./Tuner.ts"
 import { openWeightsSession } from "./TunerSession.ts"
 import { CursorSchema, momentTensors, restoreMoments } from "./TunerState.ts"
-import { drawExamples, NoTrainingData } from "./TuningData.ts"
-
-const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
-const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
-const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => Schema.withDecodingDefaultKey<S>(Effect.succeed(value))
+import { optimizerFields, Positive, PositiveInt, stepsField, withDefault } from "./TunerSettings.ts"
+import { drawTrainingExamples, type NoTrainingData } from "./TuningData.ts"
 
 /** The `tuner:` entry of a plan for distillation. */
 export const DistillConfig = Schema.Struct({
   kind: Schema.Literal("distill"),
-  /** Optimizer steps per iteration: one count, or one per planned iteration. */
-  steps: TuningSteps.pipe(withDefault(40)),
+  ...stepsField(40),
   batchSize: PositiveInt.pipe(withDefault(32)),
-  /** Peak learning rate; warmup then cosine decay within each iteration. */
-  lr: Positive.pipe(withDefault(1e-3)),
-  warmupFraction: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)).pipe(withDefault(0.05)),
-  weightDecay: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0.01)),
-  maxGradNorm: Positive.pipe(withDefault(1)),
-  maxSeqLen: PositiveInt.pipe(withDefault(128)),
+  ...optimizerFields(1e-3),
   /** Softmax temperature of teacher and student (the loss is scaled by T²). */
   temperature: Positive.pipe(withDefault(1)),
   /** Weight of the plain next-token (SFT) loss mixed in; 0 is pure distillation. */
@@ -114,14 +104,7 @@ export const distillTuner = (config: DistillConfig): Tuner<DistillError> => {
             `tokens and the student ${shape.vocabSize}: a teacher must share the student's tokenizer.`
         })
       }
-      const examples = drawExamples(context.datasets, context.chunk, context.steps * config.batchSize)
-      if (examples.length === 0) {
-        return yield* new NoTrainingData({
-          datasets: context.datasets.map((d) => d.name),
-          message: `There is nothing to distill on: the training split of ${context.datasets.map((d) => d.name).join(", ")} ` +
-            "is empty (JSONL files give 80% of their lines, chosen by prompt hash, to it). Use a larger file, or `splitBy: none`."
-        })
-      }
+      const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize)
       const data = examples.map((e) => encodeExample(context.tokenizer, e))
       const settings = distillSettings(config, context.steps, context.tokenizer.padId ?? 0)
       return yield* openWeightsSession<DistillState, DistillError, never, EA>({

@@ -12,9 +12,9 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import type { TokenBatch } from "../model/Gradients.ts"
-import { countedTargets } from "../model/Gradients.ts"
+import { countedTargets, valueAndParamGrads } from "../model/Gradients.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
-import { assembleParams, type Params, paramSpecs, paramTensors } from "../model/Params.ts"
+import type { Params } from "../model/Params.ts"
 import { forward } from "../model/Transformer.ts"
 
 export interface DistillOptions {
@@ -67,26 +67,23 @@ export const distillLossAndGradients = (
   teacher: tf.Tensor2D,
   options: DistillOptions
 ): DistillLossResult => {
-  const index = new Map(paramSpecs(config).map((spec, i) => [spec.name, i]))
   const T = options.temperature
   let kl: tf.Scalar | undefined
   let crossEntropy: tf.Scalar | undefined
-  const { value, grads } = tf.tidy(() => {
+  const { value, grads } = valueAndParamGrads(config, params, (student) => {
     const ids = batchIds(batch)
     const weights = batchWeights(batch)
     const count = tf.maximum(tf.sum(weights), 1)
     const targets = tf.oneHot(tf.reshape(tf.slice(ids, [0, 1], [batch.batchSize, batch.seqLen - 1]), [-1]), config.vocabSize)
-    const f = (...tensors: Array<tf.Tensor>) => {
-      const logits = positionLogits(config, assembleParams(config, (name) => tensors[index.get(name)!]), ids)
-      const klMean = tf.div(tf.sum(tf.mul(distributionKl(teacher, logProbsAt(logits, T)), weights)), count)
-      const ceMean = tf.div(tf.neg(tf.sum(tf.mul(tf.sum(tf.mul(tf.logSoftmax(logits), targets), -1), weights))), count)
-      kl = tf.keep(klMean as tf.Scalar)
-      crossEntropy = tf.keep(ceMean as tf.Scalar)
-      return tf.add(tf.mul(klMean, (1 - options.alpha) * T * T), tf.mul(ceMean, options.alpha)) as tf.Scalar
-    }
-    return tf.valueAndGrads(f)(paramTensors(config, params))
+    const logits = positionLogits(config, student, ids)
+    const klMean = tf.div(tf.sum(tf.mul(distributionKl(teacher, logProbsAt(logits, T)), weights)), count) as tf.Scalar
+    const ceMean = tf.div(tf.neg(tf.sum(tf.mul(tf.sum(tf.mul(tf.logSoftmax(logits), targets), -1), weights))), count) as tf.Scalar
+    // Measurements of the same forward, kept past the gradient's tidy.
+    kl = tf.keep(klMean)
+    crossEntropy = tf.keep(ceMean)
+    return tf.add(tf.mul(klMean, (1 - options.alpha) * T * T), tf.mul(ceMean, options.alpha)) as tf.Scalar
   })
-  const result = { loss: value.dataSync()[0], kl: kl!.dataSync()[0], crossEntropy: crossEntropy!.dataSync()[0] }
-  tf.dispose([value, kl!, crossEntropy!])
+  const result = { loss: value, kl: kl!.dataSync()[0], crossEntropy: crossEntropy!.dataSync()[0] }
+  tf.dispose([kl!, crossEntropy!])
   return { ...result, targets: countedTargets(batch), grads }
 }

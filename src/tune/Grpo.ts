@@ -28,18 +28,14 @@ import type { NonFiniteLoss } from "./Trainer.ts"
 import { InvalidTunerState, type TuneContext, type Tuner } from "./Tuner.ts"
 import { openWeightsSession } from "./TunerSession.ts"
 import { CursorSchema, momentTensors, paramsFrom, restoreMoments, restoreWeightShaped, RngStateSchema, weightShapedTensors } from "./TunerState.ts"
+import { NonNegative, optimizerFields, Positive, PositiveInt, stepsField, withDefault } from "./TunerSettings.ts"
 import { drawExamples, NoTrainingData } from "./TuningData.ts"
-import { TuningSteps } from "./Sft.ts"
-
-const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
-const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
-const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => Schema.withDecodingDefaultKey<S>(Effect.succeed(value))
 
 /** The `tuner:` entry of a plan for GRPO; the defaults are the reference recipe's where it has one. */
 export const GrpoConfig = Schema.Struct({
   kind: Schema.Literal("grpo"),
-  /** Rollout batches (steps) per iteration: one count, or one per planned iteration. */
-  steps: TuningSteps.pipe(withDefault(20)),
+  /** Rollout batches per iteration. */
+  ...stepsField(20),
   /** Prompts per step; each gets `rollouts` completions. */
   prompts: PositiveInt.pipe(withDefault(8)),
   /** Completions per prompt: the group its advantages are normalised in. */
@@ -51,16 +47,10 @@ export const GrpoConfig = Schema.Struct({
   /** PPO's clipping ε. */
   clip: Positive.pipe(withDefault(0.2)),
   /** Coefficient of the k3 KL penalty to the reference. */
-  klCoef: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0.01)),
-  /** Optimizer updates per rollout batch. */
+  klCoef: NonNegative.pipe(withDefault(0.01)),
+  /** Optimizer updates per rollout batch (the schedule runs over all of them: steps × ppoEpochs). */
   ppoEpochs: PositiveInt.pipe(withDefault(1)),
-  /** Peak learning rate; warmup then cosine decay over the tuning's updates. */
-  lr: Positive.pipe(withDefault(5e-5)),
-  warmupFraction: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)).pipe(withDefault(0.05)),
-  weightDecay: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0.01)),
-  maxGradNorm: Positive.pipe(withDefault(1)),
-  /** Longest prompt + completion; prompts that leave no room for a completion are left out. */
-  maxSeqLen: PositiveInt.pipe(withDefault(128)),
+  ...optimizerFields(5e-5),
   /** Sequences sampled together (bounds the KV cache); a whole step's by default. */
   rolloutBatchSize: Schema.optionalKey(PositiveInt)
 })

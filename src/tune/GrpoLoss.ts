@@ -10,7 +10,8 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import type { ModelConfig } from "../model/ModelConfig.ts"
-import { assembleParams, type Params, paramSpecs, paramTensors } from "../model/Params.ts"
+import { valueAndParamGrads } from "../model/Gradients.ts"
+import type { Params } from "../model/Params.ts"
 import { hiddenStates, lmHead } from "../model/Transformer.ts"
 import { clippedTokens, type GrpoObjectiveOptions, grpoTokenLoss, k3Kl, tokenMean } from "./GrpoObjective.ts"
 import type { Rollout } from "./Rollouts.ts"
@@ -111,26 +112,21 @@ export const grpoLossAndGradients = (
   refLogProbs: Float32Array,
   options: GrpoLossOptions
 ): GrpoLossResult => {
-  const index = new Map(paramSpecs(config).map((spec, i) => [spec.name, i]))
   const shape: [number, number] = [batch.batchSize, batch.completionLength]
   let kl: tf.Scalar | undefined
   let clipped: tf.Scalar | undefined
-  const { value, grads } = tf.tidy(() => {
+  const { value, grads } = valueAndParamGrads(config, params, (p) => {
     const mask = tf.tensor2d(batch.mask, shape)
     const old = tf.tensor2d(batch.oldLogProbs, shape)
     const ref = tf.tensor2d(refLogProbs, shape)
     const advantages = tf.tensor2d(batch.advantages, [batch.batchSize, 1])
-    const f = (...tensors: Array<tf.Tensor>) => {
-      const logProbs = completionLogProbs(config, assembleParams(config, (name) => tensors[index.get(name)!]), batch, options.temperature)
-      // Measurements of the same forward, kept out of this tidy (they carry no gradient).
-      kl = tf.keep(tokenMean(k3Kl(logProbs, ref), mask))
-      clipped = tf.keep(tokenMean(clippedTokens(logProbs, old, advantages, options.clip), mask))
-      return tokenMean(grpoTokenLoss(logProbs, old, ref, advantages, options), mask)
-    }
-    return tf.valueAndGrads(f)(paramTensors(config, params))
+    const logProbs = completionLogProbs(config, p, batch, options.temperature)
+    // Measurements of the same forward, kept past the gradient's tidy (they carry no gradient).
+    kl = tf.keep(tokenMean(k3Kl(logProbs, ref), mask))
+    clipped = tf.keep(tokenMean(clippedTokens(logProbs, old, advantages, options.clip), mask))
+    return tokenMean(grpoTokenLoss(logProbs, old, ref, advantages, options), mask)
   })
-  const loss = value.dataSync()[0]
-  const result = { loss, kl: kl!.dataSync()[0], clipFraction: clipped!.dataSync()[0] }
-  tf.dispose([value, kl!, clipped!])
+  const result = { loss: value, kl: kl!.dataSync()[0], clipFraction: clipped!.dataSync()[0] }
+  tf.dispose([kl!, clipped!])
   return { ...result, tokens: batch.mask.reduce((a, b) => a + b, 0), grads }
 }

@@ -30,27 +30,20 @@ export const groupAdvantages = (rewards: ReadonlyArray<number>, groupSize: numbe
   return out
 }
 
+/** ρ = π / π_old per token. */
+const ratioOf = (logProbs: tf.Tensor, oldLogProbs: tf.Tensor): tf.Tensor => tf.exp(tf.sub(logProbs, oldLogProbs))
+
 /** PPO's clipped surrogate per token (to maximise); `advantages` broadcasts against the log-probs. */
-export const clippedSurrogate = (
-  logProbs: tf.Tensor,
-  oldLogProbs: tf.Tensor,
-  advantages: tf.Tensor,
-  epsilon: number
-): tf.Tensor =>
+export const clippedSurrogate = (logProbs: tf.Tensor, oldLogProbs: tf.Tensor, advantages: tf.Tensor, epsilon: number): tf.Tensor =>
   tf.tidy(() => {
-    const ratio = tf.exp(tf.sub(logProbs, oldLogProbs))
+    const ratio = ratioOf(logProbs, oldLogProbs)
     return tf.minimum(tf.mul(ratio, advantages), tf.mul(tf.clipByValue(ratio, 1 - epsilon, 1 + epsilon), advantages))
   })
 
 /** 1 where clipping holds the token's gradient at zero (ρ beyond 1 ± ε on the side A pushes towards), else 0. */
-export const clippedTokens = (
-  logProbs: tf.Tensor,
-  oldLogProbs: tf.Tensor,
-  advantages: tf.Tensor,
-  epsilon: number
-): tf.Tensor =>
+export const clippedTokens = (logProbs: tf.Tensor, oldLogProbs: tf.Tensor, advantages: tf.Tensor, epsilon: number): tf.Tensor =>
   tf.tidy(() => {
-    const ratio = tf.exp(tf.sub(logProbs, oldLogProbs))
+    const ratio = ratioOf(logProbs, oldLogProbs)
     const above = tf.logicalAnd(tf.greater(ratio, 1 + epsilon), tf.greater(advantages, 0))
     const below = tf.logicalAnd(tf.less(ratio, 1 - epsilon), tf.less(advantages, 0))
     return tf.cast(tf.logicalOr(above, below), "float32")

@@ -17,31 +17,15 @@ import { initTrainer, type NonFiniteLoss, type TrainerState, type TrainOptions, 
 import { InvalidTunerState, type TuneContext, type Tuner } from "./Tuner.ts"
 import { openWeightsSession } from "./TunerSession.ts"
 import { CursorSchema, momentTensors, restoreMoments } from "./TunerState.ts"
-import { drawExamples, NoTrainingData } from "./TuningData.ts"
-
-const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
-const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
-const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => Schema.withDecodingDefaultKey<S>(Effect.succeed(value))
-
-/** Steps per iteration: one count for every iteration, or one per planned iteration (the last repeats). */
-export const TuningSteps = Schema.Union([PositiveInt, Schema.NonEmptyArray(PositiveInt)])
+import { optimizerFields, PositiveInt, stepsField, withDefault } from "./TunerSettings.ts"
+import { drawTrainingExamples, type NoTrainingData } from "./TuningData.ts"
 
 /** The `tuner:` entry of a plan for SFT / continual pre-training. */
 export const SftConfig = Schema.Struct({
   kind: Schema.Literals(["sft", "cpt"]).pipe(withDefault("sft")),
-  /**
-   * Optimizer steps per iteration: one count for every iteration, or a list with one per
-   * planned iteration (later pruning steps cut deeper into a smaller model and need more
-   * recovery); iterations beyond the list (added by halved retries) use its last entry.
-   */
-  steps: TuningSteps.pipe(withDefault(40)),
+  ...stepsField(40),
   batchSize: PositiveInt.pipe(withDefault(32)),
-  /** Peak learning rate; warmup then cosine decay within each iteration. */
-  lr: Positive.pipe(withDefault(1e-3)),
-  warmupFraction: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)).pipe(withDefault(0.05)),
-  weightDecay: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0.01)),
-  maxGradNorm: Positive.pipe(withDefault(1)),
-  maxSeqLen: PositiveInt.pipe(withDefault(128))
+  ...optimizerFields(1e-3)
 })
 export type SftConfig = typeof SftConfig.Type
 
@@ -70,14 +54,7 @@ export const sftTuner = (config: SftConfig): Tuner<SftError, Gradients> => {
   /** A session over the trainer state `initial` makes, once the data is known to be there. */
   const open = <EA>(model: Model, context: TuneContext, initial: Effect.Effect<TrainerState, EA>) =>
     Effect.gen(function*() {
-      const examples = drawExamples(context.datasets, context.chunk, context.steps * config.batchSize)
-      if (examples.length === 0) {
-        return yield* new NoTrainingData({
-          datasets: context.datasets.map((d) => d.name),
-          message: `There is nothing to tune on: the training split of ${context.datasets.map((d) => d.name).join(", ")} ` +
-            "is empty (JSONL files give 80% of their lines, chosen by prompt hash, to it). Use a larger file, or `splitBy: none`."
-        })
-      }
+      const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize)
       const data = examples.map((e) => encodeExample(context.tokenizer, e))
       const options = trainOptions(config, context.steps, context.tokenizer.padId ?? 0)
       const shape = model.config
