@@ -7,20 +7,18 @@
  * Its saved state is the step and data cursor; the AdamW moments go with it as tensors, so a
  * resumed tuning computes exactly what the uninterrupted one would have.
  */
-import { Effect, Result, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { disposeCheckpoint, type LoadCheckpointError, loadCheckpoint } from "../io/Checkpoint.ts"
 import { footprint, forwardBytes, gradientBytes, weightBytes } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
-import { paramTensors } from "../model/Params.ts"
 import { encodeExample } from "../tasks/Encode.ts"
-import { defaultAdamW, initAdamW } from "./AdamW.ts"
-import { type DataCursor, startCursor } from "./Batches.ts"
+import { defaultAdamW } from "./AdamW.ts"
 import { type DistillSettings, type DistillState, distillStep } from "./DistillStep.ts"
 import { warmupCosine } from "./Schedule.ts"
 import type { NonFiniteLoss } from "./Trainer.ts"
-import { InvalidTunerState, type TuneContext, type Tuner } from "./Tuner.ts"
+import type { TuneContext, Tuner } from "./Tuner.ts"
 import { openWeightsSession } from "./TunerSession.ts"
-import { CursorSchema, momentTensors, restoreMoments } from "./TunerState.ts"
+import { cursorSnapshot, freshCursorState, restoreCursorState } from "./TunerState.ts"
 import { optimizerFields, Positive, PositiveInt, stepsField, withDefault } from "./TunerSettings.ts"
 import { drawTrainingExamples, type NoTrainingData } from "./TuningData.ts"
 
@@ -38,10 +36,6 @@ export const DistillConfig = Schema.Struct({
   teacher: Schema.optionalKey(Schema.NonEmptyString)
 })
 export type DistillConfig = typeof DistillConfig.Type
-
-const DistillSnapshotState = Schema.Struct({ step: Schema.Int, cursor: CursorSchema })
-const encodeState = Schema.encodeSync(DistillSnapshotState)
-const decodeState = Schema.decodeUnknownResult(DistillSnapshotState)
 
 /** The teacher's vocabulary differs from the student's: their distributions cannot be compared. */
 export class TeacherMismatch extends Schema.TaggedError<TeacherMismatch>()("TeacherMismatch", {
@@ -116,34 +110,14 @@ export const distillTuner = (config: DistillConfig): Tuner<DistillError> => {
             state: next,
             done: { step: next.optimizer.step, loss: report.loss, tokens: report.tokens, metrics: report.metrics }
           }))),
-        snapshot: (state) => ({
-          state: encodeState({ step: state.optimizer.step, cursor: state.cursor }),
-          tensors: momentTensors(shape, state.optimizer)
-        })
+        snapshot: (state) => cursorSnapshot(shape, state)
       }, initial)
     })
 
   return {
     kind: "distill",
     footprint: distillFootprint(config),
-    start: (model, context) =>
-      open(model, context, Effect.sync(() => ({
-        params: model.params,
-        optimizer: initAdamW(paramTensors(model.config, model.params)),
-        cursor: startCursor(context.seed)
-      }))),
-    resume: (model, snapshot, context) =>
-      Effect.gen(function*() {
-        const invalid = (why: string) =>
-          new InvalidTunerState({ kind: "distill", message: `The saved distill tuning state cannot be resumed: ${why}.` })
-        const decoded = decodeState(snapshot.state)
-        if (Result.isFailure(decoded)) return yield* invalid("its step and data cursor do not decode")
-        const { step, cursor } = decoded.success
-        return yield* open(model, context, Effect.map(restoreMoments(model, snapshot, invalid), (moments) => ({
-          params: model.params,
-          optimizer: { step, ...moments },
-          cursor: cursor as DataCursor
-        })))
-      })
+    start: (model, context) => open(model, context, freshCursorState(model, context.seed)),
+    resume: (model, snapshot, context) => open(model, context, restoreCursorState("distill", model, snapshot))
   }
 }

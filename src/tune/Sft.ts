@@ -5,18 +5,17 @@
  * norm. Its saved state is the trainer's step and data cursor; the AdamW moments go with it as
  * tensors, so a resumed tuning computes exactly what the uninterrupted one would have.
  */
-import { Effect, Result, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { fullTuningFootprint } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
 import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
 import { encodeExample } from "../tasks/Encode.ts"
 import { defaultAdamW } from "./AdamW.ts"
-import type { DataCursor } from "./Batches.ts"
 import { warmupCosine } from "./Schedule.ts"
-import { initTrainer, type NonFiniteLoss, type TrainerState, type TrainOptions, trainStep } from "./Trainer.ts"
-import { InvalidTunerState, type TuneContext, type Tuner } from "./Tuner.ts"
+import { type NonFiniteLoss, type TrainerState, type TrainOptions, trainStep } from "./Trainer.ts"
+import type { TuneContext, Tuner } from "./Tuner.ts"
 import { openWeightsSession } from "./TunerSession.ts"
-import { CursorSchema, momentTensors, restoreMoments } from "./TunerState.ts"
+import { cursorSnapshot, freshCursorState, restoreCursorState } from "./TunerState.ts"
 import { optimizerFields, PositiveInt, stepsField, withDefault } from "./TunerSettings.ts"
 import { drawTrainingExamples, type NoTrainingData } from "./TuningData.ts"
 
@@ -28,14 +27,6 @@ export const SftConfig = Schema.Struct({
   ...optimizerFields(1e-3)
 })
 export type SftConfig = typeof SftConfig.Type
-
-/** What a snapshot of an SFT tuning holds besides the moments. */
-const SftState = Schema.Struct({
-  step: Schema.Int,
-  cursor: CursorSchema
-})
-const encodeState = Schema.encodeSync(SftState)
-const decodeState = Schema.decodeUnknownResult(SftState)
 
 export const trainOptions = (config: SftConfig, steps: number, padId: number): TrainOptions => ({
   schedule: warmupCosine(config.lr, steps, config.warmupFraction),
@@ -67,29 +58,14 @@ export const sftTuner = (config: SftConfig): Tuner<SftError, Gradients> => {
             state,
             done: { step: report.step, loss: report.loss, tokens: report.targets, metrics: { lr: report.lr, gradNorm: report.gradNorm } }
           }))),
-        snapshot: (trainer) => ({
-          state: encodeState({ step: trainer.optimizer.step, cursor: trainer.cursor }),
-          tensors: momentTensors(shape, trainer.optimizer)
-        })
+        snapshot: (trainer) => cursorSnapshot(shape, trainer)
       }, initial)
     })
 
   return {
     kind: config.kind,
     footprint: (shape) => fullTuningFootprint(shape, config.batchSize, config.maxSeqLen),
-    start: (model, context) => open(model, context, Effect.sync(() => initTrainer(model.params, model.config, context.seed))),
-    resume: (model, snapshot, context) =>
-      Effect.gen(function*() {
-        const invalid = (why: string) =>
-          new InvalidTunerState({ kind: config.kind, message: `The saved ${config.kind} tuning state cannot be resumed: ${why}.` })
-        const decoded = decodeState(snapshot.state)
-        if (Result.isFailure(decoded)) return yield* invalid("its step and data cursor do not decode")
-        const { step, cursor } = decoded.success
-        return yield* open(model, context, Effect.map(restoreMoments(model, snapshot, invalid), (moments) => ({
-          params: model.params,
-          optimizer: { step, ...moments },
-          cursor: cursor as DataCursor
-        })))
-      })
+    start: (model, context) => open(model, context, freshCursorState(model, context.seed)),
+    resume: (model, snapshot, context) => open(model, context, restoreCursorState(config.kind, model, snapshot))
   }
 }

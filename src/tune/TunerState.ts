@@ -4,13 +4,14 @@
  * a name prefix and restored with their shapes checked against the model they resume on.
  */
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Schema } from "effect"
+import { Effect, Result, Schema } from "effect"
 import type { NamedTensor } from "../io/Safetensors.ts"
 import type { Model } from "../model/Model.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { assembleParams, type Params, paramSpecs, paramTensors } from "../model/Params.ts"
-import type { AdamWState } from "./AdamW.ts"
-import type { TunerSnapshot } from "./Tuner.ts"
+import { type AdamWState, initAdamW } from "./AdamW.ts"
+import { type DataCursor, startCursor } from "./Batches.ts"
+import { InvalidTunerState, type TunerSnapshot } from "./Tuner.ts"
 
 /** A generator state (Rng): four 32-bit words. */
 export const RngStateSchema = Schema.Tuple([Schema.Number, Schema.Number, Schema.Number, Schema.Number])
@@ -83,4 +84,36 @@ export const restoreMoments = <E>(
       return Effect.fail(invalid(v.problem))
     }
     return Effect.succeed({ m: m.tensors, v: v.tensors })
+  })
+
+/** The state of a tuner that walks its data with a cursor (SFT, distillation): weights, moments, cursor. */
+export interface CursorState {
+  readonly params: Params
+  readonly optimizer: AdamWState
+  readonly cursor: DataCursor
+}
+
+const CursorSnapshotState = Schema.Struct({ step: Schema.Int, cursor: CursorSchema })
+const encodeCursorState = Schema.encodeSync(CursorSnapshotState)
+const decodeCursorState = Schema.decodeUnknownResult(CursorSnapshotState)
+
+/** A fresh cursor state on `model`'s weights: zero moments, the data order of `seed`. */
+export const freshCursorState = (model: Model, seed: number): Effect.Effect<CursorState> =>
+  Effect.sync(() => ({ params: model.params, optimizer: initAdamW(paramTensors(model.config, model.params)), cursor: startCursor(seed) }))
+
+/** A cursor state's snapshot: its step and cursor, with the moments as tensors. */
+export const cursorSnapshot = (config: ModelConfig, state: CursorState): TunerSnapshot => ({
+  state: encodeCursorState({ step: state.optimizer.step, cursor: state.cursor }),
+  tensors: momentTensors(config, state.optimizer)
+})
+
+/** The cursor state a snapshot saved, on `model`'s weights, or InvalidTunerState saying why it does not fit. */
+export const restoreCursorState = (kind: string, model: Model, snapshot: TunerSnapshot): Effect.Effect<CursorState, InvalidTunerState> =>
+  Effect.gen(function*() {
+    const invalid = (why: string) =>
+      new InvalidTunerState({ kind, message: `The saved ${kind} tuning state cannot be resumed: ${why}.` })
+    const decoded = decodeCursorState(snapshot.state)
+    if (Result.isFailure(decoded)) return yield* invalid("its step and data cursor do not decode")
+    const moments = yield* restoreMoments(model, snapshot, invalid)
+    return { params: model.params, optimizer: { step: decoded.success.step, ...moments }, cursor: decoded.success.cursor as DataCursor }
   })
