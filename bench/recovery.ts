@@ -167,6 +167,10 @@ export const recovery: Benchmark = {
           seconds: round(tuned.seconds),
           tokens: tuned.tokens,
           ...(rollout !== undefined ? { rolloutTokensPerSecond: round(median(rollout)) } : {}),
+          // What a cache of the teacher's distributions could save at most (each example is seen once per tuning here).
+          ...(tuned.metrics.teacherSeconds !== undefined
+            ? { teacherShareOfStep: round(tuned.metrics.teacherSeconds.reduce((a, b) => a + b, 0) / tuned.seconds, 3) }
+            : {}),
           ...(tuned.metrics.reward !== undefined
             ? { rewardFirst10: round(median(tuned.metrics.reward.slice(0, 10)), 3), rewardLast10: round(median(tuned.metrics.reward.slice(-10)), 3) }
             : {})

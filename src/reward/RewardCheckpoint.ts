@@ -9,7 +9,7 @@ import type * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { configFileName, disposeCheckpoint, type LoadCheckpointError, loadCheckpoint, scoreHeadName } from "../io/Checkpoint.ts"
 import type { InvalidTokenizer, NoTokenizer, TensorMismatch } from "../io/Errors.ts"
-import { architectureClass, labelCount, modelKind, readHfConfig, sequenceClassifierClass } from "../io/HfConfig.ts"
+import { architectureClass, type HfConfig, labelCount, modelKind, readHfConfig, sequenceClassifierClass } from "../io/HfConfig.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params } from "../model/Params.ts"
 import { InvalidRewardModel } from "./Errors.ts"
@@ -33,6 +33,29 @@ export interface RewardCheckpoint {
 export const disposeRewardCheckpoint = (model: RewardCheckpoint): void =>
   disposeCheckpoint({ config: model.config, kind: "sequence-classification", params: model.params, scoreHead: model.head })
 
+/** Why a decoded config.json is not a reward model's (a causal LM, or num_labels ≠ 1), or undefined when it is. */
+export const rewardConfigProblem = (hf: HfConfig, configPath: string): InvalidRewardModel | undefined => {
+  const expectedClass = sequenceClassifierClass[hf.model_type]
+  if (modelKind(hf) !== "sequence-classification") {
+    return new InvalidRewardModel({
+      path: configPath,
+      problem: "causal-lm",
+      message: `${configPath} describes ${architectureClass(hf)}, a causal language model with an lm_head, not a reward ` +
+        `model: reward models are saved as ${expectedClass} with num_labels 1 (a score head, no lm_head).`
+    })
+  }
+  const labels = labelCount(hf)
+  if (labels !== 1) {
+    return new InvalidRewardModel({
+      path: configPath,
+      problem: "num-labels",
+      message: `${configPath} describes a ${expectedClass} with ${labels} labels (num_labels / id2label); a reward model ` +
+        `has exactly 1, a single score per sequence.`
+    })
+  }
+  return undefined
+}
+
 /**
  * Loads a reward model. Besides the checkpoint errors of `loadCheckpoint`, fails with
  * InvalidRewardModel for a causal LM, an `lm_head` where `score` should be, or `num_labels` ≠ 1.
@@ -42,24 +65,9 @@ export const loadRewardCheckpoint = Effect.fn("RewardCheckpoint.load")(function*
 ): Effect.fn.Return<RewardCheckpoint, LoadCheckpointError | InvalidRewardModel> {
   const configPath = join(dir, configFileName)
   const hf = yield* readHfConfig(configPath)
+  const problem = rewardConfigProblem(hf, configPath)
+  if (problem !== undefined) return yield* problem
   const expectedClass = sequenceClassifierClass[hf.model_type]
-  if (modelKind(hf) !== "sequence-classification") {
-    return yield* new InvalidRewardModel({
-      path: configPath,
-      problem: "causal-lm",
-      message: `${configPath} describes ${architectureClass(hf)}, a causal language model with an lm_head, not a reward ` +
-        `model: reward models are saved as ${expectedClass} with num_labels 1 (a score head, no lm_head).`
-    })
-  }
-  const labels = labelCount(hf)
-  if (labels !== 1) {
-    return yield* new InvalidRewardModel({
-      path: configPath,
-      problem: "num-labels",
-      message: `${configPath} describes a ${expectedClass} with ${labels} labels (num_labels / id2label); a reward model ` +
-        `has exactly 1, a single score per sequence.`
-    })
-  }
   const loaded = yield* loadCheckpoint(dir, "sequence-classification").pipe(
     Effect.catchTag("TensorMismatch", (e): Effect.Effect<never, TensorMismatch | InvalidRewardModel> =>
       e.unexpected.includes("lm_head.weight") && e.missing.includes(scoreHeadName)
