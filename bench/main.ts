@@ -17,6 +17,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   prune: async () => (await import("./prune.ts")).prune,
   eval: async () => (await import("./eval.ts")).evalBench,
   quality: async () => (await import("./quality.ts")).quality,
+  recovery: async () => (await import("./recovery.ts")).recovery,
   "prune-accuracy": async () => (await import("./pruneAccuracy.ts")).pruneAccuracy,
   "make-checkpoint": async () => (await import("./checkpoints.ts")).makeCheckpointBench,
   scale: async () => (await import("./scale.ts")).scale

@@ -1,12 +1,15 @@
 /**
  * `simmer inspect <checkpoint>`: what a checkpoint is — architecture, shapes, parameters per
  * component, on-disk dtype and file sizes — after validating every tensor against config.json.
+ * A sequence classifier (`XxxForSequenceClassification`) is shown as the reward model it is:
+ * its score head and pad id instead of an LM head.
  */
 import { stat } from "node:fs/promises"
 import { basename } from "node:path"
 import { Console, Effect } from "effect"
 import { Argument, Command } from "effect/cli"
 import { openLazyCheckpoint } from "../io/Checkpoint.ts"
+import { architectureClass, labelCount } from "../io/HfConfig.ts"
 import { isUniform } from "../model/ModelConfig.ts"
 import { countParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
@@ -31,9 +34,15 @@ export const inspectCommand = Command.make(
     yield* Compute
     // Headers only: every tensor's name, dtype, shape and extent is checked against config.json
     // without reading a weight, so a checkpoint of any size inspects in moments.
-    const checkpoint = yield* openLazyCheckpoint(input.checkpoint)
+    const checkpoint = yield* openLazyCheckpoint(input.checkpoint, "either")
+    const scoreShape = checkpoint.kind === "causal-lm" ? undefined : [labelCount(checkpoint.hfConfig), checkpoint.config.hiddenSize]
     const { config } = checkpoint
-    const counts = countParams(config)
+    const reward = scoreShape !== undefined
+    // A classifier has a score head where a causal LM has its LM head.
+    const decoderCounts = countParams(reward ? { ...config, tieWordEmbeddings: true } : config)
+    const scoreHead = reward ? scoreShape[0] * scoreShape[1] : 0
+    const counts = { ...decoderCounts, ...(reward ? { scoreHead } : {}), total: decoderCounts.total + scoreHead }
+    const padId = typeof checkpoint.hfConfig.pad_token_id === "number" ? checkpoint.hfConfig.pad_token_id : null
     const paths = [
       checkpoint.files.config,
       ...(checkpoint.files.index !== undefined ? [checkpoint.files.index] : []),
@@ -43,7 +52,7 @@ export const inspectCommand = Command.make(
     ]
     const files = yield* Effect.forEach(paths, (path) =>
       Effect.promise(() => stat(path)).pipe(Effect.map((s) => ({ name: basename(path), bytes: s.size }))))
-    const architecture = config.architecture === "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"
+    const architecture = architectureClass(checkpoint.hfConfig)
     const layers = config.layers.map((l) => ({
       intermediate_size: l.intermediateSize,
       num_attention_heads: l.numHeads,
@@ -53,6 +62,8 @@ export const inspectCommand = Command.make(
       yield* Console.log(JSON.stringify({
         path: input.checkpoint,
         architecture,
+        kind: reward ? "reward-model" : "causal-lm",
+        ...(reward ? { score_head: scoreShape, pad_token_id: padId } : {}),
         dtype: checkpoint.dtype,
         vocab_size: config.vocabSize,
         hidden_size: config.hiddenSize,
@@ -71,14 +82,19 @@ export const inspectCommand = Command.make(
     }
     const l0 = config.layers[0]
     const lines = [
-      `${input.checkpoint}: ${architecture}, ${checkpoint.dtype}`,
+      `${input.checkpoint}: ${architecture}${reward ? " (reward model)" : ""}, ${checkpoint.dtype}`,
       `  layers ${config.layers.length} × (hidden ${config.hiddenSize}, MLP ${isUniform(config) ? l0.intermediateSize : "per layer"}, ` +
       `heads ${l0.numHeads} query / ${l0.numKeyValueHeads} key-value, head_dim ${config.headDim})`,
-      `  vocab ${config.vocabSize}, ${config.tieWordEmbeddings ? "tied" : "untied"} LM head, rope_theta ${config.ropeTheta}` +
+      `  vocab ${config.vocabSize}, ` +
+      (reward
+        ? `score head [${scoreShape.join(", ")}] read at the last token before the first pad (pad_token_id ${padId ?? "none"})`
+        : `${config.tieWordEmbeddings ? "tied" : "untied"} LM head`) +
+      `, rope_theta ${config.ropeTheta}` +
       `${config.qkvBias ? ", q/k/v bias" : ""}`,
       `  parameters ${human(counts.total)} (${counts.total.toLocaleString("en-US")}): ` +
       `embedding ${human(counts.embedding)}, attention ${human(counts.attention)}, MLP ${human(counts.mlp)}, ` +
-      `norms ${human(counts.norms)}${counts.lmHead > 0 ? `, LM head ${human(counts.lmHead)}` : ""}; non-embedding ${human(counts.nonEmbedding)}`,
+      `norms ${human(counts.norms)}${counts.lmHead > 0 ? `, LM head ${human(counts.lmHead)}` : ""}` +
+      `${reward ? `, score head ${human(scoreHead)}` : ""}; non-embedding ${human(counts.nonEmbedding)}`,
       `  files:`,
       ...files.map((f) => `    ${f.name.padEnd(36)} ${bytes(f.bytes)}`)
     ]

@@ -16,6 +16,7 @@ import type { InvalidEventLog } from "../io/EventLog.ts"
 import { createRunFolder, eventsFileName, openRunFolder, planFileName, RunFolderError } from "../io/RunFolder.ts"
 import { readRunInfo, recordInRunInfo, type RunInfo, simmerVersion } from "../io/RunInfo.ts"
 import type { RunEvent } from "../io/RunEvent.ts"
+import type { RewardLoadError } from "../reward/RewardCheckpoint.ts"
 import { type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { runUpdates } from "../pipeline/Run.ts"
@@ -24,6 +25,7 @@ import { type BackendUnavailable, Compute } from "../services/Compute.ts"
 import type { Datasets } from "../services/Datasets.ts"
 import type { DeviceMemory } from "../services/DeviceMemory.ts"
 import type { Gradients, GradientsFailed } from "../services/Gradients.ts"
+import type { RewardModel, RewardRef } from "../services/RewardModel.ts"
 import type { RunStore } from "../services/RunStore.ts"
 import { backendFlag, jsonFlag, memoryFlag, workersFlag } from "./Flags.ts"
 import { ExitCode } from "./Output.ts"
@@ -37,6 +39,8 @@ export interface RunLayers {
   readonly gradients: (workers: number) => Layer.Layer<Gradients, GradientsFailed, Compute>
   readonly memory: (gib: number | undefined) => Layer.Layer<DeviceMemory, never, Compute>
   readonly datasets: Layer.Layer<Datasets>
+  /** The reward a plan's `reward:` list names (for GRPO), with its reward models loaded. */
+  readonly reward: (refs: ReadonlyArray<RewardRef>) => Layer.Layer<RewardModel, RewardLoadError, Compute>
 }
 
 export interface RunFlags {
@@ -62,10 +66,14 @@ const stoppable = <A, E, R>(work: (stopRequested: Effect.Effect<boolean>) => Eff
     )
   })
 
-/** The compute, gradients and memory layers for a plan and the command's flags. */
+/** The compute, gradients, memory and reward layers for a plan and the command's flags. */
 const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
   Layer.provideMerge(
-    Layer.merge(layers.gradients(Math.max(1, flags.workers)), layers.memory(Option.getOrUndefined(flags.memory))),
+    Layer.mergeAll(
+      layers.gradients(Math.max(1, flags.workers)),
+      layers.memory(Option.getOrUndefined(flags.memory)),
+      layers.reward(plan.reward ?? [])
+    ),
     layers.compute(Option.getOrUndefined(flags.backend) ?? plan.backend)
   )
 

@@ -11,6 +11,7 @@ import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
 import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
 import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
+import { RewardModelLive } from "../../layers/RewardModel.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { simmerVersion } from "../io/RunInfo.ts"
 import { demoCommand } from "./DemoCommand.ts"
@@ -23,6 +24,7 @@ import { planCommand } from "./PlanCommand.ts"
 import { resumeCommand, type RunLayers, runCommand } from "./RunCommands.ts"
 import { pruneCommand } from "./PruneCommand.ts"
 import { reportCommand } from "./ReportCommand.ts"
+import { rewardCommand } from "./RewardCommand.ts"
 import { scoreCommand } from "./ScoreCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
 
@@ -39,7 +41,8 @@ const runLayers: RunLayers = {
   store: RunStoreLive,
   gradients: gradientsLayer,
   memory: DeviceMemoryLive,
-  datasets: DatasetsLive
+  datasets: DatasetsLive,
+  reward: RewardModelLive
 }
 
 const simmer = Command.make("simmer").pipe(
@@ -52,6 +55,7 @@ const simmer = Command.make("simmer").pipe(
     generateCommand.pipe(withCompute),
     evalCommand.pipe(withCompute),
     scoreCommand.pipe(withCompute),
+    rewardCommand.pipe(withCompute),
     pruneCommand.pipe(withCompute),
     planCommand,
     runCommand(runLayers),

@@ -5,7 +5,10 @@
  * `save_pretrained` produces (tensor names, shard names and split, index and config text).
  *
  * Loading checks the tensors against `paramSpecs(config)` before reading any data: every
- * expected tensor present with exactly the expected shape, and nothing else. Two exceptions,
+ * expected tensor present with exactly the expected shape, and nothing else. A
+ * sequence-classification checkpoint (a reward model: `XxxForSequenceClassification`) has the
+ * same decoder tensors, `score.weight` [num_labels, hidden] instead of `lm_head.weight`, and is
+ * loaded only when the caller asks for that kind. Two exceptions,
  * both from real transformers checkpoints:
  * - `rotary_emb.inv_freq` buffers (saved by old Llama code) are ignored: they are derived from
  *   rope_theta, not learned;
@@ -23,11 +26,21 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, Result, Schema, type Scope } from "effect"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params, ParamSpec } from "../model/Params.ts"
-import { assembleParams, paramSpecs } from "../model/Params.ts"
+import { assembleParams, decoderSpecs, paramSpecs } from "../model/Params.ts"
 import { type AtomicFolderOptions, writeFolderAtomically } from "./AtomicWrite.ts"
 import { type Dtype, dtypeSize } from "./Dtype.ts"
 import { CheckpointNotFound, CorruptCheckpoint, describeCause, errnoCode, FileSystemError, fsError, InvalidConfig, listSome, schemaProblems, type TargetExists, TensorMismatch, type UnsupportedDtype, UnsupportedModel } from "./Errors.ts"
-import { formatConfigJson, type HfConfig, readHfConfig, toHfConfigJson, toModelConfig } from "./HfConfig.ts"
+import {
+  architectureClass,
+  formatConfigJson,
+  type HfConfig,
+  labelCount,
+  type ModelKind,
+  modelKind,
+  readHfConfig,
+  toHfConfigJson,
+  toModelConfig
+} from "./HfConfig.ts"
 import { configFloatKeys, toPythonJson } from "./PythonJson.ts"
 import { openSafetensors, type SafetensorsFile, type TensorInfo, type TensorSource, writeSafetensors } from "./Safetensors.ts"
 
@@ -65,7 +78,7 @@ export interface CheckpointFiles {
 }
 
 /** A checkpoint folder whose headers are validated and whose tensors are read on demand. */
-export interface LazyCheckpoint extends Omit<LoadedCheckpoint, "params"> {
+export interface LazyCheckpoint extends Omit<LoadedCheckpoint, "params" | "scoreHead"> {
   /** A tensor by Hugging Face name, float32 in file orientation (BF16 / F16 decoded). */
   readonly read: (name: string) => Effect.Effect<Float32Array, CorruptCheckpoint | FileSystemError>
   /** Rows [first, first + count) of a tensor (along its first axis), in file orientation. */
@@ -78,8 +91,15 @@ export interface LoadedCheckpoint {
   readonly config: ModelConfig
   /** The config.json as read, to write back with `saveCheckpoint`. */
   readonly hfConfig: HfConfig
-  /** Fresh tensors in internal orientation; the caller owns (and disposes) them. */
+  /** A causal LM, or a sequence classifier (reward model) whose head is `scoreHead`. */
+  readonly kind: ModelKind
+  /**
+   * Fresh tensors in internal orientation; the caller owns (and disposes) them. A sequence
+   * classifier's params have no `lmHead` (release them with `disposeCheckpoint`).
+   */
   readonly params: Params
+  /** Sequence classifiers only: `score.weight` in internal orientation, [hidden, num_labels]. */
+  readonly scoreHead?: tf.Tensor2D
   /** The on-disk dtype; when tensors mix dtypes, the one holding most parameters. */
   readonly dtype: Dtype
   /** generation_config.json content, if the folder has one. */
@@ -103,6 +123,30 @@ const WeightIndex = Schema.Struct({
   weight_map: Schema.Record(Schema.String, Schema.String)
 })
 const decodeWeightIndex = Schema.decodeUnknownResult(WeightIndex)
+
+/** The tensor name of a sequence classifier's head. */
+export const scoreHeadName = "score.weight"
+
+/** Every tensor of a checkpoint of this kind, its head included. */
+const checkpointSpecs = (config: ModelConfig, hf: HfConfig, kind: ModelKind): Array<ParamSpec> =>
+  kind === "causal-lm" ? paramSpecs(config) : [
+    ...decoderSpecs(config),
+    {
+      name: scoreHeadName,
+      shape: [labelCount(hf), config.hiddenSize],
+      transposed: true,
+      get: () => {
+        throw new Error("score.weight is not part of a causal LM's parameters")
+      }
+    }
+  ]
+
+/** Releases every tensor of a loaded checkpoint, the score head of a sequence classifier included. */
+export const disposeCheckpoint = (checkpoint: Pick<LoadedCheckpoint, "config" | "kind" | "params" | "scoreHead">): void => {
+  const specs = checkpoint.kind === "causal-lm" ? paramSpecs(checkpoint.config) : decoderSpecs(checkpoint.config)
+  for (const spec of specs) spec.get(checkpoint.params).dispose()
+  checkpoint.scoreHead?.dispose()
+}
 
 /** Buffers transformers derives from the config instead of learning; skipped when present. */
 const isIgnoredBuffer = (name: string) => /(^|\.)rotary_emb\.inv_freq$/.test(name)
@@ -282,17 +326,44 @@ const readWeightIndex = Effect.fnUntraced(function*(dir: string, entries: Readon
   return { path, weightMap, shards }
 })
 
+const kindNames: Record<ModelKind, string> = {
+  "causal-lm": "a causal language model",
+  "sequence-classification": "a sequence classifier (reward model)"
+}
+
+/** The kind config.json describes, or UnsupportedModel when it is not the expected one. */
+export const expectKind = (
+  configPath: string,
+  hfConfig: HfConfig,
+  expected: ModelKind | "either"
+): Effect.Effect<ModelKind, UnsupportedModel> => {
+  const kind = modelKind(hfConfig)
+  return expected === "either" || kind === expected ? Effect.succeed(kind) : Effect.fail(
+    new UnsupportedModel({
+      path: configPath,
+      message: `${configPath} describes ${kindNames[kind]} (${architectureClass(hfConfig)}), but ${kindNames[expected]} is ` +
+        (expected === "causal-lm"
+          ? "needed here; a reward model scores text with `simmer reward` and is named as a plan's reward, not its model."
+          : "needed here.")
+    })
+  )
+}
+
 /**
- * Opens a checkpoint folder without reading its weights: config.json, the index and every
- * shard's header are read and checked against the config (same errors as `loadCheckpoint`),
- * and the shards stay open until the Scope closes, so tensors can then be read one at a time,
- * or in rows, by offset. A model of any size costs only its headers here.
+ * Opens a checkpoint folder of the expected kind without reading its weights: a causal LM (the
+ * default), a sequence classifier (a reward model), or "either". config.json, the index and
+ * every shard's header are read and checked against the config (same errors as
+ * `loadCheckpoint`; a kind other than the expected one is UnsupportedModel), and the shards stay
+ * open until the Scope closes, so tensors can then be read one at a time, or in rows, by
+ * offset. A model of any size costs only its headers here.
  */
 export const openLazyCheckpoint = Effect.fn("Checkpoint.openLazily")(function*(
-  dir: string
+  dir: string,
+  expected: ModelKind | "either" = "causal-lm"
 ): Effect.fn.Return<LazyCheckpoint, LoadCheckpointError, Scope.Scope> {
   const { entries, config, hfConfig } = yield* readCheckpointConfig(dir)
   const configPath = join(dir, configFileName)
+  const kind = yield* expectKind(configPath, hfConfig, expected)
 
   const generationConfigPath = entries.includes(generationConfigFileName) ? join(dir, generationConfigFileName) : undefined
   const generationConfig = generationConfigPath === undefined ? undefined : yield* readJsonFile(generationConfigPath).pipe(
@@ -353,8 +424,8 @@ export const openLazyCheckpoint = Effect.fn("Checkpoint.openLazily")(function*(
         }
       }
 
-      const specs = paramSpecs(config)
-      const expected = new Set(specs.map((s) => s.name))
+      const specs = checkpointSpecs(config, hfConfig, kind)
+      const expectedNames = new Set(specs.map((s) => s.name))
       const missing: Array<string> = []
       const wrongShape: Array<string> = []
       for (const spec of specs) {
@@ -367,8 +438,8 @@ export const openLazyCheckpoint = Effect.fn("Checkpoint.openLazily")(function*(
       const unexpected: Array<string> = []
       let tiedHead: Location | undefined
       for (const name of locations.keys()) {
-        if (expected.has(name) || isIgnoredBuffer(name)) continue
-        if (name === "lm_head.weight" && config.tieWordEmbeddings) tiedHead = locations.get(name)
+        if (expectedNames.has(name) || isIgnoredBuffer(name)) continue
+        if (name === "lm_head.weight" && config.tieWordEmbeddings && kind === "causal-lm") tiedHead = locations.get(name)
         else unexpected.push(name)
       }
       if (missing.length + unexpected.length + wrongShape.length > 0) {
@@ -424,10 +495,11 @@ export const openLazyCheckpoint = Effect.fn("Checkpoint.openLazily")(function*(
     if (location === undefined) throw new Error(`openLazyCheckpoint: ${name} is not a tensor of ${dir}`)
     return location
   }
-  const byName = new Map(paramSpecs(config).map((spec) => [spec.name, spec]))
+  const byName = new Map(checkpointSpecs(config, hfConfig, kind).map((spec) => [spec.name, spec]))
   return {
     config,
     hfConfig,
+    kind,
     dtype: opened.dtype,
     generationConfig,
     files,
@@ -445,21 +517,23 @@ export const openLazyCheckpoint = Effect.fn("Checkpoint.openLazily")(function*(
 })
 
 /**
- * Loads a checkpoint folder into tensors. Fails with CheckpointNotFound (no folder, config.json
- * or weights), InvalidConfig / UnsupportedModel / UnsupportedDtype (config.json or tensor
- * dtypes), CorruptCheckpoint (safetensors or index problems), TensorMismatch (tensors vs
- * config), or FileSystemError. No tensors are left allocated on failure.
+ * Loads a checkpoint folder into tensors: a causal LM unless another kind is expected (see
+ * `openLazyCheckpoint`). Fails with CheckpointNotFound (no folder, config.json or weights),
+ * InvalidConfig / UnsupportedModel / UnsupportedDtype (config.json or tensor dtypes, or another
+ * kind), CorruptCheckpoint (safetensors or index problems), TensorMismatch (tensors vs config),
+ * or FileSystemError. No tensors are left allocated on failure.
  */
 export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
   dir: string,
   options: {
+    readonly expected?: ModelKind | "either"
     /** Told as each tensor starts loading (progress). */
     readonly onTensor?: (name: string, done: number, total: number) => void
   } = {}
 ): Effect.fn.Return<LoadedCheckpoint, LoadCheckpointError> {
   return yield* Effect.scoped(Effect.gen(function*() {
-    const open = yield* openLazyCheckpoint(dir)
-    const specs = paramSpecs(open.config)
+    const open = yield* openLazyCheckpoint(dir, options.expected)
+    const specs = checkpointSpecs(open.config, open.hfConfig, open.kind)
     const tensors = new Map<string, tf.Tensor>()
     yield* Effect.forEach(specs, (spec, i) =>
       Effect.gen(function*() {
@@ -470,7 +544,14 @@ export const loadCheckpoint = Effect.fn("Checkpoint.load")(function*(
         Effect.onError(() => Effect.sync(() => tensors.forEach((t) => t.dispose())))
       )
     const { read: _read, readRows: _readRows, readInternal: _readInternal, ...rest } = open
-    return { ...rest, params: assembleParams(open.config, (name) => tensors.get(name)!) }
+    // A sequence classifier's decoder has no LM head, whatever tie_word_embeddings says.
+    const decoderConfig = open.kind === "causal-lm" ? open.config : { ...open.config, tieWordEmbeddings: true }
+    const scoreHead = tensors.get(scoreHeadName) as tf.Tensor2D | undefined
+    return {
+      ...rest,
+      params: assembleParams(decoderConfig, (name) => tensors.get(name)!),
+      ...(scoreHead !== undefined ? { scoreHead } : {})
+    }
   }))
 })
 

@@ -80,6 +80,36 @@ const decode = Schema.decodeUnknownResult(HfConfig)
 
 const causalLmClass = { llama: "LlamaForCausalLM", qwen2: "Qwen2ForCausalLM" } as const
 
+/**
+ * The sequence-classification class of each architecture: the same decoder with a linear
+ * `score` head instead of `lm_head`, the layout RLHF tools save reward models in.
+ */
+export const sequenceClassifierClass = {
+  llama: "LlamaForSequenceClassification",
+  qwen2: "Qwen2ForSequenceClassification"
+} as const
+
+/** What a checkpoint's head does: predict the next token, or score a whole sequence. */
+export type ModelKind = "causal-lm" | "sequence-classification"
+
+/** The kind a config.json's `architectures` names (a causal LM when it names none). */
+export const modelKind = (hf: HfConfig): ModelKind =>
+  hf.architectures?.[0] === sequenceClassifierClass[hf.model_type] ? "sequence-classification" : "causal-lm"
+
+/**
+ * How many outputs a sequence classifier's head has, as transformers derives it: the entries
+ * of `id2label`, else `num_labels`, else its default of 2. A reward model has 1.
+ */
+export const labelCount = (hf: HfConfig): number => {
+  const id2label = hf.id2label
+  if (typeof id2label === "object" && id2label !== null && !Array.isArray(id2label)) return Object.keys(id2label).length
+  return typeof hf.num_labels === "number" ? hf.num_labels : 2
+}
+
+/** The transformers class of a decoded config, as `architectures` names it or its causal default. */
+export const architectureClass = (hf: HfConfig): string =>
+  modelKind(hf) === "sequence-classification" ? sequenceClassifierClass[hf.model_type] : causalLmClass[hf.model_type]
+
 /** transformers' class defaults for the optional fields. */
 const defaults = {
   llama: { maxPositionEmbeddings: 2048 },
@@ -99,15 +129,16 @@ const describeModel = (raw: Record<string, unknown>): string => {
 const checkArchitecture = (path: string, raw: Record<string, unknown>): UnsupportedModel | undefined => {
   const modelType = raw.model_type
   const architectures = raw.architectures
-  const supported = "simmer supports LlamaForCausalLM (model_type \"llama\") and Qwen2ForCausalLM (model_type \"qwen2\")"
+  const supported = "simmer supports LlamaForCausalLM (model_type \"llama\") and Qwen2ForCausalLM (model_type \"qwen2\"), " +
+    "and their ForSequenceClassification reward models"
   if (typeof modelType === "string" && modelType !== "llama" && modelType !== "qwen2") {
     return new UnsupportedModel({ path, message: `${path} describes a model with ${describeModel(raw)}; ${supported}.` })
   }
   if (Array.isArray(architectures) && architectures.every((a) => typeof a === "string")) {
-    const expected = modelType === "llama" || modelType === "qwen2" ? causalLmClass[modelType] : undefined
-    const ok = expected === undefined
-      ? architectures.every((a) => a === "LlamaForCausalLM" || a === "Qwen2ForCausalLM")
-      : architectures.length === 1 && architectures[0] === expected
+    const known = (type: "llama" | "qwen2") => [causalLmClass[type], sequenceClassifierClass[type]] as ReadonlyArray<string>
+    const ok = modelType === "llama" || modelType === "qwen2"
+      ? architectures.length === 1 && known(modelType).includes(architectures[0])
+      : architectures.every((a) => known("llama").includes(a) || known("qwen2").includes(a))
     if (!ok) {
       return new UnsupportedModel({
         path,

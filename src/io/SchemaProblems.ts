@@ -50,9 +50,29 @@ const propertiesOf = (ast: Ast): ReadonlyArray<SchemaAST.PropertySignature> =>
 const isOptionalProperty = (p: SchemaAST.PropertySignature): boolean =>
   p.type.context?.isOptional === true || p.type.encoding !== undefined
 
-/** Keys whose schema is a single literal: they choose the member (`task: arith`). */
-const literalKeys = (ast: Ast): Array<{ readonly key: string; readonly value: unknown }> =>
-  propertiesOf(ast).flatMap((p) => (SchemaAST.isLiteral(p.type) ? [{ key: String(p.name), value: p.type.literal }] : []))
+interface LiteralKey {
+  readonly key: string
+  readonly values: ReadonlyArray<unknown>
+  readonly optional: boolean
+}
+
+/** Keys whose schema is a literal or a union of literals. */
+const literalKeys = (ast: Ast): Array<LiteralKey> =>
+  propertiesOf(ast).flatMap((p) => {
+    const literals = unionMembers(p.type)
+    return literals.every(SchemaAST.isLiteral)
+      ? [{ key: String(p.name), values: literals.map((l) => (l as SchemaAST.Literal).literal), optional: isOptionalProperty(p) }]
+      : []
+  })
+
+/**
+ * The keys that choose a member of a union: a key with a single literal (`task: arith`), or one
+ * whose literals other members give too (`kind: sft | cpt` beside `kind: grpo`). A member whose
+ * choosing key is optional (it has a default) is the one meant when the input leaves it out.
+ */
+const choosingKeys = (member: Ast, members: ReadonlyArray<Ast>): Array<LiteralKey> =>
+  literalKeys(member).filter((k) =>
+    k.values.length === 1 || members.some((other) => other !== member && literalKeys(other).some((o) => o.key === k.key)))
 
 const requiredKeys = (ast: Ast): Array<string> => propertiesOf(ast).filter((p) => !isOptionalProperty(p)).map((p) => String(p.name))
 
@@ -161,8 +181,10 @@ const objectUnionProblems = (
   path: ReadonlyArray<PropertyKey>
 ): Array<Problem> => {
   const chosen = members.filter((m) => {
-    const literals = literalKeys(m)
-    return literals.length > 0 ? literals.every(({ key, value }) => input[key] === value) : requiredKeys(m).some((k) => k in input)
+    const literals = choosingKeys(m, members)
+    return literals.length > 0
+      ? literals.every(({ key, values, optional }) => (key in input ? values.includes(input[key]) : optional))
+      : requiredKeys(m).some((k) => k in input)
   })
   if (chosen.length === 1) {
     const own = issueOfMember(issue.issues, chosen[0])
@@ -170,7 +192,7 @@ const objectUnionProblems = (
   }
   // A choosing key with a value no member has: say which values it takes.
   const byKey = new Map<string, Array<unknown>>()
-  for (const m of members) for (const { key, value } of literalKeys(m)) byKey.set(key, [...(byKey.get(key) ?? []), value])
+  for (const m of members) for (const { key, values } of choosingKeys(m, members)) byKey.set(key, [...(byKey.get(key) ?? []), ...values])
   const badChoice = [...byKey.entries()].find(([key, values]) => key in input && !values.includes(input[key]))
   if (badChoice !== undefined) {
     const [key, values] = badChoice
@@ -178,7 +200,7 @@ const objectUnionProblems = (
   }
   const alternatives = [
     ...[...byKey.entries()].map(([key, values]) => `${key} (${orList(values.map(String))})`),
-    ...members.filter((m) => literalKeys(m).length === 0).map((m) => requiredKeys(m).join(" and "))
+    ...members.filter((m) => choosingKeys(m, members).length === 0).map((m) => requiredKeys(m).join(" and "))
   ]
   const known = [...new Set(members.flatMap((m) => propertiesOf(m).map((p) => String(p.name))))]
   const unknown = Object.keys(input).filter((k) => !known.includes(k))

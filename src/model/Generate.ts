@@ -45,32 +45,40 @@ const step = (
   return { rows: Array.from({ length: B }, (_, b) => flat.slice(b * V, (b + 1) * V)), cache: result.cache }
 }
 
-/** New tokens for each prompt (prompts may differ in length; they are left-padded). */
-export const generate = (
+/**
+ * The decoding loop: `choose` picks sequence b's next token from its row of logits; a sequence
+ * stops after a stop token or after its budget of new tokens (`maxNewTokens`: one for all, or
+ * one per prompt). Returns the new tokens of each prompt (prompts may differ in length; they are
+ * left-padded).
+ */
+export const decode = (
   config: ModelConfig,
   params: Params,
   prompts: ReadonlyArray<ReadonlyArray<number>>,
-  options: GenerateOptions
+  maxNewTokens: number | ReadonlyArray<number>,
+  stopTokens: ReadonlyArray<number>,
+  choose: (logits: Float32Array, b: number) => number
 ): Array<Array<number>> => {
   if (prompts.length === 0) return []
   if (prompts.some((p) => p.length === 0)) throw new Error("generate: every prompt needs at least one token")
-  const rng = Rng.seeded(options.seed ?? 0)
-  const stop = new Set(options.stopTokens ?? [])
+  const stop = new Set(stopTokens)
   const longest = Math.max(...prompts.map((p) => p.length))
   const padding = prompts.map((p) => longest - p.length)
+  const budget = prompts.map((_, b) => (typeof maxNewTokens === "number" ? maxNewTokens : maxNewTokens[b]))
   const outputs: Array<Array<number>> = prompts.map(() => [])
-  const done = prompts.map(() => false)
+  const done = budget.map((n) => n <= 0)
+  if (done.every(Boolean)) return outputs
   let current = step(config, params, prompts.map((p, b) => [...new Array<number>(padding[b]).fill(0), ...p]), emptyCache(padding))
   try {
-    for (let n = 0; n < options.maxNewTokens; n++) {
+    for (;;) {
       const next = current.rows.map((row, b) => {
         if (done[b]) return 0
-        const token = sampleToken(row, options, rng)
+        const token = choose(row, b)
         outputs[b].push(token)
-        if (stop.has(token)) done[b] = true
+        if (stop.has(token) || outputs[b].length >= budget[b]) done[b] = true
         return token
       })
-      if (done.every(Boolean) || n === options.maxNewTokens - 1) break
+      if (done.every(Boolean)) break
       const previous = current.cache
       current = step(config, params, next.map((t) => [t]), previous)
       disposeCache(previous)
@@ -79,4 +87,15 @@ export const generate = (
     disposeCache(current.cache)
   }
   return outputs
+}
+
+/** New tokens for each prompt (prompts may differ in length; they are left-padded). */
+export const generate = (
+  config: ModelConfig,
+  params: Params,
+  prompts: ReadonlyArray<ReadonlyArray<number>>,
+  options: GenerateOptions
+): Array<Array<number>> => {
+  const rng = Rng.seeded(options.seed ?? 0)
+  return decode(config, params, prompts, options.maxNewTokens, options.stopTokens ?? [], (row) => sampleToken(row, options, rng))
 }

@@ -29,18 +29,33 @@ export const countedTargets = (batch: TokenBatch): number =>
     ? batch.batchSize * (batch.seqLen - 1)
     : batch.weights.reduce((a, b) => a + b, 0)
 
-export const lossAndGradients = (config: ModelConfig, params: Params, batch: TokenBatch): LossAndGradients => {
+/**
+ * A scalar function of the weights (built inside, so its intermediates are released) and its
+ * gradient with respect to every weight, in paramSpecs order; the caller disposes the gradients.
+ */
+export const valueAndParamGrads = (
+  config: ModelConfig,
+  params: Params,
+  f: (params: Params) => tf.Scalar
+): { readonly value: number; readonly grads: Array<tf.Tensor> } => {
   const index = new Map(paramSpecs(config).map((spec, i) => [spec.name, i]))
-  const { value, grads } = tf.tidy(() => {
+  const { value, grads } = tf.tidy(() =>
+    tf.valueAndGrads((...tensors: Array<tf.Tensor>) => f(assembleParams(config, (name) => tensors[index.get(name)!])))(
+      paramTensors(config, params)
+    )
+  )
+  const number = value.dataSync()[0]
+  value.dispose()
+  return { value: number, grads }
+}
+
+export const lossAndGradients = (config: ModelConfig, params: Params, batch: TokenBatch): LossAndGradients => {
+  const { value, grads } = valueAndParamGrads(config, params, (p) => {
     const ids = tf.tensor2d(batch.ids, [batch.batchSize, batch.seqLen], "int32")
     const weights = batch.weights === undefined
       ? undefined
       : tf.tensor2d(batch.weights, [batch.batchSize, batch.seqLen - 1], "float32")
-    const f = (...tensors: Array<tf.Tensor>) =>
-      nextTokenLoss(config, assembleParams(config, (name) => tensors[index.get(name)!]), ids, weights)
-    return tf.valueAndGrads(f)(paramTensors(config, params))
+    return nextTokenLoss(config, p, ids, weights)
   })
-  const loss = value.dataSync()[0]
-  value.dispose()
-  return { loss, targets: countedTargets(batch), grads }
+  return { loss: value, targets: countedTargets(batch), grads }
 }

@@ -118,6 +118,13 @@ export const paramSpecs = (config: ModelConfig): Array<ParamSpec> => {
 }
 
 /**
+ * The decoder's tensors without the LM head: what a sequence classifier (reward model) shares
+ * with a causal LM of the same config.
+ */
+export const decoderSpecs = (config: ModelConfig): Array<ParamSpec> =>
+  paramSpecs(config).filter((spec) => !spec.name.startsWith("lm_head."))
+
+/**
  * Builds Params from tensors looked up by Hugging Face name, already in internal orientation.
  * The inverse of `paramSpecs(...).map(get)`.
  */

@@ -103,6 +103,12 @@ export interface ForwardResult {
   readonly cache?: KvCache
 }
 
+/** The decoder's output before any head: final-normed hidden states [B*T, D]. */
+export interface HiddenResult {
+  readonly hidden: tf.Tensor2D // [B*T, D]
+  readonly cache?: KvCache
+}
+
 export interface ForwardOptions {
   /** Positions seen so far; the new tokens follow them and the result carries the extended cache. */
   readonly cache?: KvCache
@@ -134,15 +140,17 @@ export type Observer = (layer: number, name: ObservedName, tensor: tf.Tensor2D) 
 export const emptyCache = (padding: ReadonlyArray<number>): KvCache => ({ length: 0, padding, layers: [] })
 
 /**
- * Logits for token ids [B, T] at slots cache.length.., extending the cache when given.
- * Call inside tf.tidy (or dispose the result); the input cache is not disposed.
+ * The decoder without a head: final-normed hidden states for token ids [B, T] at slots
+ * cache.length.., extending the cache when given. The LM head (`forward`) and a reward
+ * model's score head (reward/ClassifierReward.ts) both read these. Call inside tf.tidy (or
+ * dispose the result); the input cache is not disposed.
  */
-export const forward = (
+export const hiddenStates = (
   config: ModelConfig,
   params: Params,
   ids: tf.Tensor2D,
   options: ForwardOptions = {}
-): ForwardResult => {
+): HiddenResult => {
   const [B, T] = ids.shape
   const cache = options.cache
   const P = cache?.length ?? 0
@@ -156,9 +164,24 @@ export const forward = (
     h = out.h
     layers.push({ k: out.k, v: out.v })
   })
-  const logits2d = lmHead(config, params, rmsNorm(h, params.norm, config.rmsNormEps))
-  const logits = tf.reshape(logits2d, [B, T, config.vocabSize]) as tf.Tensor3D
-  return cache === undefined ? { logits } : { logits, cache: { length: P + T, padding, layers } }
+  const hidden = rmsNorm(h, params.norm, config.rmsNormEps)
+  return cache === undefined ? { hidden } : { hidden, cache: { length: P + T, padding, layers } }
+}
+
+/**
+ * Logits for token ids [B, T] at slots cache.length.., extending the cache when given.
+ * Call inside tf.tidy (or dispose the result); the input cache is not disposed.
+ */
+export const forward = (
+  config: ModelConfig,
+  params: Params,
+  ids: tf.Tensor2D,
+  options: ForwardOptions = {}
+): ForwardResult => {
+  const [B, T] = ids.shape
+  const { hidden, cache } = hiddenStates(config, params, ids, options)
+  const logits = tf.reshape(lmHead(config, params, hidden), [B, T, config.vocabSize]) as tf.Tensor3D
+  return cache === undefined ? { logits } : { logits, cache }
 }
 
 /** Logits [N, V] of final hidden states [N, D] (normalised): the LM head, or the transposed embedding when tied. */

@@ -16,6 +16,7 @@ import { decodeOptions, describeProblems, type Problem } from "../io/SchemaProbl
 import { ScheduleKinds } from "../prune/Schedule.ts"
 import { defaultScorer, scorersFor } from "../prune/Scores.ts"
 import { DatasetRef } from "../services/Datasets.ts"
+import { type RewardRef, RewardSpec } from "../services/RewardModel.ts"
 import { TunerConfig } from "../tune/Tuners.ts"
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
@@ -88,6 +89,11 @@ export const Plan = Schema.Struct({
    * SFT, then RL). Each kind's settings live with its implementation in src/tune/.
    */
   tuner: Schema.Union([TunerConfig, Schema.NonEmptyArray(TunerConfig)]).pipe(withDefault({})),
+  /**
+   * What GRPO maximises: the weighted sum of rule rewards (`{ rule: arith }`) and learned reward
+   * models (`{ model: path/to/rm }`); required when a tuner is `grpo`.
+   */
+  reward: Schema.optionalKey(RewardSpec),
   gates: Gates.pipe(withDefault({})),
   /** Baselines to run after the loop in the same machinery, with the same total tuning budget. */
   baselines: Schema.Array(Schema.Literals(["one-shot", "prune-only"])).pipe(withDefault([])),
@@ -163,6 +169,15 @@ const crossKeyProblems = (raw: Record<string, unknown>): Array<Problem> => {
       problems.push({ path: ["scorer"], message: `"${scorer}" cannot score ${unit}; choose one of ${scorersFor[unit].join(", ")}` })
     }
   }
+  const tuners = Array.isArray(raw.tuner) ? raw.tuner : [raw.tuner]
+  const grpo = tuners.findIndex((t) => isRecord(t) && t.kind === "grpo")
+  if (grpo >= 0 && raw.reward === undefined) {
+    problems.push({
+      path: Array.isArray(raw.tuner) ? ["tuner", grpo] : ["tuner"],
+      message: "a grpo tuner maximises the plan's reward: add reward:, e.g. reward: [{ rule: arith }] " +
+        "(rules: arith, program, question-answer; or { model: path/to/reward-model })"
+    })
+  }
   const perLayer = isRecord(raw.target) ? raw.target.perLayer : undefined
   if (isRecord(perLayer)) {
     const named = Object.keys(perLayer).filter((k): k is Unit => (Units as ReadonlyArray<string>).includes(k))
@@ -187,10 +202,16 @@ export const resolvePlanPaths = (plan: Plan, folder: string): Plan => {
       : isRecord(value) && typeof value.file === "string"
       ? { ...value, file: resolve(folder, value.file) }
       : value
+  const teacherResolved = (t: TunerConfig): TunerConfig =>
+    t.kind === "distill" && t.teacher !== undefined ? { ...t, teacher: resolve(folder, t.teacher) } : t
+  const [first, ...rest] = plannedTuners(plan).map(teacherResolved)
+  const modelResolved = (r: RewardRef): RewardRef => ("model" in r ? { ...r, model: resolve(folder, r.model) } : r)
   return {
     ...plan,
     model: plan.model === "base" ? plan.model : resolve(folder, plan.model),
-    data: Object.fromEntries(Object.entries(plan.data).map(([k, v]) => [k, resolveRefs(v)])) as Plan["data"]
+    data: Object.fromEntries(Object.entries(plan.data).map(([k, v]) => [k, resolveRefs(v)])) as Plan["data"],
+    tuner: Array.isArray(plan.tuner) ? [first, ...rest] : first,
+    ...(plan.reward !== undefined ? { reward: [modelResolved(plan.reward[0]), ...plan.reward.slice(1).map(modelResolved)] } : {})
   }
 }
 

@@ -12,10 +12,11 @@ import { stat } from "node:fs/promises"
 import { isAbsolute, join, resolve } from "node:path"
 import { Effect, Result, Schema } from "effect"
 import { configFileName, listCheckpointFolder, singleWeightsFileName, weightsIndexFileName } from "../io/Checkpoint.ts"
-import { readHfConfig, toModelConfig } from "../io/HfConfig.ts"
+import { architectureClass, modelKind, readHfConfig, toModelConfig } from "../io/HfConfig.ts"
 import type { Problem } from "../io/SchemaProblems.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { unreachableShare } from "../prune/ParameterShare.ts"
+import { rewardConfigProblem } from "../reward/RewardCheckpoint.ts"
 import { unitCounts } from "../prune/Select.ts"
 import { isRecord, rawUnits, Target } from "./Plan.ts"
 
@@ -45,9 +46,46 @@ const checkModel = Effect.fnUntraced(function*(written: string, dir: string, fol
       : [`no weights (${singleWeightsFileName} or ${weightsIndexFileName})`]),
     ...(entries.success.includes("tokenizer.json") ? [] : ["no tokenizer.json (a run reads its data with the model's tokenizer)"])
   ]
+  if (modelKind(hfConfig.success) !== "causal-lm") {
+    return problem(`${dir} is a reward model (${architectureClass(hfConfig.success)}), not a causal LM to compress; name it under reward:`)
+  }
   const config = toModelConfig(hfConfig.success)
   return { config, problems: missing.length > 0 ? [{ path: ["model"], message: `${dir} has ${missing.join(" and ")}` }] : [] }
 })
+
+/** The problems of a checkpoint folder a plan names besides its model: a reward model, or a distillation teacher. */
+const checkOtherModel = Effect.fnUntraced(function*(
+  path: Array<PropertyKey>,
+  written: string,
+  folder: string,
+  role: "reward" | "teacher"
+) {
+  const dir = resolve(folder, written)
+  const hfConfig = yield* readHfConfig(join(dir, configFileName)).pipe(Effect.result)
+  if (Result.isFailure(hfConfig)) {
+    const kind = yield* kindOf(dir)
+    const message = kind === "missing" ? `${dir} does not exist${readFrom(written, folder)}` : hfConfig.failure.message
+    return [{ path, message }]
+  }
+  if (role === "reward") {
+    const problem = rewardConfigProblem(hfConfig.success, join(dir, configFileName))
+    if (problem !== undefined) return [{ path, message: problem.message }]
+    const tokenizer = yield* kindOf(join(dir, "tokenizer.json"))
+    return tokenizer === "file" ? [] : [{ path, message: `${dir} has no tokenizer.json (a reward model reads the completions' text with its own)` }]
+  }
+  return modelKind(hfConfig.success) === "causal-lm"
+    ? []
+    : [{ path, message: `${dir} is a reward model (${architectureClass(hfConfig.success)}); a teacher must be a causal LM` }]
+})
+
+/** Reward models (`reward: [{ model }]`) and distillation teachers (`tuner: { teacher }`) the plan names. */
+const otherModels = (raw: Record<string, unknown>): Array<{ path: Array<PropertyKey>; written: string; role: "reward" | "teacher" }> => [
+  ...(Array.isArray(raw.reward) ? raw.reward : []).flatMap((r, i) =>
+    isRecord(r) && typeof r.model === "string" && r.model !== "" ? [{ path: ["reward", i, "model"], written: r.model, role: "reward" as const }] : []),
+  ...(Array.isArray(raw.tuner) ? raw.tuner.map((t, i) => ({ t, path: ["tuner", i] as Array<PropertyKey> })) : [{ t: raw.tuner, path: ["tuner"] }])
+    .flatMap(({ t, path }) =>
+      isRecord(t) && typeof t.teacher === "string" && t.teacher !== "" ? [{ path: [...path, "teacher"], written: t.teacher, role: "teacher" as const }] : [])
+]
 
 /** Every `{ file: ... }` under data, with its path in the document. */
 const dataFiles = (data: unknown): Array<{ path: Array<PropertyKey>; file: string }> => {
@@ -90,6 +128,7 @@ export const checkPlanInputs = (bundledModel: string) => (raw: Record<string, un
       problems.push(...model.problems)
       if (model.config !== undefined) problems.push(...targetProblems(model.config, raw))
     }
+    for (const { path, written, role } of otherModels(raw)) problems.push(...yield* checkOtherModel(path, written, folder, role))
     for (const { path, file } of dataFiles(raw.data)) {
       const absolute = resolve(folder, file)
       const kind = yield* kindOf(absolute)

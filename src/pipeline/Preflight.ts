@@ -1,11 +1,12 @@
 /**
  * Everything a run needs, checked before anything is created for it (a run folder, a queued
- * job): the checkpoint's config and tokenizer, every dataset (files read and validated, the
+ * job): the checkpoint's config (a causal LM, not a reward model) and tokenizer, every dataset (files read and validated, the
  * tuning data not empty), and the plan's memory estimate against the budget. A plan that passes
  * can start; one that fails gets the typed error that says what to change, and leaves nothing.
  */
 import { Effect } from "effect"
-import { readCheckpointConfig } from "../io/Checkpoint.ts"
+import { join } from "node:path"
+import { configFileName, expectKind, readCheckpointConfig } from "../io/Checkpoint.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
 import { Datasets } from "../services/Datasets.ts"
 import { DeviceMemory } from "../services/DeviceMemory.ts"
@@ -16,7 +17,8 @@ import { planTuners } from "./Run.ts"
 
 export const preflight = (plan: Plan, modelPath: string) =>
   Effect.gen(function*() {
-    const { config } = yield* readCheckpointConfig(modelPath)
+    const { config, hfConfig } = yield* readCheckpointConfig(modelPath)
+    yield* expectKind(join(modelPath, configFileName), hfConfig, "causal-lm")
     yield* loadTokenizer(modelPath)
     const datasets = yield* Datasets
     for (const ref of [...plan.data.calibration, ...plan.data.evaluate, plan.data.general]) yield* datasets.open(ref)

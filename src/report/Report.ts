@@ -221,7 +221,7 @@ const header = (model: ReportModel, options: RenderOptions): string => {
   const rows = model.series.map((s) => {
     const accepted = s.rows.filter((r) => r.outcome === "accepted").length
     const rolledBack = s.rows.filter((r) => r.outcome === "rolled-back").length
-    const tokens = s.rows.reduce((sum, r) => sum + (r.tune?.tokens ?? 0), 0)
+    const tokens = s.rows.reduce((sum, r) => sum + r.tunes.reduce((n, t) => n + t.tokens, 0), 0)
     const stageSeconds = s.rows.reduce((sum, r) => sum + Object.values(r.timings).filter(Number.isFinite).reduce((a, b) => a + b, 0), 0)
     const cells = [
       `<th scope="row">${esc(s.label)}</th>`,
@@ -358,54 +358,81 @@ const downsample = (points: ReadonlyArray<Point>, max: number): Array<Point> => 
   return out
 }
 
+/** One value per tuning step of one tuning of an attempt (a loss, a metric). */
+interface StepValues {
+  readonly row: AttemptRow
+  readonly kind: string
+  readonly values: ReadonlyArray<number>
+}
+
+/**
+ * A series' per-step values over its whole history, tunings concatenated in order: dashed rules
+ * where an iteration starts, bands over rolled-back attempts, a moving average over long runs,
+ * non-finite values marked above the plot.
+ */
+/** How a figure names what it plots: its title, its axis, and one value and several in sentences. */
+interface StepWords {
+  readonly title: string
+  readonly axis: string
+  readonly one: string
+  readonly many: string
+}
+
+const stepFigure = (s: Series, i: number, entries: ReadonlyArray<StepValues>, words: StepWords): string | undefined => {
+  if (entries.length === 0) return undefined
+  const style = styleOf(i)
+  const raw: Array<Point> = []
+  const rules: Array<{ x: number; label: string }> = []
+  const bands: Array<{ from: number; to: number; title: string }> = []
+  let previous: AttemptRow | undefined
+  for (const { row, kind, values } of entries) {
+    const start = raw.length + 1
+    if (row !== previous) rules.push({ x: start - 0.5, label: attemptLabel(row) })
+    values.forEach((v, k) => raw.push({ x: start + k, y: v, title: `iteration ${attemptLabel(row)}, ${kind} step ${k + 1}: ${words.one} ${v}` }))
+    if (row.outcome === "rolled-back") bands.push({ from: start - 0.5, to: raw.length + 0.5, title: `iteration ${attemptLabel(row)}: rolled back` })
+    previous = row
+  }
+  const nonFinite = raw.filter((p) => !Number.isFinite(p.y)).length
+  const steps = raw.length
+  const drawn = downsample(raw, 1500)
+  // Per-step values are noisy: above ~180 steps a moving average carries the trend.
+  const window = Math.round(steps / 60)
+  const series: Array<LineSeries> = window >= 3
+    ? [
+      { label: `${s.label} (per step)`, color: style.color, points: drawn, width: 1, opacity: 0.3, hideInLegend: true },
+      {
+        label: `${s.label}: moving average of ${window} steps (faint: per step)`,
+        color: style.color,
+        points: downsample(movingAverage(raw.map((p) => p.y), window).map((y, k) => ({ x: raw[k].x, y })), 1500),
+        width: 2
+      }
+    ]
+    : [{ label: s.label, color: style.color, points: drawn, width: 1.8 }]
+  const svg = lineChart({
+    ariaLabel: `${words.title} per step of ${s.label}, iterations concatenated`,
+    x: { label: "tuning step (all iterations in order)", domain: { integer: true, clamp: [0, Infinity] } },
+    y: { label: words.axis },
+    series,
+    rules: rules.slice(1),
+    bands,
+    bandLegend: "rolled back",
+    // Marked above the plot from the raw steps (the averages skip them).
+    nonFinite: raw.filter((p) => !Number.isFinite(p.y)).slice(0, 500).map((p) => ({ x: p.x, title: p.title ?? "" })),
+    nonFiniteLegend: `${words.one} NaN or infinite`,
+    emptyText: `every logged ${words.one} is NaN or infinite`
+  })
+  const kinds = [...new Set(entries.map((e) => e.kind))]
+  const caption = `${count(steps)} steps in ${entries.length} tuning run${entries.length === 1 ? "" : "s"}` +
+    `${kinds.length > 1 ? ` (${kinds.join(", ")})` : ""}; dashed lines start an iteration` +
+    (nonFinite > 0 ? `; ${count(nonFinite)} non-finite ${nonFinite === 1 ? words.one : words.many} (×)` : "")
+  return figure(`${s.label}: ${words.title}`, svg, caption)
+}
+
 const lossPlots = (model: ReportModel): string => {
   const figures = model.series.flatMap((s, i) => {
-    const tuned = s.rows.filter((r) => r.tune !== undefined && r.tune.losses.length > 0)
-    if (tuned.length === 0) return []
-    const style = styleOf(i)
-    const raw: Array<Point> = []
-    const rules: Array<{ x: number; label: string }> = []
-    const bands: Array<{ from: number; to: number; title: string }> = []
-    for (const row of tuned) {
-      const start = raw.length + 1
-      rules.push({ x: start - 0.5, label: attemptLabel(row) })
-      row.tune!.losses.forEach((loss, k) => raw.push({ x: start + k, y: loss, title: `iteration ${attemptLabel(row)}, step ${k + 1}: loss ${loss}` }))
-      if (row.outcome === "rolled-back") {
-        bands.push({ from: start - 0.5, to: raw.length + 0.5, title: `iteration ${attemptLabel(row)}: rolled back` })
-      }
-    }
-    const nonFinite = raw.filter((p) => !Number.isFinite(p.y)).length
-    const steps = raw.length
-    const drawn = downsample(raw, 1500)
-    // Per-step losses are noisy: above ~180 steps a moving average carries the trend.
-    const window = Math.round(steps / 60)
-    const series: Array<LineSeries> = window >= 3
-      ? [
-        { label: `${s.label} (per step)`, color: style.color, points: drawn, width: 1, opacity: 0.3, hideInLegend: true },
-        {
-          label: `${s.label}: moving average of ${window} steps (faint: per step)`,
-          color: style.color,
-          points: downsample(movingAverage(raw.map((p) => p.y), window).map((y, k) => ({ x: raw[k].x, y })), 1500),
-          width: 2
-        }
-      ]
-      : [{ label: s.label, color: style.color, points: drawn, width: 1.8 }]
-    const svg = lineChart({
-      ariaLabel: `tuning loss per step of ${s.label}, iterations concatenated`,
-      x: { label: "tuning step (all iterations in order)", domain: { integer: true, clamp: [0, Infinity] } },
-      y: { label: "training loss" },
-      series,
-      rules: rules.slice(1),
-      bands,
-      bandLegend: "rolled back",
-      // Marked above the plot from the raw steps (the averages skip them).
-      nonFinite: raw.filter((p) => !Number.isFinite(p.y)).slice(0, 500).map((p) => ({ x: p.x, title: p.title ?? "" })),
-      nonFiniteLegend: "loss NaN or infinite",
-      emptyText: "every logged loss is NaN or infinite"
-    })
-    const caption = `${count(steps)} steps in ${tuned.length} tuning run${tuned.length === 1 ? "" : "s"}; dashed lines start an iteration` +
-      (nonFinite > 0 ? `; ${count(nonFinite)} non-finite loss${nonFinite === 1 ? "" : "es"} (×)` : "")
-    return [figure(`${s.label}: tuning loss`, svg, caption)]
+    const entries = s.rows.flatMap((row) =>
+      row.tunes.filter((t) => t.losses.length > 0).map((t) => ({ row, kind: t.kind ?? "tuning", values: t.losses })))
+    return stepFigure(s, i, entries, { title: "tuning loss", axis: "training loss", one: "loss", many: "losses" }) ?? []
   })
   const body = figures.length > 0
     ? figures.join("\n")
@@ -420,6 +447,25 @@ const lossPlots = (model: ReportModel): string => {
       })
     )
   return `<section><h2>Tuning loss</h2><div class="figures">${body}</div></section>`
+}
+
+/**
+ * A tuner's own per-step measurements — GRPO's reward and its parts, rollout accuracy, KL, clip
+ * fraction, completion length and rollout speed; distillation's KL; every tuner's gradient
+ * norm — one figure per series and measurement. The learning rate is the plan's schedule, not a
+ * measurement, and is left out.
+ */
+const metricPlots = (model: ReportModel): string => {
+  const omitted = new Set(["lr", "ppoEpochs"])
+  const figures = model.series.flatMap((s, i) => {
+    const names = [...new Set(s.rows.flatMap((r) => r.tunes.flatMap((t) => Object.keys(t.metrics ?? {}))))].filter((n) => !omitted.has(n))
+    return names.flatMap((name) => {
+      const entries = s.rows.flatMap((row) =>
+        row.tunes.flatMap((t) => (t.metrics?.[name] !== undefined ? [{ row, kind: t.kind ?? "tuning", values: t.metrics[name] }] : [])))
+      return stepFigure(s, i, entries, { title: name, axis: name, one: `${name} value`, many: `${name} values` }) ?? []
+    })
+  })
+  return figures.length > 0 ? `<section><h2>Tuning measurements</h2><div class="figures">${figures.join("\n")}</div></section>` : ""
 }
 
 const timePlots = (model: ReportModel): string => {
@@ -509,8 +555,8 @@ const iterationTable = (s: Series): string => {
       `<td class="num" title="${esc(count(r.parameters.nonEmbedding))}">${human(r.parameters.nonEmbedding)} ` +
       `<span class="pct">(${percent(percentOf(r.parameters.nonEmbedding, s.original.nonEmbedding))})</span></td>`,
       ...metricColumns.map((c) => `<td class="num">${esc(c.cell(r))}</td>`),
-      `<td class="num">${r.tune !== undefined ? count(r.tune.steps) : ""}</td>`,
-      `<td class="num">${r.tune !== undefined ? human(r.tune.tokens) : ""}</td>`,
+      `<td class="num">${r.tune !== undefined ? count(r.tunes.reduce((n, t) => n + t.steps, 0)) : ""}</td>`,
+      `<td class="num">${r.tune !== undefined ? human(r.tunes.reduce((n, t) => n + t.tokens, 0)) : ""}</td>`,
       `<td class="num">${r.tune !== undefined ? esc(fixed(lastFiniteLoss(r) ?? Number.NaN, 4)) : ""}</td>`,
       ...stages.map((k) => `<td class="num">${esc(seconds(r.timings[k]))}</td>`),
       `<td class="num">${total > 0 ? esc(seconds(total)) : ""}</td>`,
@@ -599,7 +645,7 @@ export const renderReport = (runs: ReadonlyArray<RunInput>, options: RenderOptio
 </head>
 <body>
 ${header(model, options)}
-${model.series.length > 0 ? `${sizeVsMetricPlots(model)}\n${lossPlots(model)}\n${timePlots(model)}` : ""}
+${model.series.length > 0 ? `${sizeVsMetricPlots(model)}\n${lossPlots(model)}\n${metricPlots(model)}\n${timePlots(model)}` : ""}
 ${model.series.length > 0 ? `<section><h2>Iterations</h2>${model.series.map(iterationTable).join("\n")}</section>` : ""}
 ${plans(model)}
 </body>

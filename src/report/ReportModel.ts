@@ -41,7 +41,10 @@ export interface AttemptRow {
   readonly parameters: Parameters
   readonly metrics: Readonly<Record<string, DatasetScore>>
   readonly timings: Readonly<Record<string, number>>
+  /** The attempt's last tuning (see `tunes` for every one). */
   readonly tune?: RunEvent["tune"]
+  /** Every tuning of the attempt in order: one per tuner of the plan's list. */
+  readonly tunes: ReadonlyArray<NonNullable<RunEvent["tune"]>>
   readonly pruned?: RunEvent["pruned"]
   readonly messages: ReadonlyArray<string>
   /** Stage folder (relative to the run folder) the attempt's model was saved to, if any. */
@@ -105,6 +108,7 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
   const metrics: Record<string, DatasetScore> = {}
   const timings: Record<string, number> = {}
   let tune: RunEvent["tune"]
+  const tunes: Array<NonNullable<RunEvent["tune"]>> = []
   let pruned: RunEvent["pruned"]
   let outcome: Outcome | undefined
   let parameters: Parameters | undefined
@@ -113,7 +117,10 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
   for (const event of events) {
     mergeRecord(metrics, event.metrics)
     mergeRecord(timings, event.timings)
-    if (event.tune !== undefined) tune = event.tune
+    if (event.tune !== undefined) {
+      tune = event.tune
+      tunes.push(event.tune)
+    }
     if (event.pruned !== undefined) pruned = event.pruned
     if (event.message !== undefined && event.message !== "" && !messages.includes(event.message)) messages.push(event.message)
     outcome = decisive(event.phase) ?? outcome
@@ -129,6 +136,7 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
     metrics,
     timings,
     ...(tune !== undefined ? { tune } : {}),
+    tunes,
     ...(pruned !== undefined ? { pruned } : {}),
     messages,
     ...(checkpoint !== undefined ? { checkpoint } : {}),

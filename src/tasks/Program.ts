@@ -20,7 +20,7 @@
  */
 import { Schema } from "effect"
 import type { Rng } from "../model/Rng.ts"
-import { defaultLimits, floorDiv, floorMod, run } from "./StackLang.ts"
+import { defaultLimits, floorDiv, floorMod, parses, run } from "./StackLang.ts"
 import type { Example, Grader } from "./Task.ts"
 import { between, makeTask, pick, type Task, withDefaults } from "./Task.ts"
 
@@ -211,6 +211,12 @@ export const decodeTests = (answer: string): Array<[number, number]> | undefined
 const extractProgram = (completion: string): string | undefined => {
   const line = completion.split("\n", 1)[0].trim()
   return line.length > 0 ? line : undefined
+}
+
+/** Whether a completion's program parses (known instructions, balanced brackets, not too long), right or wrong. */
+export const programParses = (completion: string): boolean => {
+  const program = extractProgram(completion)
+  return program !== undefined && parses(program, defaultLimits)
 }
 
 /** pass@1 grading: the program must produce every hidden test's output within the interpreter's limits. */

@@ -65,24 +65,39 @@ export const floorMod = (a: number, b: number): number => a - b * floorDiv(a, b)
 const isDigit = (c: string) => c >= "0" && c <= "9"
 const valid = new Set(INSTRUCTIONS + " ")
 
-/** Runs `program` on `input` within `limits`. Never throws. */
-export const run = (program: string, input: number, limits: Limits = defaultLimits): RunResult => {
-  if (program.length > limits.maxLength) return { ok: false, error: "too-long", steps: 0 }
-  // Validate and match brackets up front, so a bad program fails before doing anything.
+type Checked =
+  | { readonly ok: true; readonly jump: Int32Array }
+  | { readonly ok: false; readonly error: "too-long" | "bad-instruction" | "unbalanced"; readonly at?: number }
+
+/** Length, instructions and brackets, and where each bracket jumps to. */
+const check = (program: string, limits: Limits): Checked => {
+  if (program.length > limits.maxLength) return { ok: false, error: "too-long" }
   const jump = new Int32Array(program.length)
   const open: Array<number> = []
   for (let i = 0; i < program.length; i++) {
     const c = program[i]
-    if (!valid.has(c)) return { ok: false, error: "bad-instruction", steps: 0, at: i }
+    if (!valid.has(c)) return { ok: false, error: "bad-instruction", at: i }
     if (c === "[") open.push(i)
     else if (c === "]") {
       const j = open.pop()
-      if (j === undefined) return { ok: false, error: "unbalanced", steps: 0, at: i }
+      if (j === undefined) return { ok: false, error: "unbalanced", at: i }
       jump[i] = j
       jump[j] = i
     }
   }
-  if (open.length > 0) return { ok: false, error: "unbalanced", steps: 0, at: open[open.length - 1] }
+  if (open.length > 0) return { ok: false, error: "unbalanced", at: open[open.length - 1] }
+  return { ok: true, jump }
+}
+
+/** Whether `program` parses: within the length limit, known instructions only, brackets balanced. */
+export const parses = (program: string, limits: Limits = defaultLimits): boolean => check(program, limits).ok
+
+/** Runs `program` on `input` within `limits`. Never throws. */
+export const run = (program: string, input: number, limits: Limits = defaultLimits): RunResult => {
+  // Validate and match brackets up front, so a bad program fails before doing anything.
+  const checked = check(program, limits)
+  if (!checked.ok) return { ok: false, error: checked.error, steps: 0, ...(checked.at !== undefined ? { at: checked.at } : {}) }
+  const jump = checked.jump
 
   const stack: Array<number> = []
   let steps = 0

@@ -33,14 +33,15 @@ import { buildBatch, type DataCursor, startCursor, takeExamples } from "./Batche
 import { clipByGlobalNorm } from "./ClipGrad.ts"
 import { learningRate } from "./Schedule.ts"
 import type { SftConfig } from "./Sft.ts"
-import { SftState, trainOptions } from "./Sft.ts"
+import { trainOptions } from "./Sft.ts"
 import { NonFiniteLoss } from "./Trainer.ts"
 import { InvalidTunerState, type TuneContext, type Tuner, type TunerSession, type TunerSnapshot } from "./Tuner.ts"
-import { drawExamples, NoTrainingData } from "./TuningData.ts"
+import { CursorSnapshotState } from "./TunerState.ts"
+import { drawTrainingExamples, type NoTrainingData } from "./TuningData.ts"
 import { adapterTuningFootprint } from "./TuningMemory.ts"
 
-const encodeState = Schema.encodeSync(SftState)
-const decodeState = Schema.decodeUnknownResult(SftState)
+const encodeState = Schema.encodeSync(CursorSnapshotState)
+const decodeState = Schema.decodeUnknownResult(CursorSnapshotState)
 
 export type AdapterTuningError = NonFiniteLoss | NoTrainingData | MemoryBudgetExceeded
 
@@ -53,16 +54,14 @@ interface AdapterTrainer {
 export const adapterTuner = (config: SftConfig, spec: AdapterSpec): Tuner<AdapterTuningError> => {
   const open = (model: Model, context: TuneContext, initial: AdapterTrainer) =>
     Effect.gen(function*() {
-      const examples = drawExamples(context.datasets, context.chunk, context.steps * config.batchSize)
-      if (examples.length === 0) {
-        disposeAdapters(initial.adapters)
-        disposeAdamW(initial.optimizer)
-        return yield* new NoTrainingData({
-          datasets: context.datasets.map((d) => d.name),
-          message: `There is nothing to tune on: the training split of ${context.datasets.map((d) => d.name).join(", ")} ` +
-            "is empty (JSONL files give 80% of their lines, chosen by prompt hash, to it). Use a larger file, or `splitBy: none`."
-        })
-      }
+      const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize).pipe(
+        Effect.tapError(() =>
+          Effect.sync(() => {
+            disposeAdapters(initial.adapters)
+            disposeAdamW(initial.optimizer)
+          })
+        )
+      )
       const data = examples.map((e) => encodeExample(context.tokenizer, e))
       const options = trainOptions(config, context.steps, context.tokenizer.padId ?? 0)
       const shape = model.config

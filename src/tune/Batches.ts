@@ -47,13 +47,13 @@ const epochOrder = (count: number, cursor: DataCursor): Array<number> =>
  * The next `size` examples from the cursor, wrapping into a new shuffled epoch when the data
  * runs out, and the cursor after them.
  */
-export const takeExamples = (
-  examples: ReadonlyArray<TokenizedExample>,
+export const takeExamples = <A = TokenizedExample>(
+  examples: ReadonlyArray<A>,
   cursor: DataCursor,
   size: number
-): { batch: Array<TokenizedExample>; cursor: DataCursor } => {
+): { batch: Array<A>; cursor: DataCursor } => {
   if (examples.length === 0) throw new Error("takeExamples: no training examples")
-  const batch: Array<TokenizedExample> = []
+  const batch: Array<A> = []
   let current = cursor
   let order = epochOrder(examples.length, current)
   while (batch.length < size) {

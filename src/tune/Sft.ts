@@ -5,44 +5,27 @@
  * norm. Its saved state is the trainer's step and data cursor; the AdamW moments go with it as
  * tensors, so a resumed tuning computes exactly what the uninterrupted one would have.
  */
-import * as tf from "@tensorflow/tfjs"
-import { Effect, Result, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { adapterTargets } from "../model/Adapters.ts"
 import { fullTuningFootprint } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
-import { disposeParams, paramSpecs, paramTensors } from "../model/Params.ts"
 import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
 import { encodeExample } from "../tasks/Encode.ts"
-import { defaultAdamW, disposeAdamW } from "./AdamW.ts"
-import type { DataCursor } from "./Batches.ts"
+import { defaultAdamW } from "./AdamW.ts"
 import { warmupCosine } from "./Schedule.ts"
-import { initTrainer, type NonFiniteLoss, type TrainerState, type TrainOptions, trainStep } from "./Trainer.ts"
-import { InvalidTunerState, type TuneContext, type Tuner, type TunerSession, type TunerSnapshot } from "./Tuner.ts"
-import { drawExamples, NoTrainingData } from "./TuningData.ts"
-
-const Positive = Schema.Finite.check(Schema.isGreaterThan(0))
-const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
-const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => Schema.withDecodingDefaultKey<S>(Effect.succeed(value))
-
-/** Steps per iteration: one count for every iteration, or one per planned iteration (the last repeats). */
-export const TuningSteps = Schema.Union([PositiveInt, Schema.NonEmptyArray(PositiveInt)])
+import { type NonFiniteLoss, type TrainerState, type TrainOptions, trainStep } from "./Trainer.ts"
+import type { TuneContext, Tuner } from "./Tuner.ts"
+import { openWeightsSession } from "./TunerSession.ts"
+import { cursorSnapshot, freshCursorState, restoreCursorState } from "./TunerState.ts"
+import { optimizerFields, Positive, PositiveInt, stepsField, withDefault } from "./TunerSettings.ts"
+import { drawTrainingExamples, type NoTrainingData } from "./TuningData.ts"
 
 /** The `tuner:` entry of a plan for SFT / continual pre-training. */
 export const SftConfig = Schema.Struct({
   kind: Schema.Literals(["sft", "cpt"]).pipe(withDefault("sft")),
-  /**
-   * Optimizer steps per iteration: one count for every iteration, or a list with one per
-   * planned iteration (later pruning steps cut deeper into a smaller model and need more
-   * recovery); iterations beyond the list (added by halved retries) use its last entry.
-   */
-  steps: TuningSteps.pipe(withDefault(40)),
+  ...stepsField(40),
   batchSize: PositiveInt.pipe(withDefault(32)),
-  /** Peak learning rate; warmup then cosine decay within each iteration. */
-  lr: Positive.pipe(withDefault(1e-3)),
-  warmupFraction: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThan(1)).pipe(withDefault(0.05)),
-  weightDecay: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).pipe(withDefault(0.01)),
-  maxGradNorm: Positive.pipe(withDefault(1)),
-  maxSeqLen: PositiveInt.pipe(withDefault(128)),
+  ...optimizerFields(1e-3),
   /**
    * Train low-rank adapters on these projections instead of every weight (frozen base, merged
    * into the weights when the tuning finishes): what makes tuning fit at 0.5B parameters and up.
@@ -55,18 +38,6 @@ export const SftConfig = Schema.Struct({
   }))
 })
 export type SftConfig = typeof SftConfig.Type
-
-/** What a snapshot of an SFT tuning holds besides the moments (adapter tuning's too). */
-export const SftState = Schema.Struct({
-  step: Schema.Int,
-  cursor: Schema.Struct({
-    epoch: Schema.Int,
-    index: Schema.Int,
-    epochRng: Schema.Tuple([Schema.Number, Schema.Number, Schema.Number, Schema.Number])
-  })
-})
-const encodeState = Schema.encodeSync(SftState)
-const decodeState = Schema.decodeUnknownResult(SftState)
 
 export const trainOptions = (config: SftConfig, steps: number, padId: number): TrainOptions => ({
   schedule: warmupCosine(config.lr, steps, config.warmupFraction),
@@ -82,91 +53,30 @@ export const trainOptions = (config: SftConfig, steps: number, padId: number): T
 export type SftError = GradientsFailed | NonFiniteLoss | NoTrainingData
 
 export const sftTuner = (config: SftConfig): Tuner<SftError, Gradients> => {
-  /** A session over a trainer state; it owns the state's tensors until `finish` hands the weights over. */
-  const open = (model: Model, context: TuneContext, initial: (model: Model) => TrainerState) =>
+  /** A session over the trainer state `initial` makes, once the data is known to be there. */
+  const open = <EA>(model: Model, context: TuneContext, initial: Effect.Effect<TrainerState, EA>) =>
     Effect.gen(function*() {
-      const examples = drawExamples(context.datasets, context.chunk, context.steps * config.batchSize)
-      if (examples.length === 0) {
-        return yield* new NoTrainingData({
-          datasets: context.datasets.map((d) => d.name),
-          message: `There is nothing to tune on: the training split of ${context.datasets.map((d) => d.name).join(", ")} is empty.`
-        })
-      }
+      const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize)
       const data = examples.map((e) => encodeExample(context.tokenizer, e))
       const options = trainOptions(config, context.steps, context.tokenizer.padId ?? 0)
       const shape = model.config
-      let trainer = initial(model)
-      let handedOver = false
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          disposeAdamW(trainer.optimizer)
-          if (!handedOver) disposeParams(shape, trainer.params)
-        })
-      )
-      const session: TunerSession<SftError, Gradients> = {
+      return yield* openWeightsSession<TrainerState, SftError, Gradients, EA>({
+        shape,
         steps: context.steps,
-        stepsDone: () => trainer.optimizer.step,
-        // A step and taking its result are one unit: an interruption lands between steps, when
-        // `trainer` holds a complete, live state.
-        step: Effect.uninterruptible(
-          Effect.suspend(() => trainStep(shape, trainer, data, options)).pipe(Effect.map(({ state, report }) => {
-            trainer = state
-            return {
-              step: report.step,
-              loss: report.loss,
-              tokens: report.targets,
-              metrics: { lr: report.lr, gradNorm: report.gradNorm }
-            }
-          }))
-        ),
-        current: () => ({ config: shape, params: trainer.params }),
-        snapshot: Effect.sync((): TunerSnapshot => ({
-          state: encodeState({ step: trainer.optimizer.step, cursor: trainer.cursor }),
-          tensors: paramSpecs(shape).flatMap((spec, i) => [
-            { name: `m.${spec.name}`, shape: trainer.optimizer.m[i].shape, data: trainer.optimizer.m[i].dataSync() as Float32Array },
-            { name: `v.${spec.name}`, shape: trainer.optimizer.v[i].shape, data: trainer.optimizer.v[i].dataSync() as Float32Array }
-          ])
-        })),
-        finish: Effect.sync(() => {
-          handedOver = true
-          return { config: shape, params: trainer.params }
-        })
-      }
-      return session
+        stepsDone: (trainer) => trainer.optimizer.step,
+        step: (trainer) =>
+          trainStep(shape, trainer, data, options).pipe(Effect.map(({ state, report }) => ({
+            state,
+            done: { step: report.step, loss: report.loss, tokens: report.targets, metrics: { lr: report.lr, gradNorm: report.gradNorm } }
+          }))),
+        snapshot: (trainer) => cursorSnapshot(shape, trainer)
+      }, initial)
     })
 
   return {
     kind: config.kind,
     footprint: (shape) => fullTuningFootprint(shape, config.batchSize, config.maxSeqLen),
-    start: (model, context) => open(model, context, (m) => initTrainer(m.params, m.config, context.seed)),
-    resume: (model, snapshot, context) =>
-      Effect.gen(function*() {
-        const invalid = (why: string) =>
-          new InvalidTunerState({ kind: config.kind, message: `The saved ${config.kind} tuning state cannot be resumed: ${why}.` })
-        const decoded = decodeState(snapshot.state)
-        if (Result.isFailure(decoded)) return yield* invalid("its step and data cursor do not decode")
-        const byName = new Map(snapshot.tensors.map((t) => [t.name, t]))
-        const specs = paramSpecs(model.config)
-        const weights = paramTensors(model.config, model.params)
-        for (const prefix of ["m", "v"]) {
-          for (const [i, spec] of specs.entries()) {
-            const t = byName.get(`${prefix}.${spec.name}`)
-            if (t === undefined) return yield* invalid(`the optimizer moment ${prefix}.${spec.name} is missing`)
-            if (t.shape.join(",") !== weights[i].shape.join(",")) {
-              return yield* invalid(`the optimizer moment ${prefix}.${spec.name} has shape [${t.shape}], the weight has [${weights[i].shape}]`)
-            }
-          }
-        }
-        const moments = (prefix: string) => specs.map((spec) => {
-          const t = byName.get(`${prefix}.${spec.name}`)!
-          return tf.tensor(t.data, [...t.shape])
-        })
-        const { step, cursor } = decoded.success
-        return yield* open(model, context, (m) => ({
-          params: m.params,
-          optimizer: { step, m: moments("m"), v: moments("v") },
-          cursor: cursor as DataCursor
-        }))
-      })
+    start: (model, context) => open(model, context, freshCursorState(model, context.seed)),
+    resume: (model, snapshot, context) => open(model, context, restoreCursorState(config.kind, model, snapshot))
   }
 }

@@ -11,13 +11,13 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
 import type { TokenBatch } from "../model/Gradients.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
-import { assembleParams, paramSpecs, type Params, paramTensors } from "../model/Params.ts"
-import { type AdamWOptions, type AdamWState, adamWStep, initAdamW } from "./AdamW.ts"
+import { type Params, paramTensors } from "../model/Params.ts"
+import { type AdamWOptions, type AdamWState, initAdamW } from "./AdamW.ts"
 import type { TokenizedExample } from "../tasks/Encode.ts"
 import { buildBatch, type DataCursor, startCursor, takeExamples } from "./Batches.ts"
 import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
-import { clipByGlobalNorm } from "./ClipGrad.ts"
-import { learningRate, type LrSchedule } from "./Schedule.ts"
+import { optimizerUpdate } from "./OptimizerUpdate.ts"
+import type { LrSchedule } from "./Schedule.ts"
 
 export interface TrainOptions {
   readonly schedule: LrSchedule
@@ -112,18 +112,11 @@ export const applyUpdate = (
     }
     const averaged = tf.tidy(() => accumulated.map((g) => tf.div(g, Math.max(targets, 1))))
     tf.dispose(accumulated)
-    const clipped = clipByGlobalNorm(averaged, options.maxGradNorm)
-    tf.dispose(averaged)
-    const lr = learningRate(options.schedule, optimizer.step)
-    const oldParams = paramTensors(config, params)
-    const updated = adamWStep(options.optimizer, optimizer, oldParams, clipped.grads, lr)
-    tf.dispose([...clipped.grads, ...oldParams])
-    const names = paramSpecs(config).map((spec) => spec.name)
-    const byName = new Map(names.map((name, i) => [name, updated.params[i]]))
+    const updated = optimizerUpdate(config, params, optimizer, averaged, options)
     return {
-      params: assembleParams(config, (name) => byName.get(name)!),
-      optimizer: updated.state,
-      report: { step, loss, lr, gradNorm: clipped.norm, targets }
+      params: updated.params,
+      optimizer: updated.optimizer,
+      report: { step, loss, lr: updated.lr, gradNorm: updated.gradNorm, targets }
     }
   })
 

@@ -2,7 +2,7 @@
  * What a tuning trains on: examples drawn from one training chunk of each of the plan's tuning
  * datasets (a fresh chunk every iteration by default, the paper's setting), shared equally.
  */
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
 import type { Dataset } from "../services/Datasets.ts"
 import type { Example } from "../tasks/Task.ts"
 
@@ -18,3 +18,18 @@ export class NoTrainingData extends Schema.TaggedError<NoTrainingData>()("NoTrai
   datasets: Schema.Array(Schema.String),
   message: Schema.String
 }) {}
+
+/** `count` examples of a tuning's chunk (see `drawExamples`), failing with NoTrainingData when there are none. */
+export const drawTrainingExamples = (
+  context: { readonly datasets: ReadonlyArray<Dataset>; readonly chunk: number },
+  count: number
+): Effect.Effect<Array<Example>, NoTrainingData> => {
+  const examples = drawExamples(context.datasets, context.chunk, count)
+  return examples.length > 0 ? Effect.succeed(examples) : Effect.fail(
+    new NoTrainingData({
+      datasets: context.datasets.map((d) => d.name),
+      message: `There is nothing to tune on: the training split of ${context.datasets.map((d) => d.name).join(", ")} ` +
+        "is empty (JSONL files give 80% of their lines, chosen by prompt hash, to it). Use a larger file, or `splitBy: none`."
+    })
+  )
+}

@@ -5,8 +5,10 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { GradientsLocal } from "../../layers/Gradients.ts"
+import { RewardModelLive } from "../../layers/RewardModel.ts"
 import { selectBackend } from "../../src/compute/Backend.ts"
 import { type ModelConfig, uniformConfig } from "../../src/model/ModelConfig.ts"
+import type { Plan } from "../../src/pipeline/Plan.ts"
 import { type BackendName, Compute } from "../../src/services/Compute.ts"
 
 export const useBackend = (backend: BackendName): Promise<void> =>
@@ -59,3 +61,6 @@ export const currentCompute = Layer.sync(Compute, () =>
 
 /** Gradients computed in the test's thread on the test's backend. */
 export const localGradients = GradientsLocal.pipe(Layer.provide(currentCompute))
+
+/** The reward a plan names (GRPO's), on the test's backend; none when it names none. */
+export const planReward = (plan: Plan) => RewardModelLive(plan.reward ?? []).pipe(Layer.provide(currentCompute))

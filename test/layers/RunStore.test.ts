@@ -18,7 +18,7 @@ import { parsePlan } from "../../src/pipeline/Plan.ts"
 import { runUpdates } from "../../src/pipeline/Run.ts"
 import { DeviceMemory, makeDeviceMemory } from "../../src/services/DeviceMemory.ts"
 import { RunStore } from "../../src/services/RunStore.ts"
-import { localGradients, useBackend } from "../helpers/backend.ts"
+import { localGradients, planReward, useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
 import { tempDir } from "../io/_support.ts"
 
@@ -82,7 +82,7 @@ data: { tune: [{ task: arith }], calibration: [{ task: arith }], evaluate: [{ ta
 tuner: { steps: 3, batchSize: 2, maxSeqLen: 32 }
 backend: cpu`, "plan.yaml")
       const dir = join(tmp, "run")
-      const layers = Layer.mergeAll(RunStoreLive(dir), DatasetsLive, localGradients, Layer.effect(DeviceMemory, makeDeviceMemory("host memory", 2 ** 32)))
+      const layers = Layer.mergeAll(RunStoreLive(dir), DatasetsLive, localGradients, Layer.effect(DeviceMemory, makeDeviceMemory("host memory", 2 ** 32)), planReward(plan))
       let steps = 0
       yield* Stream.runDrain(
         runUpdates({ plan, modelPath: model, stopRequested: Effect.sync(() => steps >= 1) }).pipe(

@@ -21,7 +21,8 @@ import { parsePlan } from "../../src/pipeline/Plan.ts"
 import { calibrationData, makePruneFn } from "../../src/pipeline/Pruning.ts"
 import { builtinTask } from "../../src/tasks/Builtin.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
-import { sftTuner } from "../../src/tune/Sft.ts"
+import { type SftConfig, sftTuner } from "../../src/tune/Sft.ts"
+import type { TunerConfig } from "../../src/tune/Tuners.ts"
 import type { Tuner, TunerSession } from "../../src/tune/Tuner.ts"
 import { plannedTuners } from "../../src/pipeline/Plan.ts"
 import { localGradients, tinyConfig, useBackend } from "../helpers/backend.ts"
@@ -39,6 +40,12 @@ const general = taskDataset(builtinTask({ task: "general" }))
 const accuracyAbove = (floor: number) => (state: ModelState) =>
   Effect.succeed({ fake: { examples: 1, accuracy: state.model.config.layers[0].intermediateSize >= floor ? 1 : 0 } })
 
+/** These plans tune with SFT only (the loop's tests need no reward). */
+const sftOnly = (config: TunerConfig): SftConfig => {
+  if (config.kind !== "sft" && config.kind !== "cpt") throw new Error(`the loop tests plan SFT, not ${config.kind}`)
+  return config
+}
+
 const setup = (planYaml: string, floor: number) =>
   Effect.gen(function*() {
     const plan = yield* parsePlan(planYaml, "plan.yaml")
@@ -50,7 +57,7 @@ const setup = (planYaml: string, floor: number) =>
       originalMetrics: { fake: { examples: 1, accuracy: 1 } },
       original,
       evaluate: accuracyAbove(floor),
-      tuners: plannedTuners(plan).map((config) => ({ tuner: sftTuner(config), steps: config.steps })),
+      tuners: plannedTuners(plan).map((config) => ({ tuner: sftTuner(sftOnly(config)), steps: config.steps })),
       tuning: { tokenizer, datasets: [arith], freshChunks: true, seed: 1 },
       prune: makePruneFn(plan, yield* calibrationData(plan, tokenizer, [arith], general))
     }

@@ -4,6 +4,7 @@
  * steps, corrupt checkpoints, and a NaN loss.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { fileURLToPath } from "node:url"
 import * as tf from "@tensorflow/tfjs"
 import { Cause, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { readFile, writeFile } from "node:fs/promises"
@@ -23,7 +24,7 @@ import { FileSystemError } from "../../src/io/Errors.ts"
 import { splitOf } from "../../src/tasks/Task.ts"
 import { DeviceMemory, makeDeviceMemory } from "../../src/services/DeviceMemory.ts"
 import type { RunEvent } from "../../src/io/RunEvent.ts"
-import { localGradients, useBackend } from "../helpers/backend.ts"
+import { localGradients, planReward, useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
 import { unreachablePlan } from "../helpers/plans.ts"
 import { tempDir } from "../io/_support.ts"
@@ -67,7 +68,7 @@ const runPlan = (dir: string, plan: Plan, model: string, stopRequested: Effect.E
     runUpdates({ plan, modelPath: model, stopRequested }).pipe(Stream.tap((u) => (u._tag === "Step" ? onStep : Effect.void)))
   ).pipe(
     Effect.andThen(readEvents(join(dir, "events.ndjson"))),
-    Effect.provide(Layer.mergeAll(RunStoreLive(dir), DatasetsLive, localGradients, testMemory))
+    Effect.provide(Layer.mergeAll(RunStoreLive(dir), DatasetsLive, localGradients, testMemory, planReward(plan)))
   )
 
 const finalStageBytes = (dir: string, events: ReadonlyArray<RunEvent>) =>
@@ -228,7 +229,7 @@ describe("a run", () => {
         runUpdates({ plan, modelPath: model, stopRequested: Effect.sync(() => steps >= 4) }).pipe(
           Stream.tap((u) => Effect.sync(() => (u._tag === "Step" ? steps++ : 0)))
         )
-      ).pipe(Effect.provide(Layer.mergeAll(fullDisk, DatasetsLive, localGradients, testMemory)))
+      ).pipe(Effect.provide(Layer.mergeAll(fullDisk, DatasetsLive, localGradients, testMemory, planReward(plan))))
       const stopped = (yield* readEvents(join(dir, "events.ndjson"))).at(-1)!
       expect(stopped.phase).toBe("interrupted")
       expect(stopped.message).toContain("could not be saved (No space left on device)")
@@ -252,4 +253,13 @@ describe("a run", () => {
       expect(error._tag).toBe("NoTrainingData")
       expect(error.message).toContain(file)
     }), 60_000)
+
+  it.live("a reward model given as the model to compress is refused before anything runs", () =>
+    Effect.gen(function*() {
+      const rewardModel = fileURLToPath(new URL("../fixtures/hf-llama-reward-f32", import.meta.url))
+      const plan = yield* parsePlan(planText(rewardModel), "plan.yaml")
+      const error = yield* Effect.flip(preflight(plan, rewardModel).pipe(Effect.provide(Layer.mergeAll(DatasetsLive, testMemory))))
+      expect(error._tag).toBe("UnsupportedModel")
+      expect(error.message).toContain("reward model")
+    }))
 })
