@@ -20,7 +20,8 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   recovery: async () => (await import("./recovery.ts")).recovery,
   "prune-accuracy": async () => (await import("./pruneAccuracy.ts")).pruneAccuracy,
   "make-checkpoint": async () => (await import("./checkpoints.ts")).makeCheckpointBench,
-  scale: async () => (await import("./scale.ts")).scale
+  scale: async () => (await import("./scale.ts")).scale,
+  serve: async () => (await import("./serve.ts")).serveBench
 }
 
 const usage = async (): Promise<string> => {

@@ -8,8 +8,9 @@
  * it saves what it was doing, logs an `interrupted` event and ends; the command then exits with
  * 75 (see Output.ExitCode).
  */
+import { existsSync } from "node:fs"
 import { basename, dirname, extname, join, resolve } from "node:path"
-import { Console, Deferred, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { Console, Deferred, Effect, Fiber, Layer, Option, Schema, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import type { FileSystemError } from "../io/Errors.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"
@@ -27,6 +28,8 @@ import type { DeviceMemory } from "../services/DeviceMemory.ts"
 import type { Gradients, GradientsFailed } from "../services/Gradients.ts"
 import type { RewardModel, RewardRef } from "../services/RewardModel.ts"
 import type { RunStore } from "../services/RunStore.ts"
+import { RunId } from "../services/JobStore.ts"
+import { connectionFlags, resumeOnDaemon } from "./ClientCommands.ts"
 import { backendFlag, jsonFlag, memoryFlag, workersFlag } from "./Flags.ts"
 import { ExitCode } from "./Output.ts"
 import { makeRunView, metricsText } from "./RunView.ts"
@@ -171,10 +174,15 @@ export const resumeCommand = (layers: RunLayers) =>
   Command.make(
     "resume",
     {
-      run: Argument.String("run").pipe(Argument.withDescription("The run folder of an interrupted `simmer run`.")),
-      ...runFlags
+      run: Argument.String("run").pipe(
+        Argument.withDescription("The run folder of an interrupted `simmer run`, or the id of a daemon's run (`simmer runs`).")
+      ),
+      ...runFlags,
+      ...connectionFlags
     },
     Effect.fnUntraced(function*(input) {
+      // A daemon's run id that is not also a folder here: the daemon queues the run again.
+      if (Schema.is(RunId)(input.run) && !existsSync(resolve(input.run))) return yield* resumeOnDaemon(input, input.run)
       const dir = resolve(input.run)
       yield* openRunFolder(dir, [planFileName, "run.json"])
       const read = yield* readRunInfo(dir)
@@ -193,4 +201,8 @@ export const resumeCommand = (layers: RunLayers) =>
       }
       yield* runInFolder(layers, dir, plan, info, input)
     })
-  ).pipe(Command.withDescription("Continue an interrupted run exactly where it stopped."))
+  ).pipe(
+    Command.withDescription(
+      "Continue an interrupted run exactly where it stopped: a run folder here, or a daemon's cancelled, interrupted or failed run by its id."
+    )
+  )

@@ -11,9 +11,11 @@ import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
 import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
 import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
+import { JobStoreSqlite } from "../../layers/JobStore.ts"
 import { RewardModelLive } from "../../layers/RewardModel.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { simmerVersion } from "../io/RunInfo.ts"
+import { clientCommands } from "./ClientCommands.ts"
 import { demoCommand } from "./DemoCommand.ts"
 import { evalCommand } from "./EvalCommand.ts"
 import { generateCommand } from "./GenerateCommand.ts"
@@ -26,6 +28,7 @@ import { pruneCommand } from "./PruneCommand.ts"
 import { reportCommand } from "./ReportCommand.ts"
 import { rewardCommand } from "./RewardCommand.ts"
 import { scoreCommand } from "./ScoreCommand.ts"
+import { serveCommand, type ServeLayers } from "./ServeCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
 
 /** Provides Compute to a command from its --backend flag. */
@@ -42,6 +45,16 @@ const runLayers: RunLayers = {
   gradients: gradientsLayer,
   memory: DeviceMemoryLive,
   datasets: DatasetsLive,
+  reward: RewardModelLive
+}
+
+const serveLayers: ServeLayers = {
+  compute: ComputeLive,
+  memory: DeviceMemoryLive,
+  datasets: DatasetsLive,
+  jobStore: JobStoreSqlite,
+  store: RunStoreLive,
+  gradients: gradientsLayer,
   reward: RewardModelLive
 }
 
@@ -62,6 +75,8 @@ const simmer = Command.make("simmer").pipe(
     resumeCommand(runLayers),
     demoCommand(runLayers),
     reportCommand,
+    serveCommand(serveLayers),
+    ...clientCommands,
     trainBaseCommand.pipe(
       Command.provide((input) => gradientsLayer(input.workers)),
       withCompute

@@ -13,12 +13,12 @@ export interface CliResult {
   readonly stderr: string
 }
 
-export const simmer = (args: ReadonlyArray<string>, options: { readonly cwd?: string } = {}): Promise<CliResult> =>
+export const simmer = (args: ReadonlyArray<string>, options: { readonly cwd?: string; readonly env?: Record<string, string> } = {}): Promise<CliResult> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(root, "bin/simmer.js"), ...args], {
       cwd: options.cwd ?? root,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, SIMMER_BACKEND: "cpu" }
+      env: { ...process.env, SIMMER_BACKEND: "cpu", ...options.env }
     })
     let stdout = ""
     let stderr = ""

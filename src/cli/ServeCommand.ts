@@ -1,0 +1,146 @@
+/**
+ * `simmer serve`: the daemon. It reads its settings (flags, SIMMER_* through Effect Config),
+ * builds the daemon's layers (src/server/Server.ts) with the live implementations the
+ * composition root hands in, and serves until SIGTERM/SIGINT. Then it stops accepting runs
+ * (503), asks every running run to stop at its next step boundary and save, waits up to the
+ * grace period, and exits with 75: the next start continues those runs by itself.
+ */
+import { mkdir } from "node:fs/promises"
+import { dirname, join, resolve } from "node:path"
+import { Config, Context, Effect, Layer, Option } from "effect"
+import { Command, Flag } from "effect/cli"
+import { HttpServer } from "effect/http"
+import { NetAddress } from "effect/net"
+import type { Layer as LayerType } from "effect"
+import { bundledModelPath } from "../pipeline/Plan.ts"
+import type { BackendUnavailable, Compute } from "../services/Compute.ts"
+import type { Datasets } from "../services/Datasets.ts"
+import type { DeviceMemory } from "../services/DeviceMemory.ts"
+import type { Gradients, GradientsFailed } from "../services/Gradients.ts"
+import type { JobStore, JobStoreError } from "../services/JobStore.ts"
+import { realRoots } from "../server/AllowedRoots.ts"
+import { resolveToken } from "../server/Auth.ts"
+import { type DaemonSettings, runsDirOf, storeFileOf } from "../server/DaemonConfig.ts"
+import type { LocalRunLayers } from "../server/RunExecutor.ts"
+import { RunQueue } from "../server/RunQueue.ts"
+import { daemonLayer } from "../server/Server.ts"
+import { backendFlag, memoryFlag, withRange, withShownDefault, workersFlag } from "./Flags.ts"
+import { ExitCode } from "./Output.ts"
+
+/** The live layers the daemon is built from, chosen by the composition root. */
+export interface ServeLayers {
+  readonly compute: (choice: string | undefined) => LayerType.Layer<Compute, BackendUnavailable>
+  readonly memory: (gib: number | undefined) => LayerType.Layer<DeviceMemory, never, Compute>
+  readonly datasets: LayerType.Layer<Datasets>
+  readonly jobStore: (file: string) => LayerType.Layer<JobStore, JobStoreError>
+  readonly store: LocalRunLayers["store"]
+  readonly gradients: (workers: number) => LayerType.Layer<Gradients, GradientsFailed, Compute>
+  readonly reward: LocalRunLayers["reward"]
+}
+
+export const defaultPort = 7841
+
+export const serveCommand = (layers: ServeLayers) =>
+  Command.make(
+    "serve",
+    {
+      host: Flag.String("host").pipe(
+        Flag.withDescription("Address to listen on. Anything but loopback requires a token (--token-file or SIMMER_TOKEN)."),
+        withShownDefault("127.0.0.1")
+      ),
+      port: Flag.Int("port").pipe(Flag.withDescription("TCP port (0: any free port, printed on start)."), withRange({ min: 0, max: 65535 }), withShownDefault(defaultPort)),
+      data: Flag.String("data").pipe(
+        Flag.withDescription("Data folder: the job store (simmer.db), run folders (runs/<id>), and models/ and data/ for plans."),
+        Flag.withFallbackConfig(Config.String("SIMMER_DATA")),
+        withShownDefault("simmer-data", "$SIMMER_DATA, else ./simmer-data")
+      ),
+      models: Flag.String("models").pipe(
+        Flag.withDescription(
+          "A folder plans may read models and data files from (repeatable). Default: the bundled models, DATA/models and DATA/data."
+        ),
+        Flag.atLeast(0)
+      ),
+      concurrency: Flag.Int("concurrency").pipe(
+        Flag.withDescription("Runs at once, at most; fewer when their memory estimates do not fit the device together."),
+        withRange({ min: 1, max: 64 }),
+        withShownDefault(1)
+      ),
+      grace: Flag.Finite("grace").pipe(
+        Flag.withDescription("Seconds a shutdown (SIGTERM) waits for running runs to reach a step boundary and save."),
+        withRange({ min: 0 }, "number"),
+        withShownDefault(30)
+      ),
+      tokenFile: Flag.String("token-file").pipe(
+        Flag.withDescription("File holding the bearer token clients must send (created with a random token, mode 0600, if missing)."),
+        Flag.optional
+      ),
+      maxBody: Flag.Int("max-body").pipe(Flag.withDescription("Largest request body accepted, in bytes."), withRange({ min: 1024 }), withShownDefault(1_048_576)),
+      heartbeat: Flag.Finite("heartbeat").pipe(
+        Flag.withDescription("Seconds between heartbeats on event streams."),
+        withRange({ min: 0, minExclusive: true }, "number"),
+        withShownDefault(15)
+      ),
+      backend: backendFlag,
+      workers: workersFlag,
+      memory: memoryFlag
+    },
+    Effect.fnUntraced(function*(input) {
+      const dataDir = resolve(input.data)
+      for (const dir of [runsDirOf({ dataDir }), join(dataDir, "models"), join(dataDir, "data")]) {
+        yield* Effect.promise(() => mkdir(dir, { recursive: true }))
+      }
+      const envToken = yield* Config.option(Config.Redacted("SIMMER_TOKEN")).pipe(Effect.orElseSucceed(() => Option.none()))
+      const token = yield* resolveToken({
+        host: input.host,
+        tokenFile: Option.getOrUndefined(input.tokenFile),
+        envToken: Option.getOrUndefined(envToken)
+      })
+      const roots = input.models.length > 0 ? input.models.map((m) => resolve(m)) : [dirname(bundledModelPath), join(dataDir, "models"), join(dataDir, "data")]
+      const settings: DaemonSettings = {
+        dataDir,
+        allowedRoots: realRoots(roots),
+        concurrency: input.concurrency,
+        graceSeconds: input.grace,
+        maxBodyBytes: input.maxBody,
+        heartbeatSeconds: input.heartbeat,
+        token,
+        residentBytes: () => process.memoryUsage.rss()
+      }
+      const live = daemonLayer(settings, {
+        compute: layers.compute(Option.getOrUndefined(input.backend)),
+        memory: layers.memory(Option.getOrUndefined(input.memory)),
+        datasets: layers.datasets,
+        jobStore: layers.jobStore(storeFileOf(settings)),
+        run: { store: layers.store, gradients: layers.gradients(input.workers), reward: layers.reward }
+      }, { host: input.host, port: input.port })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(live)
+        const queue = Context.get(context, RunQueue)
+        const address = Context.get(context, HttpServer.HttpServer).address
+        const where = address._tag === "UnixPathAddress" ? NetAddress.formatSocketAddress(address) : NetAddress.formatUrlUnsafe(address, "http")
+        yield* Effect.logInfo(
+          `simmer serve: listening on ${where} (data ${dataDir}; plans may read ${settings.allowedRoots.join(", ")}${token !== undefined ? "; token required" : ""})`
+        )
+        // Until SIGTERM/SIGINT: then drain while the server still answers (503 for new work).
+        yield* Effect.never.pipe(
+          Effect.onInterrupt(() =>
+            Effect.gen(function*() {
+              yield* Effect.logInfo("simmer serve: stopping; running runs stop at their next step boundary and save")
+              yield* queue.drain
+              process.exitCode = ExitCode.preempted
+              yield* Effect.logInfo(`simmer serve: stopped (exit ${ExitCode.preempted}); the next start continues interrupted runs`)
+            })
+          )
+        )
+      }))
+    })
+  ).pipe(
+    Command.withDescription(
+      "Run the simmer daemon: an HTTP API (/v1, OpenAPI at /v1/openapi.json) and a web page that queue, run, stream and " +
+        "resume runs. SIGTERM stops runs at a step boundary with their state saved (exit 75); the next start continues them."
+    ),
+    Command.withExamples([
+      { command: "simmer serve --data /var/lib/simmer", description: "Serve on 127.0.0.1:7841" },
+      { command: "simmer serve --host 0.0.0.0 --token-file /var/lib/simmer/token", description: "Serve on the network with a bearer token" }
+    ])
+  )

@@ -1,0 +1,97 @@
+/**
+ * JobStore: the daemon's list of runs — who submitted what, in which order and priority, and
+ * where each run stands (queued, running, interrupted, cancelled, failed, finished) with a
+ * summary of its progress. A run's artifacts are not here: they live in its run folder, in the
+ * `simmer run` format, which is written first; a row only points at it. The store survives a
+ * kill -9 (layers/JobStore.ts keeps it in SQLite) and is reconciled with the folders on start.
+ */
+import { Context, type Effect, type Option, Schema } from "effect"
+
+/**
+ * A run id as the server makes it: its submission time and six random hex digits, e.g.
+ * `20261202-174501-a3f9c2`. The pattern admits no `/`, `.` or `..`, so an id never addresses a path.
+ */
+export const RunId = Schema.String.check(Schema.isPattern(/^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$/)).pipe(Schema.brand("RunId"))
+export type RunId = typeof RunId.Type
+
+export const RunStatuses = ["queued", "running", "interrupted", "cancelled", "failed", "finished"] as const
+export const RunStatus = Schema.Literals(RunStatuses)
+export type RunStatus = typeof RunStatus.Type
+
+/** Statuses a run leaves only when someone asks (resume, delete). */
+export const settledStatuses: ReadonlyArray<RunStatus> = ["cancelled", "failed", "finished", "interrupted"]
+
+/** What the last logged event of a run says, kept with its row so lists need not read event logs. */
+export const LoggedProgress = Schema.Struct({
+  seq: Schema.Int,
+  strategy: Schema.String,
+  iteration: Schema.Int,
+  attempt: Schema.Int,
+  phase: Schema.String,
+  /** Non-embedding parameters left, as a fraction of the original's. */
+  share: Schema.Number,
+  metrics: Schema.Record(Schema.String, Schema.Struct({ accuracy: Schema.optionalKey(Schema.Number), perplexity: Schema.optionalKey(Schema.Number), examples: Schema.Int })),
+  /** Tokens tuned on so far, over every logged tuning. */
+  tuningTokens: Schema.Int,
+  /** The last accepted stage folder, relative to the run folder. */
+  acceptedStage: Schema.optionalKey(Schema.String)
+})
+export type LoggedProgress = typeof LoggedProgress.Type
+
+export const RunRecord = Schema.Struct({
+  id: RunId,
+  name: Schema.String,
+  priority: Schema.Int,
+  status: RunStatus,
+  /** Submission order, for ties of priority. */
+  seq: Schema.Int,
+  submittedAt: Schema.String,
+  startedAt: Schema.optionalKey(Schema.String),
+  endedAt: Schema.optionalKey(Schema.String),
+  /** Why it failed, in the words of the error. */
+  error: Schema.optionalKey(Schema.String),
+  /** Runs stopped by a shutdown go ahead of everything else when the daemon starts again. */
+  first: Schema.Boolean,
+  progress: Schema.optionalKey(LoggedProgress)
+})
+export type RunRecord = typeof RunRecord.Type
+
+export class JobStoreError extends Schema.TaggedError<JobStoreError>()("JobStoreError", {
+  message: Schema.String
+}) {}
+
+export interface RunListQuery {
+  readonly status?: RunStatus | undefined
+  readonly limit: number
+  readonly offset: number
+}
+
+export interface StatusChange {
+  readonly status: RunStatus
+  readonly startedAt?: string
+  readonly endedAt?: string
+  readonly error?: string
+  readonly first?: boolean
+}
+
+export class JobStore extends Context.Service<JobStore, {
+  /** Where the store lives, for messages. */
+  readonly location: string
+  readonly insert: (run: { readonly id: RunId; readonly name: string; readonly priority: number; readonly status?: RunStatus }) => Effect.Effect<RunRecord, JobStoreError>
+  readonly get: (id: RunId) => Effect.Effect<Option.Option<RunRecord>, JobStoreError>
+  /** Newest first. */
+  readonly list: (query: RunListQuery) => Effect.Effect<{ readonly runs: ReadonlyArray<RunRecord>; readonly total: number }, JobStoreError>
+  /** Every run, in submission order (for recovery). */
+  readonly all: Effect.Effect<ReadonlyArray<RunRecord>, JobStoreError>
+  /** The queued run to start next: runs stopped by a shutdown first, then priority, then submission order. */
+  readonly nextQueued: (skip: ReadonlyArray<RunId>) => Effect.Effect<Option.Option<RunRecord>, JobStoreError>
+  readonly setStatus: (id: RunId, change: StatusChange) => Effect.Effect<void, JobStoreError>
+  /**
+   * Moves the run from one of `from` to `change.status`; false when it was in none of them
+   * (someone else moved it first), so two requests cannot both act on one run.
+   */
+  readonly transition: (id: RunId, from: ReadonlyArray<RunStatus>, change: StatusChange) => Effect.Effect<boolean, JobStoreError>
+  readonly setProgress: (id: RunId, progress: LoggedProgress) => Effect.Effect<void, JobStoreError>
+  readonly remove: (id: RunId) => Effect.Effect<void, JobStoreError>
+  readonly countByStatus: Effect.Effect<Readonly<Record<RunStatus, number>>, JobStoreError>
+}>()("simmer/JobStore") {}
