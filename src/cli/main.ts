@@ -13,6 +13,8 @@ import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
 import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
 import { JobStoreSqlite } from "../../layers/JobStore.ts"
 import { RewardModelLive } from "../../layers/RewardModel.ts"
+import { FencedRunStore } from "../../layers/FencedRunStore.ts"
+import { RunFencePostgres } from "../../layers/RunFence.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { simmerVersion } from "../io/RunInfo.ts"
 import { clientCommands } from "./ClientCommands.ts"
@@ -55,7 +57,9 @@ const serveLayers: ServeLayers = {
   jobStore: JobStoreSqlite,
   store: RunStoreLive,
   gradients: gradientsLayer,
-  reward: RewardModelLive
+  reward: RewardModelLive,
+  fence: RunFencePostgres,
+  fencedStore: FencedRunStore
 }
 
 const simmer = Command.make("simmer").pipe(

@@ -1,0 +1,120 @@
+/**
+ * The runner's side of the run entity: what a machine does when the cluster hands it a run.
+ * It reads the job from the run folder on the shared directory, takes the run's fencing token
+ * (a newer epoch than any runner before it), waits until its DeviceMemory admits the run beside
+ * the ones it already runs (the local executor's reservation), and runs it with a run store that
+ * checks the token before every write. The reply is the run's outcome.
+ *
+ * When the runner shuts down (SIGTERM from a spot reclaim), the cluster interrupts the entity:
+ * the run is asked to stop at its next step boundary and save its resume state, within the grace
+ * period, and the message stays unanswered, so the next owner of the shard continues the run. A
+ * runner that finds itself fenced out (it was paused while the run moved) does not answer
+ * either: it waits for the cluster to take the shard away from it.
+ */
+import { join } from "node:path"
+import { Context, Deferred, Duration, Effect, Layer, Schedule } from "effect"
+import { Entity } from "effect/cluster"
+import { Compute } from "../services/Compute.ts"
+import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
+import type { RunId } from "../services/JobStore.ts"
+import { RunFence } from "../services/RunFence.ts"
+import type { RunStore } from "../services/RunStore.ts"
+import { type LocalRunLayers, localRunExecutor, type RunHandle, RunExecutor, type RunOutcome } from "../server/RunExecutor.ts"
+import { readRunJob } from "../server/RunJob.ts"
+import { RunEntity } from "./RunEntity.ts"
+import type { FenceToken } from "../services/RunFence.ts"
+import type { Layer as LayerType } from "effect"
+
+export interface RunnerSettings {
+  /** The shared directory's `runs` folder, where every run's folder is. */
+  readonly runsDir: string
+  /** This runner's name in the fence (its cluster address). */
+  readonly holder: string
+  /** How long a shutdown waits for a run to reach a step boundary and save. */
+  readonly graceSeconds: number
+}
+
+export interface RunnerLayers extends Omit<LocalRunLayers, "store"> {
+  /** The run store of `dir`, every write checked against `token`. */
+  readonly store: (dir: string, token: FenceToken) => LayerType.Layer<RunStore, LayerType.Error<ReturnType<LocalRunLayers["store"]>>, RunFence>
+}
+
+export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers) =>
+  RunEntity.toLayer(
+    Effect.gen(function*() {
+      const address = yield* Entity.CurrentAddress
+      const fence = yield* RunFence
+      const context = yield* Effect.context<DeviceMemory | Compute | Datasets>()
+      let current: { readonly done: Deferred.Deferred<RunOutcome>; handle: RunHandle | undefined } | undefined
+
+      const failed = (message: string): RunOutcome => ({ _tag: "Failed", message })
+
+      const runHere = (run: string, slot: NonNullable<typeof current>) =>
+        Effect.scoped(Effect.gen(function*() {
+          if (run !== address.entityId) return failed(`The run entity ${address.entityId} was sent run ${run}.`)
+          const dir = join(settings.runsDir, run)
+          const job = yield* readRunJob(run as RunId, dir).pipe(Effect.result)
+          if (job._tag === "Failure") return failed(`Run ${run} cannot start on ${settings.holder}: ${job.failure}`)
+          const token = yield* fence.acquire(run, settings.holder)
+          yield* Effect.logInfo(`run ${run}: taken over by ${settings.holder} (fencing epoch ${token.epoch})`)
+          const executor = yield* Layer.build(
+            localRunExecutor({ ...layers, store: (d) => layers.store(d, token).pipe(Layer.provide(Layer.succeed(RunFence, fence))) })
+          ).pipe(Effect.map((built) => Context.get(built, RunExecutor)), Effect.provide(context))
+          let waiting = false
+          const handle = yield* executor.start(job.success, () => Effect.void).pipe(
+            Effect.tapError((e) =>
+              e._tag === "NoRoomYet" && !waiting
+                ? Effect.andThen(Effect.sync(() => (waiting = true)), Effect.logInfo(`run ${run} waits for room on ${settings.holder}: ${e.message}`))
+                : Effect.void
+            ),
+            Effect.retry({ while: (e) => e._tag === "NoRoomYet", schedule: Schedule.spaced("1 second") }),
+            Effect.result
+          )
+          if (handle._tag === "Failure") return failed(handle.failure.message)
+          slot.handle = handle.success
+          const outcome = yield* handle.success.outcome.pipe(
+            // The runner is going away: stop at a step boundary and save, within the grace period.
+            Effect.onInterrupt(() =>
+              Effect.gen(function*() {
+                yield* Effect.logInfo(`run ${run}: the runner stops; saving at the next step boundary to continue elsewhere`)
+                yield* handle.success.stop
+                const saved = yield* handle.success.outcome.pipe(Effect.timeoutOption(Duration.seconds(settings.graceSeconds)))
+                if (saved._tag === "None") yield* handle.success.kill
+              })
+            )
+          )
+          if (outcome._tag === "Failed") {
+            const moved = yield* fence.check(token).pipe(Effect.flip, Effect.option)
+            if (moved._tag === "Some" && moved.value._tag === "FencedOut") {
+              // Not ours any more: answering would end the run its new owner is running.
+              yield* Effect.logWarning(`run ${run}: ${moved.value.message}`)
+              return yield* Effect.never
+            }
+          }
+          return outcome
+        }))
+
+      const execute = (run: string) =>
+        Effect.gen(function*() {
+          // The same run sent again (the API restarted): wait for the one already going.
+          if (current !== undefined) return yield* Deferred.await(current.done)
+          const slot = { done: yield* Deferred.make<RunOutcome>(), handle: undefined as RunHandle | undefined }
+          current = slot
+          return yield* runHere(run, slot).pipe(
+            Effect.catchTag("FenceUnavailable", (e) => Effect.succeed(failed(e.message))),
+            Effect.tap((outcome) => Deferred.succeed(slot.done, outcome)),
+            Effect.ensuring(Effect.sync(() => {
+              if (current === slot) current = undefined
+            }))
+          )
+        })
+
+      return RunEntity.of({
+        Execute: ({ payload }) => execute(payload.run),
+        Stop: () => current?.handle !== undefined ? Effect.as(current.handle.stop, true) : Effect.succeed(false),
+        Kill: () => current?.handle !== undefined ? Effect.as(current.handle.kill, true) : Effect.succeed(false)
+      })
+    }),
+    { concurrency: "unbounded" }
+  )
