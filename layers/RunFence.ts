@@ -12,6 +12,9 @@ import { FencedOut, FenceUnavailable, type FenceToken, RunFence } from "../src/s
 
 const retryWindow = Duration.minutes(1)
 
+/** The advisory lock key serialising simmer's DDL ("simmer" in ASCII). */
+const schemaLock = 0x73696d6d6572
+
 const retrying = <A>(run: string, doing: string, effect: Effect.Effect<A, SqlError>) =>
   effect.pipe(
     Effect.retry({ schedule: Schedule.spaced("500 millis"), times: Math.ceil(Duration.toMillis(retryWindow) / 500) }),
@@ -22,12 +25,17 @@ export const RunFencePostgres: Layer.Layer<RunFence, SqlError, SqlClient.SqlClie
   RunFence,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    yield* sql`CREATE TABLE IF NOT EXISTS simmer_run_fence (
-      run_id TEXT PRIMARY KEY,
-      epoch BIGINT NOT NULL,
-      holder TEXT NOT NULL,
-      since TIMESTAMPTZ NOT NULL DEFAULT now()
-    )`
+    // Runners start together: concurrent CREATE TABLE IF NOT EXISTS can still collide in
+    // Postgres's catalog, so the DDL runs under a transaction-scoped advisory lock.
+    yield* sql.withTransaction(Effect.gen(function*() {
+      yield* sql`SELECT pg_advisory_xact_lock(${schemaLock})`
+      yield* sql`CREATE TABLE IF NOT EXISTS simmer_run_fence (
+        run_id TEXT PRIMARY KEY,
+        epoch BIGINT NOT NULL,
+        holder TEXT NOT NULL,
+        since TIMESTAMPTZ NOT NULL DEFAULT now()
+      )`
+    }))
 
     const acquire = (run: string, holder: string) =>
       retrying(

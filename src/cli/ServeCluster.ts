@@ -12,7 +12,7 @@ import { NetAddress } from "effect/net"
 import type { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { clusterRunExecutor } from "../cluster/ClusterRunExecutor.ts"
-import { parseAddress, postgresLayer, shardingLayer } from "../cluster/ClusterLayer.ts"
+import { clusterLayer, parseAddress } from "../cluster/ClusterLayer.ts"
 import { type RunnerLayers, runnerEntityLayer } from "../cluster/RunnerEntity.ts"
 import type { RunFence } from "../services/RunFence.ts"
 import { type DaemonSettings, runsDirOf } from "../server/DaemonConfig.ts"
@@ -45,12 +45,7 @@ export const serveCluster = (url: string, options: ClusterServeOptions) =>
     }
     const { settings } = options
     const holder = address === undefined ? undefined : `${address.host}:${address.port}`
-    const cluster = shardingLayer({
-      url: Redacted.make(url),
-      runnerAddress: address,
-      leaseSeconds: options.lease,
-      graceSeconds: settings.graceSeconds
-    }).pipe(Layer.provideMerge(postgresLayer({ url: Redacted.make(url) })))
+    const cluster = clusterLayer({ url: Redacted.make(url), runnerAddress: address, leaseSeconds: options.lease, graceSeconds: settings.graceSeconds })
     const platform = Layer.provideMerge(Layer.mergeAll(options.live.memory, options.live.datasets), options.live.compute)
     const runner = holder === undefined ? Layer.empty : runnerEntityLayer(
       { runsDir: runsDirOf(settings), holder, graceSeconds: settings.graceSeconds },

@@ -11,8 +11,9 @@
  */
 import { NodeClusterSocket } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Option, type Redacted } from "effect"
+import { Duration, Effect, Layer, Option, type Redacted } from "effect"
 import { RunnerAddress } from "effect/cluster"
+import { SqlClient } from "effect/sql"
 
 export interface ClusterSettings {
   /** postgres://… */
@@ -28,8 +29,36 @@ export interface ClusterSettings {
 export const postgresLayer = (settings: Pick<ClusterSettings, "url">) =>
   PgClient.layer({ url: settings.url, applicationName: "simmer", connectTimeout: Duration.seconds(10) })
 
+/**
+ * When a runner stops, its shard locks and its runner row are removed once its entities have
+ * stopped (and saved), so the other runners take its runs on their next assignment refresh (a
+ * second) instead of after the lease. effect/cluster 4.1 releases them itself too, but its
+ * release runs on a reserved connection that its own shutdown may already have returned
+ * ("Pinned connection was released"), leaving the locks to expire. Built below the sharding,
+ * so this runs after it has shut down, while the Postgres client still works.
+ */
+const handBackOnExit = (address: string) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* Effect.addFinalizer(() =>
+      Effect.all([sql`DELETE FROM cluster_locks WHERE address = ${address}`, sql`DELETE FROM cluster_runners WHERE address = ${address}`], { discard: true }).pipe(
+        Effect.timeout(Duration.seconds(5)),
+        Effect.catchCause((cause) => Effect.logWarning(`runner ${address}: could not hand its shards back; they move when its lease expires`, cause))
+      )
+    )
+  }))
+
+/** The Postgres client and the sharding (and message storage) for this process. */
+export const clusterLayer = (settings: ClusterSettings) => {
+  const postgres = postgresLayer(settings)
+  const base = settings.runnerAddress === undefined
+    ? postgres
+    : Layer.provideMerge(handBackOnExit(`${settings.runnerAddress.host}:${settings.runnerAddress.port}`), postgres)
+  return shardingLayer(settings).pipe(Layer.provideMerge(base))
+}
+
 /** Sharding (and the message storage) for this process; it needs a SqlClient. */
-export const shardingLayer = (settings: ClusterSettings) => {
+const shardingLayer = (settings: ClusterSettings) => {
   const lease = Duration.seconds(settings.leaseSeconds)
   const address = settings.runnerAddress === undefined ? Option.none() : Option.some(RunnerAddress.make(settings.runnerAddress.host, settings.runnerAddress.port))
   return NodeClusterSocket.layer({
@@ -45,8 +74,12 @@ export const shardingLayer = (settings: ClusterSettings) => {
       refreshAssignmentsInterval: Duration.seconds(1),
       entityMessagePollInterval: Duration.seconds(1),
       entityReplyPollInterval: Duration.millis(250),
-      // A stopping runner's runs get the grace period to save before the entity is abandoned.
-      entityTerminationTimeout: Duration.seconds(settings.graceSeconds + 5)
+      // A stopping runner (or one whose shards move to a runner that joined) waits this long for
+      // an entity's requests to end by themselves, then interrupts them: a run's entity then asks
+      // its run to stop at the next step boundary and save (RunnerEntity.ts, within the grace
+      // period), and its message stays unanswered for the next owner. Runs never end by
+      // themselves that quickly, so there is no point waiting longer.
+      entityTerminationTimeout: Duration.seconds(1)
     }
   })
 }

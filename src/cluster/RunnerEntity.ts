@@ -58,8 +58,12 @@ export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers
           if (job._tag === "Failure") return failed(`Run ${run} cannot start on ${settings.holder}: ${job.failure}`)
           const token = yield* fence.acquire(run, settings.holder)
           yield* Effect.logInfo(`run ${run}: taken over by ${settings.holder} (fencing epoch ${token.epoch})`)
-          const executor = yield* Layer.build(
-            localRunExecutor({ ...layers, store: (d) => layers.store(d, token).pipe(Layer.provide(Layer.succeed(RunFence, fence))) })
+          // Built in this run's own scope and memo map: the run belongs to this request, not to
+          // the process's layers (which a shutdown closes first, newest first).
+          const executor = yield* Layer.buildWithMemoMap(
+            localRunExecutor({ ...layers, store: (d) => layers.store(d, token).pipe(Layer.provide(Layer.succeed(RunFence, fence))) }),
+            Layer.makeMemoMapUnsafe(),
+            yield* Effect.scope
           ).pipe(Effect.map((built) => Context.get(built, RunExecutor)), Effect.provide(context))
           let waiting = false
           const handle = yield* executor.start(job.success, () => Effect.void).pipe(
