@@ -85,6 +85,8 @@ export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers
                 yield* handle.success.stop
                 const saved = yield* handle.success.outcome.pipe(Effect.timeoutOption(Duration.seconds(settings.graceSeconds)))
                 if (saved._tag === "None") yield* handle.success.kill
+                // A runner that lost the run while paused is refused here, saving into it.
+                else if (saved.value._tag === "Failed") yield* Effect.logWarning(`run ${run}: ${saved.value.message}`)
               })
             )
           )
