@@ -31,6 +31,7 @@ import { reportCommand } from "./ReportCommand.ts"
 import { rewardCommand } from "./RewardCommand.ts"
 import { scoreCommand } from "./ScoreCommand.ts"
 import { serveCommand, type ServeLayers } from "./ServeCommand.ts"
+import { sweepCommand } from "./SweepCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
 
 /** Provides Compute to a command from its --backend flag. */
@@ -81,6 +82,7 @@ const simmer = Command.make("simmer").pipe(
     reportCommand,
     serveCommand(serveLayers),
     ...clientCommands,
+    sweepCommand,
     trainBaseCommand.pipe(
       Command.provide((input) => gradientsLayer(input.workers)),
       withCompute

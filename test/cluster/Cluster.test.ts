@@ -7,7 +7,7 @@
  * fleet has two runners again.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
@@ -147,4 +147,24 @@ describe("simmer serve --cluster: runs over a fleet of runners", () => {
       await expectCompleteAndIdentical(id)
     }
   }, 120_000)
+
+  it("a sweep of 6 combinations over the runners finishes with 6 reports and one comparison", async () => {
+    const sweep = tinyPlan("model", { iterations: 1, steps: 2 }).replace("scorer: activation\n", "") + "sweep:\n  scorer: [activation, random]\n  seed: [1, 2, 3]\n"
+    writeFileSync(join(tmp, "sweep.yaml"), sweep)
+    const ran = await simmer(["sweep", join(tmp, "sweep.yaml"), "--server", api.url, "--poll", "0.5"])
+    expect(ran.status, ran.stderr).toBe(0)
+    const lines = ran.stdout.split("\n").filter((l) => /^\d{8}-\d{6}-[0-9a-f]{6}  /.test(l))
+    expect(lines).toHaveLength(6)
+    expect(lines.every((l) => l.includes(" finished "))).toBe(true)
+    const ids = lines.map((l) => l.split(" ")[0])
+    for (const id of ids) expect(existsSync(join(dirOf(id), "report.html")), id).toBe(true)
+    expect(ran.stdout).toContain(`comparison: ${join(tmp, "sweep-comparison.html")}`)
+    const page = readFileSync(join(tmp, "sweep-comparison.html"), "utf8")
+    for (const id of ids) expect(page, id).toContain(id)
+    const labels = lines.map((l) => l.split(/\s+/).slice(2).join(" ")).sort()
+    expect(labels).toEqual([1, 2, 3].flatMap((seed) => [`scorer=activation seed=${seed}`, `scorer=random seed=${seed}`]).sort())
+    // Where the shard manager placed them (hashing run ids over the runners' shards).
+    console.log(JSON.stringify({ sweepPlacement: ids.map((id) => holderOf(runners, id)?.address) }))
+  }, 180_000)
 })
+
