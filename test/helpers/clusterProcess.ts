@@ -29,7 +29,7 @@ export const freePort = (): Promise<number> =>
 /** Seconds of silence after which a runner's runs move: short, for the tests. */
 export const testLease = 4
 
-export const startRunner = async (dataDir: string, postgresUrl: string, extra: ReadonlyArray<string> = []): Promise<RunnerProcess> => {
+export const startRunner = async (dataDir: string, postgresUrl: string, extra: ReadonlyArray<string> = [], lease = testLease): Promise<RunnerProcess> => {
   const address = `127.0.0.1:${await freePort()}`
   return new Promise((resolve, reject) => {
     const child = spawn(
@@ -47,7 +47,7 @@ export const startRunner = async (dataDir: string, postgresUrl: string, extra: R
         "--workers",
         "1",
         "--lease",
-        String(testLease),
+        String(lease),
         ...extra
       ],
       { cwd: root, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, SIMMER_BACKEND: "cpu" } }
@@ -62,8 +62,8 @@ export const startRunner = async (dataDir: string, postgresUrl: string, extra: R
   })
 }
 
-export const startClusterApi = (dataDir: string, postgresUrl: string, roots: ReadonlyArray<string>, extra: ReadonlyArray<string> = []): Promise<DaemonProcess> =>
-  startDaemonProcess(dataDir, roots, ["--cluster", postgresUrl, "--concurrency", "8", "--lease", String(testLease), ...extra])
+export const startClusterApi = (dataDir: string, postgresUrl: string, roots: ReadonlyArray<string>, extra: ReadonlyArray<string> = [], lease = testLease): Promise<DaemonProcess> =>
+  startDaemonProcess(dataDir, roots, ["--cluster", postgresUrl, "--concurrency", "8", "--lease", String(lease), ...extra])
 
 /** The runner a run is on now: the one whose log says it took the run over last. */
 export const holderOf = (runners: ReadonlyArray<RunnerProcess>, id: string): RunnerProcess | undefined => {
