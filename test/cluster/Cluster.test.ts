@@ -148,6 +148,22 @@ describe("simmer serve --cluster: runs over a fleet of runners", () => {
     }
   }, 120_000)
 
+  it("the API process stopped mid-run: the run goes on on its runner, and the restarted API follows it to the end", async () => {
+    const id = await submitRun("api-restart")
+    await waitUntil(() => tuning(id) && holderOf(runners, id) !== undefined, "the run to tune")
+    const holder = holderOf(runners, id)!
+    api.child.kill("SIGTERM")
+    expect(await api.exited).toBe(75)
+    const accepted = loggedEvents(dirOf(id)).filter((e) => e.phase === "accepted").length
+    await waitUntil(() => loggedEvents(dirOf(id)).filter((e) => e.phase === "accepted").length > accepted, "the run to go on without the API")
+    api = await startClusterApi(data, pg.url, [tmp])
+    const done = await run(waitForStatus(api, id, ["finished", "failed"]))
+    expect(done.status, done.error).toBe("finished")
+    // Never moved: the runner that had it finished it, once.
+    expect(holderOf(runners, id)).toBe(holder)
+    await expectCompleteAndIdentical(id)
+  }, 120_000)
+
   it("a sweep of 6 combinations over the runners finishes with 6 reports and one comparison", async () => {
     const sweep = tinyPlan("model", { iterations: 1, steps: 2 }).replace("scorer: activation\n", "") + "sweep:\n  scorer: [activation, random]\n  seed: [1, 2, 3]\n"
     writeFileSync(join(tmp, "sweep.yaml"), sweep)
