@@ -13,18 +13,17 @@
  */
 import { join } from "node:path"
 import { Context, Deferred, Duration, Effect, Layer, Schedule } from "effect"
+import type { Layer as LayerType } from "effect"
 import { Entity } from "effect/cluster"
-import { Compute } from "../services/Compute.ts"
-import { Datasets } from "../services/Datasets.ts"
-import { DeviceMemory } from "../services/DeviceMemory.ts"
+import type { Compute } from "../services/Compute.ts"
+import type { Datasets } from "../services/Datasets.ts"
+import type { DeviceMemory } from "../services/DeviceMemory.ts"
 import type { RunId } from "../services/JobStore.ts"
-import { RunFence } from "../services/RunFence.ts"
+import { type FenceToken, RunFence } from "../services/RunFence.ts"
 import type { RunStore } from "../services/RunStore.ts"
 import { type LocalRunLayers, localRunExecutor, type RunHandle, RunExecutor, type RunOutcome } from "../server/RunExecutor.ts"
 import { readRunJob } from "../server/RunJob.ts"
 import { RunEntity } from "./RunEntity.ts"
-import type { FenceToken } from "../services/RunFence.ts"
-import type { Layer as LayerType } from "effect"
 
 export interface RunnerSettings {
   /** The shared directory's `runs` folder, where every run's folder is. */
@@ -40,17 +39,24 @@ export interface RunnerLayers extends Omit<LocalRunLayers, "store"> {
   readonly store: (dir: string, token: FenceToken) => LayerType.Layer<RunStore, LayerType.Error<ReturnType<LocalRunLayers["store"]>>, RunFence>
 }
 
+/** The run an entity executes; `asked` remembers a stop or kill that came before it could start. */
+interface Slot {
+  readonly done: Deferred.Deferred<RunOutcome>
+  handle: RunHandle | undefined
+  asked: "stop" | "kill" | undefined
+}
+
 export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers) =>
   RunEntity.toLayer(
     Effect.gen(function*() {
       const address = yield* Entity.CurrentAddress
       const fence = yield* RunFence
       const context = yield* Effect.context<DeviceMemory | Compute | Datasets>()
-      let current: { readonly done: Deferred.Deferred<RunOutcome>; handle: RunHandle | undefined } | undefined
+      let current: Slot | undefined
 
       const failed = (message: string): RunOutcome => ({ _tag: "Failed", message })
 
-      const runHere = (run: string, slot: NonNullable<typeof current>) =>
+      const runHere = (run: string, slot: Slot) =>
         Effect.scoped(Effect.gen(function*() {
           if (run !== address.entityId) return failed(`The run entity ${address.entityId} was sent run ${run}.`)
           const dir = join(settings.runsDir, run)
@@ -77,6 +83,7 @@ export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers
           )
           if (handle._tag === "Failure") return failed(handle.failure.message)
           slot.handle = handle.success
+          if (slot.asked !== undefined) yield* slot.asked === "stop" ? handle.success.stop : handle.success.kill
           const outcome = yield* handle.success.outcome.pipe(
             // The runner is going away: stop at a step boundary and save, within the grace period.
             Effect.onInterrupt(() =>
@@ -105,7 +112,7 @@ export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers
         Effect.gen(function*() {
           // The same run sent again (the API restarted): wait for the one already going.
           if (current !== undefined) return yield* Deferred.await(current.done)
-          const slot = { done: yield* Deferred.make<RunOutcome>(), handle: undefined as RunHandle | undefined }
+          const slot: Slot = { done: yield* Deferred.make<RunOutcome>(), handle: undefined, asked: undefined }
           current = slot
           return yield* runHere(run, slot).pipe(
             Effect.catchTag("FenceUnavailable", (e) => Effect.succeed(failed(e.message))),
@@ -116,10 +123,21 @@ export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers
           )
         })
 
+      /** Passes a stop or kill on to the run; one waiting for room takes it as it starts. */
+      const ask = (what: "stop" | "kill") =>
+        Effect.suspend(() => {
+          if (current === undefined) return Effect.succeed(false)
+          if (current.handle === undefined) {
+            current.asked = what
+            return Effect.succeed(true)
+          }
+          return Effect.as(what === "stop" ? current.handle.stop : current.handle.kill, true)
+        })
+
       return RunEntity.of({
         Execute: ({ payload }) => execute(payload.run),
-        Stop: () => current?.handle !== undefined ? Effect.as(current.handle.stop, true) : Effect.succeed(false),
-        Kill: () => current?.handle !== undefined ? Effect.as(current.handle.kill, true) : Effect.succeed(false)
+        Stop: () => ask("stop"),
+        Kill: () => ask("kill")
       })
     }),
     { concurrency: "unbounded" }
