@@ -186,7 +186,8 @@ export const serveCommand = (layers: ServeLayers) =>
   ).pipe(
     Command.withDescription(
       "Run the simmer daemon: an HTTP API (/v1, OpenAPI at /v1/openapi.json) and a web page that queue, run, stream and " +
-        "resume runs. SIGTERM stops runs at a step boundary with their state saved (exit 75); the next start continues them."
+        "resume runs. SIGTERM stops runs at a step boundary with their state saved (exit 75); the next start continues them. " +
+        "With --cluster it is one process of a fleet sharing Postgres and a directory: a runner (--runner-address), the API, or both."
     ),
     Command.withExamples([
       { command: "simmer serve --data /var/lib/simmer", description: "Serve on 127.0.0.1:7841" },
