@@ -10,7 +10,7 @@
  * A daemon shutting down detaches from its runs instead of stopping them.
  */
 import { join } from "node:path"
-import { Deferred, Duration, Effect, Fiber, Layer } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer } from "effect"
 import { eventsFileName } from "../io/RunFolder.ts"
 import { readEvents } from "../report/Report.ts"
 import { type RunHandle, RunExecutor, type RunOutcome } from "../server/RunExecutor.ts"
@@ -33,9 +33,25 @@ export const clusterRunExecutor = Layer.effect(
         const tail = tailEvents(eventsPath, seen.length, (event) => onUpdate({ _tag: "Event", event }))
         const done = yield* Deferred.make<RunOutcome>()
         const following = yield* Effect.forkIn(tail.follow(pollInterval), runs)
+        // An answer that is an interruption (the run's entity was interrupted without its
+        // runner shutting down, as a rebalance can) is no outcome: the run is sent again, and
+        // continues from its folder wherever its entity lives now.
+        const execute: Effect.Effect<RunOutcome> = entity.Execute({ run: job.id }).pipe(
+          Effect.catch((e) => Effect.succeed<RunOutcome>({ _tag: "Failed", message: `The cluster could not run ${job.id}: ${e.message ?? e._tag}` })),
+          Effect.exit,
+          Effect.flatMap((exit) =>
+            Exit.isSuccess(exit)
+              ? Effect.succeed(exit.value)
+              : Cause.hasInterruptsOnly(exit.cause)
+              ? Effect.andThen(
+                Effect.logWarning(`run ${job.id}: its execution was interrupted on its runner; sending it again`),
+                Effect.delay(Effect.suspend(() => execute), Duration.seconds(1))
+              )
+              : Effect.succeed<RunOutcome>({ _tag: "Failed", message: `The cluster could not run ${job.id}: ${Cause.pretty(exit.cause)}` })
+          )
+        )
         const execution = yield* Effect.forkIn(
-          entity.Execute({ run: job.id }).pipe(
-            Effect.catch((e) => Effect.succeed<RunOutcome>({ _tag: "Failed", message: `The cluster could not run ${job.id}: ${e.message ?? e._tag}` })),
+          execute.pipe(
             // Every event the run logged is passed on before its end is.
             Effect.tap(() => Effect.andThen(Fiber.interrupt(following), tail.poll)),
             Effect.flatMap((outcome) => Deferred.succeed(done, outcome))
