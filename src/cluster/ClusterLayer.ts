@@ -74,12 +74,11 @@ const shardingLayer = (settings: ClusterSettings) => {
       refreshAssignmentsInterval: Duration.seconds(1),
       entityMessagePollInterval: Duration.seconds(1),
       entityReplyPollInterval: Duration.millis(250),
-      // A stopping runner (or one whose shards move to a runner that joined) waits this long for
-      // an entity's requests to end by themselves, then interrupts them: a run's entity then asks
-      // its run to stop at the next step boundary and save (RunnerEntity.ts, within the grace
-      // period), and its message stays unanswered for the next owner. Runs never end by
-      // themselves that quickly, so there is no point waiting longer.
-      entityTerminationTimeout: Duration.seconds(1)
+      // A stopping runner (or one whose shards move to a runner that joined) interrupts a run's
+      // entity at once (Execute is InterruptOnTermination); the entity then asks its run to stop
+      // at the next step boundary and save (RunnerEntity.ts, within the grace period), and this
+      // is how long the runner waits for that before it abandons the entity.
+      entityTerminationTimeout: Duration.seconds(settings.graceSeconds + 5)
     }
   })
 }

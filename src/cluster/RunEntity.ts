@@ -18,7 +18,15 @@ export const RunOutcomeSchema = Schema.Union([
   Schema.TaggedStruct("Killed", {})
 ])
 
-export const Execute = Rpc.make("Execute", { payload: { run: Schema.String }, success: RunOutcomeSchema }).annotate(ClusterSchema.Persisted, true)
+export const Execute = Rpc.make("Execute", { payload: { run: Schema.String }, success: RunOutcomeSchema }).pipe(
+  (rpc) => rpc.annotate(ClusterSchema.Persisted, true),
+  // The API may stop waiting (it shuts down, it detaches) without that interrupting the run:
+  // a run is stopped only by `Stop` and `Kill`.
+  (rpc) => rpc.annotate(ClusterSchema.Uninterruptible, "client"),
+  // A run never ends by itself in time for a runner's shutdown or a rebalance: its entity is
+  // interrupted at once (it then saves at a step boundary) and the message is left for the next owner.
+  (rpc) => rpc.annotate(ClusterSchema.InterruptOnTermination, true)
+)
 
 /** True when a run was going on the runner and was asked. */
 export const Stop = Rpc.make("Stop", { payload: { run: Schema.String }, success: Schema.Boolean }).annotate(ClusterSchema.Persisted, false)
