@@ -85,10 +85,10 @@ export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers
           slot.handle = handle.success
           if (slot.asked !== undefined) yield* slot.asked === "stop" ? handle.success.stop : handle.success.kill
           const outcome = yield* handle.success.outcome.pipe(
-            // The runner is going away: stop at a step boundary and save, within the grace period.
+            // The run leaves this runner (shutdown, rebalance): stop at a step boundary and save, within the grace period.
             Effect.onInterrupt(() =>
               Effect.gen(function*() {
-                yield* Effect.logInfo(`run ${run}: the runner stops; saving at the next step boundary to continue elsewhere`)
+                yield* Effect.logInfo(`run ${run} leaves this runner (it stops, or the run's shard moves): saving at the next step boundary to continue elsewhere`)
                 yield* handle.success.stop
                 const saved = yield* handle.success.outcome.pipe(Effect.timeoutOption(Duration.seconds(settings.graceSeconds)))
                 if (saved._tag === "None") yield* handle.success.kill

@@ -109,7 +109,7 @@ describe("simmer serve --cluster: runs over a fleet of runners", () => {
     victim.child.kill("SIGTERM")
     handOver.sigterm = await waitForTakeOver(id, victim, stopping)
     expect(await victim.exited).toBe(75)
-    expect(victim.log()).toContain(`run ${id}: the runner stops; saving at the next step boundary`)
+    expect(victim.log()).toContain(`run ${id} leaves this runner (it stops, or the run's shard moves): saving at the next step boundary`)
     const done = await run(waitForStatus(api, id, ["finished", "failed"]))
     expect(done.status, done.error).toBe("finished")
     const events = loggedEvents(dirOf(id))
