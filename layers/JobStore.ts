@@ -13,6 +13,7 @@ import type { DatabaseSync, SQLInputValue } from "node:sqlite"
 import { Effect, Layer, Option, Schema } from "effect"
 import { JobStore, JobStoreError, LoggedProgress, RunRecord, RunStatuses, type RunStatus, type StatusChange } from "../src/services/JobStore.ts"
 import { describeCause } from "../src/io/Errors.ts"
+import { takeProcessLock } from "../src/io/ProcessLock.ts"
 
 /** Each entry moves the schema one version up; never edit one that has shipped, add another. */
 const migrations: ReadonlyArray<string> = [
@@ -117,6 +118,15 @@ export const JobStoreSqlite = (filename: string): Layer.Layer<JobStore, JobStore
     JobStore,
     Effect.gen(function*() {
       const fail = (cause: unknown) => new JobStoreError({ message: `The job store ${filename} failed: ${describeCause(cause)}.` })
+      // One daemon per store: a second would recover and start the same queued runs.
+      yield* takeProcessLock(`${filename}.lock`, {
+        held: (_, holder) =>
+          new JobStoreError({
+            message: `The job store ${filename} is in use by another simmer serve (${holder}). ` +
+              `Stop it first (SIGTERM), or give this one another --data folder.`
+          }),
+        failed: (path, cause) => new JobStoreError({ message: `Cannot lock the job store (${path}): ${cause}.` })
+      })
       const db = yield* Effect.acquireRelease(
         Effect.tryPromise({ try: () => openDatabase(filename), catch: fail }),
         (db) => Effect.sync(() => db.close())

@@ -15,15 +15,15 @@
  * the layer takes the lock when it is built and gives it back when its scope closes; a lock
  * left by a process that no longer runs (kill -9) is taken over.
  */
-import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises"
-import { hostname } from "node:os"
+import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Layer, Option, Schema } from "effect"
 import { pathExists, writeFolderAtomically } from "../src/io/AtomicWrite.ts"
 import { loadCheckpoint, saveCheckpoint } from "../src/io/Checkpoint.ts"
-import { describeCause, errnoCode, type FileSystemError, fsError } from "../src/io/Errors.ts"
+import { errnoCode, type FileSystemError, fsError } from "../src/io/Errors.ts"
 import { eventLine, parseEventLog } from "../src/io/EventLog.ts"
 import { verifyManifest, writeManifest } from "../src/io/Manifest.ts"
+import { takeProcessLock } from "../src/io/ProcessLock.ts"
 import {
   AcceptedFile,
   acceptedFileName,
@@ -43,95 +43,17 @@ export class RunLocked extends Schema.TaggedError<RunLocked>()("RunLocked", {
   message: Schema.String
 }) {}
 
-const LockOwner = Schema.Struct({
-  pid: Schema.Int,
-  host: Schema.String,
-  /** The process's start time in clock ticks since boot (/proc/<pid>/stat), so a reused pid is not mistaken for the owner. */
-  processStart: Schema.optionalKey(Schema.String),
-  since: Schema.String,
-  command: Schema.String
-})
-type LockOwner = typeof LockOwner.Type
-
-const processStart = async (pid: number): Promise<string | undefined> => {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8")
-    // Field 22 (starttime); the command name (field 2) may contain spaces, so count after its ")".
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]
-  } catch {
-    return undefined
-  }
-}
-
-/** Whether the process that wrote `owner` still runs (on this host; another host's cannot be checked). */
-const ownerAlive = async (owner: LockOwner): Promise<boolean> => {
-  if (owner.host !== hostname()) return true
-  try {
-    process.kill(owner.pid, 0)
-  } catch (cause) {
-    return errnoCode(cause) === "EPERM"
-  }
-  if (owner.processStart === undefined) return true
-  const now = await processStart(owner.pid)
-  return now === undefined || now === owner.processStart
-}
-
-const describeOwner = (owner: LockOwner) =>
-  `pid ${owner.pid} on ${owner.host}, since ${owner.since} (${owner.command})`
-
 /** Takes the run folder's lock for this process until the scope closes. */
-const lockRunFolder = (dir: string) => {
-  const path = join(dir, "lock")
-  const take = Effect.tryPromise({
-    try: async (): Promise<LockOwner | undefined> => {
-      const me: LockOwner = {
-        pid: process.pid,
-        host: hostname(),
-        ...(await processStart(process.pid).then((s) => (s === undefined ? {} : { processStart: s }))),
-        since: new Date().toISOString(),
-        command: process.argv.slice(2).join(" ") || "simmer"
-      }
-      for (let attempt = 0; attempt < 2; attempt++) {
-        try {
-          const handle = await open(path, "wx")
-          try {
-            await handle.writeFile(JSON.stringify(me) + "\n")
-            await handle.sync()
-          } finally {
-            await handle.close()
-          }
-          return undefined
-        } catch (cause) {
-          if (errnoCode(cause) !== "EEXIST") throw cause
-        }
-        const text = await readFile(path, "utf8").catch(() => "")
-        const owner = Schema.decodeUnknownOption(Schema.fromJsonString(LockOwner))(text)
-        // A lock being written this very moment reads as empty: treat it as held.
-        if (Option.isNone(owner)) return { pid: 0, host: "?", since: "now", command: "another simmer process" }
-        if (await ownerAlive(owner.value)) return owner.value
-        // The owner is gone (kill -9, a crash): move its lock aside, then race for a fresh one.
-        await rename(path, `${path}.stale-${process.pid}`).catch(() => undefined)
-        await rm(`${path}.stale-${process.pid}`, { force: true })
-      }
-      throw new Error("the lock changed hands while it was being taken")
-    },
-    catch: (cause) => new RunLocked({ path, message: `Cannot lock the run folder ${dir}: ${describeCause(cause)}.` })
-  }).pipe(Effect.flatMap((holder) =>
-    holder === undefined ? Effect.void : Effect.fail(
+const lockRunFolder = (dir: string) =>
+  takeProcessLock(join(dir, "lock"), {
+    held: (path, holder) =>
       new RunLocked({
         path,
-        message: `${dir} is in use by another simmer process (${describeOwner(holder)}). Wait for it to finish, ` +
+        message: `${dir} is in use by another simmer process (${holder}). Wait for it to finish, ` +
           `or stop it (SIGTERM stops it resumably); a lock left by a process that died is taken over by itself.`
-      })
-    )
-  ))
-  const release = Effect.promise(async () => {
-    const text = await readFile(path, "utf8").catch(() => "")
-    const owner = Schema.decodeUnknownOption(Schema.fromJsonString(LockOwner))(text)
-    if (Option.isSome(owner) && owner.value.pid === process.pid && owner.value.host === hostname()) await rm(path, { force: true })
+      }),
+    failed: (path, cause) => new RunLocked({ path, message: `Cannot lock the run folder ${dir}: ${cause}.` })
   })
-  return Effect.acquireRelease(take, () => release)
-}
 
 const readOptional = (path: string) =>
   Effect.tryPromise({

@@ -23,6 +23,13 @@ const appendToDescription = (flag: Flag.Flag<any>, text: string): string => {
 export const withShownDefault = <const B>(value: B, shown: string = String(value)) => <A>(flag: Flag.Flag<A>): Flag.Flag<A | B> =>
   flag.pipe(Flag.withDescription(appendToDescription(flag, `Default: ${shown}.`)), Flag.withDefault(value))
 
+/**
+ * A flag that may be given any number of times, none included. (`Flag.atLeast(0)` alone would
+ * do, but the CLI library's help then marks it required.)
+ */
+export const repeatable = <A>(flag: Flag.Flag<A>): Flag.Flag<ReadonlyArray<A>> =>
+  flag.pipe(Flag.atLeast(1), Flag.optional, Flag.map(Option.getOrElse((): ReadonlyArray<A> => [])))
+
 /** Allowed values of a numeric flag: bounds inclusive unless marked exclusive. */
 export interface Range {
   readonly min?: number

@@ -10,7 +10,7 @@ import { loadTokenizer } from "../io/Tokenizer.ts"
 import { scoreIds } from "../reward/ClassifierReward.ts"
 import { disposeRewardCheckpoint, loadRewardCheckpoint } from "../reward/RewardCheckpoint.ts"
 import { Compute } from "../services/Compute.ts"
-import { backendFlag, jsonFlag } from "./Flags.ts"
+import { backendFlag, jsonFlag, repeatable } from "./Flags.ts"
 import { parseIds } from "./GenerateCommand.ts"
 import { InvalidArguments } from "./Output.ts"
 
@@ -26,11 +26,11 @@ export const rewardCommand = Command.make(
     ),
     completions: Flag.String("completion").pipe(
       Flag.withDescription("A completion of the prompt to score; repeat to score several."),
-      Flag.atLeast(0)
+      repeatable
     ),
     ids: Flag.String("ids").pipe(
       Flag.withDescription("A sequence as comma-separated token ids, e.g. 1,45,3; repeat to score several in one batch."),
-      Flag.atLeast(0)
+      repeatable
     ),
     batchSize: Flag.Int("batch-size").pipe(Flag.withDescription("Sequences per forward pass."), Flag.withDefault(16)),
     json: jsonFlag,

@@ -33,7 +33,7 @@ import { type DaemonSettings, runsDirOf, storeFileOf } from "../server/DaemonCon
 import type { LocalRunLayers } from "../server/RunExecutor.ts"
 import { RunQueue } from "../server/RunQueue.ts"
 import { daemonLayer } from "../server/Server.ts"
-import { backendFlag, memoryFlag, withRange, withShownDefault, workersFlag } from "./Flags.ts"
+import { backendFlag, memoryFlag, repeatable, withRange, withShownDefault, workersFlag } from "./Flags.ts"
 import { ExitCode, InvalidArguments } from "./Output.ts"
 
 /** The live layers the daemon is built from, chosen by the composition root. */
@@ -70,7 +70,7 @@ export const serveCommand = (layers: ServeLayers) =>
         Flag.withDescription(
           "A folder plans may read models and data files from (repeatable). Default: the bundled models, DATA/models and DATA/data."
         ),
-        Flag.atLeast(0)
+        repeatable
       ),
       concurrency: Flag.Int("concurrency").pipe(
         Flag.withDescription("Runs at once, at most; fewer when their memory estimates do not fit the device together."),

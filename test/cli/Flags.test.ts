@@ -8,15 +8,18 @@ import { NodeServices } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Console, Effect, Exit } from "effect"
 import { Command, Flag } from "effect/cli"
-import { withRange, withShownDefault, workersFlag } from "../../src/cli/Flags.ts"
+import { repeatable, withRange, withShownDefault, workersFlag } from "../../src/cli/Flags.ts"
 import { cliOutputLayer } from "../../src/cli/Output.ts"
 
 const probe = Command.make("probe", {
   workers: workersFlag,
   examples: Flag.Int("examples").pipe(Flag.withDescription("Examples."), withRange({ min: 1 }), withShownDefault(500)),
   topP: Flag.Finite("top-p").pipe(Flag.withDescription("Nucleus."), withRange({ min: 0, minExclusive: true, max: 1 }, "number"), withShownDefault(1)),
-  out: Flag.String("out").pipe(Flag.withDescription("Where to."))
-}, () => Effect.void)
+  out: Flag.String("out").pipe(Flag.withDescription("Where to.")),
+  tags: Flag.String("tag").pipe(Flag.withDescription("A tag; repeat for more."), repeatable)
+}, (input) => Effect.sync(() => void (parsedTags = input.tags)))
+
+let parsedTags: ReadonlyArray<string> | undefined
 
 /** Runs `probe args` and returns what it printed on stdout and stderr, and whether it succeeded. */
 const run = (args: ReadonlyArray<string>) =>
@@ -59,5 +62,15 @@ describe("flags", () => {
       expect(line("--top-p")).toMatch(/Nucleus\. Range: > 0 and ≤ 1\. Default: 1\.$/)
       expect(line("--workers")).toMatch(/Range: ≥ 1 and ≤ 64\. Default: \$SIMMER_WORKERS, else 2\.$/)
       expect(line("--out")).toMatch(/Where to\. \(required\)$/)
+      // The library's help marks a flag allowed zero times as required; `repeatable` is not.
+      expect(line("--tag")).toMatch(/A tag; repeat for more\.$/)
+    }))
+
+  it.effect("a repeatable flag may be left out or given several times", () =>
+    Effect.gen(function*() {
+      expect((yield* run(["--out", "x"])).ok).toBe(true)
+      expect(parsedTags).toEqual([])
+      expect((yield* run(["--out", "x", "--tag", "a", "--tag", "b"])).ok).toBe(true)
+      expect(parsedTags).toEqual(["a", "b"])
     }))
 })

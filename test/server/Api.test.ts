@@ -94,6 +94,23 @@ describe("the daemon's HTTP API", () => {
       expect((yield* call(`${daemon.url}/v1/runs/20991231-235959-abcdef/cancel`, { method: "POST" })).status).toBe(404)
     }), 120_000)
 
+  it.live("runs a plan that recovers with GRPO: each run gets the reward its plan names", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      yield* writeTinyRunInputs(tmp)
+      const daemon = yield* startDaemon({ dataDir: join(tmp, "data"), roots: [tmp] })
+      const grpo = tinyPlan("model").replace(
+        /tuner: .*\n/,
+        "tuner: [{ steps: 1, batchSize: 2, lr: 0.01, maxSeqLen: 48 }, { kind: grpo, steps: 1, prompts: 1, rollouts: 2, maxNewTokens: 4 }]\nreward: [{ rule: arith }]\n"
+      )
+      const submitted = yield* submit(daemon, grpo, `?folder=${encodeURIComponent(tmp)}`)
+      expect(submitted.status).toBe(201)
+      const finished = yield* waitForStatus(daemon, submitted.body.id, ["finished", "failed"])
+      expect(finished).toMatchObject({ status: "finished" })
+      const tuned = events(finished.folder).filter((e) => e.tune !== undefined).map((e) => e.tune.kind)
+      expect(tuned).toContain("grpo")
+    }), 120_000)
+
   it.live("refuses bad plans (400 with lines), paths out of the roots (403), big bodies (413) and plans that never fit (422)", () =>
     Effect.gen(function*() {
       const tmp = yield* tempDir

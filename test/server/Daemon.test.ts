@@ -124,6 +124,21 @@ describe("simmer serve as a process", () => {
       expect(yield* promise(() => daemon.exited)).toBe(75)
     }), 300_000)
 
+  it.live("a second daemon on the same data folder is refused, naming the first; after the first stops it starts", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const data = join(tmp, "data")
+      const first = yield* promise(() => startDaemonProcess(data, [tmp]))
+      const second = yield* promise(() => simmer(["serve", "--port", "0", "--data", data]))
+      expect(second.status).toBe(1)
+      expect(second.stderr).toContain(`is in use by another simmer serve (pid ${first.child.pid}`)
+      first.child.kill("SIGTERM")
+      yield* promise(() => first.exited)
+      const third = yield* promise(() => startDaemonProcess(data, [tmp]))
+      third.child.kill("SIGTERM")
+      expect(yield* promise(() => third.exited)).toBe(75)
+    }), 60_000)
+
   it.live("refuses to listen beyond loopback without a token, saying how to give one", () =>
     Effect.gen(function*() {
       const tmp = yield* tempDir
