@@ -103,6 +103,8 @@ describe("simmer serve --cluster: runs over a fleet of runners", () => {
 
   it("SIGTERM of the runner holding a run: it saves at a step boundary, exits 75, and the other runner continues within seconds", async () => {
     const id = await submitRun("preempted")
+    // A client follows the run through the API from the start, across the hand-over.
+    const followed = fetch(`${api.url}/v1/runs/${id}/events?format=ndjson`).then((r) => r.text())
     await waitUntil(() => tuning(id) && holderOf(runners, id) !== undefined, "the run to tune")
     const victim = holderOf(runners, id)!
     const stopping = performance.now()
@@ -117,6 +119,10 @@ describe("simmer serve --cluster: runs over a fleet of runners", () => {
     expect(events.some((e) => e.phase === "interrupted" && e.iteration === 1)).toBe(true)
     await expectCompleteAndIdentical(id)
     expect(handOver.sigterm).toBeLessThan(15)
+    // The API saw every logged event, from whichever runner wrote it, in order, then the end.
+    const lines = (await followed).trim().split("\n").map((l) => JSON.parse(l))
+    expect(lines.filter((l) => l.type === "state").map((l) => l.event.seq)).toEqual(events.map((e) => e.seq))
+    expect(lines.at(-1)).toMatchObject({ type: "status", status: "finished" })
     await replace(victim)
   }, 120_000)
 
