@@ -110,7 +110,7 @@ export const serveCommand = (layers: ServeLayers) =>
         Flag.optional
       ),
       api: Flag.Boolean("api").pipe(
-        Flag.withDescription("With --cluster: serve the HTTP API and web page (--no-api: a runner only)."),
+        Flag.withDescription("With --cluster: serve the HTTP API and web page (the default); --no-api makes this process a runner only."),
         Flag.withDefault(true)
       ),
       lease: Flag.Finite("lease").pipe(
