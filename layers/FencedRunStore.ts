@@ -8,8 +8,8 @@
  * or should handle it (the run is someone else's now), and the store's interface keeps its
  * narrow error types. Reads are not fenced. The check comes right before each write, so the
  * one window left is a runner paused *inside* a write: that single write may land after the run
- * moved (whole, since every write is a rename into place), and the runner's next write is
- * refused. Closing it fully needs a store with conditional writes (an object store's
+ * moved (whole: checkpoints and pointers are renamed into place, an event line is one append),
+ * and the runner's next write is refused. Closing it fully needs a store with conditional writes (an object store's
  * if-match), which this interface leaves room for.
  */
 import { Effect, Layer } from "effect"
@@ -18,22 +18,30 @@ import { RunFence } from "../src/services/RunFence.ts"
 import { RunStore } from "../src/services/RunStore.ts"
 import { RunStoreLive } from "./RunStore.ts"
 
-export const FencedRunStore = (dir: string, token: FenceToken) =>
+/** Fences any RunStore: every write of `inner` is checked against `token` first. */
+export const fenceRunStore = (token: FenceToken) => <E>(inner: Layer.Layer<RunStore, E>): Layer.Layer<RunStore, E, RunFence> =>
   Layer.effect(
     RunStore,
     Effect.gen(function*() {
-      const inner = yield* RunStore
+      const store = yield* RunStore
       const fence = yield* RunFence
       const guard = fence.check(token).pipe(Effect.orDie)
-      const guarded = <A, E, R>(write: Effect.Effect<A, E, R>) => Effect.andThen(guard, write)
+      const guarded = <A, E2, R>(write: Effect.Effect<A, E2, R>) => Effect.andThen(guard, write)
       return RunStore.of({
-        ...inner,
-        appendEvent: (event) => guarded(inner.appendEvent(event)),
-        saveStage: (name, content) => guarded(inner.saveStage(name, content)),
-        markAccepted: (pointer) => guarded(inner.markAccepted(pointer)),
-        saveResume: (state) => guarded(inner.saveResume(state)),
-        clearResume: guarded(inner.clearResume),
-        recordResult: (strategy, result) => guarded(inner.recordResult(strategy, result))
+        ...store,
+        appendEvent: (event) => guarded(store.appendEvent(event)),
+        saveStage: (name, content) => guarded(store.saveStage(name, content)),
+        markAccepted: (pointer) => guarded(store.markAccepted(pointer)),
+        saveResume: (state) => guarded(store.saveResume(state)),
+        clearResume: guarded(store.clearResume),
+        recordResult: (strategy, result) => guarded(store.recordResult(strategy, result))
       })
     })
-  ).pipe(Layer.provide(RunStoreLive(dir, { lock: "none" })))
+  ).pipe(Layer.provide(inner))
+
+/**
+ * The run folder `dir` on the shared directory, fenced by `token`, without its lock file (which
+ * cannot tell whether another host's process lives). Another backend (an object store) would be
+ * fenced the same way, with `fenceRunStore`.
+ */
+export const FencedRunStore = (dir: string, token: FenceToken) => fenceRunStore(token)(RunStoreLive(dir, { lock: "none" }))
