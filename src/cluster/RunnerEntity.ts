@@ -78,10 +78,14 @@ export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers
                 ? Effect.andThen(Effect.sync(() => (waiting = true)), Effect.logInfo(`run ${run} waits for room on ${settings.holder}: ${e.message}`))
                 : Effect.void
             ),
-            Effect.retry({ while: (e) => e._tag === "NoRoomYet", schedule: Schedule.spaced("1 second") }),
+            // A run cancelled while it waits for room ends without having started.
+            Effect.retry({ while: (e) => e._tag === "NoRoomYet" && slot.asked === undefined, schedule: Schedule.spaced("1 second") }),
             Effect.result
           )
-          if (handle._tag === "Failure") return failed(handle.failure.message)
+          if (handle._tag === "Failure") {
+            if (handle.failure._tag === "NoRoomYet" && slot.asked !== undefined) return { _tag: slot.asked === "stop" ? "Stopped" : "Killed" } as const
+            return failed(handle.failure.message)
+          }
           slot.handle = handle.success
           if (slot.asked !== undefined) yield* slot.asked === "stop" ? handle.success.stop : handle.success.kill
           const outcome = yield* handle.success.outcome.pipe(

@@ -2,6 +2,8 @@
  * A runner admits what its own DeviceMemory holds (the daemon's reservation, by each plan's
  * estimated peak): with room for one tiny run (~9 MiB of a 13 MiB budget), a second run placed on
  * it waits and starts when the first ends; a run it could never hold fails, saying why.
+ * Cancelling through the API reaches the runner: a waiting run ends at once, a running one at
+ * its next step boundary.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -9,8 +11,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { type RunnerProcess, startClusterApi, startRunner } from "../helpers/clusterProcess.ts"
-import { submit, tinyPlan, waitForStatus, writeTinyRunInputs } from "../helpers/daemon.ts"
-import { type DaemonProcess, loggedEvents } from "../helpers/daemonProcess.ts"
+import { call, submit, tinyPlan, waitForStatus, writeTinyRunInputs } from "../helpers/daemon.ts"
+import { type DaemonProcess, loggedEvents, waitUntil } from "../helpers/daemonProcess.ts"
 import { type Postgres, startPostgres } from "../helpers/postgres.ts"
 
 let pg: Postgres
@@ -54,4 +56,19 @@ describe("a cluster runner's memory admission", () => {
     expect(failed.status).toBe("failed")
     expect(failed.error).toMatch(/MiB/)
   }, 120_000)
+
+  it("cancels a run that waits for room at once, and a running run at its next step boundary", async () => {
+    const folder = `?folder=${encodeURIComponent(tmp)}`
+    const running = (await Effect.runPromise(submit(api, tinyPlan("model", { iterations: 2, steps: 40 }), folder))).body.id as string
+    const waiting = (await Effect.runPromise(submit(api, tinyPlan("model", { iterations: 1, steps: 1 }), folder))).body.id as string
+    await waitUntil(() => runner.log().includes(`run ${waiting} waits for room`), "the second run to wait for room")
+    await Effect.runPromise(call(`${api.url}/v1/runs/${waiting}/cancel`, { method: "POST" }))
+    expect((await Effect.runPromise(waitForStatus(api, waiting, ["cancelled", "finished", "failed"]))).status).toBe("cancelled")
+    expect(loggedEvents(join(tmp, "data", "runs", waiting))).toEqual([])
+    await waitUntil(() => loggedEvents(join(tmp, "data", "runs", running)).some((e) => e.phase === "pruned"), "the first run to tune")
+    await Effect.runPromise(call(`${api.url}/v1/runs/${running}/cancel`, { method: "POST" }))
+    expect((await Effect.runPromise(waitForStatus(api, running, ["cancelled", "finished", "failed"]))).status).toBe("cancelled")
+    expect(loggedEvents(join(tmp, "data", "runs", running)).at(-1)).toMatchObject({ phase: "interrupted" })
+  }, 120_000)
 })
+
