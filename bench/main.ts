@@ -21,7 +21,8 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   "prune-accuracy": async () => (await import("./pruneAccuracy.ts")).pruneAccuracy,
   "make-checkpoint": async () => (await import("./checkpoints.ts")).makeCheckpointBench,
   scale: async () => (await import("./scale.ts")).scale,
-  serve: async () => (await import("./serve.ts")).serveBench
+  serve: async () => (await import("./serve.ts")).serveBench,
+  cluster: async () => (await import("./cluster.ts")).clusterBench
 }
 
 const usage = async (): Promise<string> => {

@@ -61,8 +61,17 @@ const readOptional = (path: string) =>
     catch: fsError(path, "read")
   })
 
+export interface RunStoreOptions {
+  /**
+   * "file" (default): the `lock` file above keeps one writer per folder on one host. "none": the
+   * caller guarantees one writer some other way — the cluster fences every write instead
+   * (layers/FencedRunStore.ts), since a lock file cannot tell whether another host's process lives.
+   */
+  readonly lock?: "file" | "none"
+}
+
 /** The store of an existing run folder (created by io/RunFolder.createRunFolder), locked for this process. */
-export const RunStoreLive = (dir: string): Layer.Layer<RunStore, FileSystemError | RunLocked | Effect.Error<ReturnType<typeof parseEventLog>>> =>
+export const RunStoreLive = (dir: string, options: RunStoreOptions = {}): Layer.Layer<RunStore, FileSystemError | RunLocked | Effect.Error<ReturnType<typeof parseEventLog>>> =>
   Layer.effect(
     RunStore,
     Effect.gen(function*() {
@@ -71,7 +80,7 @@ export const RunStoreLive = (dir: string): Layer.Layer<RunStore, FileSystemError
       const resultPath = join(dir, resultFileName)
       const resumeDir = join(dir, "resume")
       yield* Effect.tryPromise({ try: () => mkdir(join(dir, "stages"), { recursive: true }), catch: fsError(dir, "create") })
-      yield* lockRunFolder(dir)
+      if (options.lock !== "none") yield* lockRunFolder(dir)
 
       const events = Effect.gen(function*() {
         const text = yield* readOptional(eventsPath)

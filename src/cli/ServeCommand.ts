@@ -4,10 +4,16 @@
  * composition root hands in, and serves until SIGTERM/SIGINT. Then it stops accepting runs
  * (503), asks every running run to stop at its next step boundary and save, waits up to the
  * grace period, and exits with 75: the next start continues those runs by itself.
+ *
+ * With `--cluster postgres://…` the process joins a fleet (src/cluster/): with
+ * `--runner-address` it is a runner that takes runs from the cluster, with the API (default) it
+ * serves the same HTTP API and web page and sends each run to the cluster; either or both.
  */
 import { mkdir } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { Config, Context, Effect, Layer, Option } from "effect"
+import type { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
 import { Command, Flag } from "effect/cli"
 import { HttpServer } from "effect/http"
 import { NetAddress } from "effect/net"
@@ -18,6 +24,9 @@ import type { Datasets } from "../services/Datasets.ts"
 import type { DeviceMemory } from "../services/DeviceMemory.ts"
 import type { Gradients, GradientsFailed } from "../services/Gradients.ts"
 import type { JobStore, JobStoreError } from "../services/JobStore.ts"
+import type { FenceToken, RunFence } from "../services/RunFence.ts"
+import type { RunnerLayers } from "../cluster/RunnerEntity.ts"
+import { serveCluster } from "./ServeCluster.ts"
 import { realRoots } from "../server/AllowedRoots.ts"
 import { resolveToken } from "../server/Auth.ts"
 import { type DaemonSettings, runsDirOf, storeFileOf } from "../server/DaemonConfig.ts"
@@ -25,7 +34,7 @@ import type { LocalRunLayers } from "../server/RunExecutor.ts"
 import { RunQueue } from "../server/RunQueue.ts"
 import { daemonLayer } from "../server/Server.ts"
 import { backendFlag, memoryFlag, repeatable, withRange, withShownDefault, workersFlag } from "./Flags.ts"
-import { ExitCode } from "./Output.ts"
+import { ExitCode, InvalidArguments } from "./Output.ts"
 
 /** The live layers the daemon is built from, chosen by the composition root. */
 export interface ServeLayers {
@@ -36,6 +45,9 @@ export interface ServeLayers {
   readonly store: LocalRunLayers["store"]
   readonly gradients: (workers: number) => LayerType.Layer<Gradients, GradientsFailed, Compute>
   readonly reward: LocalRunLayers["reward"]
+  /** Cluster mode: the fencing token's storage and a run store that checks it before every write. */
+  readonly fence: LayerType.Layer<RunFence, SqlError, SqlClient.SqlClient>
+  readonly fencedStore: (dir: string, token: FenceToken) => ReturnType<RunnerLayers["store"]>
 }
 
 export const defaultPort = 7841
@@ -82,7 +94,30 @@ export const serveCommand = (layers: ServeLayers) =>
       ),
       backend: backendFlag,
       workers: workersFlag,
-      memory: memoryFlag
+      memory: memoryFlag,
+      cluster: Flag.String("cluster").pipe(
+        Flag.withDescription(
+          "Join a cluster whose state is in this Postgres database (postgres://user:password@host:port/db; any Postgres 13+). " +
+            "--data must then be the directory every machine of the cluster shares, at the same path."
+        ),
+        Flag.withFallbackConfig(Config.String("SIMMER_CLUSTER")),
+        Flag.optional
+      ),
+      runnerAddress: Flag.String("runner-address").pipe(
+        Flag.withDescription(
+          "With --cluster: run runs here, as a runner that the other machines reach at host:port (it listens there)."
+        ),
+        Flag.optional
+      ),
+      api: Flag.Boolean("api").pipe(
+        Flag.withDescription("With --cluster: serve the HTTP API and web page (the default); --no-api makes this process a runner only."),
+        Flag.withDefault(true)
+      ),
+      lease: Flag.Finite("lease").pipe(
+        Flag.withDescription("With --cluster: seconds after which the runs of a runner that went silent (kill -9, network loss) move."),
+        withRange({ min: 1 }, "number"),
+        withShownDefault(10)
+      )
     },
     Effect.fnUntraced(function*(input) {
       const dataDir = resolve(input.data)
@@ -106,13 +141,27 @@ export const serveCommand = (layers: ServeLayers) =>
         token,
         residentBytes: () => process.memoryUsage.rss()
       }
-      const live = daemonLayer(settings, {
-        compute: layers.compute(Option.getOrUndefined(input.backend)),
-        memory: layers.memory(Option.getOrUndefined(input.memory)),
-        datasets: layers.datasets,
-        jobStore: layers.jobStore(storeFileOf(settings)),
-        run: { store: layers.store, gradients: layers.gradients(input.workers), reward: layers.reward }
-      }, { host: input.host, port: input.port })
+      const compute = layers.compute(Option.getOrUndefined(input.backend))
+      const memory = layers.memory(Option.getOrUndefined(input.memory))
+      const run = { store: layers.store, gradients: layers.gradients(input.workers), reward: layers.reward }
+      const listen = { host: input.host, port: input.port }
+
+      if (Option.isSome(input.cluster)) {
+        return yield* serveCluster(input.cluster.value, {
+          runnerAddress: Option.getOrUndefined(input.runnerAddress),
+          api: input.api,
+          lease: input.lease,
+          settings,
+          listen,
+          live: { compute, memory, datasets: layers.datasets, jobStore: layers.jobStore(storeFileOf(settings)), run },
+          fence: layers.fence,
+          fencedStore: layers.fencedStore
+        })
+      }
+      if (Option.isSome(input.runnerAddress) || !input.api) {
+        return yield* new InvalidArguments({ message: "--runner-address and --no-api belong to cluster mode: add --cluster postgres://…" })
+      }
+      const live = daemonLayer(settings, { compute, memory, datasets: layers.datasets, jobStore: layers.jobStore(storeFileOf(settings)), run }, listen)
       yield* Effect.scoped(Effect.gen(function*() {
         const context = yield* Layer.build(live)
         const queue = Context.get(context, RunQueue)
@@ -137,10 +186,19 @@ export const serveCommand = (layers: ServeLayers) =>
   ).pipe(
     Command.withDescription(
       "Run the simmer daemon: an HTTP API (/v1, OpenAPI at /v1/openapi.json) and a web page that queue, run, stream and " +
-        "resume runs. SIGTERM stops runs at a step boundary with their state saved (exit 75); the next start continues them."
+        "resume runs. SIGTERM stops runs at a step boundary with their state saved (exit 75); the next start continues them. " +
+        "With --cluster it is one process of a fleet sharing Postgres and a directory: a runner (--runner-address), the API, or both."
     ),
     Command.withExamples([
       { command: "simmer serve --data /var/lib/simmer", description: "Serve on 127.0.0.1:7841" },
-      { command: "simmer serve --host 0.0.0.0 --token-file /var/lib/simmer/token", description: "Serve on the network with a bearer token" }
+      { command: "simmer serve --host 0.0.0.0 --token-file /var/lib/simmer/token", description: "Serve on the network with a bearer token" },
+      {
+        command: "simmer serve --cluster postgres://simmer@db/simmer --data /mnt/simmer --runner-address gpu-7:34431 --no-api",
+        description: "A runner of a cluster (shared directory /mnt/simmer)"
+      },
+      {
+        command: "simmer serve --cluster postgres://simmer@db/simmer --data /mnt/simmer --host 0.0.0.0 --token-file /mnt/simmer/token --concurrency 16",
+        description: "The cluster's API and web page (no runs here)"
+      }
     ])
   )

@@ -13,6 +13,8 @@ import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
 import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
 import { JobStoreSqlite } from "../../layers/JobStore.ts"
 import { RewardModelLive } from "../../layers/RewardModel.ts"
+import { FencedRunStore } from "../../layers/FencedRunStore.ts"
+import { RunFencePostgres } from "../../layers/RunFence.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { simmerVersion } from "../io/RunInfo.ts"
 import { clientCommands } from "./ClientCommands.ts"
@@ -29,6 +31,7 @@ import { reportCommand } from "./ReportCommand.ts"
 import { rewardCommand } from "./RewardCommand.ts"
 import { scoreCommand } from "./ScoreCommand.ts"
 import { serveCommand, type ServeLayers } from "./ServeCommand.ts"
+import { sweepCommand } from "./SweepCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
 
 /** Provides Compute to a command from its --backend flag. */
@@ -55,7 +58,9 @@ const serveLayers: ServeLayers = {
   jobStore: JobStoreSqlite,
   store: RunStoreLive,
   gradients: gradientsLayer,
-  reward: RewardModelLive
+  reward: RewardModelLive,
+  fence: RunFencePostgres,
+  fencedStore: FencedRunStore
 }
 
 const simmer = Command.make("simmer").pipe(
@@ -77,6 +82,7 @@ const simmer = Command.make("simmer").pipe(
     reportCommand,
     serveCommand(serveLayers),
     ...clientCommands,
+    sweepCommand,
     trainBaseCommand.pipe(
       Command.provide((input) => gradientsLayer(input.workers)),
       withCompute

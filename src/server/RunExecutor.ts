@@ -49,6 +49,12 @@ export interface RunHandle {
   readonly kill: Effect.Effect<void>
   /** Waits for the run to end. */
   readonly outcome: Effect.Effect<RunOutcome>
+  /**
+   * Stops following the run without stopping it, for a daemon shutting down while the run goes
+   * on elsewhere (a cluster runner); its outcome becomes `Stopped`. Absent: the run lives in
+   * this process, and a shutdown stops it.
+   */
+  readonly detach?: Effect.Effect<void>
 }
 
 /** The device is busy with other runs; try again when one ends. */

@@ -18,8 +18,7 @@ import { Clock, Context, Duration, Effect, Fiber, Layer, Option, Queue, Schema }
 import { pathExists } from "../io/AtomicWrite.ts"
 import { describeCause, errnoCode, type FileSystemError } from "../io/Errors.ts"
 import { createRunFolder, eventsFileName, planFileName } from "../io/RunFolder.ts"
-import { readRunInfo, simmerVersion } from "../io/RunInfo.ts"
-import { readPlan } from "../pipeline/Plan.ts"
+import { simmerVersion } from "../io/RunInfo.ts"
 import type { RunUpdate } from "../pipeline/RunUpdate.ts"
 import { readEvents } from "../report/Report.ts"
 import { Compute } from "../services/Compute.ts"
@@ -29,7 +28,8 @@ import { JobStore, type JobStoreError, type LoggedProgress, RunId, type RunRecor
 import { RunDetail, RunNotFound, RunStateConflict, type RunView, ServerFailure, ShuttingDown } from "./Api.ts"
 import { DaemonConfig, runsDirOf } from "./DaemonConfig.ts"
 import { makeTuningMeter, progressAfter, progressOfLog, type TuningMeter } from "./Progress.ts"
-import { type RunHandle, RunExecutor, type RunJob } from "./RunExecutor.ts"
+import { type RunHandle, RunExecutor } from "./RunExecutor.ts"
+import { readRunJob } from "./RunJob.ts"
 import { RunHub } from "./RunHub.ts"
 import { admitPlan } from "./Submission.ts"
 
@@ -173,15 +173,7 @@ export const RunQueueLive: Layer.Layer<
     // -------------------------------------------------------------------------------------
     // Running one run
 
-    const jobOf = (record: RunRecord) =>
-      Effect.gen(function*() {
-        const dir = folderOf(record.id)
-        const info = yield* readRunInfo(dir)
-        if (info._tag === "Failure") return yield* Effect.fail(info.failure)
-        const { plan } = yield* readPlan(join(dir, planFileName), info.success.planFolder !== undefined ? { relativeTo: info.success.planFolder } : {})
-          .pipe(Effect.mapError((e) => e.message))
-        return { id: record.id, dir, plan, modelPath: info.success.modelPath } satisfies RunJob
-      })
+    const jobOf = (record: RunRecord) => readRunJob(record.id, folderOf(record.id))
 
     const onUpdate = (id: RunId, state: Live) => (update: RunUpdate) =>
       Effect.gen(function*() {
@@ -360,7 +352,8 @@ export const RunQueueLive: Layer.Layer<
         for (const entry of running.values()) {
           if (entry.stopReason !== "shutdown") {
             entry.stopReason = "shutdown"
-            yield* entry.handle.stop
+            // A run on a cluster runner goes on without this daemon; it follows it again on its next start.
+            yield* entry.handle.detach ?? entry.handle.stop
           }
         }
         yield* Effect.sleep(Duration.millis(20))

@@ -30,7 +30,7 @@ export interface DaemonLayers {
   readonly datasets: Layer.Layer<Datasets>
   readonly jobStore: Layer.Layer<JobStore, JobStoreError>
   /** Where runs compute; default: in this process (localRunExecutor over `run`). */
-  readonly executor?: Layer.Layer<RunExecutor, never, DeviceMemory | Compute | Datasets>
+  readonly executor?: Layer.Layer<RunExecutor, unknown, DeviceMemory | Compute | Datasets>
   readonly run: LocalRunLayers
 }
 

@@ -1,0 +1,22 @@
+/**
+ * A run's job as an executor needs it — its folder, its plan and its model — read back from
+ * the run folder (plan.yaml and run.json, written at submission). The daemon reads it before
+ * each start; a cluster runner reads it from the shared directory when the run lands on it.
+ */
+import { join } from "node:path"
+import { Effect } from "effect"
+import { planFileName } from "../io/RunFolder.ts"
+import { readRunInfo } from "../io/RunInfo.ts"
+import { readPlan } from "../pipeline/Plan.ts"
+import type { RunId } from "../services/JobStore.ts"
+import type { RunJob } from "./RunExecutor.ts"
+
+/** The job of run `id` in folder `dir`; fails with a one-line message when the folder is unusable. */
+export const readRunJob = (id: RunId, dir: string): Effect.Effect<RunJob, string> =>
+  Effect.gen(function*() {
+    const info = yield* readRunInfo(dir)
+    if (info._tag === "Failure") return yield* Effect.fail(info.failure)
+    const { plan } = yield* readPlan(join(dir, planFileName), info.success.planFolder !== undefined ? { relativeTo: info.success.planFolder } : {})
+      .pipe(Effect.mapError((e) => e.message))
+    return { id, dir, plan, modelPath: info.success.modelPath } satisfies RunJob
+  })
