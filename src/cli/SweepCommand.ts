@@ -12,13 +12,13 @@ import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { describeCause } from "../io/Errors.ts"
 import { simmerVersion } from "../io/RunInfo.ts"
-import { parseSweep } from "../pipeline/Sweep.ts"
+import { InvalidSweep, parseSweep } from "../pipeline/Sweep.ts"
 import { buildModel } from "../report/ReportModel.ts"
 import { buildReport } from "../report/Report.ts"
 import { summaryText } from "../report/Summary.ts"
 import type { RunView } from "../server/Api.ts"
-import { InvalidSweep } from "../pipeline/Sweep.ts"
 import { connectionFlags } from "./ClientCommands.ts"
+import { withRange, withShownDefault } from "./Flags.ts"
 import { apiClient, orUnreachable } from "./DaemonClient.ts"
 import { ExitCode } from "./Output.ts"
 
@@ -40,7 +40,7 @@ export const sweepCommand = Command.make(
     ),
     name: Flag.String("name").pipe(Flag.withDescription("A prefix for the runs' names in lists. Default: the sweep file's name."), Flag.optional),
     priority: Flag.Int("priority").pipe(Flag.withDescription("Priority of every run of the sweep (higher starts first). Default: 0."), Flag.optional),
-    poll: Flag.Finite("poll").pipe(Flag.withDescription("Seconds between looks at the runs while waiting."), Flag.withDefault(2)),
+    poll: Flag.Finite("poll").pipe(Flag.withDescription("Seconds between looks at the runs while waiting."), withRange({ min: 0, minExclusive: true }, "number"), withShownDefault(2)),
     ...connectionFlags
   },
   Effect.fnUntraced(function*(input) {

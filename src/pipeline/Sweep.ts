@@ -16,6 +16,7 @@
  */
 import { Effect, Schema } from "effect"
 import { type Document, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from "yaml"
+import { closestKey } from "../io/SchemaProblems.ts"
 import { type ParsePlanOptions, parsePlan, type Plan } from "./Plan.ts"
 
 export const SweptKeys = ["scorer", "target", "schedule", "tuner", "seed"] as const
@@ -82,7 +83,10 @@ export const parseSweep = (text: string, path: string, options: ParsePlanOptions
       const key = keyOf(pair)
       const keyNode = pair.key as YamlNode
       if (!(SweptKeys as ReadonlyArray<string>).includes(key)) {
-        problems.push(`${where(keyNode)}sweep.${key}: cannot be swept; a sweep varies ${SweptKeys.join(", ")}`)
+        const suggestion = closestKey(key, SweptKeys)
+        problems.push(
+          `${where(keyNode)}sweep.${key}: cannot be swept; ${suggestion !== undefined ? `did you mean ${suggestion}? ` : ""}a sweep varies ${SweptKeys.join(", ")}`
+        )
         continue
       }
       const value = pair.value as YamlNode | null

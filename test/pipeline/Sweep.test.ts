@@ -58,6 +58,10 @@ describe("sweep files", () => {
         "line 12: sweep.seed: must be a non-empty list of values (e.g. seed: [a, b])",
         "line 2: target: also swept in sweep.target (line 13); set it in one place"
       ])
+      // A near miss of a swept key is named.
+      expect(yield* problemsOf(`${base}sweep:\n  seeds: [1, 2]\n`)).toEqual([
+        "line 10: sweep.seeds: cannot be swept; did you mean seed? a sweep varies scorer, target, schedule, tuner, seed"
+      ])
     }))
 
   it.effect("report a combination's plan problems at the line of the value that causes them", () =>
