@@ -4,6 +4,8 @@
  * `PRAGMA user_version`, so a store written by an older simmer opens in a newer one. A commit is
  * on disk before it returns, so a kill -9 loses at most the statement in flight, and SQLite's
  * journal makes the file open cleanly afterwards.
+ * `<file>.lock` (io/ProcessLock.ts) keeps it to one daemon: a second would recover and start the
+ * same queued runs.
  *
  * Why not @effect/sql-sqlite-node: its only 4.x release (4.0.0-beta.102) imports
  * `effect/unstable/sql/*`, which effect 4.1 no longer exports (those modules became `effect/sql`),
@@ -118,7 +120,6 @@ export const JobStoreSqlite = (filename: string): Layer.Layer<JobStore, JobStore
     JobStore,
     Effect.gen(function*() {
       const fail = (cause: unknown) => new JobStoreError({ message: `The job store ${filename} failed: ${describeCause(cause)}.` })
-      // One daemon per store: a second would recover and start the same queued runs.
       yield* takeProcessLock(`${filename}.lock`, {
         held: (_, holder) =>
           new JobStoreError({
