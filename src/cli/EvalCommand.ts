@@ -18,6 +18,7 @@ import { loadModelChecked } from "./LoadModel.ts"
 import { backendFlag, jsonFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
 import { makeProgress, passProgress } from "./Progress.ts"
+import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
 
 const builtinTasks = ["arith", "program", "general"] as const
 
@@ -43,7 +44,7 @@ export const resolveEvalSplit = (task: string, split: Option.Option<EvalSplit>):
 export const evalCommand = Command.make(
   "eval",
   {
-    checkpoint: Argument.String("checkpoint").pipe(Argument.withDescription("A Hugging Face checkpoint folder with a tokenizer.")),
+    checkpoint: Argument.String("checkpoint").pipe(Argument.withDescription(checkpointArgumentDescription)),
     task: Flag.String("task").pipe(
       Flag.withDescription(
         "arith | program | general (built-in tasks), or a JSONL file of {question, answer} (GSM8K), {prompt, completion} or {text} lines."
@@ -85,12 +86,13 @@ export const evalCommand = Command.make(
       })
     }
     // The folder, then the cheap tokenizer, then the weights (as OpenCheckpoint orders them).
-    yield* listCheckpointFolder(input.checkpoint)
-    const tokenizer = yield* loadTokenizer(input.checkpoint)
+    const dir = yield* localCheckpoint(input.checkpoint)
+    yield* listCheckpointFolder(dir)
+    const tokenizer = yield* loadTokenizer(dir)
     const metrics = dataset.grader === undefined
       // Perplexity runs block by block from the lazily read checkpoint: any size fits.
       ? yield* Effect.gen(function*() {
-        const checkpoint = yield* openLazyCheckpoint(input.checkpoint)
+        const checkpoint = yield* openLazyCheckpoint(dir)
         return yield* evaluateText(checkpointSource(checkpoint), tokenizer, dataset, {
           examples: input.examples,
           split: evaluated,
@@ -101,7 +103,7 @@ export const evalCommand = Command.make(
       })
       // Accuracy decodes with the whole model on the device, after checking that it fits.
       : yield* Effect.gen(function*() {
-        const checkpoint = yield* loadModelChecked(input.checkpoint, "eval on a graded task")
+        const checkpoint = yield* loadModelChecked(dir, "eval on a graded task")
         yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
         const progress = makeProgress(`eval ${dataset.name}`, Math.min(input.examples, available ?? input.examples))
         const result = yield* evaluateDataset(checkpoint.config, checkpoint.params, tokenizer, dataset, {

@@ -15,6 +15,8 @@ import { planFootprint } from "../pipeline/PlanFootprint.ts"
 import { planTuners } from "../pipeline/Run.ts"
 import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { InvalidArguments } from "./Output.ts"
+import { checkpointFolder } from "../hub/HubModel.ts"
+import { dirname } from "node:path"
 
 export const examplePlanPath = fileURLToPath(new URL("../../plans/demo.yaml", import.meta.url))
 
@@ -37,7 +39,7 @@ const check = Command.make(
         `${tuners.join(" then ")}${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`
     )
     // What `simmer run` will reserve: compare it with the device (`--memory`, see README "Memory").
-    const { config } = yield* readCheckpointConfig(resolveModelPath(plan))
+    const { config } = yield* readCheckpointConfig(yield* checkpointFolder(resolveModelPath(plan), dirname(input.plan), { weights: false }))
     const need = planFootprint(plan, config, planTuners(plan).map((t) => t.tuner), 64)
     yield* Console.log(`Estimated peak memory: ${describeFootprint(need)}.`)
   })

@@ -19,6 +19,7 @@ import { readRunInfo, recordInRunInfo, type RunInfo, simmerVersion } from "../io
 import type { RunEvent } from "../io/RunEvent.ts"
 import type { RewardLoadError } from "../reward/RewardCheckpoint.ts"
 import { type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
+import { applyHubPins, pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { runUpdates } from "../pipeline/Run.ts"
 import { readEvents, writeReport } from "../report/Report.ts"
@@ -147,14 +148,17 @@ export const runCommand = (layers: RunLayers) =>
     Effect.fnUntraced(function*(input) {
       const planPath = resolve(input.plan)
       // Relative paths in the plan (model, data files) are read from the plan's folder.
-      const { plan, text } = yield* readPlan(planPath)
+      const { plan: written, text } = yield* readPlan(planPath)
+      // Models and datasets named by Hub id are fetched into the cache and pinned to a commit.
+      const { plan, pins } = yield* pinHubRefs(written)
       const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
       const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${basename(planPath, extname(planPath))}-${stamp}`)))
       const info: RunInfo = {
         modelPath: resolveModelPath(plan),
         createdAt: new Date().toISOString(),
         planFolder: dirname(planPath),
-        simmerVersion
+        simmerVersion,
+        ...(pins.length > 0 ? { hub: pins } : {})
       }
       // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
       yield* preflight(plan, info.modelPath).pipe(Effect.provide(Layer.merge(computeLayers(layers, plan, input), layers.datasets)))
@@ -189,7 +193,9 @@ export const resumeCommand = (layers: RunLayers) =>
       if (read._tag === "Failure") return yield* new RunFolderError({ path: dir, message: `${read.failure}.` })
       const info = read.success
       // Relative paths in the plan are read from the plan's folder (older runs: the working directory, as then).
-      const { plan } = yield* readPlan(join(dir, planFileName), { relativeTo: info.planFolder ?? process.cwd() })
+      const { plan: written } = yield* readPlan(join(dir, planFileName), { relativeTo: info.planFolder ?? process.cwd() })
+      // The commits the run started with, from the cache.
+      const { plan } = yield* pinHubRefs(applyHubPins(written, info.hub ?? []))
       const events = yield* readEvents(join(dir, eventsFileName)).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
       const finished = events.filter((e) => e.phase === "finished")
       if (finished.length === 1 + plan.baselines.length) {

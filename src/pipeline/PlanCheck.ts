@@ -14,11 +14,17 @@ import { Effect, Result, Schema } from "effect"
 import { configFileName, listCheckpointFolder, singleWeightsFileName, weightsIndexFileName } from "../io/Checkpoint.ts"
 import { architectureClass, modelKind, readHfConfig, toModelConfig } from "../io/HfConfig.ts"
 import type { Problem } from "../io/SchemaProblems.ts"
+import { loadHubDataset } from "../hub/HubDataset.ts"
+import { hubIdUnlessLocal } from "../hub/HubId.ts"
+import { fetchModel } from "../hub/HubModel.ts"
+import { HubDatasetRef } from "../services/Datasets.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { unreachableShare } from "../prune/ParameterShare.ts"
 import { rewardConfigProblem } from "../reward/RewardCheckpoint.ts"
 import { unitCounts } from "../prune/Select.ts"
 import { isRecord, rawUnits, Target } from "./Plan.ts"
+
+const decodeHubDatasetRef = Schema.decodeUnknownResult(HubDatasetRef)
 
 const decodeTarget = Schema.decodeUnknownResult(Target)
 
@@ -31,7 +37,7 @@ const kindOf = (path: string) =>
   Effect.promise(() => stat(path).then((s): Kind => (s.isDirectory() ? "folder" : "file"), (): Kind => "missing"))
 
 /** The model's config when the folder is a checkpoint a run can use, else the problems with it. */
-const checkModel = Effect.fnUntraced(function*(written: string, dir: string, folder: string) {
+const checkModel = Effect.fnUntraced(function*(written: string, dir: string, folder: string, weightsHere = true) {
   const problem = (message: string) => ({ config: undefined, problems: [{ path: ["model"], message }] })
   const entries = yield* listCheckpointFolder(dir).pipe(Effect.result)
   if (Result.isFailure(entries)) {
@@ -41,7 +47,7 @@ const checkModel = Effect.fnUntraced(function*(written: string, dir: string, fol
   const hfConfig = yield* readHfConfig(join(dir, configFileName)).pipe(Effect.result)
   if (Result.isFailure(hfConfig)) return problem(hfConfig.failure.message)
   const missing = [
-    ...(entries.success.includes(singleWeightsFileName) || entries.success.includes(weightsIndexFileName)
+    ...(!weightsHere || entries.success.includes(singleWeightsFileName) || entries.success.includes(weightsIndexFileName)
       ? []
       : [`no weights (${singleWeightsFileName} or ${weightsIndexFileName})`]),
     ...(entries.success.includes("tokenizer.json") ? [] : ["no tokenizer.json (a run reads its data with the model's tokenizer)"])
@@ -53,6 +59,32 @@ const checkModel = Effect.fnUntraced(function*(written: string, dir: string, fol
   return { config, problems: missing.length > 0 ? [{ path: ["model"], message: `${dir} has ${missing.join(" and ")}` }] : [] }
 })
 
+/**
+ * The folder a checkpoint the plan names is read from: a local path, or for a Hub id its config
+ * and tokenizer fetched into the cache (the weights come when the run starts; the repository's
+ * listing already showed that it has safetensors).
+ */
+const locate = (written: string, folder: string) => {
+  const id = hubIdUnlessLocal(written, folder)
+  return id === undefined
+    ? Effect.succeed({ dir: resolve(folder, written), hub: false })
+    : fetchModel(id, { weights: false }).pipe(
+      Effect.match({ onFailure: (e) => ({ problem: e.message }), onSuccess: (snapshot) => ({ dir: snapshot.dir, hub: true }) })
+    )
+}
+
+/** Every `{ hub: ... }` dataset reference under data that is valid on its own, with its path in the document. */
+const hubDatasets = (data: unknown): Array<{ path: Array<PropertyKey>; ref: HubDatasetRef }> => {
+  if (!isRecord(data)) return []
+  return Object.entries(data).flatMap(([key, value]) =>
+    (Array.isArray(value) ? value.map((v, i) => ({ v, path: ["data", key, i] })) : [{ v: value, path: ["data", key] }])
+      .flatMap(({ v, path }) => {
+        const ref = isRecord(v) && "hub" in v ? decodeHubDatasetRef(v) : undefined
+        return ref !== undefined && Result.isSuccess(ref) ? [{ path, ref: ref.success }] : []
+      })
+  )
+}
+
 /** The problems of a checkpoint folder a plan names besides its model: a reward model, or a distillation teacher. */
 const checkOtherModel = Effect.fnUntraced(function*(
   path: Array<PropertyKey>,
@@ -60,7 +92,9 @@ const checkOtherModel = Effect.fnUntraced(function*(
   folder: string,
   role: "reward" | "teacher"
 ) {
-  const dir = resolve(folder, written)
+  const located = yield* locate(written, folder)
+  if ("problem" in located) return [{ path, message: located.problem }]
+  const { dir } = located
   const hfConfig = yield* readHfConfig(join(dir, configFileName)).pipe(Effect.result)
   if (Result.isFailure(hfConfig)) {
     const kind = yield* kindOf(dir)
@@ -123,10 +157,13 @@ export const checkPlanInputs = (bundledModel: string) => (raw: Record<string, un
   Effect.gen(function*() {
     const problems: Array<Problem> = []
     if (typeof raw.model === "string" && raw.model !== "") {
-      const dir = raw.model === "base" ? bundledModel : resolve(folder, raw.model)
-      const model = yield* checkModel(raw.model, dir, folder)
-      problems.push(...model.problems)
-      if (model.config !== undefined) problems.push(...targetProblems(model.config, raw))
+      const located = raw.model === "base" ? { dir: bundledModel, hub: false } : yield* locate(raw.model, folder)
+      if ("problem" in located) problems.push({ path: ["model"], message: located.problem })
+      else {
+        const model = yield* checkModel(raw.model, located.dir, folder, !located.hub)
+        problems.push(...model.problems)
+        if (model.config !== undefined) problems.push(...targetProblems(model.config, raw))
+      }
     }
     for (const { path, written, role } of otherModels(raw)) problems.push(...yield* checkOtherModel(path, written, folder, role))
     for (const { path, file } of dataFiles(raw.data)) {
@@ -134,6 +171,11 @@ export const checkPlanInputs = (bundledModel: string) => (raw: Record<string, un
       const kind = yield* kindOf(absolute)
       if (kind === "missing") problems.push({ path, message: `${absolute} does not exist${readFrom(file, folder)}` })
       if (kind === "folder") problems.push({ path, message: `${absolute} is a folder, not a JSONL file` })
+    }
+    // A Hub dataset is fetched and read: a wrong config, split or column shows now, not mid-run.
+    for (const { path, ref } of hubDatasets(raw.data)) {
+      const loaded = yield* loadHubDataset(ref).pipe(Effect.result)
+      if (Result.isFailure(loaded)) problems.push({ path, message: loaded.failure.message })
     }
     return problems
   })
