@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { builtinTask } from "../../src/tasks/Builtin.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
 import { simmer } from "../helpers/cli.ts"
+import { startDaemon, submit, waitForStatus } from "../helpers/daemon.ts"
 import { type FakeHub, startFakeHub } from "../helpers/hub.ts"
 
 const commit = "a".repeat(40)
@@ -102,5 +103,25 @@ describe("a run by Hub id", () => {
     const checked = await simmer(["plan", "check", join(dir, "bad.yaml")], { env })
     expect(checked.status).toBe(1)
     expect(checked.stderr).toMatch(/data.evaluate\[0\]: simmer-tests\/arith: config "main" has no split "validation"; its splits: test, train/)
+  })
+
+  it("is pinned by the daemon at submission, and runs from the cache", async () => {
+    // The daemon in this process reads the Hub's settings from the environment, as `simmer serve` does.
+    Object.assign(process.env, env)
+    const cache = env.HF_HUB_CACHE
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const daemon = yield* startDaemon({ dataDir: join(dir, "daemon"), roots: [cache] })
+      const created = yield* submit(daemon, plan)
+      expect(created.status, created.text).toBe(201)
+      yield* waitForStatus(daemon, created.body.id, ["finished"])
+      const info = JSON.parse(yield* Effect.promise(() => readFile(join(dir, "daemon", "runs", created.body.id, "run.json"), "utf8")))
+      expect(info.hub).toEqual([
+        { kind: "model", id: "simmer-tests/tiny", commit },
+        { kind: "dataset", id: "simmer-tests/arith", commit: dataCommit }
+      ])
+      const unknown = yield* submit(daemon, plan.replace("simmer-tests/tiny", "simmer-tests/tinny"))
+      expect(unknown.status).toBe(400)
+      expect(unknown.body.message).toMatch(/simmer-tests\/tinny: no such model on the Hub/)
+    })))
   })
 })
