@@ -6,6 +6,7 @@
 import { resolve } from "node:path"
 import { Effect } from "effect"
 import { configFileName, generationConfigFileName, tokenizerFileNames, weightsIndexFileName } from "../io/Checkpoint.ts"
+import { HubError } from "./HubError.ts"
 import type { FileSelection } from "./HubSnapshot.ts"
 import { fetchSnapshot } from "./HubSnapshot.ts"
 import { hubIdUnlessLocal, type HubId } from "./HubId.ts"
@@ -42,5 +43,13 @@ export const fetchModel = (id: HubId, options: { readonly weights: boolean } = {
  */
 export const checkpointFolder = (text: string, folder: string, options: { readonly weights: boolean } = { weights: true }) => {
   const id = hubIdUnlessLocal(text, folder)
-  return id === undefined ? Effect.succeed(resolve(folder, text)) : Effect.map(fetchModel(id, options), (snapshot) => snapshot.dir)
+  return id === undefined
+    ? Effect.succeed(resolve(folder, text))
+    : fetchModel(id, options).pipe(
+      Effect.map((snapshot) => snapshot.dir),
+      // `org/name` may have been meant as a local path: say that it is not one either.
+      Effect.mapError((e) =>
+        e.reason === "repo-not-found" ? new HubError({ ...e, message: `${e.message.replace(/\.$/, "")}, and there is no folder ${resolve(folder, text)}.` }) : e
+      )
+    )
 }

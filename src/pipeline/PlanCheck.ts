@@ -16,7 +16,7 @@ import { architectureClass, modelKind, readHfConfig, toModelConfig } from "../io
 import type { Problem } from "../io/SchemaProblems.ts"
 import { loadHubDataset } from "../hub/HubDataset.ts"
 import { hubIdUnlessLocal } from "../hub/HubId.ts"
-import { fetchModel } from "../hub/HubModel.ts"
+import { checkpointFolder } from "../hub/HubModel.ts"
 import { HubDatasetRef } from "../services/Datasets.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { unreachableShare } from "../prune/ParameterShare.ts"
@@ -64,14 +64,10 @@ const checkModel = Effect.fnUntraced(function*(written: string, dir: string, fol
  * and tokenizer fetched into the cache (the weights come when the run starts; the repository's
  * listing already showed that it has safetensors).
  */
-const locate = (written: string, folder: string) => {
-  const id = hubIdUnlessLocal(written, folder)
-  return id === undefined
-    ? Effect.succeed({ dir: resolve(folder, written), hub: false })
-    : fetchModel(id, { weights: false }).pipe(
-      Effect.match({ onFailure: (e) => ({ problem: e.message }), onSuccess: (snapshot) => ({ dir: snapshot.dir, hub: true }) })
-    )
-}
+const locate = (written: string, folder: string) =>
+  checkpointFolder(written, folder, { weights: false }).pipe(
+    Effect.match({ onFailure: (e) => ({ problem: e.message }), onSuccess: (dir) => ({ dir, hub: hubIdUnlessLocal(written, folder) !== undefined }) })
+  )
 
 /** Every `{ hub: ... }` dataset reference under data that is valid on its own, with its path in the document. */
 const hubDatasets = (data: unknown): Array<{ path: Array<PropertyKey>; ref: HubDatasetRef }> => {
