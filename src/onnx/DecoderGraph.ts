@@ -1,0 +1,112 @@
+/**
+ * The ONNX graph of a Llama / Qwen2 decoder with a key/value cache, built from simmer's own
+ * model description (ModelConfig: every layer's own MLP width and head counts, GQA, RoPE with
+ * Llama 3 scaling, RMSNorm, SwiGLU, q/k/v, o_proj and MLP biases, tied or untied head), so a
+ * pruned model with `layer_shapes` exports as faithfully as a uniform one.
+ *
+ * Inputs and outputs are named as Optimum names them (DecoderIo.ts). Weights are initializers
+ * named by their Hugging Face tensor names, in simmer's internal orientation: Linear weights
+ * [in, out] (the transpose of PyTorch's), so every projection is one MatMul.
+ */
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { type ParamSpec, paramSpecs } from "../model/Params.ts"
+import { inverseFrequencies } from "../model/Rope.ts"
+import { attentionMask, project, type ProjectionNames, rotaryTables, selfAttention } from "./AttentionGraph.ts"
+import { decoderDims, decoderInputs, decoderOutputs } from "./DecoderIo.ts"
+import { GraphBuilder } from "./GraphBuilder.ts"
+
+/** A parameter's values in internal orientation (Linear weights [in, out]), by its spec. */
+export type WeightValues = (spec: ParamSpec) => Float32Array
+
+/** RMSNorm x / √(mean(x²) + eps) · w, in the node pattern ONNX Runtime fuses into one kernel. */
+const rmsNorm = (g: GraphBuilder, x: string, weight: string, eps: number): string => {
+  const meanSquare = g.node("ReduceMean", [g.node("Pow", [x, g.float(2)])], { axes: [-1], keepdims: 1 })
+  const rms = g.node("Sqrt", [g.node("Add", [meanSquare, g.float(eps)])])
+  return g.node("Mul", [weight, g.node("Div", [x, rms])])
+}
+
+/** down(silu(gate(x)) · up(x)). */
+const swiGlu = (g: GraphBuilder, x: string, gate: ProjectionNames, up: ProjectionNames, down: ProjectionNames): string => {
+  const gated = project(g, x, gate)
+  const act = g.node("Mul", [g.node("Mul", [gated, g.node("Sigmoid", [gated])]), project(g, x, up)])
+  return project(g, act, down)
+}
+
+/** The graph of the decoder with its LM head; `weights` supplies every tensor of `paramSpecs(config)`. */
+export const decoderGraph = (config: ModelConfig, weights: WeightValues): GraphBuilder => {
+  const g = new GraphBuilder()
+  const { batch, sequence, past, total } = decoderDims
+  const hd = config.headDim
+  const inputIds = g.input(decoderInputs.inputIds, "int64", [batch, sequence])
+  const mask = g.input(decoderInputs.attentionMask, "int64", [batch, total])
+  const positionIds = g.input(decoderInputs.positionIds, "int64", [batch, sequence])
+  config.layers.forEach((layer, i) => {
+    g.input(decoderInputs.pastKey(i), "float32", [batch, layer.numKeyValueHeads, past, hd])
+    g.input(decoderInputs.pastValue(i), "float32", [batch, layer.numKeyValueHeads, past, hd])
+  })
+
+  const specs = new Map(paramSpecs(config).map((spec) => [spec.name, spec]))
+  const weight = (name: string): string => {
+    const spec = specs.get(name)
+    if (spec === undefined) throw new Error(`decoderGraph: no parameter ${name} in this config`)
+    const dims = spec.transposed ? [spec.shape[1], spec.shape[0]] : [...spec.shape]
+    return g.weight(name, dims, weights(spec))
+  }
+  const projection = (prefix: string): ProjectionNames => ({
+    w: weight(`${prefix}.weight`),
+    b: specs.has(`${prefix}.bias`) ? weight(`${prefix}.bias`) : undefined
+  })
+
+  const bias = attentionMask(g, inputIds, mask)
+  const groupMasks = new Map<number, string>()
+  const groupMask = (repeats: number) => {
+    let tiled = groupMasks.get(repeats)
+    if (tiled === undefined) {
+      // Rows ordered (r, t), as the grouped queries: the [T, S] mask repeated R times.
+      tiled = g.node("Tile", [bias, g.ints([1, 1, repeats, 1])])
+      groupMasks.set(repeats, tiled)
+    }
+    return tiled
+  }
+  const rope = rotaryTables(g, positionIds, inverseFrequencies(hd, config.ropeTheta, config.ropeScaling))
+  const embed = weight("model.embed_tokens.weight")
+  let h = g.node("Gather", [embed, inputIds], { axis: 0 }) // [B, T, D]
+
+  config.layers.forEach((layer, i) => {
+    const at = `model.layers.${i}`
+    const normed = rmsNorm(g, h, weight(`${at}.input_layernorm.weight`), config.rmsNormEps)
+    const attended = selfAttention(g, {
+      numHeads: layer.numHeads,
+      numKeyValueHeads: layer.numKeyValueHeads,
+      headDim: hd,
+      q: projection(`${at}.self_attn.q_proj`),
+      k: projection(`${at}.self_attn.k_proj`),
+      v: projection(`${at}.self_attn.v_proj`),
+      o: projection(`${at}.self_attn.o_proj`),
+      pastKey: decoderInputs.pastKey(i),
+      pastValue: decoderInputs.pastValue(i),
+      presentKey: decoderOutputs.presentKey(i),
+      presentValue: decoderOutputs.presentValue(i)
+    }, normed, rope, bias, groupMask)
+    h = g.node("Add", [h, attended])
+    const mlpIn = rmsNorm(g, h, weight(`${at}.post_attention_layernorm.weight`), config.rmsNormEps)
+    h = g.node("Add", [h, swiGlu(g, mlpIn, projection(`${at}.mlp.gate_proj`), projection(`${at}.mlp.up_proj`), projection(`${at}.mlp.down_proj`))])
+  })
+
+  const final = rmsNorm(g, h, weight("model.norm.weight"), config.rmsNormEps)
+  if (config.tieWordEmbeddings) {
+    // The embedding [V, D] read transposed by Gemm, so a tied head stores (and loads) it once.
+    const rows = g.node("Reshape", [final, g.ints([-1, config.hiddenSize])])
+    const logits2d = g.node("Gemm", [rows, embed], { transB: 1 })
+    const shape = g.node("Concat", [g.node("Shape", [inputIds]), g.ints([config.vocabSize])], { axis: 0 })
+    g.node("Reshape", [logits2d, shape], {}, decoderOutputs.logits)
+  } else {
+    g.node("MatMul", [final, weight("lm_head.weight")], {}, decoderOutputs.logits)
+  }
+  g.output(decoderOutputs.logits, "float32", [batch, sequence, config.vocabSize])
+  config.layers.forEach((layer, i) => {
+    g.output(decoderOutputs.presentKey(i), "float32", [batch, layer.numKeyValueHeads, total, hd])
+    g.output(decoderOutputs.presentValue(i), "float32", [batch, layer.numKeyValueHeads, total, hd])
+  })
+  return g
+}

@@ -1,0 +1,67 @@
+/**
+ * Running an exported decoder in ONNX Runtime (onnxruntime-node, CPU execution provider): one
+ * call feeds token ids with their attention mask, positions and the past keys/values, and
+ * returns the logits and the present keys/values to feed back for the next step.
+ */
+import * as ort from "onnxruntime-node"
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { decoderInputs, decoderOutputs } from "./DecoderIo.ts"
+
+export type DecoderSession = ort.InferenceSession
+
+/** A session on model bytes (inline weights) or a model.onnx path (external data read beside it). */
+export const openDecoderSession = (model: string | Uint8Array, threads?: number): Promise<DecoderSession> => {
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: ["cpu"],
+    ...(threads !== undefined ? { intraOpNumThreads: threads } : {})
+  }
+  return typeof model === "string" ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options)
+}
+
+/** Keys and values per layer, [B, KV, P, hd] each, as the session returned them. */
+export type PastKeyValues = ReadonlyArray<{ readonly key: ort.Tensor; readonly value: ort.Tensor }>
+
+export interface DecoderStepInput {
+  /** Token ids [B][T], the same T for every row. */
+  readonly ids: ReadonlyArray<ReadonlyArray<number>>
+  /** From an earlier step; absent for the first (an empty cache of length 0 is fed). */
+  readonly past?: PastKeyValues
+  /** [B][P + T]: 1 for real tokens, 0 for padding; default all ones. */
+  readonly attentionMask?: ReadonlyArray<ReadonlyArray<number>>
+  /** [B][T]; default P..P+T-1. */
+  readonly positions?: ReadonlyArray<ReadonlyArray<number>>
+}
+
+export interface DecoderStepOutput {
+  /** [B, T, V] row-major. */
+  readonly logits: Float32Array
+  readonly present: PastKeyValues
+}
+
+const int64 = (rows: ReadonlyArray<ReadonlyArray<number>>): ort.Tensor =>
+  new ort.Tensor("int64", BigInt64Array.from(rows.flat(), (x) => BigInt(x)), [rows.length, rows[0]?.length ?? 0])
+
+export const runDecoder = async (
+  session: DecoderSession,
+  config: ModelConfig,
+  input: DecoderStepInput
+): Promise<DecoderStepOutput> => {
+  const B = input.ids.length
+  const T = input.ids[0].length
+  const P = input.past === undefined ? 0 : input.past[0].key.dims[2]
+  const feeds: Record<string, ort.Tensor> = {
+    [decoderInputs.inputIds]: int64(input.ids),
+    [decoderInputs.attentionMask]: int64(input.attentionMask ?? Array.from({ length: B }, () => new Array<number>(P + T).fill(1))),
+    [decoderInputs.positionIds]: int64(input.positions ?? Array.from({ length: B }, () => Array.from({ length: T }, (_, t) => P + t)))
+  }
+  config.layers.forEach((layer, i) => {
+    const empty = () => new ort.Tensor("float32", new Float32Array(0), [B, layer.numKeyValueHeads, 0, config.headDim])
+    feeds[decoderInputs.pastKey(i)] = input.past?.[i].key ?? empty()
+    feeds[decoderInputs.pastValue(i)] = input.past?.[i].value ?? empty()
+  })
+  const out = await session.run(feeds)
+  return {
+    logits: out[decoderOutputs.logits].data as Float32Array,
+    present: config.layers.map((_, i) => ({ key: out[decoderOutputs.presentKey(i)], value: out[decoderOutputs.presentValue(i)] }))
+  }
+}
