@@ -20,6 +20,7 @@ import { simmerVersion } from "../io/RunInfo.ts"
 import { clientCommands } from "./ClientCommands.ts"
 import { demoCommand } from "./DemoCommand.ts"
 import { evalCommand } from "./EvalCommand.ts"
+import { exportCommand } from "./ExportCommand.ts"
 import { generateCommand } from "./GenerateCommand.ts"
 import { inspectCommand } from "./InspectCommand.ts"
 import { cliOutputLayer, ExitCode, reportFailure, stderrLogger } from "./Output.ts"
@@ -77,6 +78,7 @@ const simmer = Command.make("simmer").pipe(
     scoreCommand.pipe(withCompute),
     rewardCommand.pipe(withCompute),
     pruneCommand.pipe(withCompute),
+    exportCommand,
     planCommand,
     runCommand(runLayers),
     resumeCommand(runLayers),
