@@ -13,7 +13,10 @@ import { disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
 import { type DatasetRef, Datasets } from "../services/Datasets.ts"
 import { splits } from "../tasks/Task.ts"
-import { evaluateDataset, evaluateText } from "../eval/Evaluate.ts"
+import { evaluateGraded, evaluateText } from "../eval/Evaluate.ts"
+import { tfjsGreedyDecoder } from "../eval/GreedyDecoder.ts"
+import { openCheckpointSession } from "../onnx/CheckpointSession.ts"
+import { ortGreedyDecoder } from "../onnx/OrtGenerate.ts"
 import { loadModelChecked } from "./LoadModel.ts"
 import { backendFlag, jsonFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
@@ -63,6 +66,13 @@ export const evalCommand = Command.make(
       withRange({ min: 1 }),
       withShownDefault(500)
     ),
+    inference: Flag.Literals("inference", ["tfjs", "ort"]).pipe(
+      Flag.withDescription(
+        "Graded tasks: the engine that decodes. tfjs: simmer's transformer on --backend; ort: ONNX Runtime's CPU " +
+          "execution provider on the checkpoint's ONNX graph (the graph `simmer export --onnx` writes). Perplexity always runs on tfjs."
+      ),
+      withShownDefault("tfjs")
+    ),
     batchSize: Flag.Int("batch-size").pipe(Flag.withDescription("Sequences decoded together."), withRange({ min: 1 }), withShownDefault(64)),
     seed: seedFlag("Seed of a built-in task.", 1),
     skipInvalid: skipInvalidFlag,
@@ -101,16 +111,25 @@ export const evalCommand = Command.make(
           onBlock: passProgress(`eval ${dataset.name}, decoder blocks`)
         })
       })
-      // Accuracy decodes with the whole model on the device, after checking that it fits.
       : yield* Effect.gen(function*() {
-        const checkpoint = yield* loadModelChecked(dir, "eval on a graded task")
-        yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
+        const { config, decoder } = input.inference === "ort"
+          // ONNX Runtime runs the checkpoint's graph; the tfjs device holds none of it.
+          ? yield* Effect.gen(function*() {
+            const checkpoint = yield* openLazyCheckpoint(dir)
+            return { config: checkpoint.config, decoder: ortGreedyDecoder(yield* openCheckpointSession(checkpoint), checkpoint.config) }
+          })
+          // tfjs decodes with the whole model on the device, after checking that it fits.
+          : yield* Effect.gen(function*() {
+            const checkpoint = yield* loadModelChecked(dir, "eval on a graded task")
+            yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
+            return { config: checkpoint.config, decoder: tfjsGreedyDecoder(checkpoint.config, checkpoint.params) }
+          })
         const progress = makeProgress(`eval ${dataset.name}`, Math.min(input.examples, available ?? input.examples))
-        const result = yield* evaluateDataset(checkpoint.config, checkpoint.params, tokenizer, dataset, {
+        const result = yield* evaluateGraded(config, decoder, tokenizer, dataset, {
           examples: input.examples,
           split: evaluated,
           batchSize: input.batchSize,
-          maxSeqLen: checkpoint.config.maxPositionEmbeddings,
+          maxSeqLen: config.maxPositionEmbeddings,
           onProgress: (done) => progress.update(done)
         })
         progress.finish()

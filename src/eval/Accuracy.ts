@@ -5,11 +5,9 @@
  */
 import { Effect } from "effect"
 import type { Tokenizer } from "../io/Tokenizer.ts"
-import { generate } from "../model/Generate.ts"
-import type { ModelConfig } from "../model/ModelConfig.ts"
-import type { Params } from "../model/Params.ts"
 import { encodePrompt } from "../tasks/Encode.ts"
 import type { Example, Grader } from "../tasks/Task.ts"
+import type { GreedyDecoder } from "./GreedyDecoder.ts"
 
 export interface AccuracyOptions {
   readonly batchSize: number
@@ -29,9 +27,9 @@ export interface AccuracyResult {
   readonly samples: ReadonlyArray<{ prompt: string; completion: string; correct: boolean }>
 }
 
+/** Graded accuracy with a greedy decoder (tfjsGreedyDecoder, or ONNX Runtime's). */
 export const evaluateAccuracy = (
-  config: ModelConfig,
-  params: Params,
+  decoder: GreedyDecoder,
   tokenizer: Tokenizer,
   examples: ReadonlyArray<Example>,
   grader: Grader,
@@ -47,12 +45,7 @@ export const evaluateAccuracy = (
     const samples: Array<{ prompt: string; completion: string; correct: boolean }> = []
     for (let start = 0; start < examples.length; start += options.batchSize) {
       const batch = examples.slice(start, start + options.batchSize)
-      const outputs = generate(config, params, batch.map((e) => encodePrompt(tokenizer, e.prompt)), {
-        temperature: 0,
-        topP: 1,
-        maxNewTokens,
-        stopTokens
-      })
+      const outputs = yield* decoder(batch.map((e) => encodePrompt(tokenizer, e.prompt)), { maxNewTokens, stopTokens })
       outputs.forEach((ids, i) => {
         generatedTokens += ids.length
         const completion = tokenizer.decode(ids, { skipSpecialTokens: true })

@@ -10,6 +10,7 @@ import { countParams, type Params } from "../model/Params.ts"
 import type { Dataset } from "../services/Datasets.ts"
 import type { Split } from "../tasks/Task.ts"
 import { evaluateAccuracy } from "./Accuracy.ts"
+import { type GreedyDecoder, tfjsGreedyDecoder } from "./GreedyDecoder.ts"
 import { evaluatePerplexity } from "./Perplexity.ts"
 import { residentSource, type WeightSource } from "../model/WeightSource.ts"
 import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
@@ -48,27 +49,37 @@ export const evaluateDataset = (
   dataset: Dataset,
   options: EvaluateOptions
 ): Effect.Effect<EvalMetrics, MemoryBudgetExceeded> =>
+  dataset.grader !== undefined
+    ? evaluateGraded(config, tfjsGreedyDecoder(config, params), tokenizer, dataset, options)
+    : evaluateText(residentSource(config, params), tokenizer, dataset, options)
+
+/** Accuracy on a graded dataset's split with any greedy decoder (tfjs, or ONNX Runtime's); `config` gives the size. */
+export const evaluateGraded = (
+  config: ModelConfig,
+  decoder: GreedyDecoder,
+  tokenizer: Tokenizer,
+  dataset: Dataset,
+  options: EvaluateOptions
+): Effect.Effect<EvalMetrics> =>
   Effect.gen(function*() {
+    if (dataset.grader === undefined) return yield* Effect.die(new Error(`evaluateGraded: ${dataset.name} has no grader`))
     const examples = dataset.take(options.split ?? "test", options.examples)
     const counts = countParams(config)
-    const size = { parameters: counts.total, nonEmbeddingParameters: counts.nonEmbedding }
-    if (dataset.grader !== undefined) {
-      const result = yield* evaluateAccuracy(config, params, tokenizer, examples, dataset.grader, {
-        batchSize: options.batchSize,
-        ...(options.onProgress ? { onProgress: options.onProgress } : {})
-      })
-      return {
-        dataset: dataset.name,
-        examples: result.examples,
-        accuracy: result.accuracy,
-        correct: result.correct,
-        ...size,
-        seconds: result.seconds,
-        examplesPerSecond: result.examples / result.seconds,
-        tokensPerSecond: result.generatedTokens / result.seconds
-      }
+    const result = yield* evaluateAccuracy(decoder, tokenizer, examples, dataset.grader, {
+      batchSize: options.batchSize,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {})
+    })
+    return {
+      dataset: dataset.name,
+      examples: result.examples,
+      accuracy: result.accuracy,
+      correct: result.correct,
+      parameters: counts.total,
+      nonEmbeddingParameters: counts.nonEmbedding,
+      seconds: result.seconds,
+      examplesPerSecond: result.examples / result.seconds,
+      tokensPerSecond: result.generatedTokens / result.seconds
     }
-    return yield* evaluateText(residentSource(config, params), tokenizer, dataset, options)
   })
 
 /**

@@ -12,8 +12,7 @@ import { Effect } from "effect"
 import { openLazyCheckpoint } from "../io/Checkpoint.ts"
 import { writeFolderAtomically } from "../io/AtomicWrite.ts"
 import { fsError } from "../io/Errors.ts"
-import { paramSpecs } from "../model/Params.ts"
-import { decoderGraph } from "./DecoderGraph.ts"
+import { checkpointGraph } from "./CheckpointSession.ts"
 import { genaiConfig, genaiConfigFileName } from "./GenaiConfig.ts"
 import { encodeModel, type ExternalData, externalDataFileName, modelFileName } from "./OnnxFile.ts"
 
@@ -47,14 +46,10 @@ export const exportOnnx = Effect.fn("OnnxExport.export")(function*(
 ) {
   const checkpoint = yield* openLazyCheckpoint(checkpointDir)
   const { config } = checkpoint
-  // Every tensor in float32 internal orientation (Linear weights [in, out]), read once each.
-  const values = new Map<string, Float32Array>()
-  for (const spec of paramSpecs(config)) values.set(spec.name, yield* checkpoint.readInternal(spec.name))
-  const encoded = encodeModel(decoderGraph(config, (spec) => values.get(spec.name)!), {
+  const encoded = encodeModel(yield* checkpointGraph(checkpoint), {
     ...(options.externalData !== undefined ? { externalData: options.externalData } : {}),
     docString: `exported by simmer from ${basename(checkpointDir)}`
   })
-  values.clear()
   const pad = special("pad_token_id", checkpoint.generationConfig, checkpoint.hfConfig)
   const genai = genaiConfig(config, {
     bos: special("bos_token_id", checkpoint.generationConfig, checkpoint.hfConfig),

@@ -1,0 +1,56 @@
+/**
+ * Batched greedy decoding in ONNX Runtime with the exported graph's key/value cache: one pass
+ * over the left-padded prompts (padding masked out, positions counted from each prompt's first
+ * token, as model/Generate.ts does), then one token per step with `present.*` fed back as
+ * `past_key_values.*`. A finished sequence keeps feeding token 0, as Generate.ts does.
+ */
+import { Effect } from "effect"
+import type { GreedyDecoder } from "../eval/GreedyDecoder.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { argmax } from "../model/Sampling.ts"
+import { type DecoderSession, runDecoder } from "./OrtDecoder.ts"
+
+export const generateGreedyOrt = async (
+  session: DecoderSession,
+  config: ModelConfig,
+  prompts: ReadonlyArray<ReadonlyArray<number>>,
+  maxNewTokens: number,
+  stopTokens: ReadonlyArray<number>
+): Promise<Array<Array<number>>> => {
+  const outputs: Array<Array<number>> = prompts.map(() => [])
+  if (prompts.length === 0 || maxNewTokens <= 0) return outputs
+  if (prompts.some((p) => p.length === 0)) throw new Error("generate: every prompt needs at least one token")
+  const stop = new Set(stopTokens)
+  const V = config.vocabSize
+  const longest = Math.max(...prompts.map((p) => p.length))
+  const padding = prompts.map((p) => longest - p.length)
+  const attentionMask = padding.map((pad) => Array.from({ length: longest }, (_, j) => (j < pad ? 0 : 1)))
+  let step = await runDecoder(session, config, {
+    ids: prompts.map((p, b) => [...new Array<number>(padding[b]).fill(0), ...p]),
+    attentionMask,
+    positions: padding.map((pad) => Array.from({ length: longest }, (_, j) => Math.max(j - pad, 0)))
+  })
+  let T = longest
+  const done = prompts.map(() => false)
+  for (let slot = longest; ; slot++) {
+    const next = prompts.map((_, b) => {
+      if (done[b]) return 0
+      const token = argmax(step.logits.subarray((b * T + T - 1) * V, (b * T + T) * V))
+      outputs[b].push(token)
+      if (stop.has(token) || outputs[b].length >= maxNewTokens) done[b] = true
+      return token
+    })
+    if (done.every(Boolean)) return outputs
+    for (const row of attentionMask) row.push(1)
+    step = await runDecoder(session, config, {
+      ids: next.map((t) => [t]),
+      past: step.present,
+      attentionMask,
+      positions: padding.map((pad) => [slot - pad])
+    })
+    T = 1
+  }
+}
+
+export const ortGreedyDecoder = (session: DecoderSession, config: ModelConfig): GreedyDecoder => (prompts, options) =>
+  Effect.promise(() => generateGreedyOrt(session, config, prompts, options.maxNewTokens, options.stopTokens))

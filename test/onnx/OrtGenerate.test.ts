@@ -1,0 +1,60 @@
+/**
+ * The two inference engines of graded evaluation agree: batched greedy decoding of arith
+ * prompts (different lengths, so left padding) with the bundled model gives the same ids on
+ * ONNX Runtime (the checkpoint's ONNX graph, KV cache) as on tfjs, and so the same accuracy.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { join } from "node:path"
+import { beforeAll } from "vitest"
+import { loadCheckpoint, openLazyCheckpoint } from "../../src/io/Checkpoint.ts"
+import { loadTokenizer } from "../../src/io/Tokenizer.ts"
+import { evaluateAccuracy } from "../../src/eval/Accuracy.ts"
+import { tfjsGreedyDecoder } from "../../src/eval/GreedyDecoder.ts"
+import { disposeParams } from "../../src/model/Params.ts"
+import { openCheckpointSession } from "../../src/onnx/CheckpointSession.ts"
+import { ortGreedyDecoder } from "../../src/onnx/OrtGenerate.ts"
+import { arith } from "../../src/tasks/Arith.ts"
+import { encodePrompt } from "../../src/tasks/Encode.ts"
+import { useBackend } from "../helpers/backend.ts"
+import { simmer } from "../helpers/cli.ts"
+
+beforeAll(() => useBackend("cpu"))
+
+const base = join(import.meta.dirname, "../../models/base")
+
+describe("ONNX Runtime and tfjs greedy decoding", () => {
+  it.effect("give identical ids and accuracy on the bundled model for arith test examples", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const tokenizer = yield* loadTokenizer(base)
+      const task = arith({}, 1)
+      const examples = task.take("test", 6)
+      const prompts = examples.map((e) => encodePrompt(tokenizer, e.prompt))
+      expect(new Set(prompts.map((p) => p.length)).size).toBeGreaterThan(1) // left padding is exercised
+      const options = { maxNewTokens: 24, stopTokens: tokenizer.eosId !== undefined ? [tokenizer.eosId] : [] }
+
+      const model = yield* loadCheckpoint(base)
+      const tfjs = tfjsGreedyDecoder(model.config, model.params)
+      const ort = ortGreedyDecoder(yield* openCheckpointSession(yield* openLazyCheckpoint(base)), model.config)
+      const [fromTfjs, fromOrt] = [yield* tfjs(prompts, options), yield* ort(prompts, options)]
+      expect(fromOrt).toEqual(fromTfjs)
+      expect(fromOrt.every((ids) => ids.length > 3)).toBe(true)
+
+      const graded = (decoder: typeof tfjs) => evaluateAccuracy(decoder, tokenizer, examples, task, { batchSize: 4 })
+      const [a, b] = [yield* graded(tfjs), yield* graded(ort)]
+      expect(b.correct).toBe(a.correct)
+      expect(b.samples).toEqual(a.samples)
+      disposeParams(model.config, model.params)
+    })))
+
+  it("simmer eval --inference ort reports the same accuracy as --inference tfjs", async () => {
+    const run = (engine: string) => simmer(["eval", "models/base", "--task", "arith", "--examples", "8", "--batch-size", "4", "--inference", engine, "--json"])
+    const [tfjs, ort] = await Promise.all([run("tfjs"), run("ort")])
+    expect(tfjs.status, tfjs.stderr).toBe(0)
+    expect(ort.status, ort.stderr).toBe(0)
+    const [a, b] = [JSON.parse(tfjs.stdout), JSON.parse(ort.stdout)]
+    expect(b.correct).toBe(a.correct)
+    expect(b.examples).toBe(8)
+    expect(b.parameters).toBe(a.parameters)
+  })
+})
