@@ -1,13 +1,22 @@
 /**
  * Evaluation throughput on the bundled base model: greedy decoding with the KV cache over each
  * graded task's test split, as `simmer eval` runs it (src/eval/Evaluate.ts), at one or more
- * batch sizes. Reports examples/s and generated tokens/s (time includes tokenizing, prefill,
- * decoding and grading, as a user waits for it) and the accuracy, which must not depend on the
- * batch size: a difference there is a padding bug, so the result flags it.
+ * batch sizes and on each inference engine (`--inference tfjs|ort`: simmer's tfjs transformer
+ * on the chosen backend, ONNX Runtime's CPU execution provider on the model's ONNX graph),
+ * side by side in the same run: the engines alternate within each round, and each figure is the
+ * median of `--rounds` rounds. Reports examples/s and generated tokens/s (time includes
+ * tokenizing, prefill, decoding and grading, as a user waits for it) and the accuracy, which
+ * must not depend on the batch size or the engine: a difference there is a padding or
+ * numerics bug, so the result flags it.
  */
 import { taskDataset } from "../layers/Datasets.ts"
-import { evaluateDataset } from "../src/eval/Evaluate.ts"
+import { evaluateGraded } from "../src/eval/Evaluate.ts"
+import { type GreedyDecoder, tfjsGreedyDecoder } from "../src/eval/GreedyDecoder.ts"
 import { disposeParams } from "../src/model/Params.ts"
+import { modelGraph } from "../src/onnx/ModelGraph.ts"
+import { encodeModel } from "../src/onnx/OnnxFile.ts"
+import { openDecoderSession } from "../src/onnx/OrtDecoder.ts"
+import { ortGreedyDecoder } from "../src/onnx/OrtGenerate.ts"
 import { builtinTask } from "../src/tasks/Builtin.ts"
 import {
   type Benchmark,
@@ -16,6 +25,7 @@ import {
   listOption,
   loadBenchModel,
   machineInfo,
+  median,
   numTensors,
   type Options,
   progress,
@@ -25,54 +35,85 @@ import {
 } from "./common.ts"
 
 export const evalBench: Benchmark = {
-  summary: "evaluation throughput (examples/s, generated tokens/s) of the bundled base model on arith and program",
-  usage: "eval [--backend wasm] [--model models/base] [--tasks arith,program] [--examples 200] [--batch-sizes 16,64]",
-  options: ["backend", "model", "tasks", "examples", "batch-sizes"],
+  summary: "evaluation throughput (examples/s, generated tokens/s) of the bundled base model on arith and program, tfjs and ONNX Runtime side by side",
+  usage: "eval [--backend wasm] [--model models/base] [--tasks arith,program] [--examples 200] [--batch-sizes 16,64] [--engines tfjs,ort] [--rounds 3]",
+  options: ["backend", "model", "tasks", "examples", "batch-sizes", "engines", "rounds"],
   run: async (options: Options) => {
     const backend = await useBackend(options.get("backend") ?? "wasm")
     const model = await loadBenchModel(options.get("model") ?? "models/base")
     const examples = intOption(options, "examples", 200)
+    const rounds = intOption(options, "rounds", 3)
     const batchSizes = listOption(options, "batch-sizes", ["16", "64"]).map(Number)
     const tasks = listOption(options, "tasks", ["arith", "program"])
+    const engineNames = listOption(options, "engines", ["tfjs", "ort"])
     for (const t of tasks) if (t !== "arith" && t !== "program") throw new Error(`--tasks: "${t}" is not a graded built-in task`)
-    progress(`eval: ${model.source}, ${backend}`)
+    for (const e of engineNames) if (e !== "tfjs" && e !== "ort") throw new Error(`--engines: "${e}" is not tfjs or ort`)
+    progress(`eval: ${model.source}, tfjs on ${backend}, ONNX Runtime CPU EP`)
     const tensorsBefore = numTensors()
+    const startedOrt = performance.now()
+    const session = engineNames.includes("ort") ? await openDecoderSession(encodeModel(modelGraph(model)).model) : undefined
+    const ortSessionSeconds = (performance.now() - startedOrt) / 1000
+    const engines: Record<string, GreedyDecoder> = {
+      tfjs: tfjsGreedyDecoder(model.config, model.params),
+      ...(session !== undefined ? { ort: ortGreedyDecoder(session, model.config) } : {})
+    }
+    const evaluate = (engine: string, task: "arith" | "program", count: number, batchSize: number) =>
+      run(evaluateGraded(model.config, engines[engine], model.tokenizer, taskDataset(builtinTask({ task, seed: 1 })), {
+        examples: count,
+        batchSize,
+        maxSeqLen: model.config.maxPositionEmbeddings
+      }))
     // Warm-up: the first decode pays for kernel set-up.
-    const warm = taskDataset(builtinTask({ task: "arith", seed: 1 }))
-    await run(evaluateDataset(model.config, model.params, model.tokenizer, warm, { examples: 8, batchSize: 8, maxSeqLen: model.config.maxPositionEmbeddings }))
+    for (const engine of engineNames) await evaluate(engine, "arith", 8, 8)
     const results: Array<Record<string, unknown>> = []
     for (const task of tasks as Array<"arith" | "program">) {
-      const dataset = taskDataset(builtinTask({ task, seed: 1 }))
-      const accuracies = new Set<number>()
       for (const batchSize of batchSizes) {
-        const m = await run(evaluateDataset(model.config, model.params, model.tokenizer, dataset, {
-          examples,
-          batchSize,
-          maxSeqLen: model.config.maxPositionEmbeddings
-        }))
-        accuracies.add(m.accuracy!)
-        results.push({
-          task,
-          batchSize,
-          examples: m.examples,
-          accuracy: round(m.accuracy!, 4),
-          seconds: round(m.seconds, 2),
-          examplesPerSecond: round(m.examplesPerSecond, 1),
-          generatedTokensPerSecond: Math.round(m.tokensPerSecond ?? 0)
-        })
-        progress(`  ${task} batch ${batchSize}: ${round(m.examplesPerSecond, 1)} examples/s, ${Math.round(m.tokensPerSecond ?? 0)} tokens/s, accuracy ${m.accuracy}`)
+        const seconds: Record<string, Array<number>> = {}
+        const measured: Record<string, { examples: number; accuracy: number; tokens: number }> = {}
+        for (let r = 0; r < rounds; r++) {
+          for (const engine of engineNames) {
+            const m = await evaluate(engine, task, examples, batchSize)
+            ;(seconds[engine] ??= []).push(m.seconds)
+            measured[engine] = { examples: m.examples, accuracy: m.accuracy!, tokens: (m.tokensPerSecond ?? 0) * m.seconds }
+          }
+        }
+        for (const engine of engineNames) {
+          const s = median(seconds[engine])
+          const { examples: n, accuracy, tokens } = measured[engine]
+          results.push({
+            task,
+            batchSize,
+            engine,
+            examples: n,
+            accuracy: round(accuracy, 4),
+            seconds: { median: round(s, 2), min: round(Math.min(...seconds[engine]), 2), max: round(Math.max(...seconds[engine]), 2) },
+            examplesPerSecond: round(n / s, 1),
+            generatedTokensPerSecond: Math.round(tokens / s)
+          })
+          progress(`  ${task} batch ${batchSize} ${engine}: ${round(n / s, 1)} examples/s, ${Math.round(tokens / s)} tokens/s (median of ${rounds}), accuracy ${accuracy}`)
+        }
       }
-      if (accuracies.size > 1) progress(`  WARNING: ${task} accuracy differs between batch sizes: ${[...accuracies].join(", ")}`)
     }
     const leaked = numTensors() - tensorsBefore
+    await session?.release()
     disposeParams(model.config, model.params)
+    const speedups = engineNames.length === 2
+      ? tasks.flatMap((task) => batchSizes.map((batchSize) => {
+        const of = (engine: string) => results.find((r) => r.task === task && r.batchSize === batchSize && r.engine === engine)!
+        return { task, batchSize, ortOverTfjs: round((of("ort").examplesPerSecond as number) / (of("tfjs").examplesPerSecond as number), 2) }
+      }))
+      : []
     return {
       benchmark: "eval",
       machine: machineInfo(),
       backend,
+      engines: engineNames,
+      rounds,
       model: { source: model.source, ...describeConfig(model.config) },
+      ...(session !== undefined ? { ortSessionSeconds: round(ortSessionSeconds, 2) } : {}),
       results,
-      accuracyIndependentOfBatchSize: tasks.every((task) =>
+      speedups,
+      accuracyIndependentOfBatchSizeAndEngine: tasks.every((task) =>
         new Set(results.filter((r) => r.task === task).map((r) => r.accuracy)).size === 1),
       tensorsLeaked: leaked
     }

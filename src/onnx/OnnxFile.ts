@@ -8,7 +8,6 @@
  * at an offset aligned to 4096 bytes so runtimes can map it. Inline files are what
  * transformers.js loads by default; external data is what every runtime reads beyond 2 GiB.
  */
-import { basename } from "node:path"
 import type onnxProto from "onnx-proto"
 import { GraphBuilder, irVersion, onnx, opsetVersion, type Weight } from "./GraphBuilder.ts"
 
@@ -55,7 +54,7 @@ export const encodeModel = (
       ...base,
       dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [
-        { key: "location", value: basename(externalDataFileName) },
+        { key: "location", value: externalDataFileName },
         { key: "offset", value: String(offset) },
         { key: "length", value: String(bytes.byteLength) }
       ]
