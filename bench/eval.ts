@@ -13,8 +13,7 @@ import { taskDataset } from "../layers/Datasets.ts"
 import { evaluateGraded } from "../src/eval/Evaluate.ts"
 import { type GreedyDecoder, tfjsGreedyDecoder } from "../src/eval/GreedyDecoder.ts"
 import { disposeParams } from "../src/model/Params.ts"
-import { modelGraph } from "../src/onnx/ModelGraph.ts"
-import { encodeModel } from "../src/onnx/OnnxFile.ts"
+import { modelOnnx } from "../src/onnx/ModelGraph.ts"
 import { openDecoderSession } from "../src/onnx/OrtDecoder.ts"
 import { ortGreedyDecoder } from "../src/onnx/OrtGenerate.ts"
 import { builtinTask } from "../src/tasks/Builtin.ts"
@@ -51,7 +50,7 @@ export const evalBench: Benchmark = {
     progress(`eval: ${model.source}, tfjs on ${backend}, ONNX Runtime CPU EP`)
     const tensorsBefore = numTensors()
     const startedOrt = performance.now()
-    const session = engineNames.includes("ort") ? await openDecoderSession(encodeModel(modelGraph(model)).model) : undefined
+    const session = engineNames.includes("ort") ? await openDecoderSession(modelOnnx(model)) : undefined
     const ortSessionSeconds = (performance.now() - startedOrt) / 1000
     const engines: Record<string, GreedyDecoder> = {
       tfjs: tfjsGreedyDecoder(model.config, model.params),

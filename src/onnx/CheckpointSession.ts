@@ -1,40 +1,34 @@
 /**
- * A checkpoint folder as an ONNX decoder: its graph with every tensor read once from the
- * shards (float32, internal orientation), and an ONNX Runtime session on it for the commands
- * that run inference there (`simmer eval --inference ort`). The session lives until the scope
- * closes; beyond the protobuf limit the model goes through a temporary folder (external data).
+ * An ONNX Runtime session on a checkpoint folder's decoder graph, for the commands that run
+ * inference there (`simmer eval --inference ort`): every tensor read once from the shards
+ * (float32, internal orientation). Under the protobuf limit the model stays in memory; beyond
+ * it, it goes through a temporary folder as external data, one tensor at a time. The session
+ * (and that folder) live until the scope closes.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import type { LazyCheckpoint } from "../io/Checkpoint.ts"
-import { paramSpecs } from "../model/Params.ts"
 import { decoderGraph } from "./DecoderGraph.ts"
-import { encodeModel, externalDataFileName, modelFileName, needsExternalData } from "./OnnxFile.ts"
+import { encodeInline, modelFileName, needsExternalData, writeModelFiles } from "./OnnxFile.ts"
 import { openDecoderSession } from "./OrtDecoder.ts"
 
-export const checkpointGraph = Effect.fnUntraced(function*(checkpoint: LazyCheckpoint) {
-  const values = new Map<string, Float32Array>()
-  for (const spec of paramSpecs(checkpoint.config)) values.set(spec.name, yield* checkpoint.readInternal(spec.name))
-  return decoderGraph(checkpoint.config, (spec) => values.get(spec.name)!)
-})
-
 export const openCheckpointSession = Effect.fn("CheckpointSession.open")(function*(checkpoint: LazyCheckpoint) {
-  const graph = yield* checkpointGraph(checkpoint)
+  const graph = decoderGraph(checkpoint.config)
   const open = needsExternalData(graph.weights)
     ? Effect.gen(function*() {
       const dir = yield* Effect.acquireRelease(
         Effect.promise(() => mkdtemp(join(tmpdir(), "simmer-onnx-"))),
         (d) => Effect.promise(() => rm(d, { recursive: true, force: true }))
       )
-      const encoded = encodeModel(graph, { externalData: "always" })
-      yield* Effect.promise(async () => {
-        await writeFile(join(dir, modelFileName), encoded.model)
-        await writeFile(join(dir, externalDataFileName), encoded.externalData ?? [])
-      })
+      yield* writeModelFiles(dir, graph, checkpoint.readInternal)
       return yield* Effect.promise(() => openDecoderSession(join(dir, modelFileName)))
     })
-    : Effect.promise(() => openDecoderSession(encodeModel(graph).model))
+    : Effect.gen(function*() {
+      const values = new Map<string, Float32Array>()
+      for (const w of graph.weights) values.set(w.name, yield* checkpoint.readInternal(w.name))
+      return yield* Effect.promise(() => openDecoderSession(encodeInline(graph, (name) => values.get(name)!)))
+    })
   return yield* Effect.acquireRelease(open, (session) => Effect.promise(() => session.release()))
 })

@@ -6,17 +6,15 @@
  *
  * Inputs and outputs are named as Optimum names them (DecoderIo.ts). Weights are initializers
  * named by their Hugging Face tensor names, in simmer's internal orientation: Linear weights
- * [in, out] (the transpose of PyTorch's), so every projection is one MatMul.
+ * [in, out] (the transpose of PyTorch's), so every projection is one MatMul; `weightValues`
+ * says where a weight's values come from when the file is written.
  */
 import type { ModelConfig } from "../model/ModelConfig.ts"
-import { type ParamSpec, paramSpecs } from "../model/Params.ts"
+import { paramSpecs } from "../model/Params.ts"
 import { inverseFrequencies } from "../model/Rope.ts"
 import { attentionMask, project, type ProjectionNames, rotaryTables, selfAttention } from "./AttentionGraph.ts"
 import { decoderDims, decoderInputs, decoderOutputs } from "./DecoderIo.ts"
 import { GraphBuilder } from "./GraphBuilder.ts"
-
-/** A parameter's values in internal orientation (Linear weights [in, out]), by its spec. */
-export type WeightValues = (spec: ParamSpec) => Float32Array
 
 /** RMSNorm x / √(mean(x²) + eps) · w, in the node pattern ONNX Runtime fuses into one kernel. */
 const rmsNorm = (g: GraphBuilder, x: string, weight: string, eps: number): string => {
@@ -32,8 +30,8 @@ const swiGlu = (g: GraphBuilder, x: string, gate: ProjectionNames, up: Projectio
   return project(g, act, down)
 }
 
-/** The graph of the decoder with its LM head; `weights` supplies every tensor of `paramSpecs(config)`. */
-export const decoderGraph = (config: ModelConfig, weights: WeightValues): GraphBuilder => {
+/** The graph of the decoder with its LM head; its weights are the tensors of `paramSpecs(config)`. */
+export const decoderGraph = (config: ModelConfig): GraphBuilder => {
   const g = new GraphBuilder()
   const { batch, sequence, past, total } = decoderDims
   const hd = config.headDim
@@ -50,7 +48,7 @@ export const decoderGraph = (config: ModelConfig, weights: WeightValues): GraphB
     const spec = specs.get(name)
     if (spec === undefined) throw new Error(`decoderGraph: no parameter ${name} in this config`)
     const dims = spec.transposed ? [spec.shape[1], spec.shape[0]] : [...spec.shape]
-    return g.weight(name, dims, weights(spec))
+    return g.weight(name, dims)
   }
   const projection = (prefix: string): ProjectionNames => ({
     w: weight(`${prefix}.weight`),

@@ -1,8 +1,8 @@
 /**
  * A small builder of ONNX graphs on top of the `onnx-proto` message classes (protobufjs):
- * nodes get unique output names, constants become initializers, and weights are kept as
- * float32 arrays until the file is written (OnnxFile.ts decides whether they go inline or to
- * external data). Only the standard domain at one opset is used, so every ONNX runtime
+ * nodes get unique output names, constants become initializers, and weights are declared by
+ * name and shape only: their values are read when the file is written (OnnxFile.ts), one at a
+ * time where they go to external data, so a model never has to be in memory twice. Only the standard domain at one opset is used, so every ONNX runtime
  * (ONNX Runtime in Python, C#, Java, the web, transformers.js) reads the result.
  */
 import onnxProto from "onnx-proto"
@@ -26,12 +26,14 @@ const elementTypes: Record<ElementType, number> = {
   bool: onnx.TensorProto.DataType.BOOL
 }
 
-/** A float32 weight the graph reads, written to the file only when it is saved. */
+/** A float32 weight the graph reads, by name and shape; its values come when the file is written. */
 export interface Weight {
   readonly name: string
   readonly dims: ReadonlyArray<number>
-  readonly data: Float32Array
 }
+
+/** Elements of a weight. */
+export const weightSize = (weight: Weight): number => weight.dims.reduce((a, b) => a * b, 1)
 
 type Attribute = number | ReadonlyArray<number> | { readonly float: number }
 
@@ -130,12 +132,10 @@ export class GraphBuilder {
     return this.constant(`f32s:${values.join(",")}`, hint, { dataType: onnx.TensorProto.DataType.FLOAT, dims: [values.length], floatData: [...values] })
   }
 
-  /** A weight by its name (kept until the file is written). */
-  weight(name: string, dims: ReadonlyArray<number>, data: Float32Array): string {
-    const expected = dims.reduce((a, b) => a * b, 1)
-    if (data.length !== expected) throw new Error(`ONNX weight ${name}: ${data.length} values for shape [${dims.join(", ")}]`)
+  /** A weight by its name and shape. */
+  weight(name: string, dims: ReadonlyArray<number>): string {
     this.used.add(name)
-    this.weights.push({ name, dims, data })
+    this.weights.push({ name, dims })
     return name
   }
 

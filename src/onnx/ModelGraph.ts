@@ -1,11 +1,15 @@
 /**
- * The decoder graph of a model in memory: its weights read from its tfjs tensors (one copy each,
- * in internal orientation). Tests and in-process engines build sessions from this; `simmer
- * export` reads a checkpoint's tensors from disk instead (OnnxExport.ts).
+ * The ONNX model of a model in memory, with its weights inside: each read from its tfjs tensor
+ * (one copy, internal orientation). Tests and the benchmark open sessions on these bytes;
+ * `simmer export` and `eval --inference ort` read a checkpoint's tensors from disk instead
+ * (CheckpointSession.ts).
  */
 import type { Model } from "../model/Model.ts"
+import { paramSpecs } from "../model/Params.ts"
 import { decoderGraph } from "./DecoderGraph.ts"
-import type { GraphBuilder } from "./GraphBuilder.ts"
+import { encodeInline } from "./OnnxFile.ts"
 
-export const modelGraph = (model: Model): GraphBuilder =>
-  decoderGraph(model.config, (spec) => spec.get(model.params).dataSync() as Float32Array)
+export const modelOnnx = (model: Model): Uint8Array => {
+  const specs = new Map(paramSpecs(model.config).map((spec) => [spec.name, spec]))
+  return encodeInline(decoderGraph(model.config), (name) => specs.get(name)!.get(model.params).dataSync() as Float32Array)
+}

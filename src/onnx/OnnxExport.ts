@@ -6,28 +6,25 @@
  * files as they are, and genai_config.json for a model whose layers all have the same shape.
  * The folder appears atomically, as checkpoints do.
  */
-import { copyFile, open, writeFile } from "node:fs/promises"
+import { copyFile, writeFile } from "node:fs/promises"
 import { basename, join } from "node:path"
 import { Effect } from "effect"
 import { openLazyCheckpoint } from "../io/Checkpoint.ts"
 import { writeFolderAtomically } from "../io/AtomicWrite.ts"
 import { fsError } from "../io/Errors.ts"
-import { checkpointGraph } from "./CheckpointSession.ts"
+import { decoderGraph } from "./DecoderGraph.ts"
 import { genaiConfig, genaiConfigFileName } from "./GenaiConfig.ts"
-import { encodeModel, type ExternalData, externalDataFileName, modelFileName } from "./OnnxFile.ts"
+import { type ExternalData, externalDataFileName, modelFileName, writeModelFiles, type WrittenModel } from "./OnnxFile.ts"
 
 export interface OnnxExportOptions {
   readonly externalData?: ExternalData
   readonly onExisting?: "fail" | "replace"
 }
 
-export interface OnnxExportResult {
+export interface OnnxExportResult extends WrittenModel {
   readonly dir: string
   /** File names written, in writing order. */
   readonly files: ReadonlyArray<string>
-  readonly modelBytes: number
-  /** Bytes of model.onnx_data, when the weights went there. */
-  readonly externalBytes?: number
 }
 
 const tokenIds = (value: unknown): number | ReadonlyArray<number> | undefined =>
@@ -46,54 +43,33 @@ export const exportOnnx = Effect.fn("OnnxExport.export")(function*(
 ) {
   const checkpoint = yield* openLazyCheckpoint(checkpointDir)
   const { config } = checkpoint
-  const encoded = encodeModel(yield* checkpointGraph(checkpoint), {
-    ...(options.externalData !== undefined ? { externalData: options.externalData } : {}),
-    docString: `exported by simmer from ${basename(checkpointDir)}`
-  })
   const pad = special("pad_token_id", checkpoint.generationConfig, checkpoint.hfConfig)
   const genai = genaiConfig(config, {
     bos: special("bos_token_id", checkpoint.generationConfig, checkpoint.hfConfig),
     eos: special("eos_token_id", checkpoint.generationConfig, checkpoint.hfConfig),
     pad: typeof pad === "number" ? pad : undefined
   })
+  // config.json as it is: transformers.js and Optimum read the model type and sizes from it.
+  const carried = [checkpoint.files.config, checkpoint.files.generationConfig, ...checkpoint.files.tokenizer]
+    .filter((path): path is string => path !== undefined)
 
-  const files: Array<string> = []
-  let externalBytes = 0
-  yield* writeFolderAtomically(outDir, (temp) =>
-    Effect.tryPromise({
-      try: async () => {
-        await writeFile(join(temp, modelFileName), encoded.model)
-        files.push(modelFileName)
-        if (encoded.externalData !== undefined) {
-          const file = await open(join(temp, externalDataFileName), "w")
-          try {
-            for (const piece of encoded.externalData) {
-              await file.write(piece)
-              externalBytes += piece.byteLength
-            }
-          } finally {
-            await file.close()
-          }
-          files.push(externalDataFileName)
-        }
-        // config.json as it is: transformers.js and Optimum read the model type and sizes from it.
-        const carried = [checkpoint.files.config, checkpoint.files.generationConfig, ...checkpoint.files.tokenizer]
-        for (const source of carried) {
-          if (source === undefined) continue
-          await copyFile(source, join(temp, basename(source)))
-          files.push(basename(source))
-        }
-        if (genai !== undefined) {
-          await writeFile(join(temp, genaiConfigFileName), JSON.stringify(genai, null, 2) + "\n")
-          files.push(genaiConfigFileName)
-        }
-      },
-      catch: fsError(outDir, "write")
+  return yield* writeFolderAtomically(outDir, (temp) =>
+    Effect.gen(function*() {
+      const written = yield* writeModelFiles(temp, decoderGraph(config), checkpoint.readInternal, {
+        ...(options.externalData !== undefined ? { externalData: options.externalData } : {}),
+        docString: `exported by simmer from ${basename(checkpointDir)}`
+      })
+      const files = [modelFileName, ...(written.externalBytes !== undefined ? [externalDataFileName] : [])]
+      for (const source of carried) {
+        const target = join(temp, basename(source))
+        yield* Effect.tryPromise({ try: () => copyFile(source, target), catch: fsError(source, "copy") })
+        files.push(basename(source))
+      }
+      if (genai !== undefined) {
+        const target = join(temp, genaiConfigFileName)
+        yield* Effect.tryPromise({ try: () => writeFile(target, JSON.stringify(genai, null, 2) + "\n"), catch: fsError(target, "write") })
+        files.push(genaiConfigFileName)
+      }
+      return { dir: outDir, files, ...written } satisfies OnnxExportResult
     }), { onExisting: options.onExisting ?? "fail" })
-  return {
-    dir: outDir,
-    files,
-    modelBytes: encoded.model.byteLength,
-    ...(encoded.externalData !== undefined ? { externalBytes } : {})
-  } satisfies OnnxExportResult
 })

@@ -7,9 +7,15 @@
  * otherwise every weight goes to `model.onnx_data` (the name Optimum and `onnx.save` use), each
  * at an offset aligned to 4096 bytes so runtimes can map it. Inline files are what
  * transformers.js loads by default; external data is what every runtime reads beyond 2 GiB.
+ * External data is written one weight at a time as it is read, so exporting a large model holds
+ * one tensor, not the model.
  */
+import { open, writeFile } from "node:fs/promises"
+import { join } from "node:path"
+import { Effect } from "effect"
 import type onnxProto from "onnx-proto"
-import { GraphBuilder, irVersion, onnx, opsetVersion, type Weight } from "./GraphBuilder.ts"
+import { fsError } from "../io/Errors.ts"
+import { GraphBuilder, irVersion, onnx, opsetVersion, type Weight, weightSize } from "./GraphBuilder.ts"
 
 export const modelFileName = "model.onnx"
 export const externalDataFileName = "model.onnx_data"
@@ -21,59 +27,84 @@ const alignment = 4096
 /** How weights are stored: by the size rule, or always in the external file (tests, or by request). */
 export type ExternalData = "auto" | "always"
 
-export interface EncodedModel {
-  /** model.onnx */
-  readonly model: Uint8Array
-  /** The external-data file's pieces in order (zero padding included), when weights are external. */
-  readonly externalData?: ReadonlyArray<Uint8Array>
-}
-
-const weightBytes = (weight: Weight): Uint8Array =>
-  new Uint8Array(weight.data.buffer, weight.data.byteOffset, weight.data.byteLength)
-
 /** True when the weights must go to an external file under the rule above. */
 export const needsExternalData = (weights: ReadonlyArray<Weight>): boolean =>
-  weights.reduce((sum, w) => sum + w.data.byteLength, 0) >= inlineWeightLimit
+  weights.reduce((sum, w) => sum + 4 * weightSize(w), 0) >= inlineWeightLimit
 
-export const encodeModel = (
-  g: GraphBuilder,
-  options: { readonly externalData?: ExternalData; readonly docString?: string } = {}
-): EncodedModel => {
-  const external = options.externalData === "always" || needsExternalData(g.weights)
-  const pieces: Array<Uint8Array> = []
-  let offset = 0
-  const initializers = g.weights.map((weight): onnxProto.onnx.ITensorProto => {
-    const base = { name: weight.name, dims: [...weight.dims], dataType: onnx.TensorProto.DataType.FLOAT }
-    if (!external) return { ...base, rawData: weightBytes(weight) }
-    const padding = (alignment - (offset % alignment)) % alignment
-    if (padding > 0) pieces.push(new Uint8Array(padding))
-    offset += padding
-    const bytes = weightBytes(weight)
-    pieces.push(bytes)
-    const entry = {
-      ...base,
-      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [
-        { key: "location", value: externalDataFileName },
-        { key: "offset", value: String(offset) },
-        { key: "length", value: String(bytes.byteLength) }
-      ]
-    }
-    offset += bytes.byteLength
-    return entry
-  })
-  const model = onnx.ModelProto.encode({
+const bytesOf = (weight: Weight, data: Float32Array): Uint8Array => {
+  if (data.length !== weightSize(weight)) {
+    throw new Error(`ONNX weight ${weight.name}: ${data.length} values for shape [${weight.dims.join(", ")}]`)
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+}
+
+const tensorBase = (weight: Weight) => ({ name: weight.name, dims: [...weight.dims], dataType: onnx.TensorProto.DataType.FLOAT })
+
+const encode = (g: GraphBuilder, initializers: Array<onnxProto.onnx.ITensorProto>, docString: string): Uint8Array =>
+  onnx.ModelProto.encode({
     irVersion,
     opsetImport: [{ domain: "", version: opsetVersion }],
     producerName: "simmer",
-    docString: options.docString ?? "",
-    graph: {
-      name: "decoder",
-      node: g.nodes,
-      input: g.inputs,
-      output: g.outputs,
-      initializer: [...g.constants, ...initializers]
-    }
+    docString,
+    graph: { name: "decoder", node: g.nodes, input: g.inputs, output: g.outputs, initializer: [...g.constants, ...initializers] }
   }).finish()
-  return external ? { model, externalData: pieces } : { model }
+
+/** model.onnx with every weight inside, for a model under the limit (sessions in memory, small exports). */
+export const encodeInline = (g: GraphBuilder, data: (name: string) => Float32Array, docString = ""): Uint8Array => {
+  if (needsExternalData(g.weights)) throw new Error("encodeInline: the weights exceed the protobuf limit; write them as external data")
+  return encode(g, g.weights.map((w) => ({ ...tensorBase(w), rawData: bytesOf(w, data(w.name)) })), docString)
 }
+
+export interface WrittenModel {
+  readonly modelBytes: number
+  /** Bytes of model.onnx_data, when the weights went there. */
+  readonly externalBytes?: number
+}
+
+/**
+ * Writes model.onnx into `dir`, and model.onnx_data when the weights go there (by the rule, or
+ * always when asked), reading each weight with `read` as it is written.
+ */
+export const writeModelFiles = <E>(
+  dir: string,
+  g: GraphBuilder,
+  read: (name: string) => Effect.Effect<Float32Array, E>,
+  options: { readonly externalData?: ExternalData; readonly docString?: string } = {}
+) =>
+  Effect.gen(function*() {
+    const modelPath = join(dir, modelFileName)
+    const writeModel = (bytes: Uint8Array) =>
+      Effect.tryPromise({ try: () => writeFile(modelPath, bytes), catch: fsError(modelPath, "write") })
+    if (options.externalData !== "always" && !needsExternalData(g.weights)) {
+      const values = new Map<string, Float32Array>()
+      for (const w of g.weights) values.set(w.name, yield* read(w.name))
+      const model = encodeInline(g, (name) => values.get(name)!, options.docString)
+      yield* writeModel(model)
+      return { modelBytes: model.byteLength } satisfies WrittenModel
+    }
+    const dataPath = join(dir, externalDataFileName)
+    const file = yield* Effect.acquireRelease(
+      Effect.tryPromise({ try: () => open(dataPath, "w"), catch: fsError(dataPath, "create") }),
+      (f) => Effect.promise(() => f.close())
+    )
+    let offset = 0
+    const initializers: Array<onnxProto.onnx.ITensorProto> = []
+    for (const w of g.weights) {
+      const bytes = bytesOf(w, yield* read(w.name))
+      const start = Math.ceil(offset / alignment) * alignment
+      yield* Effect.tryPromise({ try: () => file.write(bytes, 0, bytes.byteLength, start), catch: fsError(dataPath, "write") })
+      initializers.push({
+        ...tensorBase(w),
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: "location", value: externalDataFileName },
+          { key: "offset", value: String(start) },
+          { key: "length", value: String(bytes.byteLength) }
+        ]
+      })
+      offset = start + bytes.byteLength
+    }
+    const model = encode(g, initializers, options.docString ?? "")
+    yield* writeModel(model)
+    return { modelBytes: model.byteLength, externalBytes: offset } satisfies WrittenModel
+  }).pipe(Effect.scoped)

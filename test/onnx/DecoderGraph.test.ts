@@ -12,8 +12,7 @@ import { beforeAll } from "vitest"
 import { loadCheckpoint } from "../../src/io/Checkpoint.ts"
 import type { Model } from "../../src/model/Model.ts"
 import { disposeParams } from "../../src/model/Params.ts"
-import { modelGraph } from "../../src/onnx/ModelGraph.ts"
-import { encodeModel } from "../../src/onnx/OnnxFile.ts"
+import { modelOnnx } from "../../src/onnx/ModelGraph.ts"
 import { openDecoderSession, runDecoder } from "../../src/onnx/OrtDecoder.ts"
 import { maxAbsDiff, useBackend } from "../helpers/backend.ts"
 import { biasedQwen2, checkAgainstTfjs, checkCacheStep, layerShapesModel, tfjsLogits } from "./_support.ts"
@@ -26,7 +25,7 @@ interface Reference {
 }
 const reference: Reference = JSON.parse(readFileSync(join(fixture, "reference.json"), "utf8"))
 
-const session = (model: Model) => Effect.promise(() => openDecoderSession(encodeModel(modelGraph(model)).model))
+const session = (model: Model) => Effect.promise(() => openDecoderSession(modelOnnx(model)))
 
 describe("the ONNX decoder graph in ONNX Runtime", () => {
   it.effect("matches transformers' logits on the Llama GQA fixture, and simmer's forward", () =>

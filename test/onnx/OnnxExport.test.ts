@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, readFileSync, statSync } from "node:fs"
 import { mkdtemp, readdir, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -14,7 +14,7 @@ import { beforeAll } from "vitest"
 import { loadCheckpoint, saveCheckpoint } from "../../src/io/Checkpoint.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import type { Model } from "../../src/model/Model.ts"
-import { disposeParams } from "../../src/model/Params.ts"
+import { disposeParams, paramSpecs } from "../../src/model/Params.ts"
 import { onnx } from "../../src/onnx/GraphBuilder.ts"
 import { exportOnnx } from "../../src/onnx/OnnxExport.ts"
 import { openDecoderSession, runDecoder } from "../../src/onnx/OrtDecoder.ts"
@@ -99,6 +99,17 @@ describe("simmer export --onnx", () => {
       expect(files).toContain("model.onnx_data")
       expect(files).not.toContain("genai_config.json") // GenAI knows one shape for every layer
       expect(result.externalBytes).toBeGreaterThan(result.modelBytes)
+      expect(statSync(join(result.dir, "model.onnx_data")).size).toBe(result.externalBytes)
+      // Every weight lies in model.onnx_data at a page-aligned offset; none stays inline.
+      const proto = onnx.ModelProto.decode(readFileSync(join(result.dir, "model.onnx")))
+      const weights = (proto.graph?.initializer ?? []).filter((t) => t.name?.startsWith("model.") || t.name?.startsWith("lm_head"))
+      expect(weights.length).toBe(paramSpecs(model.config).length)
+      for (const t of weights) {
+        const entries = Object.fromEntries((t.externalData ?? []).map((e) => [e.key, e.value]))
+        expect(entries.location).toBe("model.onnx_data")
+        expect(Number(entries.offset) % 4096, t.name ?? "").toBe(0)
+        expect(t.rawData?.length ?? 0).toBe(0)
+      }
       yield* checkAgainstTfjs(session, model)
       disposeParams(model.config, model.params)
     })))
