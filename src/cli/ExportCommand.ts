@@ -19,7 +19,7 @@ export const exportCommand = Command.make(
     checkpoint: Argument.String("checkpoint").pipe(Argument.withDescription(checkpointArgumentDescription)),
     onnx: Flag.String("onnx").pipe(Flag.withDescription(
       "Folder to write the ONNX model to: model.onnx (float32, with past key/value inputs and present outputs named as " +
-        "Optimum names them), config.json, generation_config.json, tokenizer files and, for uniform layers, genai_config.json."
+        "Optimum names them), config.json, generation_config.json, tokenizer files and, when every layer has the same head counts, genai_config.json."
     )),
     externalData: Flag.Boolean("external-data").pipe(
       Flag.withDescription(

@@ -1,12 +1,12 @@
 /**
  * genai_config.json, the file ONNX Runtime GenAI (`onnxruntime_genai.Model(folder)`) reads to
  * drive generation with a decoder: its type, sizes, the names of its inputs and outputs, and
- * greedy search defaults. GenAI describes every layer with one set of head counts, so a model
- * whose layers differ (`layer_shapes`) gets none. The exported graph concatenates its cache
- * (present = past + new), hence `past_present_share_buffer: false`.
+ * greedy search defaults. GenAI sizes every layer's cache with one set of head counts, so a
+ * model whose layers differ in head counts (`layer_shapes` after pruning key/value groups) gets
+ * none; layers that differ only in MLP width do not matter to it. The exported graph
+ * concatenates its cache (present = past + new), hence `past_present_share_buffer: false`.
  */
 import type { ModelConfig } from "../model/ModelConfig.ts"
-import { isUniform } from "../model/ModelConfig.ts"
 import { modelFileName } from "./OnnxFile.ts"
 
 export const genaiConfigFileName = "genai_config.json"
@@ -17,8 +17,12 @@ export interface SpecialTokens {
   readonly pad?: number | undefined
 }
 
+/** True when every layer has the same query and key/value head counts (one cache shape for all). */
+export const sameHeadCounts = (config: ModelConfig): boolean =>
+  config.layers.every((l) => l.numHeads === config.layers[0].numHeads && l.numKeyValueHeads === config.layers[0].numKeyValueHeads)
+
 export const genaiConfig = (config: ModelConfig, tokens: SpecialTokens): unknown => {
-  if (!isUniform(config)) return undefined
+  if (!sameHeadCounts(config)) return undefined
   const layer = config.layers[0]
   return {
     model: {

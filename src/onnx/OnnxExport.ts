@@ -3,7 +3,7 @@
  * Runtime (Python, C#, Java, Node, the web), Optimum's ORTModelForCausalLM, ONNX Runtime
  * GenAI and transformers.js load: model.onnx (float32 weights, inline or in model.onnx_data
  * by OnnxFile.ts's rule), the checkpoint's config.json, generation_config.json and tokenizer
- * files as they are, and genai_config.json for a model whose layers all have the same shape.
+ * files as they are, and genai_config.json for a model whose layers all have the same head counts.
  * The folder appears atomically, as checkpoints do.
  */
 import { copyFile, writeFile } from "node:fs/promises"
