@@ -18,7 +18,8 @@ import { createRunFolder, eventsFileName, openRunFolder, planFileName, RunFolder
 import { readRunInfo, recordInRunInfo, type RunInfo, simmerVersion } from "../io/RunInfo.ts"
 import type { RunEvent } from "../io/RunEvent.ts"
 import type { RewardLoadError } from "../reward/RewardCheckpoint.ts"
-import { type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
+import { bundledModelPath, type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
+import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { runUpdates } from "../pipeline/Run.ts"
 import { readEvents, writeReport } from "../report/Report.ts"
@@ -69,16 +70,30 @@ const stoppable = <A, E, R>(work: (stopRequested: Effect.Effect<boolean>) => Eff
     )
   })
 
-/** The compute, gradients, memory and reward layers for a plan and the command's flags. */
-const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
+/** The compute, memory and reward layers a plan is checked and run with (its reward models loaded), for the command's flags. */
+const checkLayers = (layers: RunLayers, plan: Plan, flags: Pick<RunFlags, "backend" | "memory">) =>
   Layer.provideMerge(
-    Layer.mergeAll(
-      layers.gradients(Math.max(1, flags.workers)),
-      layers.memory(Option.getOrUndefined(flags.memory)),
-      layers.reward(plan.reward ?? [])
-    ),
+    Layer.merge(layers.memory(Option.getOrUndefined(flags.memory)), layers.reward(plan.reward ?? [])),
     layers.compute(Option.getOrUndefined(flags.backend) ?? plan.backend)
   )
+
+/** The same, with the gradients tuning computes with. */
+const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
+  Layer.provideMerge(layers.gradients(Math.max(1, flags.workers)), checkLayers(layers, plan, flags))
+
+/**
+ * A plan file checked as `simmer run` checks it before creating anything — its keys, the
+ * files and models it names (PlanCheck), then what it needs on this machine (Preflight:
+ * tokenizer, every dataset read whole, the memory budget) — and `simmer plan check` with it.
+ */
+export const readRunnablePlan = (layers: RunLayers, path: string, flags: Pick<RunFlags, "backend" | "memory">) =>
+  Effect.gen(function*() {
+    const read = yield* readPlan(path, { inputChecks: checkPlanInputs(bundledModelPath) })
+    const checked = yield* preflight(read.plan, resolveModelPath(read.plan)).pipe(
+      Effect.provide(Layer.merge(checkLayers(layers, read.plan, flags), layers.datasets))
+    )
+    return { ...read, ...checked }
+  })
 
 /** Runs (or continues) the run in `dir`, shows it, rebuilds its report and says how it ended. */
 export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, flags: RunFlags) =>
@@ -147,7 +162,8 @@ export const runCommand = (layers: RunLayers) =>
     Effect.fnUntraced(function*(input) {
       const planPath = resolve(input.plan)
       // Relative paths in the plan (model, data files) are read from the plan's folder.
-      const { plan, text } = yield* readPlan(planPath)
+      // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
+      const { plan, text } = yield* readRunnablePlan(layers, planPath, input)
       const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
       const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${basename(planPath, extname(planPath))}-${stamp}`)))
       const info: RunInfo = {
@@ -156,8 +172,6 @@ export const runCommand = (layers: RunLayers) =>
         planFolder: dirname(planPath),
         simmerVersion
       }
-      // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
-      yield* preflight(plan, info.modelPath).pipe(Effect.provide(Layer.merge(computeLayers(layers, plan, input), layers.datasets)))
       yield* createRunFolder(dir, text, info, { replace: input.replace })
       yield* Effect.logInfo(`run folder ${dir}`)
       yield* runInFolder(layers, dir, plan, info, input)

@@ -78,7 +78,7 @@ const simmer = Command.make("simmer").pipe(
     scoreCommand.pipe(withCompute),
     rewardCommand.pipe(withCompute),
     pruneCommand.pipe(withCompute),
-    planCommand,
+    planCommand(runLayers),
     runCommand(runLayers),
     resumeCommand(runLayers),
     demoCommand(runLayers),

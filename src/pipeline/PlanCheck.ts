@@ -1,12 +1,13 @@
 /**
  * What a plan's text cannot tell: whether the model folder and data files it names exist, and
  * whether its target can be reached by removing the units it names (heads alone cannot take a
- * model to 80% of its parameters when everything but one key/value group per layer is 90%).
+ * model to 80% of its parameters when everything but one key/value group per layer is 90%),
+ * and whether each model's tokenizer stays within the vocabulary the model can embed.
  * `simmer plan check` runs these with the schema checks, so a plan that says "valid" can run.
  *
  * The checks read the raw document and use each key only when it is valid on its own, so they
  * are reported together with the plan's other problems. Relative paths are read from `folder`
- * (the plan's folder), as the run reads them. Only config.json is read, never the weights.
+ * (the plan's folder), as the run reads them. Only config.json and tokenizers are read, never the weights.
  */
 import { stat } from "node:fs/promises"
 import { isAbsolute, join, resolve } from "node:path"
@@ -14,6 +15,7 @@ import { Effect, Result, Schema } from "effect"
 import { configFileName, listCheckpointFolder, singleWeightsFileName, weightsIndexFileName } from "../io/Checkpoint.ts"
 import { architectureClass, modelKind, readHfConfig, toModelConfig } from "../io/HfConfig.ts"
 import type { Problem } from "../io/SchemaProblems.ts"
+import { loadTokenizer } from "../io/Tokenizer.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { unreachableShare } from "../prune/ParameterShare.ts"
 import { rewardConfigProblem } from "../reward/RewardCheckpoint.ts"
@@ -29,6 +31,19 @@ type Kind = "file" | "folder" | "missing"
 
 const kindOf = (path: string) =>
   Effect.promise(() => stat(path).then((s): Kind => (s.isDirectory() ? "folder" : "file"), (): Kind => "missing"))
+
+/**
+ * Why a checkpoint's tokenizer does not fit its model: it cannot be read, or it has ids the
+ * model's embedding has no row for (the run would fail on the first text that reaches them).
+ */
+const tokenizerProblem = Effect.fnUntraced(function*(dir: string, vocabSize: number, role: string) {
+  const tokenizer = yield* loadTokenizer(dir).pipe(Effect.result)
+  if (Result.isFailure(tokenizer)) return tokenizer.failure.message
+  return tokenizer.success.vocabSize > vocabSize
+    ? `${join(dir, "tokenizer.json")} has ids up to ${tokenizer.success.vocabSize - 1}, beyond the ${vocabSize}-token vocabulary of ` +
+      `${role} (vocab_size in ${join(dir, configFileName)}): text that reaches them cannot be embedded`
+    : undefined
+})
 
 /** The model's config when the folder is a checkpoint a run can use, else the problems with it. */
 const checkModel = Effect.fnUntraced(function*(written: string, dir: string, folder: string) {
@@ -50,7 +65,9 @@ const checkModel = Effect.fnUntraced(function*(written: string, dir: string, fol
     return problem(`${dir} is a reward model (${architectureClass(hfConfig.success)}), not a causal LM to compress; name it under reward:`)
   }
   const config = toModelConfig(hfConfig.success)
-  return { config, problems: missing.length > 0 ? [{ path: ["model"], message: `${dir} has ${missing.join(" and ")}` }] : [] }
+  if (missing.length > 0) return { config, problems: [{ path: ["model"], message: `${dir} has ${missing.join(" and ")}` }] }
+  const tokenizer = yield* tokenizerProblem(dir, config.vocabSize, "the model")
+  return { config, problems: tokenizer !== undefined ? [{ path: ["model"], message: tokenizer }] : [] }
 })
 
 /** The problems of a checkpoint folder a plan names besides its model: a reward model, or a distillation teacher. */
@@ -70,8 +87,11 @@ const checkOtherModel = Effect.fnUntraced(function*(
   if (role === "reward") {
     const problem = rewardConfigProblem(hfConfig.success, join(dir, configFileName))
     if (problem !== undefined) return [{ path, message: problem.message }]
-    const tokenizer = yield* kindOf(join(dir, "tokenizer.json"))
-    return tokenizer === "file" ? [] : [{ path, message: `${dir} has no tokenizer.json (a reward model reads the completions' text with its own)` }]
+    if ((yield* kindOf(join(dir, "tokenizer.json"))) !== "file") {
+      return [{ path, message: `${dir} has no tokenizer.json (a reward model reads the completions' text with its own)` }]
+    }
+    const tokenizer = yield* tokenizerProblem(dir, hfConfig.success.vocab_size, "the reward model")
+    return tokenizer !== undefined ? [{ path, message: tokenizer }] : []
   }
   return modelKind(hfConfig.success) === "causal-lm"
     ? []

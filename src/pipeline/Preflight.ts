@@ -3,6 +3,8 @@
  * job): the checkpoint's config (a causal LM, not a reward model) and tokenizer, every dataset (files read and validated, the
  * tuning data not empty), and the plan's memory estimate against the budget. A plan that passes
  * can start; one that fails gets the typed error that says what to change, and leaves nothing.
+ * `simmer run`, `simmer plan check` and the daemon's submissions all run it (after the plan's
+ * own checks, PlanCheck), so a plan that checks valid is one that starts.
  */
 import { Effect } from "effect"
 import { join } from "node:path"
@@ -34,5 +36,5 @@ export const preflight = (plan: Plan, modelPath: string) =>
     const memory = yield* DeviceMemory
     const need = planFootprint(plan, config, planTuners(plan).map((t) => t.tuner), 64)
     yield* Effect.scoped(memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice(need) }))
-    return config
+    return { config, need }
   })

@@ -6,12 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
-import { messages, simmer } from "../helpers/cli.ts"
+import { messages, root, simmer } from "../helpers/cli.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "simmer-plan-cli-"))
 
@@ -26,7 +26,15 @@ beforeAll(async () => {
   await useBackend("cpu")
   await Effect.runPromise(writeTinyCheckpoint(join(dir, "model")))
   mkdirSync(join(dir, "plans", "data"), { recursive: true })
-  writeFileSync(join(dir, "plans", "data", "train.jsonl"), `{"text": "a b c"}\n`)
+  // Enough lines that the hash split gives the training part some: `run` refuses a plan with nothing to tune on.
+  const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ text: `a b c ${i}` }))
+  writeFileSync(join(dir, "plans", "data", "train.jsonl"), lines.join("\n") + "\n")
+  writeFileSync(join(dir, "plans", "data", "broken.jsonl"), [lines[0], `{"text": "a b`, ...lines.slice(1)].join("\n") + "\n")
+  // A reward model whose tokenizer has an id (100) beyond its 96-token vocabulary.
+  cpSync(join(root, "test/fixtures/hf-llama-reward-f32"), join(dir, "rm"), { recursive: true })
+  const tokenizer = JSON.parse(readFileSync(join(root, "models/base/tokenizer.json"), "utf8")) as { added_tokens: Array<object> }
+  tokenizer.added_tokens.push({ id: 100, content: "<tool>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })
+  writeFileSync(join(dir, "rm", "tokenizer.json"), JSON.stringify(tokenizer))
   writeFileSync(join(dir, "plans", "good.yaml"), plan("target: { parameters: 0.6 }\n"))
   writeFileSync(
     join(dir, "plans", "bad.yaml"),
@@ -54,5 +62,37 @@ describe("simmer plan check", () => {
       '  line 8: iteration: unknown key "iteration"; did you mean iterations?',
       '  line 9: scorer: "wanda" cannot score heads; choose one of contribution, random'
     ])
+  }, 60_000)
+})
+
+describe("plan check runs the checks simmer run makes before it starts (issue 24.8)", () => {
+  it("refuses a plan over the memory budget, a tuning file with a broken line, and a reward model's tokenizer beyond its vocabulary", async () => {
+    writeFileSync(join(dir, "plans", "broken.yaml"), plan("target: { parameters: 0.6 }\n").replace("data/train.jsonl", "data/broken.jsonl"))
+    writeFileSync(
+      join(dir, "plans", "reward.yaml"),
+      plan("target: { parameters: 0.6 }\ntuner: { kind: grpo, steps: 1 }\nreward: [{ model: ../rm }]\n")
+    )
+    const good = join(dir, "plans", "good.yaml")
+    const out = join(dir, "runs", "reward")
+    const [budget, broken, reward, run] = await Promise.all([
+      simmer(["plan", "check", good, "--memory", "0.0001"]),
+      simmer(["plan", "check", join(dir, "plans", "broken.yaml")]),
+      simmer(["plan", "check", join(dir, "plans", "reward.yaml")]),
+      // Before, run loaded this reward model and died after iteration 0.
+      simmer(["run", join(dir, "plans", "reward.yaml"), "--out", out])
+    ])
+    expect(budget.status).toBe(1)
+    expect(messages(budget)).toEqual([
+      expect.stringMatching(/^simmer: This plan on .*\/model needs about [\d.]+ MiB of (host memory|wasm heap) at its peak \(.*\), but the budget is 105 KiB\. /)
+    ])
+    expect(broken.status).toBe(1)
+    expect(messages(broken)).toEqual([expect.stringContaining(`${join(dir, "plans", "data", "broken.jsonl")}, line 2: not valid JSON`)])
+    const tokenizerProblem = `  line 8: reward[0].model: ${join(dir, "rm", "tokenizer.json")} has ids up to 100, beyond the 96-token vocabulary ` +
+      `of the reward model (vocab_size in ${join(dir, "rm", "config.json")}): text that reaches them cannot be embedded`
+    for (const refused of [reward, run]) {
+      expect(refused.status).toBe(1)
+      expect(messages(refused).slice(1)).toEqual([tokenizerProblem])
+    }
+    expect(existsSync(out)).toBe(false)
   }, 60_000)
 })
