@@ -96,3 +96,22 @@ describe("plan check runs the checks simmer run makes before it starts (issue 24
     expect(existsSync(out)).toBe(false)
   }, 60_000)
 })
+
+describe("a GRPO plan over the memory budget (issue 24.9)", () => {
+  it("is told to lower the keys GRPO has and its estimate grows with, and lowering them lowers the estimate", async () => {
+    const grpo = (settings: string) => plan(`target: { parameters: 0.6 }\ntuner: { kind: grpo, steps: 1, ${settings} }\nreward: [{ rule: arith }]\n`)
+    writeFileSync(join(dir, "plans", "grpo.yaml"), grpo("prompts: 8, rollouts: 8"))
+    writeFileSync(join(dir, "plans", "grpo-fewer.yaml"), grpo("prompts: 2, rollouts: 8"))
+    const [refused, fewer] = await Promise.all(
+      ["grpo.yaml", "grpo-fewer.yaml"].map((name) => simmer(["plan", "check", join(dir, "plans", name), "--memory", "0.0001"]))
+    )
+    const needed = (result: { stderr: string }) => Number(/needs about ([\d.]+) MiB/.exec(result.stderr)?.[1])
+    for (const result of [refused, fewer]) expect(result.status).toBe(1)
+    const message = messages(refused).join("\n")
+    // Before: "Lower tuner.batchSize or tuner.maxSeqLen ..., or tune through low-rank adapters (tuner.adapter ...)", keys GRPO rejects.
+    expect(message).toContain("grpo tuning: gradients and activations (64 sequences)")
+    expect(message).toContain("Lower tuner.prompts or tuner.rollouts (the gradient pass covers prompts × rollouts = 64 sequences at once")
+    expect(message).not.toMatch(/tuner\.batchSize|tuner\.adapter/)
+    expect(needed(fewer)).toBeLessThan(needed(refused) / 2)
+  }, 60_000)
+})
