@@ -33,7 +33,10 @@ const check = (layers: RunLayers) =>
         ? `${(plan.target.parameters * 100).toFixed(0)}% of the non-embedding parameters`
         : Object.entries(plan.target.perLayer).map(([u, n]) => `${n} ${u} per layer`).join(", ")
       const units = planUnitsOf(plan).map((u) => `${u} (scorer ${scorerFor(plan, u)})`).join(", ")
-      const tuners = plannedTuners(plan).map((t) => `${t.kind} ${typeof t.steps === "number" ? `${t.steps} steps each` : `${t.steps.join("/")} steps`}`)
+      const tuners = plannedTuners(plan).map((t) =>
+        `${t.kind}${"adapter" in t && t.adapter !== undefined ? ` with rank-${t.adapter.rank} adapters on ${t.adapter.targets.join(", ")}` : ""} ` +
+        `${typeof t.steps === "number" ? `${t.steps} steps each` : `${t.steps.join("/")} steps`}`
+      )
       yield* Console.log(
         `${input.plan} is valid: ${plan.model === "base" ? "the bundled model" : plan.model} → ${target}, pruning ${units} over ${plan.iterations} ${plan.schedule} iterations, ` +
           `${tuners.join(" then ")}${plan.baselines.length > 0 ? `, baselines ${plan.baselines.join(", ")}` : ""}.`

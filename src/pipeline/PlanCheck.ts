@@ -16,6 +16,7 @@ import { configFileName, listCheckpointFolder, singleWeightsFileName, weightsInd
 import { architectureClass, modelKind, readHfConfig, toModelConfig } from "../io/HfConfig.ts"
 import type { Problem } from "../io/SchemaProblems.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
+import { type AdapterTarget, adapterTargets, targetShape } from "../model/Adapters.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { unreachableShare } from "../prune/ParameterShare.ts"
 import { rewardConfigProblem } from "../reward/RewardCheckpoint.ts"
@@ -98,13 +99,16 @@ const checkOtherModel = Effect.fnUntraced(function*(
     : [{ path, message: `${dir} is a reward model (${architectureClass(hfConfig.success)}); a teacher must be a causal LM` }]
 })
 
+/** The plan's tuner entries, each with its path in the document. */
+const rawTuners = (raw: Record<string, unknown>): Array<{ t: unknown; path: Array<PropertyKey> }> =>
+  Array.isArray(raw.tuner) ? raw.tuner.map((t, i) => ({ t, path: ["tuner", i] })) : [{ t: raw.tuner, path: ["tuner"] }]
+
 /** Reward models (`reward: [{ model }]`) and distillation teachers (`tuner: { teacher }`) the plan names. */
 const otherModels = (raw: Record<string, unknown>): Array<{ path: Array<PropertyKey>; written: string; role: "reward" | "teacher" }> => [
   ...(Array.isArray(raw.reward) ? raw.reward : []).flatMap((r, i) =>
     isRecord(r) && typeof r.model === "string" && r.model !== "" ? [{ path: ["reward", i, "model"], written: r.model, role: "reward" as const }] : []),
-  ...(Array.isArray(raw.tuner) ? raw.tuner.map((t, i) => ({ t, path: ["tuner", i] as Array<PropertyKey> })) : [{ t: raw.tuner, path: ["tuner"] }])
-    .flatMap(({ t, path }) =>
-      isRecord(t) && typeof t.teacher === "string" && t.teacher !== "" ? [{ path: [...path, "teacher"], written: t.teacher, role: "teacher" as const }] : [])
+  ...rawTuners(raw).flatMap(({ t, path }) =>
+    isRecord(t) && typeof t.teacher === "string" && t.teacher !== "" ? [{ path: [...path, "teacher"], written: t.teacher, role: "teacher" as const }] : [])
 ]
 
 /** Every `{ file: ... }` under data, with its path in the document. */
@@ -135,6 +139,25 @@ const targetProblems = (config: ModelConfig, raw: Record<string, unknown>): Arra
   })
 }
 
+/** Adapters whose rank is not below the projections they adapt: such an update is not low-rank. */
+const adapterProblems = (config: ModelConfig, raw: Record<string, unknown>): Array<Problem> =>
+  rawTuners(raw).flatMap(({ t, path }) => {
+    const adapter = isRecord(t) && isRecord(t.adapter) ? t.adapter : undefined
+    if (adapter === undefined || typeof adapter.rank !== "number") return []
+    const named = Array.isArray(adapter.targets) ? adapter.targets : adapterTargets
+    const targets = named.filter((n): n is AdapterTarget => (adapterTargets as ReadonlyArray<unknown>).includes(n))
+    const shapes = targets.flatMap((target) => config.layers.map((_, i) => ({ target, shape: targetShape(config, i, target) })))
+    if (shapes.length === 0) return []
+    const smallest = shapes.reduce((a, b) => (Math.min(...b.shape) < Math.min(...a.shape) ? b : a))
+    const limit = Math.min(...smallest.shape)
+    return adapter.rank <= limit ? [] : [{
+      path: [...path, "adapter", "rank"],
+      message: `rank ${adapter.rank} is above ${limit}, the smaller side of the ${smallest.target} projection ` +
+        `(${smallest.shape[0]} × ${smallest.shape[1]}; hidden size ${config.hiddenSize}): a low-rank adapter's rank is at most ` +
+        `the sizes of the projections it adapts`
+    }]
+  })
+
 /**
  * The problems of a plan's inputs: model folder, data files, reachability of the target.
  * `raw` is the plan document as parsed; `bundledModel` is where `model: base` points.
@@ -146,7 +169,7 @@ export const checkPlanInputs = (bundledModel: string) => (raw: Record<string, un
       const dir = raw.model === "base" ? bundledModel : resolve(folder, raw.model)
       const model = yield* checkModel(raw.model, dir, folder)
       problems.push(...model.problems)
-      if (model.config !== undefined) problems.push(...targetProblems(model.config, raw))
+      if (model.config !== undefined) problems.push(...targetProblems(model.config, raw), ...adapterProblems(model.config, raw))
     }
     for (const { path, written, role } of otherModels(raw)) problems.push(...yield* checkOtherModel(path, written, folder, role))
     for (const { path, file } of dataFiles(raw.data)) {

@@ -115,3 +115,31 @@ describe("a GRPO plan over the memory budget (issue 24.9)", () => {
     expect(needed(fewer)).toBeLessThan(needed(refused) / 2)
   }, 60_000)
 })
+
+describe("adapters in a plan (issue 24.10)", () => {
+  it("refuses a rank above the projections it adapts; plan check and the tuned events name the adapters", async () => {
+    const adapter = (rank: number) =>
+      plan(`target: { parameters: 0.6 }\niterations: 1\ntuner: { steps: 1, batchSize: 2, maxSeqLen: 48, adapter: { rank: ${rank}, targets: [q, v] } }\nbackend: cpu\n`)
+        .replace("evaluate: [{ task: arith }]", "evaluate: [{ task: arith }]\n  calibrationExamples: 4\n  evaluationExamples: 4")
+    writeFileSync(join(dir, "plans", "rank-9.yaml"), adapter(9))
+    writeFileSync(join(dir, "plans", "rank-2.yaml"), adapter(2))
+    const out = join(dir, "runs", "adapter")
+    const [tooLarge, checked, run] = await Promise.all([
+      simmer(["plan", "check", join(dir, "plans", "rank-9.yaml")]),
+      simmer(["plan", "check", join(dir, "plans", "rank-2.yaml")]),
+      simmer(["run", join(dir, "plans", "rank-2.yaml"), "--out", out, "--workers", "1"])
+    ])
+    // The tiny model's v projection is 16 × 8 (hidden size 16): rank 9 cannot be low-rank there.
+    expect(tooLarge.status).toBe(1)
+    expect(messages(tooLarge).slice(1)).toEqual([
+      "  line 10: tuner.adapter.rank: rank 9 is above 8, the smaller side of the v projection (16 × 8; hidden size 16): " +
+      "a low-rank adapter's rank is at most the sizes of the projections it adapts"
+    ])
+    expect(checked.status, checked.stderr).toBe(0)
+    expect(checked.stdout).toContain("sft with rank-2 adapters on q, v 1 steps each")
+    expect(run.status, run.stderr).toBe(0)
+    const tuned = readFileSync(join(out, "events.ndjson"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.phase === "tuned")
+    expect(tuned.length).toBeGreaterThan(0)
+    for (const e of tuned) expect(e.tune).toMatchObject({ kind: "sft", adapter: { rank: 2, targets: ["q", "v"] } })
+  }, 120_000)
+})
