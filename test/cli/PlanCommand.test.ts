@@ -99,7 +99,9 @@ describe("plan check runs the checks simmer run makes before it starts (issue 24
 
 describe("a GRPO plan over the memory budget (issue 24.9)", () => {
   it("is told to lower the keys GRPO has and its estimate grows with, and lowering them lowers the estimate", async () => {
-    const grpo = (settings: string) => plan(`target: { parameters: 0.6 }\ntuner: { kind: grpo, steps: 1, ${settings} }\nreward: [{ rule: arith }]\n`)
+    const grpo = (settings: string) =>
+      plan(`target: { parameters: 0.6 }\ntuner: { kind: grpo, steps: 1, ${settings} }\nreward: [{ rule: arith }]\n`)
+        .replace("{ file: data/train.jsonl }", "{ task: arith }")
     writeFileSync(join(dir, "plans", "grpo.yaml"), grpo("prompts: 8, rollouts: 8"))
     writeFileSync(join(dir, "plans", "grpo-fewer.yaml"), grpo("prompts: 2, rollouts: 8"))
     const [refused, fewer] = await Promise.all(
@@ -142,4 +144,33 @@ describe("adapters in a plan (issue 24.10)", () => {
     expect(tuned.length).toBeGreaterThan(0)
     for (const e of tuned) expect(e.tune).toMatchObject({ kind: "sft", adapter: { rank: 2, targets: ["q", "v"] } })
   }, 120_000)
+})
+
+describe("a reward rule that cannot grade the tuning data (issue 24.11)", () => {
+  it("is refused when the plan is checked and run, naming the data; the rule that fits passes", async () => {
+    const grpo = (rule: string, tune: string) =>
+      plan(`target: { parameters: 0.6 }\ntuner: { kind: grpo, steps: 1 }\nreward: [{ rule: ${rule} }]\n`).replace("{ file: data/train.jsonl }", tune)
+    writeFileSync(join(dir, "plans", "program-on-arith.yaml"), grpo("program", "{ task: arith }"))
+    writeFileSync(join(dir, "plans", "arith-on-text.yaml"), grpo("arith", "{ file: data/train.jsonl }"))
+    writeFileSync(join(dir, "plans", "arith-on-arith.yaml"), grpo("arith", "{ task: arith }"))
+    const out = join(dir, "runs", "program-on-arith")
+    const [programOnArith, arithOnText, fits, run] = await Promise.all([
+      simmer(["plan", "check", join(dir, "plans", "program-on-arith.yaml")]),
+      simmer(["plan", "check", join(dir, "plans", "arith-on-text.yaml")]),
+      simmer(["plan", "check", join(dir, "plans", "arith-on-arith.yaml")]),
+      simmer(["run", join(dir, "plans", "program-on-arith.yaml"), "--out", out])
+    ])
+    for (const refused of [programOnArith, run]) {
+      expect(refused.status).toBe(1)
+      expect(messages(refused)).toEqual([
+        "simmer: The reward rule program grades the program task (programs run against its hidden tests), but GRPO would tune on " +
+        "arith (data.tune): it would never pay its correct part, only its format part. Choose the rule that fits the data " +
+        "(arith or question-answer for #### answers, program for the program task), or a reward model."
+      ])
+    }
+    expect(existsSync(out)).toBe(false)
+    expect(arithOnText.status).toBe(1)
+    expect(messages(arithOnText)[0]).toContain(`but GRPO would tune on ${join(dir, "plans", "data", "train.jsonl")} (data.tune)`)
+    expect(fits.status, fits.stderr).toBe(0)
+  }, 60_000)
 })
