@@ -16,6 +16,7 @@ import { join } from "node:path"
 import { Effect, Result, Schema } from "effect"
 import { pathExists, writeFileAtomically, writeFolderAtomically } from "./AtomicWrite.ts"
 import { describeCause, errnoCode, type FileSystemError, fsError, listSome, schemaProblems } from "./Errors.ts"
+import { takeProcessLock } from "./ProcessLock.ts"
 import { DatasetScore, Strategies } from "./RunEvent.ts"
 import { type RunInfo, runInfoFileName } from "./RunInfo.ts"
 
@@ -34,6 +35,24 @@ export class RunFolderError extends Schema.TaggedError<RunFolderError>()("RunFol
   path: Schema.String,
   message: Schema.String
 }) {}
+
+/** Another live process writes the run folder (or its lock cannot be taken). */
+export class RunLocked extends Schema.TaggedError<RunLocked>()("RunLocked", {
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
+/** Takes run folder `dir`'s lock for this process until the scope closes: one writer per folder. */
+export const lockRunFolder = (dir: string) =>
+  takeProcessLock(join(dir, "lock"), {
+    held: (path, holder) =>
+      new RunLocked({
+        path,
+        message: `${dir} is in use by another simmer process (${holder}). Wait for it to finish, ` +
+          `or stop it (SIGTERM stops it resumably); a lock left by a process that died is taken over by itself.`
+      }),
+    failed: (path, cause) => new RunLocked({ path, message: `Cannot lock the run folder ${dir}: ${cause}.` })
+  })
 
 const Pointer = Schema.Struct({ stage: Schema.String, iteration: Schema.Int, strategy: Schema.Literals(Strategies) })
 
@@ -81,16 +100,19 @@ export const writeRunFile = (path: string, value: unknown): Effect.Effect<void, 
 
 /**
  * Creates run folder `dir` holding the plan text and run.json, atomically: either all of it
- * exists afterwards or nothing does. An existing folder is an error unless `replace`.
+ * exists afterwards or nothing does. An existing folder is an error unless `replace`; a folder
+ * being replaced is locked first, so one that a live process writes is refused (RunLocked).
  */
 export const createRunFolder = (dir: string, planText: string, info: RunInfo, options: { readonly replace?: boolean } = {}) =>
   Effect.gen(function*() {
-    if (!options.replace && (yield* pathExists(dir))) {
+    const exists = yield* pathExists(dir)
+    if (!options.replace && exists) {
       return yield* new RunFolderError({
         path: dir,
         message: `${dir} already exists; continue it with \`simmer resume ${dir}\`, choose another --out, or start over with --replace.`
       })
     }
+    if (exists) yield* lockRunFolder(dir)
     yield* writeFolderAtomically(dir, (temp) =>
       Effect.tryPromise({
         try: async () => {
@@ -101,7 +123,7 @@ export const createRunFolder = (dir: string, planText: string, info: RunInfo, op
       }), { onExisting: options.replace ? "replace" : "fail" }).pipe(
         Effect.catchTag("TargetExists", (e) => Effect.fail(new RunFolderError({ path: dir, message: e.message })))
       )
-  })
+  }).pipe(Effect.scoped)
 
 /** What `simmer run` writes into a run folder before anything else. */
 const runFiles = [planFileName, "run.json", eventsFileName] as const

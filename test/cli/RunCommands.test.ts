@@ -1,6 +1,6 @@
 /**
  * `simmer run` and `simmer resume` as a user meets them (issue 14, items 1-6): one writer per
- * run folder, a stop that logs `interrupted` and exits 75, a target that cannot be reached
+ * run folder (`run --replace` of a folder in use is refused too), a stop that logs `interrupted` and exits 75, a target that cannot be reached
  * said as such with its own exit code, nothing created for a plan that cannot run (a missing
  * model, one too large for the memory budget), `--replace`, and `resume` on a finished run.
  */
@@ -58,10 +58,19 @@ describe("simmer run and resume", () => {
       // Paused while it evaluates the original, so it is still at work whatever the machine's speed.
       first.kill("SIGSTOP")
 
-      // A second writer is refused, naming the one at work.
-      const second = yield* Effect.promise(() => simmer(["resume", dir, "--workers", "1"]))
+      // A second writer is refused, naming the one at work: a resume, and a run that would replace the folder.
+      const logged = readFileSync(join(dir, "events.ndjson"), "utf8")
+      const [second, replacing] = yield* Effect.promise(() =>
+        Promise.all([
+          simmer(["resume", dir, "--workers", "1"]),
+          simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--replace", "--workers", "1"])
+        ])
+      )
       expect(second.status).toBe(1)
       expect(second.stderr).toContain(`in use by another simmer process (pid ${first.pid}`)
+      expect(replacing.status).toBe(1)
+      expect(replacing.stderr).toContain(`in use by another simmer process (pid ${first.pid}`)
+      expect(readFileSync(join(dir, "events.ndjson"), "utf8")).toBe(logged)
 
       // SIGTERM (delivered as it wakes): the run stops at the next step boundary, logs why, and exits with 75.
       first.kill("SIGTERM")
