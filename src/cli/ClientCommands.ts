@@ -157,8 +157,15 @@ export const cancelCommand = Command.make(
 export const resumeOnDaemon = (connection: Connection, id: RunId) =>
   Effect.gen(function*() {
     const client = yield* apiClient(connection)
-    const run = yield* client.runs.resume({ params: { id } }).pipe(orUnreachable(connection.server))
+    const resumed = yield* client.runs.resume({ params: { id } }).pipe(
+      orUnreachable(connection.server),
+      // A finished run has nothing left to do: said as such, and not an error (as for a local run folder).
+      Effect.catchTag("RunStateConflict", (e) => (e.status === "finished" ? Effect.succeed(undefined) : Effect.fail(e)))
+    )
+    if (resumed !== undefined) return yield* Console.log(runLine(resumed))
+    const run = yield* client.runs.get({ params: { id } }).pipe(orUnreachable(connection.server))
     yield* Console.log(runLine(run))
+    yield* Console.error(`run ${id} already finished; there is nothing to resume (\`simmer status ${id}\` shows it, its report is in ${run.folder}).`)
   })
 
 export const clientCommands = [submitCommand, runsCommand, statusCommand, watchCommand, cancelCommand] as const
