@@ -155,7 +155,8 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
             goal: info.goal,
             tuner: info.tuner,
             model,
-            ...(info.tunerState !== undefined ? { snapshot: { state: info.tunerState, tensors: saved.value.tensors } } : {})
+            ...(info.tunerState !== undefined ? { snapshot: { state: info.tunerState, tensors: saved.value.tensors } } : {}),
+            ...(info.record !== undefined ? { record: info.record } : {})
           }
         }
       })

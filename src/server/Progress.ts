@@ -37,12 +37,14 @@ export const makeTuningMeter = () => {
   let key = ""
   let firstStep = 0
   let tokens = 0
+  let tuningTokens = 0
   let current: TuningProgress | undefined
   return {
     step: (p: TuneProgress): TuningProgress => {
       const k = `${p.strategy} ${p.iteration} ${p.attempt} ${p.position}`
       if (k !== key) [key, firstStep, tokens] = [k, p.step - 1, 0]
       tokens += p.tokens
+      tuningTokens = p.tuningTokens
       const stepsPerSecond = p.seconds > 0 ? (p.step - firstStep) / p.seconds : 0
       current = {
         tuner: p.tuner,
@@ -55,9 +57,9 @@ export const makeTuningMeter = () => {
       }
       return current
     },
-    /** Tokens tuned in the current tuning so far (not yet in the log). */
+    /** Tokens tuned in the current tuning so far, steps before a resume included (not yet in the log). */
     get tokens() {
-      return current === undefined ? 0 : tokens
+      return current === undefined ? 0 : tuningTokens
     },
     get current() {
       return current

@@ -29,6 +29,8 @@ const step = (step: number, seconds: number, tokens = 50): TuneProgress => ({
   steps: 20,
   loss: 1 / step,
   tokens,
+  // Ten steps of 50 tokens before the resume, then these.
+  tuningTokens: tokens * (step - 10) + 500,
   metrics: {},
   seconds
 })
@@ -63,7 +65,8 @@ describe("progress", () => {
     expect(meter.current).toBeUndefined()
     for (const [n, seconds] of [[11, 0.5], [12, 0.9], [13, 1.2], [14, 1.6], [15, 2]] as const) meter.step(step(n, seconds))
     expect(meter.current).toEqual({ tuner: "sft", step: 15, steps: 20, loss: 1 / 15, stepsPerSecond: 2.5, tokensPerSecond: 125, etaSeconds: 2 })
-    expect(meter.tokens).toBe(250)
+    // The tuning's tokens count the ten steps before the resume too; the rate only those seen.
+    expect(meter.tokens).toBe(750)
     meter.reset()
     expect([meter.current, meter.tokens]).toEqual([undefined, 0])
   })
