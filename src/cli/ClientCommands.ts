@@ -3,7 +3,7 @@
  * `resume` against a running `simmer serve` (--server, default the local daemon). `watch` (and
  * `submit --follow`) shows a run exactly as `simmer run` shows a local one, from the same
  * events, and exits as `simmer run` would: 0 finished, 3 target not reached, 75 stopped
- * (cancelled or interrupted), 1 failed.
+ * (cancelled or interrupted), 4 failed.
  */
 import { readFile } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
@@ -67,7 +67,7 @@ const follow = (connection: Connection, id: RunId, json: boolean) =>
       ? targetMissed ? ExitCode.targetNotReached : ExitCode.ok
       : final.status === "cancelled" || final.status === "interrupted"
       ? ExitCode.preempted
-      : ExitCode.failure
+      : ExitCode.runFailed
   })
 
 export const submitCommand = Command.make(

@@ -59,7 +59,7 @@ export const makeRunView = (
     if (event.metrics !== undefined) lastMetrics = metricsText(event.metrics)
     const where = whereOf(event)
     status = `${where}: ${event.phase} — ${size(event)}${lastMetrics ? ` — ${lastMetrics}` : ""}`
-    const important = ["accepted", "rolled-back", "finished", "interrupted"].includes(event.phase)
+    const important = ["accepted", "rolled-back", "finished", "interrupted", "failed"].includes(event.phase)
     if (mode === "plain" || important) {
       const note = event.message !== undefined
         ? ` — ${event.message}`

@@ -5,7 +5,8 @@
  */
 import { Schema } from "effect"
 
-export const Phases = ["loaded", "scored", "pruned", "tuned", "evaluated", "accepted", "rolled-back", "interrupted", "finished"] as const
+/** `failed`: the run stopped on an error (a gate with `onFailure: fail`, a stage that failed); its message says why. */
+export const Phases = ["loaded", "scored", "pruned", "tuned", "evaluated", "accepted", "rolled-back", "interrupted", "finished", "failed"] as const
 export type Phase = (typeof Phases)[number]
 
 /** Which machinery produced the run: the loop itself, or a baseline run in the same machinery. */
@@ -58,7 +59,7 @@ export const RunEvent = Schema.Struct({
   })),
   /** Stage folder (relative to the run folder) holding the checkpoint of this state. */
   checkpoint: Schema.optionalKey(Schema.String),
-  /** Human-readable note: why a gate failed, where a preempted run saved, ... */
+  /** Human-readable note: why a gate failed, where a preempted run saved, the error a run failed with, ... */
   message: Schema.optionalKey(Schema.String)
 })
 export type RunEvent = typeof RunEvent.Type

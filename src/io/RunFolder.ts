@@ -4,7 +4,7 @@
  *   plan.yaml      the plan as given
  *   run.json       what a run needs besides its plan to be continued from anywhere
  *   accepted.json  each strategy's last accepted stage
- *   result.json    each finished strategy's final checkpoint, size and metrics
+ *   result.json    each finished (or failed) strategy's final checkpoint, size and metrics
  *
  * Each is decoded with its Schema; a damaged one is a CorruptRunFile naming it, never silently
  * read as empty. A run folder is created whole (plan and run.json together) or not at all, and
@@ -68,7 +68,10 @@ export const StrategyResult = Schema.Struct({
   share: Schema.Number,
   targetReached: Schema.Boolean,
   metrics: Schema.Record(Schema.String, DatasetScore),
-  finishedAt: Schema.String
+  finishedAt: Schema.String,
+  /** `failed`: the strategy stopped on `error`, and `checkpoint` is its last accepted one (absent: finished). */
+  status: Schema.optionalKey(Schema.Literals(["finished", "failed"])),
+  error: Schema.optionalKey(Schema.String)
 })
 
 export const RunResult = Schema.Struct({

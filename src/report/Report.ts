@@ -104,6 +104,7 @@ const outcomeText: Record<Outcome, string> = {
   accepted: "accepted",
   "rolled-back": "rolled back",
   interrupted: "interrupted",
+  failed: "failed",
   "in progress": "in progress"
 }
 
@@ -161,6 +162,11 @@ const status = (model: ReportModel, s: Series): string => {
     return s.targetReached
       ? "finished"
       : `finished — <b>target not reached</b>${s.finishedMessage !== undefined ? `<br><span class="pct">${esc(s.finishedMessage)}</span>` : ""}`
+  }
+  if (s.failedMessage !== undefined) {
+    const folder = model.runs.find((run) => run.name === s.run)?.folder ?? s.run
+    return `<b>failed</b><br><span class="pct">${esc(s.failedMessage)}</span><br>` +
+      `<span class="pct"><code>simmer resume ${esc(folder)}</code> tries again from the last accepted checkpoint</span>`
   }
   if (last?.outcome === "interrupted") {
     const folder = model.runs.find((run) => run.name === s.run)?.folder ?? s.run
@@ -606,6 +612,7 @@ table.summary td.num { white-space: normal; }
 .badge.accepted { background: #d8ecf7; color: #004a75; }
 .badge.rolled-back { background: #fbe3d6; color: #8a3500; }
 .badge.interrupted { background: #f3e0ec; color: #6d2a55; }
+.badge.failed { background: #fde8e8; color: #a11; }
 .badge.in-progress { background: #fff4c7; color: #5c4b00; }
 .figures { display: flex; flex-wrap: wrap; gap: 16px; }
 figure { box-sizing: border-box; margin: 0; background: #fff; border: 1px solid #ddd; padding: 8px; flex: 0 1 540px; min-width: 320px; }

@@ -109,6 +109,35 @@ describe("simmer run and resume", () => {
       expect(readFileSync(join(dir, "report.html"), "utf8")).toContain("target not reached")
     }), 300_000)
 
+  it.live("a run that fails leaves a record: a failed event, result.json, the report, its own exit code; a resumed failure is a row of its own", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      writeFileSync(join(tmp, "plan.yaml"), unreachablePlan("fail"))
+      const dir = join(tmp, "run")
+      const run = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"]))
+      expect(run.status, run.stderr).toBe(4)
+      // The message names the real checkpoint, in stages/.
+      expect(run.stderr).toContain(`simmer: No pruning step passed the gates at iteration 1 after 1 attempts; the last accepted checkpoint is ${join(dir, "stages", "ptl-000")}.`)
+      expect(run.stdout).toContain(`report: ${join(dir, "report.html")}`)
+      const failed = events(dir).at(-1)
+      expect(failed).toMatchObject({ phase: "failed", strategy: "ptl", iteration: 1, checkpoint: "stages/ptl-000" })
+      expect(failed.message).toContain("No pruning step passed the gates")
+      expect(JSON.parse(readFileSync(join(dir, "result.json"), "utf8")).strategies.ptl).toMatchObject({
+        checkpoint: "stages/ptl-000",
+        status: "failed",
+        targetReached: false,
+        share: 1
+      })
+      expect(readFileSync(join(dir, "report.html"), "utf8")).toContain("<b>failed</b>")
+      const report = yield* Effect.promise(() => simmer(["report", dir]))
+      expect(report.stdout).toContain("ptl: failed, 100.0% of the non-embedding parameters")
+
+      // Resumed, it tries again and fails again: two attempts, two rows, each failed.
+      const again = yield* Effect.promise(() => simmer(["resume", dir, "--workers", "1"]))
+      expect(again.status, again.stderr).toBe(4)
+      expect(readFileSync(join(dir, "report.html"), "utf8").match(/<tr class="failed">/g)).toHaveLength(2)
+    }), 300_000)
+
   it.live("nothing is created for a plan that cannot run; --replace starts a folder over", () =>
     Effect.gen(function*() {
       const tmp = yield* tempDir

@@ -220,7 +220,9 @@ describe("a run", () => {
       expect(failure._tag).toBe("NonFiniteLoss")
       const events = yield* Effect.promise(() => readFile(join(dir, "events.ndjson"), "utf8"))
       const parsed = events.trim().split("\n").map((line) => JSON.parse(line) as RunEvent)
-      expect(parsed.at(-1)?.phase).toBe("pruned")
+      // The failure is logged after the iteration's last state, with the error.
+      expect(parsed.map((e) => e.phase).slice(-2)).toEqual(["pruned", "failed"])
+      expect(parsed.at(-1)?.message).toBe(failure.message)
       yield* verifyManifest(join(dir, "stages", "ptl-000"))
     }), 60_000)
 
