@@ -6,12 +6,13 @@
  * (cancelled or interrupted), 4 failed.
  */
 import { readFile } from "node:fs/promises"
-import { dirname, resolve } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { Console, Effect, Option, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { describeCause } from "../io/Errors.ts"
 import { InvalidPlan, parsePlan } from "../pipeline/Plan.ts"
 import type { RunId, RunView } from "../server/Api.ts"
+import type { StrategyOutcome } from "../services/JobStore.ts"
 import { RunId as RunIdSchema, RunStatus } from "../server/Api.ts"
 import { apiClient, type Connection, orUnreachable, serverFlag, tokenFileFlag, watchStream } from "./DaemonClient.ts"
 import { jsonFlag } from "./Flags.ts"
@@ -27,11 +28,19 @@ const runIdArgument = Argument.String("id").pipe(
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`
 
-/** One line about a run: id, status, name, and where it stands. */
+/** How a strategy ended, in a few words: the loop's result first, the target missed said as such. */
+const outcomeText = (strategy: string, o: StrategyOutcome) =>
+  `${strategy} ${o.status === "failed" ? "failed" : o.targetReached ? "reached its target" : "target not reached"}: ` +
+  `${pct(o.share)} of the parameters${Object.keys(o.metrics).length > 0 ? `, ${metricsText(o.metrics)}` : ""}`
+
+/** One line about a run: id, status, name, and where it stands (each strategy's result once they ended). */
 export const runLine = (run: RunView): string => {
   const p = run.progress
+  const ended = Object.entries(p?.results ?? {}).sort(([a], [b]) => (a === "ptl" ? -1 : b === "ptl" ? 1 : 0))
   const where = p === undefined
     ? ""
+    : run.status === "finished" && ended.length > 0
+    ? ` — ${ended.map(([strategy, o]) => outcomeText(strategy, o)).join("; ")}`
     : ` — ${p.strategy} iteration ${p.iteration} ${p.phase}, ${pct(p.share)} of the parameters` +
       (p.tuning !== undefined ? `, tuning step ${p.tuning.step}/${p.tuning.steps}` : "") +
       (Object.keys(p.metrics).length > 0 ? `, ${metricsText(p.metrics)}` : "")
@@ -124,6 +133,12 @@ export const statusCommand = Command.make(
     if (input.json) return yield* Console.log(JSON.stringify(run))
     yield* Console.log(runLine(run))
     yield* Console.log(`folder: ${run.folder}`)
+    for (const [strategy, result] of Object.entries(run.progress?.results ?? {})) {
+      yield* Console.log(
+        `${strategy}: ${result.checkpoint !== undefined ? `final checkpoint ${join(run.folder, result.checkpoint)}` : "no checkpoint"}` +
+          (result.message !== undefined ? ` — ${result.message.split("\n")[0]}` : "")
+      )
+    }
     const tuning = run.progress?.tuning
     if (tuning !== undefined) {
       yield* Console.log(

@@ -33,12 +33,14 @@ export const recordFailure = (strategy: Strategy, cause: Cause.Cause<unknown>, o
     const kept: RunEvent | undefined = own.findLast((e) => e.phase === "accepted" && e.checkpoint !== undefined) ??
       events.find((e) => e.strategy === "ptl" && e.iteration === 0 && e.phase === "accepted")
     const message = failureMessage(cause)
+    // Like `finished`, it carries the model the strategy ends with: the kept one's size and metrics.
     const failed = yield* store.appendEvent({
       strategy,
       iteration: own.length > 0 ? last.iteration : 0,
       attempt: own.length > 0 ? last.attempt : 0,
       phase: "failed",
-      parameters: last.parameters,
+      parameters: kept?.parameters ?? last.parameters,
+      ...(kept?.metrics !== undefined ? { metrics: kept.metrics } : {}),
       ...(kept?.checkpoint !== undefined ? { checkpoint: kept.checkpoint } : {}),
       message
     })

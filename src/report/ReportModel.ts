@@ -125,6 +125,12 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
   let checkpoint: string | undefined
   const messages: Array<string> = []
   for (const event of events) {
+    // A `failed` event ends the attempt; its size and metrics are the kept model's, not the attempt's.
+    if (event.phase === "failed") {
+      outcome = "failed"
+      if (event.message !== undefined && event.message !== "" && !messages.includes(event.message)) messages.push(event.message)
+      continue
+    }
     mergeRecord(metrics, event.metrics)
     mergeRecord(timings, event.timings)
     if (event.tune !== undefined) {

@@ -5,12 +5,14 @@
  */
 import type { RunEvent } from "../io/RunEvent.ts"
 import type { TuneProgress } from "../pipeline/RunUpdate.ts"
-import type { LoggedProgress } from "../services/JobStore.ts"
+import type { LoggedProgress, StrategyOutcome } from "../services/JobStore.ts"
 import type { TuningProgress } from "./Api.ts"
 
 /** The summary after `event`, given the one before it and the original model's non-embedding parameters. */
 export const progressAfter = (previous: LoggedProgress | undefined, event: RunEvent, original: number): LoggedProgress => {
   const acceptedStage = event.phase === "accepted" || event.phase === "finished" ? event.checkpoint ?? previous?.acceptedStage : previous?.acceptedStage
+  const ended = event.phase === "finished" || event.phase === "failed"
+  const results = ended ? { ...previous?.results, [event.strategy]: outcomeOf(event, original) } : previous?.results
   return {
     seq: event.seq,
     strategy: event.strategy,
@@ -20,9 +22,20 @@ export const progressAfter = (previous: LoggedProgress | undefined, event: RunEv
     share: original > 0 ? event.parameters.nonEmbedding / original : 1,
     metrics: event.metrics ?? previous?.metrics ?? {},
     tuningTokens: (previous?.tuningTokens ?? 0) + (event.phase === "tuned" ? event.tune?.tokens ?? 0 : 0),
-    ...(acceptedStage !== undefined ? { acceptedStage } : {})
+    ...(acceptedStage !== undefined ? { acceptedStage } : {}),
+    ...(results !== undefined ? { results } : {})
   }
 }
+
+/** A strategy's result from its `finished` or `failed` event. */
+const outcomeOf = (event: RunEvent, original: number): StrategyOutcome => ({
+  status: event.phase === "failed" ? "failed" : "finished",
+  targetReached: event.phase === "finished" && event.targetReached !== false,
+  share: original > 0 ? event.parameters.nonEmbedding / original : 1,
+  metrics: event.metrics ?? {},
+  ...(event.checkpoint !== undefined ? { checkpoint: event.checkpoint } : {}),
+  ...(event.message !== undefined ? { message: event.message } : {})
+})
 
 /** The summary of a whole event log (a run that starts again continues from it). */
 export const progressOfLog = (events: ReadonlyArray<RunEvent>): LoggedProgress | undefined => {

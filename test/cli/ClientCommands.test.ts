@@ -6,10 +6,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { writeFileSync } from "node:fs"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { simmer } from "../helpers/cli.ts"
-import { startDaemon, writeTinyRunInputs } from "../helpers/daemon.ts"
+import { bundledModelPath } from "../../src/pipeline/Plan.ts"
+import { call, startDaemon, writeTinyRunInputs } from "../helpers/daemon.ts"
+import { unreachablePlan } from "../helpers/plans.ts"
 import { tempDir } from "../io/_support.ts"
 
 describe("simmer submit, runs, status, watch, cancel, resume", () => {
@@ -38,7 +40,7 @@ describe("simmer submit, runs, status, watch, cancel, resume", () => {
           simmer(["runs", "--server", "http://127.0.0.1:9"])
         ])
       )
-      expect(runs.stdout).toMatch(new RegExp(`^${id}  finished    tiny — ptl iteration 1 finished, \\d+\\.\\d% of the parameters`))
+      expect(runs.stdout).toMatch(new RegExp(`^${id}  finished    tiny — ptl reached its target: \\d+\\.\\d% of the parameters`))
       expect(JSON.parse(status.stdout)).toMatchObject({ id, status: "finished", folder: join(tmp, "data", "runs", id) })
       expect(watch.status).toBe(0)
       const watched = watch.stdout.trim().split("\n").map((l) => JSON.parse(l))
@@ -51,6 +53,29 @@ describe("simmer submit, runs, status, watch, cancel, resume", () => {
       expect(nobody.status).toBe(1)
       expect(nobody.stderr).toContain("Cannot reach the simmer daemon at http://127.0.0.1:9")
     }), 180_000)
+
+  it.live("a run short of its target: submit --follow exits 3, and the API, runs and status show the loop's result, not the last baseline's", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const daemon = yield* startDaemon({ dataDir: join(tmp, "data"), roots: [tmp, dirname(bundledModelPath)] })
+      const server = ["--server", daemon.url]
+      // (Cut to 25%: the daemon refuses a target its units cannot reach, which 5% is.)
+      writeFileSync(join(tmp, "plan.yaml"), `${unreachablePlan("stop").replace("parameters: 0.05", "parameters: 0.25")}baselines: [prune-only]\n`)
+      const submitted = yield* Effect.promise(() => simmer(["submit", join(tmp, "plan.yaml"), "--follow", "--name", "short", ...server]))
+      expect(submitted.status, submitted.stderr).toBe(3)
+      const id = submitted.stdout.trim()
+
+      const detail = (yield* call(`${daemon.url}/v1/runs/${id}`)).body
+      expect(detail.status).toBe("finished")
+      expect(detail.progress.results.ptl).toMatchObject({ status: "finished", targetReached: false, share: 1, checkpoint: "stages/ptl-000" })
+      expect(detail.progress.results.ptl.message).toContain("target not reached: stopped at 100.0%")
+      expect(detail.progress.results.ptl.metrics.arith.accuracy).toBeGreaterThan(0.5)
+      expect(detail.progress.results["prune-only"]).toMatchObject({ status: "finished", targetReached: true, checkpoint: "stages/prune-only-001" })
+
+      const [runs, status] = yield* Effect.promise(() => Promise.all([simmer(["runs", ...server]), simmer(["status", id, ...server])]))
+      expect(runs.stdout).toMatch(new RegExp(`^${id}  finished    short — ptl target not reached: 100\\.0% of the parameters, arith \\d+\\.\\d%; prune-only reached its target: \\d+\\.\\d% of the parameters`))
+      expect(status.stdout).toContain(`ptl: final checkpoint ${join(tmp, "data", "runs", id, "stages", "ptl-000")} — target not reached: stopped at 100.0%`)
+    }), 300_000)
 
   it.live("sends the token from SIMMER_TOKEN or --token-file", () =>
     Effect.gen(function*() {
