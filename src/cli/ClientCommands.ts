@@ -13,6 +13,7 @@ import { describeCause } from "../io/Errors.ts"
 import { InvalidPlan, parsePlan } from "../pipeline/Plan.ts"
 import type { RunId, RunView } from "../server/Api.ts"
 import type { StrategyOutcome } from "../services/JobStore.ts"
+import { measuredHere } from "../server/Progress.ts"
 import { RunId as RunIdSchema, RunStatus } from "../server/Api.ts"
 import { apiClient, type Connection, orUnreachable, serverFlag, tokenFileFlag, watchStream } from "./DaemonClient.ts"
 import { jsonFlag } from "./Flags.ts"
@@ -43,7 +44,11 @@ export const runLine = (run: RunView): string => {
     ? ` — ${ended.map(([strategy, o]) => outcomeText(strategy, o)).join("; ")}`
     : ` — ${p.strategy} iteration ${p.iteration} ${p.phase}, ${pct(p.share)} of the parameters` +
       (p.tuning !== undefined ? `, tuning step ${p.tuning.step}/${p.tuning.steps}` : "") +
-      (Object.keys(p.metrics).length > 0 ? `, ${metricsText(p.metrics)}` : "")
+      (Object.keys(p.metrics).length === 0
+        ? ""
+        : measuredHere(p) || p.measuredOn === undefined
+        ? `, ${metricsText(p.metrics)}`
+        : ` (last evaluated: ${p.measuredOn.strategy} iteration ${p.measuredOn.iteration} at ${pct(p.measuredOn.share)} of the parameters, ${metricsText(p.metrics)})`)
   return `${run.id}  ${run.status.padEnd(11)} ${run.name}${where}${run.error !== undefined ? ` — ${run.error.split("\n")[0]}` : ""}`
 }
 

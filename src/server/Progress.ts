@@ -12,6 +12,11 @@ import type { TuningProgress } from "./Api.ts"
 export const progressAfter = (previous: LoggedProgress | undefined, event: RunEvent, original: number): LoggedProgress => {
   const acceptedStage = event.phase === "accepted" || event.phase === "finished" ? event.checkpoint ?? previous?.acceptedStage : previous?.acceptedStage
   const ended = event.phase === "finished" || event.phase === "failed"
+  const share = original > 0 ? event.parameters.nonEmbedding / original : 1
+  // Metrics belong to the size they were measured on: a rolled-back event carries the candidate's
+  // metrics beside the accepted model's size, and is no measurement of it.
+  const measured = event.metrics !== undefined && ["evaluated", "accepted", "finished", "failed"].includes(event.phase)
+  const measuredOn = measured ? { strategy: event.strategy, iteration: event.iteration, attempt: event.attempt, share } : previous?.measuredOn
   const results = ended ? { ...previous?.results, [event.strategy]: outcomeOf(event, original) } : previous?.results
   return {
     seq: event.seq,
@@ -19,8 +24,9 @@ export const progressAfter = (previous: LoggedProgress | undefined, event: RunEv
     iteration: event.iteration,
     attempt: event.attempt,
     phase: event.phase,
-    share: original > 0 ? event.parameters.nonEmbedding / original : 1,
-    metrics: event.metrics ?? previous?.metrics ?? {},
+    share,
+    metrics: measured ? event.metrics ?? {} : previous?.metrics ?? {},
+    ...(measuredOn !== undefined ? { measuredOn } : {}),
     tuningTokens: (previous?.tuningTokens ?? 0) + (event.phase === "tuned" ? event.tune?.tokens ?? 0 : 0),
     ...(acceptedStage !== undefined ? { acceptedStage } : {}),
     ...(results !== undefined ? { results } : {})
@@ -41,6 +47,16 @@ const outcomeOf = (event: RunEvent, original: number): StrategyOutcome => ({
 export const progressOfLog = (events: ReadonlyArray<RunEvent>): LoggedProgress | undefined => {
   const original = events[0]?.parameters.nonEmbedding ?? 0
   return events.reduce<LoggedProgress | undefined>((progress, event) => progressAfter(progress, event, original), undefined)
+}
+
+/**
+ * Whether `progress.metrics` were measured on the state it describes; when not (a pruned or
+ * tuning model, another strategy), they must be shown as the last evaluation, with its size.
+ */
+export const measuredHere = (progress: LoggedProgress): boolean => {
+  const on = progress.measuredOn
+  return on === undefined ||
+    (on.strategy === progress.strategy && on.iteration === progress.iteration && on.attempt === progress.attempt && on.share === progress.share)
 }
 
 /** Follows one run's tuning steps and says how fast it goes. */

@@ -47,7 +47,15 @@ export const LoggedProgress = Schema.Struct({
   phase: Schema.String,
   /** Non-embedding parameters left, as a fraction of the original's. */
   share: Schema.Number,
+  /** The last evaluation's metrics: of the model `measuredOn` says, which may not be this state's. */
   metrics: Schema.Record(Schema.String, Score),
+  /** The state `metrics` were measured on (absent in summaries of older daemons). */
+  measuredOn: Schema.optionalKey(Schema.Struct({
+    strategy: Schema.String,
+    iteration: Schema.Int,
+    attempt: Schema.Int,
+    share: Schema.Number
+  })),
   /** Tokens tuned on so far, over every logged tuning. */
   tuningTokens: Schema.Int,
   /** The last accepted stage folder, relative to the run folder. */

@@ -10,7 +10,7 @@ import { dirname, join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { simmer } from "../helpers/cli.ts"
 import { bundledModelPath } from "../../src/pipeline/Plan.ts"
-import { call, startDaemon, writeTinyRunInputs } from "../helpers/daemon.ts"
+import { call, startDaemon, submit, tinyPlan, waitForStatus, writeTinyRunInputs } from "../helpers/daemon.ts"
 import { unreachablePlan } from "../helpers/plans.ts"
 import { tempDir } from "../io/_support.ts"
 
@@ -75,6 +75,29 @@ describe("simmer submit, runs, status, watch, cancel, resume", () => {
       const [runs, status] = yield* Effect.promise(() => Promise.all([simmer(["runs", ...server]), simmer(["status", id, ...server])]))
       expect(runs.stdout).toMatch(new RegExp(`^${id}  finished    short — ptl target not reached: 100\\.0% of the parameters, arith \\d+\\.\\d%; prune-only reached its target: \\d+\\.\\d% of the parameters`))
       expect(status.stdout).toContain(`ptl: final checkpoint ${join(tmp, "data", "runs", id, "stages", "ptl-000")} — target not reached: stopped at 100.0%`)
+    }), 300_000)
+
+  it.live("status shows metrics with the state they were measured on: during one-shot's tuning, the loop's accuracy is labelled as the loop's", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      yield* writeTinyRunInputs(tmp)
+      const daemon = yield* startDaemon({ dataDir: join(tmp, "data"), roots: [tmp] })
+      const server = ["--server", daemon.url]
+      const plan = `${tinyPlan("model", { steps: 300 })}baselines: [one-shot]\n`
+      const id = (yield* submit(daemon, plan, `?folder=${encodeURIComponent(tmp)}`)).body.id as string
+      // Stopped while one-shot tunes: its last state is one-shot's, its last evaluation the loop's.
+      for (let i = 0; i < 1200; i++) {
+        const progress = (yield* call(`${daemon.url}/v1/runs/${id}`)).body.progress
+        if (progress?.strategy === "one-shot" && progress.tuning !== undefined) break
+        yield* Effect.sleep("100 millis")
+      }
+      yield* call(`${daemon.url}/v1/runs/${id}/cancel`, { method: "POST" })
+      const run = yield* waitForStatus(daemon, id, ["cancelled"])
+      expect(run.progress).toMatchObject({ strategy: "one-shot", phase: "interrupted", measuredOn: { strategy: "ptl", iteration: 1 } })
+      const status = yield* Effect.promise(() => simmer(["status", id, ...server]))
+      expect(status.stdout).toMatch(
+        new RegExp(`one-shot iteration 1 interrupted, \\d+\\.\\d% of the parameters \\(last evaluated: ptl iteration 1 at \\d+\\.\\d% of the parameters, program \\d+\\.\\d%\\)`)
+      )
     }), 300_000)
 
   it.live("sends the token from SIMMER_TOKEN or --token-file", () =>
