@@ -51,10 +51,14 @@ export const RunEvent = Schema.Struct({
   })),
   /** On `finished`: whether the strategy reached the plan's target (false: every further step was rolled back). */
   targetReached: Schema.optionalKey(Schema.Boolean),
-  /** What pruning removed: the unit and how many per layer (or layers). */
+  /**
+   * What pruning removed, in all layers: `removed` units of `unit` (the plan's first); when the
+   * plan prunes several kinds, `perUnit` has each kind's count (neurons, heads = key/value groups, layers).
+   */
   pruned: Schema.optionalKey(Schema.Struct({
     unit: Schema.Literals(["neurons", "heads", "layers"]),
     removed: Schema.Int,
+    perUnit: Schema.optionalKey(Schema.Record(Schema.String, Schema.Int)),
     detail: Schema.optionalKey(Schema.String)
   })),
   /** Stage folder (relative to the run folder) holding the checkpoint of this state. */

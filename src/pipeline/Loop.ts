@@ -169,9 +169,17 @@ const goalView = (allocation: Plan["allocation"], counts: ReadonlyMap<Unit, Read
 const countsOf = (model: Model, units: ReadonlyArray<Unit>, allocation: Plan["allocation"]): Goal =>
   goalView(allocation, new Map(units.map((unit) => [unit, unitCounts(model.config, unit)])))
 
-/** Units removed in all layers going from `from` to `to`. */
-const unitsRemoved = (from: Goal, to: Goal) =>
-  [...from.entries()].reduce((sum, [unit, counts]) => sum + counts.reduce((s, c, l) => s + c - to.get(unit)![l], 0), 0)
+/** Units of each kind removed in all layers going from `from` to `to`. */
+const unitsRemoved = (from: Goal, to: Goal): Array<readonly [Unit, number]> =>
+  [...from.entries()].map(([unit, counts]) => [unit, counts.reduce((s, c, l) => s + c - to.get(unit)![l], 0)] as const)
+
+/** The `pruned` record of a step: each kind counted on its own (neurons and key/value groups are not one unit). */
+const prunedRecord = (removed: ReadonlyArray<readonly [Unit, number]>, detail: string): NonNullable<ModelState["pruned"]> => ({
+  unit: removed[0][0],
+  removed: removed[0][1],
+  ...(removed.length > 1 ? { perUnit: Object.fromEntries(removed) } : {}),
+  detail
+})
 
 const describeGoal = (goal: Goal) =>
   [...goal.entries()].map(([unit, counts]) => `${unit} ${[...new Set(counts)].join("/")}`).join(", ")
@@ -358,7 +366,7 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
             }
             const state = stateOf(model, cursor.iteration, cursor.attempt, "pruned", {
               timings: { prune: elapsed(started) },
-              pruned: { unit: units[0], removed: unitsRemoved(countsOf(accepted, units, plan.allocation), cursor.goal), detail: describeGoal(cursor.goal) }
+              pruned: prunedRecord(unitsRemoved(countsOf(accepted, units, plan.allocation), cursor.goal), describeGoal(cursor.goal))
             })
             return emit(state, { kind: "tune", candidate: { state, held: model }, goal: cursor.goal, position: 0 } as Cursor<ET, RT>)
           }

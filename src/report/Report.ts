@@ -95,6 +95,12 @@ const duration = (s: number): string => {
 
 const seconds = (s: number | undefined): string => s === undefined ? "" : Number.isFinite(s) ? s.toFixed(s < 10 ? 2 : 1) : String(s)
 
+const unitNouns: Record<string, string> = { neurons: "neurons", heads: "key/value groups", layers: "layers" }
+
+/** What a pruning step removed, each kind on its own: "516 neurons and 4 key/value groups". */
+const removedText = (pruned: NonNullable<RunEvent["pruned"]>): string =>
+  Object.entries(pruned.perUnit ?? { [pruned.unit]: pruned.removed }).map(([unit, n]) => `${count(n)} ${unitNouns[unit] ?? unit}`).join(" and ")
+
 /** "3" for the first try of iteration 3, "3b" for the second, ... */
 const attemptLabel = (row: { iteration: number; attempt: number }): string =>
   row.attempt === 0 ? String(row.iteration) : `${row.iteration}${row.attempt < 25 ? String.fromCharCode(97 + row.attempt) : `.${row.attempt}`}`
@@ -548,7 +554,7 @@ const iterationTable = (s: Series): string => {
     const total = Object.values(r.timings).filter(Number.isFinite).reduce((a, b) => a + b, 0)
     const pruned = r.pruned === undefined
       ? ""
-      : `<span${r.pruned.detail !== undefined ? ` title="${esc(r.pruned.detail)}"` : ""}>${count(r.pruned.removed)} ${esc(r.pruned.unit)}</span>`
+      : `<span${r.pruned.detail !== undefined ? ` title="${esc(r.pruned.detail)}"` : ""}>${esc(removedText(r.pruned))}</span>`
     const cells = [
       `<td class="num">${r.iteration}</td>`,
       `<td class="num">${r.attempt}</td>`,

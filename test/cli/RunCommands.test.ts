@@ -138,6 +138,25 @@ describe("simmer run and resume", () => {
       expect(readFileSync(join(dir, "report.html"), "utf8").match(/<tr class="failed">/g)).toHaveLength(2)
     }), 300_000)
 
+  it.live("mixed units with a scorer each: events and report count neurons and key/value groups apart", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      yield* writeTinyCheckpoint(join(tmp, "model"))
+      writeFileSync(
+        join(tmp, "plan.yaml"),
+        tinyPlan("model", 1).replace("scorer: activation", "unit: [neurons, heads]\nscorer: { neurons: wanda, heads: contribution }").replace("iterations: 2", "iterations: 1")
+      )
+      const dir = join(tmp, "run")
+      const run = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"]))
+      expect(run.status, run.stderr).toBe(0)
+      const pruned = events(dir).find((e) => e.phase === "pruned").pruned
+      expect(pruned.perUnit.heads).toBe(2)
+      expect(pruned.perUnit.neurons).toBeGreaterThan(0)
+      // The neurons are counted as neurons: key/value groups are not added to them.
+      expect(pruned).toMatchObject({ unit: "neurons", removed: pruned.perUnit.neurons })
+      expect(readFileSync(join(dir, "report.html"), "utf8")).toContain(`${pruned.perUnit.neurons} neurons and 2 key/value groups`)
+    }), 300_000)
+
   it.live("nothing is created for a plan that cannot run; --replace starts a folder over", () =>
     Effect.gen(function*() {
       const tmp = yield* tempDir
