@@ -54,7 +54,7 @@ describe("simmer submit, runs, status, watch, cancel, resume", () => {
       expect(nobody.stderr).toContain("Cannot reach the simmer daemon at http://127.0.0.1:9")
     }), 180_000)
 
-  it.live("a run short of its target: submit --follow exits 3, and the API, runs and status show the loop's result, not the last baseline's", () =>
+  it.live("a run short of its target: submit --follow exits 3, and the API, runs and status show the loop's result, not the last baseline's; a failed run exits 4 and says why", () =>
     Effect.gen(function*() {
       const tmp = yield* tempDir
       const daemon = yield* startDaemon({ dataDir: join(tmp, "data"), roots: [tmp, dirname(bundledModelPath)] })
@@ -75,6 +75,17 @@ describe("simmer submit, runs, status, watch, cancel, resume", () => {
       const [runs, status] = yield* Effect.promise(() => Promise.all([simmer(["runs", ...server]), simmer(["status", id, ...server])]))
       expect(runs.stdout).toMatch(new RegExp(`^${id}  finished    short — ptl target not reached: 100\\.0% of the parameters, arith \\d+\\.\\d%; prune-only reached its target: \\d+\\.\\d% of the parameters`))
       expect(status.stdout).toContain(`ptl: final checkpoint ${join(tmp, "data", "runs", id, "stages", "ptl-000")} — target not reached: stopped at 100.0%`)
+
+      // With onFailure: fail the run fails: exit 4 from --follow, and the API and runs say so, with the error.
+      writeFileSync(join(tmp, "fail.yaml"), unreachablePlan("fail").replace("parameters: 0.05", "parameters: 0.25"))
+      const failing = yield* Effect.promise(() => simmer(["submit", join(tmp, "fail.yaml"), "--follow", "--name", "failing", ...server]))
+      expect(failing.status, failing.stderr).toBe(4)
+      const failed = (yield* call(`${daemon.url}/v1/runs/${failing.stdout.trim()}`)).body
+      expect(failed.status).toBe("failed")
+      expect(failed.progress.results.ptl).toMatchObject({ status: "failed", targetReached: false, checkpoint: "stages/ptl-000" })
+      expect(failed.progress.results.ptl.message).toContain("No pruning step passed the gates")
+      const listed = yield* Effect.promise(() => simmer(["runs", "--status", "failed", ...server]))
+      expect(listed.stdout).toContain(`${failing.stdout.trim()}  failed      failing — ptl iteration 1 failed`)
     }), 300_000)
 
   it.live("status shows metrics with the state they were measured on: during one-shot's tuning, the loop's accuracy is labelled as the loop's", () =>
