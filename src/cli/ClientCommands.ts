@@ -3,15 +3,17 @@
  * `resume` against a running `simmer serve` (--server, default the local daemon). `watch` (and
  * `submit --follow`) shows a run exactly as `simmer run` shows a local one, from the same
  * events, and exits as `simmer run` would: 0 finished, 3 target not reached, 75 stopped
- * (cancelled or interrupted), 1 failed.
+ * (cancelled or interrupted), 4 failed.
  */
 import { readFile } from "node:fs/promises"
-import { dirname, resolve } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { Console, Effect, Option, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { describeCause } from "../io/Errors.ts"
 import { InvalidPlan, parsePlan } from "../pipeline/Plan.ts"
 import type { RunId, RunView } from "../server/Api.ts"
+import type { StrategyOutcome } from "../services/JobStore.ts"
+import { measuredHere } from "../server/Progress.ts"
 import { RunId as RunIdSchema, RunStatus } from "../server/Api.ts"
 import { apiClient, type Connection, orUnreachable, serverFlag, tokenFileFlag, watchStream } from "./DaemonClient.ts"
 import { jsonFlag } from "./Flags.ts"
@@ -27,14 +29,26 @@ const runIdArgument = Argument.String("id").pipe(
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`
 
-/** One line about a run: id, status, name, and where it stands. */
+/** How a strategy ended, in a few words: the loop's result first, the target missed said as such. */
+const outcomeText = (strategy: string, o: StrategyOutcome) =>
+  `${strategy} ${o.status === "failed" ? "failed" : o.targetReached ? "reached its target" : "target not reached"}: ` +
+  `${pct(o.share)} of the parameters${Object.keys(o.metrics).length > 0 ? `, ${metricsText(o.metrics)}` : ""}`
+
+/** One line about a run: id, status, name, and where it stands (each strategy's result once they ended). */
 export const runLine = (run: RunView): string => {
   const p = run.progress
+  const ended = Object.entries(p?.results ?? {}).sort(([a], [b]) => (a === "ptl" ? -1 : b === "ptl" ? 1 : 0))
   const where = p === undefined
     ? ""
+    : run.status === "finished" && ended.length > 0
+    ? ` — ${ended.map(([strategy, o]) => outcomeText(strategy, o)).join("; ")}`
     : ` — ${p.strategy} iteration ${p.iteration} ${p.phase}, ${pct(p.share)} of the parameters` +
       (p.tuning !== undefined ? `, tuning step ${p.tuning.step}/${p.tuning.steps}` : "") +
-      (Object.keys(p.metrics).length > 0 ? `, ${metricsText(p.metrics)}` : "")
+      (Object.keys(p.metrics).length === 0
+        ? ""
+        : measuredHere(p) || p.measuredOn === undefined
+        ? `, ${metricsText(p.metrics)}`
+        : ` (last evaluated: ${p.measuredOn.strategy} iteration ${p.measuredOn.iteration} at ${pct(p.measuredOn.share)} of the parameters, ${metricsText(p.metrics)})`)
   return `${run.id}  ${run.status.padEnd(11)} ${run.name}${where}${run.error !== undefined ? ` — ${run.error.split("\n")[0]}` : ""}`
 }
 
@@ -67,7 +81,7 @@ const follow = (connection: Connection, id: RunId, json: boolean) =>
       ? targetMissed ? ExitCode.targetNotReached : ExitCode.ok
       : final.status === "cancelled" || final.status === "interrupted"
       ? ExitCode.preempted
-      : ExitCode.failure
+      : ExitCode.runFailed
   })
 
 export const submitCommand = Command.make(
@@ -124,6 +138,12 @@ export const statusCommand = Command.make(
     if (input.json) return yield* Console.log(JSON.stringify(run))
     yield* Console.log(runLine(run))
     yield* Console.log(`folder: ${run.folder}`)
+    for (const [strategy, result] of Object.entries(run.progress?.results ?? {})) {
+      yield* Console.log(
+        `${strategy}: ${result.checkpoint !== undefined ? `final checkpoint ${join(run.folder, result.checkpoint)}` : "no checkpoint"}` +
+          (result.message !== undefined ? ` — ${result.message.split("\n")[0]}` : "")
+      )
+    }
     const tuning = run.progress?.tuning
     if (tuning !== undefined) {
       yield* Console.log(
@@ -157,8 +177,15 @@ export const cancelCommand = Command.make(
 export const resumeOnDaemon = (connection: Connection, id: RunId) =>
   Effect.gen(function*() {
     const client = yield* apiClient(connection)
-    const run = yield* client.runs.resume({ params: { id } }).pipe(orUnreachable(connection.server))
+    const resumed = yield* client.runs.resume({ params: { id } }).pipe(
+      orUnreachable(connection.server),
+      // A finished run has nothing left to do: said as such, and not an error (as for a local run folder).
+      Effect.catchTag("RunStateConflict", (e) => (e.status === "finished" ? Effect.succeed(undefined) : Effect.fail(e)))
+    )
+    if (resumed !== undefined) return yield* Console.log(runLine(resumed))
+    const run = yield* client.runs.get({ params: { id } }).pipe(orUnreachable(connection.server))
     yield* Console.log(runLine(run))
+    yield* Console.error(`run ${id} already finished; there is nothing to resume (\`simmer status ${id}\` shows it, its report is in ${run.folder}).`)
   })
 
 export const clientCommands = [submitCommand, runsCommand, statusCommand, watchCommand, cancelCommand] as const

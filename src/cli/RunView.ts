@@ -33,7 +33,8 @@ export const makeRunView = (
 ): RunView => {
   const stream = streams.err
   let status = ""
-  let lastMetrics = ""
+  // The last evaluation and the state it was measured on: shown as such beside a later state's size.
+  let lastMeasured: { readonly text: string; readonly on: RunEvent } | undefined
   const redraw = () => {
     if (mode === "tty") stream.write(`\r\x1b[2K${status}`)
   }
@@ -56,10 +57,19 @@ export const makeRunView = (
       streams.out.write(JSON.stringify(event) + "\n")
       return
     }
-    if (event.metrics !== undefined) lastMetrics = metricsText(event.metrics)
+    if (event.metrics !== undefined && ["evaluated", "accepted", "finished", "failed"].includes(event.phase)) {
+      lastMeasured = { text: metricsText(event.metrics), on: event }
+    }
     const where = whereOf(event)
-    status = `${where}: ${event.phase} — ${size(event)}${lastMetrics ? ` — ${lastMetrics}` : ""}`
-    const important = ["accepted", "rolled-back", "finished", "interrupted"].includes(event.phase)
+    const on = lastMeasured?.on
+    const measured = lastMeasured === undefined || lastMeasured.text === ""
+      ? ""
+      : on!.strategy === event.strategy && on!.iteration === event.iteration && on!.attempt === event.attempt &&
+          on!.parameters.nonEmbedding === event.parameters.nonEmbedding
+      ? ` — ${lastMeasured.text}`
+      : ` — last evaluated: ${whereOf(on!)} at ${pct(on!.parameters.nonEmbedding / (original ?? on!.parameters.nonEmbedding))}, ${lastMeasured.text}`
+    status = `${where}: ${event.phase} — ${size(event)}${measured}`
+    const important = ["accepted", "rolled-back", "finished", "interrupted", "failed"].includes(event.phase)
     if (mode === "plain" || important) {
       const note = event.message !== undefined
         ? ` — ${event.message}`

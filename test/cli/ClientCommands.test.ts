@@ -6,10 +6,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { writeFileSync } from "node:fs"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { simmer } from "../helpers/cli.ts"
-import { startDaemon, writeTinyRunInputs } from "../helpers/daemon.ts"
+import { bundledModelPath } from "../../src/pipeline/Plan.ts"
+import { call, startDaemon, submit, tinyPlan, waitForStatus, writeTinyRunInputs } from "../helpers/daemon.ts"
+import { unreachablePlan } from "../helpers/plans.ts"
 import { tempDir } from "../io/_support.ts"
 
 describe("simmer submit, runs, status, watch, cancel, resume", () => {
@@ -38,20 +40,76 @@ describe("simmer submit, runs, status, watch, cancel, resume", () => {
           simmer(["runs", "--server", "http://127.0.0.1:9"])
         ])
       )
-      expect(runs.stdout).toMatch(new RegExp(`^${id}  finished    tiny — ptl iteration 1 finished, \\d+\\.\\d% of the parameters`))
+      expect(runs.stdout).toMatch(new RegExp(`^${id}  finished    tiny — ptl reached its target: \\d+\\.\\d% of the parameters`))
       expect(JSON.parse(status.stdout)).toMatchObject({ id, status: "finished", folder: join(tmp, "data", "runs", id) })
       expect(watch.status).toBe(0)
       const watched = watch.stdout.trim().split("\n").map((l) => JSON.parse(l))
       expect(watched.map((e) => e.seq)).toEqual(watched.map((_, i) => i))
       expect(watched.at(-1).phase).toBe("finished")
       expect([unknown.status, unknown.stderr.trim()]).toEqual([1, "simmer: There is no run 20991231-235959-abcdef on this daemon (`simmer runs` lists them)."])
-      expect([notResumable.status, notResumable.stderr.trim()]).toEqual([
-        1,
-        `simmer: Run ${id} is finished; only a cancelled, interrupted or failed run can be resumed.`
-      ])
+      // Resuming a finished run says so and exits 0, as the README promises.
+      expect(notResumable.status, notResumable.stderr).toBe(0)
+      expect(notResumable.stderr).toContain(`run ${id} already finished; there is nothing to resume`)
       expect(nobody.status).toBe(1)
       expect(nobody.stderr).toContain("Cannot reach the simmer daemon at http://127.0.0.1:9")
     }), 180_000)
+
+  it.live("a run short of its target: submit --follow exits 3, and the API, runs and status show the loop's result, not the last baseline's; a failed run exits 4 and says why", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const daemon = yield* startDaemon({ dataDir: join(tmp, "data"), roots: [tmp, dirname(bundledModelPath)] })
+      const server = ["--server", daemon.url]
+      // (Cut to 25%: the daemon refuses a target its units cannot reach, which 5% is.)
+      writeFileSync(join(tmp, "plan.yaml"), `${unreachablePlan("stop").replace("parameters: 0.05", "parameters: 0.25")}baselines: [prune-only]\n`)
+      const submitted = yield* Effect.promise(() => simmer(["submit", join(tmp, "plan.yaml"), "--follow", "--name", "short", ...server]))
+      expect(submitted.status, submitted.stderr).toBe(3)
+      const id = submitted.stdout.trim()
+
+      const detail = (yield* call(`${daemon.url}/v1/runs/${id}`)).body
+      expect(detail.status).toBe("finished")
+      expect(detail.progress.results.ptl).toMatchObject({ status: "finished", targetReached: false, share: 1, checkpoint: "stages/ptl-000" })
+      expect(detail.progress.results.ptl.message).toContain("target not reached: stopped at 100.0%")
+      expect(detail.progress.results.ptl.metrics.arith.accuracy).toBeGreaterThan(0.5)
+      expect(detail.progress.results["prune-only"]).toMatchObject({ status: "finished", targetReached: true, checkpoint: "stages/prune-only-001" })
+
+      const [runs, status] = yield* Effect.promise(() => Promise.all([simmer(["runs", ...server]), simmer(["status", id, ...server])]))
+      expect(runs.stdout).toMatch(new RegExp(`^${id}  finished    short — ptl target not reached: 100\\.0% of the parameters, arith \\d+\\.\\d%; prune-only reached its target: \\d+\\.\\d% of the parameters`))
+      expect(status.stdout).toContain(`ptl: final checkpoint ${join(tmp, "data", "runs", id, "stages", "ptl-000")} — target not reached: stopped at 100.0%`)
+
+      // With onFailure: fail the run fails: exit 4 from --follow, and the API and runs say so, with the error.
+      writeFileSync(join(tmp, "fail.yaml"), unreachablePlan("fail").replace("parameters: 0.05", "parameters: 0.25"))
+      const failing = yield* Effect.promise(() => simmer(["submit", join(tmp, "fail.yaml"), "--follow", "--name", "failing", ...server]))
+      expect(failing.status, failing.stderr).toBe(4)
+      const failed = (yield* call(`${daemon.url}/v1/runs/${failing.stdout.trim()}`)).body
+      expect(failed.status).toBe("failed")
+      expect(failed.progress.results.ptl).toMatchObject({ status: "failed", targetReached: false, checkpoint: "stages/ptl-000" })
+      expect(failed.progress.results.ptl.message).toContain("No pruning step passed the gates")
+      const listed = yield* Effect.promise(() => simmer(["runs", "--status", "failed", ...server]))
+      expect(listed.stdout).toContain(`${failing.stdout.trim()}  failed      failing — ptl iteration 1 failed`)
+    }), 300_000)
+
+  it.live("status shows metrics with the state they were measured on: during one-shot's tuning, the loop's accuracy is labelled as the loop's", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      yield* writeTinyRunInputs(tmp)
+      const daemon = yield* startDaemon({ dataDir: join(tmp, "data"), roots: [tmp] })
+      const server = ["--server", daemon.url]
+      const plan = `${tinyPlan("model", { steps: 300 })}baselines: [one-shot]\n`
+      const id = (yield* submit(daemon, plan, `?folder=${encodeURIComponent(tmp)}`)).body.id as string
+      // Stopped while one-shot tunes: its last state is one-shot's, its last evaluation the loop's.
+      for (let i = 0; i < 1200; i++) {
+        const progress = (yield* call(`${daemon.url}/v1/runs/${id}`)).body.progress
+        if (progress?.strategy === "one-shot" && progress.tuning !== undefined) break
+        yield* Effect.sleep("100 millis")
+      }
+      yield* call(`${daemon.url}/v1/runs/${id}/cancel`, { method: "POST" })
+      const run = yield* waitForStatus(daemon, id, ["cancelled"])
+      expect(run.progress).toMatchObject({ strategy: "one-shot", phase: "interrupted", measuredOn: { strategy: "ptl", iteration: 1 } })
+      const status = yield* Effect.promise(() => simmer(["status", id, ...server]))
+      expect(status.stdout).toMatch(
+        new RegExp(`one-shot iteration 1 interrupted, \\d+\\.\\d% of the parameters \\(last evaluated: ptl iteration 1 at \\d+\\.\\d% of the parameters, program \\d+\\.\\d%\\)`)
+      )
+    }), 300_000)
 
   it.live("sends the token from SIMMER_TOKEN or --token-file", () =>
     Effect.gen(function*() {
