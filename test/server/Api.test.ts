@@ -165,6 +165,38 @@ describe("the daemon's HTTP API", () => {
       expect((yield* submit(daemon, tinyPlan("model"), folder)).status).toBe(201)
     }), 60_000)
 
+  it.live("every error has a JSON body with its reason: bad query parameters (400), unknown routes (404), wrong methods (405)", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const daemon = yield* startDaemon({ dataDir: join(tmp, "data"), roots: [tmp] })
+      const run = `${daemon.url}/v1/runs/20991231-235959-abcdef`
+      const bad: ReadonlyArray<[string, string]> = [
+        [`${daemon.url}/v1/runs?limit=abc`, "limit"],
+        [`${daemon.url}/v1/runs?status=bogus`, "status"],
+        [`${daemon.url}/v1/runs?limit=0`, "limit"],
+        [`${run}/events?after=abc`, "after"]
+      ]
+      for (const [url, parameter] of bad) {
+        const reply = yield* call(url)
+        expect(reply.status, url).toBe(400)
+        expect(reply.body, url).toMatchObject({ _tag: "BadRequest" })
+        expect(reply.body.message, url).toContain(parameter)
+      }
+      const priority = yield* submit(daemon, tinyPlan("model"), "?priority=high")
+      expect(priority.status).toBe(400)
+      expect(priority.body.message).toContain("priority")
+
+      const unknown = yield* call(`${daemon.url}/v1/nothing-here`)
+      expect(unknown.status).toBe(404)
+      expect(unknown.body).toMatchObject({ _tag: "RouteNotFound" })
+      expect(unknown.body.message).toContain("/v1/nothing-here")
+
+      const put = yield* call(run, { method: "PUT", body: "x" })
+      expect(put.status).toBe(405)
+      expect(put.headers.get("allow")).toBe("GET, DELETE")
+      expect(put.body.message).toContain("GET, DELETE")
+    }))
+
   it.live("with a token: 401 without it or with a wrong one; /healthz and the page need none", () =>
     Effect.gen(function*() {
       const tmp = yield* tempDir
