@@ -28,6 +28,7 @@ import type { FenceToken, RunFence } from "../services/RunFence.ts"
 import type { RunnerLayers } from "../cluster/RunnerEntity.ts"
 import { serveCluster } from "./ServeCluster.ts"
 import { realRoots } from "../server/AllowedRoots.ts"
+import { checkCanListen } from "../server/PortCheck.ts"
 import { resolveToken } from "../server/Auth.ts"
 import { type DaemonSettings, runsDirOf, storeFileOf } from "../server/DaemonConfig.ts"
 import type { LocalRunLayers } from "../server/RunExecutor.ts"
@@ -120,6 +121,8 @@ export const serveCommand = (layers: ServeLayers) =>
       )
     },
     Effect.fnUntraced(function*(input) {
+      // Before anything is created: a port in use leaves no data folder or job store behind.
+      if (input.api) yield* checkCanListen(input.host, input.port)
       const dataDir = resolve(input.data)
       for (const dir of [runsDirOf({ dataDir }), join(dataDir, "models"), join(dataDir, "data")]) {
         yield* Effect.promise(() => mkdir(dir, { recursive: true }))
