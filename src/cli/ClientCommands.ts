@@ -7,7 +7,7 @@
  */
 import { readFile } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
-import { Console, Effect, Option, Stream } from "effect"
+import { Console, Effect, Option, Schema, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { describeCause } from "../io/Errors.ts"
 import { InvalidPlan, parsePlan } from "../pipeline/Plan.ts"
@@ -22,7 +22,10 @@ export const connectionFlags = { server: serverFlag, tokenFile: tokenFileFlag }
 
 const runIdArgument = Argument.String("id").pipe(
   Argument.withDescription("A run id as `simmer submit` printed it (`simmer runs` lists them)."),
-  Argument.withSchema(RunIdSchema)
+  Argument.filterMap(
+    Schema.decodeUnknownOption(RunIdSchema),
+    () => "a run id as `simmer submit` prints it, the submission time and six hex digits (20261202-174501-a3f9c2); `simmer runs` lists them"
+  )
 )
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`

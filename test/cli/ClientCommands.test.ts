@@ -53,6 +53,15 @@ describe("simmer submit, runs, status, watch, cancel, resume", () => {
       expect(nobody.stderr).toContain("Cannot reach the simmer daemon at http://127.0.0.1:9")
     }), 180_000)
 
+  it.live("a mistyped run id is named as what it is not, without the schema's words", () =>
+    Effect.gen(function*() {
+      const cancel = yield* Effect.promise(() => simmer(["cancel", "nope", "--server", "http://127.0.0.1:9"]))
+      expect(cancel.status).toBe(1)
+      expect(cancel.stderr).toContain('Invalid value for argument <id>: "nope"')
+      expect(cancel.stderr).toContain("a run id as `simmer submit` prints it")
+      expect(cancel.stderr).not.toContain("Schema validation failed")
+    }))
+
   it.live("sends the token from SIMMER_TOKEN or --token-file", () =>
     Effect.gen(function*() {
       const tmp = yield* tempDir

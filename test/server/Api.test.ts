@@ -135,6 +135,13 @@ describe("the daemon's HTTP API", () => {
       const missing = yield* submit(daemon, tinyPlan("no-such-model"), folder)
       expect(missing.status).toBe(400)
       expect(missing.body.problems[0]).toContain(`${join(tmp, "no-such-model")} does not exist`)
+      // A typo of the bundled model's name, read from a folder inside the roots or outside them.
+      const typo = yield* submit(daemon, tinyPlan("basee"), folder)
+      expect(typo.status).toBe(400)
+      expect(typo.body.problems[0]).toContain(`${join(tmp, "basee")} does not exist; did you mean base, the bundled model?`)
+      const typoOutside = yield* submit(daemon, tinyPlan("basee"), `?folder=${encodeURIComponent(outside)}`)
+      expect(typoOutside.status).toBe(400)
+      expect(typoOutside.body.problems).toEqual(['model: "basee" is not a bundled model; did you mean base?'])
 
       for (const model of ["../" + outside.split("/").at(-1) + "/model", join(outside, "model"), "link"]) {
         const refused = yield* submit(daemon, tinyPlan(model), folder)
