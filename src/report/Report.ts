@@ -693,6 +693,18 @@ export interface WriteReportOptions {
   readonly version?: string
 }
 
+/** The report of the run and the runs compared with it, as a page, writing nothing (the daemon's GET). */
+export const reportPage = Effect.fn("Report.reportPage")(function*(
+  runFolder: string,
+  compare: ReadonlyArray<string> = [],
+  options: Pick<WriteReportOptions, "version"> = {}
+): Effect.fn.Return<{ readonly html: string; readonly runs: ReadonlyArray<RunInput>; readonly warnings: ReadonlyArray<string> }, ReportError> {
+  const runs = yield* Effect.forEach([runFolder, ...compare], readRun)
+  const warnings = comparabilityWarnings(runs)
+  const generated = options.version !== undefined ? { time: new Date().toISOString(), version: options.version } : undefined
+  return { html: renderReport(runs, { warnings, ...(generated !== undefined ? { generated } : {}) }), runs, warnings }
+})
+
 /**
  * Rebuilds the report (atomically) from the run and the runs compared with it; returns its path,
  * the runs read and what makes them hard to compare.
@@ -702,11 +714,9 @@ export const buildReport = Effect.fn("Report.buildReport")(function*(
   compare: ReadonlyArray<string> = [],
   options: WriteReportOptions = {}
 ): Effect.fn.Return<{ readonly path: string; readonly runs: ReadonlyArray<RunInput>; readonly warnings: ReadonlyArray<string> }, ReportError | FileSystemError> {
-  const runs = yield* Effect.forEach([runFolder, ...compare], readRun)
+  const { html, runs, warnings } = yield* reportPage(runFolder, compare, options)
   const path = options.output ?? join(runFolder, "report.html")
-  const warnings = comparabilityWarnings(runs)
-  const generated = options.version !== undefined ? { time: new Date().toISOString(), version: options.version } : undefined
-  yield* writeFileAtomically(path, renderReport(runs, { warnings, ...(generated !== undefined ? { generated } : {}) }))
+  yield* writeFileAtomically(path, html)
   return { path, runs, warnings }
 })
 

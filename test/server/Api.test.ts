@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { createHash } from "node:crypto"
-import { readFileSync, symlinkSync, writeFileSync } from "node:fs"
+import { readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { call, parseSse, startDaemon, submit, tinyPlan, waitForStatus, writeTinyRunInputs } from "../helpers/daemon.ts"
@@ -67,8 +67,12 @@ describe("the daemon's HTTP API", () => {
       const done = yield* submit(daemon, tinyPlan("model"), folder)
       const finished = yield* waitForStatus(daemon, done.body.id, ["finished"])
       expect(finished.progress).toMatchObject({ strategy: "ptl", phase: "finished", acceptedStage: "stages/ptl-001" })
+      // A GET changes nothing: the report the run wrote stays as it was.
+      const reportFile = join(tmp, "data", "runs", done.body.id, "report.html")
+      const written = { text: readFileSync(reportFile, "utf8"), mtime: statSync(reportFile).mtimeMs }
       const report = yield* call(`${daemon.url}/v1/runs/${done.body.id}/report`)
       expect(report.status).toBe(200)
+      expect({ text: readFileSync(reportFile, "utf8"), mtime: statSync(reportFile).mtimeMs }).toEqual(written)
       expect(report.headers.get("content-type")).toContain("text/html")
       expect(report.text).toContain("<html")
       const checkpoints = (yield* call(`${daemon.url}/v1/runs/${done.body.id}/checkpoints`)).body
