@@ -3,6 +3,7 @@
  * learned reward model is loaded (with its tokenizer) when the layer is built and released when
  * it closes.
  */
+import { basename, resolve } from "node:path"
 import { Effect, Layer } from "effect"
 import { loadTokenizer } from "../src/io/Tokenizer.ts"
 import { classifierReward } from "../src/reward/ClassifierReward.ts"
@@ -22,7 +23,8 @@ const component = (ref: RewardRef) =>
         (loaded) => Effect.sync(() => disposeRewardCheckpoint(loaded))
       )
       const tokenizer = yield* loadTokenizer(ref.model)
-      return { reward: classifierReward(model, tokenizer, { batchSize: ref.batchSize }), weight: ref.weight }
+      // Named after its folder, so the reward's parts say which model scored them.
+      return { reward: classifierReward(model, tokenizer, { name: basename(resolve(ref.model)), batchSize: ref.batchSize }), weight: ref.weight }
     })
 
 /**
