@@ -84,7 +84,8 @@ export const sweepCommand = Command.make(
     if (finished.length > 0) {
       const folders = yield* Effect.forEach(finished, ({ id }) => client.runs.get({ params: { id } }).pipe(orUnreachable(input.server), Effect.map((d) => d.folder)))
       const output = resolve(Option.getOrElse(input.output, () => join(dirname(path), `${basename(path, extname(path))}-comparison.html`)))
-      const report = yield* buildReport(folders[0], folders.slice(1), { output, version: simmerVersion })
+      // Named by their swept values: what tells the runs apart to a reader.
+      const report = yield* buildReport(folders[0], folders.slice(1), { output, version: simmerVersion, names: finished.map(({ label }) => label) })
       for (const warning of report.warnings) yield* Effect.logWarning(`${warning}.`)
       yield* Console.log(`${summaryText(buildModel(report.runs))}\ncomparison: ${report.path}`)
     }

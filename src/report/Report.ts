@@ -691,15 +691,18 @@ export interface WriteReportOptions {
   readonly output?: string
   /** simmer's version, shown as the page's writer. */
   readonly version?: string
+  /** What the page calls the runs, in order (a sweep's `scorer=wanda target=0.6`); default: their folders' names. */
+  readonly names?: ReadonlyArray<string>
 }
 
 /** The report of the run and the runs compared with it, as a page, writing nothing (the daemon's GET). */
 export const reportPage = Effect.fn("Report.reportPage")(function*(
   runFolder: string,
   compare: ReadonlyArray<string> = [],
-  options: Pick<WriteReportOptions, "version"> = {}
+  options: Pick<WriteReportOptions, "version" | "names"> = {}
 ): Effect.fn.Return<{ readonly html: string; readonly runs: ReadonlyArray<RunInput>; readonly warnings: ReadonlyArray<string> }, ReportError> {
-  const runs = yield* Effect.forEach([runFolder, ...compare], readRun)
+  const read = yield* Effect.forEach([runFolder, ...compare], readRun)
+  const runs = read.map((run, i) => ({ ...run, name: options.names?.[i] ?? run.name }))
   const warnings = comparabilityWarnings(runs)
   const generated = options.version !== undefined ? { time: new Date().toISOString(), version: options.version } : undefined
   return { html: renderReport(runs, { warnings, ...(generated !== undefined ? { generated } : {}) }), runs, warnings }
