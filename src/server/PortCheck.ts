@@ -43,6 +43,19 @@ export const portHolder = async (port: number): Promise<string | undefined> => {
   return undefined
 }
 
+/** Why `host:port` could not be listened on (`cause`: the listen error), naming the holder of a port in use. */
+export const cannotListen = (host: string, port: number, cause: unknown) =>
+  Effect.gen(function*() {
+    if (errnoCode(cause) !== "EADDRINUSE") {
+      return yield* new CannotListen({ message: `simmer serve cannot listen on ${host}:${port}: ${describeCause(cause)}.` })
+    }
+    const holder = yield* Effect.promise(() => portHolder(port))
+    return yield* new CannotListen({
+      message: `Port ${port} on ${host} is in use${holder !== undefined ? ` by ${holder}` : " by another process"}; ` +
+        `stop it or choose another port with --port (--port 0 takes any free one).`
+    })
+  })
+
 /** Fails with CannotListen when `host:port` cannot be listened on; port 0 (any free port) always can. */
 export const checkCanListen = (host: string, port: number) =>
   Effect.tryPromise({
@@ -54,18 +67,4 @@ export const checkCanListen = (host: string, port: number) =>
         probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()))
       }),
     catch: (cause) => cause
-  }).pipe(
-    Effect.catch((cause) =>
-      Effect.gen(function*() {
-        const code = errnoCode(cause)
-        if (code !== "EADDRINUSE") {
-          return yield* new CannotListen({ message: `simmer serve cannot listen on ${host}:${port}: ${describeCause(cause)}.` })
-        }
-        const holder = yield* Effect.promise(() => portHolder(port))
-        return yield* new CannotListen({
-          message: `Port ${port} on ${host} is in use${holder !== undefined ? ` by ${holder}` : " by another process"}; ` +
-            `stop it or choose another port with --port (--port 0 takes any free one).`
-        })
-      })
-    )
-  )
+  }).pipe(Effect.catch((cause) => cannotListen(host, port, cause)))
