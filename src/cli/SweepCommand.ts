@@ -19,11 +19,11 @@ import { summaryText } from "../report/Summary.ts"
 import type { RunView } from "../server/Api.ts"
 import { connectionFlags } from "./ClientCommands.ts"
 import { withRange, withShownDefault } from "./Flags.ts"
-import { apiClient, orUnreachable } from "./DaemonClient.ts"
+import { apiClient, endedStatuses, orUnreachable } from "./DaemonClient.ts"
 import { ExitCode } from "./Output.ts"
 
 /** Statuses a sweep stops waiting at (an interrupted run is continued by its daemon). */
-const ended = new Set(["finished", "failed", "cancelled"])
+const ended = new Set<string>(endedStatuses)
 
 export const sweepCommand = Command.make(
   "sweep",
