@@ -4,7 +4,8 @@
  * `splitBy: "none"`) and cached for the life of the layer.
  */
 import { Effect, Layer, Stream } from "effect"
-import type { Dataset, DatasetRef, FileRef } from "../src/services/Datasets.ts"
+import { loadHubDataset } from "../src/hub/HubDataset.ts"
+import type { Dataset, DatasetRef, FileRef, HubDatasetRef } from "../src/services/Datasets.ts"
 import { Datasets } from "../src/services/Datasets.ts"
 import { exactMatchGrader, finalAnswerGrader } from "../src/tasks/Answer.ts"
 import { builtinTask, InvalidTaskKnobs, type TaskRef } from "../src/tasks/Builtin.ts"
@@ -86,8 +87,18 @@ export const DatasetsLive: Layer.Layer<Datasets> = Layer.effect(
       return dataset
     })
 
+    // Read from the Hub cache at the revision the reference names (a run pins it to a commit).
+    const openHub = Effect.fnUntraced(function*(ref: HubDatasetRef) {
+      const key = JSON.stringify(ref)
+      const cached = files.get(key)
+      if (cached !== undefined) return cached
+      const dataset = fileDataset(yield* loadHubDataset(ref), ref.splitBy ?? (ref.split !== undefined ? "none" : "hash"))
+      files.set(key, dataset)
+      return dataset
+    })
+
     const open = Effect.fn("Datasets.open")(function*(ref: DatasetRef) {
-      return "file" in ref ? yield* openFile(ref) : yield* openTask(ref)
+      return "file" in ref ? yield* openFile(ref) : "hub" in ref ? yield* openHub(ref) : yield* openTask(ref)
     })
 
     return Datasets.of({

@@ -15,13 +15,15 @@ import { loadTokenizer } from "../io/Tokenizer.ts"
 import { checkpointSource } from "../model/WeightSource.ts"
 import { disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { type DatasetRef, Datasets } from "../services/Datasets.ts"
 import { splits } from "../tasks/Task.ts"
 import { evaluateDataset, evaluateText } from "../eval/Evaluate.ts"
 import { loadModelChecked } from "./LoadModel.ts"
-import { backendFlag, jsonFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
+import { backendFlag, jsonFlag, memoryFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
 import { makeProgress, passProgress } from "./Progress.ts"
+import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
 
 const builtinTasks = ["arith", "program", "general"] as const
 
@@ -57,7 +59,7 @@ export const resolveEvalSplit = (task: string, split: Option.Option<EvalSplit>):
 export const evalCommand = Command.make(
   "eval",
   {
-    checkpoint: Argument.String("checkpoint").pipe(Argument.withDescription("A Hugging Face checkpoint folder with a tokenizer.")),
+    checkpoint: Argument.String("checkpoint").pipe(Argument.withDescription(checkpointArgumentDescription)),
     task: Flag.String("task").pipe(
       Flag.withDescription(
         "arith | program | general (built-in tasks), or a JSONL file of {question, answer} (GSM8K), {prompt, completion} or {text} lines."
@@ -76,15 +78,21 @@ export const evalCommand = Command.make(
       withRange({ min: 1 }),
       withShownDefault(500)
     ),
-    batchSize: Flag.Int("batch-size").pipe(Flag.withDescription("Sequences decoded together."), withRange({ min: 1 }), withShownDefault(64)),
+    batchSize: Flag.Int("batch-size").pipe(
+      Flag.withDescription("Sequences decoded together; fewer when the device cannot hold them beside the model (a warning says so)."),
+      withRange({ min: 1 }),
+      withShownDefault(64)
+    ),
     seed: seedFlag("Seed of a built-in task.", 1),
     skipInvalid: skipInvalidFlag,
     json: jsonFlag,
-    backend: backendFlag
+    backend: backendFlag,
+    memory: memoryFlag
   },
   Effect.fnUntraced(function*(input) {
     yield* Compute
     yield* checkTaskExists(input.task)
+    const { budgetBytes } = yield* DeviceMemory
     const split = yield* resolveEvalSplit(input.task, input.split)
     const ref = datasetRef(input.task, input.seed, input.skipInvalid)
     const dataset = yield* (yield* Datasets).open("file" in ref && split === "all" ? { ...ref, splitBy: "none" } : ref)
@@ -100,12 +108,13 @@ export const evalCommand = Command.make(
       })
     }
     // The folder, then the cheap tokenizer, then the weights (as OpenCheckpoint orders them).
-    yield* listCheckpointFolder(input.checkpoint)
-    const tokenizer = yield* loadTokenizer(input.checkpoint)
+    const dir = yield* localCheckpoint(input.checkpoint)
+    yield* listCheckpointFolder(dir)
+    const tokenizer = yield* loadTokenizer(dir)
     const metrics = dataset.grader === undefined
       // Perplexity runs block by block from the lazily read checkpoint: any size fits.
       ? yield* Effect.gen(function*() {
-        const checkpoint = yield* openLazyCheckpoint(input.checkpoint)
+        const checkpoint = yield* openLazyCheckpoint(dir)
         return yield* evaluateText(checkpointSource(checkpoint), tokenizer, dataset, {
           examples: input.examples,
           split: evaluated,
@@ -116,13 +125,14 @@ export const evalCommand = Command.make(
       })
       // Accuracy decodes with the whole model on the device, after checking that it fits.
       : yield* Effect.gen(function*() {
-        const checkpoint = yield* loadModelChecked(input.checkpoint, "eval on a graded task")
+        const checkpoint = yield* loadModelChecked(dir, "eval on a graded task", budgetBytes)
         yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
         const progress = makeProgress(`eval ${dataset.name}`, Math.min(input.examples, available ?? input.examples))
         const result = yield* evaluateDataset(checkpoint.config, checkpoint.params, tokenizer, dataset, {
           examples: input.examples,
           split: evaluated,
           batchSize: input.batchSize,
+          budgetBytes,
           maxSeqLen: checkpoint.config.maxPositionEmbeddings,
           onProgress: (done) => progress.update(done)
         })

@@ -22,6 +22,7 @@ import { forward } from "../model/Transformer.ts"
 import { Compute } from "../services/Compute.ts"
 import { backendFlag, jsonFlag, seedFlag, withRange, withShownDefault } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
+import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
 
 /** "5,17,3" → [5, 17, 3], every id an integer in [0, vocabSize). */
 export const parseIds = (text: string, vocabSize: number): Effect.Effect<Array<number>, InvalidArguments> => {
@@ -73,7 +74,7 @@ export const generateCommand = Command.make(
   "generate",
   {
     checkpoint: Argument.String("checkpoint").pipe(
-      Argument.withDescription("A Hugging Face checkpoint folder (config.json + model.safetensors).")
+      Argument.withDescription(checkpointArgumentDescription)
     ),
     prompt: Flag.String("prompt").pipe(
       Flag.withDescription(
@@ -123,9 +124,10 @@ export const generateCommand = Command.make(
     }
     // The folder, then the cheap tokenizer, then the weights: the whole model on the device when
     // it fits, otherwise read block by block from the shards for every token.
-    yield* listCheckpointFolder(input.checkpoint)
-    const tokenizer = yield* loadTokenizer(input.checkpoint).pipe(Effect.catchTag("NoTokenizer", () => Effect.succeed(undefined)))
-    const open = yield* openLazyCheckpoint(input.checkpoint)
+    const dir = yield* localCheckpoint(input.checkpoint)
+    yield* listCheckpointFolder(dir)
+    const tokenizer = yield* loadTokenizer(dir).pipe(Effect.catchTag("NoTokenizer", () => Effect.succeed(undefined)))
+    const open = yield* openLazyCheckpoint(dir)
     const fits = residentBytes(countParams(open.config).total) + tf.memory().numBytes <= deviceCapacity().bytes
     if (!fits && input.logits) {
       return yield* new InvalidArguments({
@@ -161,7 +163,7 @@ export const generateCommand = Command.make(
       if (warning !== undefined) yield* Effect.logWarning(warning)
     }
     // The prompt checked, the weights now (gigabytes on a large model).
-    const loaded = fits ? yield* loadModelChecked(input.checkpoint, "generate") : undefined
+    const loaded = fits ? yield* loadModelChecked(dir, "generate") : undefined
     if (loaded !== undefined) yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(loaded.config, loaded.params)))
     const budget = generationBudget(promptIds.length, input.maxNewTokens, positions)
     const stopTokens = input.ignoreEos ? [] : eosIds(checkpoint.generationConfig, checkpoint.hfConfig)

@@ -14,6 +14,7 @@ import { isUniform } from "../model/ModelConfig.ts"
 import { countParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
 import { backendFlag, jsonFlag } from "./Flags.ts"
+import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
 
 const human = (n: number) =>
   n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}K` : `${n}`
@@ -25,7 +26,7 @@ export const inspectCommand = Command.make(
   "inspect",
   {
     checkpoint: Argument.String("checkpoint").pipe(
-      Argument.withDescription("A Hugging Face checkpoint folder (config.json + model.safetensors or shards).")
+      Argument.withDescription(checkpointArgumentDescription)
     ),
     json: jsonFlag,
     backend: backendFlag
@@ -34,7 +35,7 @@ export const inspectCommand = Command.make(
     yield* Compute
     // Headers only: every tensor's name, dtype, shape and extent is checked against config.json
     // without reading a weight, so a checkpoint of any size inspects in moments.
-    const checkpoint = yield* openLazyCheckpoint(input.checkpoint, "either")
+    const checkpoint = yield* openLazyCheckpoint(yield* localCheckpoint(input.checkpoint), "either")
     const scoreShape = checkpoint.kind === "causal-lm" ? undefined : [labelCount(checkpoint.hfConfig), checkpoint.config.hiddenSize]
     const { config } = checkpoint
     const reward = scoreShape !== undefined

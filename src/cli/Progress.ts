@@ -74,3 +74,23 @@ export const passProgress = (label: string): ((done: number, total: number) => v
     }
   }
 }
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
+
+/** Files smaller than this download in moments: no bar. */
+const quietBelowBytes = 8 * 2 ** 20
+
+/** A download's progress (see hub/HubProgress.ts): bytes as MiB, with the rate. */
+export const downloadProgress = (label: string, totalBytes: number) => {
+  if (totalBytes < quietBelowBytes) return { update: () => {}, finish: () => {} }
+  const started = performance.now()
+  const progress = makeProgress(`downloading ${label}`, 100)
+  return {
+    update: (bytes: number) =>
+      progress.update(Math.floor((100 * bytes) / Math.max(totalBytes, 1)), {
+        size: `${mib(bytes)} of ${mib(totalBytes)}`,
+        rate: `${mib(bytes / Math.max((performance.now() - started) / 1000, 1e-3))}/s`
+      }),
+    finish: () => progress.finish(`downloaded ${label} (${mib(totalBytes)})`)
+  }
+}

@@ -25,9 +25,10 @@ import { backendFlag, jsonFlag, seedFlag, skipInvalidFlag, withRange, withShownD
 import { datasetRef } from "./EvalCommand.ts"
 import { InvalidArguments } from "./Output.ts"
 import { makeProgress, passProgress, type Progress } from "./Progress.ts"
+import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
 
 export const checkpointArgument = Argument.String("checkpoint").pipe(
-  Argument.withDescription("A Hugging Face checkpoint folder with a tokenizer.")
+  Argument.withDescription(checkpointArgumentDescription)
 )
 
 /** The flags `prune` and `score` share: what to score, with which scorer, on which data. */
@@ -107,9 +108,10 @@ export const prepareScoring = Effect.fnUntraced(function*(input: ScoringInput) {
   yield* Compute // the backend is initialised before any tensor exists
   const scorer = yield* checkScorer(input.unit, Option.getOrElse(input.scorer, () => defaultScorer[input.unit]))
   // The folder, then the cheap tokenizer, then the shards' headers (as OpenCheckpoint orders them).
-  yield* listCheckpointFolder(input.checkpoint)
-  const tokenizer = yield* loadTokenizer(input.checkpoint)
-  const checkpoint = yield* openLazyCheckpoint(input.checkpoint)
+  const dir = yield* localCheckpoint(input.checkpoint)
+  yield* listCheckpointFolder(dir)
+  const tokenizer = yield* loadTokenizer(dir)
+  const checkpoint = yield* openLazyCheckpoint(dir)
   const examples = Option.getOrUndefined(input.examples)
   const data = yield* loadCalibration(tokenizer, scorer, {
     task: datasetRef(input.calibration, input.seed, input.skipInvalid),

@@ -14,12 +14,13 @@ import { Compute } from "../services/Compute.ts"
 import { backendFlag, jsonFlag, repeatable } from "./Flags.ts"
 import { parseIds } from "./GenerateCommand.ts"
 import { InvalidArguments } from "./Output.ts"
+import { localCheckpoint } from "./CheckpointArgument.ts"
 
 export const rewardCommand = Command.make(
   "reward",
   {
     checkpoint: Argument.String("checkpoint").pipe(
-      Argument.withDescription("A reward model: a LlamaForSequenceClassification / Qwen2ForSequenceClassification folder (num_labels 1).")
+      Argument.withDescription("A reward model: a LlamaForSequenceClassification / Qwen2ForSequenceClassification folder (num_labels 1), or its Hub id.")
     ),
     prompt: Flag.String("prompt").pipe(
       Flag.withDescription("Prompt text; each --completion is scored after it (encoded with the checkpoint's tokenizer.json)."),
@@ -46,13 +47,14 @@ export const rewardCommand = Command.make(
       })
     }
     if (input.batchSize < 1) return yield* new InvalidArguments({ message: `--batch-size must be 1 or more, got ${input.batchSize}.` })
+    const dir = yield* localCheckpoint(input.checkpoint)
     const model = yield* Effect.acquireRelease(
-      loadRewardCheckpoint(input.checkpoint),
+      loadRewardCheckpoint(dir),
       (loaded) => Effect.sync(() => disposeRewardCheckpoint(loaded))
     )
     const prompt = Option.getOrElse(input.prompt, () => "")
     const completions = input.completions.length > 0 ? input.completions : [""]
-    const tokenizer = text ? yield* loadTokenizer(input.checkpoint) : undefined
+    const tokenizer = text ? yield* loadTokenizer(dir) : undefined
     if (tokenizer !== undefined) {
       const warning = unknownCharactersWarning(tokenizer, input.checkpoint, prompt + completions.join(""))
       if (warning !== undefined) yield* Effect.logWarning(warning)

@@ -18,7 +18,9 @@ import { createRunFolder, eventsFileName, openRunFolder, planFileName, RunFolder
 import { readRunInfo, recordInRunInfo, type RunInfo, simmerVersion } from "../io/RunInfo.ts"
 import type { RunEvent } from "../io/RunEvent.ts"
 import type { RewardLoadError } from "../reward/RewardCheckpoint.ts"
-import { type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
+import { bundledModelPath, type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
+import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
+import { applyHubPins, pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { runUpdates } from "../pipeline/Run.ts"
 import { readEvents, writeReport } from "../report/Report.ts"
@@ -69,16 +71,39 @@ const stoppable = <A, E, R>(work: (stopRequested: Effect.Effect<boolean>) => Eff
     )
   })
 
-/** The compute, gradients, memory and reward layers for a plan and the command's flags. */
-const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
+/** The compute, memory and reward layers a plan is checked and run with (its reward models loaded), for the command's flags. */
+const checkLayers = (layers: RunLayers, plan: Plan, flags: Pick<RunFlags, "backend" | "memory">) =>
   Layer.provideMerge(
-    Layer.mergeAll(
-      layers.gradients(Math.max(1, flags.workers)),
-      layers.memory(Option.getOrUndefined(flags.memory)),
-      layers.reward(plan.reward ?? [])
-    ),
+    Layer.merge(layers.memory(Option.getOrUndefined(flags.memory)), layers.reward(plan.reward ?? [])),
     layers.compute(Option.getOrUndefined(flags.backend) ?? plan.backend)
   )
+
+/** The same, with the gradients tuning computes with. */
+const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
+  Layer.provideMerge(layers.gradients(Math.max(1, flags.workers)), checkLayers(layers, plan, flags))
+
+/**
+ * A plan file checked as `simmer run` checks it before creating anything — its keys, the
+ * files and models it names (PlanCheck), then what it needs on this machine (Preflight:
+ * tokenizer, every dataset read whole, the memory budget) — and `simmer plan check` with it.
+ */
+export const readRunnablePlan = (
+  layers: RunLayers,
+  path: string,
+  flags: Pick<RunFlags, "backend" | "memory"> & {
+    /** Fetch the weights of models named by Hub id (a run), or only their config and tokenizer (a check). */
+    readonly weights: boolean
+  }
+) =>
+  Effect.gen(function*() {
+    const read = yield* readPlan(path, { inputChecks: checkPlanInputs(bundledModelPath) })
+    // Models and datasets named by Hub id are fetched into the cache and pinned to a commit.
+    const { plan, pins } = yield* pinHubRefs(read.plan, { weights: flags.weights })
+    const checked = yield* preflight(plan, resolveModelPath(plan)).pipe(
+      Effect.provide(Layer.merge(checkLayers(layers, plan, flags), layers.datasets))
+    )
+    return { ...read, plan, pins, ...checked }
+  })
 
 /** Runs (or continues) the run in `dir`, shows it, rebuilds its report and says how it ended. */
 export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, flags: RunFlags) =>
@@ -142,17 +167,17 @@ export const runCommand = (layers: RunLayers) =>
     Effect.fnUntraced(function*(input) {
       const planPath = resolve(input.plan)
       // Relative paths in the plan (model, data files) are read from the plan's folder.
-      const { plan, text } = yield* readPlan(planPath)
+      // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
+      const { plan, text, pins } = yield* readRunnablePlan(layers, planPath, { ...input, weights: true })
       const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
       const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${basename(planPath, extname(planPath))}-${stamp}`)))
       const info: RunInfo = {
         modelPath: resolveModelPath(plan),
         createdAt: new Date().toISOString(),
         planFolder: dirname(planPath),
-        simmerVersion
+        simmerVersion,
+        ...(pins.length > 0 ? { hub: pins } : {})
       }
-      // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
-      yield* preflight(plan, info.modelPath).pipe(Effect.provide(Layer.merge(computeLayers(layers, plan, input), layers.datasets)))
       yield* createRunFolder(dir, text, info, { replace: input.replace })
       yield* Effect.logInfo(`run folder ${dir}`)
       yield* runInFolder(layers, dir, plan, info, input)
@@ -184,7 +209,9 @@ export const resumeCommand = (layers: RunLayers) =>
       if (read._tag === "Failure") return yield* new RunFolderError({ path: dir, message: `${read.failure}.` })
       const info = read.success
       // Relative paths in the plan are read from the plan's folder (older runs: the working directory, as then).
-      const { plan } = yield* readPlan(join(dir, planFileName), { relativeTo: info.planFolder ?? process.cwd() })
+      const { plan: written } = yield* readPlan(join(dir, planFileName), { relativeTo: info.planFolder ?? process.cwd() })
+      // The commits the run started with, from the cache.
+      const { plan } = yield* pinHubRefs(applyHubPins(written, info.hub ?? []))
       const events = yield* readEvents(join(dir, eventsFileName)).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
       const finished = events.filter((e) => e.phase === "finished")
       if (finished.length === 1 + plan.baselines.length) {

@@ -36,6 +36,7 @@ import { RunQueue } from "../server/RunQueue.ts"
 import { daemonLayer } from "../server/Server.ts"
 import { backendFlag, memoryFlag, repeatable, withRange, withShownDefault, workersFlag } from "./Flags.ts"
 import { ExitCode, InvalidArguments } from "./Output.ts"
+import { hubSettings } from "../hub/HubSettings.ts"
 
 /** The live layers the daemon is built from, chosen by the composition root. */
 export interface ServeLayers {
@@ -69,7 +70,7 @@ export const serveCommand = (layers: ServeLayers) =>
       ),
       models: Flag.String("models").pipe(
         Flag.withDescription(
-          "A folder plans may read models and data files from (repeatable). Default: the bundled models, DATA/models and DATA/data."
+          "A folder plans may read models and data files from (repeatable). Default: the bundled models, DATA/models, DATA/data and the Hub cache (HF_HUB_CACHE), where models and datasets named by Hub id are fetched."
         ),
         repeatable
       ),
@@ -133,7 +134,11 @@ export const serveCommand = (layers: ServeLayers) =>
         tokenFile: Option.getOrUndefined(input.tokenFile),
         envToken: Option.getOrUndefined(envToken)
       })
-      const roots = input.models.length > 0 ? input.models.map((m) => resolve(m)) : [dirname(bundledModelPath), join(dataDir, "models"), join(dataDir, "data")]
+      // Plans may name models and datasets by Hub id: the daemon fetches them into the Hub cache, a default root.
+      const hubCache = (yield* hubSettings).cacheDir
+      const roots = input.models.length > 0
+        ? input.models.map((m) => resolve(m))
+        : [dirname(bundledModelPath), join(dataDir, "models"), join(dataDir, "data"), hubCache]
       const settings: DaemonSettings = {
         dataDir,
         allowedRoots: realRoots(roots),

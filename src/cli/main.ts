@@ -33,6 +33,8 @@ import { scoreCommand } from "./ScoreCommand.ts"
 import { serveCommand, type ServeLayers } from "./ServeCommand.ts"
 import { sweepCommand } from "./SweepCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
+import { HubProgress } from "../hub/HubProgress.ts"
+import { downloadProgress } from "./Progress.ts"
 
 /** Provides Compute to a command from its --backend flag. */
 const withCompute = <Name extends string, I extends { readonly backend: Option.Option<string> }, CI, E, R>(
@@ -71,11 +73,14 @@ const simmer = Command.make("simmer").pipe(
   Command.withSubcommands([
     inspectCommand.pipe(withCompute),
     generateCommand.pipe(withCompute),
-    evalCommand.pipe(withCompute),
+    evalCommand.pipe(
+      Command.provide((input) => DeviceMemoryLive(Option.getOrUndefined(input.memory))),
+      withCompute
+    ),
     scoreCommand.pipe(withCompute),
     rewardCommand.pipe(withCompute),
     pruneCommand.pipe(withCompute),
-    planCommand,
+    planCommand(runLayers),
     runCommand(runLayers),
     resumeCommand(runLayers),
     demoCommand(runLayers),
@@ -92,6 +97,7 @@ const simmer = Command.make("simmer").pipe(
 
 const main = Command.run(simmer, { version: simmerVersion }).pipe(
   reportFailure,
+  Effect.provideService(HubProgress, downloadProgress),
   Effect.provide(DatasetsLive),
   Effect.provide(NodeServices.layer),
   Effect.provide(stderrLogger),

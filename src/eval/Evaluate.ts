@@ -37,6 +37,8 @@ export interface EvaluateOptions {
   /** Default: test. */
   readonly split?: Split
   readonly batchSize: number
+  /** Device bytes evaluation may use at most, below the backend's own budget (the user's --memory). */
+  readonly budgetBytes?: number
   readonly maxSeqLen: number
   readonly onProgress?: (done: number, total: number) => void
 }
@@ -55,6 +57,7 @@ export const evaluateDataset = (
     if (dataset.grader !== undefined) {
       const result = yield* evaluateAccuracy(config, params, tokenizer, examples, dataset.grader, {
         batchSize: options.batchSize,
+        ...(options.budgetBytes !== undefined ? { budgetBytes: options.budgetBytes } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {})
       })
       return {

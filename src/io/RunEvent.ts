@@ -43,6 +43,8 @@ export const RunEvent = Schema.Struct({
    */
   tune: Schema.optionalKey(Schema.Struct({
     kind: Schema.optionalKey(Schema.String),
+    /** The low-rank adapters it trained instead of every weight (merged into the weights after). */
+    adapter: Schema.optionalKey(Schema.Struct({ rank: Schema.Int, targets: Schema.Array(Schema.String) })),
     steps: Schema.Int,
     tokens: Schema.Int,
     losses: Schema.Array(Schema.Number),

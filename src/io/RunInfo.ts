@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Result, Schema } from "effect"
 import packageJson from "../../package.json" with { type: "json" }
+import { HubPin } from "../hub/HubPin.ts"
 import { writeFileAtomically } from "./AtomicWrite.ts"
 import { describeCause, type FileSystemError } from "./Errors.ts"
 
@@ -23,7 +24,9 @@ export const RunInfo = Schema.Struct({
   planFolder: Schema.optionalKey(Schema.String),
   simmerVersion: Schema.optionalKey(Schema.String),
   /** The compute backend the run last ran on, as Compute describes it. */
-  backend: Schema.optionalKey(Schema.String)
+  backend: Schema.optionalKey(Schema.String),
+  /** The commit each Hub id of the plan was read at (see pipeline/PlanHubRefs.ts). */
+  hub: Schema.optionalKey(Schema.Array(HubPin))
 })
 export type RunInfo = typeof RunInfo.Type
 

@@ -352,12 +352,14 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
               // A tuner may hand back some of the tensors it was given (frozen weights).
               const held = yield* replaceModel(candidate.held, tunedModel).pipe(Scope.provide(runScope))
               yield* Scope.close(tuning.scope, Exit.void)
+              const { adapter } = setup.tuners[position].tuner
               const state: ModelState = {
                 ...candidate.state,
                 phase: "tuned",
                 model: held,
                 tune: {
                   kind: tuning.kind,
+                  ...(adapter !== undefined ? { adapter } : {}),
                   steps: tuning.losses.length,
                   tokens: tuning.tokens,
                   losses: tuning.losses,

@@ -15,6 +15,7 @@ import { formatPath } from "../io/Errors.ts"
 import { closestKey, decodeOptions, describeProblems, type Problem } from "../io/SchemaProblems.ts"
 import { ScheduleKinds } from "../prune/Schedule.ts"
 import { defaultScorer, scorersFor } from "../prune/Scores.ts"
+import { hubIdUnlessLocal } from "../hub/HubId.ts"
 import { DatasetRef } from "../services/Datasets.ts"
 import { type RewardRef, RewardSpec } from "../services/RewardModel.ts"
 import { TunerConfig } from "../tune/Tuners.ts"
@@ -56,7 +57,7 @@ export const Gates = Schema.Struct({
 export type Gates = typeof Gates.Type
 
 export const Plan = Schema.Struct({
-  /** A Hugging Face checkpoint folder; "base" is the bundled model. */
+  /** A Hugging Face checkpoint folder or Hub id (`org/name[@revision]`); "base" is the bundled model. */
   model: Schema.NonEmptyString,
   target: Target,
   /** What to prune each iteration; a list prunes each in turn within an iteration. */
@@ -201,26 +202,55 @@ const crossKeyProblems = (raw: Record<string, unknown>): Array<Problem> => {
   return problems
 }
 
-/** The plan with its relative paths (model, data files) made absolute from `folder`; "base" stays the bundled model. */
-export const resolvePlanPaths = (plan: Plan, folder: string): Plan => {
-  const resolveRefs = (value: unknown): unknown =>
-    Array.isArray(value)
-      ? value.map(resolveRefs)
-      : isRecord(value) && typeof value.file === "string"
-      ? { ...value, file: resolve(folder, value.file) }
-      : value
-  const teacherResolved = (t: TunerConfig): TunerConfig =>
-    t.kind === "distill" && t.teacher !== undefined ? { ...t, teacher: resolve(folder, t.teacher) } : t
-  const [first, ...rest] = plannedTuners(plan).map(teacherResolved)
-  const modelResolved = (r: RewardRef): RewardRef => ("model" in r ? { ...r, model: resolve(folder, r.model) } : r)
+/** Every checkpoint a plan names (its model, distillation teachers, reward models), as written. */
+export const planCheckpoints = (plan: Plan): ReadonlyArray<string> => [
+  plan.model,
+  ...plannedTuners(plan).flatMap((t) => (t.kind === "distill" && t.teacher !== undefined ? [t.teacher] : [])),
+  ...(plan.reward ?? []).flatMap((r) => ("model" in r ? [r.model] : []))
+]
+
+/** Every dataset reference of a plan. */
+export const planDatasets = (plan: Plan): ReadonlyArray<DatasetRef> =>
+  [...plan.data.tune, ...plan.data.calibration, ...plan.data.evaluate, plan.data.general]
+
+/**
+ * The plan with every checkpoint it names (see planCheckpoints) passed through `checkpoint`
+ * and every dataset reference through `dataset`: how paths are made absolute and Hub ids pinned.
+ */
+export const mapPlanInputs = (
+  plan: Plan,
+  checkpoint: (written: string) => string,
+  dataset: (ref: DatasetRef) => DatasetRef
+): Plan => {
+  const refs = <A extends ReadonlyArray<DatasetRef>>(list: A) => list.map(dataset) as unknown as A
+  const tuner = (t: TunerConfig): TunerConfig => (t.kind === "distill" && t.teacher !== undefined ? { ...t, teacher: checkpoint(t.teacher) } : t)
+  const reward = (r: RewardRef): RewardRef => ("model" in r ? { ...r, model: checkpoint(r.model) } : r)
+  const [first, ...rest] = plannedTuners(plan).map(tuner)
   return {
     ...plan,
-    model: plan.model === "base" ? plan.model : resolve(folder, plan.model),
-    data: Object.fromEntries(Object.entries(plan.data).map(([k, v]) => [k, resolveRefs(v)])) as Plan["data"],
+    model: checkpoint(plan.model),
+    data: {
+      ...plan.data,
+      tune: refs(plan.data.tune),
+      calibration: refs(plan.data.calibration),
+      evaluate: refs(plan.data.evaluate),
+      general: dataset(plan.data.general)
+    },
     tuner: Array.isArray(plan.tuner) ? [first, ...rest] : first,
-    ...(plan.reward !== undefined ? { reward: [modelResolved(plan.reward[0]), ...plan.reward.slice(1).map(modelResolved)] } : {})
+    ...(plan.reward !== undefined ? { reward: [reward(plan.reward[0]), ...plan.reward.slice(1).map(reward)] } : {})
   }
 }
+
+/**
+ * The plan with its relative paths (model, data files) made absolute from `folder`; "base" stays
+ * the bundled model, and a Hub id (`org/name`, no such local path) stays an id.
+ */
+export const resolvePlanPaths = (plan: Plan, folder: string): Plan =>
+  mapPlanInputs(
+    plan,
+    (written) => (written === "base" || hubIdUnlessLocal(written, folder) !== undefined ? written : resolve(folder, written)),
+    (ref) => ("file" in ref ? { ...ref, file: resolve(folder, ref.file) } : ref)
+  )
 
 export interface ParsePlanOptions {
   /** The folder relative paths in the plan are read from; default: the plan file's folder. */

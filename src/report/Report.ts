@@ -211,8 +211,9 @@ const runFacts = (model: ReportModel): string =>
     const info = run.info
     const made = info?.simmerVersion !== undefined ? `simmer ${info.simmerVersion}` : "simmer version not recorded"
     const backend = info?.backend !== undefined ? `backend ${info.backend}` : "backend not recorded"
+    const pinned = (info?.hub ?? []).map((pin) => `${pin.kind} ${pin.id} at commit ${pin.commit}`)
     return `${model.runs.length > 1 ? `${esc(run.name)}: ` : ""}${esc(dateText(run.firstTime))} to ${esc(dateText(run.lastTime))}; ` +
-      `${esc(made)}, ${esc(backend)}`
+      `${esc(made)}, ${esc(backend)}${pinned.length > 0 ? `; from the Hub: ${esc(pinned.join(", "))}` : ""}`
   }).join("<br>")
 
 const header = (model: ReportModel, options: RenderOptions): string => {

@@ -8,6 +8,7 @@ import { Effect } from "effect"
 import { planFileName } from "../io/RunFolder.ts"
 import { readRunInfo } from "../io/RunInfo.ts"
 import { readPlan } from "../pipeline/Plan.ts"
+import { applyHubPins, pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import type { RunId } from "../services/JobStore.ts"
 import type { RunJob } from "./RunExecutor.ts"
 
@@ -16,7 +17,9 @@ export const readRunJob = (id: RunId, dir: string): Effect.Effect<RunJob, string
   Effect.gen(function*() {
     const info = yield* readRunInfo(dir)
     if (info._tag === "Failure") return yield* Effect.fail(info.failure)
-    const { plan } = yield* readPlan(join(dir, planFileName), info.success.planFolder !== undefined ? { relativeTo: info.success.planFolder } : {})
+    const { plan: written } = yield* readPlan(join(dir, planFileName), info.success.planFolder !== undefined ? { relativeTo: info.success.planFolder } : {})
       .pipe(Effect.mapError((e) => e.message))
+    // Hub ids at the commits pinned at submission, read from the cache.
+    const { plan } = yield* pinHubRefs(applyHubPins(written, info.success.hub ?? [])).pipe(Effect.mapError((e) => e.message))
     return { id, dir, plan, modelPath: info.success.modelPath } satisfies RunJob
   })

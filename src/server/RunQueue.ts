@@ -263,7 +263,7 @@ export const RunQueueLive: Layer.Layer<
     const submit = (text: string, options: SubmitOptions) =>
       Effect.gen(function*() {
         if (draining) return yield* new ShuttingDown({ message: "The daemon is shutting down and accepts no new runs; submit again once it is back." })
-        const { plan, modelPath } = yield* admitPlan(text, {
+        const { plan, modelPath, pins } = yield* admitPlan(text, {
           folder: options.folder ?? settings.dataDir,
           allowedRoots: settings.allowedRoots,
           backend: compute.backend,
@@ -275,7 +275,8 @@ export const RunQueueLive: Layer.Layer<
           modelPath,
           createdAt: new Date().toISOString(),
           planFolder: options.folder ?? settings.dataDir,
-          simmerVersion
+          simmerVersion,
+          ...(pins.length > 0 ? { hub: pins } : {})
         }).pipe(Effect.mapError(serverFailure))
         const record = yield* store.insert({ id, name: options.name ?? `${plan.model === "base" ? "base" : modelPath.split("/").at(-1)} run`, priority: options.priority ?? 0 })
           .pipe(Effect.mapError(serverFailure))

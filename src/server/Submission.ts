@@ -11,6 +11,7 @@ import { relative } from "node:path"
 import { Effect } from "effect"
 import { bundledModelMeant, bundledModelPath, parsePlan, type Plan, resolveModelPath } from "../pipeline/Plan.ts"
 import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
+import { pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { DeviceMemory, makeDeviceMemory } from "../services/DeviceMemory.ts"
 import type { DatasetRef } from "../services/Datasets.ts"
@@ -38,7 +39,9 @@ const invalid = (e: { readonly message: string; readonly problems: ReadonlyArray
 /** The plan and its model folder, when the plan may be queued. */
 export const admitPlan = (text: string, context: SubmissionContext) =>
   Effect.gen(function*() {
-    const plan = yield* parsePlan(text, label, { relativeTo: context.folder }).pipe(Effect.mapError(invalid))
+    const written = yield* parsePlan(text, label, { relativeTo: context.folder }).pipe(Effect.mapError(invalid))
+    // Hub ids are fetched into the cache now and pinned; the roots then apply to the cache's folders.
+    const { plan, pins } = yield* pinHubRefs(written).pipe(Effect.mapError((e) => new InvalidSubmission({ message: e.message, problems: [e.message] })))
     const modelPath = resolveModelPath(plan)
     // A bare name near a bundled model's is a typo, whatever lies beside the plan's folder.
     const meant = bundledModelMeant(relative(context.folder, modelPath))
@@ -65,5 +68,5 @@ export const admitPlan = (text: string, context: SubmissionContext) =>
         Effect.fail(new PlanNotRunnable({ message: e.message, requiredBytes: e.requiredBytes, budgetBytes: e.budgetBytes }))),
       Effect.mapError((e) => (e._tag === "PlanNotRunnable" ? e : new InvalidSubmission({ message: e.message, problems: [e.message] })))
     )
-    return { plan, modelPath }
+    return { plan, modelPath, pins }
   })

@@ -5,9 +5,12 @@
  *
  *   { task: "arith", digits: 3, maxSteps: 3, seed: 1 }
  *   { file: "data/gsm8k-train.jsonl", skipInvalid: true }
+ *   { hub: "openai/gsm8k", config: "main", split: "train" }
  */
 import type { Effect, Stream } from "effect"
 import { Context, Schema } from "effect"
+import type { HubError } from "../hub/HubError.ts"
+import { parseHubId } from "../hub/HubId.ts"
 import type { InvalidTaskKnobs } from "../tasks/Builtin.ts"
 import { TaskRef } from "../tasks/Builtin.ts"
 import type { DatasetFormat, EmptyDataset, JsonlError } from "../tasks/Jsonl.ts"
@@ -27,7 +30,31 @@ export const FileRef = Schema.Struct({
 })
 export type FileRef = typeof FileRef.Type
 
-export const DatasetRef = Schema.Union([TaskRef, FileRef])
+/**
+ * A dataset on the Hugging Face Hub, read from its Parquet files (see src/hub/HubDataset.ts):
+ * the repository (`org/name`, optionally `@revision`), its config and split as
+ * `datasets.load_dataset` names them, at most `limit` rows, and `columns` mapping simmer's record
+ * fields onto the dataset's columns when they are named otherwise. A named split is used whole
+ * for every role (`splitBy: none`); without one, every row is divided by hash as a file is.
+ */
+export const HubDatasetRef = Schema.Struct({
+  hub: Schema.String.check(Schema.makeFilter((id: string) => parseHubId(id) !== undefined || "Expected a Hub dataset id, org/name or org/name@revision")),
+  config: Schema.optionalKey(Schema.NonEmptyString),
+  split: Schema.optionalKey(Schema.NonEmptyString),
+  limit: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThan(0))),
+  columns: Schema.optionalKey(Schema.Struct({
+    question: Schema.optionalKey(Schema.NonEmptyString),
+    answer: Schema.optionalKey(Schema.NonEmptyString),
+    prompt: Schema.optionalKey(Schema.NonEmptyString),
+    completion: Schema.optionalKey(Schema.NonEmptyString),
+    text: Schema.optionalKey(Schema.NonEmptyString)
+  })),
+  skipInvalid: Schema.optionalKey(Schema.Boolean),
+  splitBy: Schema.optionalKey(Schema.Literals(["hash", "none"]))
+})
+export type HubDatasetRef = typeof HubDatasetRef.Type
+
+export const DatasetRef = Schema.Union([TaskRef, FileRef, HubDatasetRef])
 export type DatasetRef = typeof DatasetRef.Type
 
 /** An opened dataset. Every method is pure: built-ins generate on demand, files are already validated and in memory. */
@@ -53,7 +80,7 @@ export interface Dataset {
   readonly stream: (split: Split) => Stream.Stream<Example>
 }
 
-export type DatasetError = JsonlError | EmptyDataset | InvalidTaskKnobs
+export type DatasetError = JsonlError | EmptyDataset | InvalidTaskKnobs | HubError
 
 export class Datasets extends Context.Service<Datasets, {
   /** Opens (reads and validates, for a file) the dataset a reference names; files are read once and cached. */
@@ -70,4 +97,4 @@ export class Datasets extends Context.Service<Datasets, {
 }>()("simmer/Datasets") {}
 
 /** A short human name for a reference, for logs and reports. */
-export const describeRef = (ref: DatasetRef): string => ("file" in ref ? ref.file : ref.task)
+export const describeRef = (ref: DatasetRef): string => ("file" in ref ? ref.file : "hub" in ref ? ref.hub : ref.task)

@@ -167,6 +167,11 @@ export const decodeLine = (text: string): Result.Result<DatasetRecord, string> =
   } catch (cause) {
     return Result.fail(`not valid JSON (${cause instanceof Error ? cause.message : String(cause)})`)
   }
+  return decodeRecordValue(value)
+}
+
+/** Decodes one parsed record (a JSON line, a Parquet row); the issue says what is wrong in one sentence. */
+export const decodeRecordValue = (value: unknown): Result.Result<DatasetRecord, string> => {
   const decoded = decodeRecord(value)
   if (Result.isSuccess(decoded)) return Result.succeed(decoded.success)
   if (typeof value !== "object" || value === null || Array.isArray(value)) {

@@ -91,7 +91,7 @@ gates: { retry: 1 }
       const nested = yield* problemsOf(minimal.replace("tune: [{ task: arith }]", "tune: [{ task: arith, sed: 3 }, { fil: a.jsonl }]"))
       expect(nested).toEqual([
         "line 4: data.tune[0].sed: unknown key \"sed\"; did you mean seed?",
-        "line 4: data.tune[1]: give either task (arith, program or general) or file; \"fil\" is not a key here (did you mean file?)"
+        "line 4: data.tune[1]: give either task (arith, program or general), file or hub; \"fil\" is not a key here (did you mean file?)"
       ])
     }))
 

@@ -170,6 +170,13 @@ describe("the daemon's HTTP API", () => {
       const otherBackend = yield* submit(daemon, tinyPlan("model").replace("backend: cpu", "backend: wasm"), folder)
       expect(otherBackend.status).toBe(422)
       expect(otherBackend.body.message).toContain("this daemon computes on cpu")
+      // What `simmer run` and `simmer plan check` refuse, from the same checks (issue 24.10, 24.11).
+      const rank = yield* submit(daemon, tinyPlan("model").replace("tuner: {", "tuner: { adapter: { rank: 9 },"), folder)
+      expect(rank.status).toBe(400)
+      expect(rank.body.problems).toEqual([expect.stringMatching(/^line 12: tuner\.adapter\.rank: rank 9 is above 8, the smaller side of the k projection/)])
+      const misfit = yield* submit(daemon, tinyPlan("model").replace(/tuner: .*\n/, "tuner: { kind: grpo, steps: 1 }\nreward: [{ rule: program }]\n"), folder)
+      expect(misfit.status).toBe(400)
+      expect(misfit.body.message).toContain("The reward rule program grades the program task (programs run against its hidden tests), but GRPO would tune on arith")
 
       // Nothing was queued or written for any of them.
       expect((yield* call(`${daemon.url}/v1/runs`)).body.total).toBe(0)
