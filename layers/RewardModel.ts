@@ -5,6 +5,7 @@
  */
 import { basename, resolve } from "node:path"
 import { Effect, Layer } from "effect"
+import { snapshotRepo } from "../src/hub/HubCache.ts"
 import { loadTokenizer } from "../src/io/Tokenizer.ts"
 import { classifierReward } from "../src/reward/ClassifierReward.ts"
 import { makeReward } from "../src/reward/Reward.ts"
@@ -23,8 +24,9 @@ const component = (ref: RewardRef) =>
         (loaded) => Effect.sync(() => disposeRewardCheckpoint(loaded))
       )
       const tokenizer = yield* loadTokenizer(ref.model)
-      // Named after its folder, so the reward's parts say which model scored them.
-      return { reward: classifierReward(model, tokenizer, { name: basename(resolve(ref.model)), batchSize: ref.batchSize }), weight: ref.weight }
+      // Named after its folder (a Hub snapshot's: its repository), so the reward's parts say which model scored them.
+      const name = snapshotRepo(ref.model)?.split("/")[1] ?? basename(resolve(ref.model))
+      return { reward: classifierReward(model, tokenizer, { name, batchSize: ref.batchSize }), weight: ref.weight }
     })
 
 /**

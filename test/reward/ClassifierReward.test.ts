@@ -106,18 +106,20 @@ describe("reward models", () => {
         Effect.promise(() => mkdtemp(join(tmpdir(), "simmer-reward-"))),
         (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
       )
-      for (const name of ["helpful", "concise"]) {
-        yield* Effect.promise(() => cp(fixture, join(root, name), { recursive: true }))
-        yield* Effect.promise(() => cp(join(import.meta.dirname, "../../models/base/tokenizer.json"), join(root, name, "tokenizer.json")))
+      // A Hub id's snapshot folder (models--org--name/snapshots/<commit>) is named after its repository.
+      const folders = ["helpful", "concise", "models--org--judge/snapshots/0123abcd"]
+      for (const folder of folders) {
+        yield* Effect.promise(() => cp(fixture, join(root, folder), { recursive: true }))
+        yield* Effect.promise(() => cp(join(import.meta.dirname, "../../models/base/tokenizer.json"), join(root, folder, "tokenizer.json")))
       }
-      const layer = RewardModelLive([{ model: join(root, "helpful"), weight: 1, batchSize: 4 }, { model: join(root, "concise"), weight: 0.5, batchSize: 4 }])
+      const layer = RewardModelLive(folders.map((folder) => ({ model: join(root, folder), weight: 1, batchSize: 4 })))
       const scored = yield* Effect.gen(function*() {
         const reward = yield* RewardModel
         return yield* reward.scoreParts([{ prompt: "2+3=", answer: "5" }], ["5"])
       }).pipe(
         Effect.provide(layer.pipe(Layer.provide(currentCompute)))
       )
-      expect(Object.keys(scored.parts)).toEqual(["helpful", "concise"])
+      expect(Object.keys(scored.parts)).toEqual(["helpful", "concise", "judge"])
     }))
 
   it.effect("are refused where a causal LM is needed, and a causal LM is refused as a reward model", () =>
