@@ -35,7 +35,7 @@ import { RunId } from "../services/JobStore.ts"
 import { connectionFlags, resumeOnDaemon } from "./ClientCommands.ts"
 import { backendFlag, jsonFlag, memoryFlag, workersFlag } from "./Flags.ts"
 import { ExitCode, RunFailed } from "./Output.ts"
-import { makeRunView, metricsText } from "./RunView.ts"
+import { finishedLine, makeRunView } from "./RunView.ts"
 
 /** The live layers the run commands need, chosen at run time. */
 export interface RunLayers {
@@ -139,12 +139,7 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
       const events = yield* readEvents(join(dir, eventsFileName))
       const finished = events.filter((e) => e.phase === "finished")
       if (!flags.json) {
-        for (const e of finished) {
-          yield* Console.log(
-            `${e.strategy}: ${e.parameters.nonEmbedding.toLocaleString("en-US")} non-embedding parameters, ${metricsText(e.metrics)}; ` +
-              `checkpoint ${join(dir, e.checkpoint ?? "")}${e.targetReached === false ? ` (${e.message})` : ""}`
-          )
-        }
+        for (const e of finished) yield* Console.log(finishedLine(e, dir))
         yield* Console.log(`report: ${report}`)
       }
       if (Exit.isFailure(ran)) return yield* new RunFailed({ message: failureMessage(ran.cause) })

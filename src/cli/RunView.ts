@@ -4,6 +4,7 @@
  * now vs original, last accuracy) above which accepted, rolled-back and final states are
  * printed; otherwise one plain line per event; with --json, the NDJSON events on stdout.
  */
+import { join } from "node:path"
 import type { RunEvent } from "../io/RunEvent.ts"
 import type { RunUpdate, TuneProgress } from "../pipeline/RunUpdate.ts"
 
@@ -16,11 +17,18 @@ export const metricsText = (metrics: RunEvent["metrics"]) =>
     .map(([name, m]) => m.accuracy !== undefined ? `${name} ${pct(m.accuracy)}` : `${name} ppl ${m.perplexity?.toFixed(2)}`)
     .join(", ")
 
+/** What a run prints at its end for each strategy that finished: its size, metrics and final checkpoint under `dir`. */
+export const finishedLine = (event: RunEvent, dir: string) =>
+  `${event.strategy}: ${event.parameters.nonEmbedding.toLocaleString("en-US")} non-embedding parameters, ${metricsText(event.metrics)}; ` +
+  `checkpoint ${join(dir, event.checkpoint ?? "")}${event.targetReached === false ? ` (${event.message})` : ""}`
+
 const clock = (seconds: number) =>
   Number.isFinite(seconds) ? `${Math.floor(seconds / 60)}:${String(Math.round(seconds % 60)).padStart(2, "0")}` : "-:--"
 
 export interface RunView {
   readonly show: (update: RunUpdate) => void
+  /** A line from outside the run (a watcher's connection), printed above the status line. */
+  readonly note: (line: string) => void
   readonly done: () => void
 }
 
@@ -94,6 +102,7 @@ export const makeRunView = (
   }
   return {
     show: (update) => (update._tag === "Event" ? onEvent(update.event) : onStep(update.progress)),
+    note: println,
     done: () => {
       if (mode === "tty") stream.write("\r\x1b[2K")
     }

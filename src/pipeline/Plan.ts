@@ -12,7 +12,7 @@ import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { isMap, LineCounter, parseDocument } from "yaml"
 import { formatPath } from "../io/Errors.ts"
-import { decodeOptions, describeProblems, type Problem } from "../io/SchemaProblems.ts"
+import { closestKey, decodeOptions, describeProblems, type Problem } from "../io/SchemaProblems.ts"
 import { ScheduleKinds } from "../prune/Schedule.ts"
 import { defaultScorer, scorersFor } from "../prune/Scores.ts"
 import { hubIdUnlessLocal } from "../hub/HubId.ts"
@@ -111,6 +111,13 @@ export type Plan = typeof Plan.Type
 
 /** The bundled base model, for plans that say `model: base`. */
 export const bundledModelPath = fileURLToPath(new URL("../../models/base", import.meta.url))
+
+/**
+ * The bundled model a `model:` entry probably meant when it names no folder: a bare name close
+ * to a bundled one (`basee`, `Base`), else undefined.
+ */
+export const bundledModelMeant = (written: string): string | undefined =>
+  /[/\\]/.test(written) || written === "base" ? undefined : closestKey(written, ["base"])
 
 /** The checkpoint folder a plan names: the bundled model, or the path (made absolute when the plan was read). */
 export const resolveModelPath = (plan: Plan): string => (plan.model === "base" ? bundledModelPath : plan.model)

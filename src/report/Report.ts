@@ -705,7 +705,22 @@ export interface WriteReportOptions {
   readonly output?: string
   /** simmer's version, shown as the page's writer. */
   readonly version?: string
+  /** What the page calls the runs, in order (a sweep's `scorer=wanda target=0.6`); default: their folders' names. */
+  readonly names?: ReadonlyArray<string>
 }
+
+/** The report of the run and the runs compared with it, as a page, writing nothing (the daemon's GET). */
+export const reportPage = Effect.fn("Report.reportPage")(function*(
+  runFolder: string,
+  compare: ReadonlyArray<string> = [],
+  options: Pick<WriteReportOptions, "version" | "names"> = {}
+): Effect.fn.Return<{ readonly html: string; readonly runs: ReadonlyArray<RunInput>; readonly warnings: ReadonlyArray<string> }, ReportError> {
+  const read = yield* Effect.forEach([runFolder, ...compare], readRun)
+  const runs = read.map((run, i) => ({ ...run, name: options.names?.[i] ?? run.name }))
+  const warnings = comparabilityWarnings(runs)
+  const generated = options.version !== undefined ? { time: new Date().toISOString(), version: options.version } : undefined
+  return { html: renderReport(runs, { warnings, ...(generated !== undefined ? { generated } : {}) }), runs, warnings }
+})
 
 /**
  * Rebuilds the report (atomically) from the run and the runs compared with it; returns its path,
@@ -716,11 +731,9 @@ export const buildReport = Effect.fn("Report.buildReport")(function*(
   compare: ReadonlyArray<string> = [],
   options: WriteReportOptions = {}
 ): Effect.fn.Return<{ readonly path: string; readonly runs: ReadonlyArray<RunInput>; readonly warnings: ReadonlyArray<string> }, ReportError | FileSystemError> {
-  const runs = yield* Effect.forEach([runFolder, ...compare], readRun)
+  const { html, runs, warnings } = yield* reportPage(runFolder, compare, options)
   const path = options.output ?? join(runFolder, "report.html")
-  const warnings = comparabilityWarnings(runs)
-  const generated = options.version !== undefined ? { time: new Date().toISOString(), version: options.version } : undefined
-  yield* writeFileAtomically(path, renderReport(runs, { warnings, ...(generated !== undefined ? { generated } : {}) }))
+  yield* writeFileAtomically(path, html)
   return { path, runs, warnings }
 })
 
