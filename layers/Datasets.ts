@@ -17,7 +17,7 @@ import { splitOf } from "../src/tasks/Task.ts"
 export const taskDataset = (task: Task<object>): Dataset => ({
   name: task.name,
   format: task.name === "arith" ? "question-answer" : task.name === "program" ? "prompt-completion" : "text",
-  grader: task.name === "general" ? undefined : { extract: task.extract, grade: task.grade },
+  grader: task.name === "general" ? undefined : { metric: task.metric, extract: task.extract, grade: task.grade },
   skipped: 0,
   size: () => undefined,
   take: task.take,

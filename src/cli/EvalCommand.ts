@@ -2,15 +2,20 @@
  * `simmer eval <checkpoint> --task arith|program|general|<file.jsonl>`: accuracy (exact match or
  * pass@1) or perplexity, with decoding throughput. A built-in task is evaluated on its test
  * split; a JSONL file a user hands over is scored whole unless `--split` picks one part of the
- * hash split a plan would use. Zero examples is an error, never "0/0".
+ * hash split a plan would use. Zero examples is an error, never "0/0"; a task that is neither
+ * built in nor a file says which tasks there are. The program task's fraction correct is pass@1.
  */
+import { existsSync } from "node:fs"
+import { resolve } from "node:path"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { listCheckpointFolder, openLazyCheckpoint } from "../io/Checkpoint.ts"
+import { closestKey, orList } from "../io/SchemaProblems.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
 import { checkpointSource } from "../model/WeightSource.ts"
 import { disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { type DatasetRef, Datasets } from "../services/Datasets.ts"
 import { splits } from "../tasks/Task.ts"
 import { evaluateGraded, evaluateText } from "../eval/Evaluate.ts"
@@ -18,7 +23,7 @@ import { tfjsGreedyDecoder } from "../eval/GreedyDecoder.ts"
 import { openCheckpointSession } from "../onnx/CheckpointSession.ts"
 import { ortGreedyDecoder } from "../onnx/OrtGenerate.ts"
 import { loadModelChecked } from "./LoadModel.ts"
-import { backendFlag, jsonFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
+import { backendFlag, jsonFlag, memoryFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
 import { makeProgress, passProgress } from "./Progress.ts"
 import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
@@ -33,6 +38,16 @@ export const datasetRef = (task: string, seed: number, skipInvalid: boolean): Da
 
 export const evalSplits = ["all", ...splits] as const
 export type EvalSplit = (typeof evalSplits)[number]
+
+/** A --task that is neither a built-in task nor a file: say which tasks there are, and the one probably meant. */
+const checkTaskExists = (task: string) => {
+  if (isBuiltin(task) || existsSync(task)) return Effect.void
+  const meant = closestKey(task, builtinTasks)
+  return Effect.fail(new InvalidArguments({
+    message: `--task ${task} is neither a built-in task (${orList([...builtinTasks])}) nor a JSONL file (${resolve(task)} does not exist)` +
+      (meant !== undefined ? `; did you mean ${meant}?` : ".")
+  }))
+}
 
 /** What `--split` means for this data: a file is scored whole unless told otherwise; a built-in task has no end, so its test split. */
 export const resolveEvalSplit = (task: string, split: Option.Option<EvalSplit>): Effect.Effect<EvalSplit, InvalidArguments> => {
@@ -73,14 +88,21 @@ export const evalCommand = Command.make(
       ),
       withShownDefault("tfjs")
     ),
-    batchSize: Flag.Int("batch-size").pipe(Flag.withDescription("Sequences decoded together."), withRange({ min: 1 }), withShownDefault(64)),
+    batchSize: Flag.Int("batch-size").pipe(
+      Flag.withDescription("Sequences decoded together; fewer when the device cannot hold them beside the model (a warning says so)."),
+      withRange({ min: 1 }),
+      withShownDefault(64)
+    ),
     seed: seedFlag("Seed of a built-in task.", 1),
     skipInvalid: skipInvalidFlag,
     json: jsonFlag,
-    backend: backendFlag
+    backend: backendFlag,
+    memory: memoryFlag
   },
   Effect.fnUntraced(function*(input) {
     yield* Compute
+    yield* checkTaskExists(input.task)
+    const { budgetBytes } = yield* DeviceMemory
     const split = yield* resolveEvalSplit(input.task, input.split)
     const ref = datasetRef(input.task, input.seed, input.skipInvalid)
     const dataset = yield* (yield* Datasets).open("file" in ref && split === "all" ? { ...ref, splitBy: "none" } : ref)
@@ -120,7 +142,7 @@ export const evalCommand = Command.make(
           })
           // tfjs decodes with the whole model on the device, after checking that it fits.
           : yield* Effect.gen(function*() {
-            const checkpoint = yield* loadModelChecked(dir, "eval on a graded task")
+            const checkpoint = yield* loadModelChecked(dir, "eval on a graded task", budgetBytes)
             yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
             return { config: checkpoint.config, decoder: tfjsGreedyDecoder(checkpoint.config, checkpoint.params) }
           })
@@ -129,6 +151,7 @@ export const evalCommand = Command.make(
           examples: input.examples,
           split: evaluated,
           batchSize: input.batchSize,
+          budgetBytes,
           maxSeqLen: config.maxPositionEmbeddings,
           onProgress: (done) => progress.update(done)
         })
@@ -140,7 +163,7 @@ export const evalCommand = Command.make(
       return
     }
     const headline = metrics.accuracy !== undefined
-      ? `accuracy ${(metrics.accuracy * 100).toFixed(1)}% (${metrics.correct}/${metrics.examples})`
+      ? `${dataset.grader?.metric ?? "accuracy"} ${(metrics.accuracy * 100).toFixed(1)}% (${metrics.correct}/${metrics.examples})`
       : `perplexity ${metrics.perplexity!.toFixed(3)} over ${metrics.examples} examples`
     yield* Console.log(
       `${dataset.name} (${split === "all" ? "whole file" : `${split} split`}): ${headline}; ` +

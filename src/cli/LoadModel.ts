@@ -16,14 +16,16 @@ export const residentBytes = (parameters: number) => Math.ceil(parameters * 4 * 
 
 const longLoadBytes = 2 ** 28
 
-export const loadModelChecked = Effect.fnUntraced(function*(dir: string, command: string) {
+/** `cap`: the device bytes the user allows (--memory), below the backend's own budget. */
+export const loadModelChecked = Effect.fnUntraced(function*(dir: string, command: string, cap?: number) {
   const { config } = yield* Effect.scoped(openLazyCheckpoint(dir))
   const parameters = countParams(config).total
   yield* ensureDeviceRoom(
     `${command} with ${dir} (${(parameters / 1e9).toFixed(2)}B parameters, float32 on the device)`,
     residentBytes(parameters),
     `${command} keeps the whole model on the device; use the tensorflow backend (--backend tensorflow) for a model ` +
-      "this large. prune, score and eval --task general run block by block and need only one decoder block at a time."
+      "this large. prune, score and eval --task general run block by block and need only one decoder block at a time.",
+    cap
   )
   // Progress only where loading takes long enough to wait for (a quarter GiB of weights or more).
   let progress: Progress | undefined

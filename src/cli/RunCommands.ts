@@ -10,7 +10,7 @@
  */
 import { existsSync } from "node:fs"
 import { basename, dirname, extname, join, resolve } from "node:path"
-import { Console, Deferred, Effect, Fiber, Layer, Option, Schema, Stream } from "effect"
+import { Cause, Console, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import type { FileSystemError } from "../io/Errors.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"
@@ -18,10 +18,12 @@ import { createRunFolder, eventsFileName, openRunFolder, planFileName, RunFolder
 import { readRunInfo, recordInRunInfo, type RunInfo, simmerVersion } from "../io/RunInfo.ts"
 import type { RunEvent } from "../io/RunEvent.ts"
 import type { RewardLoadError } from "../reward/RewardCheckpoint.ts"
-import { type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
+import { bundledModelPath, type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
+import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { applyHubPins, pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { runUpdates } from "../pipeline/Run.ts"
+import { failureMessage } from "../pipeline/RunFailure.ts"
 import { readEvents, writeReport } from "../report/Report.ts"
 import { type BackendUnavailable, Compute } from "../services/Compute.ts"
 import type { Datasets } from "../services/Datasets.ts"
@@ -32,8 +34,8 @@ import type { RunStore } from "../services/RunStore.ts"
 import { RunId } from "../services/JobStore.ts"
 import { connectionFlags, resumeOnDaemon } from "./ClientCommands.ts"
 import { backendFlag, jsonFlag, memoryFlag, workersFlag } from "./Flags.ts"
-import { ExitCode } from "./Output.ts"
-import { makeRunView, metricsText } from "./RunView.ts"
+import { ExitCode, RunFailed } from "./Output.ts"
+import { finishedLine, makeRunView } from "./RunView.ts"
 
 /** The live layers the run commands need, chosen at run time. */
 export interface RunLayers {
@@ -54,7 +56,7 @@ export interface RunFlags {
   readonly memory: Option.Option<number>
 }
 
-/** How a run command ended, for its exit code. */
+/** How a run command ended, for its exit code (a run that failed ends in RunFailed instead). */
 export type RunOutcome = "finished" | "target-not-reached" | "interrupted"
 
 /**
@@ -70,16 +72,39 @@ const stoppable = <A, E, R>(work: (stopRequested: Effect.Effect<boolean>) => Eff
     )
   })
 
-/** The compute, gradients, memory and reward layers for a plan and the command's flags. */
-const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
+/** The compute, memory and reward layers a plan is checked and run with (its reward models loaded), for the command's flags. */
+const checkLayers = (layers: RunLayers, plan: Plan, flags: Pick<RunFlags, "backend" | "memory">) =>
   Layer.provideMerge(
-    Layer.mergeAll(
-      layers.gradients(Math.max(1, flags.workers)),
-      layers.memory(Option.getOrUndefined(flags.memory)),
-      layers.reward(plan.reward ?? [])
-    ),
+    Layer.merge(layers.memory(Option.getOrUndefined(flags.memory)), layers.reward(plan.reward ?? [])),
     layers.compute(Option.getOrUndefined(flags.backend) ?? plan.backend)
   )
+
+/** The same, with the gradients tuning computes with. */
+const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
+  Layer.provideMerge(layers.gradients(Math.max(1, flags.workers)), checkLayers(layers, plan, flags))
+
+/**
+ * A plan file checked as `simmer run` checks it before creating anything — its keys, the
+ * files and models it names (PlanCheck), then what it needs on this machine (Preflight:
+ * tokenizer, every dataset read whole, the memory budget) — and `simmer plan check` with it.
+ */
+export const readRunnablePlan = (
+  layers: RunLayers,
+  path: string,
+  flags: Pick<RunFlags, "backend" | "memory"> & {
+    /** Fetch the weights of models named by Hub id (a run), or only their config and tokenizer (a check). */
+    readonly weights: boolean
+  }
+) =>
+  Effect.gen(function*() {
+    const read = yield* readPlan(path, { inputChecks: checkPlanInputs(bundledModelPath) })
+    // Models and datasets named by Hub id are fetched into the cache and pinned to a commit.
+    const { plan, pins } = yield* pinHubRefs(read.plan, { weights: flags.weights })
+    const checked = yield* preflight(plan, resolveModelPath(plan)).pipe(
+      Effect.provide(Layer.merge(checkLayers(layers, plan, flags), layers.datasets))
+    )
+    return { ...read, plan, pins, ...checked }
+  })
 
 /** Runs (or continues) the run in `dir`, shows it, rebuilds its report and says how it ended. */
 export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, flags: RunFlags) =>
@@ -91,29 +116,33 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
       const logged = yield* readEvents(join(dir, eventsFileName)).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
       const view = makeRunView(mode, plan.iterations, logged[0]?.parameters.nonEmbedding)
       let stopped = false
+      let failed: RunEvent | undefined
       yield* recordInRunInfo(dir, { backend: (yield* Compute).description })
-      yield* runUpdates({ plan, modelPath: info.modelPath, stopRequested }).pipe(
+      const ran = yield* runUpdates({ plan, modelPath: info.modelPath, stopRequested }).pipe(
         Stream.runForEach((update) =>
           Effect.sync(() => {
             if (update._tag === "Event" && update.event.phase === "interrupted") stopped = true
+            if (update._tag === "Event" && update.event.phase === "failed") failed = update.event
             view.show(update)
           })
         ),
         Effect.ensuring(Effect.sync(() => view.done())),
-        Effect.provide(layers.store(dir))
+        Effect.provide(layers.store(dir)),
+        Effect.exit
       )
+      // A run that logged its failure (a typed error) still gets its report; anything else (the
+      // folder in use, a defect) ends the command as it is.
+      if (Exit.isFailure(ran) && (failed === undefined || !Cause.hasFails(ran.cause) || Cause.hasDies(ran.cause))) {
+        return yield* Effect.failCause(ran.cause)
+      }
       const report = yield* writeReport(dir, [])
       const events = yield* readEvents(join(dir, eventsFileName))
       const finished = events.filter((e) => e.phase === "finished")
       if (!flags.json) {
-        for (const e of finished) {
-          yield* Console.log(
-            `${e.strategy}: ${e.parameters.nonEmbedding.toLocaleString("en-US")} non-embedding parameters, ${metricsText(e.metrics)}; ` +
-              `checkpoint ${join(dir, e.checkpoint ?? "")}${e.targetReached === false ? ` (${e.message})` : ""}`
-          )
-        }
+        for (const e of finished) yield* Console.log(finishedLine(e, dir))
         yield* Console.log(`report: ${report}`)
       }
+      if (Exit.isFailure(ran)) return yield* new RunFailed({ message: failureMessage(ran.cause) })
       if (stopped) yield* Console.error(`interrupted: run \`simmer resume ${dir}\` to continue (exit code ${ExitCode.preempted})`)
       const outcome: RunOutcome = stopped ? "interrupted" : finished.some((e) => e.targetReached === false) ? "target-not-reached" : "finished"
       process.exitCode = outcome === "interrupted" ? ExitCode.preempted : outcome === "target-not-reached" ? ExitCode.targetNotReached : ExitCode.ok
@@ -148,9 +177,8 @@ export const runCommand = (layers: RunLayers) =>
     Effect.fnUntraced(function*(input) {
       const planPath = resolve(input.plan)
       // Relative paths in the plan (model, data files) are read from the plan's folder.
-      const { plan: written, text } = yield* readPlan(planPath)
-      // Models and datasets named by Hub id are fetched into the cache and pinned to a commit.
-      const { plan, pins } = yield* pinHubRefs(written)
+      // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
+      const { plan, text, pins } = yield* readRunnablePlan(layers, planPath, { ...input, weights: true })
       const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
       const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${basename(planPath, extname(planPath))}-${stamp}`)))
       const info: RunInfo = {
@@ -160,8 +188,6 @@ export const runCommand = (layers: RunLayers) =>
         simmerVersion,
         ...(pins.length > 0 ? { hub: pins } : {})
       }
-      // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
-      yield* preflight(plan, info.modelPath).pipe(Effect.provide(Layer.merge(computeLayers(layers, plan, input), layers.datasets)))
       yield* createRunFolder(dir, text, info, { replace: input.replace })
       yield* Effect.logInfo(`run folder ${dir}`)
       yield* runInFolder(layers, dir, plan, info, input)

@@ -74,12 +74,15 @@ const simmer = Command.make("simmer").pipe(
   Command.withSubcommands([
     inspectCommand.pipe(withCompute),
     generateCommand.pipe(withCompute),
-    evalCommand.pipe(withCompute),
+    evalCommand.pipe(
+      Command.provide((input) => DeviceMemoryLive(Option.getOrUndefined(input.memory))),
+      withCompute
+    ),
     scoreCommand.pipe(withCompute),
     rewardCommand.pipe(withCompute),
     pruneCommand.pipe(withCompute),
     exportCommand,
-    planCommand,
+    planCommand(runLayers),
     runCommand(runLayers),
     resumeCommand(runLayers),
     demoCommand(runLayers),

@@ -31,14 +31,20 @@ export const deviceCapacity = (): DeviceCapacity =>
     : { kind: "host memory", bytes: 0.8 * totalmem() }
 
 
+/** The budget of the active backend, capped by `cap` (the user's --memory), and what is allocated now. */
+const room = (cap: number | undefined) => {
+  const { kind, bytes } = deviceCapacity()
+  return { kind, budget: Math.min(bytes, cap ?? Infinity), used: tf.memory().numBytes }
+}
+
 /**
  * Fails before `bytes` more tensor bytes are allocated when they would not fit beside what is
- * already allocated. `advice` says what to change (a smaller batch, another backend, ...).
+ * already allocated. `advice` says what to change (a smaller batch, another backend, ...);
+ * `cap` lowers the backend's budget to the one the user gave.
  */
-export const ensureDeviceRoom = (stage: string, bytes: number, advice: string): Effect.Effect<void, MemoryBudgetExceeded> =>
+export const ensureDeviceRoom = (stage: string, bytes: number, advice: string, cap?: number): Effect.Effect<void, MemoryBudgetExceeded> =>
   Effect.suspend(() => {
-    const { kind, bytes: budget } = deviceCapacity()
-    const used = tf.memory().numBytes
+    const { kind, budget, used } = room(cap)
     if (used + bytes <= budget) return Effect.void
     const free = Math.max(budget - used, 0)
     return Effect.fail(new MemoryBudgetExceeded({
@@ -49,4 +55,30 @@ export const ensureDeviceRoom = (stage: string, bytes: number, advice: string): 
       message: `${stage} needs about ${formatBytes(bytes)} of tensor memory, but only ${formatBytes(free)} of the ${formatBytes(budget)} ` +
         `${kind} budget is free (${formatBytes(used)} in use). ${advice}`
     }))
+  })
+
+/**
+ * The largest count up to `wanted` (a batch size) whose `bytes(count)` fit beside what is
+ * allocated, so that work shrinks its batch rather than overrun the device; fails as
+ * ensureDeviceRoom does when not even one fits. `bytes` must grow with the count.
+ */
+export const largestFitting = (
+  stage: (count: number) => string,
+  wanted: number,
+  bytes: (count: number) => number,
+  advice: string,
+  cap?: number
+): Effect.Effect<number, MemoryBudgetExceeded> =>
+  Effect.suspend(() => {
+    const { budget, used } = room(cap)
+    const fits = (count: number) => used + bytes(count) <= budget
+    if (fits(wanted)) return Effect.succeed(wanted)
+    if (!fits(1)) return ensureDeviceRoom(stage(1), bytes(1), advice, cap).pipe(Effect.as(1))
+    let [low, high] = [1, wanted] // fits(low), !fits(high)
+    while (high - low > 1) {
+      const middle = Math.floor((low + high) / 2)
+      if (fits(middle)) low = middle
+      else high = middle
+    }
+    return Effect.succeed(low)
   })

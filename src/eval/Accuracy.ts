@@ -1,16 +1,25 @@
 /**
  * Task accuracy: greedy decoding with the KV cache over a test split, in batches, each
  * completion graded by the task's grader (exact match on the final answer for arith and
- * GSM8K-style data, pass@1 by execution for program).
+ * GSM8K-style data, pass@1 by execution for program). The batch is lowered to what the device
+ * holds beside the model (the prompt pass's logits over a large vocabulary grow with it), and
+ * a model that cannot decode even one sequence is refused with the numbers; a decoder off the
+ * tfjs device (ONNX Runtime) decodes the batch asked for.
  */
 import { Effect } from "effect"
+import { largestFitting } from "../compute/DeviceCapacity.ts"
+import { decodingBytes, formatBytes } from "../model/Footprint.ts"
+import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
 import { encodePrompt } from "../tasks/Encode.ts"
 import type { Example, Grader } from "../tasks/Task.ts"
 import type { GreedyDecoder } from "./GreedyDecoder.ts"
 
 export interface AccuracyOptions {
   readonly batchSize: number
+  /** Device bytes the decoding may use at most, below the backend's own budget (the user's --memory). */
+  readonly budgetBytes?: number
   /** Generation budget per example; by default the longest reference completion plus a margin. */
   readonly maxNewTokens?: number
   /** Called after each batch with (examples done, total). */
@@ -27,25 +36,43 @@ export interface AccuracyResult {
   readonly samples: ReadonlyArray<{ prompt: string; completion: string; correct: boolean }>
 }
 
-/** Graded accuracy with a greedy decoder (tfjsGreedyDecoder, or ONNX Runtime's). */
+/** Graded accuracy with a greedy decoder (tfjsGreedyDecoder, or ONNX Runtime's); `config` sizes the decoding. */
 export const evaluateAccuracy = (
+  config: ModelConfig,
   decoder: GreedyDecoder,
   tokenizer: Tokenizer,
   examples: ReadonlyArray<Example>,
   grader: Grader,
   options: AccuracyOptions
-): Effect.Effect<AccuracyResult> =>
+): Effect.Effect<AccuracyResult, MemoryBudgetExceeded> =>
   Effect.gen(function*() {
     const started = performance.now()
     const maxNewTokens = options.maxNewTokens ??
       Math.max(...examples.map((e) => tokenizer.encode(e.completion).length)) + 8
     const stopTokens = tokenizer.eosId !== undefined ? [tokenizer.eosId] : []
+    const prompts = examples.map((e) => encodePrompt(tokenizer, e.prompt))
+    const maxLen = Math.max(0, ...prompts.map((p) => p.length)) + maxNewTokens
+    const wanted = Math.min(options.batchSize, Math.max(examples.length, 1))
+    const batchSize = !decoder.onDevice ? wanted : yield* largestFitting(
+      (n) => `Decoding ${n} sequence${n === 1 ? "" : "s"} of up to ${maxLen} tokens`,
+      wanted,
+      (n) => decodingBytes(config, n, maxLen),
+      "Evaluate a smaller model, raise --memory if the device has more, or use the tensorflow backend (--backend tensorflow): " +
+        "the wasm heap holds at most 4 GiB.",
+      options.budgetBytes
+    )
+    if (batchSize < wanted) {
+      yield* Effect.logWarning(
+        `evaluation decodes ${batchSize} sequence${batchSize === 1 ? "" : "s"} at a time instead of ${wanted}: ${wanted} sequences of up to ` +
+          `${maxLen} tokens would need about ${formatBytes(decodingBytes(config, wanted, maxLen))} beside the model`
+      )
+    }
     let correct = 0
     let generatedTokens = 0
     const samples: Array<{ prompt: string; completion: string; correct: boolean }> = []
-    for (let start = 0; start < examples.length; start += options.batchSize) {
-      const batch = examples.slice(start, start + options.batchSize)
-      const outputs = yield* decoder(batch.map((e) => encodePrompt(tokenizer, e.prompt)), { maxNewTokens, stopTokens })
+    for (let start = 0; start < examples.length; start += batchSize) {
+      const batch = examples.slice(start, start + batchSize)
+      const outputs = yield* decoder.decode(prompts.slice(start, start + batchSize), { maxNewTokens, stopTokens })
       outputs.forEach((ids, i) => {
         generatedTokens += ids.length
         const completion = tokenizer.decode(ids, { skipSpecialTokens: true })
@@ -53,7 +80,7 @@ export const evaluateAccuracy = (
         if (ok) correct++
         if (samples.length < 5) samples.push({ prompt: batch[i].prompt, completion, correct: ok })
       })
-      options.onProgress?.(Math.min(start + options.batchSize, examples.length), examples.length)
+      options.onProgress?.(Math.min(start + batchSize, examples.length), examples.length)
       yield* Effect.yieldNow // a chance to be interrupted between batches
     }
     return {

@@ -38,6 +38,8 @@ export interface EvaluateOptions {
   /** Default: test. */
   readonly split?: Split
   readonly batchSize: number
+  /** Device bytes evaluation may use at most, below the backend's own budget (the user's --memory). */
+  readonly budgetBytes?: number
   readonly maxSeqLen: number
   readonly onProgress?: (done: number, total: number) => void
 }
@@ -60,13 +62,14 @@ export const evaluateGraded = (
   tokenizer: Tokenizer,
   dataset: Dataset,
   options: EvaluateOptions
-): Effect.Effect<EvalMetrics> =>
+): Effect.Effect<EvalMetrics, MemoryBudgetExceeded> =>
   Effect.gen(function*() {
     if (dataset.grader === undefined) return yield* Effect.die(new Error(`evaluateGraded: ${dataset.name} has no grader`))
     const examples = dataset.take(options.split ?? "test", options.examples)
     const counts = countParams(config)
-    const result = yield* evaluateAccuracy(decoder, tokenizer, examples, dataset.grader, {
+    const result = yield* evaluateAccuracy(config, decoder, tokenizer, examples, dataset.grader, {
       batchSize: options.batchSize,
+      ...(options.budgetBytes !== undefined ? { budgetBytes: options.budgetBytes } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {})
     })
     return {

@@ -15,12 +15,15 @@ export interface GreedyOptions {
   readonly stopTokens: ReadonlyArray<number>
 }
 
-/** New tokens for each prompt. */
-export type GreedyDecoder = (
-  prompts: ReadonlyArray<ReadonlyArray<number>>,
-  options: GreedyOptions
-) => Effect.Effect<Array<Array<number>>>
+export interface GreedyDecoder {
+  /** True when it decodes on the tfjs device, whose memory bounds the batch (Accuracy.ts lowers it to fit). */
+  readonly onDevice: boolean
+  /** New tokens for each prompt. */
+  readonly decode: (prompts: ReadonlyArray<ReadonlyArray<number>>, options: GreedyOptions) => Effect.Effect<Array<Array<number>>>
+}
 
 /** Greedy decoding with simmer's tfjs transformer on the current backend. */
-export const tfjsGreedyDecoder = (config: ModelConfig, params: Params): GreedyDecoder => (prompts, options) =>
-  Effect.sync(() => generate(config, params, prompts, { ...greedy, ...options }))
+export const tfjsGreedyDecoder = (config: ModelConfig, params: Params): GreedyDecoder => ({
+  onDevice: true,
+  decode: (prompts, options) => Effect.sync(() => generate(config, params, prompts, { ...greedy, ...options }))
+})

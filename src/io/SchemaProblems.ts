@@ -72,7 +72,11 @@ const literalKeys = (ast: Ast): Array<LiteralKey> =>
  */
 const choosingKeys = (member: Ast, members: ReadonlyArray<Ast>): Array<LiteralKey> =>
   literalKeys(member).filter((k) =>
-    k.values.length === 1 || members.some((other) => other !== member && literalKeys(other).some((o) => o.key === k.key)))
+    k.values.length === 1 ||
+    // A key other members take with the same values (e.g. an optional splitBy) chooses nothing.
+    members.some((other) =>
+      other !== member && literalKeys(other).some((o) => o.key === k.key && (o.values.length !== k.values.length || o.values.some((v) => !k.values.includes(v))))
+    ))
 
 const requiredKeys = (ast: Ast): Array<string> => propertiesOf(ast).filter((p) => !isOptionalProperty(p)).map((p) => String(p.name))
 

@@ -13,11 +13,14 @@ const FLOAT = 4
 export interface Footprint {
   readonly bytes: number
   readonly parts: Readonly<Record<string, number>>
+  /** What to lower to need less: the settings this estimate grows with, for a refusal. */
+  readonly lower?: string
 }
 
-export const footprint = (parts: Readonly<Record<string, number>>): Footprint => ({
+export const footprint = (parts: Readonly<Record<string, number>>, lower?: string): Footprint => ({
   bytes: Object.values(parts).reduce((a, b) => a + b, 0),
-  parts
+  parts,
+  ...(lower !== undefined ? { lower } : {})
 })
 
 /** The weights of a model. */
@@ -88,7 +91,8 @@ export const fullTuningFootprint = (config: ModelConfig, batch: number, seqLen: 
     weights: w,
     "optimizer moments": 2 * w,
     "gradients and activations": Math.max(3 * w, gradientBytes(config, batch, seqLen))
-  })
+  }, "Lower tuner.batchSize or tuner.maxSeqLen (each tuning step's activations grow with both), or tune through " +
+    "low-rank adapters (tuner.adapter: { rank: 16 }: optimizer state for the adapters only, one block's activations at a time)")
 }
 
 /** "512 KiB", "3.2 MiB", "1.25 GiB": a size a person reads at a glance. */

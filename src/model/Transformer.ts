@@ -9,7 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { attention } from "./Attention.ts"
-import { linear, matMul2d } from "./Linear.ts"
+import { linear } from "./Linear.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
 import type { LayerParams, Params } from "./Params.ts"
 import { ropeTables } from "./Rope.ts"
@@ -184,11 +184,15 @@ export const forward = (
   return cache === undefined ? { logits } : { logits, cache }
 }
 
-/** Logits [N, V] of final hidden states [N, D] (normalised): the LM head, or the transposed embedding when tied. */
+/**
+ * Logits [N, V] of final hidden states [N, D] (normalised): the LM head, or the embedding when
+ * tied, read transposed in place (a transposed copy is vocabulary × hidden floats per call:
+ * 0.5 GiB for Qwen2.5-0.5B, which overran the wasm heap while decoding).
+ */
 export const lmHead = (config: ModelConfig, params: Params, final: tf.Tensor2D): tf.Tensor2D =>
   params.lmHead !== undefined
     ? linear(final, params.lmHead)
-    : matMul2d(final, tf.transpose(params.embed) as tf.Tensor2D)
+    : tf.matMul(final, params.embed, false, true)
 
 /** What every block of one forward pass shares: batch shape, rotary tables, cached length, padding. */
 export interface BlockContext {

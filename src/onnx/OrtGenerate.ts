@@ -52,5 +52,8 @@ export const generateGreedyOrt = async (
   }
 }
 
-export const ortGreedyDecoder = (session: DecoderSession, config: ModelConfig): GreedyDecoder => (prompts, options) =>
-  Effect.promise(() => generateGreedyOrt(session, config, prompts, options.maxNewTokens, options.stopTokens))
+/** ONNX Runtime's memory is its own, outside the tfjs device's budget. */
+export const ortGreedyDecoder = (session: DecoderSession, config: ModelConfig): GreedyDecoder => ({
+  onDevice: false,
+  decode: (prompts, options) => Effect.promise(() => generateGreedyOrt(session, config, prompts, options.maxNewTokens, options.stopTokens))
+})

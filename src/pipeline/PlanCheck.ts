@@ -1,12 +1,13 @@
 /**
  * What a plan's text cannot tell: whether the model folder and data files it names exist, and
  * whether its target can be reached by removing the units it names (heads alone cannot take a
- * model to 80% of its parameters when everything but one key/value group per layer is 90%).
+ * model to 80% of its parameters when everything but one key/value group per layer is 90%),
+ * and whether each model's tokenizer stays within the vocabulary the model can embed.
  * `simmer plan check` runs these with the schema checks, so a plan that says "valid" can run.
  *
  * The checks read the raw document and use each key only when it is valid on its own, so they
  * are reported together with the plan's other problems. Relative paths are read from `folder`
- * (the plan's folder), as the run reads them. Only config.json is read, never the weights.
+ * (the plan's folder), as the run reads them. Only config.json and tokenizers are read, never the weights.
  */
 import { stat } from "node:fs/promises"
 import { isAbsolute, join, resolve } from "node:path"
@@ -18,11 +19,13 @@ import { loadHubDataset } from "../hub/HubDataset.ts"
 import { hubIdUnlessLocal } from "../hub/HubId.ts"
 import { checkpointFolder } from "../hub/HubModel.ts"
 import { HubDatasetRef } from "../services/Datasets.ts"
+import { loadTokenizer } from "../io/Tokenizer.ts"
+import { type AdapterTarget, adapterTargets, targetShape } from "../model/Adapters.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { unreachableShare } from "../prune/ParameterShare.ts"
 import { rewardConfigProblem } from "../reward/RewardCheckpoint.ts"
 import { unitCounts } from "../prune/Select.ts"
-import { isRecord, rawUnits, Target } from "./Plan.ts"
+import { bundledModelMeant, isRecord, rawUnits, Target } from "./Plan.ts"
 
 const decodeHubDatasetRef = Schema.decodeUnknownResult(HubDatasetRef)
 
@@ -36,13 +39,31 @@ type Kind = "file" | "folder" | "missing"
 const kindOf = (path: string) =>
   Effect.promise(() => stat(path).then((s): Kind => (s.isDirectory() ? "folder" : "file"), (): Kind => "missing"))
 
+/**
+ * Why a checkpoint's tokenizer does not fit its model: it cannot be read, or it has ids the
+ * model's embedding has no row for (the run would fail on the first text that reaches them).
+ */
+const tokenizerProblem = Effect.fnUntraced(function*(dir: string, vocabSize: number, role: string) {
+  const tokenizer = yield* loadTokenizer(dir).pipe(Effect.result)
+  if (Result.isFailure(tokenizer)) return tokenizer.failure.message
+  return tokenizer.success.vocabSize > vocabSize
+    ? `${join(dir, "tokenizer.json")} has ids up to ${tokenizer.success.vocabSize - 1}, beyond the ${vocabSize}-token vocabulary of ` +
+      `${role} (vocab_size in ${join(dir, configFileName)}): text that reaches them cannot be embedded`
+    : undefined
+})
+
 /** The model's config when the folder is a checkpoint a run can use, else the problems with it. */
 const checkModel = Effect.fnUntraced(function*(written: string, dir: string, folder: string, weightsHere = true) {
   const problem = (message: string) => ({ config: undefined, problems: [{ path: ["model"], message }] })
   const entries = yield* listCheckpointFolder(dir).pipe(Effect.result)
   if (Result.isFailure(entries)) {
     const kind = yield* kindOf(dir)
-    return problem(kind === "file" ? `${dir} is a file, not a checkpoint folder` : `${dir} does not exist${readFrom(written, folder)}`)
+    const meant = bundledModelMeant(written)
+    return problem(
+      kind === "file"
+        ? `${dir} is a file, not a checkpoint folder`
+        : `${dir} does not exist${meant !== undefined ? `; did you mean ${meant}, the bundled model?` : readFrom(written, folder)}`
+    )
   }
   const hfConfig = yield* readHfConfig(join(dir, configFileName)).pipe(Effect.result)
   if (Result.isFailure(hfConfig)) return problem(hfConfig.failure.message)
@@ -56,7 +77,9 @@ const checkModel = Effect.fnUntraced(function*(written: string, dir: string, fol
     return problem(`${dir} is a reward model (${architectureClass(hfConfig.success)}), not a causal LM to compress; name it under reward:`)
   }
   const config = toModelConfig(hfConfig.success)
-  return { config, problems: missing.length > 0 ? [{ path: ["model"], message: `${dir} has ${missing.join(" and ")}` }] : [] }
+  if (missing.length > 0) return { config, problems: [{ path: ["model"], message: `${dir} has ${missing.join(" and ")}` }] }
+  const tokenizer = yield* tokenizerProblem(dir, config.vocabSize, "the model")
+  return { config, problems: tokenizer !== undefined ? [{ path: ["model"], message: tokenizer }] : [] }
 })
 
 /**
@@ -100,21 +123,27 @@ const checkOtherModel = Effect.fnUntraced(function*(
   if (role === "reward") {
     const problem = rewardConfigProblem(hfConfig.success, join(dir, configFileName))
     if (problem !== undefined) return [{ path, message: problem.message }]
-    const tokenizer = yield* kindOf(join(dir, "tokenizer.json"))
-    return tokenizer === "file" ? [] : [{ path, message: `${dir} has no tokenizer.json (a reward model reads the completions' text with its own)` }]
+    if ((yield* kindOf(join(dir, "tokenizer.json"))) !== "file") {
+      return [{ path, message: `${dir} has no tokenizer.json (a reward model reads the completions' text with its own)` }]
+    }
+    const tokenizer = yield* tokenizerProblem(dir, hfConfig.success.vocab_size, "the reward model")
+    return tokenizer !== undefined ? [{ path, message: tokenizer }] : []
   }
   return modelKind(hfConfig.success) === "causal-lm"
     ? []
     : [{ path, message: `${dir} is a reward model (${architectureClass(hfConfig.success)}); a teacher must be a causal LM` }]
 })
 
+/** The plan's tuner entries, each with its path in the document. */
+const rawTuners = (raw: Record<string, unknown>): Array<{ t: unknown; path: Array<PropertyKey> }> =>
+  Array.isArray(raw.tuner) ? raw.tuner.map((t, i) => ({ t, path: ["tuner", i] })) : [{ t: raw.tuner, path: ["tuner"] }]
+
 /** Reward models (`reward: [{ model }]`) and distillation teachers (`tuner: { teacher }`) the plan names. */
 const otherModels = (raw: Record<string, unknown>): Array<{ path: Array<PropertyKey>; written: string; role: "reward" | "teacher" }> => [
   ...(Array.isArray(raw.reward) ? raw.reward : []).flatMap((r, i) =>
     isRecord(r) && typeof r.model === "string" && r.model !== "" ? [{ path: ["reward", i, "model"], written: r.model, role: "reward" as const }] : []),
-  ...(Array.isArray(raw.tuner) ? raw.tuner.map((t, i) => ({ t, path: ["tuner", i] as Array<PropertyKey> })) : [{ t: raw.tuner, path: ["tuner"] }])
-    .flatMap(({ t, path }) =>
-      isRecord(t) && typeof t.teacher === "string" && t.teacher !== "" ? [{ path: [...path, "teacher"], written: t.teacher, role: "teacher" as const }] : [])
+  ...rawTuners(raw).flatMap(({ t, path }) =>
+    isRecord(t) && typeof t.teacher === "string" && t.teacher !== "" ? [{ path: [...path, "teacher"], written: t.teacher, role: "teacher" as const }] : [])
 ]
 
 /** Every `{ file: ... }` under data, with its path in the document. */
@@ -145,6 +174,25 @@ const targetProblems = (config: ModelConfig, raw: Record<string, unknown>): Arra
   })
 }
 
+/** Adapters whose rank is not below the projections they adapt: such an update is not low-rank. */
+const adapterProblems = (config: ModelConfig, raw: Record<string, unknown>): Array<Problem> =>
+  rawTuners(raw).flatMap(({ t, path }) => {
+    const adapter = isRecord(t) && isRecord(t.adapter) ? t.adapter : undefined
+    if (adapter === undefined || typeof adapter.rank !== "number") return []
+    const named = Array.isArray(adapter.targets) ? adapter.targets : adapterTargets
+    const targets = named.filter((n): n is AdapterTarget => (adapterTargets as ReadonlyArray<unknown>).includes(n))
+    const shapes = targets.flatMap((target) => config.layers.map((_, i) => ({ target, shape: targetShape(config, i, target) })))
+    if (shapes.length === 0) return []
+    const smallest = shapes.reduce((a, b) => (Math.min(...b.shape) < Math.min(...a.shape) ? b : a))
+    const limit = Math.min(...smallest.shape)
+    return adapter.rank <= limit ? [] : [{
+      path: [...path, "adapter", "rank"],
+      message: `rank ${adapter.rank} is above ${limit}, the smaller side of the ${smallest.target} projection ` +
+        `(${smallest.shape[0]} × ${smallest.shape[1]}; hidden size ${config.hiddenSize}): a low-rank adapter's rank is at most ` +
+        `the sizes of the projections it adapts`
+    }]
+  })
+
 /**
  * The problems of a plan's inputs: model folder, data files, reachability of the target.
  * `raw` is the plan document as parsed; `bundledModel` is where `model: base` points.
@@ -158,7 +206,7 @@ export const checkPlanInputs = (bundledModel: string) => (raw: Record<string, un
       else {
         const model = yield* checkModel(raw.model, located.dir, folder, !located.hub)
         problems.push(...model.problems)
-        if (model.config !== undefined) problems.push(...targetProblems(model.config, raw))
+        if (model.config !== undefined) problems.push(...targetProblems(model.config, raw), ...adapterProblems(model.config, raw))
       }
     }
     for (const { path, written, role } of otherModels(raw)) problems.push(...yield* checkOtherModel(path, written, folder, role))

@@ -29,7 +29,7 @@ export const planFootprint = (
       "pruned copy": w,
       "scoring pass, one block": Math.max(...config.layers.map((_, i) => blockActivationBytes(config, i, calibrationBatchSize, seqLen))),
       "hidden states carried between blocks": plan.data.calibrationExamples * seqLen * config.hiddenSize * 4
-    })],
+    }, `Lower tuner.maxSeqLen or data.calibrationExamples (calibration is scored ${calibrationBatchSize} sequences at a time)`)],
     // Graded datasets decode with the whole model; text (the built-in `general` task) is scored
     // block by block with the LM head in chunks (eval/Perplexity.ts). A file may be either.
     ["evaluation", footprint({
@@ -40,7 +40,7 @@ export const planFootprint = (
           "a chunk of logits": 3 * maxChunkLogits * 4
         }
         : { decoding: decodingBytes(config, evaluationBatchSize, seqLen) })
-    })],
+    }, `Lower tuner.maxSeqLen or evaluate on a smaller model (evaluation decodes ${evaluationBatchSize} sequences at a time)`)],
     ...tuners.map((t): [string, Footprint] => [`${t.kind} tuning`, t.footprint(config)])
   ]
   const [name, peak] = stages.reduce((a, b) => (b[1].bytes > a[1].bytes ? b : a))
@@ -48,17 +48,9 @@ export const planFootprint = (
     "original model": w,
     "last accepted model": w,
     ...Object.fromEntries(Object.entries(peak.parts).map(([part, bytes]) => [`${name}: ${part}`, bytes]))
-  })
+  }, peak.lower)
 }
 
-/** What a user can change when a plan does not fit, for the stage that needs the most. */
-export const planMemoryAdvice = (need: Footprint): string => {
-  const stage = Object.keys(need.parts).find((part) => part.includes(": "))?.split(": ")[0] ?? ""
-  const lower = stage === "scoring"
-    ? `Lower tuner.maxSeqLen (calibration is scored ${calibrationBatchSize} sequences at a time)`
-    : stage === "evaluation"
-    ? "Lower tuner.maxSeqLen or evaluate on a smaller model (evaluation decodes 64 sequences at a time)"
-    : "Lower tuner.batchSize or tuner.maxSeqLen (each tuning step's activations grow with both), or tune through " +
-      "low-rank adapters (tuner.adapter: { rank: 16 }: optimizer state for the adapters only, one block's activations at a time)"
-  return `${lower}, raise --memory if the device has more, or prune a smaller model; \`simmer plan check\` shows the estimate.`
-}
+/** What a user can change when a plan does not fit: the settings of the stage that needs the most. */
+export const planMemoryAdvice = (need: Footprint): string =>
+  `${need.lower ?? "Lower tuner.maxSeqLen"}, raise --memory if the device has more, or prune a smaller model; \`simmer plan check\` shows the estimate.`

@@ -28,7 +28,7 @@ export interface PinnedPlan {
 }
 
 /** Fetches everything the plan names by Hub id into the cache, and pins it (see above). */
-export const pinHubRefs = (plan: Plan): Effect.Effect<PinnedPlan, HubError> =>
+export const pinHubRefs = (plan: Plan, options: { readonly weights: boolean } = { weights: true }): Effect.Effect<PinnedPlan, HubError> =>
   Effect.gen(function*() {
     const folders = new Map<string, string>()
     const commits = new Map<string, string>()
@@ -36,7 +36,7 @@ export const pinHubRefs = (plan: Plan): Effect.Effect<PinnedPlan, HubError> =>
     for (const written of new Set(planCheckpoints(plan))) {
       const id = hubCheckpoint(written)
       if (id === undefined) continue
-      const snapshot = yield* fetchModel(id)
+      const snapshot = yield* fetchModel(id, options)
       folders.set(written, snapshot.dir)
       pins.push({ kind: "model", id: written, commit: snapshot.commit })
     }

@@ -25,6 +25,16 @@ export class MissingPadToken extends Schema.TaggedError<MissingPadToken>()("Miss
   message: Schema.String
 }) {}
 
+/**
+ * A rule reward that cannot grade the data GRPO tunes on (`rule: program` on arith prompts): it
+ * would pay its format part for nothing and its correct part never.
+ */
+export class RewardDoesNotFit extends Schema.TaggedError<RewardDoesNotFit>()("RewardDoesNotFit", {
+  rule: Schema.String,
+  datasets: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
 /** A sequence a reward model cannot score: empty, or with ids outside its vocabulary. */
 export class InvalidRewardInput extends Schema.TaggedError<InvalidRewardInput>()("InvalidRewardInput", {
   path: Schema.String,

@@ -13,6 +13,7 @@ import { Effect, Schema } from "effect"
 import { finalAnswer, finalAnswerGrader } from "../tasks/Answer.ts"
 import { programGrader, programParses } from "../tasks/Program.ts"
 import type { Grader } from "../tasks/Task.ts"
+import { RewardDoesNotFit } from "./Errors.ts"
 import { makeReward, type Reward } from "./Reward.ts"
 
 export const RuleNames = ["arith", "program", "question-answer"] as const
@@ -38,6 +39,31 @@ const rules: Record<RuleName, Rule> = {
   arith: { grader: finalAnswerGrader, wellFormed: hasFinalAnswer },
   program: { grader: programGrader, wellFormed: programParses },
   "question-answer": { grader: finalAnswerGrader, wellFormed: hasFinalAnswer }
+}
+
+/** The data each rule grades, for a refusal. */
+const gradedData: Record<RuleName, string> = {
+  arith: "arith and question-answer data (a `#### <answer>` line)",
+  program: "the program task (programs run against its hidden tests)",
+  "question-answer": "arith and question-answer data (a `#### <answer>` line)"
+}
+
+/**
+ * Whether the rule `name` can grade `datasets` (those GRPO draws its prompts from): each must be
+ * graded the way the rule grades. Otherwise the rule would pay its format part for nothing.
+ */
+export const checkRuleFits = (
+  name: RuleName,
+  datasets: ReadonlyArray<{ readonly name: string; readonly grader: Grader | undefined }>
+): RewardDoesNotFit | undefined => {
+  const misfits = datasets.filter((d) => d.grader?.grade !== rules[name].grader.grade).map((d) => d.name)
+  return misfits.length === 0 ? undefined : new RewardDoesNotFit({
+    rule: name,
+    datasets: misfits,
+    message: `The reward rule ${name} grades ${gradedData[name]}, but GRPO would tune on ${misfits.join(", ")} (data.tune): ` +
+      `it would never pay its correct part, only its format part. Choose the rule that fits the data ` +
+      `(arith or question-answer for #### answers, program for the program task), or a reward model.`
+  })
 }
 
 /** The rule reward `name` with the given weights; its parts are `correct` and `format` (0 or 1 each). */

@@ -131,6 +131,7 @@ export const adapterTuner = (config: SftConfig, spec: AdapterSpec): Tuner<Adapte
   return {
     kind: config.kind,
     footprint: (shape) => adapterTuningFootprint(shape, config.batchSize, config.maxSeqLen, spec),
+    adapter: { rank: spec.rank, targets: spec.targets },
     start: (model, context) =>
       Effect.suspend(() => {
         const adapters = initAdapters(model.config, spec, context.seed)

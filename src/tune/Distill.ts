@@ -79,7 +79,7 @@ export const distillFootprint = (config: DistillConfig) => (shape: Model["config
       forwardBytes(shape, config.batchSize, config.maxSeqLen),
       3 * w
     )
-  })
+  }, "Lower tuner.batchSize or tuner.maxSeqLen (the student's activations and the teacher's distributions grow with both)")
 }
 
 export const distillTuner = (config: DistillConfig): Tuner<DistillError> => {

@@ -91,22 +91,29 @@ export const grpoSettings = (config: GrpoConfig, steps: number): GrpoSettings =>
 
 /**
  * Device memory at the peak of a GRPO step: the weights, their moments and the frozen reference
- * throughout; on top, the larger of sampling (the KV cache of every sequence sampled together)
- * and the gradient pass over the step's prompt + completion sequences (or the update's copies).
+ * throughout; on top, the largest of sampling (the KV cache of every sequence sampled together:
+ * `rolloutBatchSize`), the gradient pass over all of the step's prompts × rollouts sequences at
+ * once, and the update's copies. The refusal names the keys of whichever is largest.
  */
 export const grpoFootprint = (config: GrpoConfig) => (shape: Model["config"]) => {
   const w = weightBytes(shape)
   const sequences = config.prompts * config.rollouts
-  return footprint({
-    weights: w,
-    "optimizer moments": 2 * w,
-    "reference model": w,
-    "rollout cache or gradients": Math.max(
-      decodingBytes(shape, config.rolloutBatchSize ?? sequences, config.maxSeqLen),
+  const sampledTogether = Math.min(config.rolloutBatchSize ?? sequences, sequences)
+  const [part, bytes, lower] = [
+    [
+      `rollout cache (${sampledTogether} sequences sampled together)`,
+      decodingBytes(shape, sampledTogether, config.maxSeqLen),
+      "Lower tuner.rolloutBatchSize (the sequences sampled together) or tuner.maxSeqLen"
+    ] as const,
+    [
+      `gradients and activations (${sequences} sequences)`,
       gradientBytes(shape, sequences, config.maxSeqLen),
-      3 * w
-    )
-  })
+      `Lower tuner.prompts or tuner.rollouts (the gradient pass covers prompts × rollouts = ${sequences} sequences at once; ` +
+      "tuner.rolloutBatchSize bounds sampling only) or tuner.maxSeqLen"
+    ] as const,
+    ["update's copies of the weights", 3 * w, "No tuner setting lowers the weights' copies a GRPO step holds (moments, reference, the update's)"] as const
+  ].reduce((a, b) => (b[1] > a[1] ? b : a))
+  return footprint({ weights: w, "optimizer moments": 2 * w, "reference model": w, [part]: bytes }, lower)
 }
 
 /**

@@ -81,6 +81,8 @@ export interface Tuner<E = never, R = never> {
    * included (DeviceMemory refuses a plan that cannot fit before it starts).
    */
   readonly footprint: (config: ModelConfig) => Footprint
+  /** The low-rank adapters it trains instead of every weight, if any (logged with each tuning). */
+  readonly adapter?: { readonly rank: number; readonly targets: ReadonlyArray<string> }
   readonly start: (model: Model, context: TuneContext) => Effect.Effect<TunerSession<E, R>, E, R | Scope.Scope>
   readonly resume: (
     model: Model,

@@ -39,7 +39,7 @@ export const adapterTuningFootprint = (
     "adapters, gradients and AdamW moments": 16 * adapterParameters(config, spec),
     "one block's activations, forward and backward": 2 * largestBlock,
     "one chunk of logits": 3 * Math.min(maxChunkLogits, batch * seqLen * config.vocabSize) * 4
-  })
+  }, "Lower tuner.batchSize or tuner.maxSeqLen (one block's activations grow with both), or tuner.adapter.rank")
 }
 
 export const defaultAdapterSpec: AdapterSpec = { rank: 16, targets: ["q", "k", "v", "o", "gate", "up", "down"] }

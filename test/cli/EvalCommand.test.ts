@@ -52,6 +52,21 @@ describe("simmer eval on a JSONL file", () => {
   }, 60_000)
 })
 
+describe("simmer eval on a built-in task", () => {
+  it("calls the program task's score pass@1, and names the built-in tasks for a --task that is neither one nor a file", async () => {
+    const [program, typo] = await Promise.all([
+      simmer(["eval", model, "--task", "program", "--examples", "2"]),
+      simmer(["eval", model, "--task", "arithmetic"], { cwd: dir })
+    ])
+    expect(program.status, program.stderr).toBe(0)
+    expect(program.stdout).toMatch(/^program \(test split\): pass@1 \d+\.\d% \(\d\/2\)/)
+    expect(typo.status).toBe(1)
+    expect(messages(typo)).toEqual([
+      `simmer: --task arithmetic is neither a built-in task (arith, program or general) nor a JSONL file (${join(dir, "arithmetic")} does not exist); did you mean arith?`
+    ])
+  }, 60_000)
+})
+
 describe("a checkpoint argument that is not a checkpoint folder", () => {
   it("gets inspect's message in eval too (was ENOTDIR, and 'has no tokenizer' for a missing folder)", async () => {
     const file = join(dir, "one.jsonl")
@@ -63,5 +78,25 @@ describe("a checkpoint argument that is not a checkpoint folder", () => {
     // score open checkpoints through the same openCheckpoint (test/io/OpenCheckpoint.test.ts).
     expect(messages(evalFile)).toEqual([`simmer: ${file} is a file, not a checkpoint folder.`])
     expect(messages(evalMissing)).toEqual([`simmer: The checkpoint folder ${missing} does not exist.`])
+  }, 60_000)
+})
+
+describe("graded evaluation that does not fit the device at its batch size (issue 24.7)", () => {
+  it("decodes fewer sequences at a time, and refuses with the numbers when not even one fits", async () => {
+    // A 0.5B model's 64-sequence prompt pass over a 151,936-token vocabulary overran the wasm
+    // heap ("memory access out of bounds", exit 70); here a tiny model meets a tiny budget.
+    const [lowered, refused] = await Promise.all([
+      simmer(["eval", model, "--task", "arith", "--examples", "8", "--batch-size", "8", "--memory", "0.001", "--json"]),
+      simmer(["eval", model, "--task", "arith", "--examples", "8", "--memory", "0.0002"])
+    ])
+    expect(lowered.status, lowered.stderr).toBe(0)
+    expect(JSON.parse(lowered.stdout)).toMatchObject({ examples: 8 })
+    expect(messages(lowered).filter((line) => line.startsWith("[warn]"))).toEqual([
+      expect.stringMatching(/^\[warn\] evaluation decodes [1-7] sequences? at a time instead of 8: 8 sequences of up to \d+ tokens would need about [\d.]+ MiB beside the model$/)
+    ])
+    expect(refused.status).toBe(1)
+    expect(messages(refused)).toEqual([
+      expect.stringMatching(/^simmer: Decoding 1 sequence of up to \d+ tokens needs about [\d.]+ (KiB|MiB) of tensor memory, but only [\d.]+ KiB of the [\d.]+ KiB host memory budget is free \([\d.]+ KiB in use\)\. Evaluate a smaller model, raise --memory/)
+    ])
   }, 60_000)
 })

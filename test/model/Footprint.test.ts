@@ -67,3 +67,16 @@ describe("memory estimates", () => {
       }))
   }
 })
+
+describe("a tied LM head (issue 24.7)", () => {
+  it.effect("reads the embedding in place: decoding holds no transposed copy of it (0.5 GiB for Qwen2.5-0.5B)", () =>
+    Effect.promise(async () => {
+      const config = tinyConfig({ vocabSize: 8192, hiddenSize: 64, headDim: 16, tieWordEmbeddings: true })
+      const params = initParams(config, 1)
+      expect(params.lmHead).toBeUndefined()
+      const embedBytes = config.vocabSize * config.hiddenSize * 4
+      const decoding = await measurePeak(() => generate(config, params, [[1, 2, 3, 4]], { maxNewTokens: 2, temperature: 0, topP: 1 }))
+      expect(decoding.peakBytes).toBeLessThan(embedBytes / 2)
+      tf.dispose(paramTensors(config, params))
+    }))
+})

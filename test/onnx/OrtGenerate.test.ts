@@ -36,11 +36,11 @@ describe("ONNX Runtime and tfjs greedy decoding", () => {
       const model = yield* loadCheckpoint(base)
       const tfjs = tfjsGreedyDecoder(model.config, model.params)
       const ort = ortGreedyDecoder(yield* openCheckpointSession(yield* openLazyCheckpoint(base)), model.config)
-      const [fromTfjs, fromOrt] = [yield* tfjs(prompts, options), yield* ort(prompts, options)]
+      const [fromTfjs, fromOrt] = [yield* tfjs.decode(prompts, options), yield* ort.decode(prompts, options)]
       expect(fromOrt).toEqual(fromTfjs)
       expect(fromOrt.every((ids) => ids.length > 3)).toBe(true)
 
-      const graded = (decoder: typeof tfjs) => evaluateAccuracy(decoder, tokenizer, examples, task, { batchSize: 4 })
+      const graded = (decoder: typeof tfjs) => evaluateAccuracy(model.config, decoder, tokenizer, examples, task, { batchSize: 4 })
       const [a, b] = [yield* graded(tfjs), yield* graded(ort)]
       expect(b.correct).toBe(a.correct)
       expect(b.samples).toEqual(a.samples)

@@ -91,7 +91,7 @@ gates: { retry: 1 }
       const nested = yield* problemsOf(minimal.replace("tune: [{ task: arith }]", "tune: [{ task: arith, sed: 3 }, { fil: a.jsonl }]"))
       expect(nested).toEqual([
         "line 4: data.tune[0].sed: unknown key \"sed\"; did you mean seed?",
-        "line 4: data.tune[1]: give either task (arith, program or general) or file; \"fil\" is not a key here (did you mean file?)"
+        "line 4: data.tune[1]: give either task (arith, program or general), file or hub; \"fil\" is not a key here (did you mean file?)"
       ])
     }))
 
@@ -121,7 +121,9 @@ gates: { retry: 1 }
   it.effect("rejects a scorer that cannot score the unit, on the scorer's line", () =>
     Effect.gen(function*() {
       const problems = yield* problemsOf(`${minimal}unit: [neurons, layers]\nscorer: wanda\n`)
-      expect(problems).toEqual([`line 8: scorer: "wanda" cannot score layers; choose one of block-influence, skip-loss, random`])
+      expect(problems).toEqual([
+        `line 8: scorer: "wanda" cannot score layers; choose one of block-influence, skip-loss, random, or name one per unit: scorer: { neurons: wanda, layers: block-influence }`
+      ])
     }))
 
   it.effect("reports rules across keys together with every other problem", () =>
