@@ -13,7 +13,7 @@ import { disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
 import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { type DatasetRef, Datasets } from "../services/Datasets.ts"
-import { splits } from "../tasks/Task.ts"
+import { splits, type TaskName, taskNames } from "../tasks/Task.ts"
 import { evaluateDataset, evaluateText } from "../eval/Evaluate.ts"
 import { loadModelChecked } from "./LoadModel.ts"
 import { backendFlag, jsonFlag, memoryFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
@@ -21,9 +21,7 @@ import { InvalidArguments } from "./Output.ts"
 import { makeProgress, passProgress } from "./Progress.ts"
 import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
 
-const builtinTasks = ["arith", "program", "general"] as const
-
-const isBuiltin = (task: string): task is (typeof builtinTasks)[number] => (builtinTasks as ReadonlyArray<string>).includes(task)
+const isBuiltin = (task: string): task is TaskName => (taskNames as ReadonlyArray<string>).includes(task)
 
 /** A built-in task name (with the given seed) or a JSONL file path (divided by prompt hash). */
 export const datasetRef = (task: string, seed: number, skipInvalid: boolean): DatasetRef =>
@@ -48,7 +46,7 @@ export const evalCommand = Command.make(
     checkpoint: Argument.String("checkpoint").pipe(Argument.withDescription(checkpointArgumentDescription)),
     task: Flag.String("task").pipe(
       Flag.withDescription(
-        "arith | program | general (built-in tasks), or a JSONL file of {question, answer} (GSM8K), {prompt, completion} or {text} lines."
+        `${taskNames.join(" | ")} (built-in tasks), or a JSONL file of {question, answer} (GSM8K), {prompt, completion} or {text} lines.`
       ),
       withShownDefault("arith")
     ),

@@ -22,7 +22,10 @@ import {
   baseTrainingStep,
   type BaseRecipe,
   defaultBaseRecipe,
-  initBaseTraining
+  defaultBatchSize,
+  defaultProgramBatchSize,
+  initBaseTraining,
+  mixTasks
 } from "../tune/BaseTraining.ts"
 import { Gradients } from "../services/Gradients.ts"
 import type { TaskName } from "../tasks/Task.ts"
@@ -60,8 +63,8 @@ export const trainBaseCommand = Command.make(
     out: Flag.String("out").pipe(Flag.withDescription("Folder to write the checkpoint to."), withShownDefault("models/base")),
     steps: int("steps", defaultBaseRecipe.steps, "Optimizer steps."),
     seed: seedFlag("Seed for weights, data mix and examples.", defaultBaseRecipe.seed),
-    batchSize: int("batch-size", defaultBaseRecipe.batchSizes.arith, "Sequences per step of arith and general."),
-    programBatchSize: int("program-batch-size", defaultBaseRecipe.batchSizes.program, "Sequences per step of program (shorter examples)."),
+    batchSize: int("batch-size", defaultBatchSize, "Sequences per step of arith and general."),
+    programBatchSize: int("program-batch-size", defaultProgramBatchSize, "Sequences per step of program (shorter examples)."),
     lr: Flag.Finite("lr").pipe(
       Flag.withDescription("Peak learning rate."),
       withRange({ min: 0, minExclusive: true }, "number"),
@@ -104,7 +107,7 @@ export const trainBaseCommand = Command.make(
     }
     const config = baseModelConfig(recipe)
     const tokenizer = baseTokenizer()
-    const tasks = baseTasks(recipe.seed)
+    const tasks = baseTasks(recipe.seed, mixTasks(recipe))
     yield* Effect.logInfo(
       `training a ${countParams(config).total.toLocaleString("en-US")}-parameter base model for ${recipe.steps} steps ` +
         `(seed ${recipe.seed}, batch ${recipe.batchSizes.arith} (program ${recipe.batchSizes.program}), lr ${recipe.peakLr}; gradients ${gradients.description})`

@@ -21,16 +21,19 @@ import { buildBatch } from "./Batches.ts"
 import { type LrSchedule, warmupCosine } from "./Schedule.ts"
 import { applyUpdate, type StepReport } from "./Trainer.ts"
 
+/** A value per task that base training trains on. */
+export type BaseTaskTable<A> = Readonly<Partial<Record<TaskName, A>>>
+
 export interface BaseRecipe {
   readonly seed: number
   readonly steps: number
-  /** Sequences per step of each task: program examples are a quarter as long, so its batches hold more. */
-  readonly batchSizes: Readonly<Record<TaskName, number>>
+  /** Sequences per step of each task in `mix`: program examples are a quarter as long, so its batches hold more. */
+  readonly batchSizes: BaseTaskTable<number>
   readonly peakLr: number
   readonly weightDecay: number
   readonly maxSeqLen: number
-  /** Relative frequency of each task's batches. */
-  readonly mix: Readonly<Record<TaskName, number>>
+  /** The tasks trained on, each with the relative frequency of its batches. */
+  readonly mix: BaseTaskTable<number>
   readonly hiddenSize: number
   readonly numLayers: number
   readonly numHeads: number
@@ -38,10 +41,15 @@ export interface BaseRecipe {
   readonly intermediateSize: number
 }
 
+/** Sequences per step of a task with examples about as long as arith's. */
+export const defaultBatchSize = 32
+/** Sequences per step of program, whose examples are a quarter as long. */
+export const defaultProgramBatchSize = 96
+
 export const defaultBaseRecipe: BaseRecipe = {
   seed: 1,
   steps: 4000,
-  batchSizes: { arith: 32, program: 96, general: 32 },
+  batchSizes: { arith: defaultBatchSize, program: defaultProgramBatchSize, general: defaultBatchSize },
   peakLr: 3e-3,
   weightDecay: 0.1,
   maxSeqLen: 128,
@@ -75,27 +83,28 @@ export const baseModelConfig = (recipe: BaseRecipe): ModelConfig =>
     numKeyValueHeads: recipe.numKeyValueHeads
   })
 
-/** The built-in tasks with their default knobs, seeded by the recipe. */
-export const baseTasks = (seed: number): Readonly<Record<TaskName, Task<object>>> => ({
-  arith: builtinTask({ task: "arith", seed }),
-  program: builtinTask({ task: "program", seed }),
-  general: builtinTask({ task: "general", seed })
-})
+/** The tasks of a recipe's mix, in its order. */
+export const mixTasks = (recipe: BaseRecipe): Array<TaskName> => Object.keys(recipe.mix) as Array<TaskName>
+
+/** Built-in tasks with their default knobs and the given seed (by default those of the bundled model's mix). */
+export const baseTasks = (seed: number, tasks: ReadonlyArray<TaskName> = mixTasks(defaultBaseRecipe)): BaseTaskTable<Task<object>> =>
+  Object.fromEntries(tasks.map((task) => [task, builtinTask({ task, seed })]))
 
 /** Which task step `step` trains on, and its batch (fresh train examples, never repeated). */
 export const baseBatch = (
   recipe: BaseRecipe,
-  tasks: Readonly<Record<TaskName, Task<object>>>,
+  tasks: BaseTaskTable<Task<object>>,
   step: number
 ): { task: TaskName; batch: TokenBatch } => {
   const tokenizer = baseTokenizer()
-  const names = Object.keys(recipe.mix) as Array<TaskName>
-  const total = names.reduce((sum, name) => sum + recipe.mix[name], 0)
+  const names = mixTasks(recipe)
+  const weight = (name: TaskName) => recipe.mix[name] ?? 0
+  const total = names.reduce((sum, name) => sum + weight(name), 0)
   let u = Rng.seeded(recipe.seed * 1_000_003 + step).uniform() * total
-  const task = names.find((name) => (u -= recipe.mix[name]) < 0) ?? names[names.length - 1]
+  const task = names.find((name) => (u -= weight(name)) < 0) ?? names[names.length - 1]
   // Example indices step*B.. are unique per step, so no example is seen twice.
-  const size = recipe.batchSizes[task]
-  const examples = tasks[task].take("train", size, step * size)
+  const size = recipe.batchSizes[task]!
+  const examples = tasks[task]!.take("train", size, step * size)
   const batch = buildBatch(examples.map((e) => encodeExample(tokenizer, e)), recipe.maxSeqLen, tokenizer.padId, task !== "general")
   return { task, batch }
 }
@@ -118,7 +127,7 @@ export const baseSchedule = (recipe: BaseRecipe): LrSchedule => warmupCosine(rec
 /** One step of base training. */
 export const baseTrainingStep = (
   recipe: BaseRecipe,
-  tasks: Readonly<Record<TaskName, Task<object>>>,
+  tasks: BaseTaskTable<Task<object>>,
   state: BaseTrainingState
 ) =>
   Effect.gen(function*() {
