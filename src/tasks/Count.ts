@@ -9,28 +9,18 @@
  * rare answer rather than a safe guess. Knobs: `minLength` .. `maxLength` (digits in the
  * string) and `maxChars`.
  */
-import { Schema } from "effect"
 import { finalAnswerGrader } from "./Answer.ts"
-import { between, drawString, intBetween, makeTask, pick, rangeProblem, type Task, withDefaults } from "./Task.ts"
+import { LengthKnobs, lengthKnobsProblem, type LengthSettings } from "./LengthKnobs.ts"
+import { between, drawString, makeTask, pick, type Task, withDefaults } from "./Task.ts"
 
-export const CountKnobs = Schema.Struct({
-  minLength: Schema.optionalKey(intBetween(1, 40)),
-  maxLength: Schema.optionalKey(intBetween(1, 40)),
-  maxChars: Schema.optionalKey(intBetween(32, 4096))
-})
-export type CountKnobs = typeof CountKnobs.Type
-
-export interface CountSettings {
-  readonly minLength: number
-  readonly maxLength: number
-  readonly maxChars: number
-}
+export const CountKnobs = LengthKnobs
+export type CountKnobs = LengthKnobs
+export type CountSettings = LengthSettings
 
 /** Five to twelve digits: counts from 0 to about 5. */
 export const countDefaults: CountSettings = { minLength: 5, maxLength: 12, maxChars: 120 }
 
-export const countKnobsProblem = (k: CountSettings): string | undefined =>
-  rangeProblem("minLength", k.minLength, "maxLength", k.maxLength)
+export const countKnobsProblem = lengthKnobsProblem
 
 export const resolveCountKnobs = (knobs: CountKnobs = {}): CountSettings => withDefaults(countDefaults, knobs)
 

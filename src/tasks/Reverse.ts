@@ -8,28 +8,18 @@
  * The letters are random (not words), so the model must copy by position rather than recall.
  * Graded as text. Knobs: `minLength` .. `maxLength` (letters) and `maxChars`.
  */
-import { Schema } from "effect"
 import { exactFinalAnswerGrader } from "./Answer.ts"
-import { between, drawString, intBetween, makeTask, rangeProblem, type Task, withDefaults } from "./Task.ts"
+import { LengthKnobs, lengthKnobsProblem, type LengthSettings } from "./LengthKnobs.ts"
+import { between, drawString, makeTask, type Task, withDefaults } from "./Task.ts"
 
-export const ReverseKnobs = Schema.Struct({
-  minLength: Schema.optionalKey(intBetween(1, 40)),
-  maxLength: Schema.optionalKey(intBetween(1, 40)),
-  maxChars: Schema.optionalKey(intBetween(32, 4096))
-})
-export type ReverseKnobs = typeof ReverseKnobs.Type
-
-export interface ReverseSettings {
-  readonly minLength: number
-  readonly maxLength: number
-  readonly maxChars: number
-}
+export const ReverseKnobs = LengthKnobs
+export type ReverseKnobs = LengthKnobs
+export type ReverseSettings = LengthSettings
 
 /** Three to eight letters. */
 export const reverseDefaults: ReverseSettings = { minLength: 3, maxLength: 8, maxChars: 120 }
 
-export const reverseKnobsProblem = (k: ReverseSettings): string | undefined =>
-  rangeProblem("minLength", k.minLength, "maxLength", k.maxLength)
+export const reverseKnobsProblem = lengthKnobsProblem
 
 export const resolveReverseKnobs = (knobs: ReverseKnobs = {}): ReverseSettings => withDefaults(reverseDefaults, knobs)
 

@@ -8,28 +8,18 @@
  * The answer is graded as text, so a leading zero counts ("0129" is not "129"). Knobs:
  * `minLength` .. `maxLength` (digits in the string) and `maxChars`.
  */
-import { Schema } from "effect"
 import { exactFinalAnswerGrader } from "./Answer.ts"
-import { between, drawString, intBetween, makeTask, rangeProblem, type Task, withDefaults } from "./Task.ts"
+import { LengthKnobs, lengthKnobsProblem, type LengthSettings } from "./LengthKnobs.ts"
+import { between, drawString, makeTask, type Task, withDefaults } from "./Task.ts"
 
-export const SortKnobs = Schema.Struct({
-  minLength: Schema.optionalKey(intBetween(1, 40)),
-  maxLength: Schema.optionalKey(intBetween(1, 40)),
-  maxChars: Schema.optionalKey(intBetween(32, 4096))
-})
-export type SortKnobs = typeof SortKnobs.Type
-
-export interface SortSettings {
-  readonly minLength: number
-  readonly maxLength: number
-  readonly maxChars: number
-}
+export const SortKnobs = LengthKnobs
+export type SortKnobs = LengthKnobs
+export type SortSettings = LengthSettings
 
 /** Three to eight digits: short enough for a small model, long enough that copying fails. */
 export const sortDefaults: SortSettings = { minLength: 3, maxLength: 8, maxChars: 120 }
 
-export const sortKnobsProblem = (k: SortSettings): string | undefined =>
-  rangeProblem("minLength", k.minLength, "maxLength", k.maxLength)
+export const sortKnobsProblem = lengthKnobsProblem
 
 export const resolveSortKnobs = (knobs: SortKnobs = {}): SortSettings => withDefaults(sortDefaults, knobs)
 
