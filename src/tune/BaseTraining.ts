@@ -15,7 +15,7 @@ import { Rng } from "../model/Rng.ts"
 import { ALPHABET } from "../tasks/Alphabet.ts"
 import { builtinTask } from "../tasks/Builtin.ts"
 import { encodeExample } from "../tasks/Encode.ts"
-import type { Task, TaskName } from "../tasks/Task.ts"
+import { type Task, type TaskName, taskNames } from "../tasks/Task.ts"
 import { type AdamWState, defaultAdamW, initAdamW } from "./AdamW.ts"
 import { buildBatch } from "./Batches.ts"
 import { type LrSchedule, warmupCosine } from "./Schedule.ts"
@@ -82,6 +82,27 @@ export const baseModelConfig = (recipe: BaseRecipe): ModelConfig =>
     numHeads: recipe.numHeads,
     numKeyValueHeads: recipe.numKeyValueHeads
   })
+
+/** A mix as `--tasks` writes it: `arith=0.6,program=0.3,general=0.1`. */
+export const formatTaskMix = (mix: BaseTaskTable<number>): string =>
+  Object.entries(mix).map(([task, weight]) => `${task}=${weight}`).join(",")
+
+/**
+ * The mix `--tasks` names: built-in tasks separated by commas, each with an optional
+ * `=weight` (default 1), or why it is not one.
+ */
+export const parseTaskMix = (text: string): BaseTaskTable<number> | { readonly problem: string } => {
+  const mix: Partial<Record<TaskName, number>> = {}
+  for (const item of text.split(",").map((part) => part.trim()).filter((part) => part !== "")) {
+    const [name, weightText, ...rest] = item.split("=")
+    const weight = weightText === undefined ? 1 : Number(weightText)
+    if (!(taskNames as ReadonlyArray<string>).includes(name)) return { problem: `${name} is not a built-in task (${taskNames.join(", ")})` }
+    if (rest.length > 0 || !Number.isFinite(weight) || weight <= 0) return { problem: `the weight of ${name} must be a number above 0, got ${weightText}` }
+    if (name in mix) return { problem: `${name} is named twice` }
+    mix[name as TaskName] = weight
+  }
+  return Object.keys(mix).length === 0 ? { problem: "name at least one task" } : mix
+}
 
 /** The tasks of a recipe's mix, in its order. */
 export const mixTasks = (recipe: BaseRecipe): Array<TaskName> => Object.keys(recipe.mix) as Array<TaskName>
