@@ -4,11 +4,10 @@
  * bytes an uninterrupted training writes (cpu backend); other flags are refused by name.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { spawn } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { root, simmer } from "../helpers/cli.ts"
+import { simmer, startSimmer, waitFor } from "../helpers/cli.ts"
 import { tempDir } from "../io/_support.ts"
 
 /** A model of a thousand parameters on four tasks, one of them new: a few seconds per run. */
@@ -18,11 +17,6 @@ const tinyWith = (tasks: string) => [
   "--batch-size", "2", "--program-batch-size", "2", "--tasks", tasks, "--backend", "cpu"
 ]
 const tiny = tinyWith("arith,sort=2,units,general")
-
-const waitFor = async (condition: () => boolean, what: string) => {
-  for (let i = 0; i < 1200 && !condition(); i++) await new Promise((r) => setTimeout(r, 50))
-  if (!condition()) throw new Error(`gave up waiting for ${what}`)
-}
 
 describe("simmer train-base", () => {
   it.live("SIGTERM saves the state and exits 75; the same command continues to the bytes of an uninterrupted training", () =>
@@ -34,21 +28,14 @@ describe("simmer train-base", () => {
       expect(straight.stdout).toContain("general perplexity")
 
       const out = join(tmp, "stopped")
-      const first = spawn(process.execPath, [join(root, "bin/simmer.js"), "train-base", "--out", out, ...tiny], {
-        cwd: root,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, SIMMER_BACKEND: "cpu" }
-      })
-      let firstErr = ""
-      first.stderr.on("data", (chunk) => (firstErr += chunk))
-      const firstExit = new Promise<number | null>((resolve) => first.on("close", resolve))
+      const first = startSimmer(["train-base", "--out", out, ...tiny])
       // Paused once the first step is done, so the stop lands mid-training whatever the machine's speed.
-      yield* Effect.promise(() => waitFor(() => firstErr.includes("train-base 1/60"), "the first step"))
-      first.kill("SIGSTOP")
-      first.kill("SIGTERM")
-      first.kill("SIGCONT")
-      expect(yield* Effect.promise(() => firstExit), firstErr).toBe(75)
-      expect(firstErr).toContain("interrupted: run the same command to continue")
+      yield* Effect.promise(() => waitFor(() => first.stderr().includes("train-base 1/60"), "the first step"))
+      first.child.kill("SIGSTOP")
+      first.child.kill("SIGTERM")
+      first.child.kill("SIGCONT")
+      expect(yield* Effect.promise(() => first.exit), first.stderr()).toBe(75)
+      expect(first.stderr()).toContain("interrupted: run the same command to continue")
       expect(existsSync(out)).toBe(false)
       const saved = JSON.parse(readFileSync(`${out}.training/state.json`, "utf8"))
       expect(saved.step).toBeGreaterThan(0)
