@@ -18,7 +18,7 @@ export const taskDataset = (task: Task<object>): Dataset => ({
   name: task.name,
   // Every graded task but program ends its completion in a `#### <answer>` line.
   format: task.name === "general" ? "text" : task.name === "program" ? "prompt-completion" : "question-answer",
-  grader: task.name === "general" ? undefined : { extract: task.extract, grade: task.grade },
+  grader: task.name === "general" ? undefined : { metric: task.metric, extract: task.extract, grade: task.grade },
   skipped: 0,
   size: () => undefined,
   take: task.take,

@@ -3,7 +3,9 @@
  * learned reward model is loaded (with its tokenizer) when the layer is built and released when
  * it closes.
  */
+import { basename, resolve } from "node:path"
 import { Effect, Layer } from "effect"
+import { snapshotRepo } from "../src/hub/HubCache.ts"
 import { loadTokenizer } from "../src/io/Tokenizer.ts"
 import { classifierReward } from "../src/reward/ClassifierReward.ts"
 import { makeReward } from "../src/reward/Reward.ts"
@@ -22,7 +24,9 @@ const component = (ref: RewardRef) =>
         (loaded) => Effect.sync(() => disposeRewardCheckpoint(loaded))
       )
       const tokenizer = yield* loadTokenizer(ref.model)
-      return { reward: classifierReward(model, tokenizer, { batchSize: ref.batchSize }), weight: ref.weight }
+      // Named after its folder (a Hub snapshot's: its repository), so the reward's parts say which model scored them.
+      const name = snapshotRepo(ref.model)?.split("/")[1] ?? basename(resolve(ref.model))
+      return { reward: classifierReward(model, tokenizer, { name, batchSize: ref.batchSize }), weight: ref.weight }
     })
 
 /**

@@ -17,20 +17,21 @@
  */
 import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises"
 import { join } from "node:path"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { pathExists, writeFolderAtomically } from "../src/io/AtomicWrite.ts"
 import { loadCheckpoint, saveCheckpoint } from "../src/io/Checkpoint.ts"
 import { errnoCode, type FileSystemError, fsError } from "../src/io/Errors.ts"
 import { eventLine, parseEventLog } from "../src/io/EventLog.ts"
 import { verifyManifest, writeManifest } from "../src/io/Manifest.ts"
-import { takeProcessLock } from "../src/io/ProcessLock.ts"
 import {
   AcceptedFile,
   acceptedFileName,
   CorruptRunFile,
   eventsFileName,
+  lockRunFolder,
   readRunFile,
   resultFileName,
+  RunLocked,
   RunResult,
   writeRunFile
 } from "../src/io/RunFolder.ts"
@@ -38,22 +39,7 @@ import type { RunEvent, Strategy } from "../src/io/RunEvent.ts"
 import { readSafetensors, writeSafetensors } from "../src/io/Safetensors.ts"
 import { type AcceptedPointer, type ResumeState, RunStore } from "../src/services/RunStore.ts"
 
-export class RunLocked extends Schema.TaggedError<RunLocked>()("RunLocked", {
-  path: Schema.String,
-  message: Schema.String
-}) {}
-
-/** Takes the run folder's lock for this process until the scope closes. */
-const lockRunFolder = (dir: string) =>
-  takeProcessLock(join(dir, "lock"), {
-    held: (path, holder) =>
-      new RunLocked({
-        path,
-        message: `${dir} is in use by another simmer process (${holder}). Wait for it to finish, ` +
-          `or stop it (SIGTERM stops it resumably); a lock left by a process that died is taken over by itself.`
-      }),
-    failed: (path, cause) => new RunLocked({ path, message: `Cannot lock the run folder ${dir}: ${cause}.` })
-  })
+export { RunLocked }
 
 const readOptional = (path: string) =>
   Effect.tryPromise({

@@ -2,39 +2,57 @@
  * The daemon's command-line client: `simmer submit`, `runs`, `status`, `watch`, `cancel` and
  * `resume` against a running `simmer serve` (--server, default the local daemon). `watch` (and
  * `submit --follow`) shows a run exactly as `simmer run` shows a local one, from the same
- * events, and exits as `simmer run` would: 0 finished, 3 target not reached, 75 stopped
- * (cancelled or interrupted), 1 failed.
+ * events, and exits as `simmer run` would: 0 finished, 3 target not reached, 75 cancelled,
+ * 4 failed; a daemon restart is waited out.
  */
 import { readFile } from "node:fs/promises"
-import { dirname, resolve } from "node:path"
-import { Console, Effect, Option, Stream } from "effect"
+import { dirname, join, resolve } from "node:path"
+import { Console, Effect, Option, Schema, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { describeCause } from "../io/Errors.ts"
+import type { RunEvent } from "../io/RunEvent.ts"
 import { InvalidPlan, parsePlan } from "../pipeline/Plan.ts"
 import type { RunId, RunView } from "../server/Api.ts"
+import type { StrategyOutcome } from "../services/JobStore.ts"
+import { measuredHere } from "../server/Progress.ts"
 import { RunId as RunIdSchema, RunStatus } from "../server/Api.ts"
 import { apiClient, type Connection, orUnreachable, serverFlag, tokenFileFlag, watchStream } from "./DaemonClient.ts"
 import { jsonFlag } from "./Flags.ts"
 import { ExitCode } from "./Output.ts"
-import { makeRunView, metricsText } from "./RunView.ts"
+import { finishedLine, makeRunView, metricsText } from "./RunView.ts"
 
 export const connectionFlags = { server: serverFlag, tokenFile: tokenFileFlag }
 
 const runIdArgument = Argument.String("id").pipe(
   Argument.withDescription("A run id as `simmer submit` printed it (`simmer runs` lists them)."),
-  Argument.withSchema(RunIdSchema)
+  Argument.filterMap(
+    Schema.decodeUnknownOption(RunIdSchema),
+    () => "a run id as `simmer submit` prints it, the submission time and six hex digits (20261202-174501-a3f9c2); `simmer runs` lists them"
+  )
 )
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`
 
-/** One line about a run: id, status, name, and where it stands. */
+/** How a strategy ended, in a few words: the loop's result first, the target missed said as such. */
+const outcomeText = (strategy: string, o: StrategyOutcome) =>
+  `${strategy} ${o.status === "failed" ? "failed" : o.targetReached ? "reached its target" : "target not reached"}: ` +
+  `${pct(o.share)} of the parameters${Object.keys(o.metrics).length > 0 ? `, ${metricsText(o.metrics)}` : ""}`
+
+/** One line about a run: id, status, name, and where it stands (each strategy's result once they ended). */
 export const runLine = (run: RunView): string => {
   const p = run.progress
+  const ended = Object.entries(p?.results ?? {}).sort(([a], [b]) => (a === "ptl" ? -1 : b === "ptl" ? 1 : 0))
   const where = p === undefined
     ? ""
+    : run.status === "finished" && ended.length > 0
+    ? ` — ${ended.map(([strategy, o]) => outcomeText(strategy, o)).join("; ")}`
     : ` — ${p.strategy} iteration ${p.iteration} ${p.phase}, ${pct(p.share)} of the parameters` +
       (p.tuning !== undefined ? `, tuning step ${p.tuning.step}/${p.tuning.steps}` : "") +
-      (Object.keys(p.metrics).length > 0 ? `, ${metricsText(p.metrics)}` : "")
+      (Object.keys(p.metrics).length === 0
+        ? ""
+        : measuredHere(p) || p.measuredOn === undefined
+        ? `, ${metricsText(p.metrics)}`
+        : ` (last evaluated: ${p.measuredOn.strategy} iteration ${p.measuredOn.iteration} at ${pct(p.measuredOn.share)} of the parameters, ${metricsText(p.metrics)})`)
   return `${run.id}  ${run.status.padEnd(11)} ${run.name}${where}${run.error !== undefined ? ` — ${run.error.split("\n")[0]}` : ""}`
 }
 
@@ -42,32 +60,63 @@ export const runLine = (run: RunView): string => {
 const plannedIterations = (planText: string) =>
   parsePlan(planText, "plan", { relativeTo: "/" }).pipe(Effect.map((plan) => plan.iterations), Effect.orElseSucceed(() => 8))
 
-/** Shows run `id` live until it settles; sets the exit code from how it ended. */
+/** What a daemon's run says when it stops at a step boundary: its folder's `simmer resume` is not for daemon runs. */
+const stoppedNote = "stopped at a step boundary with its state saved"
+
+/**
+ * Shows run `id` live until it ends, across daemon restarts (an `interrupted` run is one the
+ * daemon's next start continues), then prints what `simmer run` prints: each strategy's final
+ * checkpoint and the report. Sets the exit code from how it ended; Ctrl-C stops only the watching.
+ */
 const follow = (connection: Connection, id: RunId, json: boolean) =>
   Effect.gen(function*() {
     const client = yield* apiClient(connection)
     const detail = yield* client.runs.get({ params: { id } }).pipe(orUnreachable(connection.server))
     const view = makeRunView(json ? "json" : process.stderr.isTTY ? "tty" : "plain", yield* plannedIterations(detail.plan))
+    const note = (line: string) => Effect.sync(() => view.note(line))
     let final: { status: RunStatus; error?: string } = { status: detail.status }
-    let targetMissed = false
+    const finished: Array<RunEvent> = []
+    // Whether the watcher already said that it waits for the daemon, so a restart is told once.
+    let waiting = false
     yield* watchStream(connection, id).pipe(
       Stream.runForEach((item) =>
-        Effect.sync(() => {
+        Effect.gen(function*() {
           if (item.type === "state") {
-            if (item.event.phase === "finished" && item.event.targetReached === false) targetMissed = true
-            view.show({ _tag: "Event", event: item.event })
+            if (item.event.phase === "finished") finished.push(item.event)
+            const event = !json && item.event.phase === "interrupted" ? { ...item.event, message: stoppedNote } : item.event
+            view.show({ _tag: "Event", event })
           } else if (item.type === "step") view.show({ _tag: "Step", progress: item.progress })
-          else final = item
+          else if (item.type === "lost") {
+            if (!waiting) yield* note(`lost the daemon at ${connection.server} (${item.reason}); reconnecting — the run goes on there, Ctrl-C stops watching`)
+            waiting = true
+          } else {
+            final = item
+            if (item.status === "interrupted" && !waiting) {
+              yield* note(`the daemon is stopping: it continues run ${id} on its next start; waiting for it (Ctrl-C stops watching)`)
+              waiting = true
+            } else if (item.status === "queued" || item.status === "running") {
+              if (waiting) yield* note(`the daemon is back: run ${id} is ${item.status}`)
+              waiting = false
+            }
+          }
         })
+      ),
+      Effect.onInterrupt(() =>
+        Console.error(`stopped watching; run ${id} goes on on the daemon (\`simmer watch ${id}\` follows it again, \`simmer cancel ${id}\` stops it)`)
       ),
       Effect.ensuring(Effect.sync(() => view.done()))
     )
-    if (!json) yield* Console.error(`run ${id}: ${final.status}${final.error !== undefined ? ` — ${final.error}` : ""}`)
+    if (!json) {
+      for (const e of finished) yield* Console.log(finishedLine(e, detail.folder))
+      yield* Console.log(`report: ${join(detail.folder, "report.html")} on the daemon's machine, ${connection.server}/v1/runs/${id}/report`)
+      const next = final.status === "cancelled" || final.status === "failed" ? `; \`simmer resume ${id}\` queues it again` : ""
+      yield* Console.error(`run ${id}: ${final.status}${final.error !== undefined ? ` — ${final.error}` : ""}${next}`)
+    }
     process.exitCode = final.status === "finished"
-      ? targetMissed ? ExitCode.targetNotReached : ExitCode.ok
-      : final.status === "cancelled" || final.status === "interrupted"
+      ? finished.some((e) => e.targetReached === false) ? ExitCode.targetNotReached : ExitCode.ok
+      : final.status === "cancelled"
       ? ExitCode.preempted
-      : ExitCode.failure
+      : ExitCode.runFailed
   })
 
 export const submitCommand = Command.make(
@@ -124,6 +173,12 @@ export const statusCommand = Command.make(
     if (input.json) return yield* Console.log(JSON.stringify(run))
     yield* Console.log(runLine(run))
     yield* Console.log(`folder: ${run.folder}`)
+    for (const [strategy, result] of Object.entries(run.progress?.results ?? {})) {
+      yield* Console.log(
+        `${strategy}: ${result.checkpoint !== undefined ? `final checkpoint ${join(run.folder, result.checkpoint)}` : "no checkpoint"}` +
+          (result.message !== undefined ? ` — ${result.message.split("\n")[0]}` : "")
+      )
+    }
     const tuning = run.progress?.tuning
     if (tuning !== undefined) {
       yield* Console.log(
@@ -157,8 +212,15 @@ export const cancelCommand = Command.make(
 export const resumeOnDaemon = (connection: Connection, id: RunId) =>
   Effect.gen(function*() {
     const client = yield* apiClient(connection)
-    const run = yield* client.runs.resume({ params: { id } }).pipe(orUnreachable(connection.server))
+    const resumed = yield* client.runs.resume({ params: { id } }).pipe(
+      orUnreachable(connection.server),
+      // A finished run has nothing left to do: said as such, and not an error (as for a local run folder).
+      Effect.catchTag("RunStateConflict", (e) => (e.status === "finished" ? Effect.succeed(undefined) : Effect.fail(e)))
+    )
+    if (resumed !== undefined) return yield* Console.log(runLine(resumed))
+    const run = yield* client.runs.get({ params: { id } }).pipe(orUnreachable(connection.server))
     yield* Console.log(runLine(run))
+    yield* Console.error(`run ${id} already finished; there is nothing to resume (\`simmer status ${id}\` shows it, its report is in ${run.folder}).`)
   })
 
 export const clientCommands = [submitCommand, runsCommand, statusCommand, watchCommand, cancelCommand] as const

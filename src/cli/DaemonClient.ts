@@ -86,16 +86,34 @@ const WatchLine = Schema.Union([
 const decodeLine = Schema.decodeUnknownOption(Schema.fromJsonString(WatchLine))
 
 /**
- * A run's messages from the daemon until it settles: logged states (after `after`), steps and
- * status changes. A dropped connection is reopened after the last seq received, a bounded
- * number of times.
+ * What a watcher gets: the daemon's messages, and `lost` when a connection ended before the run
+ * did (the daemon stopped, restarts, or the network dropped); the stream reconnects by itself.
  */
-export const watchStream = (connection: Connection, id: RunId, after?: number): Stream.Stream<WatchItem, DaemonUnreachable> =>
+export type ClientWatchItem = WatchItem | { readonly type: "lost"; readonly reason: string }
+
+/**
+ * Statuses after which a run changes only when someone asks. `interrupted` is not one for a
+ * watcher: it is a daemon that stopped, and its next start continues the run.
+ */
+export const endedStatuses: ReadonlyArray<RunStatus> = settledStatuses.filter((s) => s !== "interrupted")
+
+const lost = (reason: string): ClientWatchItem => ({ type: "lost", reason })
+
+const isEnd = (item: ClientWatchItem) => item.type === "status" && endedStatuses.includes(item.status)
+
+/**
+ * A run's messages from the daemon until it ends: logged states (after `after`), steps and
+ * status changes. A connection that ends first — a daemon restart, a proxy timeout — is reopened
+ * after the last seq received, every second until the run ends or the watcher is interrupted,
+ * so nothing is missed and nothing shown twice.
+ */
+export const watchStream = (connection: Connection, id: RunId, after?: number): Stream.Stream<ClientWatchItem, DaemonUnreachable> =>
   Stream.unwrap(Effect.gen(function*() {
     const http = yield* httpClientFor(connection)
     let last = after
-    let settled = false
-    const once = Stream.unwrap(
+    let ended = false
+    // A function: each connection asks for the events after the last one received so far.
+    const once = () => Stream.unwrap(
       http.get(`${connection.server}/v1/runs/${id}/events?format=ndjson${last !== undefined ? `&after=${last}` : ""}`).pipe(
         Effect.flatMap(HttpClientResponse.filterStatusOk),
         Effect.mapError(unreachable(connection.server)),
@@ -109,19 +127,26 @@ export const watchStream = (connection: Connection, id: RunId, after?: number): 
             Stream.tap((item) =>
               Effect.sync(() => {
                 if (item.type === "state") last = item.event.seq
-                if (item.type === "status" && settledStatuses.includes(item.status)) settled = true
+                if (isEnd(item)) ended = true
               })
             )
           )
         )
       )
     )
-    // Reconnect while the run has not settled: a daemon restart or a proxy timeout is not the end.
-    const attempts = Stream.iterate(0, (n) => n + 1).pipe(Stream.take(60))
-    return attempts.pipe(
-      Stream.takeWhile(() => !settled),
-      Stream.flatMap((n) => (n === 0 ? Stream.suspend(() => once) : Stream.fromEffect(Effect.sleep(Duration.seconds(1))).pipe(Stream.drain, Stream.concat(Stream.suspend(() => once))))
-        .pipe(Stream.catch((e) => (n === 59 ? Stream.fail(e) : Stream.empty)))),
-      Stream.takeUntil((item) => item.type === "status" && settledStatuses.includes(item.status))
+    const connect = (n: number): Stream.Stream<ClientWatchItem> => {
+      const opened: Stream.Stream<ClientWatchItem, DaemonUnreachable> = n === 0
+        ? Stream.suspend(once)
+        : Stream.fromEffect(Effect.sleep(Duration.seconds(1))).pipe(Stream.drain, Stream.concat(Stream.suspend(once)))
+      return opened.pipe(
+        Stream.map((item): ClientWatchItem => item),
+        Stream.catch((e) => Stream.succeed(lost(e.message))),
+        Stream.concat(Stream.suspend(() => (ended ? Stream.empty : Stream.succeed(lost("the daemon closed the stream")))))
+      )
+    }
+    return Stream.iterate(0, (n) => n + 1).pipe(
+      Stream.takeWhile(() => !ended),
+      Stream.flatMap(connect),
+      Stream.takeUntil(isEnd)
     )
   }).pipe(Effect.provide(FetchHttpClient.layer)))

@@ -2,11 +2,15 @@
  * `simmer eval <checkpoint> --task arith|program|general|<file.jsonl>`: accuracy (exact match or
  * pass@1) or perplexity, with decoding throughput. A built-in task is evaluated on its test
  * split; a JSONL file a user hands over is scored whole unless `--split` picks one part of the
- * hash split a plan would use. Zero examples is an error, never "0/0".
+ * hash split a plan would use. Zero examples is an error, never "0/0"; a task that is neither
+ * built in nor a file says which tasks there are. The program task's fraction correct is pass@1.
  */
+import { existsSync } from "node:fs"
+import { resolve } from "node:path"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { listCheckpointFolder, openLazyCheckpoint } from "../io/Checkpoint.ts"
+import { closestKey, orList } from "../io/SchemaProblems.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
 import { checkpointSource } from "../model/WeightSource.ts"
 import { disposeParams } from "../model/Params.ts"
@@ -29,6 +33,16 @@ export const datasetRef = (task: string, seed: number, skipInvalid: boolean): Da
 
 export const evalSplits = ["all", ...splits] as const
 export type EvalSplit = (typeof evalSplits)[number]
+
+/** A --task that is neither a built-in task nor a file: say which tasks there are, and the one probably meant. */
+const checkTaskExists = (task: string) => {
+  if (isBuiltin(task) || existsSync(task)) return Effect.void
+  const meant = closestKey(task, taskNames)
+  return Effect.fail(new InvalidArguments({
+    message: `--task ${task} is neither a built-in task (${orList([...taskNames])}) nor a JSONL file (${resolve(task)} does not exist)` +
+      (meant !== undefined ? `; did you mean ${meant}?` : ".")
+  }))
+}
 
 /** What `--split` means for this data: a file is scored whole unless told otherwise; a built-in task has no end, so its test split. */
 export const resolveEvalSplit = (task: string, split: Option.Option<EvalSplit>): Effect.Effect<EvalSplit, InvalidArguments> => {
@@ -75,6 +89,7 @@ export const evalCommand = Command.make(
   },
   Effect.fnUntraced(function*(input) {
     yield* Compute
+    yield* checkTaskExists(input.task)
     const { budgetBytes } = yield* DeviceMemory
     const split = yield* resolveEvalSplit(input.task, input.split)
     const ref = datasetRef(input.task, input.seed, input.skipInvalid)
@@ -127,7 +142,7 @@ export const evalCommand = Command.make(
       return
     }
     const headline = metrics.accuracy !== undefined
-      ? `accuracy ${(metrics.accuracy * 100).toFixed(1)}% (${metrics.correct}/${metrics.examples})`
+      ? `${dataset.grader?.metric ?? "accuracy"} ${(metrics.accuracy * 100).toFixed(1)}% (${metrics.correct}/${metrics.examples})`
       : `perplexity ${metrics.perplexity!.toFixed(3)} over ${metrics.examples} examples`
     yield* Console.log(
       `${dataset.name} (${split === "all" ? "whole file" : `${split} split`}): ${headline}; ` +

@@ -11,7 +11,7 @@ import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { deviceCapacity } from "../compute/DeviceCapacity.ts"
 import { listCheckpointFolder, openLazyCheckpoint } from "../io/Checkpoint.ts"
-import { loadTokenizer, unknownCharacters } from "../io/Tokenizer.ts"
+import { loadTokenizer, unknownCharactersWarning } from "../io/Tokenizer.ts"
 import { generateBlockwise } from "../model/BlockwiseGenerate.ts"
 import { checkpointSource } from "../model/WeightSource.ts"
 import { loadModelChecked, residentBytes } from "./LoadModel.ts"
@@ -159,13 +159,8 @@ export const generateCommand = Command.make(
       })
     }
     if (Option.isSome(input.prompt)) {
-      const unknown = unknownCharacters(tokenizer!, input.prompt.value)
-      if (unknown.length > 0) {
-        yield* Effect.logWarning(
-          `the tokenizer of ${input.checkpoint} does not know ${unknown.map((c) => JSON.stringify(c)).join(", ")}: ` +
-            `the model sees the unknown token for ${unknown.length === 1 ? "it" : "them"}.`
-        )
-      }
+      const warning = unknownCharactersWarning(tokenizer!, input.checkpoint, input.prompt.value)
+      if (warning !== undefined) yield* Effect.logWarning(warning)
     }
     // The prompt checked, the weights now (gigabytes on a large model).
     const loaded = fits ? yield* loadModelChecked(dir, "generate") : undefined

@@ -18,6 +18,8 @@ export const ExitCode = {
   failure: 1,
   /** A run finished without reaching its target: every further pruning step failed the gates. */
   targetNotReached: 3,
+  /** A run failed mid-way (a gate with `onFailure: fail`, a stage's error): its `failed` event and result.json say why. */
+  runFailed: 4,
   /** Internal error: a bug in simmer (please report it with the message). */
   defect: 70,
   /** Stopped by SIGTERM/SIGINT with its state saved: `simmer resume <run>` continues (EX_TEMPFAIL). */
@@ -25,6 +27,11 @@ export const ExitCode = {
   /** Interrupted outside a run (nothing to resume). */
   interrupted: 130
 } as const
+
+/** A run stopped on an error after it was logged as `failed` (exit code 4, not 1: the input was fine). */
+export class RunFailed extends Schema.TaggedError<RunFailed>()("RunFailed", {
+  message: Schema.String
+}) {}
 
 /** Logs go to stderr as plain lines, so stdout carries only results. */
 export const stderrLogger = Logger.layer([
@@ -105,7 +112,7 @@ export const reportFailure = <A, E, R>(program: Effect.Effect<A, E, R>): Effect.
         if (isUserError(error)) {
           // Parse errors were already printed by the presenter (cliOutputLayer).
           if (!CliError.isCliError(error)) yield* Console.error(`simmer: ${error.message}`)
-          process.exitCode = ExitCode.failure
+          process.exitCode = error._tag === "RunFailed" ? ExitCode.runFailed : ExitCode.failure
           return
         }
         yield* Console.error(`simmer: internal error (please report it):\n${Cause.pretty(cause)}`)

@@ -2,11 +2,12 @@
  * `simmer reward <checkpoint>`: scores text or token ids with a learned reward model (a
  * `XxxForSequenceClassification` checkpoint with num_labels 1), as transformers would: text is
  * `tokenizer(prompt + completion)`, the score is the head's output at the last token before the
- * first pad. With --json it prints one document whose `score` is the (first) sequence's score.
+ * first pad. Characters the tokenizer does not know are named, as `simmer generate` names them.
+ * With --json it prints one document whose `score` is the (first) sequence's score.
  */
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { loadTokenizer } from "../io/Tokenizer.ts"
+import { loadTokenizer, unknownCharactersWarning } from "../io/Tokenizer.ts"
 import { scoreIds } from "../reward/ClassifierReward.ts"
 import { disposeRewardCheckpoint, loadRewardCheckpoint } from "../reward/RewardCheckpoint.ts"
 import { Compute } from "../services/Compute.ts"
@@ -53,11 +54,13 @@ export const rewardCommand = Command.make(
     )
     const prompt = Option.getOrElse(input.prompt, () => "")
     const completions = input.completions.length > 0 ? input.completions : [""]
-    const sequences = text
-      ? yield* Effect.map(
-        loadTokenizer(dir),
-        (tokenizer) => completions.map((completion) => tokenizer.encode(prompt + completion, { addSpecialTokens: true }))
-      )
+    const tokenizer = text ? yield* loadTokenizer(dir) : undefined
+    if (tokenizer !== undefined) {
+      const warning = unknownCharactersWarning(tokenizer, input.checkpoint, prompt + completions.join(""))
+      if (warning !== undefined) yield* Effect.logWarning(warning)
+    }
+    const sequences = tokenizer !== undefined
+      ? completions.map((completion) => tokenizer.encode(prompt + completion, { addSpecialTokens: true }))
       : yield* Effect.forEach(input.ids, (ids) => parseIds(ids, model.config.vocabSize))
     const scores = yield* scoreIds(model, sequences, input.batchSize)
     const results = sequences.map((ids, i) => ({

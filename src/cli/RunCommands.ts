@@ -10,7 +10,7 @@
  */
 import { existsSync } from "node:fs"
 import { basename, dirname, extname, join, resolve } from "node:path"
-import { Console, Deferred, Effect, Fiber, Layer, Option, Schema, Stream } from "effect"
+import { Cause, Console, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import type { FileSystemError } from "../io/Errors.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"
@@ -23,6 +23,7 @@ import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { applyHubPins, pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { runUpdates } from "../pipeline/Run.ts"
+import { failureMessage } from "../pipeline/RunFailure.ts"
 import { readEvents, writeReport } from "../report/Report.ts"
 import { type BackendUnavailable, Compute } from "../services/Compute.ts"
 import type { Datasets } from "../services/Datasets.ts"
@@ -33,8 +34,8 @@ import type { RunStore } from "../services/RunStore.ts"
 import { RunId } from "../services/JobStore.ts"
 import { connectionFlags, resumeOnDaemon } from "./ClientCommands.ts"
 import { backendFlag, jsonFlag, memoryFlag, workersFlag } from "./Flags.ts"
-import { ExitCode } from "./Output.ts"
-import { makeRunView, metricsText } from "./RunView.ts"
+import { ExitCode, RunFailed } from "./Output.ts"
+import { finishedLine, makeRunView } from "./RunView.ts"
 
 /** The live layers the run commands need, chosen at run time. */
 export interface RunLayers {
@@ -55,7 +56,7 @@ export interface RunFlags {
   readonly memory: Option.Option<number>
 }
 
-/** How a run command ended, for its exit code. */
+/** How a run command ended, for its exit code (a run that failed ends in RunFailed instead). */
 export type RunOutcome = "finished" | "target-not-reached" | "interrupted"
 
 /**
@@ -115,29 +116,33 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
       const logged = yield* readEvents(join(dir, eventsFileName)).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
       const view = makeRunView(mode, plan.iterations, logged[0]?.parameters.nonEmbedding)
       let stopped = false
+      let failed: RunEvent | undefined
       yield* recordInRunInfo(dir, { backend: (yield* Compute).description })
-      yield* runUpdates({ plan, modelPath: info.modelPath, stopRequested }).pipe(
+      const ran = yield* runUpdates({ plan, modelPath: info.modelPath, stopRequested }).pipe(
         Stream.runForEach((update) =>
           Effect.sync(() => {
             if (update._tag === "Event" && update.event.phase === "interrupted") stopped = true
+            if (update._tag === "Event" && update.event.phase === "failed") failed = update.event
             view.show(update)
           })
         ),
         Effect.ensuring(Effect.sync(() => view.done())),
-        Effect.provide(layers.store(dir))
+        Effect.provide(layers.store(dir)),
+        Effect.exit
       )
+      // A run that logged its failure (a typed error) still gets its report; anything else (the
+      // folder in use, a defect) ends the command as it is.
+      if (Exit.isFailure(ran) && (failed === undefined || !Cause.hasFails(ran.cause) || Cause.hasDies(ran.cause))) {
+        return yield* Effect.failCause(ran.cause)
+      }
       const report = yield* writeReport(dir, [])
       const events = yield* readEvents(join(dir, eventsFileName))
       const finished = events.filter((e) => e.phase === "finished")
       if (!flags.json) {
-        for (const e of finished) {
-          yield* Console.log(
-            `${e.strategy}: ${e.parameters.nonEmbedding.toLocaleString("en-US")} non-embedding parameters, ${metricsText(e.metrics)}; ` +
-              `checkpoint ${join(dir, e.checkpoint ?? "")}${e.targetReached === false ? ` (${e.message})` : ""}`
-          )
-        }
+        for (const e of finished) yield* Console.log(finishedLine(e, dir))
         yield* Console.log(`report: ${report}`)
       }
+      if (Exit.isFailure(ran)) return yield* new RunFailed({ message: failureMessage(ran.cause) })
       if (stopped) yield* Console.error(`interrupted: run \`simmer resume ${dir}\` to continue (exit code ${ExitCode.preempted})`)
       const outcome: RunOutcome = stopped ? "interrupted" : finished.some((e) => e.targetReached === false) ? "target-not-reached" : "finished"
       process.exitCode = outcome === "interrupted" ? ExitCode.preempted : outcome === "target-not-reached" ? ExitCode.targetNotReached : ExitCode.ok

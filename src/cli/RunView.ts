@@ -4,6 +4,7 @@
  * now vs original, last accuracy) above which accepted, rolled-back and final states are
  * printed; otherwise one plain line per event; with --json, the NDJSON events on stdout.
  */
+import { join } from "node:path"
 import type { RunEvent } from "../io/RunEvent.ts"
 import type { RunUpdate, TuneProgress } from "../pipeline/RunUpdate.ts"
 
@@ -16,11 +17,18 @@ export const metricsText = (metrics: RunEvent["metrics"]) =>
     .map(([name, m]) => m.accuracy !== undefined ? `${name} ${pct(m.accuracy)}` : `${name} ppl ${m.perplexity?.toFixed(2)}`)
     .join(", ")
 
+/** What a run prints at its end for each strategy that finished: its size, metrics and final checkpoint under `dir`. */
+export const finishedLine = (event: RunEvent, dir: string) =>
+  `${event.strategy}: ${event.parameters.nonEmbedding.toLocaleString("en-US")} non-embedding parameters, ${metricsText(event.metrics)}; ` +
+  `checkpoint ${join(dir, event.checkpoint ?? "")}${event.targetReached === false ? ` (${event.message})` : ""}`
+
 const clock = (seconds: number) =>
   Number.isFinite(seconds) ? `${Math.floor(seconds / 60)}:${String(Math.round(seconds % 60)).padStart(2, "0")}` : "-:--"
 
 export interface RunView {
   readonly show: (update: RunUpdate) => void
+  /** A line from outside the run (a watcher's connection), printed above the status line. */
+  readonly note: (line: string) => void
   readonly done: () => void
 }
 
@@ -33,7 +41,8 @@ export const makeRunView = (
 ): RunView => {
   const stream = streams.err
   let status = ""
-  let lastMetrics = ""
+  // The last evaluation and the state it was measured on: shown as such beside a later state's size.
+  let lastMeasured: { readonly text: string; readonly on: RunEvent } | undefined
   const redraw = () => {
     if (mode === "tty") stream.write(`\r\x1b[2K${status}`)
   }
@@ -56,10 +65,19 @@ export const makeRunView = (
       streams.out.write(JSON.stringify(event) + "\n")
       return
     }
-    if (event.metrics !== undefined) lastMetrics = metricsText(event.metrics)
+    if (event.metrics !== undefined && ["evaluated", "accepted", "finished", "failed"].includes(event.phase)) {
+      lastMeasured = { text: metricsText(event.metrics), on: event }
+    }
     const where = whereOf(event)
-    status = `${where}: ${event.phase} — ${size(event)}${lastMetrics ? ` — ${lastMetrics}` : ""}`
-    const important = ["accepted", "rolled-back", "finished", "interrupted"].includes(event.phase)
+    const on = lastMeasured?.on
+    const measured = lastMeasured === undefined || lastMeasured.text === ""
+      ? ""
+      : on!.strategy === event.strategy && on!.iteration === event.iteration && on!.attempt === event.attempt &&
+          on!.parameters.nonEmbedding === event.parameters.nonEmbedding
+      ? ` — ${lastMeasured.text}`
+      : ` — last evaluated: ${whereOf(on!)} at ${pct(on!.parameters.nonEmbedding / (original ?? on!.parameters.nonEmbedding))}, ${lastMeasured.text}`
+    status = `${where}: ${event.phase} — ${size(event)}${measured}`
+    const important = ["accepted", "rolled-back", "finished", "interrupted", "failed"].includes(event.phase)
     if (mode === "plain" || important) {
       const note = event.message !== undefined
         ? ` — ${event.message}`
@@ -84,6 +102,7 @@ export const makeRunView = (
   }
   return {
     show: (update) => (update._tag === "Event" ? onEvent(update.event) : onStep(update.progress)),
+    note: println,
     done: () => {
       if (mode === "tty") stream.write("\r\x1b[2K")
     }

@@ -15,7 +15,7 @@ import { Config, Context, Effect, Layer, Option } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { Command, Flag } from "effect/cli"
-import { HttpServer } from "effect/http"
+import { HttpServer, HttpServerError } from "effect/http"
 import { NetAddress } from "effect/net"
 import type { Layer as LayerType } from "effect"
 import { bundledModelPath } from "../pipeline/Plan.ts"
@@ -28,6 +28,7 @@ import type { FenceToken, RunFence } from "../services/RunFence.ts"
 import type { RunnerLayers } from "../cluster/RunnerEntity.ts"
 import { serveCluster } from "./ServeCluster.ts"
 import { realRoots } from "../server/AllowedRoots.ts"
+import { cannotListen, checkCanListen } from "../server/PortCheck.ts"
 import { resolveToken } from "../server/Auth.ts"
 import { type DaemonSettings, runsDirOf, storeFileOf } from "../server/DaemonConfig.ts"
 import type { LocalRunLayers } from "../server/RunExecutor.ts"
@@ -121,6 +122,8 @@ export const serveCommand = (layers: ServeLayers) =>
       )
     },
     Effect.fnUntraced(function*(input) {
+      // Before anything is created: a port in use leaves no data folder or job store behind.
+      if (input.api) yield* checkCanListen(input.host, input.port)
       const dataDir = resolve(input.data)
       for (const dir of [runsDirOf({ dataDir }), join(dataDir, "models"), join(dataDir, "data")]) {
         yield* Effect.promise(() => mkdir(dir, { recursive: true }))
@@ -168,7 +171,10 @@ export const serveCommand = (layers: ServeLayers) =>
       }
       const live = daemonLayer(settings, { compute, memory, datasets: layers.datasets, jobStore: layers.jobStore(storeFileOf(settings)), run }, listen)
       yield* Effect.scoped(Effect.gen(function*() {
-        const context = yield* Layer.build(live)
+        // Another process may take the port between the check above and here.
+        const context = yield* Layer.build(live).pipe(
+          Effect.catchIf((e) => e instanceof HttpServerError.ServeError, (e) => cannotListen(input.host, input.port, (e as HttpServerError.ServeError).cause))
+        )
         const queue = Context.get(context, RunQueue)
         const address = Context.get(context, HttpServer.HttpServer).address
         const where = address._tag === "UnixPathAddress" ? NetAddress.formatSocketAddress(address) : NetAddress.formatUrlUnsafe(address, "http")

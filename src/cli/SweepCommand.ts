@@ -19,11 +19,11 @@ import { summaryText } from "../report/Summary.ts"
 import type { RunView } from "../server/Api.ts"
 import { connectionFlags } from "./ClientCommands.ts"
 import { withRange, withShownDefault } from "./Flags.ts"
-import { apiClient, orUnreachable } from "./DaemonClient.ts"
+import { apiClient, endedStatuses, orUnreachable } from "./DaemonClient.ts"
 import { ExitCode } from "./Output.ts"
 
 /** Statuses a sweep stops waiting at (an interrupted run is continued by its daemon). */
-const ended = new Set(["finished", "failed", "cancelled"])
+const ended = new Set<string>(endedStatuses)
 
 export const sweepCommand = Command.make(
   "sweep",
@@ -84,7 +84,8 @@ export const sweepCommand = Command.make(
     if (finished.length > 0) {
       const folders = yield* Effect.forEach(finished, ({ id }) => client.runs.get({ params: { id } }).pipe(orUnreachable(input.server), Effect.map((d) => d.folder)))
       const output = resolve(Option.getOrElse(input.output, () => join(dirname(path), `${basename(path, extname(path))}-comparison.html`)))
-      const report = yield* buildReport(folders[0], folders.slice(1), { output, version: simmerVersion })
+      // Named by their swept values: what tells the runs apart to a reader.
+      const report = yield* buildReport(folders[0], folders.slice(1), { output, version: simmerVersion, names: finished.map(({ label }) => label) })
       for (const warning of report.warnings) yield* Effect.logWarning(`${warning}.`)
       yield* Console.log(`${summaryText(buildModel(report.runs))}\ncomparison: ${report.path}`)
     }

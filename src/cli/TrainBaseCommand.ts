@@ -226,7 +226,7 @@ export const trainBaseCommand = Command.make(
         yield* Console.log(
           task === "general"
             ? `general perplexity ${m.perplexity!.toFixed(3)}`
-            : `${task} ${task === "program" ? "pass@1" : "accuracy"} ${(m.accuracy! * 100).toFixed(1)}% (${m.examples} test examples)`
+            : `${task} ${tasks[task]!.metric} ${(m.accuracy! * 100).toFixed(1)}% (${m.examples} test examples)`
         )
       }
     }

@@ -20,6 +20,10 @@ export const repoFolder = (cacheDir: string, kind: RepoKind, repo: string): stri
 
 export const snapshotDir = (repoDir: string, commit: string): string => join(repoDir, "snapshots", commit)
 
+/** The repository (`org/name`) whose snapshot `dir` is, or undefined for a folder outside the cache's layout. */
+export const snapshotRepo = (dir: string): string | undefined =>
+  /(?:^|\/)(?:model|dataset)s--([^/]+?)--([^/]+)\/snapshots\/[^/]+\/?$/.exec(dir)?.slice(1, 3).join("/")
+
 export const blobPath = (repoDir: string, etag: string): string => join(repoDir, "blobs", etag)
 
 /** The commit a revision names in the cache: itself when it is a sha, else what `refs/<revision>` says. */

@@ -48,8 +48,6 @@ export const checkpointFolder = (text: string, folder: string, options: { readon
     : fetchModel(id, options).pipe(
       Effect.map((snapshot) => snapshot.dir),
       // `org/name` may have been meant as a local path: say that it is not one either.
-      Effect.mapError((e) =>
-        e.reason === "repo-not-found" ? new HubError({ ...e, message: `${e.message.replace(/\.$/, "")}, and there is no folder ${resolve(folder, text)}.` }) : e
-      )
+      Effect.mapError((e) => new HubError({ ...e, message: `${e.message} (${text} is read as a Hub id: there is no folder ${resolve(folder, text)}.)` }))
     )
 }

@@ -5,7 +5,8 @@
  */
 import { Schema } from "effect"
 
-export const Phases = ["loaded", "scored", "pruned", "tuned", "evaluated", "accepted", "rolled-back", "interrupted", "finished"] as const
+/** `failed`: the run stopped on an error (a gate with `onFailure: fail`, a stage that failed); its message says why. */
+export const Phases = ["loaded", "scored", "pruned", "tuned", "evaluated", "accepted", "rolled-back", "interrupted", "finished", "failed"] as const
 export type Phase = (typeof Phases)[number]
 
 /** Which machinery produced the run: the loop itself, or a baseline run in the same machinery. */
@@ -52,15 +53,19 @@ export const RunEvent = Schema.Struct({
   })),
   /** On `finished`: whether the strategy reached the plan's target (false: every further step was rolled back). */
   targetReached: Schema.optionalKey(Schema.Boolean),
-  /** What pruning removed: the unit and how many per layer (or layers). */
+  /**
+   * What pruning removed, in all layers: `removed` units of `unit` (the plan's first); when the
+   * plan prunes several kinds, `perUnit` has each kind's count (neurons, heads = key/value groups, layers).
+   */
   pruned: Schema.optionalKey(Schema.Struct({
     unit: Schema.Literals(["neurons", "heads", "layers"]),
     removed: Schema.Int,
+    perUnit: Schema.optionalKey(Schema.Record(Schema.String, Schema.Int)),
     detail: Schema.optionalKey(Schema.String)
   })),
   /** Stage folder (relative to the run folder) holding the checkpoint of this state. */
   checkpoint: Schema.optionalKey(Schema.String),
-  /** Human-readable note: why a gate failed, where a preempted run saved, ... */
+  /** Human-readable note: why a gate failed, where a preempted run saved, the error a run failed with, ... */
   message: Schema.optionalKey(Schema.String)
 })
 export type RunEvent = typeof RunEvent.Type

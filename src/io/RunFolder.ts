@@ -4,7 +4,7 @@
  *   plan.yaml      the plan as given
  *   run.json       what a run needs besides its plan to be continued from anywhere
  *   accepted.json  each strategy's last accepted stage
- *   result.json    each finished strategy's final checkpoint, size and metrics
+ *   result.json    each finished (or failed) strategy's final checkpoint, size and metrics
  *
  * Each is decoded with its Schema; a damaged one is a CorruptRunFile naming it, never silently
  * read as empty. A run folder is created whole (plan and run.json together) or not at all, and
@@ -16,6 +16,7 @@ import { join } from "node:path"
 import { Effect, Result, Schema } from "effect"
 import { pathExists, writeFileAtomically, writeFolderAtomically } from "./AtomicWrite.ts"
 import { describeCause, errnoCode, type FileSystemError, fsError, listSome, schemaProblems } from "./Errors.ts"
+import { takeProcessLock } from "./ProcessLock.ts"
 import { DatasetScore, Strategies } from "./RunEvent.ts"
 import { type RunInfo, runInfoFileName } from "./RunInfo.ts"
 
@@ -35,6 +36,24 @@ export class RunFolderError extends Schema.TaggedError<RunFolderError>()("RunFol
   message: Schema.String
 }) {}
 
+/** Another live process writes the run folder (or its lock cannot be taken). */
+export class RunLocked extends Schema.TaggedError<RunLocked>()("RunLocked", {
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
+/** Takes run folder `dir`'s lock for this process until the scope closes: one writer per folder. */
+export const lockRunFolder = (dir: string) =>
+  takeProcessLock(join(dir, "lock"), {
+    held: (path, holder) =>
+      new RunLocked({
+        path,
+        message: `${dir} is in use by another simmer process (${holder}). Wait for it to finish, ` +
+          `or stop it (SIGTERM stops it resumably); a lock left by a process that died is taken over by itself.`
+      }),
+    failed: (path, cause) => new RunLocked({ path, message: `Cannot lock the run folder ${dir}: ${cause}.` })
+  })
+
 const Pointer = Schema.Struct({ stage: Schema.String, iteration: Schema.Int, strategy: Schema.Literals(Strategies) })
 
 /** accepted.json: one pointer per strategy (simmer 0.1 wrote a single pointer, read as its strategy's). */
@@ -49,7 +68,10 @@ export const StrategyResult = Schema.Struct({
   share: Schema.Number,
   targetReached: Schema.Boolean,
   metrics: Schema.Record(Schema.String, DatasetScore),
-  finishedAt: Schema.String
+  finishedAt: Schema.String,
+  /** `failed`: the strategy stopped on `error`, and `checkpoint` is its last accepted one (absent: finished). */
+  status: Schema.optionalKey(Schema.Literals(["finished", "failed"])),
+  error: Schema.optionalKey(Schema.String)
 })
 
 export const RunResult = Schema.Struct({
@@ -81,16 +103,19 @@ export const writeRunFile = (path: string, value: unknown): Effect.Effect<void, 
 
 /**
  * Creates run folder `dir` holding the plan text and run.json, atomically: either all of it
- * exists afterwards or nothing does. An existing folder is an error unless `replace`.
+ * exists afterwards or nothing does. An existing folder is an error unless `replace`; a folder
+ * being replaced is locked first, so one that a live process writes is refused (RunLocked).
  */
 export const createRunFolder = (dir: string, planText: string, info: RunInfo, options: { readonly replace?: boolean } = {}) =>
   Effect.gen(function*() {
-    if (!options.replace && (yield* pathExists(dir))) {
+    const exists = yield* pathExists(dir)
+    if (!options.replace && exists) {
       return yield* new RunFolderError({
         path: dir,
         message: `${dir} already exists; continue it with \`simmer resume ${dir}\`, choose another --out, or start over with --replace.`
       })
     }
+    if (exists) yield* lockRunFolder(dir)
     yield* writeFolderAtomically(dir, (temp) =>
       Effect.tryPromise({
         try: async () => {
@@ -101,7 +126,7 @@ export const createRunFolder = (dir: string, planText: string, info: RunInfo, op
       }), { onExisting: options.replace ? "replace" : "fail" }).pipe(
         Effect.catchTag("TargetExists", (e) => Effect.fail(new RunFolderError({ path: dir, message: e.message })))
       )
-  })
+  }).pipe(Effect.scoped)
 
 /** What `simmer run` writes into a run folder before anything else. */
 const runFiles = [planFileName, "run.json", eventsFileName] as const

@@ -48,6 +48,15 @@ export const unknownCharacters = (tokenizer: Tokenizer, text: string): Array<str
   return [...new Set(Array.from(text))].filter((c) => tokenizer.encode(c).includes(unk))
 }
 
+/** A warning naming the characters of `text` that the tokenizer of `checkpoint` does not know, or undefined when it knows all. */
+export const unknownCharactersWarning = (tokenizer: Tokenizer, checkpoint: string, text: string): string | undefined => {
+  const unknown = unknownCharacters(tokenizer, text)
+  return unknown.length === 0
+    ? undefined
+    : `the tokenizer of ${checkpoint} does not know ${unknown.map((c) => JSON.stringify(c)).join(", ")}: ` +
+      `the model sees the unknown token for ${unknown.length === 1 ? "it" : "them"}.`
+}
+
 /** tokenizer_config.json names special tokens as strings or as AddedToken objects. */
 const tokenContent = (value: unknown): string | undefined => {
   if (typeof value === "string") return value

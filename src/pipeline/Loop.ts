@@ -36,7 +36,7 @@ import { failedGates } from "./Gates.ts"
 import { acquireModel, type HeldModel, replaceModel } from "./Models.ts"
 import type { ModelState, Stage } from "./ModelState.ts"
 import { type Plan, plannedTuningSteps, planUnitsOf, tuningStepsAt, type Unit } from "./Plan.ts"
-import { encodeResumeInfo } from "./ResumePoint.ts"
+import { encodeResumeInfo, type IterationRecord, type TuningSoFar } from "./ResumePoint.ts"
 import type { LoopUpdate } from "./RunUpdate.ts"
 import { finalCounts } from "./Targets.ts"
 
@@ -99,6 +99,8 @@ export interface ResumeStart {
   readonly model: HeldModel
   /** The running tuner's saved state, when it had started. */
   readonly snapshot?: TunerSnapshot
+  /** What the iteration had recorded before it was interrupted (absent in older saved state). */
+  readonly record?: IterationRecord
 }
 
 /** Where a (possibly resumed) loop starts: the accepted model, its iteration, and an iteration in progress. */
@@ -124,7 +126,11 @@ interface Tuning<E, R> {
   readonly session: TunerSession<E, R>
   readonly scope: Scope.Closeable
   readonly kind: string
+  /** When this process started (or resumed) the tuning, for rates. */
   readonly started: number
+  /** Seconds the tuning took before it was resumed. */
+  readonly priorSeconds: number
+  /** Every step's loss, tokens and measurements, steps before a resume included. */
   readonly losses: Array<number>
   readonly metrics: Record<string, Array<number>>
   tokens: number
@@ -132,7 +138,14 @@ interface Tuning<E, R> {
 
 type Cursor<ET, RT> =
   | { readonly kind: "prune"; readonly iteration: number; readonly attempt: number; readonly goal: Goal }
-  | { readonly kind: "tune"; readonly candidate: Candidate; readonly goal: Goal; readonly position: number; readonly snapshot?: TunerSnapshot }
+  | {
+    readonly kind: "tune"
+    readonly candidate: Candidate
+    readonly goal: Goal
+    readonly position: number
+    readonly snapshot?: TunerSnapshot
+    readonly soFar?: TuningSoFar
+  }
   | { readonly kind: "step"; readonly candidate: Candidate; readonly goal: Goal; readonly position: number; readonly tuning: Tuning<ET, RT> }
   | { readonly kind: "evaluate"; readonly candidate: Candidate; readonly goal: Goal }
   | { readonly kind: "gate"; readonly candidate: Candidate; readonly goal: Goal }
@@ -156,9 +169,17 @@ const goalView = (allocation: Plan["allocation"], counts: ReadonlyMap<Unit, Read
 const countsOf = (model: Model, units: ReadonlyArray<Unit>, allocation: Plan["allocation"]): Goal =>
   goalView(allocation, new Map(units.map((unit) => [unit, unitCounts(model.config, unit)])))
 
-/** Units removed in all layers going from `from` to `to`. */
-const unitsRemoved = (from: Goal, to: Goal) =>
-  [...from.entries()].reduce((sum, [unit, counts]) => sum + counts.reduce((s, c, l) => s + c - to.get(unit)![l], 0), 0)
+/** Units of each kind removed in all layers going from `from` to `to`. */
+const unitsRemoved = (from: Goal, to: Goal): Array<readonly [Unit, number]> =>
+  [...from.entries()].map(([unit, counts]) => [unit, counts.reduce((s, c, l) => s + c - to.get(unit)![l], 0)] as const)
+
+/** The `pruned` record of a step: each kind counted on its own (neurons and key/value groups are not one unit). */
+const prunedRecord = (removed: ReadonlyArray<readonly [Unit, number]>, detail: string): NonNullable<ModelState["pruned"]> => ({
+  unit: removed[0][0],
+  removed: removed[0][1],
+  ...(removed.length > 1 ? { perUnit: Object.fromEntries(removed) } : {}),
+  detail
+})
 
 const describeGoal = (goal: Goal) =>
   [...goal.entries()].map(([unit, counts]) => `${unit} ${[...new Set(counts)].join("/")}`).join(", ")
@@ -166,6 +187,14 @@ const describeGoal = (goal: Goal) =>
 export const stageName = (strategy: Strategy, iteration: number) => `${strategy}-${String(iteration).padStart(3, "0")}`
 
 const elapsed = (since: number) => (performance.now() - since) / 1000
+
+/** What a tuning has recorded so far, to be saved with its snapshot. */
+const tuningSoFar = (tuning: Tuning<unknown, unknown>): TuningSoFar => ({
+  losses: [...tuning.losses],
+  tokens: tuning.tokens,
+  metrics: Object.fromEntries(Object.entries(tuning.metrics).map(([name, values]) => [name, [...values]])),
+  seconds: tuning.priorSeconds + elapsed(tuning.started)
+})
 
 export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS = never>(
   setup: LoopSetup<EP, RP, ET, RT, EE, RE, ES, RS>,
@@ -232,10 +261,16 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
       position: number,
       weights: Model,
       where: string,
-      tuner?: { kind: string; snapshot: TunerSnapshot }
+      tuner?: { kind: string; snapshot: TunerSnapshot; soFar: TuningSoFar }
     ) =>
       Effect.gen(function*() {
-        const { iteration, attempt } = candidate.state
+        const { iteration, attempt, timings, pruned, tune } = candidate.state
+        const record: IterationRecord = {
+          timings,
+          ...(pruned !== undefined ? { pruned } : {}),
+          ...(tune !== undefined ? { tune } : {}),
+          ...(tuner !== undefined ? { tuning: tuner.soFar } : {})
+        }
         const info = encodeResumeInfo({
           format: "simmer-resume-v2",
           strategy,
@@ -243,7 +278,8 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
           attempt,
           goal: [...goal.entries()],
           tuner: position,
-          ...(tuner !== undefined ? { tunerKind: tuner.kind, tunerState: tuner.snapshot.state } : {})
+          ...(tuner !== undefined ? { tunerKind: tuner.kind, tunerState: tuner.snapshot.state } : {}),
+          record
         })
         const saved = yield* Effect.result(store.saveResume({ info, model: { ...setup.stageTemplate, ...weights }, tensors: tuner?.snapshot.tensors ?? [] }))
         const message = saved._tag === "Success"
@@ -273,11 +309,23 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
 
     const resumed = (resume: ResumeStart): Cursor<ET, RT> => {
       const goal = new Map(resume.goal.map(([u, c]) => [u, [...c]]))
-      const candidate = { held: resume.model, state: stateOf(resume.model, resume.iteration, resume.attempt, "pruned") }
+      // The candidate as it stood, with what it had recorded (its timings, pruning, last tuning).
+      const { tuning: soFar, ...recorded } = resume.record ?? { timings: {} }
+      const candidate = {
+        held: resume.model,
+        state: stateOf(resume.model, resume.iteration, resume.attempt, "pruned", { ...recorded, timings: recorded.timings ?? {} })
+      }
       // Past the last tuner the model was tuned (and through afterTune) and only waits for its evaluation.
       return resume.tuner >= setup.tuners.length
         ? { kind: "evaluate", candidate, goal }
-        : { kind: "tune", candidate, goal, position: resume.tuner, ...(resume.snapshot !== undefined ? { snapshot: resume.snapshot } : {}) }
+        : {
+          kind: "tune",
+          candidate,
+          goal,
+          position: resume.tuner,
+          ...(resume.snapshot !== undefined ? { snapshot: resume.snapshot } : {}),
+          ...(resume.snapshot !== undefined && soFar !== undefined ? { soFar } : {})
+        }
     }
 
     const first: Cursor<ET, RT> = start.resume !== undefined
@@ -318,7 +366,7 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
             }
             const state = stateOf(model, cursor.iteration, cursor.attempt, "pruned", {
               timings: { prune: elapsed(started) },
-              pruned: { unit: units[0], removed: unitsRemoved(countsOf(accepted, units, plan.allocation), cursor.goal), detail: describeGoal(cursor.goal) }
+              pruned: prunedRecord(unitsRemoved(countsOf(accepted, units, plan.allocation), cursor.goal), describeGoal(cursor.goal))
             })
             return emit(state, { kind: "tune", candidate: { state, held: model }, goal: cursor.goal, position: 0 } as Cursor<ET, RT>)
           }
@@ -341,7 +389,18 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
                 Scope.provide(scope),
                 Effect.onError(() => Scope.close(scope, Exit.void))
               )
-            const tuning: Tuning<ET, RT> = { session, scope, kind: tuner.kind, started: performance.now(), losses: [], metrics: {}, tokens: 0 }
+            // A resumed tuning goes on counting from where it stopped.
+            const soFar = cursor.soFar
+            const tuning: Tuning<ET, RT> = {
+              session,
+              scope,
+              kind: tuner.kind,
+              started: performance.now(),
+              priorSeconds: soFar?.seconds ?? 0,
+              losses: [...(soFar?.losses ?? [])],
+              metrics: Object.fromEntries(Object.entries(soFar?.metrics ?? {}).map(([name, values]) => [name, [...values]])),
+              tokens: soFar?.tokens ?? 0
+            }
             return yield* step({ kind: "step", candidate, goal: cursor.goal, position, tuning })
           }
           case "step": {
@@ -365,7 +424,7 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
                   losses: tuning.losses,
                   ...(Object.keys(tuning.metrics).length > 0 ? { metrics: tuning.metrics } : {})
                 },
-                timings: { ...candidate.state.timings, tune: (candidate.state.timings.tune ?? 0) + elapsed(tuning.started) }
+                timings: { ...candidate.state.timings, tune: (candidate.state.timings.tune ?? 0) + tuning.priorSeconds + elapsed(tuning.started) }
               }
               return emit(state, { kind: "tune", candidate: { state, held }, goal: cursor.goal, position: position + 1 } as Cursor<ET, RT>)
             }
@@ -373,7 +432,8 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
               const snapshot = yield* session.snapshot
               return yield* saveAndStop(candidate, cursor.goal, position, session.current(), `at ${tuning.kind} step ${session.stepsDone()} of ${session.steps}`, {
                 kind: tuning.kind,
-                snapshot
+                snapshot,
+                soFar: tuningSoFar(tuning)
               })
             }
             // Kernels run synchronously; yielding lets a signal be seen between steps.
@@ -392,6 +452,7 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
               steps: session.steps,
               loss: done.loss,
               tokens: done.tokens,
+              tuningTokens: tuning.tokens,
               metrics: done.metrics,
               seconds: elapsed(tuning.started)
             }

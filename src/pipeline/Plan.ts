@@ -12,7 +12,7 @@ import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { isMap, LineCounter, parseDocument } from "yaml"
 import { formatPath } from "../io/Errors.ts"
-import { decodeOptions, describeProblems, type Problem } from "../io/SchemaProblems.ts"
+import { closestKey, decodeOptions, describeProblems, type Problem } from "../io/SchemaProblems.ts"
 import { ScheduleKinds } from "../prune/Schedule.ts"
 import { defaultScorer, scorersFor } from "../prune/Scores.ts"
 import { hubIdUnlessLocal } from "../hub/HubId.ts"
@@ -30,6 +30,12 @@ export const Unit = Schema.Literals(Units)
 /** One unit, or a list pruned in turn within an iteration. */
 export const UnitChoice = Schema.Union([Unit, Schema.NonEmptyArray(Unit)])
 
+
+/** A scorer for every unit, or one per unit (`{ neurons: wanda, heads: contribution }`; a unit left out gets its default). */
+export const ScorerChoice = Schema.Union([
+  Schema.String,
+  Schema.Struct({ neurons: Schema.optionalKey(Schema.String), heads: Schema.optionalKey(Schema.String), layers: Schema.optionalKey(Schema.String) })
+])
 
 /** How small the model must become: a fraction of its non-embedding parameters, or units per layer. */
 export const Target = Schema.Union([
@@ -64,8 +70,8 @@ export const Plan = Schema.Struct({
   unit: UnitChoice.pipe(withDefault("neurons")),
   iterations: PositiveInt.pipe(withDefault(8)),
   schedule: Schema.Literals(ScheduleKinds).pipe(withDefault("constant")),
-  /** Importance scorer; by default the unit's own (see `simmer prune --help`). */
-  scorer: Schema.optionalKey(Schema.String),
+  /** Importance scorer, one for every unit or one per unit; by default each unit's own (see `simmer prune --help`). */
+  scorer: Schema.optionalKey(ScorerChoice),
   /**
    * Neurons and heads: the same count kept in every layer (a standard Hugging Face config), or
    * one ranking across layers (layers of different widths; see the README, "Layers of different widths").
@@ -106,6 +112,13 @@ export type Plan = typeof Plan.Type
 /** The bundled base model, for plans that say `model: base`. */
 export const bundledModelPath = fileURLToPath(new URL("../../models/base", import.meta.url))
 
+/**
+ * The bundled model a `model:` entry probably meant when it names no folder: a bare name close
+ * to a bundled one (`basee`, `Base`), else undefined.
+ */
+export const bundledModelMeant = (written: string): string | undefined =>
+  /[/\\]/.test(written) || written === "base" ? undefined : closestKey(written, ["base"])
+
 /** The checkpoint folder a plan names: the bundled model, or the path (made absolute when the plan was read). */
 export const resolveModelPath = (plan: Plan): string => (plan.model === "base" ? bundledModelPath : plan.model)
 
@@ -125,8 +138,9 @@ export const planSeqLen = (plan: Plan): number => Math.max(...plannedTuners(plan
 
 export const planUnitsOf = (plan: Plan): ReadonlyArray<Unit> => (typeof plan.unit === "string" ? [plan.unit] : plan.unit)
 
-/** The scorer used for `unit`: the plan's, else the unit's default. */
-export const scorerFor = (plan: Plan, unit: Unit): string => plan.scorer ?? defaultScorer[unit]
+/** The scorer used for `unit`: the plan's (for that unit), else the unit's default. */
+export const scorerFor = (plan: Plan, unit: Unit): string =>
+  (typeof plan.scorer === "string" ? plan.scorer : plan.scorer?.[unit]) ?? defaultScorer[unit]
 
 export class InvalidPlan extends Schema.TaggedError<InvalidPlan>()("InvalidPlan", {
   path: Schema.String,
@@ -164,10 +178,26 @@ const crossKeyProblems = (raw: Record<string, unknown>): Array<Problem> => {
   const units = rawUnits(raw)
   if (units === undefined) return []
   const problems: Array<Problem> = []
+  // Every scorer named must score its unit; the valid ones are listed per unit.
+  const cannot = (scorer: string, unit: Unit) => `"${scorer}" cannot score ${unit}; choose one of ${scorersFor[unit].join(", ")}`
   if (typeof raw.scorer === "string") {
     const scorer = raw.scorer
-    for (const unit of units.filter((u) => !scorersFor[u].includes(scorer))) {
-      problems.push({ path: ["scorer"], message: `"${scorer}" cannot score ${unit}; choose one of ${scorersFor[unit].join(", ")}` })
+    const wrong = units.filter((u) => !scorersFor[u].includes(scorer))
+    for (const unit of wrong) {
+      problems.push({
+        path: ["scorer"],
+        message: cannot(scorer, unit) +
+          (units.length > 1 ? `, or name one per unit: scorer: { ${units.map((u) => `${u}: ${scorersFor[u].includes(scorer) ? scorer : defaultScorer[u]}`).join(", ")} }` : "")
+      })
+    }
+  } else if (isRecord(raw.scorer)) {
+    for (const [unit, scorer] of Object.entries(raw.scorer)) {
+      if (!(Units as ReadonlyArray<string>).includes(unit) || typeof scorer !== "string") continue
+      if (!units.includes(unit as Unit)) {
+        problems.push({ path: ["scorer", unit], message: `the plan does not prune ${unit} (unit: ${units.join(", ")}); add ${unit} to unit, or remove it here` })
+      } else if (!scorersFor[unit as Unit].includes(scorer)) {
+        problems.push({ path: ["scorer", unit], message: cannot(scorer, unit as Unit) })
+      }
     }
   }
   const tuners = Array.isArray(raw.tuner) ? raw.tuner : [raw.tuner]

@@ -25,7 +25,7 @@ import type { ModelConfig } from "../model/ModelConfig.ts"
 import { unreachableShare } from "../prune/ParameterShare.ts"
 import { rewardConfigProblem } from "../reward/RewardCheckpoint.ts"
 import { unitCounts } from "../prune/Select.ts"
-import { isRecord, rawUnits, Target } from "./Plan.ts"
+import { bundledModelMeant, isRecord, rawUnits, Target } from "./Plan.ts"
 
 const decodeHubDatasetRef = Schema.decodeUnknownResult(HubDatasetRef)
 
@@ -58,7 +58,12 @@ const checkModel = Effect.fnUntraced(function*(written: string, dir: string, fol
   const entries = yield* listCheckpointFolder(dir).pipe(Effect.result)
   if (Result.isFailure(entries)) {
     const kind = yield* kindOf(dir)
-    return problem(kind === "file" ? `${dir} is a file, not a checkpoint folder` : `${dir} does not exist${readFrom(written, folder)}`)
+    const meant = bundledModelMeant(written)
+    return problem(
+      kind === "file"
+        ? `${dir} is a file, not a checkpoint folder`
+        : `${dir} does not exist${meant !== undefined ? `; did you mean ${meant}, the bundled model?` : readFrom(written, folder)}`
+    )
   }
   const hfConfig = yield* readHfConfig(join(dir, configFileName)).pipe(Effect.result)
   if (Result.isFailure(hfConfig)) return problem(hfConfig.failure.message)

@@ -10,7 +10,7 @@
  * resume point. The run reserves its estimated peak memory before it loads anything, and every
  * model it holds is released when the stream ends, however it ends.
  */
-import { Effect, Option, Stream } from "effect"
+import { Cause, Effect, Option, Stream } from "effect"
 import { loadCheckpoint, readCheckpointConfig } from "../io/Checkpoint.ts"
 import { CorruptRunFile } from "../io/RunFolder.ts"
 import type { DatasetScore, RunEvent, Strategy } from "../io/RunEvent.ts"
@@ -29,6 +29,7 @@ import { type Plan, plannedTuners, planSeqLen } from "./Plan.ts"
 import { planFootprint, planMemoryAdvice } from "./PlanFootprint.ts"
 import { calibrationData, makePruneFn } from "./Pruning.ts"
 import { decodeResumeInfo } from "./ResumePoint.ts"
+import { recordFailure } from "./RunFailure.ts"
 import type { LoopUpdate, RunUpdate } from "./RunUpdate.ts"
 
 export interface RunOptions<ES = never, RS = never> {
@@ -109,7 +110,7 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
     /** Where `strategy` starts or continues: its last accepted checkpoint that verifies, and a saved resume point. */
     const startOf = (strategy: Strategy, events: ReadonlyArray<RunEvent>, originalMetrics: Readonly<Record<string, DatasetScore>>) =>
       Effect.gen(function*() {
-        let start: LoopStart = { accepted: borrowModel(original), acceptedStage: stageName("ptl", 0), iteration: 0, acceptedMetrics: originalMetrics }
+        let start: LoopStart = { accepted: borrowModel(original), acceptedStage: `stages/${stageName("ptl", 0)}`, iteration: 0, acceptedMetrics: originalMetrics }
         const candidates = events
           .filter((e) => e.strategy === strategy && e.phase === "accepted" && e.iteration > 0 && e.checkpoint !== undefined)
           .sort((a, b) => b.seq - a.seq)
@@ -155,13 +156,17 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
             goal: info.goal,
             tuner: info.tuner,
             model,
-            ...(info.tunerState !== undefined ? { snapshot: { state: info.tunerState, tensors: saved.value.tensors } } : {})
+            ...(info.tunerState !== undefined ? { snapshot: { state: info.tunerState, tensors: saved.value.tensors } } : {}),
+            ...(info.record !== undefined ? { record: info.record } : {})
           }
         }
       })
 
+    /** The strategy the run is at, for the `failed` event should it fail. */
+    let current: Strategy = "ptl"
     const strategyStream = (strategy: Strategy) =>
       Stream.unwrap(Effect.gen(function*() {
+        current = strategy
         const events = yield* store.events
         if (events.some((e) => e.strategy === strategy && e.phase === "finished")) return Stream.empty
         const originalMetrics = events.find((e) => e.strategy === "ptl" && e.iteration === 0 && e.phase === "evaluated")?.metrics ?? {}
@@ -205,6 +210,15 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
       Stream.concat(Stream.fromIterable(strategies).pipe(Stream.flatMap(strategyStream))),
       // After an interruption nothing else starts: the run stops where it is.
       Stream.takeUntil((update) => update._tag === "State" && update.state.phase === "interrupted"),
-      Stream.mapEffect(persist)
+      Stream.mapEffect(persist),
+      // A failure is logged (with its error) and recorded before it ends the stream.
+      Stream.catchCause((cause) =>
+        Cause.hasInterruptsOnly(cause)
+          ? Stream.failCause(cause)
+          : Stream.unwrap(Effect.map(recordFailure(current, cause, originalSize), (event) => {
+            const failed: ReadonlyArray<RunUpdate> = event === undefined ? [] : [{ _tag: "Event", event }]
+            return Stream.fromIterable(failed).pipe(Stream.concat(Stream.failCause(cause)))
+          }))
+      )
     )
   }))

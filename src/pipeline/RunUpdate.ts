@@ -18,6 +18,8 @@ export interface TuneProgress {
   readonly loss: number
   /** Tokens this step trained on. */
   readonly tokens: number
+  /** Tokens this tuning has trained on so far, steps before a resume included. */
+  readonly tuningTokens: number
   readonly metrics: Readonly<Record<string, number>>
   /** Seconds since this tuning (or its resumption) started, for rates and an ETA. */
   readonly seconds: number

@@ -12,7 +12,8 @@
  *
  * Validation is as strict as a plan's: the sweep's own problems (an unknown or unsweepable key,
  * a value that is not a non-empty list, a key both set and swept) and every combination's plan
- * problems are reported at once, each with its line in the sweep file.
+ * problems are reported at once, each with its line in the sweep file. A run is labelled by
+ * its swept values (`scorer=wanda target=0.6`), in lists and on the comparison page.
  */
 import { Effect, Schema } from "effect"
 import { type Document, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from "yaml"
@@ -102,10 +103,11 @@ export const parseSweep = (text: string, path: string, options: ParsePlanOptions
       axes.push({ key: key as SweptKey, items: value.items as ReadonlyArray<YamlNode> })
     }
     if (sweep.items.length === 0) problems.push(`${where(sweepPair.key as YamlNode)}sweep: lists no keys to vary`)
-    if (problems.length > 0) return yield* invalid(path, problems)
 
     // The plan part, checked with its own lines: the `sweep:` block blanked out, and each
     // combination's values on lines of their own after the end, mapped back to the sweep's lines.
+    // Checked even when the sweep has problems, over the keys it sweeps well, so that one typo
+    // does not hide the next.
     const lines = text.split("\n")
     const first = counter.linePos((sweepPair.key as YamlNode).range![0]).line
     const last = counter.linePos(Math.max(sweep.range![1] - 1, sweep.range![0])).line
@@ -134,11 +136,7 @@ export const parseSweep = (text: string, path: string, options: ParsePlanOptions
       for (const [key, value] of values) planDoc.set(key, value)
       runs.push({ index, values, label, text: String(planDoc), plan: parsed.success })
     }
-    if (byProblem.size > 0) {
-      return yield* invalid(
-        path,
-        [...byProblem].map(([problem, labels]) => (labels.length === combos.length ? problem : `${problem} (in ${labels.join("; ")})`))
-      )
-    }
+    problems.push(...[...byProblem].map(([problem, labels]) => (labels.length === combos.length ? problem : `${problem} (in ${labels.join("; ")})`)))
+    if (problems.length > 0) return yield* invalid(path, problems)
     return runs
   })

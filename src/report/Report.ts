@@ -95,6 +95,12 @@ const duration = (s: number): string => {
 
 const seconds = (s: number | undefined): string => s === undefined ? "" : Number.isFinite(s) ? s.toFixed(s < 10 ? 2 : 1) : String(s)
 
+const unitNouns: Record<string, string> = { neurons: "neurons", heads: "key/value groups", layers: "layers" }
+
+/** What a pruning step removed, each kind on its own: "516 neurons and 4 key/value groups". */
+const removedText = (pruned: NonNullable<RunEvent["pruned"]>): string =>
+  Object.entries(pruned.perUnit ?? { [pruned.unit]: pruned.removed }).map(([unit, n]) => `${count(n)} ${unitNouns[unit] ?? unit}`).join(" and ")
+
 /** "3" for the first try of iteration 3, "3b" for the second, ... */
 const attemptLabel = (row: { iteration: number; attempt: number }): string =>
   row.attempt === 0 ? String(row.iteration) : `${row.iteration}${row.attempt < 25 ? String.fromCharCode(97 + row.attempt) : `.${row.attempt}`}`
@@ -104,6 +110,7 @@ const outcomeText: Record<Outcome, string> = {
   accepted: "accepted",
   "rolled-back": "rolled back",
   interrupted: "interrupted",
+  failed: "failed",
   "in progress": "in progress"
 }
 
@@ -161,6 +168,11 @@ const status = (model: ReportModel, s: Series): string => {
     return s.targetReached
       ? "finished"
       : `finished — <b>target not reached</b>${s.finishedMessage !== undefined ? `<br><span class="pct">${esc(s.finishedMessage)}</span>` : ""}`
+  }
+  if (s.failedMessage !== undefined) {
+    const folder = model.runs.find((run) => run.name === s.run)?.folder ?? s.run
+    return `<b>failed</b><br><span class="pct">${esc(s.failedMessage)}</span><br>` +
+      `<span class="pct"><code>simmer resume ${esc(folder)}</code> tries again from the last accepted checkpoint</span>`
   }
   if (last?.outcome === "interrupted") {
     const folder = model.runs.find((run) => run.name === s.run)?.folder ?? s.run
@@ -543,7 +555,7 @@ const iterationTable = (s: Series): string => {
     const total = Object.values(r.timings).filter(Number.isFinite).reduce((a, b) => a + b, 0)
     const pruned = r.pruned === undefined
       ? ""
-      : `<span${r.pruned.detail !== undefined ? ` title="${esc(r.pruned.detail)}"` : ""}>${count(r.pruned.removed)} ${esc(r.pruned.unit)}</span>`
+      : `<span${r.pruned.detail !== undefined ? ` title="${esc(r.pruned.detail)}"` : ""}>${esc(removedText(r.pruned))}</span>`
     const cells = [
       `<td class="num">${r.iteration}</td>`,
       `<td class="num">${r.attempt}</td>`,
@@ -607,6 +619,7 @@ table.summary td.num { white-space: normal; }
 .badge.accepted { background: #d8ecf7; color: #004a75; }
 .badge.rolled-back { background: #fbe3d6; color: #8a3500; }
 .badge.interrupted { background: #f3e0ec; color: #6d2a55; }
+.badge.failed { background: #fde8e8; color: #a11; }
 .badge.in-progress { background: #fff4c7; color: #5c4b00; }
 .figures { display: flex; flex-wrap: wrap; gap: 16px; }
 figure { box-sizing: border-box; margin: 0; background: #fff; border: 1px solid #ddd; padding: 8px; flex: 0 1 540px; min-width: 320px; }
@@ -692,7 +705,22 @@ export interface WriteReportOptions {
   readonly output?: string
   /** simmer's version, shown as the page's writer. */
   readonly version?: string
+  /** What the page calls the runs, in order (a sweep's `scorer=wanda target=0.6`); default: their folders' names. */
+  readonly names?: ReadonlyArray<string>
 }
+
+/** The report of the run and the runs compared with it, as a page, writing nothing (the daemon's GET). */
+export const reportPage = Effect.fn("Report.reportPage")(function*(
+  runFolder: string,
+  compare: ReadonlyArray<string> = [],
+  options: Pick<WriteReportOptions, "version" | "names"> = {}
+): Effect.fn.Return<{ readonly html: string; readonly runs: ReadonlyArray<RunInput>; readonly warnings: ReadonlyArray<string> }, ReportError> {
+  const read = yield* Effect.forEach([runFolder, ...compare], readRun)
+  const runs = read.map((run, i) => ({ ...run, name: options.names?.[i] ?? run.name }))
+  const warnings = comparabilityWarnings(runs)
+  const generated = options.version !== undefined ? { time: new Date().toISOString(), version: options.version } : undefined
+  return { html: renderReport(runs, { warnings, ...(generated !== undefined ? { generated } : {}) }), runs, warnings }
+})
 
 /**
  * Rebuilds the report (atomically) from the run and the runs compared with it; returns its path,
@@ -703,11 +731,9 @@ export const buildReport = Effect.fn("Report.buildReport")(function*(
   compare: ReadonlyArray<string> = [],
   options: WriteReportOptions = {}
 ): Effect.fn.Return<{ readonly path: string; readonly runs: ReadonlyArray<RunInput>; readonly warnings: ReadonlyArray<string> }, ReportError | FileSystemError> {
-  const runs = yield* Effect.forEach([runFolder, ...compare], readRun)
+  const { html, runs, warnings } = yield* reportPage(runFolder, compare, options)
   const path = options.output ?? join(runFolder, "report.html")
-  const warnings = comparabilityWarnings(runs)
-  const generated = options.version !== undefined ? { time: new Date().toISOString(), version: options.version } : undefined
-  yield* writeFileAtomically(path, renderReport(runs, { warnings, ...(generated !== undefined ? { generated } : {}) }))
+  yield* writeFileAtomically(path, html)
   return { path, runs, warnings }
 })
 

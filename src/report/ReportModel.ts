@@ -24,7 +24,7 @@ export interface RunInput {
   readonly info?: RunInfo | undefined
 }
 
-export type Outcome = "original" | "accepted" | "rolled-back" | "interrupted" | "in progress"
+export type Outcome = "original" | "accepted" | "rolled-back" | "interrupted" | "failed" | "in progress"
 
 export interface Parameters {
   readonly total: number
@@ -71,6 +71,8 @@ export interface Series {
     readonly checkpoint: string | undefined
   }
   readonly finished: boolean
+  /** The error the strategy last stopped on, when its last event says it failed (a resume may go on from there). */
+  readonly failedMessage: string | undefined
   /** False when the strategy finished short of its target (every further step failed the gates), with why. */
   readonly targetReached: boolean
   readonly finishedMessage: string | undefined
@@ -96,7 +98,15 @@ export interface ReportModel {
 }
 
 const decisive = (phase: Phase): Outcome | undefined =>
-  phase === "accepted" ? "accepted" : phase === "rolled-back" ? "rolled-back" : phase === "interrupted" ? "interrupted" : undefined
+  phase === "accepted"
+    ? "accepted"
+    : phase === "rolled-back"
+    ? "rolled-back"
+    : phase === "interrupted"
+    ? "interrupted"
+    : phase === "failed"
+    ? "failed"
+    : undefined
 
 const mergeRecord = <A>(into: Record<string, A>, from: Readonly<Record<string, A>> | undefined) => {
   if (from !== undefined) for (const [k, v] of Object.entries(from)) into[k] = v
@@ -115,6 +125,12 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
   let checkpoint: string | undefined
   const messages: Array<string> = []
   for (const event of events) {
+    // A `failed` event ends the attempt; its size and metrics are the kept model's, not the attempt's.
+    if (event.phase === "failed") {
+      outcome = "failed"
+      if (event.message !== undefined && event.message !== "" && !messages.includes(event.message)) messages.push(event.message)
+      continue
+    }
     mergeRecord(metrics, event.metrics)
     mergeRecord(timings, event.timings)
     if (event.tune !== undefined) {
@@ -130,7 +146,7 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
   return {
     iteration: first.iteration,
     attempt: first.attempt,
-    outcome: first.iteration === 0 && outcome !== "interrupted" ? "original" : outcome ?? "in progress",
+    outcome: first.iteration === 0 && outcome !== "interrupted" && outcome !== "failed" ? "original" : outcome ?? "in progress",
     lastPhase: last.phase,
     parameters: parameters ?? last.parameters,
     metrics,
@@ -145,16 +161,25 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
   }
 }
 
-/** Rows in order of first appearance of (iteration, attempt). */
+/**
+ * Rows in order of first appearance of (iteration, attempt). An attempt that failed is over: the
+ * same iteration and attempt tried again by a resume is a row of its own.
+ */
 const groupAttempts = (events: ReadonlyArray<RunEvent>): Array<AttemptRow> => {
-  const groups = new Map<string, Array<RunEvent>>()
+  const groups: Array<Array<RunEvent>> = []
+  const open = new Map<string, Array<RunEvent>>()
   for (const event of events) {
     const key = `${event.iteration}/${event.attempt}`
-    const group = groups.get(key)
-    if (group === undefined) groups.set(key, [event])
-    else group.push(event)
+    let group = open.get(key)
+    if (group === undefined) {
+      group = []
+      groups.push(group)
+      open.set(key, group)
+    }
+    group.push(event)
+    if (event.phase === "failed") open.delete(key)
   }
-  return [...groups.values()].map(rowOf)
+  return groups.map(rowOf)
 }
 
 const seconds = (from: string, to: string): number | undefined => {
@@ -188,6 +213,7 @@ const seriesOf = (run: string, strategy: Strategy, events: ReadonlyArray<RunEven
     rows,
     final: { parameters: finalParameters, metrics: finalMetrics, iteration: lastAccepted?.iteration ?? 0, checkpoint: finalCheckpoint },
     finished: finishedEvents.length > 0,
+    failedMessage: events.at(-1)?.phase === "failed" ? events.at(-1)?.message ?? "" : undefined,
     targetReached: finishedEvents.every((e) => e.targetReached !== false),
     finishedMessage: finishedEvents.find((e) => e.targetReached === false)?.message,
     wallSeconds: seconds(events[0].time, events[events.length - 1].time)

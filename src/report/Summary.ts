@@ -26,6 +26,8 @@ const metricsText = (series: Series): string =>
 export interface SummaryRow {
   readonly label: string
   readonly finished: boolean
+  /** The error the strategy failed with (absent unless its last event is `failed`). */
+  readonly failed?: string
   readonly nonEmbeddingShare: number
   readonly metrics: Readonly<Record<string, { readonly accuracy?: number; readonly perplexity?: number; readonly examples: number }>>
   readonly checkpoint: string | undefined
@@ -35,6 +37,7 @@ export const summaryRows = (model: ReportModel): Array<SummaryRow> =>
   model.series.map((s) => ({
     label: s.label,
     finished: s.finished,
+    ...(s.failedMessage !== undefined ? { failed: s.failedMessage } : {}),
     nonEmbeddingShare: s.final.parameters.nonEmbedding / s.original.nonEmbedding,
     metrics: s.final.metrics,
     checkpoint: finalCheckpointPath(model, s)
@@ -45,6 +48,8 @@ export const summaryText = (model: ReportModel): string =>
     const share = `${((s.final.parameters.nonEmbedding / s.original.nonEmbedding) * 100).toFixed(1)}% of the non-embedding parameters`
     const metrics = metricsText(s)
     const checkpoint = finalCheckpointPath(model, s)
-    return `${s.label}: ${s.finished ? "finished" : "not finished"}, ${share}${metrics !== "" ? `, ${metrics}` : ""}` +
-      (checkpoint !== undefined ? `; final model ${checkpoint}` : "")
+    const state = s.finished ? "finished" : s.failedMessage !== undefined ? "failed" : "not finished"
+    return `${s.label}: ${state}, ${share}${metrics !== "" ? `, ${metrics}` : ""}` +
+      (checkpoint !== undefined ? `; final model ${checkpoint}` : "") +
+      (s.failedMessage !== undefined ? `\n  failed: ${s.failedMessage.split("\n")[0]}` : "")
   }).join("\n")

@@ -5,8 +5,8 @@
  * keeps it visible to the code that uses the sum.
  *
  * Parts: each component's total under its name, and the component's own parts under
- * `name.part` (e.g. `arith`, `arith.correct`, `arith.format`, `rm`), so the metrics say which
- * component moved. Repeated names get `#2`, `#3`, ... appended.
+ * `name.part` (e.g. `arith`, `arith.correct`, `arith.format`, and a learned model's folder name),
+ * so the metrics say which component moved. Repeated names get `#2`, `#3`, ... appended.
  */
 import { Effect } from "effect"
 import { makeReward, type Reward } from "./Reward.ts"

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url"
 import { ByteSize, Effect, Layer, Stream } from "effect"
 import { HttpIncomingMessage, type HttpServerError, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
-import { buildReport } from "../report/Report.ts"
+import { reportPage } from "../report/Report.ts"
 import { Compute } from "../services/Compute.ts"
 import { BodyTooLarge, InvalidSubmission, RunNotFound, ServerFailure, ShuttingDown, SimmerApi } from "./Api.ts"
 import { checkpointFile, listCheckpoints } from "./Checkpoints.ts"
@@ -74,10 +74,11 @@ export const RunsHandlers = HttpApiBuilder.group(
       .handle("report", ({ params }) =>
         Effect.gen(function*() {
           yield* queue.record(params.id)
-          const built = yield* buildReport(queue.folderOf(params.id), [], { version: simmerVersion }).pipe(
+          // Rendered from the run folder as it is now; a GET writes nothing there.
+          const page = yield* reportPage(queue.folderOf(params.id), [], { version: simmerVersion }).pipe(
             Effect.mapError((e) => new ServerFailure({ message: e.message }))
           )
-          return HttpServerResponse.text(readFileSync(built.path, "utf8"), { contentType: "text/html; charset=utf-8" })
+          return HttpServerResponse.text(page.html, { contentType: "text/html; charset=utf-8" })
         }))
       .handle("checkpoints", ({ params }) => Effect.andThen(queue.record(params.id), listCheckpoints(queue.folderOf(params.id))))
       .handle("download", ({ params }) =>

@@ -5,29 +5,58 @@
  */
 import type { RunEvent } from "../io/RunEvent.ts"
 import type { TuneProgress } from "../pipeline/RunUpdate.ts"
-import type { LoggedProgress } from "../services/JobStore.ts"
+import type { LoggedProgress, StrategyOutcome } from "../services/JobStore.ts"
 import type { TuningProgress } from "./Api.ts"
 
 /** The summary after `event`, given the one before it and the original model's non-embedding parameters. */
 export const progressAfter = (previous: LoggedProgress | undefined, event: RunEvent, original: number): LoggedProgress => {
   const acceptedStage = event.phase === "accepted" || event.phase === "finished" ? event.checkpoint ?? previous?.acceptedStage : previous?.acceptedStage
+  const ended = event.phase === "finished" || event.phase === "failed"
+  const share = original > 0 ? event.parameters.nonEmbedding / original : 1
+  // Metrics belong to the size they were measured on: a rolled-back event carries the candidate's
+  // metrics beside the accepted model's size, and is no measurement of it.
+  const measured = event.metrics !== undefined && ["evaluated", "accepted", "finished", "failed"].includes(event.phase)
+  const measuredOn = measured ? { strategy: event.strategy, iteration: event.iteration, attempt: event.attempt, share } : previous?.measuredOn
+  const results = ended ? { ...previous?.results, [event.strategy]: outcomeOf(event, original) } : previous?.results
   return {
     seq: event.seq,
     strategy: event.strategy,
     iteration: event.iteration,
     attempt: event.attempt,
     phase: event.phase,
-    share: original > 0 ? event.parameters.nonEmbedding / original : 1,
-    metrics: event.metrics ?? previous?.metrics ?? {},
+    share,
+    metrics: measured ? event.metrics ?? {} : previous?.metrics ?? {},
+    ...(measuredOn !== undefined ? { measuredOn } : {}),
     tuningTokens: (previous?.tuningTokens ?? 0) + (event.phase === "tuned" ? event.tune?.tokens ?? 0 : 0),
-    ...(acceptedStage !== undefined ? { acceptedStage } : {})
+    ...(acceptedStage !== undefined ? { acceptedStage } : {}),
+    ...(results !== undefined ? { results } : {})
   }
 }
+
+/** A strategy's result from its `finished` or `failed` event. */
+const outcomeOf = (event: RunEvent, original: number): StrategyOutcome => ({
+  status: event.phase === "failed" ? "failed" : "finished",
+  targetReached: event.phase === "finished" && event.targetReached !== false,
+  share: original > 0 ? event.parameters.nonEmbedding / original : 1,
+  metrics: event.metrics ?? {},
+  ...(event.checkpoint !== undefined ? { checkpoint: event.checkpoint } : {}),
+  ...(event.message !== undefined ? { message: event.message } : {})
+})
 
 /** The summary of a whole event log (a run that starts again continues from it). */
 export const progressOfLog = (events: ReadonlyArray<RunEvent>): LoggedProgress | undefined => {
   const original = events[0]?.parameters.nonEmbedding ?? 0
   return events.reduce<LoggedProgress | undefined>((progress, event) => progressAfter(progress, event, original), undefined)
+}
+
+/**
+ * Whether `progress.metrics` were measured on the state it describes; when not (a pruned or
+ * tuning model, another strategy), they must be shown as the last evaluation, with its size.
+ */
+export const measuredHere = (progress: LoggedProgress): boolean => {
+  const on = progress.measuredOn
+  return on === undefined ||
+    (on.strategy === progress.strategy && on.iteration === progress.iteration && on.attempt === progress.attempt && on.share === progress.share)
 }
 
 /** Follows one run's tuning steps and says how fast it goes. */
@@ -37,12 +66,14 @@ export const makeTuningMeter = () => {
   let key = ""
   let firstStep = 0
   let tokens = 0
+  let tuningTokens = 0
   let current: TuningProgress | undefined
   return {
     step: (p: TuneProgress): TuningProgress => {
       const k = `${p.strategy} ${p.iteration} ${p.attempt} ${p.position}`
       if (k !== key) [key, firstStep, tokens] = [k, p.step - 1, 0]
       tokens += p.tokens
+      tuningTokens = p.tuningTokens
       const stepsPerSecond = p.seconds > 0 ? (p.step - firstStep) / p.seconds : 0
       current = {
         tuner: p.tuner,
@@ -55,9 +86,9 @@ export const makeTuningMeter = () => {
       }
       return current
     },
-    /** Tokens tuned in the current tuning so far (not yet in the log). */
+    /** Tokens tuned in the current tuning so far, steps before a resume included (not yet in the log). */
     get tokens() {
-      return current === undefined ? 0 : tokens
+      return current === undefined ? 0 : tuningTokens
     },
     get current() {
       return current

@@ -14,6 +14,7 @@ import { recordInRunInfo } from "../io/RunInfo.ts"
 import type { Plan } from "../pipeline/Plan.ts"
 import { planFootprint, planMemoryAdvice } from "../pipeline/PlanFootprint.ts"
 import { planTuners, runUpdates } from "../pipeline/Run.ts"
+import { failureMessage } from "../pipeline/RunFailure.ts"
 import type { RunUpdate } from "../pipeline/RunUpdate.ts"
 import { writeReport } from "../report/Report.ts"
 import { Compute } from "../services/Compute.ts"
@@ -76,14 +77,6 @@ export interface LocalRunLayers {
 }
 
 const MIB = 2 ** 20
-
-/** The message of whatever ended a run: a typed error's own paragraph, else the defect. */
-export const failureMessage = (cause: Cause.Cause<unknown>): string => {
-  const error = Cause.squash(cause)
-  return typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" && error.message !== ""
-    ? error.message
-    : Cause.pretty(cause)
-}
 
 /**
  * Runs in this process, side by side as far as DeviceMemory allows. Each run's estimated peak

@@ -18,6 +18,7 @@ import type { JobStore, JobStoreError } from "../services/JobStore.ts"
 import { SimmerApi } from "./Api.ts"
 import { authorizationLayer } from "./Auth.ts"
 import { DaemonConfig, type DaemonSettings } from "./DaemonConfig.ts"
+import { errorBodies } from "./ErrorBodies.ts"
 import { ApiHandlers } from "./Handlers.ts"
 import { RunHub } from "./RunHub.ts"
 import { RunQueueLive } from "./RunQueue.ts"
@@ -56,7 +57,8 @@ export const daemonServices = (settings: DaemonSettings, layers: DaemonLayers) =
 export const daemonLayer = (settings: DaemonSettings, layers: DaemonLayers, listen: ListenOptions) => {
   const api = HttpApiBuilder.layer(SimmerApi, { openapiPath: "/v1/openapi.json" }).pipe(
     Layer.provide(ApiHandlers),
-    Layer.provide(authorizationLayer(settings.token))
+    Layer.provide(authorizationLayer(settings.token)),
+    Layer.merge(errorBodies)
   )
   const http = HttpRouter.serve(api, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { host: listen.host, port: listen.port, gracefulShutdownTimeout: "1 second" }))

@@ -7,8 +7,9 @@
  * readable, something to tune on: 400) with its estimated peak within the whole memory budget
  * (422). Only a plan that can never fit is refused; one that must wait for other runs is queued.
  */
+import { relative } from "node:path"
 import { Effect } from "effect"
-import { bundledModelPath, parsePlan, type Plan, resolveModelPath } from "../pipeline/Plan.ts"
+import { bundledModelMeant, bundledModelPath, parsePlan, type Plan, resolveModelPath } from "../pipeline/Plan.ts"
 import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import { preflight } from "../pipeline/Preflight.ts"
@@ -42,6 +43,12 @@ export const admitPlan = (text: string, context: SubmissionContext) =>
     // Hub ids are fetched into the cache now and pinned; the roots then apply to the cache's folders.
     const { plan, pins } = yield* pinHubRefs(written).pipe(Effect.mapError((e) => new InvalidSubmission({ message: e.message, problems: [e.message] })))
     const modelPath = resolveModelPath(plan)
+    // A bare name near a bundled model's is a typo, whatever lies beside the plan's folder.
+    const meant = bundledModelMeant(relative(context.folder, modelPath))
+    if (meant !== undefined && outsideRoots(modelPath, context.allowedRoots) !== undefined) {
+      const problem = `model: "${relative(context.folder, modelPath)}" is not a bundled model; did you mean ${meant}?`
+      return yield* new InvalidSubmission({ message: `The plan cannot be run: ${problem}`, problems: [problem] })
+    }
     for (const path of [modelPath, ...planDataFiles(plan)]) {
       const why = outsideRoots(path, context.allowedRoots)
       if (why !== undefined) return yield* new PathNotAllowed({ path, message: `The plan cannot be run here: ${why}` })

@@ -21,6 +21,23 @@ export type RunStatus = typeof RunStatus.Type
 /** Statuses a run leaves only when someone asks (resume, delete). */
 export const settledStatuses: ReadonlyArray<RunStatus> = ["cancelled", "failed", "finished", "interrupted"]
 
+const Score = Schema.Struct({ accuracy: Schema.optionalKey(Schema.Number), perplexity: Schema.optionalKey(Schema.Number), examples: Schema.Int })
+
+/** How one strategy of a run ended (its `finished` or `failed` event), as result.json has it. */
+export const StrategyOutcome = Schema.Struct({
+  status: Schema.Literals(["finished", "failed"]),
+  /** False when it stopped short of the plan's target (every further step failed the gates) or failed. */
+  targetReached: Schema.Boolean,
+  /** Non-embedding parameters of its final model, as a fraction of the original's. */
+  share: Schema.Number,
+  metrics: Schema.Record(Schema.String, Score),
+  /** Its final checkpoint (a failed strategy's last accepted one), relative to the run folder. */
+  checkpoint: Schema.optionalKey(Schema.String),
+  /** Why it stopped short, or the error it failed with. */
+  message: Schema.optionalKey(Schema.String)
+})
+export type StrategyOutcome = typeof StrategyOutcome.Type
+
 /** What the last logged event of a run says, kept with its row so lists need not read event logs. */
 export const LoggedProgress = Schema.Struct({
   seq: Schema.Int,
@@ -30,11 +47,21 @@ export const LoggedProgress = Schema.Struct({
   phase: Schema.String,
   /** Non-embedding parameters left, as a fraction of the original's. */
   share: Schema.Number,
-  metrics: Schema.Record(Schema.String, Schema.Struct({ accuracy: Schema.optionalKey(Schema.Number), perplexity: Schema.optionalKey(Schema.Number), examples: Schema.Int })),
+  /** The last evaluation's metrics: of the model `measuredOn` says, which may not be this state's. */
+  metrics: Schema.Record(Schema.String, Score),
+  /** The state `metrics` were measured on (absent in summaries of older daemons). */
+  measuredOn: Schema.optionalKey(Schema.Struct({
+    strategy: Schema.String,
+    iteration: Schema.Int,
+    attempt: Schema.Int,
+    share: Schema.Number
+  })),
   /** Tokens tuned on so far, over every logged tuning. */
   tuningTokens: Schema.Int,
   /** The last accepted stage folder, relative to the run folder. */
-  acceptedStage: Schema.optionalKey(Schema.String)
+  acceptedStage: Schema.optionalKey(Schema.String),
+  /** Each strategy that ended, by name (ptl, one-shot, prune-only). */
+  results: Schema.optionalKey(Schema.Record(Schema.String, StrategyOutcome))
 })
 export type LoggedProgress = typeof LoggedProgress.Type
 

@@ -40,6 +40,7 @@ export const normalizeAnswer = (text: string): string =>
 
 /** Grades completions that end in a `#### <answer>` line against `example.answer`. */
 export const finalAnswerGrader: Grader = {
+  metric: "accuracy",
   extract: (completion) => {
     const raw = finalAnswer(completion)
     return raw === undefined ? undefined : normalizeAnswer(raw)
@@ -52,6 +53,7 @@ export const finalAnswerGrader: Grader = {
 
 /** Grades a completion by exact match (whitespace at the ends ignored) against `example.answer`. */
 export const exactMatchGrader: Grader = {
+  metric: "accuracy",
   extract: (completion) => completion.trim() || undefined,
   grade: (example: Example, completion: string) => completion.trim() === example.answer.trim()
 }
@@ -62,6 +64,7 @@ export const exactMatchGrader: Grader = {
  * pass as "129", as they would under `finalAnswerGrader`'s number normal form.
  */
 export const exactFinalAnswerGrader: Grader = {
+  metric: "accuracy",
   extract: finalAnswer,
   grade: (example: Example, completion: string) => finalAnswer(completion) === example.answer.trim()
 }

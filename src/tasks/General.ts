@@ -83,6 +83,7 @@ const SENTENCES: ReadonlyArray<(rng: Rng) => string> = [
 
 /** Text is not graded for accuracy; this exact-match grader exists only so the task is total. */
 const textGrader: Grader = {
+  metric: "accuracy",
   extract: (completion) => completion.trim() || undefined,
   grade: (example: Example, completion: string) => completion.trim() === example.completion.trim()
 }

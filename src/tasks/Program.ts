@@ -221,6 +221,7 @@ export const programParses = (completion: string): boolean => {
 
 /** pass@1 grading: the program must produce every hidden test's output within the interpreter's limits. */
 export const programGrader: Grader = {
+  metric: "pass@1",
   extract: extractProgram,
   grade: (example: Example, completion: string) => {
     const program = extractProgram(completion)

@@ -28,6 +28,8 @@ export interface Example {
 
 /** Answer extraction and grading for one kind of example. */
 export interface Grader {
+  /** What the fraction it grades correct is called: exact-match accuracy, or pass@1 for programs run against tests. */
+  readonly metric: "accuracy" | "pass@1"
   /** The answer a completion gives, normalised; `undefined` when it gives none in the expected format. */
   readonly extract: (completion: string) => string | undefined
   /** Whether `completion` is a correct answer to `example`. */
@@ -166,6 +168,7 @@ export const makeTask = <Knobs extends object>(options: {
     name,
     knobs,
     seed,
+    metric: grader.metric,
     extract: grader.extract,
     grade: grader.grade,
     example,

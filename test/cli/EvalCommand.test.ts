@@ -52,6 +52,21 @@ describe("simmer eval on a JSONL file", () => {
   }, 60_000)
 })
 
+describe("simmer eval on a built-in task", () => {
+  it("calls the program task's score pass@1, and names the built-in tasks for a --task that is neither one nor a file", async () => {
+    const [program, typo] = await Promise.all([
+      simmer(["eval", model, "--task", "program", "--examples", "2"]),
+      simmer(["eval", model, "--task", "arithmetic"], { cwd: dir })
+    ])
+    expect(program.status, program.stderr).toBe(0)
+    expect(program.stdout).toMatch(/^program \(test split\): pass@1 \d+\.\d% \(\d\/2\)/)
+    expect(typo.status).toBe(1)
+    expect(messages(typo)).toEqual([
+      `simmer: --task arithmetic is neither a built-in task (arith, program, sort, reverse, count, compare, lookup, units or general) nor a JSONL file (${join(dir, "arithmetic")} does not exist); did you mean arith?`
+    ])
+  }, 60_000)
+})
+
 describe("a checkpoint argument that is not a checkpoint folder", () => {
   it("gets inspect's message in eval too (was ENOTDIR, and 'has no tokenizer' for a missing folder)", async () => {
     const file = join(dir, "one.jsonl")

@@ -174,3 +174,26 @@ describe("a reward rule that cannot grade the tuning data (issue 24.11)", () => 
     expect(fits.status, fits.stderr).toBe(0)
   }, 60_000)
 })
+
+describe("a scorer per unit", () => {
+  it("is checked unit by unit, each with its valid scorers; one scorer for several units that cannot score them all says how to name one each", async () => {
+    writeFileSync(join(dir, "plans", "per-unit.yaml"), plan("target: { parameters: 0.6 }\nunit: [neurons, heads]\nscorer: { neurons: contribution, heads: wanda, layers: skip-loss }\n"))
+    writeFileSync(join(dir, "plans", "one-for-all.yaml"), plan("target: { parameters: 0.6 }\nunit: [neurons, heads]\nscorer: wanda\n"))
+    writeFileSync(join(dir, "plans", "per-unit-good.yaml"), plan("target: { parameters: 0.6 }\nunit: [neurons, heads]\nscorer: { neurons: wanda, heads: contribution }\n"))
+    const [perUnit, oneForAll, good] = await Promise.all([
+      simmer(["plan", "check", join(dir, "plans", "per-unit.yaml")]),
+      simmer(["plan", "check", join(dir, "plans", "one-for-all.yaml")]),
+      simmer(["plan", "check", join(dir, "plans", "per-unit-good.yaml")])
+    ])
+    expect(messages(perUnit).slice(1)).toEqual([
+      '  line 8: scorer.neurons: "contribution" cannot score neurons; choose one of activation, contrastive, taylor, wanda, random',
+      '  line 8: scorer.heads: "wanda" cannot score heads; choose one of contribution, random',
+      "  line 8: scorer.layers: the plan does not prune layers (unit: neurons, heads); add layers to unit, or remove it here"
+    ])
+    expect(messages(oneForAll).slice(1)).toEqual([
+      '  line 8: scorer: "wanda" cannot score heads; choose one of contribution, random, or name one per unit: scorer: { neurons: wanda, heads: contribution }'
+    ])
+    expect(good.status, good.stderr).toBe(0)
+    expect(good.stdout).toContain("neurons (scorer wanda), heads (scorer contribution)")
+  }, 60_000)
+})

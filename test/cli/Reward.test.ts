@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 const root = join(import.meta.dirname, "../..")
@@ -25,6 +26,16 @@ describe("simmer reward", () => {
     expect(typeof document.score).toBe("number")
     expect(Math.abs((document.score as number) - score)).toBeLessThan(1e-5)
     expect(document.results[0].ids).toEqual(input_ids)
+  })
+
+  it("names the characters its tokenizer does not know, as generate does", () => {
+    const judge = join(mkdtempSync(join(tmpdir(), "simmer-reward-")), "judge")
+    cpSync(fixture, judge, { recursive: true })
+    for (const file of ["tokenizer.json", "tokenizer_config.json"]) cpSync(join(root, "models/base", file), join(judge, file))
+    const result = simmer("reward", judge, "--prompt", "what is 2+3?\n", "--completion", "Five")
+    expect(result.status, result.stderr).toBe(0)
+    expect(result.stderr).toContain(`[warn] the tokenizer of ${judge} does not know "F": the model sees the unknown token for it.`)
+    rmSync(join(judge, ".."), { recursive: true, force: true })
   })
 
   it("refuses a causal LM with the reason, exit code 1", () => {

@@ -1,6 +1,6 @@
 /**
  * `simmer run` and `simmer resume` as a user meets them (issue 14, items 1-6): one writer per
- * run folder, a stop that logs `interrupted` and exits 75, a target that cannot be reached
+ * run folder (`run --replace` of a folder in use is refused too), a stop that logs `interrupted` and exits 75, a target that cannot be reached
  * said as such with its own exit code, nothing created for a plan that cannot run (a missing
  * model, one too large for the memory budget), `--replace`, and `resume` on a finished run.
  */
@@ -58,10 +58,19 @@ describe("simmer run and resume", () => {
       // Paused while it evaluates the original, so it is still at work whatever the machine's speed.
       first.kill("SIGSTOP")
 
-      // A second writer is refused, naming the one at work.
-      const second = yield* Effect.promise(() => simmer(["resume", dir, "--workers", "1"]))
+      // A second writer is refused, naming the one at work: a resume, and a run that would replace the folder.
+      const logged = readFileSync(join(dir, "events.ndjson"), "utf8")
+      const [second, replacing] = yield* Effect.promise(() =>
+        Promise.all([
+          simmer(["resume", dir, "--workers", "1"]),
+          simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--replace", "--workers", "1"])
+        ])
+      )
       expect(second.status).toBe(1)
       expect(second.stderr).toContain(`in use by another simmer process (pid ${first.pid}`)
+      expect(replacing.status).toBe(1)
+      expect(replacing.stderr).toContain(`in use by another simmer process (pid ${first.pid}`)
+      expect(readFileSync(join(dir, "events.ndjson"), "utf8")).toBe(logged)
 
       // SIGTERM (delivered as it wakes): the run stops at the next step boundary, logs why, and exits with 75.
       first.kill("SIGTERM")
@@ -98,6 +107,54 @@ describe("simmer run and resume", () => {
       expect(finished).toMatchObject({ targetReached: false })
       expect(JSON.parse(readFileSync(join(dir, "result.json"), "utf8")).strategies.ptl.targetReached).toBe(false)
       expect(readFileSync(join(dir, "report.html"), "utf8")).toContain("target not reached")
+    }), 300_000)
+
+  it.live("a run that fails leaves a record: a failed event, result.json, the report, its own exit code; a resumed failure is a row of its own", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      writeFileSync(join(tmp, "plan.yaml"), unreachablePlan("fail"))
+      const dir = join(tmp, "run")
+      const run = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"]))
+      expect(run.status, run.stderr).toBe(4)
+      // The message names the real checkpoint, in stages/.
+      expect(run.stderr).toContain(`simmer: No pruning step passed the gates at iteration 1 after 1 attempts; the last accepted checkpoint is ${join(dir, "stages", "ptl-000")}.`)
+      expect(run.stdout).toContain(`report: ${join(dir, "report.html")}`)
+      const failed = events(dir).at(-1)
+      expect(failed).toMatchObject({ phase: "failed", strategy: "ptl", iteration: 1, checkpoint: "stages/ptl-000" })
+      expect(failed.message).toContain("No pruning step passed the gates")
+      expect(JSON.parse(readFileSync(join(dir, "result.json"), "utf8")).strategies.ptl).toMatchObject({
+        checkpoint: "stages/ptl-000",
+        status: "failed",
+        targetReached: false,
+        share: 1
+      })
+      expect(readFileSync(join(dir, "report.html"), "utf8")).toContain("<b>failed</b>")
+      const report = yield* Effect.promise(() => simmer(["report", dir]))
+      expect(report.stdout).toContain("ptl: failed, 100.0% of the non-embedding parameters")
+
+      // Resumed, it tries again and fails again: two attempts, two rows, each failed.
+      const again = yield* Effect.promise(() => simmer(["resume", dir, "--workers", "1"]))
+      expect(again.status, again.stderr).toBe(4)
+      expect(readFileSync(join(dir, "report.html"), "utf8").match(/<tr class="failed">/g)).toHaveLength(2)
+    }), 300_000)
+
+  it.live("mixed units with a scorer each: events and report count neurons and key/value groups apart", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      yield* writeTinyCheckpoint(join(tmp, "model"))
+      writeFileSync(
+        join(tmp, "plan.yaml"),
+        tinyPlan("model", 1).replace("scorer: activation", "unit: [neurons, heads]\nscorer: { neurons: wanda, heads: contribution }").replace("iterations: 2", "iterations: 1")
+      )
+      const dir = join(tmp, "run")
+      const run = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"]))
+      expect(run.status, run.stderr).toBe(0)
+      const pruned = events(dir).find((e) => e.phase === "pruned").pruned
+      expect(pruned.perUnit.heads).toBe(2)
+      expect(pruned.perUnit.neurons).toBeGreaterThan(0)
+      // The neurons are counted as neurons: key/value groups are not added to them.
+      expect(pruned).toMatchObject({ unit: "neurons", removed: pruned.perUnit.neurons })
+      expect(readFileSync(join(dir, "report.html"), "utf8")).toContain(`${pruned.perUnit.neurons} neurons and 2 key/value groups`)
     }), 300_000)
 
   it.live("nothing is created for a plan that cannot run; --replace starts a folder over", () =>

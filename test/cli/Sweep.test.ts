@@ -19,10 +19,12 @@ describe("simmer sweep", () => {
     try {
       await Effect.runPromise(writeTinyRunInputs(tmp))
       const base = tinyPlan("model", { iterations: 1, steps: 1 }).replace("scorer: activation\n", "")
-      writeFileSync(join(tmp, "bad.yaml"), `${base}sweep:\n  scorer: activation\n  depth: [1, 2]\n`)
+      // Every problem at once: the sweep's own, and the plan's beside them.
+      writeFileSync(join(tmp, "bad.yaml"), `${base}sweep:\n  scorer: activation\n  depth: [1, 2]\n`.replace("iterations: 1", "iteratons: 1"))
       const refused = await simmer(["sweep", join(tmp, "bad.yaml"), "--server", daemon.url])
       expect(refused.status).toBe(1)
-      expect(refused.stderr).toContain(`simmer: ${join(tmp, "bad.yaml")} is not a valid sweep (2 problems):`)
+      expect(refused.stderr).toContain(`simmer: ${join(tmp, "bad.yaml")} is not a valid sweep (3 problems):`)
+      expect(refused.stderr).toContain('line 4: iteratons: unknown key "iteratons"; did you mean iterations?')
       expect(refused.stderr).toContain("line 14: sweep.scorer: must be a non-empty list of values (e.g. scorer: [a, b])")
       expect(refused.stderr).toContain("line 15: sweep.depth: cannot be swept; a sweep varies scorer, target, schedule, tuner, seed")
       expect((await Effect.runPromise(call(`${daemon.url}/v1/runs`))).body.total).toBe(0)
@@ -36,7 +38,10 @@ describe("simmer sweep", () => {
       expect(existsSync(join(tmp, "pair.html"))).toBe(true)
       const list = (await Effect.runPromise(call(`${daemon.url}/v1/runs`))).body
       expect(list.runs.map((r: { name: string }) => r.name).sort()).toEqual(["pair 1/2: scorer=activation", "pair 2/2: scorer=random"])
-      expect(readFileSync(join(tmp, "pair.html"), "utf8")).toContain(list.runs[0].id)
+      // The comparison names the runs by their swept values, not by their ids.
+      const page = readFileSync(join(tmp, "pair.html"), "utf8")
+      expect(page).toContain("<title>simmer report — scorer=activation, scorer=random</title>")
+      expect(ran.stdout).not.toContain(`${list.runs[0].id}:`)
     } finally {
       daemon.child.kill("SIGTERM")
       await daemon.exited

@@ -21,7 +21,7 @@ export const startDaemonProcess = (dataDir: string, roots: ReadonlyArray<string>
   new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [join(root, "bin/simmer.js"), "serve", "--data", dataDir, "--port", "0", "--workers", "1", ...roots.flatMap((r) => ["--models", r]), ...extra],
+      [join(root, "bin/simmer.js"), "serve", "--data", dataDir, ...(extra.includes("--port") ? [] : ["--port", "0"]), "--workers", "1", ...roots.flatMap((r) => ["--models", r]), ...extra],
       { cwd: root, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, SIMMER_BACKEND: "cpu" } }
     )
     let stderr = ""

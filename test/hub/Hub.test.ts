@@ -177,6 +177,19 @@ describe("models by id", () => {
     expect(blobs.every((b) => b.length === 40)).toBe(true) // only the small files' git-hashed blobs
   })
 
+  it("says so when the disk fills, and what to do", async () => {
+    await fresh()
+    hub = await startFakeHub([await tinyModel()])
+    const weights = await readFile(join(base, "model.safetensors"))
+    const blobs = join(cache, "models--simmer-tests--tiny", "blobs")
+    await mkdir(blobs, { recursive: true })
+    // Every write to /dev/full fails with ENOSPC, as on a full disk.
+    await symlink("/dev/full", join(blobs, `${createHash("sha256").update(weights).digest("hex")}.incomplete`))
+    const full = failure(await run(fetchModel(parseHubId("simmer-tests/tiny")!)))
+    expect(full.reason).toBe("disk-full")
+    expect(full.message).toMatch(/simmer-tests\/tiny: the disk holding the Hub cache \(.*\) is full; free space and run again .* or set HF_HUB_CACHE/)
+  })
+
   it("names what is wrong: unknown id, unknown revision, gated, no safetensors, no network", async () => {
     await fresh()
     const files = await modelFiles()

@@ -121,7 +121,9 @@ gates: { retry: 1 }
   it.effect("rejects a scorer that cannot score the unit, on the scorer's line", () =>
     Effect.gen(function*() {
       const problems = yield* problemsOf(`${minimal}unit: [neurons, layers]\nscorer: wanda\n`)
-      expect(problems).toEqual([`line 8: scorer: "wanda" cannot score layers; choose one of block-influence, skip-loss, random`])
+      expect(problems).toEqual([
+        `line 8: scorer: "wanda" cannot score layers; choose one of block-influence, skip-loss, random, or name one per unit: scorer: { neurons: wanda, layers: block-influence }`
+      ])
     }))
 
   it.effect("reports rules across keys together with every other problem", () =>

@@ -16,7 +16,10 @@ import { loadCheckpoint } from "../../src/io/Checkpoint.ts"
 import { disposeParams } from "../../src/model/Params.ts"
 import { verifyManifest } from "../../src/io/Manifest.ts"
 import { bundledModelPath, parsePlan, type Plan } from "../../src/pipeline/Plan.ts"
+import { comparison } from "../../src/report/Comparison.ts"
 import { readEvents } from "../../src/report/Report.ts"
+import { buildModel } from "../../src/report/ReportModel.ts"
+import { progressOfLog } from "../../src/server/Progress.ts"
 import { preflight } from "../../src/pipeline/Preflight.ts"
 import { runUpdates } from "../../src/pipeline/Run.ts"
 import { RunStore } from "../../src/services/RunStore.ts"
@@ -135,9 +138,21 @@ describe("a run", () => {
       expect(stops[2].message).toContain("after tuning, before evaluation")
       const resumed = yield* run(resumedDir, model)
       expect(resumed.some((e) => e.phase === "finished" && e.strategy === "one-shot")).toBe(true)
-      // The resumed tunings continued mid-way (fewer steps logged) instead of starting over.
-      const partial = resumed.filter((e) => e.phase === "tuned" && e.tune !== undefined && e.tune.steps < (e.strategy === "ptl" ? 3 : 6))
-      expect(partial.map((e) => `${e.strategy} ${e.iteration}`)).toEqual(["ptl 1", "ptl 2", "one-shot 1"])
+      // The resumed tunings continued mid-way, and their records count the steps before each
+      // stop: every tuning's steps, tokens and losses, the pruning and the stages timed are those
+      // of the run never interrupted, and so are the report's, the API's and the demo's spend.
+      const records = (events: ReadonlyArray<RunEvent>) =>
+        events.filter((e) => ["pruned", "tuned", "evaluated", "accepted", "finished"].includes(e.phase)).map((e) => ({
+          at: `${e.strategy} ${e.iteration}.${e.attempt} ${e.phase}`,
+          tune: e.tune,
+          pruned: e.pruned,
+          timed: Object.keys(e.timings ?? {}).sort()
+        }))
+      expect(records(resumed)).toEqual(records(straight))
+      expect(comparison(resumed).map((row) => row.tuningTokens)).toEqual(comparison(straight).map((row) => row.tuningTokens))
+      expect(progressOfLog(resumed)?.tuningTokens).toBe(progressOfLog(straight)?.tuningTokens)
+      const tuningTokens = (events: ReadonlyArray<RunEvent>) => buildModel([{ name: "run", events }]).series.map((s) => s.rows.map((r) => r.tunes.reduce((n, t) => n + t.tokens, 0)))
+      expect(tuningTokens(resumed)).toEqual(tuningTokens(straight))
       // Iteration 2 was tuned once: resumed after its tuning, it went straight to the evaluation.
       expect(resumed.filter((e) => e.strategy === "ptl" && e.iteration === 2 && e.phase === "tuned")).toHaveLength(1)
       const [a, b] = [yield* finalStageBytes(straightDir, straight), yield* finalStageBytes(resumedDir, resumed)]
@@ -205,7 +220,9 @@ describe("a run", () => {
       expect(failure._tag).toBe("NonFiniteLoss")
       const events = yield* Effect.promise(() => readFile(join(dir, "events.ndjson"), "utf8"))
       const parsed = events.trim().split("\n").map((line) => JSON.parse(line) as RunEvent)
-      expect(parsed.at(-1)?.phase).toBe("pruned")
+      // The failure is logged after the iteration's last state, with the error.
+      expect(parsed.map((e) => e.phase).slice(-2)).toEqual(["pruned", "failed"])
+      expect(parsed.at(-1)?.message).toBe(failure.message)
       yield* verifyManifest(join(dir, "stages", "ptl-000"))
     }), 60_000)
 

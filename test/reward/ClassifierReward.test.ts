@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { chmod, cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import { beforeAll } from "vitest"
 import { disposeCheckpoint, loadCheckpoint } from "../../src/io/Checkpoint.ts"
 import { readSafetensors, writeSafetensors } from "../../src/io/Safetensors.ts"
@@ -16,7 +16,9 @@ import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { classifierReward, poolIndex, scoreIds } from "../../src/reward/ClassifierReward.ts"
 import { disposeRewardCheckpoint, loadRewardCheckpoint } from "../../src/reward/RewardCheckpoint.ts"
 import type { BackendName } from "../../src/services/Compute.ts"
-import { maxAbsDiff, numTensors, useBackend } from "../helpers/backend.ts"
+import { RewardModelLive } from "../../layers/RewardModel.ts"
+import { RewardModel } from "../../src/services/RewardModel.ts"
+import { currentCompute, maxAbsDiff, numTensors, useBackend } from "../helpers/backend.ts"
 
 const fixture = join(import.meta.dirname, "../fixtures/hf-llama-reward-f32")
 
@@ -96,6 +98,28 @@ describe("reward models", () => {
       expect(scores).toEqual(direct)
       expect((yield* reward.scoreParts(prompts, completions)).parts).toEqual({})
       disposeRewardCheckpoint(model)
+    }))
+
+  it.effect("in a plan's reward are named after their folders, so the parts say which model scored", () =>
+    Effect.gen(function*() {
+      const root = yield* Effect.acquireRelease(
+        Effect.promise(() => mkdtemp(join(tmpdir(), "simmer-reward-"))),
+        (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+      )
+      // A Hub id's snapshot folder (models--org--name/snapshots/<commit>) is named after its repository.
+      const folders = ["helpful", "concise", "models--org--judge/snapshots/0123abcd"]
+      for (const folder of folders) {
+        yield* Effect.promise(() => cp(fixture, join(root, folder), { recursive: true }))
+        yield* Effect.promise(() => cp(join(import.meta.dirname, "../../models/base/tokenizer.json"), join(root, folder, "tokenizer.json")))
+      }
+      const layer = RewardModelLive(folders.map((folder) => ({ model: join(root, folder), weight: 1, batchSize: 4 })))
+      const scored = yield* Effect.gen(function*() {
+        const reward = yield* RewardModel
+        return yield* reward.scoreParts([{ prompt: "2+3=", answer: "5" }], ["5"])
+      }).pipe(
+        Effect.provide(layer.pipe(Layer.provide(currentCompute)))
+      )
+      expect(Object.keys(scored.parts)).toEqual(["helpful", "concise", "judge"])
     }))
 
   it.effect("are refused where a causal LM is needed, and a causal LM is refused as a reward model", () =>

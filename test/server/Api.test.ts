@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { createHash } from "node:crypto"
-import { readFileSync, symlinkSync, writeFileSync } from "node:fs"
+import { readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { call, parseSse, startDaemon, submit, tinyPlan, waitForStatus, writeTinyRunInputs } from "../helpers/daemon.ts"
@@ -67,8 +67,12 @@ describe("the daemon's HTTP API", () => {
       const done = yield* submit(daemon, tinyPlan("model"), folder)
       const finished = yield* waitForStatus(daemon, done.body.id, ["finished"])
       expect(finished.progress).toMatchObject({ strategy: "ptl", phase: "finished", acceptedStage: "stages/ptl-001" })
+      // A GET changes nothing: the report the run wrote stays as it was.
+      const reportFile = join(tmp, "data", "runs", done.body.id, "report.html")
+      const written = { text: readFileSync(reportFile, "utf8"), mtime: statSync(reportFile).mtimeMs }
       const report = yield* call(`${daemon.url}/v1/runs/${done.body.id}/report`)
       expect(report.status).toBe(200)
+      expect({ text: readFileSync(reportFile, "utf8"), mtime: statSync(reportFile).mtimeMs }).toEqual(written)
       expect(report.headers.get("content-type")).toContain("text/html")
       expect(report.text).toContain("<html")
       const checkpoints = (yield* call(`${daemon.url}/v1/runs/${done.body.id}/checkpoints`)).body
@@ -135,6 +139,13 @@ describe("the daemon's HTTP API", () => {
       const missing = yield* submit(daemon, tinyPlan("no-such-model"), folder)
       expect(missing.status).toBe(400)
       expect(missing.body.problems[0]).toContain(`${join(tmp, "no-such-model")} does not exist`)
+      // A typo of the bundled model's name, read from a folder inside the roots or outside them.
+      const typo = yield* submit(daemon, tinyPlan("basee"), folder)
+      expect(typo.status).toBe(400)
+      expect(typo.body.problems[0]).toContain(`${join(tmp, "basee")} does not exist; did you mean base, the bundled model?`)
+      const typoOutside = yield* submit(daemon, tinyPlan("basee"), `?folder=${encodeURIComponent(outside)}`)
+      expect(typoOutside.status).toBe(400)
+      expect(typoOutside.body.problems).toEqual(['model: "basee" is not a bundled model; did you mean base?'])
 
       for (const model of ["../" + outside.split("/").at(-1) + "/model", join(outside, "model"), "link"]) {
         const refused = yield* submit(daemon, tinyPlan(model), folder)
@@ -171,6 +182,38 @@ describe("the daemon's HTTP API", () => {
       expect((yield* call(`${daemon.url}/v1/runs`)).body.total).toBe(0)
       expect((yield* submit(daemon, tinyPlan("model"), folder)).status).toBe(201)
     }), 60_000)
+
+  it.live("every error has a JSON body with its reason: bad query parameters (400), unknown routes (404), wrong methods (405)", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const daemon = yield* startDaemon({ dataDir: join(tmp, "data"), roots: [tmp] })
+      const run = `${daemon.url}/v1/runs/20991231-235959-abcdef`
+      const bad: ReadonlyArray<[string, string]> = [
+        [`${daemon.url}/v1/runs?limit=abc`, "limit"],
+        [`${daemon.url}/v1/runs?status=bogus`, "status"],
+        [`${daemon.url}/v1/runs?limit=0`, "limit"],
+        [`${run}/events?after=abc`, "after"]
+      ]
+      for (const [url, parameter] of bad) {
+        const reply = yield* call(url)
+        expect(reply.status, url).toBe(400)
+        expect(reply.body, url).toMatchObject({ _tag: "BadRequest" })
+        expect(reply.body.message, url).toContain(parameter)
+      }
+      const priority = yield* submit(daemon, tinyPlan("model"), "?priority=high")
+      expect(priority.status).toBe(400)
+      expect(priority.body.message).toContain("priority")
+
+      const unknown = yield* call(`${daemon.url}/v1/nothing-here`)
+      expect(unknown.status).toBe(404)
+      expect(unknown.body).toMatchObject({ _tag: "RouteNotFound" })
+      expect(unknown.body.message).toContain("/v1/nothing-here")
+
+      const put = yield* call(run, { method: "PUT", body: "x" })
+      expect(put.status).toBe(405)
+      expect(put.headers.get("allow")).toBe("GET, DELETE")
+      expect(put.body.message).toContain("GET, DELETE")
+    }))
 
   it.live("with a token: 401 without it or with a wrong one; /healthz and the page need none", () =>
     Effect.gen(function*() {

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { existsSync, readFileSync, watch, writeFileSync } from "node:fs"
+import { createServer, type AddressInfo } from "node:net"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { createRunFolder } from "../../src/io/RunFolder.ts"
@@ -138,6 +139,20 @@ describe("simmer serve as a process", () => {
       third.child.kill("SIGTERM")
       expect(yield* promise(() => third.exited)).toBe(75)
     }), 60_000)
+
+  it.live("on a port in use: names the port and the process holding it, and creates nothing", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      const holder = createServer()
+      yield* promise(() => new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve)))
+      const port = (holder.address() as AddressInfo).port
+      const refused = yield* promise(() => simmer(["serve", "--port", String(port), "--data", join(tmp, "data")]))
+      holder.close()
+      expect(refused.status).toBe(1)
+      expect(refused.stderr).toContain(`Port ${port} on 127.0.0.1 is in use by pid ${process.pid}`)
+      expect(refused.stderr).toContain("--port")
+      expect(existsSync(join(tmp, "data"))).toBe(false)
+    }))
 
   it.live("refuses to listen beyond loopback without a token, saying how to give one", () =>
     Effect.gen(function*() {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { RunEvent } from "../../src/io/RunEvent.ts"
 import type { TuneProgress } from "../../src/pipeline/RunUpdate.ts"
-import { makeTuningMeter, progressOfLog } from "../../src/server/Progress.ts"
+import { makeTuningMeter, measuredHere, progressOfLog } from "../../src/server/Progress.ts"
 
 const event = (seq: number, phase: RunEvent["phase"], nonEmbedding: number, extra: Partial<RunEvent> = {}): RunEvent => ({
   seq,
@@ -29,6 +29,8 @@ const step = (step: number, seconds: number, tokens = 50): TuneProgress => ({
   steps: 20,
   loss: 1 / step,
   tokens,
+  // Ten steps of 50 tokens before the resume, then these.
+  tuningTokens: tokens * (step - 10) + 500,
   metrics: {},
   seconds
 })
@@ -52,10 +54,18 @@ describe("progress", () => {
       phase: "evaluated",
       share: 0.75,
       metrics: { arith: { accuracy: 0.85, examples: 10 } },
+      measuredOn: { strategy: "ptl", iteration: 1, attempt: 0, share: 0.75 },
       tuningTokens: 400,
       acceptedStage: "stages/ptl-000"
     })
     expect(progressOfLog([])).toBeUndefined()
+    // While the next iteration tunes, the metrics are still iteration 1's, and say so.
+    const tuning = progressOfLog([
+      event(0, "loaded", 1000),
+      event(1, "evaluated", 1000, { metrics: { arith: { accuracy: 0.9, examples: 10 } } }),
+      event(3, "pruned", 750)
+    ])!
+    expect([tuning.measuredOn, measuredHere(tuning)]).toEqual([{ strategy: "ptl", iteration: 0, attempt: 0, share: 1 }, false])
   })
 
   it("measures a tuning resumed at step 11 from there: five steps in 2 s is 2.5 steps/s, and the 5 left take 2 s", () => {
@@ -63,7 +73,8 @@ describe("progress", () => {
     expect(meter.current).toBeUndefined()
     for (const [n, seconds] of [[11, 0.5], [12, 0.9], [13, 1.2], [14, 1.6], [15, 2]] as const) meter.step(step(n, seconds))
     expect(meter.current).toEqual({ tuner: "sft", step: 15, steps: 20, loss: 1 / 15, stepsPerSecond: 2.5, tokensPerSecond: 125, etaSeconds: 2 })
-    expect(meter.tokens).toBe(250)
+    // The tuning's tokens count the ten steps before the resume too; the rate only those seen.
+    expect(meter.tokens).toBe(750)
     meter.reset()
     expect([meter.current, meter.tokens]).toEqual([undefined, 0])
   })
