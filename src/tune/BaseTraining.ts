@@ -1,6 +1,6 @@
 /**
  * The recipe that trains simmer's bundled base model from scratch: a small Llama-style
- * character model on a seeded mix of the built-in tasks (arith, program, general).
+ * character model on a seeded mix of built-in tasks (by default arith, program, general; `--tasks` picks others).
  *
  * Every step draws fresh examples of one task (so a batch is as long as that task's examples,
  * not the longest task's): which task and which examples are a function of (seed, step) alone,
