@@ -5,19 +5,19 @@
  *   completion  "#### 3"
  *   answer      "3"
  *
- * The digit asked about is usually one the string contains (nine times in ten), so "0" is a
- * rare answer rather than a safe guess. Knobs: `minLength` .. `maxLength` (digits in the
- * string) and `maxChars`.
+ * The count is drawn first, uniformly from 0 to min(5, length), and the string built around it,
+ * so no answer is a safe guess (with counts as they fall in random strings, always answering
+ * "1" scores about half). Knobs: `minLength` .. `maxLength` (digits in the string) and `maxChars`.
  */
 import { finalAnswerGrader } from "./Answer.ts"
 import { LengthKnobs, lengthKnobsProblem, type LengthSettings } from "./LengthKnobs.ts"
-import { between, drawString, makeTask, pick, type Task, withDefaults } from "./Task.ts"
+import { between, drawString, makeTask, type Task, withDefaults } from "./Task.ts"
 
 export const CountKnobs = LengthKnobs
 export type CountKnobs = LengthKnobs
 export type CountSettings = LengthSettings
 
-/** Five to twelve digits: counts from 0 to about 5. */
+/** Five to twelve digits. */
 export const countDefaults: CountSettings = { minLength: 5, maxLength: 12, maxChars: 120 }
 
 export const countKnobsProblem = lengthKnobsProblem
@@ -25,6 +25,8 @@ export const countKnobsProblem = lengthKnobsProblem
 export const resolveCountKnobs = (knobs: CountKnobs = {}): CountSettings => withDefaults(countDefaults, knobs)
 
 const DIGITS = "0123456789"
+/** The largest count asked for: counting further is not a different skill. */
+const MAX_COUNT = 5
 
 /** The `count` task with the given knobs (defaults filled in) and seed. */
 export const count = (knobs: CountKnobs = {}, seed = 0): Task<CountSettings> => {
@@ -37,9 +39,13 @@ export const count = (knobs: CountKnobs = {}, seed = 0): Task<CountSettings> => 
     seed,
     grader: finalAnswerGrader,
     draw: (rng) => {
-      const digits = drawString(rng, DIGITS, between(rng, k.minLength, k.maxLength))
-      const target = rng.int(10) === 0 ? pick(rng, [...DIGITS]) : pick(rng, [...digits])
-      const answer = String([...digits].filter((d) => d === target).length)
+      const length = between(rng, k.minLength, k.maxLength)
+      const target = DIGITS[rng.int(10)]
+      const occurrences = between(rng, 0, Math.min(MAX_COUNT, length))
+      const at = new Set(rng.shuffle(Array.from({ length }, (_, i) => i)).slice(0, occurrences))
+      const others = DIGITS.replace(target, "")
+      const digits = Array.from({ length }, (_, i) => (at.has(i) ? target : drawString(rng, others, 1))).join("")
+      const answer = String(occurrences)
       const prompt = `count ${target} in ${digits}\n`
       const completion = `#### ${answer}`
       if (prompt.length + completion.length > k.maxChars) return undefined

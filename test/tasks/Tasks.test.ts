@@ -87,7 +87,7 @@ describe("alphabet", () => {
       sort({ minLength: 1, maxLength: 30 }, 1),
       reverse({ minLength: 1, maxLength: 30 }, 1),
       count({ minLength: 1, maxLength: 30 }, 1),
-      compare({ digits: 9 }, 1),
+      compare({ digits: 9, numbers: 8, maxChars: 200 }, 1),
       lookup({ minPairs: 1, maxPairs: 26, maxChars: 200 }, 1),
       units({ maxQuantity: 999 }, 1)
     ]
@@ -141,6 +141,7 @@ describe("TaskRef", () => {
       { task: "count", minLength: 9, maxLength: 3 },
       { task: "compare", digits: 13 },
       { task: "compare", maxChars: 8 },
+      { task: "compare", numbers: 1 },
       { task: "lookup", minPairs: 0 },
       { task: "lookup", minPairs: 7, maxPairs: 3 },
       { task: "units", maxQuantity: 0 },
