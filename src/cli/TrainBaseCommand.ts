@@ -36,7 +36,7 @@ import {
 import { Gradients } from "../services/Gradients.ts"
 import type { TaskName } from "../tasks/Task.ts"
 import { pathExists } from "../io/AtomicWrite.ts"
-import { loadTrainingState, removeTrainingState, saveTrainingState, trainingStateDir } from "../tune/BaseTrainingResume.ts"
+import { loadTrainingState, lockTraining, removeTrainingState, saveTrainingState, trainingStateDir } from "../tune/BaseTrainingResume.ts"
 import { backendFlag, jsonFlag, seedFlag, withRange, withShownDefault, workersFlag } from "./Flags.ts"
 import { ExitCode, InvalidArguments } from "./Output.ts"
 import { makeProgress } from "./Progress.ts"
@@ -132,6 +132,7 @@ export const trainBaseCommand = Command.make(
     if (!input.replace && (yield* pathExists(input.out))) {
       return yield* new InvalidArguments({ message: `${input.out} already exists; choose another --out or pass --replace.` })
     }
+    yield* lockTraining(input.out)
     const stateDir = trainingStateDir(input.out)
     const settings = { recipe, init: init ?? null }
     const resumed = yield* loadTrainingState(stateDir, config, settings)
@@ -230,7 +231,7 @@ export const trainBaseCommand = Command.make(
         )
       }
     }
-  })
+  }, Effect.scoped)
 ).pipe(
   Command.withDescription("Train the bundled base model from scratch on the built-in tasks, evaluate it and save it."),
   Command.withExamples([{ command: "simmer train-base --out models/base --steps 3000 --seed 1", description: "The recipe of the bundled model" }])

@@ -12,6 +12,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, Result, Schema } from "effect"
 import { pathExists, recoverFolder, writeFolderAtomically } from "../io/AtomicWrite.ts"
 import { fsError } from "../io/Errors.ts"
+import { takeProcessLock } from "../io/ProcessLock.ts"
 import { type NamedTensor, readSafetensors, writeSafetensors } from "../io/Safetensors.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { disposeParams, initParams, paramTensors } from "../model/Params.ts"
@@ -39,6 +40,14 @@ export class UnusableTrainingState extends Schema.TaggedError<UnusableTrainingSt
   path: Schema.String,
   message: Schema.String
 }) {}
+
+/** Holds `out`'s training for this process until the scope closes: one train-base per output at a time. */
+export const lockTraining = (out: string) =>
+  takeProcessLock(`${trainingStateDir(out)}.lock`, {
+    held: (path, holder) =>
+      new UnusableTrainingState({ path, message: `${resolve(out)} is being trained by another simmer process (${holder}).` }),
+    failed: (path, cause) => new UnusableTrainingState({ path, message: `Cannot lock ${path}: ${cause}.` })
+  })
 
 /** The settings, flattened to `path value` lines ("recipe.peakLr 0.003"). */
 const flatten = (value: unknown, path: string, out: Map<string, string>): Map<string, string> => {

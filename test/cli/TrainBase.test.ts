@@ -1,7 +1,8 @@
 /**
- * `simmer train-base` as a user meets it (issue 25): stopped by SIGTERM at a step boundary, it
- * saves its state beside the output and exits 75; the same command continues it to the same
- * bytes an uninterrupted training writes (cpu backend); other flags are refused by name.
+ * `simmer train-base` as a user meets it (issue 25): one at a time per output; stopped by
+ * SIGTERM at a step boundary, it saves its state beside the output and exits 75; the same
+ * command continues it to the bytes an uninterrupted training writes (cpu backend); other
+ * flags are refused by name.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { existsSync, readFileSync } from "node:fs"
@@ -32,6 +33,10 @@ describe("simmer train-base", () => {
       // Paused once the first step is done, so the stop lands mid-training whatever the machine's speed.
       yield* Effect.promise(() => waitFor(() => first.stderr().includes("train-base 1/60"), "the first step"))
       first.child.kill("SIGSTOP")
+      // One training per output at a time.
+      const second = yield* Effect.promise(() => simmer(["train-base", "--out", out, ...tiny]))
+      expect(second.status).toBe(1)
+      expect(second.stderr).toContain(`is being trained by another simmer process (pid ${first.child.pid}`)
       first.child.kill("SIGTERM")
       first.child.kill("SIGCONT")
       expect(yield* Effect.promise(() => first.exit), first.stderr()).toBe(75)
