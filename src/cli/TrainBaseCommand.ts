@@ -73,7 +73,7 @@ export const trainBaseCommand = Command.make(
     steps: int("steps", defaultBaseRecipe.steps, "Optimizer steps."),
     seed: seedFlag("Seed for weights, data mix and examples.", defaultBaseRecipe.seed),
     tasks: Flag.String("tasks").pipe(
-      Flag.withDescription("The built-in tasks to train on, comma separated, each with an optional =weight (default 1): how often its batches come."),
+      Flag.withDescription("The built-in tasks to train on, comma separated, each with an optional =weight (default 1): how often its batches come. `all` adds every task not named before it."),
       withShownDefault(formatTaskMix(defaultBaseRecipe.mix))
     ),
     batchSize: int("batch-size", defaultBatchSize, "Sequences per step of every task but program."),

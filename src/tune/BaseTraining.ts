@@ -89,15 +89,20 @@ export const formatTaskMix = (mix: BaseTaskTable<number>): string =>
 
 /**
  * The mix `--tasks` names: built-in tasks separated by commas, each with an optional
- * `=weight` (default 1), or why it is not one.
+ * `=weight` (default 1), or why it is not one. `all` stands for every built-in task not named
+ * before it (`arith=2,all` trains on every skill, arith twice as often).
  */
 export const parseTaskMix = (text: string): BaseTaskTable<number> | { readonly problem: string } => {
   const mix: Partial<Record<TaskName, number>> = {}
   for (const item of text.split(",").map((part) => part.trim()).filter((part) => part !== "")) {
     const [name, weightText, ...rest] = item.split("=")
     const weight = weightText === undefined ? 1 : Number(weightText)
-    if (!(taskNames as ReadonlyArray<string>).includes(name)) return { problem: `${name} is not a built-in task (${taskNames.join(", ")})` }
+    if (name !== "all" && !(taskNames as ReadonlyArray<string>).includes(name)) return { problem: `${name} is not a built-in task (${taskNames.join(", ")}) or all` }
     if (rest.length > 0 || !Number.isFinite(weight) || weight <= 0) return { problem: `the weight of ${name} must be a number above 0, got ${weightText}` }
+    if (name === "all") {
+      for (const task of taskNames) if (!(task in mix)) mix[task] = weight
+      continue
+    }
     if (name in mix) return { problem: `${name} is named twice` }
     mix[name as TaskName] = weight
   }

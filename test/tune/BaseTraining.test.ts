@@ -32,6 +32,10 @@ describe("base training data", () => {
 describe("parseTaskMix", () => {
   it("reads names with optional weights, and writes the default mix back as --tasks shows it", () => {
     expect(parseTaskMix("arith, units=2.5")).toEqual({ arith: 1, units: 2.5 })
+    expect(parseTaskMix("units=3,all=0.5")).toEqual({
+      units: 3, arith: 0.5, program: 0.5, sort: 0.5, reverse: 0.5, count: 0.5, compare: 0.5, lookup: 0.5, general: 0.5
+    })
+    expect(parseTaskMix("all=0")).toMatchObject({ problem: expect.stringContaining("above 0") })
     expect(formatTaskMix(defaultBaseRecipe.mix)).toBe("arith=0.6,program=0.3,general=0.1")
     expect(parseTaskMix(formatTaskMix(defaultBaseRecipe.mix))).toEqual(defaultBaseRecipe.mix)
   })
