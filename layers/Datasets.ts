@@ -16,7 +16,8 @@ import { splitOf } from "../src/tasks/Task.ts"
 /** A built-in task as a dataset: every split is unbounded. */
 export const taskDataset = (task: Task<object>): Dataset => ({
   name: task.name,
-  format: task.name === "arith" ? "question-answer" : task.name === "program" ? "prompt-completion" : "text",
+  // Every graded task but program ends its completion in a `#### <answer>` line.
+  format: task.name === "general" ? "text" : task.name === "program" ? "prompt-completion" : "question-answer",
   grader: task.name === "general" ? undefined : { metric: task.metric, extract: task.extract, grade: task.grade },
   skipped: 0,
   size: () => undefined,

@@ -17,7 +17,7 @@ import { disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
 import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { type DatasetRef, Datasets } from "../services/Datasets.ts"
-import { splits } from "../tasks/Task.ts"
+import { splits, type TaskName, taskNames } from "../tasks/Task.ts"
 import { evaluateGraded, evaluateText } from "../eval/Evaluate.ts"
 import { tfjsGreedyDecoder } from "../eval/GreedyDecoder.ts"
 import { openCheckpointSession } from "../onnx/CheckpointSession.ts"
@@ -28,9 +28,7 @@ import { InvalidArguments } from "./Output.ts"
 import { makeProgress, passProgress } from "./Progress.ts"
 import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
 
-const builtinTasks = ["arith", "program", "general"] as const
-
-const isBuiltin = (task: string): task is (typeof builtinTasks)[number] => (builtinTasks as ReadonlyArray<string>).includes(task)
+const isBuiltin = (task: string): task is TaskName => (taskNames as ReadonlyArray<string>).includes(task)
 
 /** A built-in task name (with the given seed) or a JSONL file path (divided by prompt hash). */
 export const datasetRef = (task: string, seed: number, skipInvalid: boolean): DatasetRef =>
@@ -42,9 +40,9 @@ export type EvalSplit = (typeof evalSplits)[number]
 /** A --task that is neither a built-in task nor a file: say which tasks there are, and the one probably meant. */
 const checkTaskExists = (task: string) => {
   if (isBuiltin(task) || existsSync(task)) return Effect.void
-  const meant = closestKey(task, builtinTasks)
+  const meant = closestKey(task, taskNames)
   return Effect.fail(new InvalidArguments({
-    message: `--task ${task} is neither a built-in task (${orList([...builtinTasks])}) nor a JSONL file (${resolve(task)} does not exist)` +
+    message: `--task ${task} is neither a built-in task (${orList([...taskNames])}) nor a JSONL file (${resolve(task)} does not exist)` +
       (meant !== undefined ? `; did you mean ${meant}?` : ".")
   }))
 }
@@ -65,7 +63,7 @@ export const evalCommand = Command.make(
     checkpoint: Argument.String("checkpoint").pipe(Argument.withDescription(checkpointArgumentDescription)),
     task: Flag.String("task").pipe(
       Flag.withDescription(
-        "arith | program | general (built-in tasks), or a JSONL file of {question, answer} (GSM8K), {prompt, completion} or {text} lines."
+        `${taskNames.join(" | ")} (built-in tasks), or a JSONL file of {question, answer} (GSM8K), {prompt, completion} or {text} lines.`
       ),
       withShownDefault("arith")
     ),

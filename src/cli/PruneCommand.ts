@@ -26,6 +26,7 @@ import { datasetRef } from "./EvalCommand.ts"
 import { InvalidArguments } from "./Output.ts"
 import { makeProgress, passProgress, type Progress } from "./Progress.ts"
 import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
+import { taskNames } from "../tasks/Task.ts"
 
 export const checkpointArgument = Argument.String("checkpoint").pipe(
   Argument.withDescription(checkpointArgumentDescription)
@@ -47,7 +48,7 @@ export const scoringFlags = {
     Flag.optional
   ),
   calibration: Flag.String("calibration").pipe(
-    Flag.withDescription("Calibration data: arith | program | general (built-in tasks) or a JSONL file (its calibration split)."),
+    Flag.withDescription(`Calibration data: ${taskNames.join(" | ")} (built-in tasks) or a JSONL file (its calibration split).`),
     withShownDefault("arith")
   ),
   examples: Flag.Int("examples").pipe(

@@ -63,7 +63,7 @@ export type RunOutcome = "finished" | "target-not-reached" | "interrupted"
  * Runs `work` so that interrupting this fiber (SIGINT/SIGTERM through NodeRuntime) asks it to
  * stop at its next step boundary and waits for it, instead of cutting it off.
  */
-const stoppable = <A, E, R>(work: (stopRequested: Effect.Effect<boolean>) => Effect.Effect<A, E, R>) =>
+export const stoppable = <A, E, R>(work: (stopRequested: Effect.Effect<boolean>) => Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const stop = yield* Deferred.make<void>()
     const fiber = yield* Effect.forkDetach(work(Deferred.isDone(stop)))

@@ -2,6 +2,10 @@
  * `simmer train-base`: trains the bundled base model from scratch with the recipe in
  * src/tune/BaseTraining.ts, evaluates it on the built-in tasks' test splits and saves it as a
  * Hugging Face checkpoint with its character tokenizer.
+ *
+ * SIGINT/SIGTERM stop it at the next step boundary with its state saved beside the output
+ * (`<out>.training`, see BaseTrainingResume.ts) and exit 75; the same command continues it
+ * exactly. The state is also saved every `--save-every` steps, against a crash.
  */
 import { isDeepStrictEqual } from "node:util"
 import * as tf from "@tensorflow/tfjs"
@@ -22,13 +26,21 @@ import {
   baseTrainingStep,
   type BaseRecipe,
   defaultBaseRecipe,
-  initBaseTraining
+  defaultBatchSize,
+  defaultProgramBatchSize,
+  formatTaskMix,
+  initBaseTraining,
+  mixTasks,
+  parseTaskMix
 } from "../tune/BaseTraining.ts"
 import { Gradients } from "../services/Gradients.ts"
 import type { TaskName } from "../tasks/Task.ts"
+import { pathExists } from "../io/AtomicWrite.ts"
+import { loadTrainingState, lockTraining, removeTrainingState, saveTrainingState, trainingStateDir } from "../tune/BaseTrainingResume.ts"
 import { backendFlag, jsonFlag, seedFlag, withRange, withShownDefault, workersFlag } from "./Flags.ts"
-import { InvalidArguments } from "./Output.ts"
+import { ExitCode, InvalidArguments } from "./Output.ts"
 import { makeProgress } from "./Progress.ts"
+import { stoppable } from "./RunCommands.ts"
 
 const int = (name: string, fallback: number, description: string, min = 1) =>
   Flag.Int(name).pipe(Flag.withDescription(description), withRange({ min }), withShownDefault(fallback))
@@ -60,8 +72,12 @@ export const trainBaseCommand = Command.make(
     out: Flag.String("out").pipe(Flag.withDescription("Folder to write the checkpoint to."), withShownDefault("models/base")),
     steps: int("steps", defaultBaseRecipe.steps, "Optimizer steps."),
     seed: seedFlag("Seed for weights, data mix and examples.", defaultBaseRecipe.seed),
-    batchSize: int("batch-size", defaultBaseRecipe.batchSizes.arith, "Sequences per step of arith and general."),
-    programBatchSize: int("program-batch-size", defaultBaseRecipe.batchSizes.program, "Sequences per step of program (shorter examples)."),
+    tasks: Flag.String("tasks").pipe(
+      Flag.withDescription("The built-in tasks to train on, comma separated, each with an optional =weight (default 1): how often its batches come. `all` adds every task not named before it."),
+      withShownDefault(formatTaskMix(defaultBaseRecipe.mix))
+    ),
+    batchSize: int("batch-size", defaultBatchSize, "Sequences per step of every task but program."),
+    programBatchSize: int("program-batch-size", defaultProgramBatchSize, "Sequences per step of program (shorter examples)."),
     lr: Flag.Finite("lr").pipe(
       Flag.withDescription("Peak learning rate."),
       withRange({ min: 0, minExclusive: true }, "number"),
@@ -74,10 +90,12 @@ export const trainBaseCommand = Command.make(
     intermediate: int("intermediate", defaultBaseRecipe.intermediateSize, "intermediate_size (MLP width)."),
     evalExamples: int("eval-examples", 500, "Test examples per task for the final evaluation."),
     evalEvery: int("eval-every", 500, "Steps between quick evaluations (64 examples per task); 0 disables.", 0),
+    saveEvery: int("save-every", 250, "Steps between saves of the training state (weights, optimizer, step) to <out>.training, against a crash; 0 saves only when stopped.", 0),
     init: Flag.String("init").pipe(
       Flag.withDescription(
         "Continue from this checkpoint's weights (the recipe's shape) with a fresh optimizer and schedule instead of " +
-          "a new initialisation. Pass a different --seed than its first run, so the steps see new examples."
+          "a new initialisation. Pass a different --seed than its first run, so the steps see new examples. " +
+          "(A stopped train-base needs no --init: the same command continues it from <out>.training.)"
       ),
       Flag.optional
     ),
@@ -90,11 +108,14 @@ export const trainBaseCommand = Command.make(
     yield* Compute
     const datasets = yield* Datasets
     const gradients = yield* Gradients
+    const mix = parseTaskMix(input.tasks)
+    if ("problem" in mix) return yield* new InvalidArguments({ message: `--tasks ${input.tasks}: ${mix.problem}.` })
     const recipe: BaseRecipe = {
       ...defaultBaseRecipe,
       seed: input.seed,
       steps: input.steps,
-      batchSizes: { arith: input.batchSize, program: input.programBatchSize, general: input.batchSize },
+      batchSizes: Object.fromEntries(Object.keys(mix).map((task) => [task, task === "program" ? input.programBatchSize : input.batchSize])),
+      mix,
       peakLr: input.lr,
       hiddenSize: input.hidden,
       numLayers: input.layers,
@@ -104,11 +125,23 @@ export const trainBaseCommand = Command.make(
     }
     const config = baseModelConfig(recipe)
     const tokenizer = baseTokenizer()
-    const tasks = baseTasks(recipe.seed)
+    const taskList = mixTasks(recipe)
+    const tasks = baseTasks(recipe.seed, taskList)
+    const init = Option.getOrUndefined(input.init)
+    // An existing result is refused before hours of training, not after.
+    if (!input.replace && (yield* pathExists(input.out))) {
+      return yield* new InvalidArguments({ message: `${input.out} already exists; choose another --out or pass --replace.` })
+    }
+    yield* lockTraining(input.out)
+    const stateDir = trainingStateDir(input.out)
+    const settings = { recipe, init: init ?? null }
+    const resumed = yield* loadTrainingState(stateDir, config, settings)
     yield* Effect.logInfo(
       `training a ${countParams(config).total.toLocaleString("en-US")}-parameter base model for ${recipe.steps} steps ` +
-        `(seed ${recipe.seed}, batch ${recipe.batchSizes.arith} (program ${recipe.batchSizes.program}), lr ${recipe.peakLr}; gradients ${gradients.description})`
+        `(seed ${recipe.seed}, tasks ${formatTaskMix(recipe.mix)}, batch ${input.batchSize} (program ${input.programBatchSize}), lr ${recipe.peakLr}; gradients ${gradients.description})`
     )
+    if (resumed !== undefined) yield* Effect.logInfo(`continuing the stopped training in ${stateDir} at step ${resumed.state.step}`)
+    let state = resumed?.state ?? initBaseTraining(recipe, yield* initialWeights(init, config))
     const evaluate = (task: TaskName, examples: number) =>
       Effect.gen(function*() {
         const dataset = yield* datasets.open({ task, seed: recipe.seed })
@@ -118,30 +151,51 @@ export const trainBaseCommand = Command.make(
           maxSeqLen: recipe.maxSeqLen
         })
       })
-    let state = initBaseTraining(recipe, yield* initialWeights(Option.getOrUndefined(input.init), config))
+    const graded = taskList.filter((task) => task !== "general")
     const started = performance.now()
-    let tokens = 0
-    const progress = makeProgress("train-base", recipe.steps)
-    while (state.step < recipe.steps) {
-      const { state: next, report } = yield* baseTrainingStep(recipe, tasks, state)
-      state = next
-      tokens += report.tokens
-      const seconds = (performance.now() - started) / 1000
-      progress.update(state.step, {
-        loss: report.loss.toFixed(3),
-        task: report.task.padEnd(7),
-        "tok/s": (tokens / seconds).toFixed(0)
+    const tokensBefore = resumed?.tokens ?? 0
+    let tokens = tokensBefore
+    // Everything a stop does happens inside: an interrupted command ends when the work does.
+    const stopped = yield* stoppable((stopRequested) =>
+      Effect.gen(function*() {
+        const progress = makeProgress("train-base", recipe.steps)
+        while (state.step < recipe.steps) {
+          if (yield* stopRequested) {
+            yield* saveTrainingState(stateDir, config, state, { tokens, settings })
+            progress.finish(`stopped at step ${state.step} of ${recipe.steps}; its state is saved in ${stateDir}`)
+            disposeParams(config, state.params)
+            disposeAdamW(state.optimizer)
+            yield* Console.error(`interrupted: run the same command to continue from step ${state.step} (exit code ${ExitCode.preempted})`)
+            process.exitCode = ExitCode.preempted
+            return true
+          }
+          const { state: next, report } = yield* baseTrainingStep(recipe, tasks, state)
+          state = next
+          tokens += report.tokens
+          const seconds = (performance.now() - started) / 1000
+          progress.update(state.step, {
+            loss: report.loss.toFixed(3),
+            task: report.task.padEnd(7),
+            "tok/s": ((tokens - tokensBefore) / seconds).toFixed(0)
+          })
+          if (input.saveEvery > 0 && state.step % input.saveEvery === 0 && state.step < recipe.steps) {
+            yield* saveTrainingState(stateDir, config, state, { tokens, settings })
+          }
+          if (input.evalEvery > 0 && state.step % input.evalEvery === 0 && state.step < recipe.steps && graded.length > 0) {
+            const scores: Array<string> = []
+            for (const task of graded) scores.push(`${task} ${((yield* evaluate(task, 64)).accuracy! * 100).toFixed(1)}%`)
+            yield* Effect.logInfo(`step ${state.step}: ${scores.join(", ")} (64 test examples each)`)
+          }
+        }
+        const trainSeconds = (performance.now() - started) / 1000
+        progress.finish(`trained ${recipe.steps} steps in ${(trainSeconds / 60).toFixed(1)} min (${((tokens - tokensBefore) / trainSeconds).toFixed(0)} tokens/s)`)
+        return false
       })
-      if (input.evalEvery > 0 && state.step % input.evalEvery === 0 && state.step < recipe.steps) {
-        const arith = yield* evaluate("arith", 64)
-        const program = yield* evaluate("program", 64)
-        yield* Effect.logInfo(`step ${state.step}: arith ${(arith.accuracy! * 100).toFixed(1)}%, program ${(program.accuracy! * 100).toFixed(1)}% (64 test examples each)`)
-      }
-    }
+    )
+    if (stopped) return
     const trainSeconds = (performance.now() - started) / 1000
-    progress.finish(`trained ${recipe.steps} steps in ${(trainSeconds / 60).toFixed(1)} min (${(tokens / trainSeconds).toFixed(0)} tokens/s)`)
     const metrics: Record<string, EvalMetrics> = {}
-    for (const task of ["arith", "program", "general"] as const) {
+    for (const task of taskList) {
       metrics[task] = yield* evaluate(task, task === "general" ? Math.min(input.evalExamples, 200) : input.evalExamples)
     }
     const saved = yield* saveCheckpoint(input.out, {
@@ -153,6 +207,7 @@ export const trainBaseCommand = Command.make(
       extraFiles: Object.entries(tokenizer.files()).map(([name, content]) => ({ name, content })),
       onExisting: input.replace ? "replace" : "fail"
     })
+    yield* removeTrainingState(stateDir)
     disposeParams(config, state.params)
     disposeAdamW(state.optimizer)
     const summary = {
@@ -160,18 +215,23 @@ export const trainBaseCommand = Command.make(
       recipe,
       parameters: countParams(config),
       trainSeconds,
-      tokensPerSecond: tokens / trainSeconds,
+      tokensPerSecond: (tokens - tokensBefore) / trainSeconds,
       metrics,
       tensorsLeft: tf.memory().numTensors
     }
     if (input.json) yield* Console.log(JSON.stringify(summary, null, 2))
     else {
       yield* Console.log(`saved ${saved.dir}`)
-      yield* Console.log(`arith accuracy ${(metrics.arith.accuracy! * 100).toFixed(1)}% (${metrics.arith.examples} test examples)`)
-      yield* Console.log(`program pass@1 ${(metrics.program.accuracy! * 100).toFixed(1)}% (${metrics.program.examples} test examples)`)
-      yield* Console.log(`general perplexity ${metrics.general.perplexity!.toFixed(3)}`)
+      for (const task of taskList) {
+        const m = metrics[task]
+        yield* Console.log(
+          task === "general"
+            ? `general perplexity ${m.perplexity!.toFixed(3)}`
+            : `${task} ${tasks[task]!.metric} ${(m.accuracy! * 100).toFixed(1)}% (${m.examples} test examples)`
+        )
+      }
     }
-  })
+  }, Effect.scoped)
 ).pipe(
   Command.withDescription("Train the bundled base model from scratch on the built-in tasks, evaluate it and save it."),
   Command.withExamples([{ command: "simmer train-base --out models/base --steps 3000 --seed 1", description: "The recipe of the bundled model" }])

@@ -57,3 +57,14 @@ export const exactMatchGrader: Grader = {
   extract: (completion) => completion.trim() || undefined,
   grade: (example: Example, completion: string) => completion.trim() === example.answer.trim()
 }
+
+/**
+ * Grades completions that end in a `#### <answer>` line by the exact text of the answer (ends
+ * trimmed), for answers that are strings rather than numbers: the sorted digits "0129" must not
+ * pass as "129", as they would under `finalAnswerGrader`'s number normal form.
+ */
+export const exactFinalAnswerGrader: Grader = {
+  metric: "accuracy",
+  extract: finalAnswer,
+  grade: (example: Example, completion: string) => finalAnswer(completion) === example.answer.trim()
+}

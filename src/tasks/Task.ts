@@ -7,6 +7,7 @@
  * example's split is decided by hashing its content (`splitOf`), never by the seed or index,
  * so the same prompt can never land in two splits, whatever seed or knobs produced it.
  */
+import { Schema } from "effect"
 import { Rng } from "../model/Rng.ts"
 
 /** The three disjoint parts of every dataset. */
@@ -35,7 +36,9 @@ export interface Grader {
   readonly grade: (example: Example, completion: string) => boolean
 }
 
-export type TaskName = "arith" | "program" | "general"
+/** The built-in tasks: `general` is text; every other one is graded. */
+export const taskNames = ["arith", "program", "sort", "reverse", "count", "compare", "lookup", "units", "general"] as const
+export type TaskName = (typeof taskNames)[number]
 
 /** A built-in task: an unbounded, deterministic source of examples for each split, plus its grader. */
 export interface Task<Knobs = unknown> extends Grader {
@@ -186,3 +189,14 @@ export const pick = <A>(rng: Rng, items: ReadonlyArray<A>): A => items[rng.int(i
 
 /** Uniform integer in [lo, hi]. */
 export const between = (rng: Rng, lo: number, hi: number): number => lo + rng.int(hi - lo + 1)
+
+/** An integer knob in [minimum, maximum], as a Schema. */
+export const intBetween = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
+
+/** The problem with a `min..max` pair of knobs (e.g. minLength, maxLength), or `undefined` when min ≤ max. */
+export const rangeProblem = (minName: string, min: number, maxName: string, max: number): string | undefined =>
+  min > max ? `${minName} (${min}) must not exceed ${maxName} (${max})` : undefined
+
+/** A string of `length` characters drawn uniformly from `chars`. */
+export const drawString = (rng: Rng, chars: string, length: number): string =>
+  Array.from({ length }, () => chars[rng.int(chars.length)]).join("")

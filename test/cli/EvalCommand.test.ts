@@ -62,7 +62,7 @@ describe("simmer eval on a built-in task", () => {
     expect(program.stdout).toMatch(/^program \(test split\): pass@1 \d+\.\d% \(\d\/2\)/)
     expect(typo.status).toBe(1)
     expect(messages(typo)).toEqual([
-      `simmer: --task arithmetic is neither a built-in task (arith, program or general) nor a JSONL file (${join(dir, "arithmetic")} does not exist); did you mean arith?`
+      `simmer: --task arithmetic is neither a built-in task (arith, program, sort, reverse, count, compare, lookup, units or general) nor a JSONL file (${join(dir, "arithmetic")} does not exist); did you mean arith?`
     ])
   }, 60_000)
 })

@@ -67,7 +67,7 @@ gates: { accuracyRetained: 2, onFailure: maybe }
         "line 3: unit: expected neurons, heads or layers, got \"atoms\"",
         "line 4: iterations: expected a value greater than 0, got 0",
         "line 6: data.tune: needs at least 1 entry",
-        "line 8: data.evaluate[0].task: expected arith, program or general, got \"nope\"",
+        "line 8: data.evaluate[0].task: expected arith, program, sort, reverse, count, compare, lookup, units or general, got \"nope\"",
         "line 9: tuner.steps[1]: expected a value greater than 0, got 0",
         "line 9: tuner.lr: expected a value greater than 0, got -1",
         "line 10: gates.accuracyRetained: expected a value less than or equal to 1, got 2",
@@ -91,7 +91,7 @@ gates: { retry: 1 }
       const nested = yield* problemsOf(minimal.replace("tune: [{ task: arith }]", "tune: [{ task: arith, sed: 3 }, { fil: a.jsonl }]"))
       expect(nested).toEqual([
         "line 4: data.tune[0].sed: unknown key \"sed\"; did you mean seed?",
-        "line 4: data.tune[1]: give either task (arith, program or general), file or hub; \"fil\" is not a key here (did you mean file?)"
+        "line 4: data.tune[1]: give either task (arith, program, sort, reverse, count, compare, lookup, units or general), file or hub; \"fil\" is not a key here (did you mean file?)"
       ])
     }))
 

@@ -5,12 +5,24 @@ import { arith } from "../../src/tasks/Arith.ts"
 import { builtinTask, TaskRef } from "../../src/tasks/Builtin.ts"
 import { general } from "../../src/tasks/General.ts"
 import { program } from "../../src/tasks/Program.ts"
-import { type Example, splitOf, type Task } from "../../src/tasks/Task.ts"
+import { compare } from "../../src/tasks/Compare.ts"
+import { count } from "../../src/tasks/Count.ts"
+import { lookup } from "../../src/tasks/Lookup.ts"
+import { reverse } from "../../src/tasks/Reverse.ts"
+import { sort } from "../../src/tasks/Sort.ts"
+import { units } from "../../src/tasks/Units.ts"
+import { type Example, splitOf, type Task, taskNames } from "../../src/tasks/Task.ts"
 import { Result, Schema } from "effect"
 
 const makers: ReadonlyArray<readonly [string, (seed: number) => Task<object>]> = [
   ["arith", (seed) => arith({}, seed)],
   ["program", (seed) => program({}, seed)],
+  ["sort", (seed) => sort({}, seed)],
+  ["reverse", (seed) => reverse({}, seed)],
+  ["count", (seed) => count({}, seed)],
+  ["compare", (seed) => compare({}, seed)],
+  ["lookup", (seed) => lookup({}, seed)],
+  ["units", (seed) => units({}, seed)],
   ["general", (seed) => general({}, seed)]
 ]
 
@@ -71,7 +83,13 @@ describe("alphabet", () => {
     const tasks = [
       arith({ digits: 4, factorDigits: 2, minSteps: 3, maxSteps: 5, ops: ["+", "-", "*", "/"], maxChars: 400 }, 1),
       program({ minOps: 4, maxOps: 7, tests: 10, maxChars: 400 }, 1),
-      general({ minSentences: 5, maxSentences: 8, maxChars: 1000 }, 1)
+      general({ minSentences: 5, maxSentences: 8, maxChars: 1000 }, 1),
+      sort({ minLength: 1, maxLength: 30 }, 1),
+      reverse({ minLength: 1, maxLength: 30 }, 1),
+      count({ minLength: 1, maxLength: 30 }, 1),
+      compare({ digits: 9, numbers: 8, maxChars: 200 }, 1),
+      lookup({ minPairs: 1, maxPairs: 26, maxChars: 200 }, 1),
+      units({ maxQuantity: 999 }, 1)
     ]
     const seen = new Set<string>()
     for (const task of tasks) {
@@ -114,9 +132,39 @@ describe("TaskRef", () => {
     const crossed = decode({ task: "program", minOps: 4, maxOps: 2 })
     expect(Result.isFailure(crossed) && crossed.failure.message).toContain("minOps")
     expect(Result.isFailure(decode({ task: "poetry" }))).toBe(true)
+    for (const bad of [
+      { task: "sort", minLength: 0 },
+      { task: "sort", minLength: 6, maxLength: 4 },
+      { task: "reverse", maxLength: 41 },
+      { task: "reverse", minLength: 5, maxLength: 2 },
+      { task: "count", minLength: 1.5 },
+      { task: "count", minLength: 9, maxLength: 3 },
+      { task: "compare", digits: 13 },
+      { task: "compare", maxChars: 8 },
+      { task: "compare", numbers: 1 },
+      { task: "lookup", minPairs: 0 },
+      { task: "lookup", minPairs: 7, maxPairs: 3 },
+      { task: "units", maxQuantity: 0 },
+      { task: "units", ops: [] },
+      { task: "units", ops: ["+"] }
+    ]) {
+      const decoded = decode(bad)
+      expect(Result.isFailure(decoded), JSON.stringify(bad)).toBe(true)
+    }
+  })
+  it("decodes every built-in task's name and builds it with its seed", () => {
+    for (const name of taskNames) {
+      const ref = decode({ task: name, seed: 4 })
+      expect(Result.isSuccess(ref), name).toBe(true)
+      if (Result.isSuccess(ref)) expect(builtinTask(ref.success)).toMatchObject({ name, seed: 4 })
+    }
   })
   it("constructors reject crossed knobs given unchecked", () => {
     expect(() => arith({ minSteps: 3, maxSteps: 2 })).toThrow(RangeError)
+    expect(() => sort({ minLength: 3, maxLength: 2 })).toThrow(RangeError)
+    expect(() => reverse({ minLength: 3, maxLength: 2 })).toThrow(RangeError)
+    expect(() => count({ minLength: 3, maxLength: 2 })).toThrow(RangeError)
+    expect(() => lookup({ minPairs: 3, maxPairs: 2 })).toThrow(RangeError)
   })
 })
 

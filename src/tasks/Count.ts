@@ -1,0 +1,55 @@
+/**
+ * `count`: how often a digit occurs in a string of digits.
+ *
+ *   prompt      "count 3 in 4313273\n"
+ *   completion  "#### 3"
+ *   answer      "3"
+ *
+ * The count is drawn first, uniformly from 0 to min(5, length), and the string built around it,
+ * so no answer is a safe guess (with counts as they fall in random strings, always answering
+ * "1" scores about half). Knobs: `minLength` .. `maxLength` (digits in the string) and `maxChars`.
+ */
+import { finalAnswerGrader } from "./Answer.ts"
+import { LengthKnobs, lengthKnobsProblem, type LengthSettings } from "./LengthKnobs.ts"
+import { between, drawString, makeTask, type Task, withDefaults } from "./Task.ts"
+
+export const CountKnobs = LengthKnobs
+export type CountKnobs = LengthKnobs
+export type CountSettings = LengthSettings
+
+/** Five to twelve digits. */
+export const countDefaults: CountSettings = { minLength: 5, maxLength: 12, maxChars: 120 }
+
+export const countKnobsProblem = lengthKnobsProblem
+
+export const resolveCountKnobs = (knobs: CountKnobs = {}): CountSettings => withDefaults(countDefaults, knobs)
+
+const DIGITS = "0123456789"
+/** The largest count asked for: counting further is not a different skill. */
+const MAX_COUNT = 5
+
+/** The `count` task with the given knobs (defaults filled in) and seed. */
+export const count = (knobs: CountKnobs = {}, seed = 0): Task<CountSettings> => {
+  const k = resolveCountKnobs(knobs)
+  const problem = countKnobsProblem(k)
+  if (problem !== undefined) throw new RangeError(`count: ${problem}`)
+  return makeTask({
+    name: "count",
+    knobs: k,
+    seed,
+    grader: finalAnswerGrader,
+    draw: (rng) => {
+      const length = between(rng, k.minLength, k.maxLength)
+      const target = DIGITS[rng.int(10)]
+      const occurrences = between(rng, 0, Math.min(MAX_COUNT, length))
+      const at = new Set(rng.shuffle(Array.from({ length }, (_, i) => i)).slice(0, occurrences))
+      const others = DIGITS.replace(target, "")
+      const digits = Array.from({ length }, (_, i) => (at.has(i) ? target : drawString(rng, others, 1))).join("")
+      const answer = String(occurrences)
+      const prompt = `count ${target} in ${digits}\n`
+      const completion = `#### ${answer}`
+      if (prompt.length + completion.length > k.maxChars) return undefined
+      return { example: { prompt, completion, answer }, key: `${target} ${digits}` }
+    }
+  })
+}

@@ -1,0 +1,47 @@
+/**
+ * `reverse`: spell a string of letters backwards.
+ *
+ *   prompt      "reverse qmxbt\n"
+ *   completion  "#### tbxmq"
+ *   answer      "tbxmq"
+ *
+ * The letters are random (not words), so the model must copy by position rather than recall.
+ * Graded as text. Knobs: `minLength` .. `maxLength` (letters) and `maxChars`.
+ */
+import { exactFinalAnswerGrader } from "./Answer.ts"
+import { LengthKnobs, lengthKnobsProblem, type LengthSettings } from "./LengthKnobs.ts"
+import { between, drawString, makeTask, type Task, withDefaults } from "./Task.ts"
+
+export const ReverseKnobs = LengthKnobs
+export type ReverseKnobs = LengthKnobs
+export type ReverseSettings = LengthSettings
+
+/** Three to eight letters. */
+export const reverseDefaults: ReverseSettings = { minLength: 3, maxLength: 8, maxChars: 120 }
+
+export const reverseKnobsProblem = lengthKnobsProblem
+
+export const resolveReverseKnobs = (knobs: ReverseKnobs = {}): ReverseSettings => withDefaults(reverseDefaults, knobs)
+
+const LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+/** The `reverse` task with the given knobs (defaults filled in) and seed. */
+export const reverse = (knobs: ReverseKnobs = {}, seed = 0): Task<ReverseSettings> => {
+  const k = resolveReverseKnobs(knobs)
+  const problem = reverseKnobsProblem(k)
+  if (problem !== undefined) throw new RangeError(`reverse: ${problem}`)
+  return makeTask({
+    name: "reverse",
+    knobs: k,
+    seed,
+    grader: exactFinalAnswerGrader,
+    draw: (rng) => {
+      const letters = drawString(rng, LETTERS, between(rng, k.minLength, k.maxLength))
+      const answer = [...letters].reverse().join("")
+      const prompt = `reverse ${letters}\n`
+      const completion = `#### ${answer}`
+      if (prompt.length + completion.length > k.maxChars) return undefined
+      return { example: { prompt, completion, answer }, key: letters }
+    }
+  })
+}

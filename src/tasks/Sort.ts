@@ -1,0 +1,45 @@
+/**
+ * `sort`: sort the digits of a string in ascending order.
+ *
+ *   prompt      "sort 52817\n"
+ *   completion  "#### 12578"
+ *   answer      "12578"
+ *
+ * The answer is graded as text, so a leading zero counts ("0129" is not "129"). Knobs:
+ * `minLength` .. `maxLength` (digits in the string) and `maxChars`.
+ */
+import { exactFinalAnswerGrader } from "./Answer.ts"
+import { LengthKnobs, lengthKnobsProblem, type LengthSettings } from "./LengthKnobs.ts"
+import { between, drawString, makeTask, type Task, withDefaults } from "./Task.ts"
+
+export const SortKnobs = LengthKnobs
+export type SortKnobs = LengthKnobs
+export type SortSettings = LengthSettings
+
+/** Three to eight digits: short enough for a small model, long enough that copying fails. */
+export const sortDefaults: SortSettings = { minLength: 3, maxLength: 8, maxChars: 120 }
+
+export const sortKnobsProblem = lengthKnobsProblem
+
+export const resolveSortKnobs = (knobs: SortKnobs = {}): SortSettings => withDefaults(sortDefaults, knobs)
+
+/** The `sort` task with the given knobs (defaults filled in) and seed. */
+export const sort = (knobs: SortKnobs = {}, seed = 0): Task<SortSettings> => {
+  const k = resolveSortKnobs(knobs)
+  const problem = sortKnobsProblem(k)
+  if (problem !== undefined) throw new RangeError(`sort: ${problem}`)
+  return makeTask({
+    name: "sort",
+    knobs: k,
+    seed,
+    grader: exactFinalAnswerGrader,
+    draw: (rng) => {
+      const digits = drawString(rng, "0123456789", between(rng, k.minLength, k.maxLength))
+      const answer = [...digits].sort().join("")
+      const prompt = `sort ${digits}\n`
+      const completion = `#### ${answer}`
+      if (prompt.length + completion.length > k.maxChars) return undefined
+      return { example: { prompt, completion, answer }, key: digits }
+    }
+  })
+}
