@@ -135,7 +135,8 @@ const rowOf = (events: ReadonlyArray<RunEvent>): AttemptRow => {
     mergeRecord(timings, event.timings)
     if (event.tune !== undefined) {
       tune = event.tune
-      tunes.push(event.tune)
+      // The states after a tuning repeat its record; each tuning is its own `tuned` event.
+      if (event.phase === "tuned") tunes.push(event.tune)
     }
     if (event.pruned !== undefined) pruned = event.pruned
     if (event.message !== undefined && event.message !== "" && !messages.includes(event.message)) messages.push(event.message)

@@ -1,0 +1,45 @@
+/**
+ * The report counts each tuning once. The loop's events carry an attempt's tuning record on
+ * every state after it (`tuned`, `evaluated`, `accepted` / `rolled-back`); the report must take
+ * it from the `tuned` events alone, so its steps, tokens and loss plots agree with the events,
+ * result.json and the terminal table: tested on a real run with a rolled-back attempt.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect } from "effect"
+import { afterAll, describe, expect, it } from "vitest"
+import { readRun, renderReport } from "../../src/report/Report.ts"
+import { buildModel } from "../../src/report/ReportModel.ts"
+import { simmer } from "../helpers/cli.ts"
+import { unreachablePlan } from "../helpers/plans.ts"
+
+const dirs: Array<string> = []
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true })
+})
+
+describe("the report's tuning records", () => {
+  it("count each tuning once, on a run with a rolled-back attempt and a baseline", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "simmer-tuning-records-"))
+    dirs.push(dir)
+    await writeFile(join(dir, "plan.yaml"), `${unreachablePlan("stop").replace("steps: 1,", "steps: 3,")}baselines: [one-shot]\n`)
+    const run = await simmer(["run", join(dir, "plan.yaml"), "--out", join(dir, "run"), "--workers", "1"])
+    expect(run.status, run.stderr).toBe(3)
+
+    const events = (await readFile(join(dir, "run", "events.ndjson"), "utf8")).trim().split("\n").map((l) => JSON.parse(l))
+    expect(events.some((e) => e.phase === "rolled-back" && e.tune !== undefined)).toBe(true)
+    const input = await Effect.runPromise(readRun(join(dir, "run")))
+    const model = buildModel([input])
+    for (const series of model.series) {
+      const tuned = events.filter((e) => e.strategy === series.strategy && e.phase === "tuned")
+      const tunes = series.rows.flatMap((row) => row.tunes)
+      expect(tunes.map((t) => t.steps), series.strategy).toEqual(tuned.map((e) => e.tune.steps))
+      expect(tunes.reduce((n, t) => n + t.tokens, 0), series.strategy).toBe(tuned.reduce((n: number, e) => n + e.tune.tokens, 0))
+    }
+    // The loss plot's caption counts the steps the run tuned, in the tunings it ran.
+    const ptlTunings = events.filter((e) => e.strategy === "ptl" && e.phase === "tuned")
+    const html = renderReport([input])
+    expect(html).toContain(`${ptlTunings.reduce((n: number, e) => n + e.tune.steps, 0)} steps in ${ptlTunings.length} tuning run${ptlTunings.length === 1 ? "" : "s"}`)
+  }, 120_000)
+})
