@@ -115,7 +115,7 @@ export const evalCommand = Command.make(
           `by a hash of each prompt, and none fell into ${split}. Leave out --split to evaluate the whole file.`
       })
     }
-    // The folder, then the cheap tokenizer, then the weights (as OpenCheckpoint orders them).
+    // The folder, then the cheap tokenizer, then the weights.
     const dir = yield* localCheckpoint(input.checkpoint)
     yield* listCheckpointFolder(dir)
     const tokenizer = yield* loadTokenizer(dir)

@@ -108,7 +108,7 @@ type ScoringInput = {
 export const prepareScoring = Effect.fnUntraced(function*(input: ScoringInput) {
   yield* Compute // the backend is initialised before any tensor exists
   const scorer = yield* checkScorer(input.unit, Option.getOrElse(input.scorer, () => defaultScorer[input.unit]))
-  // The folder, then the cheap tokenizer, then the shards' headers (as OpenCheckpoint orders them).
+  // The folder, then the cheap tokenizer, then the shards' headers.
   const dir = yield* localCheckpoint(input.checkpoint)
   yield* listCheckpointFolder(dir)
   const tokenizer = yield* loadTokenizer(dir)

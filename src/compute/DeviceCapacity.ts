@@ -16,7 +16,6 @@ import { Effect } from "effect"
 import { formatBytes } from "../model/Footprint.ts"
 import { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 
-export const wasmHeapBytes = 4 * 2 ** 30
 export const wasmTensorBudgetBytes = 3.5 * 2 ** 30
 
 export interface DeviceCapacity {

@@ -6,7 +6,7 @@
 import { Schema } from "effect"
 
 /** `failed`: the run stopped on an error (a gate with `onFailure: fail`, a stage that failed); its message says why. */
-export const Phases = ["loaded", "scored", "pruned", "tuned", "evaluated", "accepted", "rolled-back", "interrupted", "finished", "failed"] as const
+export const Phases = ["loaded", "pruned", "tuned", "evaluated", "accepted", "rolled-back", "interrupted", "finished", "failed"] as const
 export type Phase = (typeof Phases)[number]
 
 /** Which machinery produced the run: the loop itself, or a baseline run in the same machinery. */

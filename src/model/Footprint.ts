@@ -37,7 +37,7 @@ const widest = (config: ModelConfig) => ({
  * sum of what grows with tokens × layers (per hidden unit, MLP neuron and attention
  * projection), with the attention scores (heads × T² per sequence and layer), with the logits
  * (tokens × vocabulary) and with the weights. Fitted by least squares to peaks measured with
- * compute/PeakMemory.ts on 11 shapes varying one dimension at a time, taking the larger of the
+ * test/helpers/PeakMemory.ts on 11 shapes varying one dimension at a time, taking the larger of the
  * wasm and cpu coefficients; the fit's largest error was 3.4%.
  */
 interface PassCoefficients {

@@ -6,9 +6,8 @@ import { Effect } from "effect"
 import { evaluateDataset } from "../eval/Evaluate.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
 import type { Dataset } from "../services/Datasets.ts"
-import { type ModelState, type Stage, timed } from "./ModelState.ts"
+import type { ModelState } from "./ModelState.ts"
 import type { DatasetScore } from "../io/RunEvent.ts"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 
 export interface EvaluationSetup {
   readonly tokenizer: Tokenizer
@@ -32,9 +31,3 @@ export const evaluateModel = (setup: EvaluationSetup, state: ModelState) =>
     return metrics
   })
 
-export const evaluateStage = (setup: EvaluationSetup): Stage<MemoryBudgetExceeded> =>
-  (state) =>
-    evaluateModel(setup, state).pipe(
-      Effect.map((metrics): ModelState => ({ ...state, phase: "evaluated", metrics })),
-      timed("evaluate")
-    )

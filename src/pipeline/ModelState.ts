@@ -51,11 +51,3 @@ export const toEvent = (state: ModelState): Omit<RunEvent, "seq" | "time"> => {
   }
 }
 
-/** Adds the wall time of a stage to the timings of the state it produces. */
-export const timed = (stage: string) => <E, R>(effect: Effect.Effect<ModelState, E, R>): Effect.Effect<ModelState, E, R> =>
-  Effect.gen(function*() {
-    const started = performance.now()
-    const state = yield* effect
-    const seconds = (performance.now() - started) / 1000
-    return { ...state, timings: { ...state.timings, [stage]: (state.timings[stage] ?? 0) + seconds } }
-  })

@@ -96,5 +96,3 @@ export class Datasets extends Context.Service<Datasets, {
   readonly chunk: (ref: DatasetRef, i: number, size: number) => Effect.Effect<ReadonlyArray<Example>, DatasetError>
 }>()("simmer/Datasets") {}
 
-/** A short human name for a reference, for logs and reports. */
-export const describeRef = (ref: DatasetRef): string => ("file" in ref ? ref.file : "hub" in ref ? ref.hub : ref.task)

@@ -9,12 +9,6 @@ export const ALPHABET = "\n #%()*+,-./0123456789<=>?[]abcdefghijklmnopqrstuvwxyz
 
 const allowed = new Set(ALPHABET)
 
-/** Whether every character of `text` is in `ALPHABET`. */
-export const inAlphabet = (text: string): boolean => {
-  for (const ch of text) if (!allowed.has(ch)) return false
-  return true
-}
-
 /** The distinct characters of `text` that are not in `ALPHABET` (empty when it is covered). */
 export const outsideAlphabet = (text: string): Array<string> => {
   const out = new Set<string>()

@@ -1,13 +1,13 @@
 /**
  * DeviceMemory's estimates against reality: the peak tensor memory of a training step, a
- * forward pass and decoding, measured by following the engine's buffers (compute/PeakMemory),
+ * forward pass and decoding, measured by following the engine's buffers (test/helpers/PeakMemory.ts),
  * on two model shapes that differ in every dimension. The estimate must be within 25%.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { beforeAll } from "vitest"
-import { measurePeak } from "../../src/compute/PeakMemory.ts"
+import { measurePeak } from "../helpers/PeakMemory.ts"
 import { decodingBytes, forwardBytes, fullTuningFootprint, weightBytes } from "../../src/model/Footprint.ts"
 import { generate } from "../../src/model/Generate.ts"
 import { lossAndGradients } from "../../src/model/Gradients.ts"

@@ -88,7 +88,6 @@ const synthetic = (spec: Synthetic): Array<RunEvent> => {
       const before = nonEmbedding
       const cut = Math.round(perIteration / 2 ** attempt)
       const timings: Record<string, number> = { score: 1.5 + random() }
-      emit(iteration, attempt, "scored", { timings: { ...timings } })
       nonEmbedding -= cut
       timings.prune = 0.3 + random() * 0.2
       emit(iteration, attempt, "pruned", { timings: { ...timings }, pruned: { unit: "neurons", removed: Math.round(cut / 3072), detail: "per layer, 8 layers" } })
@@ -238,13 +237,13 @@ describe("renderReport", () => {
 
   it("handles missing stages and in-progress or interrupted attempts", () => {
     const events = synthetic({ strategy: "ptl", iterations: 2 })
-      .filter((e) => e.phase !== "scored" && e.phase !== "finished")
+      .filter((e) => e.phase !== "finished")
       .map((e) => e.timings !== undefined ? { ...e, timings: Object.fromEntries(Object.entries(e.timings).filter(([k]) => k !== "score")) } : e)
     const last = events[events.length - 1]
     const more: Array<RunEvent> = [
       { ...last, seq: last.seq + 1, iteration: 3, phase: "pruned", timings: { prune: 0.4, quantize: 2 } },
       { ...last, seq: last.seq + 2, iteration: 3, phase: "interrupted", message: "SIGTERM: saved stages/3.partial" },
-      { ...last, seq: last.seq + 3, iteration: 4, phase: "scored", timings: { score: Number.POSITIVE_INFINITY } }
+      { ...last, seq: last.seq + 3, iteration: 4, phase: "pruned", timings: { score: Number.POSITIVE_INFINITY } }
     ]
     const html = renderReport([{ name: "partial", events: [...events, ...more] }])
     assertClean(html)
