@@ -12,13 +12,14 @@
  */
 import { createHash } from "node:crypto"
 import { createReadStream, createWriteStream } from "node:fs"
-import { mkdir, readdir, rename, stat, truncate, unlink } from "node:fs/promises"
+import { mkdir, open, readdir, rename, stat, truncate, unlink } from "node:fs/promises"
 import { join, relative } from "node:path"
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { datasetInfo, downloadFile, HubApiError, listFiles, modelInfo } from "@huggingface/hub"
 import { Effect } from "effect"
 import { describeCause, errnoCode } from "../io/Errors.ts"
+import { takeProcessLock } from "../io/ProcessLock.ts"
 import { blobPath, cachedCommit, linkSnapshotFile, repoFolder, snapshotDir, writeRef } from "./HubCache.ts"
 import { HubError } from "./HubError.ts"
 import { formatHubId, type HubId, isCommitSha, type RepoKind } from "./HubId.ts"
@@ -155,12 +156,36 @@ const cachedSnapshot = (request: SnapshotRequest, settings: HubSettings) =>
     return { dir, commit, files } satisfies Snapshot
   })
 
+/**
+ * Holds `<blob>.lock` while this process downloads the blob: another process (or run) fetching
+ * the same file waits for it rather than appending to the same partial file.
+ */
+const lockBlob = (id: string, blob: string) =>
+  Effect.gen(function*() {
+    for (let waited = 0; ; waited++) {
+      const taken = yield* takeProcessLock<string | HubError>(`${blob}.lock`, {
+        held: (_, holder) => holder,
+        failed: (path, cause) => new HubError({ id, reason: "bad-response", message: `${id}: cannot lock ${path}: ${cause}` })
+      }).pipe(Effect.map(() => undefined), Effect.catchIf((e): e is string => typeof e === "string", (holder) => Effect.succeed(holder)))
+      if (taken === undefined) return
+      if (waited === 0) yield* Effect.logInfo(`${id}: waiting for ${holder(taken)} to finish downloading the same file`)
+      yield* Effect.sleep("1 second")
+    }
+  })
+
+const holder = (description: string) => description.replace(/ \(.*$/, "")
+
 /** Downloads one file into its blob (resuming a partial one), verifies it and links it into the snapshot. */
 const fetchFile = (request: SnapshotRequest, settings: HubSettings, repoDir: string, commit: string, file: RepoFile) =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const id = formatHubId(request.id)
     const blob = blobPath(repoDir, file.etag)
-    if ((yield* Effect.promise(() => sizeOf(blob))) === file.size) return yield* linkSnapshotFile(repoDir, commit, file.path, file.etag)
+    const cached = () => Effect.promise(() => sizeOf(blob)).pipe(Effect.map((size) => size === file.size))
+    if (yield* cached()) return yield* linkSnapshotFile(repoDir, commit, file.path, file.etag)
+    yield* Effect.tryPromise({ try: () => mkdir(join(repoDir, "blobs"), { recursive: true }), catch: (cause) => hubErrorFor(request, settings)(cause) })
+    yield* lockBlob(id, blob)
+    // Another process may have finished it while this one waited.
+    if (yield* cached()) return yield* linkSnapshotFile(repoDir, commit, file.path, file.etag)
     const incomplete = `${blob}.incomplete`
     const progress = (yield* HubProgress)(`${id} ${file.path}`, file.size)
     const toError = hubErrorFor(request, settings)
@@ -168,7 +193,6 @@ const fetchFile = (request: SnapshotRequest, settings: HubSettings, repoDir: str
     for (let attempt = 1; attempt <= attemptsPerFile; attempt++) {
       const failure = yield* Effect.tryPromise({
         try: async () => {
-          await mkdir(join(repoDir, "blobs"), { recursive: true })
           let start = (await sizeOf(incomplete)) ?? 0
           if (start > file.size) {
             await truncate(incomplete, 0)
@@ -203,6 +227,9 @@ const fetchFile = (request: SnapshotRequest, settings: HubSettings, repoDir: str
                 `(expected ${file.etag}, got ${hash}); the download was removed; run again, and if it repeats, check HF_ENDPOINT or a proxy.`
             })
           }
+          // Durable before it is visible under its final name: a crash never leaves a torn blob.
+          const handle = await open(incomplete, "r+")
+          await handle.sync().finally(() => handle.close())
           await rename(incomplete, blob)
         },
         catch: (cause) => cause
@@ -224,7 +251,7 @@ const fetchFile = (request: SnapshotRequest, settings: HubSettings, repoDir: str
       message: `${id}: downloading ${file.path} failed ${attemptsPerFile} times (${describeCause(lastFailure)}); ` +
         `${kept} of ${file.size} bytes are kept in the cache and the next run continues from there.`
     })
-  })
+  }))
 
 /** The files `request` selects, at the commit its revision names now, in the cache. */
 export const fetchSnapshot = Effect.fn("Hub.fetchSnapshot")(function*(request: SnapshotRequest) {

@@ -177,6 +177,17 @@ describe("models by id", () => {
     expect(blobs.every((b) => b.length === 40)).toBe(true) // only the small files' git-hashed blobs
   })
 
+  it("downloads a file once when two fetch it at the same time", async () => {
+    await fresh()
+    hub = await startFakeHub([await tinyModel()])
+    const [a, b] = await Promise.all([run(fetchModel(parseHubId("simmer-tests/tiny")!)), run(fetchModel(parseHubId("simmer-tests/tiny")!))])
+    const weights = await readFile(join(base, "model.safetensors"))
+    for (const exit of [a, b]) expect(await readFile(join(success(exit).dir, "model.safetensors"))).toEqual(weights)
+    const transfers = hub.requests.filter((r) => r.startsWith("GET /cdn/") && r.includes("model.safetensors") && !r.endsWith("bytes=0-0"))
+    expect(transfers.length).toBe(1)
+    expect((await readdir(join(cache, "models--simmer-tests--tiny", "blobs"))).filter((f) => f.endsWith(".lock") || f.endsWith(".incomplete"))).toEqual([])
+  })
+
   it("says so when the disk fills, and what to do", async () => {
     await fresh()
     hub = await startFakeHub([await tinyModel()])
