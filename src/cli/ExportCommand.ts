@@ -10,6 +10,7 @@ import { exportOnnx } from "../onnx/OnnxExport.ts"
 import { externalDataFileName, modelFileName } from "../onnx/OnnxFile.ts"
 import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
 import { jsonFlag } from "./Flags.ts"
+import { TargetExists } from "../io/Errors.ts"
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 
@@ -36,7 +37,10 @@ export const exportCommand = Command.make(
     const result = yield* Effect.scoped(exportOnnx(dir, input.onnx, {
       externalData: input.externalData ? "always" : "auto",
       onExisting: input.replace ? "replace" : "fail"
-    }))
+    })).pipe(
+      Effect.catchTag("TargetExists", (e) =>
+        Effect.fail(new TargetExists({ path: e.path, message: `${input.onnx} already exists; refusing to overwrite it (choose another --onnx, or add --replace).` })))
+    )
     if (input.json) return yield* Console.log(JSON.stringify(result))
     const weights = result.externalBytes === undefined
       ? "weights inline"

@@ -125,7 +125,7 @@ describe("simmer export --onnx", () => {
       expect(existsSync(join(out, "tokenizer.json"))).toBe(true)
       const again = yield* Effect.promise(() => simmer(["export", join(dir, "tiny"), "--onnx", out]))
       expect(again.status).toBe(1)
-      expect(again.stderr).toContain("already exists")
+      expect(again.stderr).toContain("already exists; refusing to overwrite it (choose another --onnx, or add --replace)")
       const replaced = yield* Effect.promise(() => simmer(["export", join(dir, "tiny"), "--onnx", out, "--replace", "--external-data", "--json"]))
       expect(replaced.status, replaced.stderr).toBe(0)
       expect(JSON.parse(replaced.stdout).files).toContain("model.onnx_data")
