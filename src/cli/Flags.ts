@@ -6,6 +6,7 @@
  */
 import { Config, Option } from "effect"
 import { Flag, Param } from "effect/cli"
+import { configuredInference, InferenceChoices } from "../compute/Inference.ts"
 
 /** The description a flag has so far (combinators wrap the flag; the description sits at its core). */
 const descriptionOf = (flag: Param.Param<"flag", unknown>): string => {
@@ -69,6 +70,16 @@ export const backendFlag = Flag.Literals("backend", ["auto", "tensorflow", "wasm
       "reference). Default: $SIMMER_BACKEND, else auto = the first of tensorflow, wasm, cpu that initialises."
   ),
   Flag.optional
+)
+
+export const inferenceFlag = Flag.Literals("inference", InferenceChoices).pipe(
+  Flag.withDescription(
+    "The engine the run's evaluation decodes graded datasets with: tfjs (simmer's transformer on --backend) or ort " +
+      "(ONNX Runtime's CPU execution provider on the candidate's ONNX graph, built from its weights at each evaluation); " +
+      "perplexity always runs on tfjs. auto: ort beside the wasm and cpu backends, tfjs beside tensorflow."
+  ),
+  Flag.withFallbackConfig(configuredInference),
+  withShownDefault("auto" as const, "$SIMMER_INFERENCE, else auto")
 )
 
 export const jsonFlag = Flag.Boolean("json").pipe(

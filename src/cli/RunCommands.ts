@@ -12,6 +12,7 @@ import { existsSync } from "node:fs"
 import { basename, dirname, extname, join, resolve } from "node:path"
 import { Cause, Console, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import { type InferenceChoice, resolveInference } from "../compute/Inference.ts"
 import type { FileSystemError } from "../io/Errors.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"
 import { createRunFolder, eventsFileName, openRunFolder, planFileName, RunFolderError } from "../io/RunFolder.ts"
@@ -33,7 +34,7 @@ import type { RewardModel, RewardRef } from "../services/RewardModel.ts"
 import type { RunStore } from "../services/RunStore.ts"
 import { RunId } from "../services/JobStore.ts"
 import { connectionFlags, resumeOnDaemon } from "./ClientCommands.ts"
-import { backendFlag, jsonFlag, memoryFlag, workersFlag } from "./Flags.ts"
+import { backendFlag, inferenceFlag, jsonFlag, memoryFlag, workersFlag } from "./Flags.ts"
 import { ExitCode, RunFailed } from "./Output.ts"
 import { finishedLine, makeRunView } from "./RunView.ts"
 
@@ -54,6 +55,7 @@ export interface RunFlags {
   readonly backend: Option.Option<string>
   readonly workers: number
   readonly memory: Option.Option<number>
+  readonly inference: InferenceChoice
 }
 
 /** How a run command ended, for its exit code (a run that failed ends in RunFailed instead). */
@@ -117,8 +119,10 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
       const view = makeRunView(mode, plan.iterations, logged[0]?.parameters.nonEmbedding)
       let stopped = false
       let failed: RunEvent | undefined
-      yield* recordInRunInfo(dir, { backend: (yield* Compute).description })
-      const ran = yield* runUpdates({ plan, modelPath: info.modelPath, stopRequested }).pipe(
+      const compute = yield* Compute
+      const inference = yield* resolveInference(flags.inference, compute.backend)
+      yield* recordInRunInfo(dir, { backend: compute.description, inference })
+      const ran = yield* runUpdates({ plan, modelPath: info.modelPath, stopRequested, inference }).pipe(
         Stream.runForEach((update) =>
           Effect.sync(() => {
             if (update._tag === "Event" && update.event.phase === "interrupted") stopped = true
@@ -156,7 +160,8 @@ export const runFlags = {
   json: jsonFlag.pipe(Flag.withDescription("Print the NDJSON events on stdout as they happen.")),
   backend: backendFlag,
   workers: workersFlag,
-  memory: memoryFlag
+  memory: memoryFlag,
+  inference: inferenceFlag
 }
 
 export const runCommand = (layers: RunLayers) =>

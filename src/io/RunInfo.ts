@@ -25,6 +25,8 @@ export const RunInfo = Schema.Struct({
   simmerVersion: Schema.optionalKey(Schema.String),
   /** The compute backend the run last ran on, as Compute describes it. */
   backend: Schema.optionalKey(Schema.String),
+  /** The engine its evaluation last decoded with (`--inference`: tfjs or ort). */
+  inference: Schema.optionalKey(Schema.String),
   /** The commit each Hub id of the plan was read at (see pipeline/PlanHubRefs.ts). */
   hub: Schema.optionalKey(Schema.Array(HubPin))
 })

@@ -2,7 +2,7 @@
  * The ONNX model of a model in memory, with its weights inside: each read from its tfjs tensor
  * (one copy, internal orientation). Tests and the benchmark open sessions on these bytes;
  * `simmer export` and `eval --inference ort` read a checkpoint's tensors from disk instead
- * (CheckpointSession.ts).
+ * (CheckpointSession.ts), and a run's evaluation reads them asynchronously (ModelSession.ts).
  */
 import type { Model } from "../model/Model.ts"
 import { paramSpecs } from "../model/Params.ts"

@@ -10,7 +10,9 @@
  * resume point. The run reserves its estimated peak memory before it loads anything, and every
  * model it holds is released when the stream ends, however it ends.
  */
+import * as tf from "@tensorflow/tfjs"
 import { Cause, Effect, Option, Stream } from "effect"
+import { type InferenceEngine, resolveInference } from "../compute/Inference.ts"
 import { loadCheckpoint, readCheckpointConfig } from "../io/Checkpoint.ts"
 import { CorruptRunFile } from "../io/RunFolder.ts"
 import type { DatasetScore, RunEvent, Strategy } from "../io/RunEvent.ts"
@@ -41,6 +43,8 @@ export interface RunOptions<ES = never, RS = never> {
   /** A user stage run on every tuned model before it is evaluated. */
   readonly afterTune?: Stage<ES, RS>
   readonly evaluationBatchSize?: number
+  /** The engine evaluation decodes with; default SIMMER_INFERENCE, else auto for the current tfjs backend (compute/Inference.ts). */
+  readonly inference?: InferenceEngine
 }
 
 /** The plan's tuners, built from its `tuner:` entries. */
@@ -70,7 +74,8 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
       datasets: yield* open(plan.data.evaluate),
       examples: plan.data.evaluationExamples,
       batchSize: evaluationBatchSize,
-      maxSeqLen: planSeqLen(plan)
+      maxSeqLen: planSeqLen(plan),
+      inference: options.inference ?? (yield* resolveInference(undefined, tf.getBackend()))
     }
     // Stages are saved in float32 whatever the source dtype, so a resumed run continues from
     // exactly the weights it had.

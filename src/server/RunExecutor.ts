@@ -17,6 +17,7 @@ import { planTuners, runUpdates } from "../pipeline/Run.ts"
 import { failureMessage } from "../pipeline/RunFailure.ts"
 import type { RunUpdate } from "../pipeline/RunUpdate.ts"
 import { writeReport } from "../report/Report.ts"
+import { resolveInference } from "../compute/Inference.ts"
 import { Compute } from "../services/Compute.ts"
 import { Datasets } from "../services/Datasets.ts"
 import { DeviceMemory, makeDeviceMemory } from "../services/DeviceMemory.ts"
@@ -116,8 +117,9 @@ export const localRunExecutor = (layers: LocalRunLayers): Layer.Layer<RunExecuto
           // end before a step boundary is finished all the same.
           let interrupted = false
           const work = Effect.gen(function*() {
-            yield* recordInRunInfo(job.dir, { backend: compute.description })
-            yield* runUpdates({ plan: job.plan, modelPath: job.modelPath, stopRequested: Deferred.isDone(stop) }).pipe(
+            const inference = yield* resolveInference(undefined, compute.backend)
+            yield* recordInRunInfo(job.dir, { backend: compute.description, inference })
+            yield* runUpdates({ plan: job.plan, modelPath: job.modelPath, stopRequested: Deferred.isDone(stop), inference }).pipe(
               Stream.runForEach((update) => {
                 if (update._tag === "Event" && update.event.phase === "interrupted") interrupted = true
                 return onUpdate(update)
