@@ -16,8 +16,8 @@ import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { checkRuleFits } from "../reward/RuleReward.ts"
 import { NoTrainingData } from "../tune/TuningData.ts"
 import type { Plan } from "./Plan.ts"
-import { planFootprint, planMemoryAdvice } from "./PlanFootprint.ts"
-import { planTuners } from "./Run.ts"
+import { planMemoryAdvice } from "./PlanFootprint.ts"
+import { planTuners, runFootprint } from "./Run.ts"
 
 export const preflight = (plan: Plan, modelPath: string) =>
   Effect.gen(function*() {
@@ -42,7 +42,7 @@ export const preflight = (plan: Plan, modelPath: string) =>
       if (misfit !== undefined) return yield* misfit
     }
     const memory = yield* DeviceMemory
-    const need = planFootprint(plan, config, planTuners(plan).map((t) => t.tuner), 64)
+    const need = runFootprint(plan, config)
     yield* Effect.scoped(memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice(need) }))
     return { config, need }
   })

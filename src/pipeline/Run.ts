@@ -28,6 +28,7 @@ import { type LoopStart, runLoop, stageName } from "./Loop.ts"
 import { acquireModel, borrowModel } from "./Models.ts"
 import { type ModelState, type Stage, toEvent } from "./ModelState.ts"
 import { type Plan, plannedTuners, planSeqLen } from "./Plan.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
 import { planFootprint, planMemoryAdvice } from "./PlanFootprint.ts"
 import { calibrationData, makePruneFn } from "./Pruning.ts"
 import { decodeResumeInfo } from "./ResumePoint.ts"
@@ -50,18 +51,25 @@ export interface RunOptions<ES = never, RS = never> {
 /** The plan's tuners, built from its `tuner:` entries. */
 export const planTuners = (plan: Plan) => plannedTuners(plan).map((config) => ({ tuner: tunerFor(config), steps: config.steps }))
 
+/** The most sequences a run's evaluation decodes at once (it lowers that to what fits), as its memory estimate counts them. */
+export const runEvaluationBatchSize = 64
+
+/** A plan's estimated peak memory on a model of `shape`: what a run reserves, and preflight and the daemon check. */
+export const runFootprint = (plan: Plan, shape: ModelConfig, evaluationBatchSize = runEvaluationBatchSize) =>
+  planFootprint(plan, shape, planTuners(plan).map((t) => t.tuner), evaluationBatchSize)
+
 export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) =>
   Stream.unwrap(Effect.gen(function*() {
     const store = yield* RunStore
     const datasets = yield* Datasets
     const memory = yield* DeviceMemory
     const { plan, modelPath } = options
-    const evaluationBatchSize = options.evaluationBatchSize ?? 64
+    const evaluationBatchSize = options.evaluationBatchSize ?? runEvaluationBatchSize
     const tuners = planTuners(plan)
 
     // Refuse a plan that cannot fit before loading a single weight; hold the room while it runs.
     const { config: shape } = yield* readCheckpointConfig(modelPath)
-    const need = planFootprint(plan, shape, tuners.map((t) => t.tuner), evaluationBatchSize)
+    const need = runFootprint(plan, shape, evaluationBatchSize)
     yield* memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice(need) })
 
     const source = yield* Effect.acquireRelease(loadCheckpoint(modelPath), (loaded) => Effect.sync(() => disposeModel(loaded)))

@@ -12,8 +12,8 @@ import type { FileSystemError } from "../io/Errors.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"
 import { recordInRunInfo } from "../io/RunInfo.ts"
 import type { Plan } from "../pipeline/Plan.ts"
-import { planFootprint, planMemoryAdvice } from "../pipeline/PlanFootprint.ts"
-import { planTuners, runUpdates } from "../pipeline/Run.ts"
+import { planMemoryAdvice } from "../pipeline/PlanFootprint.ts"
+import { runFootprint, runUpdates } from "../pipeline/Run.ts"
 import { failureMessage } from "../pipeline/RunFailure.ts"
 import type { RunUpdate } from "../pipeline/RunUpdate.ts"
 import { writeReport } from "../report/Report.ts"
@@ -99,7 +99,7 @@ export const localRunExecutor = (layers: LocalRunLayers): Layer.Layer<RunExecuto
           const { config } = yield* readCheckpointConfig(job.modelPath).pipe(
             Effect.mapError((e) => new CannotStart({ message: e.message }))
           )
-          const need = planFootprint(job.plan, config, planTuners(job.plan).map((t) => t.tuner), 64)
+          const need = runFootprint(job.plan, config)
           const room = yield* Scope.make()
           yield* memory.reserve(`Run ${job.id}`, need, { advice: planMemoryAdvice(need) }).pipe(
             Scope.provide(room),
