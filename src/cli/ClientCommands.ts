@@ -81,6 +81,16 @@ const follow = (connection: Connection, id: RunId, json: boolean) =>
     yield* watchStream(connection, id).pipe(
       Stream.runForEach((item) =>
         Effect.gen(function*() {
+          // Anything the run does after a wait means the daemon is back, whether or not a status said so first.
+          const back = (how: string) =>
+            Effect.suspend(() => {
+              const wasWaiting = waiting
+              waiting = false
+              return wasWaiting ? note(`the daemon is back: run ${id} ${how}`) : Effect.void
+            })
+          if (item.type === "state" || item.type === "step") {
+            if (!(item.type === "state" && item.event.phase === "interrupted")) yield* back("goes on")
+          }
           if (item.type === "state") {
             if (item.event.phase === "finished") finished.push(item.event)
             const event = !json && item.event.phase === "interrupted" ? { ...item.event, message: stoppedNote } : item.event
@@ -94,10 +104,7 @@ const follow = (connection: Connection, id: RunId, json: boolean) =>
             if (item.status === "interrupted" && !waiting) {
               yield* note(`the daemon is stopping: it continues run ${id} on its next start; waiting for it (Ctrl-C stops watching)`)
               waiting = true
-            } else if (item.status === "queued" || item.status === "running") {
-              if (waiting) yield* note(`the daemon is back: run ${id} is ${item.status}`)
-              waiting = false
-            }
+            } else if (item.status === "queued" || item.status === "running") yield* back(`is ${item.status}`)
           }
         })
       ),
