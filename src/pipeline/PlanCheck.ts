@@ -92,17 +92,21 @@ const locate = (written: string, folder: string) =>
     Effect.match({ onFailure: (e) => ({ problem: e.message }), onSuccess: (dir) => ({ dir, hub: hubIdUnlessLocal(written, folder) !== undefined }) })
   )
 
-/** Every `{ hub: ... }` dataset reference under data that is valid on its own, with its path in the document. */
-const hubDatasets = (data: unknown): Array<{ path: Array<PropertyKey>; ref: HubDatasetRef }> => {
+/** Every dataset reference under data (a mapping, one per entry of a list), with its path in the document. */
+const dataEntries = (data: unknown): Array<{ path: Array<PropertyKey>; entry: Record<string, unknown> }> => {
   if (!isRecord(data)) return []
   return Object.entries(data).flatMap(([key, value]) =>
     (Array.isArray(value) ? value.map((v, i) => ({ v, path: ["data", key, i] })) : [{ v: value, path: ["data", key] }])
-      .flatMap(({ v, path }) => {
-        const ref = isRecord(v) && "hub" in v ? decodeHubDatasetRef(v) : undefined
-        return ref !== undefined && Result.isSuccess(ref) ? [{ path, ref: ref.success }] : []
-      })
+      .flatMap(({ v, path }) => (isRecord(v) ? [{ path, entry: v }] : []))
   )
 }
+
+/** Every `{ hub: ... }` dataset reference under data that is valid on its own, with its path in the document. */
+const hubDatasets = (data: unknown): Array<{ path: Array<PropertyKey>; ref: HubDatasetRef }> =>
+  dataEntries(data).flatMap(({ path, entry }) => {
+    const ref = "hub" in entry ? decodeHubDatasetRef(entry) : undefined
+    return ref !== undefined && Result.isSuccess(ref) ? [{ path, ref: ref.success }] : []
+  })
 
 /** The problems of a checkpoint folder a plan names besides its model: a reward model, or a distillation teacher. */
 const checkOtherModel = Effect.fnUntraced(function*(
@@ -147,13 +151,9 @@ const otherModels = (raw: Record<string, unknown>): Array<{ path: Array<Property
 ]
 
 /** Every `{ file: ... }` under data, with its path in the document. */
-const dataFiles = (data: unknown): Array<{ path: Array<PropertyKey>; file: string }> => {
-  if (!isRecord(data)) return []
-  return Object.entries(data).flatMap(([key, value]) =>
-    (Array.isArray(value) ? value.map((v, i) => ({ v, path: ["data", key, i] })) : [{ v: value, path: ["data", key] }])
-      .flatMap(({ v, path }) => (isRecord(v) && typeof v.file === "string" && v.file !== "" ? [{ path: [...path, "file"], file: v.file }] : []))
-  )
-}
+const dataFiles = (data: unknown): Array<{ path: Array<PropertyKey>; file: string }> =>
+  dataEntries(data).flatMap(({ path, entry }) =>
+    typeof entry.file === "string" && entry.file !== "" ? [{ path: [...path, "file"], file: entry.file }] : [])
 
 /** Whether the target can be reached with the plan's units on this model. */
 const targetProblems = (config: ModelConfig, raw: Record<string, unknown>): Array<Problem> => {
