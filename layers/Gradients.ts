@@ -40,3 +40,7 @@ export const GradientsDataParallel = (
       return yield* startDataParallel({ ...options, backend: options.backend ?? compute.backend })
     })
   )
+
+/** One thread computes in place; more spread each batch over that many worker threads. */
+export const GradientsFor = (workers: number): Layer.Layer<Gradients, GradientsFailed, Compute> =>
+  workers > 1 ? GradientsDataParallel({ workers }) : GradientsLocal

@@ -10,7 +10,7 @@
  */
 import { existsSync } from "node:fs"
 import { basename, dirname, extname, join, resolve } from "node:path"
-import { Cause, Console, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Stream } from "effect"
+import { Cause, Console, Effect, Exit, Layer, Option, Schema, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { type InferenceChoice, resolveInference } from "../compute/Inference.ts"
 import type { FileSystemError } from "../io/Errors.ts"
@@ -24,6 +24,7 @@ import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { applyHubPins, pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { runUpdates } from "../pipeline/Run.ts"
+import { stoppable } from "../pipeline/Stoppable.ts"
 import { failureMessage } from "../pipeline/RunFailure.ts"
 import { readEvents, writeReport } from "../report/Report.ts"
 import { type BackendUnavailable, Compute } from "../services/Compute.ts"
@@ -60,19 +61,6 @@ export interface RunFlags {
 
 /** How a run command ended, for its exit code (a run that failed ends in RunFailed instead). */
 export type RunOutcome = "finished" | "target-not-reached" | "interrupted"
-
-/**
- * Runs `work` so that interrupting this fiber (SIGINT/SIGTERM through NodeRuntime) asks it to
- * stop at its next step boundary and waits for it, instead of cutting it off.
- */
-export const stoppable = <A, E, R>(work: (stopRequested: Effect.Effect<boolean>) => Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const stop = yield* Deferred.make<void>()
-    const fiber = yield* Effect.forkDetach(work(Deferred.isDone(stop)))
-    return yield* Fiber.join(fiber).pipe(
-      Effect.onInterrupt(() => Deferred.succeed(stop, undefined).pipe(Effect.andThen(Fiber.await(fiber))))
-    )
-  })
 
 /** The compute, memory and reward layers a plan is checked and run with (its reward models loaded), for the command's flags. */
 const checkLayers = (layers: RunLayers, plan: Plan, flags: Pick<RunFlags, "backend" | "memory">) =>

@@ -13,7 +13,8 @@ import type { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { clusterRunExecutor } from "../cluster/ClusterRunExecutor.ts"
 import { clusterLayer, parseAddress } from "../cluster/ClusterLayer.ts"
-import { type RunnerLayers, runnerEntityLayer } from "../cluster/RunnerEntity.ts"
+import { runnerEntityLayer } from "../cluster/RunnerEntity.ts"
+import { processRunExecutor, type RunProcessSettings } from "../server/ProcessRunExecutor.ts"
 import type { RunFence } from "../services/RunFence.ts"
 import { type DaemonSettings, runsDirOf } from "../server/DaemonConfig.ts"
 import { RunQueue } from "../server/RunQueue.ts"
@@ -27,8 +28,9 @@ export interface ClusterServeOptions {
   readonly settings: DaemonSettings
   readonly listen: ListenOptions
   readonly live: Omit<DaemonLayers, "executor">
+  /** How a runner runs each run: in a process of its own, fenced. */
+  readonly runProcesses: Omit<RunProcessSettings, "fence">
   readonly fence: Layer.Layer<RunFence, SqlError, SqlClient.SqlClient>
-  readonly fencedStore: RunnerLayers["store"]
 }
 
 export const serveCluster = (url: string, options: ClusterServeOptions) =>
@@ -49,7 +51,7 @@ export const serveCluster = (url: string, options: ClusterServeOptions) =>
     const platform = Layer.provideMerge(Layer.mergeAll(options.live.memory, options.live.datasets), options.live.compute)
     const runner = holder === undefined ? Layer.empty : runnerEntityLayer(
       { runsDir: runsDirOf(settings), holder, graceSeconds: settings.graceSeconds },
-      { gradients: options.live.run.gradients, reward: options.live.run.reward, store: options.fencedStore }
+      { executor: (token) => processRunExecutor({ ...options.runProcesses, fence: () => ({ url, ...token }) }) }
     ).pipe(Layer.provide(Layer.provideMerge(options.fence, cluster)), Layer.provide(platform))
 
     yield* Effect.scoped(Effect.gen(function*() {

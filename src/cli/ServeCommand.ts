@@ -22,16 +22,14 @@ import { bundledModelPath } from "../pipeline/Plan.ts"
 import type { BackendUnavailable, Compute } from "../services/Compute.ts"
 import type { Datasets } from "../services/Datasets.ts"
 import type { DeviceMemory } from "../services/DeviceMemory.ts"
-import type { Gradients, GradientsFailed } from "../services/Gradients.ts"
 import type { JobStore, JobStoreError } from "../services/JobStore.ts"
-import type { FenceToken, RunFence } from "../services/RunFence.ts"
-import type { RunnerLayers } from "../cluster/RunnerEntity.ts"
+import type { RunFence } from "../services/RunFence.ts"
 import { serveCluster } from "./ServeCluster.ts"
 import { realRoots } from "../server/AllowedRoots.ts"
 import { cannotListen, checkCanListen } from "../server/PortCheck.ts"
 import { resolveToken } from "../server/Auth.ts"
 import { type DaemonSettings, runsDirOf, storeFileOf } from "../server/DaemonConfig.ts"
-import type { LocalRunLayers } from "../server/RunExecutor.ts"
+import { processRunExecutor } from "../server/ProcessRunExecutor.ts"
 import { RunQueue } from "../server/RunQueue.ts"
 import { daemonLayer } from "../server/Server.ts"
 import { backendFlag, memoryFlag, repeatable, withRange, withShownDefault, workersFlag } from "./Flags.ts"
@@ -44,13 +42,14 @@ export interface ServeLayers {
   readonly memory: (gib: number | undefined) => LayerType.Layer<DeviceMemory, never, Compute>
   readonly datasets: LayerType.Layer<Datasets>
   readonly jobStore: (file: string) => LayerType.Layer<JobStore, JobStoreError>
-  readonly store: LocalRunLayers["store"]
-  readonly gradients: (workers: number) => LayerType.Layer<Gradients, GradientsFailed, Compute>
-  readonly reward: LocalRunLayers["reward"]
-  /** Cluster mode: the fencing token's storage and a run store that checks it before every write. */
+  /** The entry file of a run's own process (RunProcessMain.ts), which builds that run's live layers. */
+  readonly runProcessEntry: string
+  /** Cluster mode: the fencing token's storage. */
   readonly fence: LayerType.Layer<RunFence, SqlError, SqlClient.SqlClient>
-  readonly fencedStore: (dir: string, token: FenceToken) => ReturnType<RunnerLayers["store"]>
 }
+
+/** How many times a run whose process died is started again before it fails. */
+const processRetries = 2
 
 export const defaultPort = 7841
 
@@ -151,7 +150,7 @@ export const serveCommand = (layers: ServeLayers) =>
       }
       const compute = layers.compute(Option.getOrUndefined(input.backend))
       const memory = layers.memory(Option.getOrUndefined(input.memory))
-      const run = { store: layers.store, gradients: layers.gradients(input.workers), reward: layers.reward }
+      const runProcesses = { entry: layers.runProcessEntry, workers: input.workers, retries: processRetries }
       const listen = { host: input.host, port: input.port }
 
       if (Option.isSome(input.cluster)) {
@@ -161,15 +160,19 @@ export const serveCommand = (layers: ServeLayers) =>
           lease: input.lease,
           settings,
           listen,
-          live: { compute, memory, datasets: layers.datasets, jobStore: layers.jobStore(storeFileOf(settings)), run },
-          fence: layers.fence,
-          fencedStore: layers.fencedStore
+          live: { compute, memory, datasets: layers.datasets, jobStore: layers.jobStore(storeFileOf(settings)) },
+          runProcesses,
+          fence: layers.fence
         })
       }
       if (Option.isSome(input.runnerAddress) || !input.api) {
         return yield* new InvalidArguments({ message: "--runner-address and --no-api belong to cluster mode: add --cluster postgres://…" })
       }
-      const live = daemonLayer(settings, { compute, memory, datasets: layers.datasets, jobStore: layers.jobStore(storeFileOf(settings)), run }, listen)
+      const live = daemonLayer(
+        settings,
+        { compute, memory, datasets: layers.datasets, jobStore: layers.jobStore(storeFileOf(settings)), executor: processRunExecutor(runProcesses) },
+        listen
+      )
       yield* Effect.scoped(Effect.gen(function*() {
         // Another process may take the port between the check above and here.
         const context = yield* Layer.build(live).pipe(

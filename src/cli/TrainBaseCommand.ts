@@ -40,7 +40,7 @@ import { loadTrainingState, lockTraining, removeTrainingState, saveTrainingState
 import { backendFlag, jsonFlag, seedFlag, withRange, withShownDefault, workersFlag } from "./Flags.ts"
 import { ExitCode, InvalidArguments } from "./Output.ts"
 import { makeProgress } from "./Progress.ts"
-import { stoppable } from "./RunCommands.ts"
+import { stoppable } from "../pipeline/Stoppable.ts"
 
 const int = (name: string, fallback: number, description: string, min = 1) =>
   Flag.Int(name).pipe(Flag.withDescription(description), withRange({ min }), withShownDefault(fallback))

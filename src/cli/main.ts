@@ -4,16 +4,16 @@
  * services, stderr logging) and
  * runs with NodeRuntime, which turns SIGINT/SIGTERM into interruption so finalizers run.
  */
+import { fileURLToPath } from "node:url"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
 import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
-import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
+import { GradientsFor } from "../../layers/Gradients.ts"
 import { JobStoreSqlite } from "../../layers/JobStore.ts"
 import { RewardModelLive } from "../../layers/RewardModel.ts"
-import { FencedRunStore } from "../../layers/FencedRunStore.ts"
 import { RunFencePostgres } from "../../layers/RunFence.ts"
 import { RunStoreLive } from "../../layers/RunStore.ts"
 import { simmerVersion } from "../io/RunInfo.ts"
@@ -42,8 +42,7 @@ const withCompute = <Name extends string, I extends { readonly backend: Option.O
   command: Command.Command<Name, I, CI, E, R>
 ) => command.pipe(Command.provide((input: I) => ComputeLive(Option.getOrUndefined(input.backend))))
 
-/** One thread computes in place; more spread each batch over worker threads. */
-const gradientsLayer = (workers: number) => (workers > 1 ? GradientsDataParallel({ workers }) : GradientsLocal)
+const gradientsLayer = GradientsFor
 
 const runLayers: RunLayers = {
   compute: ComputeLive,
@@ -59,11 +58,8 @@ const serveLayers: ServeLayers = {
   memory: DeviceMemoryLive,
   datasets: DatasetsLive,
   jobStore: JobStoreSqlite,
-  store: RunStoreLive,
-  gradients: gradientsLayer,
-  reward: RewardModelLive,
-  fence: RunFencePostgres,
-  fencedStore: FencedRunStore
+  runProcessEntry: fileURLToPath(new URL("RunProcessMain.ts", import.meta.url)),
+  fence: RunFencePostgres
 }
 
 const simmer = Command.make("simmer").pipe(

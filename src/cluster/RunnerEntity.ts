@@ -16,12 +16,10 @@ import { Context, Deferred, Duration, Effect, Layer, Schedule } from "effect"
 import type { Layer as LayerType } from "effect"
 import { Entity } from "effect/cluster"
 import type { Compute } from "../services/Compute.ts"
-import type { Datasets } from "../services/Datasets.ts"
 import type { DeviceMemory } from "../services/DeviceMemory.ts"
 import type { RunId } from "../services/JobStore.ts"
 import { type FenceToken, RunFence } from "../services/RunFence.ts"
-import type { RunStore } from "../services/RunStore.ts"
-import { type LocalRunLayers, localRunExecutor, type RunHandle, RunExecutor, type RunOutcome } from "../server/RunExecutor.ts"
+import { type RunHandle, RunExecutor, type RunOutcome } from "../server/RunExecutor.ts"
 import { readRunJob } from "../server/RunJob.ts"
 import { RunEntity } from "./RunEntity.ts"
 
@@ -34,9 +32,9 @@ export interface RunnerSettings {
   readonly graceSeconds: number
 }
 
-export interface RunnerLayers extends Omit<LocalRunLayers, "store"> {
-  /** The run store of `dir`, every write checked against `token`. */
-  readonly store: (dir: string, token: FenceToken) => LayerType.Layer<RunStore, LayerType.Error<ReturnType<LocalRunLayers["store"]>>, RunFence>
+export interface RunnerLayers {
+  /** Runs a run in a process of its own (ProcessRunExecutor), every write of it checked against `token`. */
+  readonly executor: (token: FenceToken) => LayerType.Layer<RunExecutor, never, DeviceMemory | Compute>
 }
 
 /** The run an entity executes; `asked` remembers a stop or kill that came before it could start. */
@@ -51,7 +49,7 @@ export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers
     Effect.gen(function*() {
       const address = yield* Entity.CurrentAddress
       const fence = yield* RunFence
-      const context = yield* Effect.context<DeviceMemory | Compute | Datasets>()
+      const context = yield* Effect.context<DeviceMemory | Compute>()
       let current: Slot | undefined
 
       const failed = (message: string): RunOutcome => ({ _tag: "Failed", message })
@@ -67,7 +65,7 @@ export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers
           // Built in this run's own scope and memo map: the run belongs to this request, not to
           // the process's layers (which a shutdown closes first, newest first).
           const executor = yield* Layer.buildWithMemoMap(
-            localRunExecutor({ ...layers, store: (d) => layers.store(d, token).pipe(Layer.provide(Layer.succeed(RunFence, fence))) }),
+            layers.executor(token),
             Layer.makeMemoMapUnsafe(),
             yield* Effect.scope
           ).pipe(Effect.map((built) => Context.get(built, RunExecutor)), Effect.provide(context))

@@ -1,29 +1,32 @@
 /**
- * What a run streams to its consumers (terminal view, `--json`, the daemon's event stream): the
- * states of the loop, each written to the event log before anyone sees it, and the progress of
- * every tuning step, which is live information only and not logged.
+ * What a run streams to its consumers (terminal view, `--json`, the daemon's event stream, the
+ * daemon itself from a run's process): the states of the loop, each written to the event log
+ * before anyone sees it, and the progress of every tuning step, which is live information only
+ * and not logged. Both are schemas, because a run's process sends them to the daemon encoded.
  */
-import type { RunEvent, Strategy } from "../io/RunEvent.ts"
+import { Schema } from "effect"
+import { RunEvent, Strategies } from "../io/RunEvent.ts"
 import type { ModelState } from "./ModelState.ts"
 
-export interface TuneProgress {
-  readonly strategy: Strategy
-  readonly iteration: number
-  readonly attempt: number
+export const TuneProgress = Schema.Struct({
+  strategy: Schema.Literals(Strategies),
+  iteration: Schema.Int,
+  attempt: Schema.Int,
   /** The tuner's kind and its position in the plan's list. */
-  readonly tuner: string
-  readonly position: number
-  readonly step: number
-  readonly steps: number
-  readonly loss: number
+  tuner: Schema.String,
+  position: Schema.Int,
+  step: Schema.Int,
+  steps: Schema.Int,
+  loss: Schema.Number,
   /** Tokens this step trained on. */
-  readonly tokens: number
+  tokens: Schema.Int,
   /** Tokens this tuning has trained on so far, steps before a resume included. */
-  readonly tuningTokens: number
-  readonly metrics: Readonly<Record<string, number>>
+  tuningTokens: Schema.Int,
+  metrics: Schema.Record(Schema.String, Schema.Number),
   /** Seconds since this tuning (or its resumption) started, for rates and an ETA. */
-  readonly seconds: number
-}
+  seconds: Schema.Number
+})
+export type TuneProgress = typeof TuneProgress.Type
 
 /** The loop's elements: a state (a stage's result) or a tuning step. */
 export type LoopUpdate =
@@ -31,6 +34,8 @@ export type LoopUpdate =
   | { readonly _tag: "Step"; readonly progress: TuneProgress }
 
 /** A run's elements: a logged event (with its `seq`) or a tuning step. */
-export type RunUpdate =
-  | { readonly _tag: "Event"; readonly event: RunEvent }
-  | { readonly _tag: "Step"; readonly progress: TuneProgress }
+export const RunUpdate = Schema.Union([
+  Schema.TaggedStruct("Event", { event: RunEvent }),
+  Schema.TaggedStruct("Step", { progress: TuneProgress })
+])
+export type RunUpdate = typeof RunUpdate.Type

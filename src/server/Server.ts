@@ -2,7 +2,7 @@
  * `simmer serve` as one Layer: the HTTP API (handlers, token check, OpenAPI at
  * /v1/openapi.json) on a Node HTTP server, over the run queue, the event hub, the run executor
  * and the job store. The live implementations (compute backend, memory budget, datasets, SQLite
- * store, per-run folders and gradients) are handed in by the composition root, src/cli. The
+ * store, the executor runs compute in) are handed in by the composition root, src/cli. The
  * server listens only once every layer below it is built: the backend initialised and the
  * queue recovered, so the first request already finds the daemon ready.
  */
@@ -22,7 +22,7 @@ import { errorBodies } from "./ErrorBodies.ts"
 import { ApiHandlers } from "./Handlers.ts"
 import { RunHub } from "./RunHub.ts"
 import { RunQueueLive } from "./RunQueue.ts"
-import { localRunExecutor, type LocalRunLayers, type RunExecutor } from "./RunExecutor.ts"
+import type { RunExecutor } from "./RunExecutor.ts"
 
 export interface DaemonLayers {
   /** The compute backend, initialised once for every run. */
@@ -30,9 +30,8 @@ export interface DaemonLayers {
   readonly memory: Layer.Layer<DeviceMemory, never, Compute>
   readonly datasets: Layer.Layer<Datasets>
   readonly jobStore: Layer.Layer<JobStore, JobStoreError>
-  /** Where runs compute; default: in this process (localRunExecutor over `run`). */
-  readonly executor?: Layer.Layer<RunExecutor, unknown, DeviceMemory | Compute | Datasets>
-  readonly run: LocalRunLayers
+  /** Where runs compute: each in its own process (ProcessRunExecutor), or on a cluster's runners. */
+  readonly executor: Layer.Layer<RunExecutor, unknown, DeviceMemory | Compute | Datasets>
 }
 
 export interface ListenOptions {
@@ -46,9 +45,8 @@ export const daemonServices = (settings: DaemonSettings, layers: DaemonLayers) =
     Layer.mergeAll(layers.memory, layers.datasets),
     layers.compute
   )
-  const executor = layers.executor ?? localRunExecutor(layers.run)
   return RunQueueLive.pipe(
-    Layer.provideMerge(Layer.mergeAll(executor, RunHub.layer, layers.jobStore, Layer.succeed(DaemonConfig, settings))),
+    Layer.provideMerge(Layer.mergeAll(layers.executor, RunHub.layer, layers.jobStore, Layer.succeed(DaemonConfig, settings))),
     Layer.provideMerge(platform)
   )
 }

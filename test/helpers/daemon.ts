@@ -1,7 +1,7 @@
 /**
  * A real daemon for tests: the same layers `simmer serve` builds (SQLite job store in a file,
- * run folders, the HTTP server on loopback port 0), on the cpu backend with gradients in the
- * test's thread, plus a tiny plan and helpers to call it with a real HTTP client (fetch) and
+ * run folders, each run in its own process, the HTTP server on loopback port 0), on the cpu
+ * backend, plus a tiny plan and helpers to call it with a real HTTP client (fetch) and
  * read its event streams.
  */
 import { mkdir, writeFile } from "node:fs/promises"
@@ -11,15 +11,14 @@ import { HttpServer } from "effect/http"
 import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
 import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
-import { GradientsLocal } from "../../layers/Gradients.ts"
 import { JobStoreSqlite } from "../../layers/JobStore.ts"
-import { RewardModelLive } from "../../layers/RewardModel.ts"
-import { RunStoreLive } from "../../layers/RunStore.ts"
 import { realRoots } from "../../src/server/AllowedRoots.ts"
+import { processRunExecutor, type RunProcessSettings } from "../../src/server/ProcessRunExecutor.ts"
 import type { DaemonSettings } from "../../src/server/DaemonConfig.ts"
 import { RunQueue } from "../../src/server/RunQueue.ts"
 import { daemonLayer } from "../../src/server/Server.ts"
 import { writeTinyCheckpoint } from "./checkpoint.ts"
+import { root } from "./cli.ts"
 
 export interface TestDaemon {
   readonly url: string
@@ -34,7 +33,14 @@ export interface TestDaemonOptions {
   readonly memoryGib?: number
   readonly concurrency?: number
   readonly maxBodyBytes?: number
+  /** How often a run whose process died is started again (default 2, as `simmer serve`). */
+  readonly retries?: number
+  /** The memory budget of a run's process (default its reservation). */
+  readonly budgetOf?: RunProcessSettings["budgetOf"]
 }
+
+/** The entry of a run's own process, as `simmer serve` starts it. */
+export const runProcessEntry = join(root, "src/cli/RunProcessMain.ts")
 
 /** Starts a daemon for the life of the scope. */
 export const startDaemon = (options: TestDaemonOptions) =>
@@ -55,7 +61,7 @@ export const startDaemon = (options: TestDaemonOptions) =>
       memory: DeviceMemoryLive(options.memoryGib),
       datasets: DatasetsLive,
       jobStore: JobStoreSqlite(join(options.dataDir, "simmer.db")),
-      run: { store: RunStoreLive, gradients: GradientsLocal, reward: RewardModelLive }
+      executor: processRunExecutor({ entry: runProcessEntry, workers: 1, retries: options.retries ?? 2, ...(options.budgetOf !== undefined ? { budgetOf: options.budgetOf } : {}) })
     }, { host: "127.0.0.1", port: 0 }))
     const address = Context.get(context, HttpServer.HttpServer).address
     if (address._tag !== "InetAddressV4") throw new Error(`unexpected address ${address._tag}`)

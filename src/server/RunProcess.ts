@@ -1,0 +1,92 @@
+/**
+ * A daemon's run in its own process: the other end of ProcessRunExecutor. Given the daemon's
+ * `Start` (in its environment), it reads the job from the run folder, runs it as `simmer run` does — the same
+ * stream, store and report — and sends every update to the daemon as it happens. SIGTERM (the
+ * daemon's stop, or the daemon gone: ParentWatch) stops it at the next step boundary with its
+ * state saved. It ends with the exit code `simmer run` would: 0 finished, 75 stopped, 4 failed
+ * (its message sent first), so the daemon tells a run that ended from a process that died.
+ */
+import { Effect, Layer, Schema, Stream } from "effect"
+import { resolveInference } from "../compute/Inference.ts"
+import { recordInRunInfo } from "../io/RunInfo.ts"
+import { runUpdates } from "../pipeline/Run.ts"
+import { failureMessage } from "../pipeline/RunFailure.ts"
+import { writeReport } from "../report/Report.ts"
+import { Compute } from "../services/Compute.ts"
+import type { RunId } from "../services/JobStore.ts"
+import type { Datasets } from "../services/Datasets.ts"
+import type { DeviceMemory } from "../services/DeviceMemory.ts"
+import type { Gradients } from "../services/Gradients.ts"
+import type { RewardModel, RewardRef } from "../services/RewardModel.ts"
+import { RunStore } from "../services/RunStore.ts"
+import { FromRunProcess, type StartRun } from "./RunProcessProtocol.ts"
+import { readRunJob } from "./RunJob.ts"
+
+/** The live layers of one run, built from the daemon's `Start` by the process's composition root. */
+export interface RunProcessLayers {
+  readonly platform: (start: StartRun) => Layer.Layer<Compute | DeviceMemory | Datasets | Gradients, unknown>
+  readonly store: (start: StartRun) => Layer.Layer<RunStore, unknown>
+  readonly reward: (refs: ReadonlyArray<RewardRef>) => Layer.Layer<RewardModel, unknown, Compute>
+}
+
+/** How the process ends, as its exit code says. */
+export type RunProcessEnd = "finished" | "stopped" | "failed"
+
+const encode = Schema.encodeSync(FromRunProcess)
+
+/** Sends one message to the daemon and waits until it is written, so that updates keep their order and none is lost at exit. */
+const send = (message: FromRunProcess) =>
+  Effect.callback<void>((resume) => {
+    if (process.send === undefined || !process.connected) return resume(Effect.void)
+    process.send(encode(message), undefined, {}, () => resume(Effect.void))
+  })
+
+/**
+ * The run, stopped at its next step boundary when `stopRequested` says so. Fails with the run's
+ * message after sending it.
+ */
+export const runProcess = (layers: RunProcessLayers, start: StartRun, stopRequested: Effect.Effect<boolean>) =>
+  Effect.gen(function*() {
+    yield* send({ _tag: "Ready" })
+    const job = yield* readRunJob(start.id as RunId, start.dir)
+    let stopped = false
+    const work = Effect.gen(function*() {
+      const compute = yield* Compute
+      const inference = yield* resolveInference(undefined, compute.backend)
+      yield* recordInRunInfo(job.dir, { backend: compute.description, inference })
+      if (start.restartNote !== undefined) {
+        const restarted = yield* logRestart(start.restartNote)
+        if (restarted !== undefined) yield* send({ _tag: "Update", update: { _tag: "Event", event: restarted } })
+      }
+      yield* runUpdates({ plan: job.plan, modelPath: job.modelPath, stopRequested, inference }).pipe(
+        Stream.runForEach((update) => {
+          if (update._tag === "Event" && update.event.phase === "interrupted") stopped = true
+          return send({ _tag: "Update", update })
+        })
+      )
+    }).pipe(
+      Effect.provide(Layer.merge(layers.store(start), layers.reward(job.plan.reward ?? []))),
+      Effect.provide(layers.platform(start))
+    )
+    const ran = yield* Effect.exit(work)
+    // The report describes the run as far as it went, as `simmer run` leaves it.
+    yield* writeReport(job.dir).pipe(Effect.ignore)
+    if (ran._tag === "Failure") {
+      const message = failureMessage(ran.cause)
+      yield* send({ _tag: "Failed", message })
+      return "failed" satisfies RunProcessEnd
+    }
+    return (stopped ? "stopped" : "finished") satisfies RunProcessEnd
+  }).pipe(
+    // Whatever ended it before the run started (an unreadable folder) is the run's failure too.
+    Effect.catchCause((cause) => Effect.as(send({ _tag: "Failed", message: failureMessage(cause) }), "failed" as RunProcessEnd))
+  )
+
+/** Says in the run's log that its previous process died where the run was (its last event), before it continues. */
+const logRestart = (message: string) =>
+  Effect.gen(function*() {
+    const store = yield* RunStore
+    const last = (yield* store.events).at(-1)
+    if (last === undefined) return undefined
+    return yield* store.appendEvent({ strategy: last.strategy, iteration: last.iteration, attempt: last.attempt, phase: "interrupted", parameters: last.parameters, message })
+  })
