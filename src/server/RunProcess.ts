@@ -6,8 +6,9 @@
  * state saved. It ends with the exit code `simmer run` would: 0 finished, 75 stopped, 4 failed
  * (its message sent first), so the daemon tells a run that ended from a process that died.
  */
-import { Effect, Layer, Schema, Stream } from "effect"
+import { Effect, Layer, Schedule, Schema, Stream } from "effect"
 import { resolveInference } from "../compute/Inference.ts"
+import { RunLocked } from "../io/RunFolder.ts"
 import { recordInRunInfo } from "../io/RunInfo.ts"
 import { runUpdates } from "../pipeline/Run.ts"
 import { failureMessage } from "../pipeline/RunFailure.ts"
@@ -50,6 +51,7 @@ export const runProcess = (layers: RunProcessLayers, start: StartRun, stopReques
     yield* send({ _tag: "Ready" })
     const job = yield* readRunJob(start.id as RunId, start.dir)
     let stopped = false
+    let waiting = false
     const work = Effect.gen(function*() {
       const compute = yield* Compute
       const inference = yield* resolveInference(undefined, compute.backend)
@@ -66,6 +68,9 @@ export const runProcess = (layers: RunProcessLayers, start: StartRun, stopReques
       )
     }).pipe(
       Effect.provide(Layer.merge(layers.store(start), layers.reward(job.plan.reward ?? []))),
+      // The process before this one may still be saving (its daemon died: ParentWatch stops it): wait for its lock.
+      Effect.tapError((e) => (isRunLocked(e) && !waiting ? Effect.sync(() => (waiting = true)).pipe(Effect.andThen(Effect.logInfo(`run ${job.id}: ${e.message} Waiting for it to let go.`))) : Effect.void)),
+      Effect.retry({ while: isRunLocked, schedule: Schedule.spaced("1 second"), times: 120 }),
       Effect.provide(layers.platform(start))
     )
     const ran = yield* Effect.exit(work)
@@ -81,6 +86,8 @@ export const runProcess = (layers: RunProcessLayers, start: StartRun, stopReques
     // Whatever ended it before the run started (an unreadable folder) is the run's failure too.
     Effect.catchCause((cause) => Effect.as(send({ _tag: "Failed", message: failureMessage(cause) }), "failed" as RunProcessEnd))
   )
+
+const isRunLocked = (e: unknown): e is RunLocked => e instanceof RunLocked
 
 /** Says in the run's log that its previous process died where the run was (its last event), before it continues. */
 const logRestart = (message: string) =>

@@ -131,9 +131,10 @@ describe("simmer serve --cluster: runs over a fleet of runners", () => {
     await waitUntil(() => tuning(id) && holderOf(runners, id) !== undefined, "the run to tune")
     const stale = holderOf(runners, id)!
     const paused = performance.now()
-    stale.child.kill("SIGSTOP")
+    // The runner and its run's process, as a frozen VM would be.
+    process.kill(-stale.child.pid!, "SIGSTOP")
     handOver.sigstop = await waitForTakeOver(id, stale, paused)
-    stale.child.kill("SIGCONT")
+    process.kill(-stale.child.pid!, "SIGCONT")
     await waitUntil(() => stale.log().includes("this write was refused"), "the stale runner to be refused")
     expect(stale.log()).toMatch(new RegExp(`Run ${id} moved to \\S+ \\(fencing epoch \\d+\\)`))
     const done = await run(waitForStatus(api, id, ["finished", "failed"]))

@@ -50,7 +50,8 @@ export const startRunner = async (dataDir: string, postgresUrl: string, extra: R
         String(lease),
         ...extra
       ],
-      { cwd: root, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, SIMMER_BACKEND: "cpu" } }
+      // Its own process group, with its runs' processes: the tests freeze a whole runner as a frozen VM is frozen.
+      { cwd: root, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, SIMMER_BACKEND: "cpu" }, detached: true }
     )
     let stderr = ""
     const exited = new Promise<number | string>((done) => child.on("exit", (code, signal) => done(code ?? signal ?? "unknown")))
