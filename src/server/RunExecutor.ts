@@ -7,7 +7,7 @@
  * implements the same three things.
  */
 import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Schema, Scope, Stream } from "effect"
-import { readCheckpointConfig } from "../io/Checkpoint.ts"
+import { readCheckpointConfig } from "../io/CheckpointFolder.ts"
 import type { FileSystemError } from "../io/Errors.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"
 import { recordInRunInfo } from "../io/RunInfo.ts"

@@ -8,7 +8,8 @@
  * resumed tuning computes exactly what the uninterrupted one would have.
  */
 import { Effect, Schema } from "effect"
-import { disposeCheckpoint, type LoadCheckpointError, loadCheckpoint } from "../io/Checkpoint.ts"
+import type { LoadCheckpointError } from "../io/Checkpoint.ts"
+import { disposeCheckpoint, loadCheckpoint } from "../io/CheckpointReader.ts"
 import { footprint, forwardBytes, gradientBytes, weightBytes } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
 import { encodeExample } from "../tasks/Encode.ts"
