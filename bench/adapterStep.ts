@@ -6,7 +6,7 @@
  * JSON with the seconds of the step, the loss and the adapter size.
  */
 import { Effect } from "effect"
-import { openLazyCheckpoint } from "../src/io/Checkpoint.ts"
+import { openLazyCheckpoint } from "../src/io/CheckpointReader.ts"
 import { loadTokenizer } from "../src/io/Tokenizer.ts"
 import { adapterTargets, adapterTensors, blockwiseAdapterGradients, initAdapters } from "../src/model/Adapters.ts"
 import { lossBatch } from "../src/model/Blockwise.ts"

@@ -19,9 +19,10 @@ import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Layer, Option } from "effect"
 import { pathExists, writeFolderAtomically } from "../src/io/AtomicWrite.ts"
-import { loadCheckpoint, saveCheckpoint } from "../src/io/Checkpoint.ts"
+import { loadCheckpoint } from "../src/io/CheckpointReader.ts"
+import { saveCheckpoint } from "../src/io/CheckpointWriter.ts"
 import { errnoCode, type FileSystemError, fsError } from "../src/io/Errors.ts"
-import { eventLine, parseEventLog } from "../src/io/EventLog.ts"
+import { eventLine, type InvalidEventLog, readEventsIfAny } from "../src/io/EventLog.ts"
 import { verifyManifest, writeManifest } from "../src/io/Manifest.ts"
 import {
   AcceptedFile,
@@ -57,7 +58,7 @@ export interface RunStoreOptions {
 }
 
 /** The store of an existing run folder (created by io/RunFolder.createRunFolder), locked for this process. */
-export const RunStoreLive = (dir: string, options: RunStoreOptions = {}): Layer.Layer<RunStore, FileSystemError | RunLocked | Effect.Error<ReturnType<typeof parseEventLog>>> =>
+export const RunStoreLive = (dir: string, options: RunStoreOptions = {}): Layer.Layer<RunStore, FileSystemError | RunLocked | InvalidEventLog> =>
   Layer.effect(
     RunStore,
     Effect.gen(function*() {
@@ -68,10 +69,7 @@ export const RunStoreLive = (dir: string, options: RunStoreOptions = {}): Layer.
       yield* Effect.tryPromise({ try: () => mkdir(join(dir, "stages"), { recursive: true }), catch: fsError(dir, "create") })
       if (options.lock !== "none") yield* lockRunFolder(dir)
 
-      const events = Effect.gen(function*() {
-        const text = yield* readOptional(eventsPath)
-        return text === undefined ? [] : yield* parseEventLog(eventsPath, text)
-      })
+      const events = readEventsIfAny(eventsPath)
       // A damaged log fails the store here rather than restarting seq at 0 over it.
       let seq = (yield* events).length
 

@@ -7,7 +7,7 @@
  */
 import { Effect } from "effect"
 import { ensureDeviceRoom } from "../compute/DeviceCapacity.ts"
-import { loadCheckpoint, openLazyCheckpoint } from "../io/Checkpoint.ts"
+import { loadCheckpoint, openLazyCheckpoint } from "../io/CheckpointReader.ts"
 import { countParams } from "../model/Params.ts"
 import { makeProgress, type Progress } from "./Progress.ts"
 

@@ -10,7 +10,7 @@ import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { simmerVersion } from "../io/RunInfo.ts"
 import { buildModel } from "../report/ReportModel.ts"
-import { buildReport } from "../report/Report.ts"
+import { buildReport } from "../report/WriteReport.ts"
 import { summaryRows, summaryText } from "../report/Summary.ts"
 import { jsonFlag } from "./Flags.ts"
 

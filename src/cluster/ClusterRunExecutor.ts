@@ -12,7 +12,7 @@
 import { join } from "node:path"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer } from "effect"
 import { eventsFileName } from "../io/RunFolder.ts"
-import { readEvents } from "../report/Report.ts"
+import { readEvents } from "../io/EventLog.ts"
 import { type RunHandle, RunExecutor, type RunOutcome } from "../server/RunExecutor.ts"
 import { tailEvents } from "./EventTail.ts"
 import { RunEntity } from "./RunEntity.ts"

@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path"
 import { Effect } from "effect"
-import { configFileName, generationConfigFileName, tokenizerFileNames, weightsIndexFileName } from "../io/Checkpoint.ts"
+import { configFileName, generationConfigFileName, tokenizerFileNames, weightsIndexFileName } from "../io/CheckpointLayout.ts"
 import { HubError } from "./HubError.ts"
 import type { FileSelection } from "./HubSnapshot.ts"
 import { fetchSnapshot } from "./HubSnapshot.ts"

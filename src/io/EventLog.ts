@@ -1,13 +1,14 @@
 /**
  * events.ndjson, the run's history: one RunEvent per line in the JSON form of its Schema
  * (NaN and ±Infinity as strings, since JSON has no such numbers). The store appends to it and
- * the report and resume read it, all through this one format.
+ * the report, resume, the daemon and the cluster read it, all through this one reader.
  *
  * A last line without its line end is what a kill -9 during an append leaves; it is dropped
  * (its event was never acknowledged). Any other bad line is an error naming file and line.
  */
+import { readFile } from "node:fs/promises"
 import { Effect, Result, Schema } from "effect"
-import { listSome, schemaProblems } from "./Errors.ts"
+import { describeCause, errnoCode, FileSystemError, listSome, schemaProblems } from "./Errors.ts"
 import { RunEvent } from "./RunEvent.ts"
 
 export class InvalidEventLog extends Schema.TaggedError<InvalidEventLog>()("InvalidEventLog", {
@@ -59,3 +60,32 @@ export const parseEventLog = (path: string, text: string): Effect.Effect<Array<R
     }
     return Effect.succeed(events)
   })
+
+/** The text of a log, or undefined when the file does not exist. */
+const readLogText = (path: string) =>
+  Effect.tryPromise({
+    try: () => readFile(path, "utf8").catch((cause) => (errnoCode(cause) === "ENOENT" ? undefined : Promise.reject(cause))),
+    catch: (cause) => new FileSystemError({ path, message: `Cannot read ${path}: ${describeCause(cause)}.` })
+  })
+
+/** Every event of an events.ndjson file, in file order; a missing file is an error naming it. */
+export const readEvents = Effect.fn("EventLog.read")(function*(
+  path: string
+): Effect.fn.Return<Array<RunEvent>, InvalidEventLog | FileSystemError> {
+  const text = yield* readLogText(path)
+  if (text === undefined) {
+    return yield* new FileSystemError({
+      path,
+      message: `${path} does not exist: a run folder holds its event log in events.ndjson.`
+    })
+  }
+  return yield* parseEventLog(path, text)
+})
+
+/** Every event of an events.ndjson file, or none when a run has not logged one yet. */
+export const readEventsIfAny = Effect.fn("EventLog.readIfAny")(function*(
+  path: string
+): Effect.fn.Return<Array<RunEvent>, InvalidEventLog | FileSystemError> {
+  const text = yield* readLogText(path)
+  return text === undefined ? [] : yield* parseEventLog(path, text)
+})

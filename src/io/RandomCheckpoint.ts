@@ -9,7 +9,7 @@
 import { Effect } from "effect"
 import { Rng } from "../model/Rng.ts"
 import { paramSpecs } from "../model/Params.ts"
-import { type ExtraFile, saveCheckpointTensors } from "./Checkpoint.ts"
+import { type ExtraFile, saveCheckpointTensors } from "./CheckpointWriter.ts"
 import type { Dtype } from "./Dtype.ts"
 import type { HfConfig } from "./HfConfig.ts"
 import { decodeHfConfig, toModelConfig } from "./HfConfig.ts"

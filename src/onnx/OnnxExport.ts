@@ -9,7 +9,7 @@
 import { copyFile, writeFile } from "node:fs/promises"
 import { basename, join } from "node:path"
 import { Effect } from "effect"
-import { openLazyCheckpoint } from "../io/Checkpoint.ts"
+import { openLazyCheckpoint } from "../io/CheckpointReader.ts"
 import { writeFolderAtomically } from "../io/AtomicWrite.ts"
 import { fsError } from "../io/Errors.ts"
 import { decoderGraph } from "./DecoderGraph.ts"

@@ -255,39 +255,38 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
     const emit = <C>(state: ModelState, next: C) => [{ _tag: "State", state } as LoopUpdate, next] as const
 
     /** Saves where an iteration stands so a resume continues from there; says in the event what happened. */
-    const saveAndStop = (
+    const saveAndStop = Effect.fn("Loop.saveAndStop")(function*(
       candidate: Candidate,
       goal: Goal,
       position: number,
       weights: Model,
       where: string,
       tuner?: { kind: string; snapshot: TunerSnapshot; soFar: TuningSoFar }
-    ) =>
-      Effect.gen(function*() {
-        const { iteration, attempt, timings, pruned, tune } = candidate.state
-        const record: IterationRecord = {
-          timings,
-          ...(pruned !== undefined ? { pruned } : {}),
-          ...(tune !== undefined ? { tune } : {}),
-          ...(tuner !== undefined ? { tuning: tuner.soFar } : {})
-        }
-        const info = encodeResumeInfo({
-          format: "simmer-resume-v2",
-          strategy,
-          iteration,
-          attempt,
-          goal: [...goal.entries()],
-          tuner: position,
-          ...(tuner !== undefined ? { tunerKind: tuner.kind, tunerState: tuner.snapshot.state } : {}),
-          record
-        })
-        const saved = yield* Effect.result(store.saveResume({ info, model: { ...setup.stageTemplate, ...weights }, tensors: tuner?.snapshot.tensors ?? [] }))
-        const message = saved._tag === "Success"
-          ? `interrupted in iteration ${iteration} ${where}; its state is saved in ${store.dir}/${saved.success}: \`simmer resume ${store.dir}\` continues from there`
-          : `interrupted in iteration ${iteration} ${where}, but its state could not be saved (${saved.failure.message}); ` +
-            `the accepted checkpoint ${acceptedStage} is intact and \`simmer resume ${store.dir}\` restarts iteration ${iteration} from it`
-        return emit(stateOf(weights, iteration, attempt, "interrupted", { message }), { kind: "done" } as Cursor<ET, RT>)
+    ) {
+      const { iteration, attempt, timings, pruned, tune } = candidate.state
+      const record: IterationRecord = {
+        timings,
+        ...(pruned !== undefined ? { pruned } : {}),
+        ...(tune !== undefined ? { tune } : {}),
+        ...(tuner !== undefined ? { tuning: tuner.soFar } : {})
+      }
+      const info = encodeResumeInfo({
+        format: "simmer-resume-v2",
+        strategy,
+        iteration,
+        attempt,
+        goal: [...goal.entries()],
+        tuner: position,
+        ...(tuner !== undefined ? { tunerKind: tuner.kind, tunerState: tuner.snapshot.state } : {}),
+        record
       })
+      const saved = yield* Effect.result(store.saveResume({ info, model: { ...setup.stageTemplate, ...weights }, tensors: tuner?.snapshot.tensors ?? [] }))
+      const message = saved._tag === "Success"
+        ? `interrupted in iteration ${iteration} ${where}; its state is saved in ${store.dir}/${saved.success}: \`simmer resume ${store.dir}\` continues from there`
+        : `interrupted in iteration ${iteration} ${where}, but its state could not be saved (${saved.failure.message}); ` +
+          `the accepted checkpoint ${acceptedStage} is intact and \`simmer resume ${store.dir}\` restarts iteration ${iteration} from it`
+      return emit(stateOf(weights, iteration, attempt, "interrupted", { message }), { kind: "done" } as Cursor<ET, RT>)
+    })
 
     const stopBeforeWork = (iteration: number) =>
       emit(
@@ -334,6 +333,7 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
       ? { kind: "finish" }
       : { kind: "prune", iteration: start.iteration + 1, attempt: 0, goal: goalFor(start.iteration + 1) }
 
+    /** One move of the loop, traced as a span named after it (Loop.prune, Loop.tune, Loop.step for one tuning step, ...). */
     const step = (cursor: Cursor<ET, RT>): Effect.Effect<readonly [LoopUpdate, Cursor<ET, RT>] | undefined, LoopError<EP | ET | EE | ES>, RP | RT | RE | RS> =>
       Effect.gen(function*() {
         switch (cursor.kind) {
@@ -518,7 +518,7 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
             return emit(stopped, { kind: "finish" } as Cursor<ET, RT>)
           }
         }
-      })
+      }).pipe(Effect.withSpan(`Loop.${cursor.kind}`, { attributes: { strategy } }))
 
     return Stream.unfold(first, step)
   }))

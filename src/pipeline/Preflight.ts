@@ -9,7 +9,8 @@
  */
 import { Effect } from "effect"
 import { join } from "node:path"
-import { configFileName, expectKind, readCheckpointConfig } from "../io/Checkpoint.ts"
+import { expectKind, readCheckpointConfig } from "../io/CheckpointFolder.ts"
+import { configFileName } from "../io/CheckpointLayout.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
 import { Datasets } from "../services/Datasets.ts"
 import { DeviceMemory } from "../services/DeviceMemory.ts"

@@ -13,7 +13,8 @@
 import * as tf from "@tensorflow/tfjs"
 import { Cause, Effect, Option, Stream } from "effect"
 import { type InferenceEngine, resolveInference } from "../compute/Inference.ts"
-import { loadCheckpoint, readCheckpointConfig } from "../io/Checkpoint.ts"
+import { readCheckpointConfig } from "../io/CheckpointFolder.ts"
+import { loadCheckpoint } from "../io/CheckpointReader.ts"
 import { CorruptRunFile } from "../io/RunFolder.ts"
 import type { DatasetScore, RunEvent, Strategy } from "../io/RunEvent.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
@@ -59,6 +60,7 @@ export const runFootprint = (plan: Plan, shape: ModelConfig, evaluationBatchSize
   planFootprint(plan, shape, planTuners(plan).map((t) => t.tuner), evaluationBatchSize)
 
 export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) =>
+  // The setup (memory check to calibration data) is traced as Run.setup; the stream runs after it.
   Stream.unwrap(Effect.gen(function*() {
     const store = yield* RunStore
     const datasets = yield* Datasets
@@ -110,70 +112,70 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
           const metrics = yield* evaluate(loaded)
           evaluated = { ...loaded, phase: "evaluated", metrics, timings: { evaluate: (performance.now() - started) / 1000 } }
           return evaluated
-        }),
+        }).pipe(Effect.withSpan("Run.evaluateOriginal")),
         Effect.gen(function*() {
           const stage = yield* store.saveStage(stageName("ptl", 0), { ...stageTemplate, ...original })
           yield* store.markAccepted({ stage, iteration: 0, strategy: "ptl" })
-          return { ...evaluated, phase: "accepted", checkpoint: stage }
-        })
+          const accepted: ModelState = { ...evaluated, phase: "accepted", checkpoint: stage }
+          return accepted
+        }).pipe(Effect.withSpan("Run.acceptOriginal"))
       ]
       return Stream.fromIterable(stages).pipe(Stream.mapEffect((stage) => stage), Stream.map((state): LoopUpdate => ({ _tag: "State", state })))
     }))
 
     /** Where `strategy` starts or continues: its last accepted checkpoint that verifies, and a saved resume point. */
-    const startOf = (strategy: Strategy, events: ReadonlyArray<RunEvent>, originalMetrics: Readonly<Record<string, DatasetScore>>) =>
-      Effect.gen(function*() {
-        let start: LoopStart = { accepted: borrowModel(original), acceptedStage: `stages/${stageName("ptl", 0)}`, iteration: 0, acceptedMetrics: originalMetrics }
-        const candidates = events
-          .filter((e) => e.strategy === strategy && e.phase === "accepted" && e.iteration > 0 && e.checkpoint !== undefined)
-          .sort((a, b) => b.seq - a.seq)
-        for (const event of candidates) {
-          const loaded = yield* Effect.result(acquireModel(store.loadStage(event.checkpoint!)))
-          if (loaded._tag === "Success") {
-            start = {
-              accepted: loaded.success,
-              acceptedStage: event.checkpoint!,
-              iteration: event.iteration,
-              acceptedAttempt: event.attempt,
-              acceptedMetrics: event.metrics ?? {}
-            }
-            break
+    const startOf = Effect.fn("Run.startOf")(function*(strategy: Strategy, events: ReadonlyArray<RunEvent>, originalMetrics: Readonly<Record<string, DatasetScore>>) {
+      let start: LoopStart = { accepted: borrowModel(original), acceptedStage: `stages/${stageName("ptl", 0)}`, iteration: 0, acceptedMetrics: originalMetrics }
+      const candidates = events
+        .filter((e) => e.strategy === strategy && e.phase === "accepted" && e.iteration > 0 && e.checkpoint !== undefined)
+        .sort((a, b) => b.seq - a.seq)
+      for (const event of candidates) {
+        const loaded = yield* Effect.result(acquireModel(store.loadStage(event.checkpoint!)))
+        if (loaded._tag === "Success") {
+          start = {
+            accepted: loaded.success,
+            acceptedStage: event.checkpoint!,
+            iteration: event.iteration,
+            acceptedAttempt: event.attempt,
+            acceptedMetrics: event.metrics ?? {}
           }
-          yield* Effect.logWarning(`${loaded.failure.message} Falling back to the previous accepted checkpoint.`)
-          yield* store.clearResume // a saved iteration continued from the corrupt stage; it cannot be used
+          break
         }
-        const saved = yield* store.loadResume
-        if (Option.isNone(saved)) return start
-        const model = yield* acquireModel(Effect.succeed(saved.value.model))
-        const info = decodeResumeInfo(saved.value.info)
-        if (info === undefined || info.tuner > tuners.length) {
-          return yield* new CorruptRunFile({
-            path: `${store.dir}/resume/state.json`,
-            message: `${store.dir}/resume/state.json does not say where the interrupted iteration stood; remove ` +
-              `${store.dir}/resume to restart that iteration from the last accepted checkpoint (${start.acceptedStage}).`
-          })
+        yield* Effect.logWarning(`${loaded.failure.message} Falling back to the previous accepted checkpoint.`)
+        yield* store.clearResume // a saved iteration continued from the corrupt stage; it cannot be used
+      }
+      const saved = yield* store.loadResume
+      if (Option.isNone(saved)) return start
+      const model = yield* acquireModel(Effect.succeed(saved.value.model))
+      const info = decodeResumeInfo(saved.value.info)
+      if (info === undefined || info.tuner > tuners.length) {
+        return yield* new CorruptRunFile({
+          path: `${store.dir}/resume/state.json`,
+          message: `${store.dir}/resume/state.json does not say where the interrupted iteration stood; remove ` +
+            `${store.dir}/resume to restart that iteration from the last accepted checkpoint (${start.acceptedStage}).`
+        })
+      }
+      if (info.strategy !== strategy || info.iteration !== start.iteration + 1) {
+        yield* model.release
+        return start
+      }
+      const where = info.tuner < tuners.length
+        ? `${tuners[info.tuner].tuner.kind} tuning${info.tunerState === undefined ? "" : " (continued)"}`
+        : "evaluation"
+      yield* Effect.logInfo(`resuming ${strategy} iteration ${info.iteration} at its ${where}`)
+      return {
+        ...start,
+        resume: {
+          iteration: info.iteration,
+          attempt: info.attempt,
+          goal: info.goal,
+          tuner: info.tuner,
+          model,
+          ...(info.tunerState !== undefined ? { snapshot: { state: info.tunerState, tensors: saved.value.tensors } } : {}),
+          ...(info.record !== undefined ? { record: info.record } : {})
         }
-        if (info.strategy !== strategy || info.iteration !== start.iteration + 1) {
-          yield* model.release
-          return start
-        }
-        const where = info.tuner < tuners.length
-          ? `${tuners[info.tuner].tuner.kind} tuning${info.tunerState === undefined ? "" : " (continued)"}`
-          : "evaluation"
-        yield* Effect.logInfo(`resuming ${strategy} iteration ${info.iteration} at its ${where}`)
-        return {
-          ...start,
-          resume: {
-            iteration: info.iteration,
-            attempt: info.attempt,
-            goal: info.goal,
-            tuner: info.tuner,
-            model,
-            ...(info.tunerState !== undefined ? { snapshot: { state: info.tunerState, tensors: saved.value.tensors } } : {}),
-            ...(info.record !== undefined ? { record: info.record } : {})
-          }
-        }
-      })
+      }
+    })
 
     /** The strategy the run is at, for the `failed` event should it fail. */
     let current: Strategy = "ptl"
@@ -200,23 +202,22 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
       }))
 
     /** Writes a state to the event log (and a finished strategy to result.json) before anyone sees it. */
-    const persist = (update: LoopUpdate) =>
-      Effect.gen(function*() {
-        if (update._tag === "Step") return update as RunUpdate
-        const event = yield* store.appendEvent(toEvent(update.state))
-        if (event.phase === "finished" && event.checkpoint !== undefined) {
-          yield* store.recordResult(event.strategy, {
-            checkpoint: event.checkpoint,
-            iteration: event.iteration,
-            parameters: event.parameters,
-            share: event.parameters.nonEmbedding / originalSize,
-            targetReached: event.targetReached ?? true,
-            metrics: event.metrics ?? {},
-            finishedAt: event.time
-          })
-        }
-        return { _tag: "Event", event } as RunUpdate
-      })
+    const persist = Effect.fn("Run.persist")(function*(update: LoopUpdate) {
+      if (update._tag === "Step") return update as RunUpdate
+      const event = yield* store.appendEvent(toEvent(update.state))
+      if (event.phase === "finished" && event.checkpoint !== undefined) {
+        yield* store.recordResult(event.strategy, {
+          checkpoint: event.checkpoint,
+          iteration: event.iteration,
+          parameters: event.parameters,
+          share: event.parameters.nonEmbedding / originalSize,
+          targetReached: event.targetReached ?? true,
+          metrics: event.metrics ?? {},
+          finishedAt: event.time
+        })
+      }
+      return { _tag: "Event", event } as RunUpdate
+    })
 
     const strategies: ReadonlyArray<Strategy> = ["ptl", ...plan.baselines]
     return preamble.pipe(
@@ -234,4 +235,4 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
           }))
       )
     )
-  }))
+  }).pipe(Effect.withSpan("Run.setup")))

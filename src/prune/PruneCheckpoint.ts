@@ -7,7 +7,8 @@
  * BF16 checkpoint stays BF16 bit for bit in every value that survives.
  */
 import { Effect } from "effect"
-import { type LazyCheckpoint, saveCheckpointTensors } from "../io/Checkpoint.ts"
+import type { LazyCheckpoint } from "../io/Checkpoint.ts"
+import { saveCheckpointTensors } from "../io/CheckpointWriter.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams, type ParamCounts, type ParamSpec } from "../model/Params.ts"
 import { checkpointSource } from "../model/WeightSource.ts"

@@ -10,7 +10,7 @@ import { Effect, Option, Schema } from "effect"
 import { Manifest, manifestFileName } from "../io/Manifest.ts"
 import { eventsFileName } from "../io/RunFolder.ts"
 import type { RunEvent } from "../io/RunEvent.ts"
-import { readEvents } from "../report/Report.ts"
+import { readEvents } from "../io/EventLog.ts"
 import type { Checkpoint } from "./Api.ts"
 
 const decodeManifest = Schema.decodeUnknownOption(Schema.fromJsonString(Manifest))

@@ -6,7 +6,8 @@
  * local file system, locked for one writer.
  */
 import { Context, type Effect, type Option } from "effect"
-import type { ExtraFile, LoadCheckpointError, SaveCheckpointError } from "../io/Checkpoint.ts"
+import type { LoadCheckpointError, SaveCheckpointError } from "../io/Checkpoint.ts"
+import type { ExtraFile } from "../io/CheckpointWriter.ts"
 import type { Dtype } from "../io/Dtype.ts"
 import type { FileSystemError } from "../io/Errors.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"

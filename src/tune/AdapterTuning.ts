@@ -52,81 +52,80 @@ interface AdapterTrainer {
 }
 
 export const adapterTuner = (config: SftConfig, spec: AdapterSpec): Tuner<AdapterTuningError> => {
-  const open = (model: Model, context: TuneContext, initial: AdapterTrainer) =>
-    Effect.gen(function*() {
-      const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize).pipe(
-        Effect.tapError(() =>
-          Effect.sync(() => {
-            disposeAdapters(initial.adapters)
-            disposeAdamW(initial.optimizer)
-          })
-        )
-      )
-      const data = examples.map((e) => encodeExample(context.tokenizer, e))
-      const options = trainOptions(config, context.steps, context.tokenizer.padId ?? 0)
-      const shape = model.config
-      const source = residentSource(shape, model.params)
-      let trainer = initial
-      let handedOver = false
-      yield* Effect.addFinalizer(() =>
+  const open = Effect.fn("AdapterTuning.open")(function*(model: Model, context: TuneContext, initial: AdapterTrainer) {
+    const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize).pipe(
+      Effect.tapError(() =>
         Effect.sync(() => {
-          disposeAdamW(trainer.optimizer)
-          disposeAdapters(trainer.adapters)
-          if (!handedOver) disposeParams(shape, model.params)
+          disposeAdapters(initial.adapters)
+          disposeAdamW(initial.optimizer)
         })
       )
-      const step = Effect.gen(function*() {
-        const taken = takeExamples(data, trainer.cursor, options.batchSize)
-        const batch = lossBatch(buildBatch(taken.batch, options.seqLen, options.padId, options.promptMasked))
-        const { losses, grads } = yield* blockwiseAdapterGradients(source, trainer.adapters, [batch])
-        const loss = losses[0]
-        const stepNumber = trainer.optimizer.step + 1
-        if (!Number.isFinite(loss)) {
-          tf.dispose(grads)
-          return yield* new NonFiniteLoss({
-            step: stepNumber,
-            loss,
-            message: `Adapter tuning loss became ${loss} at step ${stepNumber}; the adapters of the previous step are kept. ` +
-              "Lower the learning rate, or check the data and the model for NaN/Inf values."
-          })
-        }
-        const clipped = clipByGlobalNorm(grads, options.maxGradNorm)
+    )
+    const data = examples.map((e) => encodeExample(context.tokenizer, e))
+    const options = trainOptions(config, context.steps, context.tokenizer.padId ?? 0)
+    const shape = model.config
+    const source = residentSource(shape, model.params)
+    let trainer = initial
+    let handedOver = false
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        disposeAdamW(trainer.optimizer)
+        disposeAdapters(trainer.adapters)
+        if (!handedOver) disposeParams(shape, model.params)
+      })
+    )
+    const step = Effect.gen(function*() {
+      const taken = takeExamples(data, trainer.cursor, options.batchSize)
+      const batch = lossBatch(buildBatch(taken.batch, options.seqLen, options.padId, options.promptMasked))
+      const { losses, grads } = yield* blockwiseAdapterGradients(source, trainer.adapters, [batch])
+      const loss = losses[0]
+      const stepNumber = trainer.optimizer.step + 1
+      if (!Number.isFinite(loss)) {
         tf.dispose(grads)
-        const lr = learningRate(options.schedule, trainer.optimizer.step)
-        const old = adapterTensors(trainer.adapters).map((t) => t.tensor)
-        const updated = adamWStep(options.optimizer, trainer.optimizer, old, clipped.grads, lr)
-        tf.dispose([...clipped.grads, ...old])
-        trainer = { adapters: withTensors(trainer.adapters, updated.params), optimizer: updated.state, cursor: taken.cursor }
-        return {
+        return yield* new NonFiniteLoss({
           step: stepNumber,
           loss,
-          tokens: batch.weights.reduce((a, b) => a + b, 0),
-          metrics: { lr, gradNorm: clipped.norm }
-        }
-      })
-      const session: TunerSession<AdapterTuningError> = {
-        steps: context.steps,
-        stepsDone: () => trainer.optimizer.step,
-        step: Effect.uninterruptible(step),
-        current: () => model,
-        snapshot: Effect.sync((): TunerSnapshot => {
-          const named = adapterTensors(trainer.adapters)
-          return {
-            state: encodeState({ step: trainer.optimizer.step, cursor: trainer.cursor }),
-            tensors: named.flatMap(({ name, tensor }, i) => [
-              { name: `adapter.${name}`, shape: tensor.shape, data: tensor.dataSync() as Float32Array },
-              { name: `m.${name}`, shape: trainer.optimizer.m[i].shape, data: trainer.optimizer.m[i].dataSync() as Float32Array },
-              { name: `v.${name}`, shape: trainer.optimizer.v[i].shape, data: trainer.optimizer.v[i].dataSync() as Float32Array }
-            ])
-          }
-        }),
-        finish: Effect.sync(() => {
-          handedOver = true
-          return { config: shape, params: mergeAdapters(model.params, trainer.adapters, { consume: true }) }
+          message: `Adapter tuning loss became ${loss} at step ${stepNumber}; the adapters of the previous step are kept. ` +
+            "Lower the learning rate, or check the data and the model for NaN/Inf values."
         })
       }
-      return session
-    })
+      const clipped = clipByGlobalNorm(grads, options.maxGradNorm)
+      tf.dispose(grads)
+      const lr = learningRate(options.schedule, trainer.optimizer.step)
+      const old = adapterTensors(trainer.adapters).map((t) => t.tensor)
+      const updated = adamWStep(options.optimizer, trainer.optimizer, old, clipped.grads, lr)
+      tf.dispose([...clipped.grads, ...old])
+      trainer = { adapters: withTensors(trainer.adapters, updated.params), optimizer: updated.state, cursor: taken.cursor }
+      return {
+        step: stepNumber,
+        loss,
+        tokens: batch.weights.reduce((a, b) => a + b, 0),
+        metrics: { lr, gradNorm: clipped.norm }
+      }
+    }).pipe(Effect.withSpan("AdapterTuning.step"))
+    const session: TunerSession<AdapterTuningError> = {
+      steps: context.steps,
+      stepsDone: () => trainer.optimizer.step,
+      step: Effect.uninterruptible(step),
+      current: () => model,
+      snapshot: Effect.sync((): TunerSnapshot => {
+        const named = adapterTensors(trainer.adapters)
+        return {
+          state: encodeState({ step: trainer.optimizer.step, cursor: trainer.cursor }),
+          tensors: named.flatMap(({ name, tensor }, i) => [
+            { name: `adapter.${name}`, shape: tensor.shape, data: tensor.dataSync() as Float32Array },
+            { name: `m.${name}`, shape: trainer.optimizer.m[i].shape, data: trainer.optimizer.m[i].dataSync() as Float32Array },
+            { name: `v.${name}`, shape: trainer.optimizer.v[i].shape, data: trainer.optimizer.v[i].dataSync() as Float32Array }
+          ])
+        }
+      }),
+      finish: Effect.sync(() => {
+        handedOver = true
+        return { config: shape, params: mergeAdapters(model.params, trainer.adapters, { consume: true }) }
+      })
+    }
+    return session
+  })
 
   return {
     kind: config.kind,

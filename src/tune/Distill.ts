@@ -8,7 +8,8 @@
  * resumed tuning computes exactly what the uninterrupted one would have.
  */
 import { Effect, Schema } from "effect"
-import { disposeCheckpoint, type LoadCheckpointError, loadCheckpoint } from "../io/Checkpoint.ts"
+import type { LoadCheckpointError } from "../io/Checkpoint.ts"
+import { disposeCheckpoint, loadCheckpoint } from "../io/CheckpointReader.ts"
 import { footprint, forwardBytes, gradientBytes, weightBytes } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
 import { encodeExample } from "../tasks/Encode.ts"
@@ -84,35 +85,34 @@ export const distillFootprint = (config: DistillConfig) => (shape: Model["config
 
 export const distillTuner = (config: DistillConfig): Tuner<DistillError> => {
   /** A session over the state `initial` makes, once the teacher and the data are there. */
-  const open = <EA>(model: Model, context: TuneContext, initial: Effect.Effect<DistillState, EA>) =>
-    Effect.gen(function*() {
-      const shape = model.config
-      const teacher: Model = config.teacher === undefined ? context.original : yield* Effect.acquireRelease(
-        loadCheckpoint(config.teacher),
-        (loaded) => Effect.sync(() => disposeCheckpoint(loaded))
-      )
-      if (teacher.config.vocabSize !== shape.vocabSize) {
-        return yield* new TeacherMismatch({
-          path: config.teacher ?? "the original model",
-          message: `The distillation teacher ${config.teacher ?? "(the original model)"} has a vocabulary of ${teacher.config.vocabSize} ` +
-            `tokens and the student ${shape.vocabSize}: a teacher must share the student's tokenizer.`
-        })
-      }
-      const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize)
-      const data = examples.map((e) => encodeExample(context.tokenizer, e))
-      const settings = distillSettings(config, context.steps, context.tokenizer.padId ?? 0)
-      return yield* openWeightsSession<DistillState, DistillError, never, EA>({
-        shape,
-        steps: context.steps,
-        stepsDone: (state) => state.optimizer.step,
-        step: (state) =>
-          distillStep(shape, state, data, teacher, settings).pipe(Effect.map(({ state: next, report }) => ({
-            state: next,
-            done: { step: next.optimizer.step, loss: report.loss, tokens: report.tokens, metrics: report.metrics }
-          }))),
-        snapshot: (state) => cursorSnapshot(shape, state)
-      }, initial)
-    })
+  const open = Effect.fn("Distill.open")(function*<EA>(model: Model, context: TuneContext, initial: Effect.Effect<DistillState, EA>) {
+    const shape = model.config
+    const teacher: Model = config.teacher === undefined ? context.original : yield* Effect.acquireRelease(
+      loadCheckpoint(config.teacher),
+      (loaded) => Effect.sync(() => disposeCheckpoint(loaded))
+    )
+    if (teacher.config.vocabSize !== shape.vocabSize) {
+      return yield* new TeacherMismatch({
+        path: config.teacher ?? "the original model",
+        message: `The distillation teacher ${config.teacher ?? "(the original model)"} has a vocabulary of ${teacher.config.vocabSize} ` +
+          `tokens and the student ${shape.vocabSize}: a teacher must share the student's tokenizer.`
+      })
+    }
+    const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize)
+    const data = examples.map((e) => encodeExample(context.tokenizer, e))
+    const settings = distillSettings(config, context.steps, context.tokenizer.padId ?? 0)
+    return yield* openWeightsSession<DistillState, DistillError, never, EA>({
+      shape,
+      steps: context.steps,
+      stepsDone: (state) => state.optimizer.step,
+      step: (state) =>
+        distillStep(shape, state, data, teacher, settings).pipe(Effect.map(({ state: next, report }) => ({
+          state: next,
+          done: { step: next.optimizer.step, loss: report.loss, tokens: report.tokens, metrics: report.metrics }
+        }))),
+      snapshot: (state) => cursorSnapshot(shape, state)
+    }, initial)
+  })
 
   return {
     kind: "distill",

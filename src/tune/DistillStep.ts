@@ -79,4 +79,4 @@ export const distillStep = (
         metrics: { kl: result.kl, crossEntropy: result.crossEntropy, lr: update.lr, gradNorm: update.gradNorm, teacherSeconds }
       }
     })
-  })
+  }).pipe(Effect.withSpan("Distill.step"))

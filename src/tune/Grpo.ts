@@ -139,44 +139,43 @@ interface GrpoSessionState extends GrpoState {
 const makeGrpoTuner = <E, R1, R2>(config: GrpoConfig, reward: Effect.Effect<Reward<E, R1>, never, R2>): Tuner<GrpoError<E>, R1 | R2> => {
   type R = R1 | R2
   /** A session over the state `initial` makes (its reference held in the session's scope), once there are prompts. */
-  const open = <EA>(model: Model, context: TuneContext, initial: Effect.Effect<GrpoSessionState, EA, Scope.Scope>) =>
-    Effect.gen(function*() {
-      const shape = model.config
-      const room = config.maxSeqLen - 1
-      const prompts: Array<GrpoPrompt> = drawExamples(context.datasets, context.chunk, context.steps * config.prompts)
-        .filter((e) => e.prompt.length > 0)
-        .map((example) => ({ example, ids: encodePrompt(context.tokenizer, example.prompt) }))
-        .filter((p) => p.ids.length <= room)
-      if (prompts.length === 0) {
-        const names = context.datasets.map((d) => d.name).join(", ")
-        return yield* new NoTrainingData({
-          datasets: context.datasets.map((d) => d.name),
-          message: `GRPO has no prompt to sample from in the training split of ${names}: it needs examples with a prompt ` +
-            `shorter than maxSeqLen (${config.maxSeqLen} tokens), to leave room for a completion; plain text has none.`
-        })
-      }
-      const rewardOf = yield* reward
-      const settings = grpoSettings(config, context.steps)
-      return yield* openWeightsSession<GrpoSessionState, GrpoError<E>, R, EA>({
-        shape,
-        steps: context.steps,
-        stepsDone: (state) => state.step,
-        step: (state) =>
-          grpoStep(shape, state, prompts, { reference: state.reference, reward: rewardOf, tokenizer: context.tokenizer }, settings).pipe(
-            Effect.map(({ state: next, report }) => ({
-              state: { ...next, step: state.step + 1, reference: state.reference },
-              done: { step: state.step + 1, loss: report.loss, tokens: report.tokens, metrics: report.metrics }
-            }))
-          ),
-        snapshot: (state) => ({
-          state: encodeState({ step: state.step, updates: state.optimizer.step, cursor: state.cursor, rng: state.rng }),
-          tensors: [
-            ...momentTensors(shape, state.optimizer),
-            ...weightShapedTensors(shape, "ref", paramTensors(shape, state.reference.params))
-          ]
-        })
-      }, initial)
-    })
+  const open = Effect.fn("Grpo.open")(function*<EA>(model: Model, context: TuneContext, initial: Effect.Effect<GrpoSessionState, EA, Scope.Scope>) {
+    const shape = model.config
+    const room = config.maxSeqLen - 1
+    const prompts: Array<GrpoPrompt> = drawExamples(context.datasets, context.chunk, context.steps * config.prompts)
+      .filter((e) => e.prompt.length > 0)
+      .map((example) => ({ example, ids: encodePrompt(context.tokenizer, example.prompt) }))
+      .filter((p) => p.ids.length <= room)
+    if (prompts.length === 0) {
+      const names = context.datasets.map((d) => d.name).join(", ")
+      return yield* new NoTrainingData({
+        datasets: context.datasets.map((d) => d.name),
+        message: `GRPO has no prompt to sample from in the training split of ${names}: it needs examples with a prompt ` +
+          `shorter than maxSeqLen (${config.maxSeqLen} tokens), to leave room for a completion; plain text has none.`
+      })
+    }
+    const rewardOf = yield* reward
+    const settings = grpoSettings(config, context.steps)
+    return yield* openWeightsSession<GrpoSessionState, GrpoError<E>, R, EA>({
+      shape,
+      steps: context.steps,
+      stepsDone: (state) => state.step,
+      step: (state) =>
+        grpoStep(shape, state, prompts, { reference: state.reference, reward: rewardOf, tokenizer: context.tokenizer }, settings).pipe(
+          Effect.map(({ state: next, report }) => ({
+            state: { ...next, step: state.step + 1, reference: state.reference },
+            done: { step: state.step + 1, loss: report.loss, tokens: report.tokens, metrics: report.metrics }
+          }))
+        ),
+      snapshot: (state) => ({
+        state: encodeState({ step: state.step, updates: state.optimizer.step, cursor: state.cursor, rng: state.rng }),
+        tensors: [
+          ...momentTensors(shape, state.optimizer),
+          ...weightShapedTensors(shape, "ref", paramTensors(shape, state.reference.params))
+        ]
+      })
+    }, initial)
+  })
 
   /** The reference's weights, released with the session. */
   const holdReference = <EM>(make: Effect.Effect<Model, EM>) =>

@@ -175,4 +175,4 @@ export const grpoStep = <E, R>(
       state: { params, optimizer, cursor: taken.cursor, rng: rng.state() },
       report: { loss: mean(losses), tokens: sampled, metrics }
     }
-  })
+  }).pipe(Effect.withSpan("Grpo.step"))

@@ -54,24 +54,23 @@ export type SftError = GradientsFailed | NonFiniteLoss | NoTrainingData
 
 export const sftTuner = (config: SftConfig): Tuner<SftError, Gradients> => {
   /** A session over the trainer state `initial` makes, once the data is known to be there. */
-  const open = <EA>(model: Model, context: TuneContext, initial: Effect.Effect<TrainerState, EA>) =>
-    Effect.gen(function*() {
-      const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize)
-      const data = examples.map((e) => encodeExample(context.tokenizer, e))
-      const options = trainOptions(config, context.steps, context.tokenizer.padId ?? 0)
-      const shape = model.config
-      return yield* openWeightsSession<TrainerState, SftError, Gradients, EA>({
-        shape,
-        steps: context.steps,
-        stepsDone: (trainer) => trainer.optimizer.step,
-        step: (trainer) =>
-          trainStep(shape, trainer, data, options).pipe(Effect.map(({ state, report }) => ({
-            state,
-            done: { step: report.step, loss: report.loss, tokens: report.targets, metrics: { lr: report.lr, gradNorm: report.gradNorm } }
-          }))),
-        snapshot: (trainer) => cursorSnapshot(shape, trainer)
-      }, initial)
-    })
+  const open = Effect.fn("Sft.open")(function*<EA>(model: Model, context: TuneContext, initial: Effect.Effect<TrainerState, EA>) {
+    const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize)
+    const data = examples.map((e) => encodeExample(context.tokenizer, e))
+    const options = trainOptions(config, context.steps, context.tokenizer.padId ?? 0)
+    const shape = model.config
+    return yield* openWeightsSession<TrainerState, SftError, Gradients, EA>({
+      shape,
+      steps: context.steps,
+      stepsDone: (trainer) => trainer.optimizer.step,
+      step: (trainer) =>
+        trainStep(shape, trainer, data, options).pipe(Effect.map(({ state, report }) => ({
+          state,
+          done: { step: report.step, loss: report.loss, tokens: report.targets, metrics: { lr: report.lr, gradNorm: report.gradNorm } }
+        }))),
+      snapshot: (trainer) => cursorSnapshot(shape, trainer)
+    }, initial)
+  })
 
   return {
     kind: config.kind,

@@ -140,4 +140,4 @@ export const trainStep = (
     }
     const update = yield* applyUpdate(config, state.params, state.optimizer, microBatches, options)
     return { state: { params: update.params, optimizer: update.optimizer, cursor }, report: update.report }
-  })
+  }).pipe(Effect.withSpan("Trainer.step"))

@@ -74,7 +74,7 @@ describe("a checkpoint argument that is not a checkpoint folder", () => {
     const missing = join(dir, "nowhere")
     const [evalFile, evalMissing] = await Promise.all([simmer(["eval", file]), simmer(["eval", missing])])
     for (const result of [evalFile, evalMissing]) expect(result.status).toBe(1)
-    // The texts `simmer inspect` prints for the same mistakes (src/io/Checkpoint.ts); prune and
+    // The texts `simmer inspect` prints for the same mistakes (src/io/CheckpointFolder.ts); prune and
     // score open checkpoints through the same openCheckpoint (test/io/OpenCheckpoint.test.ts).
     expect(messages(evalFile)).toEqual([`simmer: ${file} is a file, not a checkpoint folder.`])
     expect(messages(evalMissing)).toEqual([`simmer: The checkpoint folder ${missing} does not exist.`])

@@ -4,7 +4,7 @@
  * checkpoint folder (pruning CLI, the loop, resume).
  */
 import { Effect } from "effect"
-import { saveCheckpoint } from "../../src/io/Checkpoint.ts"
+import { saveCheckpoint } from "../../src/io/CheckpointWriter.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { disposeParams, initParams } from "../../src/model/Params.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"

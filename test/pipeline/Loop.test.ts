@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Layer, Ref, Schema, Stream } from "effect"
+import { Effect, Layer, Ref, Schema, Stream, Tracer } from "effect"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
@@ -111,6 +111,24 @@ describe("the loop", () => {
       expect(states.at(-2)?.message).toContain("no smaller step can pass")
       expect(states.at(-1)).toMatchObject({ phase: "finished", iteration: 1, targetReached: false })
       expect(states.at(-1)?.message).toContain("target not reached: stopped at")
+      disposeParams(s.original.config, s.original.params)
+    }), 60_000)
+
+  it.live("names its moves and its tuner's work as spans, for a tracer", () =>
+    Effect.gen(function*() {
+      const dir = join(yield* tempDir, "run")
+      const names = new Set<string>()
+      const tracer = Tracer.make({
+        span(options) {
+          names.add(options.name)
+          return new Tracer.NativeSpan(options)
+        }
+      })
+      const s = yield* setup(plan(""), 48)
+      yield* collect(runLoop(s, start(s)), dir).pipe(Effect.withTracer(tracer))
+      for (const name of ["Loop.prune", "Loop.tune", "Loop.step", "Loop.evaluate", "Loop.gate", "Loop.finish", "Sft.open", "Trainer.step"]) {
+        expect(names, name).toContain(name)
+      }
       disposeParams(s.original.config, s.original.params)
     }), 60_000)
 

@@ -1,8 +1,7 @@
 /**
  * report.html from synthetic event logs: tables, one <svg> per plot, nothing external, escaped
- * names, and the awkward logs (one event, NaN losses, no metrics, missing stages). readEvents:
- * round trip through the JSON codec and the line number of a bad line. writeReport: a run
- * folder and a compared one.
+ * names, and the awkward logs (one event, NaN losses, no metrics, missing stages). writeReport:
+ * a run folder and a compared one. (Reading events.ndjson is test/io/EventLog.test.ts.)
  *
  * SIMMER_REPORT_PREVIEW=/tmp/report.html also writes the synthetic report there, to look at.
  */
@@ -12,7 +11,8 @@ import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { comparabilityWarnings } from "../../src/report/Comparable.ts"
-import { readEvents, renderReport, writeReport } from "../../src/report/Report.ts"
+import { renderReport } from "../../src/report/ReportPage.ts"
+import { writeReport } from "../../src/report/WriteReport.ts"
 import type { Phase, RunEvent, Strategy } from "../../src/io/RunEvent.ts"
 import { RunEvent as RunEventSchema } from "../../src/io/RunEvent.ts"
 
@@ -275,62 +275,6 @@ const tempDir = Effect.acquireRelease(
 
 const encode = Schema.encodeSync(Schema.toCodecJson(RunEventSchema))
 const ndjson = (events: ReadonlyArray<RunEvent>) => events.map((e) => `${JSON.stringify(encode(e))}\n`).join("")
-
-describe("readEvents", () => {
-  it.effect("reads back what the JSON codec wrote, NaN losses included", () =>
-    Effect.gen(function*() {
-      const dir = yield* tempDir
-      const events = synthetic({ strategy: "ptl", iterations: 2, badLosses: [1, 2] })
-      const path = join(dir, "events.ndjson")
-      yield* Effect.promise(() => writeFile(path, ndjson(events) + "\n"))
-      const read = yield* readEvents(path)
-      assert.strictEqual(read.length, events.length)
-      const tuned = read.find((e) => e.tune !== undefined)!
-      assert.isNaN(tuned.tune!.losses[2])
-      assert.strictEqual(tuned.tune!.losses[1], Number.POSITIVE_INFINITY)
-      assert.deepStrictEqual(read[0], events[0])
-    }))
-
-  it.effect("names the file and line of a line that is not JSON or not a RunEvent", () =>
-    Effect.gen(function*() {
-      const dir = yield* tempDir
-      const [a, b] = synthetic({ strategy: "ptl", iterations: 1 })
-      const path = join(dir, "events.ndjson")
-      yield* Effect.promise(() => writeFile(path, `${ndjson([a])}\n{"seq": 1, "time": \n${ndjson([b])}`))
-      const error = yield* Effect.flip(readEvents(path))
-      assert.strictEqual(error._tag, "ReportError")
-      assert.strictEqual(error.line, 3)
-      assert.include(error.message, `${path}, line 3: not valid JSON`)
-
-      yield* Effect.promise(() => writeFile(path, `${ndjson([a])}${JSON.stringify({ ...(encode(b) as object), phase: "boiled" })}\n`))
-      const invalid = yield* Effect.flip(readEvents(path))
-      assert.strictEqual(invalid.line, 2)
-      assert.include(invalid.message, "line 2: not a run event")
-      assert.include(invalid.message, "phase")
-
-      // A partial last line (a run killed while appending) is dropped: its event was never written.
-      yield* Effect.promise(() => writeFile(path, `${ndjson([a])}{"seq": 1, "ti`))
-      assert.deepStrictEqual(yield* readEvents(path), [a])
-    }))
-
-  it.effect("reads null losses (JSON.stringify of NaN) as NaN", () =>
-    Effect.gen(function*() {
-      const dir = yield* tempDir
-      const tuned = synthetic({ strategy: "ptl", iterations: 1, badLosses: [0] }).find((e) => e.tune !== undefined)!
-      const path = join(dir, "events.ndjson")
-      yield* Effect.promise(() => writeFile(path, `${JSON.stringify(tuned)}\n`))
-      const [read] = yield* readEvents(path)
-      assert.isNaN(read.tune!.losses[0])
-    }))
-
-  it.effect("a missing file is a ReportError naming it", () =>
-    Effect.gen(function*() {
-      const dir = yield* tempDir
-      const error = yield* Effect.flip(readEvents(join(dir, "nope", "events.ndjson")))
-      assert.include(error.message, join(dir, "nope", "events.ndjson"))
-      assert.include(error.message, "does not exist")
-    }))
-})
 
 describe("comparabilityWarnings", () => {
   it("says when compared runs were evaluated on other datasets, example counts or evaluation data", () => {

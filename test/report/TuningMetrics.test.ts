@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type { RunEvent } from "../../src/io/RunEvent.ts"
-import { renderReport } from "../../src/report/Report.ts"
+import { renderReport } from "../../src/report/ReportPage.ts"
 
 const parameters = { total: 1000, nonEmbedding: 900 }
 let seq = 0
