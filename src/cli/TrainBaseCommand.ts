@@ -17,6 +17,7 @@ import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams, disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
 import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { type EvalMetrics, evaluateDataset } from "../eval/Evaluate.ts"
 import { disposeAdamW } from "../tune/AdamW.ts"
 import {
@@ -107,6 +108,7 @@ export const trainBaseCommand = Command.make(
   Effect.fnUntraced(function*(input) {
     yield* Compute
     const datasets = yield* Datasets
+    const { room } = yield* DeviceMemory
     const gradients = yield* Gradients
     const mix = parseTaskMix(input.tasks)
     if ("problem" in mix) return yield* new InvalidArguments({ message: `--tasks ${input.tasks}: ${mix.problem}.` })
@@ -148,7 +150,8 @@ export const trainBaseCommand = Command.make(
         return yield* evaluateDataset(config, state.params, tokenizer, dataset, {
           examples,
           batchSize: 64,
-          maxSeqLen: recipe.maxSeqLen
+          maxSeqLen: recipe.maxSeqLen,
+          room
         })
       })
     const graded = taskList.filter((task) => task !== "general")

@@ -5,7 +5,7 @@
  * runs with NodeRuntime, which turns SIGINT/SIGTERM into interruption so finalizers run.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { Command } from "effect/cli"
 import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
@@ -73,14 +73,14 @@ const simmer = Command.make("simmer").pipe(
   ),
   Command.withSubcommands([
     inspectCommand.pipe(withCompute),
-    generateCommand.pipe(withCompute),
+    generateCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
     evalCommand.pipe(
       Command.provide((input) => DeviceMemoryLive(Option.getOrUndefined(input.memory))),
       withCompute
     ),
-    scoreCommand.pipe(withCompute),
+    scoreCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
     rewardCommand.pipe(withCompute),
-    pruneCommand.pipe(withCompute),
+    pruneCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
     exportCommand,
     planCommand(runLayers),
     runCommand(runLayers),
@@ -91,7 +91,7 @@ const simmer = Command.make("simmer").pipe(
     ...clientCommands,
     sweepCommand,
     trainBaseCommand.pipe(
-      Command.provide((input) => gradientsLayer(input.workers)),
+      Command.provide((input) => Layer.merge(gradientsLayer(input.workers), DeviceMemoryLive())),
       withCompute
     )
   ])

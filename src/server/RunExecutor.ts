@@ -111,7 +111,7 @@ export const localRunExecutor = (layers: LocalRunLayers): Layer.Layer<RunExecuto
                 )
               ))
           )
-          const share = yield* makeDeviceMemory(memory.kind, Math.max(1, Math.ceil(need.bytes / MIB)) * MIB)
+          const share = yield* makeDeviceMemory(memory.kind, Math.max(1, Math.ceil(need.bytes / MIB)) * MIB, memory.room)
           const stop = yield* Deferred.make<void>()
           // A run asked to stop ends normally after logging `interrupted`; one that reached its
           // end before a step boundary is finished all the same.
