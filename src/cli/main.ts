@@ -35,6 +35,7 @@ import { serveCommand, type ServeLayers } from "./ServeCommand.ts"
 import { sweepCommand } from "./SweepCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
 import { HubProgress } from "../hub/HubProgress.ts"
+import { LockingProcess } from "../io/ProcessLock.ts"
 import { downloadProgress } from "./Progress.ts"
 
 /** Provides Compute to a command from its --backend flag. */
@@ -100,6 +101,8 @@ const simmer = Command.make("simmer").pipe(
 const main = Command.run(simmer, { version: simmerVersion }).pipe(
   reportFailure,
   Effect.provideService(HubProgress, downloadProgress),
+  // Locks this command takes name it, so another process that finds one says who holds it.
+  Effect.provideService(LockingProcess, { pid: process.pid, command: process.argv.slice(2).join(" ") || "simmer" }),
   Effect.provide(DatasetsLive),
   Effect.provide(NodeServices.layer),
   Effect.provide(stderrLogger),
