@@ -11,9 +11,9 @@ import { contributionScores } from "../../src/prune/HeadScorers.ts"
 import { blockInfluenceScores, skipLossScores } from "../../src/prune/LayerScorers.ts"
 import { activationScores, contrastiveScores, taylorScores, wandaScores } from "../../src/prune/NeuronScorers.ts"
 import { randomScores } from "../../src/prune/RandomScores.ts"
-import { scoreModel } from "../../src/prune/Scorers.ts"
+import { scoreModel, scorersFor } from "../../src/prune/Scorers.ts"
 import { residentSource } from "../../src/model/WeightSource.ts"
-import { rankAscending } from "../../src/prune/Scores.ts"
+import { rankAscending, units } from "../../src/prune/Scores.ts"
 import { tinyConfig, useBackend } from "../helpers/backend.ts"
 import { deadBlock, deadGroup, deadNeurons, editLayer, randomBatches } from "./_support.ts"
 import { unlimitedRoom } from "../helpers/room.ts"
@@ -224,15 +224,8 @@ describe("streaming, random control, leaks, dispatch", () => {
   it("no scorer leaks tensors", () => {
     const params = initParams(config, 10, 0.3)
     const start = tf.memory().numTensors
-    for (const [unit, scorer] of [
-      ["neurons", "activation"],
-      ["neurons", "wanda"],
-      ["neurons", "taylor"],
-      ["neurons", "contrastive"],
-      ["heads", "contribution"],
-      ["layers", "block-influence"],
-      ["layers", "skip-loss"]
-    ] as const) {
+    // Every scorer the registry lists, so one added later is checked too.
+    for (const [unit, scorer] of units.flatMap((u) => scorersFor[u].map((s) => [u, s] as const))) {
       Effect.runSync(scoreModel(config, params, unlimitedRoom, unit, scorer, { task: batches.slice(0, 1), general: general.slice(0, 1) }))
       expect(tf.memory().numTensors, `${unit}/${scorer}`).toBe(start)
     }
