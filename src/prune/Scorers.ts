@@ -90,6 +90,9 @@ export const defaultScorer: ScorerNames = {
 const entryOf = (unit: Unit, scorer: string): ScorerEntry | undefined =>
   Object.hasOwn(scorerRegistry[unit], scorer) ? (scorerRegistry[unit] as Readonly<Record<string, ScorerEntry>>)[scorer] : undefined
 
+/** Whether the registry has `scorer` for `unit`. */
+export const isScorerOf = (unit: Unit, scorer: string): boolean => entryOf(unit, scorer) !== undefined
+
 /** The registry's entry of `scorer` for `unit`; fails, listing the unit's scorers, when it has none. */
 const findScorer = (unit: Unit, scorer: string): Effect.Effect<ScorerEntry, InvalidPruneRequest> => {
   const entry = entryOf(unit, scorer)
