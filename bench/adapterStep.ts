@@ -15,10 +15,11 @@ import { arith } from "../src/tasks/Arith.ts"
 import { encodeExample } from "../src/tasks/Encode.ts"
 import { adamWStep, defaultAdamW, initAdamW } from "../src/tune/AdamW.ts"
 import { buildBatch } from "../src/tune/Batches.ts"
-import { run, useBackend } from "./common.ts"
+import { benchRoom, run, useBackend } from "./common.ts"
 
 export const adapterStep = async (dir: string, batchSize = 8, rank = 16) => {
   await useBackend("wasm")
+  const room = await benchRoom()
   return run(Effect.scoped(Effect.gen(function*() {
     const tokenizer = yield* loadTokenizer(dir)
     const checkpoint = yield* openLazyCheckpoint(dir)
@@ -27,7 +28,7 @@ export const adapterStep = async (dir: string, batchSize = 8, rank = 16) => {
     const adapters = initAdapters(checkpoint.config, { rank, targets: adapterTargets }, 1)
     const tensors = adapterTensors(adapters).map((t) => t.tensor)
     const started = performance.now()
-    const { losses, grads } = yield* blockwiseAdapterGradients(checkpointSource(checkpoint), adapters, [batch])
+    const { losses, grads } = yield* blockwiseAdapterGradients(checkpointSource(checkpoint, room), adapters, [batch])
     const updated = adamWStep(defaultAdamW, initAdamW(tensors), tensors, grads, 1e-4)
     const seconds = (performance.now() - started) / 1000
     return {

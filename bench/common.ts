@@ -7,11 +7,15 @@ import { Effect, References } from "effect"
 import { cpus, loadavg } from "node:os"
 import { existsSync } from "node:fs"
 import { Worker } from "node:worker_threads"
+import { DeviceMemoryLive } from "../layers/DeviceMemory.ts"
 import { selectBackend } from "../src/compute/Backend.ts"
 import { loadCheckpoint } from "../src/io/CheckpointReader.ts"
 import { loadTokenizer, type Tokenizer } from "../src/io/Tokenizer.ts"
 import { type ModelConfig, uniformConfig } from "../src/model/ModelConfig.ts"
 import { countParams, initParams, type Params } from "../src/model/Params.ts"
+import type { DeviceRoom } from "../src/model/DeviceRoom.ts"
+import { Compute } from "../src/services/Compute.ts"
+import { DeviceMemory } from "../src/services/DeviceMemory.ts"
 import { baseModelConfig, baseTokenizer, defaultBaseRecipe } from "../src/tune/BaseTraining.ts"
 
 /** The reference model: d_model 128, 4 layers, 4 heads, MLP 512, vocab 32. */
@@ -140,13 +144,26 @@ export const listOption = (options: Options, name: string, fallback: ReadonlyArr
 export const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> =>
   Effect.runPromise(effect.pipe(Effect.provideService(References.LogToStderr, true)))
 
+// The backend useBackend chose, for benchRoom's budget.
+let chosen: Compute["Service"] | undefined
+
 /** Selects and initialises a tfjs backend (with simmer's kernels) and returns its description. */
 export const useBackend = async (backend: string): Promise<string> => {
   const compute = await run(selectBackend(backend))
+  chosen = compute
   return compute.description
 }
 
 export const numTensors = () => tf.memory().numTensors
+
+/** The device budget simmer gives the backend useBackend chose (SIMMER_MEMORY_GB, else the backend's own). */
+export const benchRoom = (): Promise<DeviceRoom> => {
+  if (chosen === undefined) throw new Error("benchRoom: call useBackend first")
+  return run(Effect.map(DeviceMemory, (memory) => memory.room).pipe(
+    Effect.provide(DeviceMemoryLive()),
+    Effect.provideService(Compute, chosen)
+  ))
+}
 
 /** A benchmark: a name, a one-line summary, and a function from options to a JSON-able result. */
 export interface Benchmark {

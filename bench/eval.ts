@@ -30,7 +30,8 @@ import {
   progress,
   round,
   run,
-  useBackend
+  useBackend,
+  benchRoom
 } from "./common.ts"
 
 export const evalBench: Benchmark = {
@@ -39,6 +40,7 @@ export const evalBench: Benchmark = {
   options: ["backend", "model", "tasks", "examples", "batch-sizes", "engines", "rounds"],
   run: async (options: Options) => {
     const backend = await useBackend(options.get("backend") ?? "wasm")
+    const room = await benchRoom()
     const model = await loadBenchModel(options.get("model") ?? "models/base")
     const examples = intOption(options, "examples", 200)
     const rounds = intOption(options, "rounds", 3)
@@ -60,7 +62,8 @@ export const evalBench: Benchmark = {
       run(evaluateGraded(model.config, engines[engine], model.tokenizer, taskDataset(builtinTask({ task, seed: 1 })), {
         examples: count,
         batchSize,
-        maxSeqLen: model.config.maxPositionEmbeddings
+        maxSeqLen: model.config.maxPositionEmbeddings,
+        room
       }))
     // Warm-up: the first decode pays for kernel set-up.
     for (const engine of engineNames) await evaluate(engine, "arith", 8, 8)

@@ -15,8 +15,8 @@ import { DatasetsLive } from "../layers/Datasets.ts"
 import type { ModelConfig } from "../src/model/ModelConfig.ts"
 import { countParams, disposeParams, paramTensors } from "../src/model/Params.ts"
 import { type CalibrationRequest, loadCalibration } from "../src/prune/CalibrationSource.ts"
-import { scoreModel } from "../src/prune/Scorers.ts"
-import { scorersFor, type Unit, units } from "../src/prune/Scores.ts"
+import { scoreModel, scorerReads, scorersFor } from "../src/prune/Scorers.ts"
+import { type Unit, units } from "../src/prune/Scores.ts"
 import { keepCount, unitCounts } from "../src/prune/Select.ts"
 import { applyPlan, type KeepPlan } from "../src/prune/Surgery.ts"
 import { disposeAdamW } from "../src/tune/AdamW.ts"
@@ -36,7 +36,8 @@ import {
   progress,
   round,
   run,
-  useBackend
+  useBackend,
+  benchRoom
 } from "./common.ts"
 
 const seconds = (since: number) => (performance.now() - since) / 1000
@@ -80,6 +81,7 @@ export const prune: Benchmark = {
   run: async (options: Options) => {
     const backend = options.get("backend") ?? "wasm"
     const backendDescription = await useBackend(backend)
+    const room = await benchRoom()
     const examples = intOption(options, "examples", 64)
     const generalExamples = intOption(options, "general-examples", 1000)
     const batchSize = intOption(options, "batch-size", 16)
@@ -93,13 +95,13 @@ export const prune: Benchmark = {
     progress(`prune: ${model.source}, ${countParams(config).total.toLocaleString("en-US")} parameters, ${backendDescription}`)
     const tensorsBefore = numTensors()
     // Warm-up: the first forward pays for kernel set-up, which no scorer should be charged with.
-    const warmup = await run(loadCalibration(tokenizer, "activation", {
+    const warmup = await run(loadCalibration(tokenizer, "task", {
       task: { task: "arith", seed: 1 },
       examples: batchSize,
       batchSize,
       maxSeqLen: config.maxPositionEmbeddings
     }).pipe(Effect.provide(Layer.orDie(DatasetsLive))))
-    await run(scoreModel(config, params, "neurons", "activation", warmup))
+    await run(scoreModel(config, params, room, "neurons", "activation", warmup))
 
     const scoring: Record<string, { seconds: number; samples: number; tokens: number }> = {}
     for (const name of chosen) {
@@ -112,9 +114,9 @@ export const prune: Benchmark = {
         maxSeqLen: config.maxPositionEmbeddings,
         ...(scorer === "contrastive" ? {} : { examples })
       }
-      const data = await run(loadCalibration(tokenizer, scorer, request).pipe(Effect.provide(Layer.orDie(DatasetsLive))))
+      const data = await run(loadCalibration(tokenizer, scorerReads(unit, scorer), request).pipe(Effect.provide(Layer.orDie(DatasetsLive))))
       const started = performance.now()
-      const scores = await run(scoreModel(config, params, unit, scorer, data, { seed: 1 }))
+      const scores = await run(scoreModel(config, params, room, unit, scorer, data, { seed: 1 }))
       scoring[name] = { seconds: round(seconds(started), 3), samples: scores.samples, tokens: scores.tokens }
       progress(`  score ${name}: ${scoring[name].seconds} s (${scores.samples} sequences, ${scores.tokens} tokens)`)
     }

@@ -11,8 +11,8 @@ import { evaluateDataset } from "../src/eval/Evaluate.ts"
 import { countParams, disposeParams } from "../src/model/Params.ts"
 import { loadCalibration } from "../src/prune/CalibrationSource.ts"
 import { pruneOnce } from "../src/prune/Prune.ts"
-import type { CalibrationData } from "../src/prune/Scorers.ts"
-import { scorersFor, type Unit } from "../src/prune/Scores.ts"
+import { type CalibrationData, scorerReads, scorersFor } from "../src/prune/Scorers.ts"
+import type { Unit } from "../src/prune/Scores.ts"
 import { builtinTask } from "../src/tasks/Builtin.ts"
 import {
   type Benchmark,
@@ -24,7 +24,8 @@ import {
   progress,
   round,
   run,
-  useBackend
+  useBackend,
+  benchRoom
 } from "./common.ts"
 
 const tasks = ["arith", "program"] as const
@@ -35,6 +36,7 @@ export const pruneAccuracy: Benchmark = {
   options: ["backend", "model", "examples"],
   run: async (options: Options) => {
     const backend = await useBackend(options.get("backend") ?? "wasm")
+    const room = await benchRoom()
     const model = await loadBenchModel(options.get("model") ?? "models/base")
     const examples = intOption(options, "examples", 200)
     const { config, params, tokenizer } = model
@@ -43,20 +45,20 @@ export const pruneAccuracy: Benchmark = {
     const evaluate = async (c: typeof config, p: typeof params) => {
       const out: Record<string, number> = {}
       for (const t of tasks) {
-        const m = await run(evaluateDataset(c, p, tokenizer, datasets[t], { examples, batchSize: 50, maxSeqLen }))
+        const m = await run(evaluateDataset(c, p, tokenizer, datasets[t], { examples, batchSize: 50, maxSeqLen, room }))
         out[t] = round(m.accuracy!, 4)
       }
       return out
     }
     // Loaded once per scorer: every case a scorer appears in uses the same data.
     const loaded = new Map<string, Promise<CalibrationData>>()
-    const calibration = (scorer: string): Promise<CalibrationData> => {
-      if (!loaded.has(scorer)) loaded.set(scorer, load(scorer))
+    const calibration = (unit: Unit, scorer: string): Promise<CalibrationData> => {
+      if (!loaded.has(scorer)) loaded.set(scorer, load(unit, scorer))
       return loaded.get(scorer)!
     }
-    const load = async (scorer: string): Promise<CalibrationData> => {
+    const load = async (unit: Unit, scorer: string): Promise<CalibrationData> => {
       const parts = await Promise.all(tasks.map((t) =>
-        run(loadCalibration(tokenizer, scorer, { task: { task: t, seed: 1 }, batchSize: 16, maxSeqLen }).pipe(
+        run(loadCalibration(tokenizer, scorerReads(unit, scorer), { task: { task: t, seed: 1 }, batchSize: 16, maxSeqLen }).pipe(
           Effect.provide(Layer.orDie(DatasetsLive))
         ))
       ))
@@ -75,9 +77,9 @@ export const pruneAccuracy: Benchmark = {
     const rows: Array<Record<string, unknown>> = []
     for (const c of cases) {
       for (const scorer of scorersFor[c.unit]) {
-        const data = await calibration(scorer)
+        const data = await calibration(c.unit, scorer)
         const started = performance.now()
-        const result = await run(pruneOnce(config, params, { unit: c.unit, scorer, target: { kind: "fraction", keep: c.keep } }, data, {
+        const result = await run(pruneOnce(config, params, room, { unit: c.unit, scorer, target: { kind: "fraction", keep: c.keep } }, data, {
           score: { seed: 1 },
           surgery: { keepOriginal: true }
         }))

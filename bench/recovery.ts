@@ -42,7 +42,7 @@ import { GrpoConfig, grpoTuner } from "../src/tune/Grpo.ts"
 import { SftConfig, sftTuner } from "../src/tune/Sft.ts"
 import type { TuneContext, Tuner } from "../src/tune/Tuner.ts"
 import { loadTokenizer } from "../src/io/Tokenizer.ts"
-import { type Benchmark, intOption, listOption, machineInfo, median, type Options, progress, round, run, useBackend } from "./common.ts"
+import { type Benchmark, benchRoom, intOption, listOption, machineInfo, median, type Options, progress, round, run, useBackend } from "./common.ts"
 
 const simmer = fileURLToPath(new URL("../bin/simmer.js", import.meta.url))
 
@@ -92,6 +92,7 @@ export const recovery: Benchmark = {
   run: async (options: Options) => {
     const backendName = options.get("backend") ?? "wasm"
     const backend = await useBackend(backendName)
+    const room = await benchRoom()
     const budget = intOption(options, "seconds", 240)
     const examples = intOption(options, "examples", 500)
     const workers = intOption(options, "workers", 1)
@@ -110,7 +111,7 @@ export const recovery: Benchmark = {
     const accuracyOf = async (model: Model) => {
       const out: Record<string, number> = {}
       for (const [name, dataset] of Object.entries(evaluation)) {
-        const m = await run(evaluateDataset(model.config, model.params, tokenizer, dataset, { examples, batchSize: 100, maxSeqLen: 128 }))
+        const m = await run(evaluateDataset(model.config, model.params, tokenizer, dataset, { examples, batchSize: 100, maxSeqLen: 128, room }))
         out[name] = round(m.accuracy!, 4)
       }
       return out
@@ -122,7 +123,8 @@ export const recovery: Benchmark = {
       tokenizer,
       datasets: [phase.data],
       chunk: 1,
-      original
+      original,
+      room
     })
 
     /** Tunes `model` (consumed) with `phase` for `steps` steps; the tuned model, CPU and wall seconds, tokens and metrics. */

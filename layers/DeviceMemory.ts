@@ -12,6 +12,9 @@ import { DeviceMemory, makeDeviceMemory } from "../src/services/DeviceMemory.ts"
 
 const GIB = 2 ** 30
 
+/** The wasm heap's budget: 90% of its 4 GiB, the rest for the allocator's fragmentation and kernel scratch space. */
+export const wasmHeapBudgetBytes = 0.9 * 4 * GIB
+
 export const DeviceMemoryLive = (explicitGib?: number): Layer.Layer<DeviceMemory, never, Compute> =>
   Layer.effect(
     DeviceMemory,
@@ -28,7 +31,7 @@ export const DeviceMemoryLive = (explicitGib?: number): Layer.Layer<DeviceMemory
       const [kind, budget] = gpu
         ? [given !== undefined ? "GPU memory" : "host memory", given ?? 0.8 * totalmem()]
         : compute.backend === "wasm"
-        ? ["wasm heap", Math.min(given ?? Infinity, 0.9 * 4 * GIB)]
+        ? ["wasm heap", Math.min(given ?? Infinity, wasmHeapBudgetBytes)]
         : ["host memory", given ?? 0.8 * totalmem()]
       return yield* makeDeviceMemory(kind, budget)
     })

@@ -101,7 +101,7 @@ export const evalCommand = Command.make(
   Effect.fnUntraced(function*(input) {
     yield* Compute
     yield* checkTaskExists(input.task)
-    const { budgetBytes } = yield* DeviceMemory
+    const { room } = yield* DeviceMemory
     const split = yield* resolveEvalSplit(input.task, input.split)
     const ref = datasetRef(input.task, input.seed, input.skipInvalid)
     const dataset = yield* (yield* Datasets).open("file" in ref && split === "all" ? { ...ref, splitBy: "none" } : ref)
@@ -124,8 +124,9 @@ export const evalCommand = Command.make(
       // Perplexity runs block by block from the lazily read checkpoint: any size fits.
       ? yield* Effect.gen(function*() {
         const checkpoint = yield* openLazyCheckpoint(dir)
-        return yield* evaluateText(checkpointSource(checkpoint), tokenizer, dataset, {
+        return yield* evaluateText(checkpointSource(checkpoint, room), tokenizer, dataset, {
           examples: input.examples,
+          room,
           split: evaluated,
           batchSize: input.batchSize,
           maxSeqLen: checkpoint.config.maxPositionEmbeddings,
@@ -141,7 +142,7 @@ export const evalCommand = Command.make(
           })
           // tfjs decodes with the whole model on the device, after checking that it fits.
           : yield* Effect.gen(function*() {
-            const checkpoint = yield* loadModelChecked(dir, "eval on a graded task", budgetBytes)
+            const checkpoint = yield* loadModelChecked(dir, "eval on a graded task", room)
             yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(checkpoint.config, checkpoint.params)))
             return { config: checkpoint.config, decoder: tfjsGreedyDecoder(checkpoint.config, checkpoint.params) }
           })
@@ -150,7 +151,7 @@ export const evalCommand = Command.make(
           examples: input.examples,
           split: evaluated,
           batchSize: input.batchSize,
-          budgetBytes,
+          room,
           maxSeqLen: config.maxPositionEmbeddings,
           onProgress: (done) => progress.update(done)
         })

@@ -9,7 +9,6 @@
 import * as tf from "@tensorflow/tfjs"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { deviceCapacity } from "../compute/DeviceCapacity.ts"
 import { listCheckpointFolder } from "../io/CheckpointFolder.ts"
 import { openLazyCheckpoint } from "../io/CheckpointReader.ts"
 import { loadTokenizer, unknownCharactersWarning } from "../io/Tokenizer.ts"
@@ -21,6 +20,7 @@ import { generate } from "../model/Generate.ts"
 import { countParams, disposeParams } from "../model/Params.ts"
 import { forward } from "../model/Transformer.ts"
 import { Compute } from "../services/Compute.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { backendFlag, jsonFlag, seedFlag, withRange, withShownDefault } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
 import { checkpointArgumentDescription, localCheckpoint } from "./CheckpointArgument.ts"
@@ -129,11 +129,12 @@ export const generateCommand = Command.make(
     yield* listCheckpointFolder(dir)
     const tokenizer = yield* loadTokenizer(dir).pipe(Effect.catchTag("NoTokenizer", () => Effect.succeed(undefined)))
     const open = yield* openLazyCheckpoint(dir)
-    const fits = residentBytes(countParams(open.config).total) + tf.memory().numBytes <= deviceCapacity().bytes
+    const { room } = yield* DeviceMemory
+    const fits = residentBytes(countParams(open.config).total) + tf.memory().numBytes <= room.budgetBytes
     if (!fits && input.logits) {
       return yield* new InvalidArguments({
         message: `--logits needs the whole model on the device, and ${input.checkpoint} does not fit the ` +
-          `${deviceCapacity().kind}; use the tensorflow backend (--backend tensorflow).`
+          `${room.kind}; use the tensorflow backend (--backend tensorflow).`
       })
     }
     const checkpoint = open
@@ -164,7 +165,7 @@ export const generateCommand = Command.make(
       if (warning !== undefined) yield* Effect.logWarning(warning)
     }
     // The prompt checked, the weights now (gigabytes on a large model).
-    const loaded = fits ? yield* loadModelChecked(dir, "generate") : undefined
+    const loaded = fits ? yield* loadModelChecked(dir, "generate", room) : undefined
     if (loaded !== undefined) yield* Effect.addFinalizer(() => Effect.sync(() => disposeParams(loaded.config, loaded.params)))
     const budget = generationBudget(promptIds.length, input.maxNewTokens, positions)
     const stopTokens = input.ignoreEos ? [] : eosIds(checkpoint.generationConfig, checkpoint.hfConfig)
@@ -174,11 +175,11 @@ export const generateCommand = Command.make(
       generated = generate(loaded.config, loaded.params, [promptIds], sampling)[0]
     } else {
       yield* Effect.logInfo(
-        `${input.checkpoint} does not fit the ${deviceCapacity().kind} as a whole: decoding block by block ` +
+        `${input.checkpoint} does not fit the ${room.kind} as a whole: decoding block by block ` +
           "(every weight is read from the shards once per token)"
       )
       const progress = makeProgress("generate (block by block), tokens", budget.tokens)
-      generated = yield* generateBlockwise(checkpointSource(open), promptIds, { ...sampling, onToken: (done) => progress.update(done) })
+      generated = yield* generateBlockwise(checkpointSource(open, room), promptIds, { ...sampling, onToken: (done) => progress.update(done) })
       progress.finish()
     }
     const stopped: StopReason = generated.length > 0 && stopTokens.includes(generated[generated.length - 1]) ? "eos" : budget.cappedBy

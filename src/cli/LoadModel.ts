@@ -6,8 +6,8 @@
  * large model shows progress per tensor.
  */
 import { Effect } from "effect"
-import { ensureDeviceRoom } from "../compute/DeviceCapacity.ts"
 import { loadCheckpoint, openLazyCheckpoint } from "../io/CheckpointReader.ts"
+import type { DeviceRoom } from "../model/DeviceRoom.ts"
 import { countParams } from "../model/Params.ts"
 import { makeProgress, type Progress } from "./Progress.ts"
 
@@ -16,16 +16,15 @@ export const residentBytes = (parameters: number) => Math.ceil(parameters * 4 * 
 
 const longLoadBytes = 2 ** 28
 
-/** `cap`: the device bytes the user allows (--memory), below the backend's own budget. */
-export const loadModelChecked = Effect.fnUntraced(function*(dir: string, command: string, cap?: number) {
+/** `room`: the device budget (DeviceMemory's) the whole model must fit. */
+export const loadModelChecked = Effect.fnUntraced(function*(dir: string, command: string, room: DeviceRoom) {
   const { config } = yield* Effect.scoped(openLazyCheckpoint(dir))
   const parameters = countParams(config).total
-  yield* ensureDeviceRoom(
+  yield* room.ensure(
     `${command} with ${dir} (${(parameters / 1e9).toFixed(2)}B parameters, float32 on the device)`,
     residentBytes(parameters),
     `${command} keeps the whole model on the device; use the tensorflow backend (--backend tensorflow) for a model ` +
-      "this large. prune, score and eval --task general run block by block and need only one decoder block at a time.",
-    cap
+      "this large. prune, score and eval --task general run block by block and need only one decoder block at a time."
   )
   // Progress only where loading takes long enough to wait for (a quarter GiB of weights or more).
   let progress: Progress | undefined

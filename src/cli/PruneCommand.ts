@@ -18,10 +18,11 @@ import type { ParamCounts } from "../model/Params.ts"
 import { isUniform, type ModelConfig } from "../model/ModelConfig.ts"
 import { loadCalibration } from "../prune/CalibrationSource.ts"
 import { pruneCheckpoint } from "../prune/PruneCheckpoint.ts"
-import { checkScorer, type ScoreOptions } from "../prune/Scorers.ts"
-import { defaultScorer, type Scores, type Unit } from "../prune/Scores.ts"
+import { checkScorer, defaultScorer, scorerReads, type ScoreOptions } from "../prune/Scorers.ts"
+import type { Scores, Unit } from "../prune/Scores.ts"
 import type { PruneTarget } from "../prune/Schedule.ts"
 import { Compute } from "../services/Compute.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { backendFlag, jsonFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
 import { datasetRef } from "./EvalCommand.ts"
 import { InvalidArguments } from "./Output.ts"
@@ -114,8 +115,9 @@ export const prepareScoring = Effect.fnUntraced(function*(input: ScoringInput) {
   yield* listCheckpointFolder(dir)
   const tokenizer = yield* loadTokenizer(dir)
   const checkpoint = yield* openLazyCheckpoint(dir)
+  const { room } = yield* DeviceMemory
   const examples = Option.getOrUndefined(input.examples)
-  const data = yield* loadCalibration(tokenizer, scorer, {
+  const data = yield* loadCalibration(tokenizer, scorerReads(input.unit, scorer), {
     task: datasetRef(input.calibration, input.seed, input.skipInvalid),
     general: datasetRef(input.general, input.seed, input.skipInvalid),
     generalExamples: input.generalExamples,
@@ -134,7 +136,7 @@ export const prepareScoring = Effect.fnUntraced(function*(input: ScoringInput) {
       ...(topN !== undefined ? { topN } : {})
     }
   }
-  return { scorer, checkpoint, data, options }
+  return { scorer, checkpoint, room, data, options }
 })
 
 const fractionRange = { min: 0, minExclusive: true, max: 1 } as const
@@ -201,11 +203,12 @@ export const pruneCommand = Command.make(
         message: `${input.out} already exists; refusing to overwrite it (choose another --out, or add --replace).`
       })
     }
-    const { checkpoint, data, options, scorer } = yield* prepareScoring(input)
+    const { checkpoint, room, data, options, scorer } = yield* prepareScoring(input)
     const started = performance.now()
     let saving: Progress | undefined
     const result = yield* pruneCheckpoint(
       checkpoint,
+      room,
       input.out,
       { unit: input.unit, scorer, target, allocation: input.allocation },
       data,

@@ -208,9 +208,7 @@ export const resumeCommand = (layers: RunLayers) =>
       if (Schema.is(RunId)(input.run) && !existsSync(resolve(input.run))) return yield* resumeOnDaemon(input, input.run)
       const dir = resolve(input.run)
       yield* openRunFolder(dir, [planFileName, "run.json"])
-      const read = yield* readRunInfo(dir)
-      if (read._tag === "Failure") return yield* new RunFolderError({ path: dir, message: `${read.failure}.` })
-      const info = read.success
+      const info = yield* readRunInfo(dir).pipe(Effect.mapError((e) => new RunFolderError({ path: dir, message: `${e.message}.` })))
       // Relative paths in the plan are read from the plan's folder (older runs: the working directory, as then).
       const { plan: written } = yield* readPlan(join(dir, planFileName), { relativeTo: info.planFolder ?? process.cwd() })
       // The commits the run started with, from the cache.

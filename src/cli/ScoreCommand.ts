@@ -40,9 +40,9 @@ export const scoreCommand = Command.make(
     )
   },
   Effect.fnUntraced(function*(input) {
-    const { checkpoint, data, options, scorer } = yield* prepareScoring(input)
+    const { checkpoint, room, data, options, scorer } = yield* prepareScoring(input)
     const started = performance.now()
-    const scores = yield* scoreSource(checkpointSource(checkpoint), input.unit, scorer, data, options)
+    const scores = yield* scoreSource(checkpointSource(checkpoint, room), input.unit, scorer, data, options)
     const seconds = (performance.now() - started) / 1000
     if (input.json) {
       const vectors = scoreVectors(scores).map((v) => Array.from(v))

@@ -18,6 +18,7 @@ import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams, disposeParams } from "../model/Params.ts"
 import { Compute } from "../services/Compute.ts"
 import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { type EvalMetrics, evaluateDataset } from "../eval/Evaluate.ts"
 import { disposeAdamW } from "../tune/AdamW.ts"
 import {
@@ -108,6 +109,7 @@ export const trainBaseCommand = Command.make(
   Effect.fnUntraced(function*(input) {
     yield* Compute
     const datasets = yield* Datasets
+    const { room } = yield* DeviceMemory
     const gradients = yield* Gradients
     const mix = parseTaskMix(input.tasks)
     if ("problem" in mix) return yield* new InvalidArguments({ message: `--tasks ${input.tasks}: ${mix.problem}.` })
@@ -149,7 +151,8 @@ export const trainBaseCommand = Command.make(
         return yield* evaluateDataset(config, state.params, tokenizer, dataset, {
           examples,
           batchSize: 64,
-          maxSeqLen: recipe.maxSeqLen
+          maxSeqLen: recipe.maxSeqLen,
+          room
         })
       })
     const graded = taskList.filter((task) => task !== "general")

@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from "node:url"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { Command } from "effect/cli"
 import { ComputeLive } from "../../layers/Compute.ts"
 import { DatasetsLive } from "../../layers/Datasets.ts"
@@ -35,6 +35,7 @@ import { serveCommand, type ServeLayers } from "./ServeCommand.ts"
 import { sweepCommand } from "./SweepCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
 import { HubProgress } from "../hub/HubProgress.ts"
+import { LockingProcess } from "../io/ProcessLock.ts"
 import { downloadProgress } from "./Progress.ts"
 
 /** Provides Compute to a command from its --backend flag. */
@@ -69,14 +70,14 @@ const simmer = Command.make("simmer").pipe(
   ),
   Command.withSubcommands([
     inspectCommand.pipe(withCompute),
-    generateCommand.pipe(withCompute),
+    generateCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
     evalCommand.pipe(
       Command.provide((input) => DeviceMemoryLive(Option.getOrUndefined(input.memory))),
       withCompute
     ),
-    scoreCommand.pipe(withCompute),
+    scoreCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
     rewardCommand.pipe(withCompute),
-    pruneCommand.pipe(withCompute),
+    pruneCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
     exportCommand,
     planCommand(runLayers),
     runCommand(runLayers),
@@ -87,7 +88,7 @@ const simmer = Command.make("simmer").pipe(
     ...clientCommands,
     sweepCommand,
     trainBaseCommand.pipe(
-      Command.provide((input) => gradientsLayer(input.workers)),
+      Command.provide((input) => Layer.merge(gradientsLayer(input.workers), DeviceMemoryLive())),
       withCompute
     )
   ])
@@ -96,6 +97,8 @@ const simmer = Command.make("simmer").pipe(
 const main = Command.run(simmer, { version: simmerVersion }).pipe(
   reportFailure,
   Effect.provideService(HubProgress, downloadProgress),
+  // Locks this command takes name it, so another process that finds one says who holds it.
+  Effect.provideService(LockingProcess, { pid: process.pid, command: process.argv.slice(2).join(" ") || "simmer" }),
   Effect.provide(DatasetsLive),
   Effect.provide(NodeServices.layer),
   Effect.provide(stderrLogger),

@@ -59,7 +59,7 @@ export const runnerEntityLayer = (settings: RunnerSettings, layers: RunnerLayers
           if (run !== address.entityId) return failed(`The run entity ${address.entityId} was sent run ${run}.`)
           const dir = join(settings.runsDir, run)
           const job = yield* readRunJob(run as RunId, dir).pipe(Effect.result)
-          if (job._tag === "Failure") return failed(`Run ${run} cannot start on ${settings.holder}: ${job.failure}`)
+          if (job._tag === "Failure") return failed(`Run ${run} cannot start on ${settings.holder}: ${job.failure.message}`)
           const token = yield* fence.acquire(run, settings.holder)
           yield* Effect.logInfo(`run ${run}: taken over by ${settings.holder} (fencing epoch ${token.epoch})`)
           // Built in this run's own scope and memo map: the run belongs to this request, not to

@@ -7,9 +7,9 @@
  * tfjs device (ONNX Runtime) decodes the batch asked for.
  */
 import { Effect } from "effect"
-import { largestFitting } from "../compute/DeviceCapacity.ts"
 import { decodingBytes, formatBytes } from "../model/Footprint.ts"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { DeviceRoom } from "../model/DeviceRoom.ts"
+import type { MemoryBudgetExceeded } from "../model/Footprint.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { encodePrompt } from "../tasks/Encode.ts"
@@ -18,8 +18,8 @@ import type { GreedyDecoder } from "./GreedyDecoder.ts"
 
 export interface AccuracyOptions {
   readonly batchSize: number
-  /** Device bytes the decoding may use at most, below the backend's own budget (the user's --memory). */
-  readonly budgetBytes?: number
+  /** The device budget (DeviceMemory's) a decoding batch must fit; a smaller batch is taken when it does not. */
+  readonly room: DeviceRoom
   /** Generation budget per example; by default the longest reference completion plus a margin. */
   readonly maxNewTokens?: number
   /** Called after each batch with (examples done, total). */
@@ -53,13 +53,12 @@ export const evaluateAccuracy = (
     const prompts = examples.map((e) => encodePrompt(tokenizer, e.prompt))
     const maxLen = Math.max(0, ...prompts.map((p) => p.length)) + maxNewTokens
     const wanted = Math.min(options.batchSize, Math.max(examples.length, 1))
-    const batchSize = !decoder.onDevice ? wanted : yield* largestFitting(
+    const batchSize = !decoder.onDevice ? wanted : yield* options.room.largestFitting(
       (n) => `Decoding ${n} sequence${n === 1 ? "" : "s"} of up to ${maxLen} tokens`,
       wanted,
       (n) => decodingBytes(config, n, maxLen),
       "Evaluate a smaller model, raise --memory if the device has more, or use the tensorflow backend (--backend tensorflow): " +
-        "the wasm heap holds at most 4 GiB.",
-      options.budgetBytes
+        "the wasm heap holds at most 4 GiB."
     )
     if (batchSize < wanted) {
       yield* Effect.logWarning(

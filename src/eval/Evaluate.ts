@@ -13,7 +13,8 @@ import { evaluateAccuracy } from "./Accuracy.ts"
 import { type GreedyDecoder, tfjsGreedyDecoder } from "./GreedyDecoder.ts"
 import { evaluatePerplexity } from "./Perplexity.ts"
 import { residentSource, type WeightSource } from "../model/WeightSource.ts"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { DeviceRoom } from "../model/DeviceRoom.ts"
+import type { MemoryBudgetExceeded } from "../model/Footprint.ts"
 
 export const EvalMetrics = Schema.Struct({
   dataset: Schema.String,
@@ -38,8 +39,8 @@ export interface EvaluateOptions {
   /** Default: test. */
   readonly split?: Split
   readonly batchSize: number
-  /** Device bytes evaluation may use at most, below the backend's own budget (the user's --memory). */
-  readonly budgetBytes?: number
+  /** The device budget (DeviceMemory's) that decoding batches and block-by-block uploads are checked against. */
+  readonly room: DeviceRoom
   readonly maxSeqLen: number
   readonly onProgress?: (done: number, total: number) => void
 }
@@ -53,7 +54,7 @@ export const evaluateDataset = (
 ): Effect.Effect<EvalMetrics, MemoryBudgetExceeded> =>
   dataset.grader !== undefined
     ? evaluateGraded(config, tfjsGreedyDecoder(config, params), tokenizer, dataset, options)
-    : evaluateText(residentSource(config, params), tokenizer, dataset, options)
+    : evaluateText(residentSource(config, params, options.room), tokenizer, dataset, options)
 
 /** Accuracy on a graded dataset's split with any greedy decoder (tfjs, or ONNX Runtime's); `config` gives the size. */
 export const evaluateGraded = (
@@ -69,7 +70,7 @@ export const evaluateGraded = (
     const counts = countParams(config)
     const result = yield* evaluateAccuracy(config, decoder, tokenizer, examples, dataset.grader, {
       batchSize: options.batchSize,
-      ...(options.budgetBytes !== undefined ? { budgetBytes: options.budgetBytes } : {}),
+      room: options.room,
       ...(options.onProgress ? { onProgress: options.onProgress } : {})
     })
     return {

@@ -8,8 +8,17 @@
  */
 import { open, readFile, rename, rm } from "node:fs/promises"
 import { hostname } from "node:os"
-import { Effect, Option, Schema, type Scope } from "effect"
+import { Context, Effect, Option, Schema, type Scope } from "effect"
 import { describeCause, errnoCode } from "./Errors.ts"
+
+/**
+ * Who takes locks in this process: its pid (what a takeover checks is alive) and the command it
+ * runs, for the message another process shows. The CLI provides its command line; elsewhere (the
+ * daemon's children, tests) a lock says only "simmer".
+ */
+export const LockingProcess = Context.Reference<{ readonly pid: number; readonly command: string }>("simmer/LockingProcess", {
+  defaultValue: () => ({ pid: process.pid, command: "simmer" })
+})
 
 const LockOwner = Schema.Struct({
   pid: Schema.Int,
@@ -56,44 +65,46 @@ export interface LockErrors<E> {
 }
 
 /** Takes the lock at `path` for this process until the scope closes. */
-export const takeProcessLock = <E>(path: string, errors: LockErrors<E>): Effect.Effect<void, E, Scope.Scope> => {
-  const take = Effect.tryPromise({
-    try: async (): Promise<LockOwner | undefined> => {
-      const me: LockOwner = {
-        pid: process.pid,
-        host: hostname(),
-        ...(await processStart(process.pid).then((s) => (s === undefined ? {} : { processStart: s }))),
-        since: new Date().toISOString(),
-        command: process.argv.slice(2).join(" ") || "simmer"
-      }
-      for (let attempt = 0; attempt < 2; attempt++) {
-        try {
-          const handle = await open(path, "wx")
-          try {
-            await handle.writeFile(JSON.stringify(me) + "\n")
-            await handle.sync()
-          } finally {
-            await handle.close()
-          }
-          return undefined
-        } catch (cause) {
-          if (errnoCode(cause) !== "EEXIST") throw cause
+export const takeProcessLock = <E>(path: string, errors: LockErrors<E>): Effect.Effect<void, E, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { pid, command } = yield* LockingProcess
+    const take = Effect.tryPromise({
+      try: async (): Promise<LockOwner | undefined> => {
+        const me: LockOwner = {
+          pid,
+          host: hostname(),
+          ...(await processStart(pid).then((s) => (s === undefined ? {} : { processStart: s }))),
+          since: new Date().toISOString(),
+          command
         }
-        const owner = decodeOwner(await readFile(path, "utf8").catch(() => ""))
-        // A lock being written this very moment reads as empty: treat it as held.
-        if (Option.isNone(owner)) return { pid: 0, host: "?", since: "now", command: "another simmer process" }
-        if (await ownerAlive(owner.value)) return owner.value
-        // The owner is gone (kill -9, a crash): move its lock aside, then race for a fresh one.
-        await rename(path, `${path}.stale-${process.pid}`).catch(() => undefined)
-        await rm(`${path}.stale-${process.pid}`, { force: true })
-      }
-      throw new Error("the lock changed hands while it was being taken")
-    },
-    catch: (cause) => errors.failed(path, describeCause(cause))
-  }).pipe(Effect.flatMap((holder) => (holder === undefined ? Effect.void : Effect.fail(errors.held(path, describeOwner(holder))))))
-  const release = Effect.promise(async () => {
-    const owner = decodeOwner(await readFile(path, "utf8").catch(() => ""))
-    if (Option.isSome(owner) && owner.value.pid === process.pid && owner.value.host === hostname()) await rm(path, { force: true })
+        for (let attempt = 0; attempt < 2; attempt++) {
+          try {
+            const handle = await open(path, "wx")
+            try {
+              await handle.writeFile(JSON.stringify(me) + "\n")
+              await handle.sync()
+            } finally {
+              await handle.close()
+            }
+            return undefined
+          } catch (cause) {
+            if (errnoCode(cause) !== "EEXIST") throw cause
+          }
+          const owner = decodeOwner(await readFile(path, "utf8").catch(() => ""))
+          // A lock being written this very moment reads as empty: treat it as held.
+          if (Option.isNone(owner)) return { pid: 0, host: "?", since: "now", command: "another simmer process" }
+          if (await ownerAlive(owner.value)) return owner.value
+          // The owner is gone (kill -9, a crash): move its lock aside, then race for a fresh one.
+          await rename(path, `${path}.stale-${pid}`).catch(() => undefined)
+          await rm(`${path}.stale-${pid}`, { force: true })
+        }
+        throw new Error("the lock changed hands while it was being taken")
+      },
+      catch: (cause) => errors.failed(path, describeCause(cause))
+    }).pipe(Effect.flatMap((holder) => (holder === undefined ? Effect.void : Effect.fail(errors.held(path, describeOwner(holder))))))
+    const release = Effect.promise(async () => {
+      const owner = decodeOwner(await readFile(path, "utf8").catch(() => ""))
+      if (Option.isSome(owner) && owner.value.pid === pid && owner.value.host === hostname()) await rm(path, { force: true })
+    })
+    yield* Effect.acquireRelease(take, () => release)
   })
-  return Effect.acquireRelease(take, () => release)
-}

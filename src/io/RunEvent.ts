@@ -7,11 +7,13 @@ import { Schema } from "effect"
 
 /** `failed`: the run stopped on an error (a gate with `onFailure: fail`, a stage that failed); its message says why. */
 export const Phases = ["loaded", "pruned", "tuned", "evaluated", "accepted", "rolled-back", "interrupted", "finished", "failed"] as const
-export type Phase = (typeof Phases)[number]
+export const Phase = Schema.Literals(Phases)
+export type Phase = typeof Phase.Type
 
 /** Which machinery produced the run: the loop itself, or a baseline run in the same machinery. */
 export const Strategies = ["ptl", "one-shot", "prune-only"] as const
-export type Strategy = (typeof Strategies)[number]
+export const Strategy = Schema.Literals(Strategies)
+export type Strategy = typeof Strategy.Type
 
 export const DatasetScore = Schema.Struct({
   /** Fraction correct (exact match / pass@1) for graded data. */
@@ -27,12 +29,12 @@ export const RunEvent = Schema.Struct({
   seq: Schema.Int,
   /** ISO-8601 time the event was written. */
   time: Schema.String,
-  strategy: Schema.Literals(Strategies),
+  strategy: Strategy,
   /** Loop iteration (0 = the model as loaded). */
   iteration: Schema.Int,
   /** Try of this iteration: 0 first, 1 after one rollback (with half the step), ... */
   attempt: Schema.Int,
-  phase: Schema.Literals(Phases),
+  phase: Phase,
   parameters: Schema.Struct({ total: Schema.Int, nonEmbedding: Schema.Int }),
   /** Evaluation results by dataset name (arith, program, general, a file name). */
   metrics: Schema.optionalKey(Schema.Record(Schema.String, DatasetScore)),

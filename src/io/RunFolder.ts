@@ -17,7 +17,7 @@ import { Effect, Result, Schema } from "effect"
 import { pathExists, writeFileAtomically, writeFolderAtomically } from "./AtomicWrite.ts"
 import { describeCause, errnoCode, type FileSystemError, fsError, listSome, schemaProblems } from "./Errors.ts"
 import { takeProcessLock } from "./ProcessLock.ts"
-import { DatasetScore, Strategies } from "./RunEvent.ts"
+import { DatasetScore, Strategy } from "./RunEvent.ts"
 import { type RunInfo, runInfoFileName } from "./RunInfo.ts"
 
 export const planFileName = "plan.yaml"
@@ -54,7 +54,7 @@ export const lockRunFolder = (dir: string) =>
     failed: (path, cause) => new RunLocked({ path, message: `Cannot lock the run folder ${dir}: ${cause}.` })
   })
 
-const Pointer = Schema.Struct({ stage: Schema.String, iteration: Schema.Int, strategy: Schema.Literals(Strategies) })
+const Pointer = Schema.Struct({ stage: Schema.String, iteration: Schema.Int, strategy: Strategy })
 
 /** accepted.json: one pointer per strategy (simmer 0.1 wrote a single pointer, read as its strategy's). */
 export const AcceptedFile = Schema.Union([Schema.Record(Schema.String, Pointer), Pointer])

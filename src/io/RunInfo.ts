@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises"
 import { join } from "node:path"
-import { Effect, Result, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import packageJson from "../../package.json" with { type: "json" }
 import { HubPin } from "../hub/HubPin.ts"
 import { writeFileAtomically } from "./AtomicWrite.ts"
@@ -32,17 +32,26 @@ export const RunInfo = Schema.Struct({
 })
 export type RunInfo = typeof RunInfo.Type
 
-const decodeRunInfo = Schema.decodeUnknownResult(Schema.fromJsonString(RunInfo))
+/** A run folder whose job cannot be read back (run.json, or its plan); `message` is one line saying why. */
+export class RunFolderUnreadable extends Schema.TaggedError<RunFolderUnreadable>()("RunFolderUnreadable", {
+  dir: Schema.String,
+  message: Schema.String
+}) {}
 
-/** run.json of a run folder, or a sentence saying why it cannot be read. */
-export const readRunInfo = (dir: string): Effect.Effect<Result.Result<RunInfo, string>> =>
-  Effect.promise(() => readFile(join(dir, runInfoFileName), "utf8").then((text) => ({ text }), (cause: unknown) => ({ cause }))).pipe(
-    Effect.map((read) =>
-      "cause" in read
-        ? Result.fail(`cannot read ${join(dir, runInfoFileName)}: ${describeCause(read.cause)}`)
-        : Result.mapError(decodeRunInfo(read.text), () => `${join(dir, runInfoFileName)} is not a valid run.json`)
+const decodeRunInfo = Schema.decodeUnknownEffect(Schema.fromJsonString(RunInfo))
+
+/** run.json of a run folder. */
+export const readRunInfo = (dir: string): Effect.Effect<RunInfo, RunFolderUnreadable> => {
+  const path = join(dir, runInfoFileName)
+  return Effect.tryPromise({
+    try: () => readFile(path, "utf8"),
+    catch: (cause) => new RunFolderUnreadable({ dir, message: `cannot read ${path}: ${describeCause(cause)}` })
+  }).pipe(
+    Effect.flatMap((text) =>
+      decodeRunInfo(text).pipe(Effect.mapError(() => new RunFolderUnreadable({ dir, message: `${path} is not a valid run.json` })))
     )
   )
+}
 
 /** Writes run.json atomically. */
 export const writeRunInfo = (dir: string, info: RunInfo): Effect.Effect<void, FileSystemError> =>
@@ -51,5 +60,5 @@ export const writeRunInfo = (dir: string, info: RunInfo): Effect.Effect<void, Fi
 /** Adds facts learnt once the run is going (the backend) to run.json; a run folder without a readable one is left alone. */
 export const recordInRunInfo = (dir: string, facts: Partial<RunInfo>): Effect.Effect<void, FileSystemError> =>
   readRunInfo(dir).pipe(
-    Effect.flatMap((info) => (Result.isSuccess(info) ? writeRunInfo(dir, { ...info.success, ...facts }) : Effect.void))
+    Effect.matchEffect({ onFailure: () => Effect.void, onSuccess: (info) => writeRunInfo(dir, { ...info, ...facts }) })
   )

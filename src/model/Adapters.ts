@@ -13,7 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { MemoryBudgetExceeded } from "./Footprint.ts"
 import { blockwiseBackward, type LossBatch } from "./Blockwise.ts"
 import type { TokenBatch } from "./Gradients.ts"
 import type { ModelConfig } from "./ModelConfig.ts"

@@ -12,8 +12,8 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { ensureDeviceRoom } from "../compute/DeviceCapacity.ts"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { DeviceRoom } from "./DeviceRoom.ts"
+import type { MemoryBudgetExceeded } from "./Footprint.ts"
 import { chunkedNll, chunkedNllGradient } from "./ChunkedLoss.ts"
 import type { TokenBatch } from "./Gradients.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
@@ -49,9 +49,9 @@ export const blockActivationBytes = (config: ModelConfig, layer: number, B: numb
 const batchAdvice = "Lower the batch size (--batch-size) or the sequence length, or use the tensorflow backend."
 
 /** Checks that block `layer` fits for the largest batch, beside what is already allocated. */
-export const ensureBlockFits = (config: ModelConfig, layer: number, batches: ReadonlyArray<IdBatch>) => {
+export const ensureBlockFits = (room: DeviceRoom, config: ModelConfig, layer: number, batches: ReadonlyArray<IdBatch>) => {
   const largest = Math.max(0, ...batches.map((b) => blockActivationBytes(config, layer, b.batchSize, b.seqLen)))
-  return ensureDeviceRoom(`decoder block ${layer} on a batch`, largest, batchAdvice)
+  return room.ensure(`decoder block ${layer} on a batch`, largest, batchAdvice)
 }
 
 /** The hidden states entering block 0, one [B*T, D] tensor per batch (the caller disposes them). */
@@ -106,7 +106,7 @@ export const runBlocks = Effect.fnUntraced(function*<E>(
     hidden = yield* embedBatches(source, batches)
     const L = config.layers.length
     for (let layer = 0; layer < L; layer++) {
-      yield* ensureBlockFits(config, layer, batches)
+      yield* ensureBlockFits(source.room, config, layer, batches)
       const weights = yield* source.layer(layer)
       try {
         options.onBlockInput?.(layer, hidden)
@@ -249,7 +249,7 @@ export const blockwiseBackward = Effect.fnUntraced(function*<E>(
         gradient.dispose()
       }), { discard: true }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose([...hidden, norm]))))
     for (let layer = L - 1; layer >= 0; layer--) {
-      yield* ensureBlockFits(config, layer, batches)
+      yield* ensureBlockFits(source.room, config, layer, batches)
       const weights = yield* source.layer(layer)
       try {
         upstream = upstream.map((dy, b) => {

@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { MemoryBudgetExceeded } from "./Footprint.ts"
 import { ensureBlockFits } from "./Blockwise.ts"
 import { vocabChunk } from "./ChunkedLoss.ts"
 import type { GenerateOptions } from "./Generate.ts"
@@ -63,7 +63,7 @@ export const generateBlockwise = Effect.fnUntraced(function*<E>(
       held.context = context
       held.h = yield* source.embed(Int32Array.from(ids))
       for (let layer = 0; layer < config.layers.length; layer++) {
-        yield* ensureBlockFits(config, layer, [{ ids: new Int32Array(0), batchSize: 1, seqLen: past + T }])
+        yield* ensureBlockFits(source.room, config, layer, [{ ids: new Int32Array(0), batchSize: 1, seqLen: past + T }])
         const weights = yield* source.layer(layer)
         const previous = cache[layer]
         const input: tf.Tensor2D = held.h

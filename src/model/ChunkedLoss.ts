@@ -7,8 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { ensureDeviceRoom } from "../compute/DeviceCapacity.ts"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { MemoryBudgetExceeded } from "./Footprint.ts"
 import type { WeightSource } from "./WeightSource.ts"
 
 /** Logits held at once: rows × chunk ≤ this many floats (128 MB). */
@@ -35,7 +34,7 @@ export const chunkedLogSumExp = Effect.fnUntraced(function*<E>(
   return yield* Effect.gen(function*() {
     for (let first = 0; first < V; first += chunk) {
       const count = Math.min(chunk, V - first)
-      yield* ensureDeviceRoom("a chunk of logits", 3 * N * count * 4 + count * D * 4, advice)
+      yield* source.room.ensure("a chunk of logits", 3 * N * count * 4 + count * D * 4, advice)
       const rows = yield* source.headRows(first, count)
       const { max, sum } = running
       const [nextMax, nextSum] = tf.tidy(() => {
@@ -98,7 +97,7 @@ export const chunkedNllGradient = Effect.fnUntraced(function*<E>(
   return yield* Effect.gen(function*() {
     for (let first = 0; first < V; first += chunk) {
       const count = Math.min(chunk, V - first)
-      yield* ensureDeviceRoom("a chunk of logits", 3 * N * count * 4 + count * D * 4, advice)
+      yield* source.room.ensure("a chunk of logits", 3 * N * count * 4 + count * D * 4, advice)
       const rows = yield* source.headRows(first, count)
       const previous = held.expected
       held.expected = tf.tidy(() => tf.add(previous, tf.matMul(tf.exp(tf.sub(tf.matMul(final, rows, false, true), lse)), rows)) as tf.Tensor2D)

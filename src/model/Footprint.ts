@@ -4,6 +4,7 @@
  * tfjs engine counts them (`tf.memory().numBytes`); the constants were fitted to peaks measured
  * with `tf.profile` on the models of test/model/Footprint.test.ts, which checks them.
  */
+import { Schema } from "effect"
 import type { ModelConfig } from "./ModelConfig.ts"
 import { countParams } from "./Params.ts"
 
@@ -16,6 +17,15 @@ export interface Footprint {
   /** What to lower to need less: the settings this estimate grows with, for a refusal. */
   readonly lower?: string
 }
+
+/** Work that would need more of the memory budget than is free (or than the whole budget). */
+export class MemoryBudgetExceeded extends Schema.TaggedError<MemoryBudgetExceeded>()("MemoryBudgetExceeded", {
+  what: Schema.String,
+  requiredBytes: Schema.Number,
+  budgetBytes: Schema.Number,
+  availableBytes: Schema.Number,
+  message: Schema.String
+}) {}
 
 export const footprint = (parts: Readonly<Record<string, number>>, lower?: string): Footprint => ({
   bytes: Object.values(parts).reduce((a, b) => a + b, 0),

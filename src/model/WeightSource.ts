@@ -11,15 +11,17 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { ensureDeviceRoom } from "../compute/DeviceCapacity.ts"
 import type { LazyCheckpoint } from "../io/Checkpoint.ts"
 import type { CorruptCheckpoint, FileSystemError } from "../io/Errors.ts"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { DeviceRoom } from "./DeviceRoom.ts"
+import type { MemoryBudgetExceeded } from "./Footprint.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
 import { assembleLayer, type LayerParams, layerSpecs, layerTensors, type Params } from "./Params.ts"
 
 export interface WeightSource<E = never> {
   readonly config: ModelConfig
+  /** The device budget the work on these weights checks each large upload against. */
+  readonly room: DeviceRoom
   /** Embedding rows of `ids`: [n, D]. */
   readonly embed: (ids: Int32Array) => Effect.Effect<tf.Tensor2D, E>
   /** Decoder block i's weights (internal orientation). Dispose with `layerTensors`. */
@@ -40,12 +42,13 @@ export const releaseLayer = (layer: LayerParams): void => {
 }
 
 /** A model in memory as a source; nothing it hands out owns new data (clones share it). */
-export const residentSource = (config: ModelConfig, params: Params): WeightSource => {
+export const residentSource = (config: ModelConfig, params: Params, room: DeviceRoom): WeightSource => {
   const clone = <T extends tf.Tensor>(t: T) => tf.clone(t) as T
   const linear = (l: LayerParams["q"]) => (l.b === undefined ? { w: clone(l.w) } : { w: clone(l.w), b: clone(l.b) })
   const ids1d = (ids: Int32Array) => tf.tensor1d(ids, "int32")
   return {
     config,
+    room,
     embed: (ids) => Effect.sync(() => tf.tidy(() => tf.gather(params.embed, ids1d(ids)) as tf.Tensor2D)),
     layer: (i) =>
       Effect.sync(() => {
@@ -90,12 +93,12 @@ const layerAdvice =
  * checking they fit (MemoryBudgetExceeded otherwise). Rows of the embedding or head are read
  * one distinct id at a time, so a batch's embedding costs its distinct tokens, not the vocabulary.
  */
-export const checkpointSource = (checkpoint: LazyCheckpoint): WeightSource<LazyWeightError> => {
+export const checkpointSource = (checkpoint: LazyCheckpoint, room: DeviceRoom): WeightSource<LazyWeightError> => {
   const { config } = checkpoint
   const D = config.hiddenSize
   const headName = config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
   const upload = (stage: string, data: Float32Array, shape: Array<number>) =>
-    ensureDeviceRoom(stage, data.byteLength, layerAdvice).pipe(Effect.map(() => tf.tensor(data, shape, "float32")))
+    room.ensure(stage, data.byteLength, layerAdvice).pipe(Effect.map(() => tf.tensor(data, shape, "float32")))
   const gatherRows = (name: string, what: string) => (ids: Int32Array) =>
     Effect.gen(function*() {
       const distinct = [...new Set(ids)]
@@ -107,13 +110,14 @@ export const checkpointSource = (checkpoint: LazyCheckpoint): WeightSource<LazyW
     })
   return {
     config,
+    room,
     embed: gatherRows("model.embed_tokens.weight", "the embedding rows of a batch"),
     layer: (i) =>
       Effect.gen(function*() {
         const tensors = new Map<string, tf.Tensor>()
         const specs = layerSpecs(config, i)
         const bytes = specs.reduce((sum, s) => sum + s.shape.reduce((a, b) => a * b, 1) * 4, 0)
-        yield* ensureDeviceRoom(`decoder block ${i}`, bytes, layerAdvice)
+        yield* room.ensure(`decoder block ${i}`, bytes, layerAdvice)
         yield* Effect.forEach(specs, (spec) =>
           checkpoint.readInternal(spec.name).pipe(Effect.map((data) => {
             tensors.set(spec.name, tf.tensor(data, spec.transposed ? [spec.shape[1], spec.shape[0]] : [...spec.shape], "float32"))

@@ -10,6 +10,7 @@ import type { InferenceEngine } from "../compute/Inference.ts"
 import { evaluateDataset, evaluateGraded } from "../eval/Evaluate.ts"
 import type { GreedyDecoder } from "../eval/GreedyDecoder.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
+import type { DeviceRoom } from "../model/DeviceRoom.ts"
 import { openModelSession } from "../onnx/ModelSession.ts"
 import { ortGreedyDecoder } from "../onnx/OrtGenerate.ts"
 import type { Dataset } from "../services/Datasets.ts"
@@ -24,6 +25,8 @@ export interface EvaluationSetup {
   readonly maxSeqLen: number
   /** The engine graded datasets decode with; default tfjs. */
   readonly inference?: InferenceEngine
+  /** The device budget evaluation is checked against (DeviceMemory's). */
+  readonly room: DeviceRoom
 }
 
 export const evaluateModel = (setup: EvaluationSetup, state: ModelState) =>

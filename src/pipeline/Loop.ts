@@ -23,6 +23,7 @@
 import { Effect, Exit, Schema, Scope, Stream } from "effect"
 import type { DatasetScore, Strategy } from "../io/RunEvent.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
+import type { DeviceRoom } from "../model/DeviceRoom.ts"
 import type { Model } from "../model/Model.ts"
 import { countParams } from "../model/Params.ts"
 import { halfStep, scheduledCounts } from "../prune/Schedule.ts"
@@ -65,6 +66,8 @@ export interface TuningInputs {
   readonly datasets: ReadonlyArray<Dataset>
   /** Each iteration trains on its own chunk of the training split; otherwise every iteration reuses chunk 0. */
   readonly freshChunks: boolean
+  /** The device budget block-by-block tuning checks its uploads against (DeviceMemory's). */
+  readonly room: DeviceRoom
 }
 
 export interface LoopSetup<EP, RP, ET, RT, EE = never, RE = never, ES = never, RS = never> {
@@ -303,7 +306,8 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
       tokenizer: setup.tuning.tokenizer,
       datasets: setup.tuning.datasets,
       chunk: setup.tuning.freshChunks ? candidate.state.iteration : 0,
-      original: setup.original
+      original: setup.original,
+      room: setup.tuning.room
     })
 
     const resumed = (resume: ResumeStart): Cursor<ET, RT> => {

@@ -14,7 +14,7 @@ import { isMap, LineCounter, parseDocument } from "yaml"
 import { formatPath } from "../io/Errors.ts"
 import { closestKey, decodeOptions, describeProblems, type Problem } from "../io/SchemaProblems.ts"
 import { ScheduleKinds } from "../prune/Schedule.ts"
-import { defaultScorer, scorersFor } from "../prune/Scores.ts"
+import { defaultScorer, isScorerOf, scorersFor } from "../prune/Scorers.ts"
 import { hubIdUnlessLocal } from "../hub/HubId.ts"
 import { DatasetRef } from "../services/Datasets.ts"
 import { type RewardRef, RewardSpec } from "../services/RewardModel.ts"
@@ -182,12 +182,12 @@ const crossKeyProblems = (raw: Record<string, unknown>): Array<Problem> => {
   const cannot = (scorer: string, unit: Unit) => `"${scorer}" cannot score ${unit}; choose one of ${scorersFor[unit].join(", ")}`
   if (typeof raw.scorer === "string") {
     const scorer = raw.scorer
-    const wrong = units.filter((u) => !scorersFor[u].includes(scorer))
+    const wrong = units.filter((u) => !isScorerOf(u, scorer))
     for (const unit of wrong) {
       problems.push({
         path: ["scorer"],
         message: cannot(scorer, unit) +
-          (units.length > 1 ? `, or name one per unit: scorer: { ${units.map((u) => `${u}: ${scorersFor[u].includes(scorer) ? scorer : defaultScorer[u]}`).join(", ")} }` : "")
+          (units.length > 1 ? `, or name one per unit: scorer: { ${units.map((u) => `${u}: ${isScorerOf(u, scorer) ? scorer : defaultScorer[u]}`).join(", ")} }` : "")
       })
     }
   } else if (isRecord(raw.scorer)) {
@@ -195,7 +195,7 @@ const crossKeyProblems = (raw: Record<string, unknown>): Array<Problem> => {
       if (!(Units as ReadonlyArray<string>).includes(unit) || typeof scorer !== "string") continue
       if (!units.includes(unit as Unit)) {
         problems.push({ path: ["scorer", unit], message: `the plan does not prune ${unit} (unit: ${units.join(", ")}); add ${unit} to unit, or remove it here` })
-      } else if (!scorersFor[unit as Unit].includes(scorer)) {
+      } else if (!isScorerOf(unit as Unit, scorer)) {
         problems.push({ path: ["scorer", unit], message: cannot(scorer, unit as Unit) })
       }
     }

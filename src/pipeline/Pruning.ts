@@ -5,6 +5,7 @@
  */
 import { Effect } from "effect"
 import type { Tokenizer } from "../io/Tokenizer.ts"
+import type { DeviceRoom } from "../model/DeviceRoom.ts"
 import { calibrationBatchesOf } from "../prune/CalibrationSource.ts"
 import type { InvalidPruneRequest } from "../prune/Errors.ts"
 import { planFor } from "../prune/Prune.ts"
@@ -30,9 +31,9 @@ export const calibrationData = (
     }
   })
 
-export const makePruneFn = (plan: Plan, data: CalibrationData): PruneFn<Effect.Error<ReturnType<typeof applyPlan>> | Effect.Error<ReturnType<typeof scoreModel>>, never> =>
+export const makePruneFn = (plan: Plan, data: CalibrationData, room: DeviceRoom): PruneFn<Effect.Error<ReturnType<typeof applyPlan>> | Effect.Error<ReturnType<typeof scoreModel>>, never> =>
   (model, unit, keep, iteration) =>
     Effect.gen(function*() {
-      const scores = yield* scoreModel(model.config, model.params, unit, scorerFor(plan, unit), data, { seed: plan.seed * 1009 + iteration })
+      const scores = yield* scoreModel(model.config, model.params, room, unit, scorerFor(plan, unit), data, { seed: plan.seed * 1009 + iteration })
       return yield* applyPlan(model.config, model.params, planFor(scores, keep, plan.allocation), { keepOriginal: true })
     })

@@ -9,7 +9,7 @@
  * events a resumed iteration logs equal those of an iteration never interrupted.
  */
 import { Result, Schema } from "effect"
-import { RunEvent, Strategies } from "../io/RunEvent.ts"
+import { RunEvent, Strategy } from "../io/RunEvent.ts"
 import { Unit } from "./Plan.ts"
 
 /** The tuning in progress as far as it went: what its `tuned` event will count. */
@@ -33,7 +33,7 @@ export type IterationRecord = typeof IterationRecord.Type
 
 export const ResumeInfo = Schema.Struct({
   format: Schema.Literal("simmer-resume-v2"),
-  strategy: Schema.Literals(Strategies),
+  strategy: Strategy,
   iteration: Schema.Int,
   attempt: Schema.Int,
   goal: Schema.Array(Schema.Tuple([Unit, Schema.Array(Schema.Int)])),
@@ -49,7 +49,7 @@ export type ResumeInfo = typeof ResumeInfo.Type
 
 /** What simmer 0.1 saved before tuners were pluggable: always SFT, the trainer's step and cursor. */
 const LegacyResumeInfo = Schema.Struct({
-  strategy: Schema.Literals(Strategies),
+  strategy: Strategy,
   iteration: Schema.Int,
   attempt: Schema.Int,
   goal: Schema.Array(Schema.Tuple([Unit, Schema.Array(Schema.Int)])),

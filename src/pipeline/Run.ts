@@ -85,7 +85,8 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
       examples: plan.data.evaluationExamples,
       batchSize: evaluationBatchSize,
       maxSeqLen: planSeqLen(plan),
-      inference: options.inference ?? (yield* resolveInference(undefined, tf.getBackend()))
+      inference: options.inference ?? (yield* resolveInference(undefined, tf.getBackend())),
+      room: memory.room
     }
     // Stages are saved in float32 whatever the source dtype, so a resumed run continues from
     // exactly the weights it had.
@@ -95,8 +96,12 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
       generationConfig: source.generationConfig,
       extraFiles: source.files.tokenizer
     }
-    const prune = makePruneFn(plan, yield* calibrationData(plan, tokenizer, yield* open(plan.data.calibration), yield* datasets.open(plan.data.general)))
-    const tuning = { seed: plan.seed, tokenizer, datasets: yield* open(plan.data.tune), freshChunks: plan.data.freshChunks }
+    const prune = makePruneFn(
+      plan,
+      yield* calibrationData(plan, tokenizer, yield* open(plan.data.calibration), yield* datasets.open(plan.data.general)),
+      memory.room
+    )
+    const tuning = { seed: plan.seed, tokenizer, datasets: yield* open(plan.data.tune), freshChunks: plan.data.freshChunks, room: memory.room }
     const evaluate = (state: ModelState) => evaluateModel(evaluation, state)
 
     /** Iteration 0, once per run: the original as loaded, evaluated, and checkpointed. */

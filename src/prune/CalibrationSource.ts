@@ -9,7 +9,7 @@ import { type Dataset, type DatasetError, type DatasetRef, Datasets } from "../s
 import { type CalibrationBatch, calibrationBatches, type CalibrationOptions } from "./Calibration.ts"
 import { InvalidPruneRequest } from "./Errors.ts"
 import { contrastiveDefaults } from "./NeuronScorers.ts"
-import { type CalibrationData, needsCalibration, needsGeneralText } from "./Scorers.ts"
+import type { CalibrationData, ScorerReads } from "./Scorers.ts"
 
 export interface CalibrationRequest extends CalibrationOptions {
   /** Task data. */
@@ -57,15 +57,15 @@ export const loadCalibrationBatches = Effect.fn("Calibration.load")(function*(
   return yield* calibrationBatchesOf(tokenizer, [dataset], count, { ...options, sortByLength: true })
 })
 
-/** The calibration data the named scorer reads (none for `random`). */
+/** The calibration data a scorer reads (`scorerReads`): none for `random`. */
 export const loadCalibration = (
   tokenizer: Tokenizer,
-  scorer: string,
+  reads: ScorerReads,
   request: CalibrationRequest
 ): Effect.Effect<CalibrationData, DatasetError | InvalidPruneRequest, Datasets> =>
   Effect.gen(function*() {
-    if (!needsCalibration(scorer)) return { task: [] }
-    const contrastive = needsGeneralText(scorer)
+    if (reads === "nothing") return { task: [] }
+    const contrastive = reads === "task and general text"
     const examples = request.examples ?? (contrastive ? contrastiveDefaults.taskSamples : defaultCalibrationExamples)
     const task = yield* loadCalibrationBatches(tokenizer, request.task, examples, request)
     if (!contrastive) return { task }

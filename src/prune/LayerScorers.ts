@@ -70,7 +70,7 @@ export const skipLossScores = <E>(source: WeightSource<E>, batches: ReadonlyArra
     yield* Effect.gen(function*() {
       whole = yield* embedBatches(source, inputs)
       for (let layer = 0; layer < L; layer++) {
-        yield* ensureBlockFits(config, layer, inputs)
+        yield* ensureBlockFits(source.room, config, layer, inputs)
         const weights = yield* source.layer(layer)
         try {
           for (let i = 0; i < layer; i++) skipped[i] = skipped[i].map((h, b) => applyBlock(config, layer, weights, h, contexts[b]))

@@ -6,7 +6,8 @@
 import { Effect } from "effect"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams, type ParamCounts, type Params } from "../model/Params.ts"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { DeviceRoom } from "../model/DeviceRoom.ts"
+import type { MemoryBudgetExceeded } from "../model/Footprint.ts"
 import type { IllegalPrune, InvalidPruneRequest } from "./Errors.ts"
 import { type PruneTarget, targetCounts } from "./Schedule.ts"
 import { type CalibrationData, scoreModel, type ScoreOptions } from "./Scorers.ts"
@@ -46,13 +47,14 @@ export const planFor = (scores: Scores, counts: ReadonlyArray<number>, allocatio
 export const pruneOnce = (
   config: ModelConfig,
   params: Params,
+  room: DeviceRoom,
   request: PruneRequest,
   data: CalibrationData,
   options: { readonly score?: ScoreOptions; readonly surgery?: SurgeryOptions } = {}
 ): Effect.Effect<PruneResult, IllegalPrune | InvalidPruneRequest | MemoryBudgetExceeded> =>
   Effect.gen(function*() {
     const counts = yield* targetCounts(config, request.unit, request.target)
-    const scores = yield* scoreModel(config, params, request.unit, request.scorer, data, options.score)
+    const scores = yield* scoreModel(config, params, room, request.unit, request.scorer, data, options.score)
     const plan = planFor(scores, counts, request.allocation)
     const before = countParams(config)
     const model = yield* applyPlan(config, params, plan, options.surgery)

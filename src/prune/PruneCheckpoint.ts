@@ -9,6 +9,7 @@
 import { Effect } from "effect"
 import type { LazyCheckpoint } from "../io/Checkpoint.ts"
 import { saveCheckpointTensors } from "../io/CheckpointWriter.ts"
+import type { DeviceRoom } from "../model/DeviceRoom.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { countParams, type ParamCounts, type ParamSpec } from "../model/Params.ts"
 import { checkpointSource } from "../model/WeightSource.ts"
@@ -106,6 +107,7 @@ export interface PruneCheckpointResult {
 /** Scores the open checkpoint block by block, selects, and writes the pruned checkpoint to `out`. */
 export const pruneCheckpoint = Effect.fn("PruneCheckpoint")(function*(
   checkpoint: LazyCheckpoint,
+  room: DeviceRoom,
   out: string,
   request: PruneRequest,
   data: CalibrationData,
@@ -113,7 +115,7 @@ export const pruneCheckpoint = Effect.fn("PruneCheckpoint")(function*(
 ) {
   const counts = yield* targetCounts(checkpoint.config, request.unit, request.target)
   const started = performance.now()
-  const scores = yield* scoreSource(checkpointSource(checkpoint), request.unit, request.scorer, data, {
+  const scores = yield* scoreSource(checkpointSource(checkpoint, room), request.unit, request.scorer, data, {
     ...options.score,
     ...(options.progress !== undefined ? { progress: options.progress } : {})
   })

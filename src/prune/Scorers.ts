@@ -1,20 +1,21 @@
 /**
- * Every scorer by name: which exist for which unit, what data they need, and one entry point
- * that runs the named scorer on a model (for the CLI, plans and the loop).
+ * Every scorer by name: a registry by unit, then scorer name, of what each scorer reads and how
+ * it runs, so a name listed for a unit always has its implementation; what plans and the CLI
+ * accept is derived from it, and one entry point runs the named scorer on a model.
  */
 import { Effect } from "effect"
+import type { DeviceRoom } from "../model/DeviceRoom.ts"
+import type { MemoryBudgetExceeded } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params } from "../model/Params.ts"
 import { residentSource, type WeightSource } from "../model/WeightSource.ts"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
 import type { CalibrationBatch, ScoringProgress } from "./Calibration.ts"
 import { InvalidPruneRequest } from "./Errors.ts"
 import { contributionScores } from "./HeadScorers.ts"
 import { blockInfluenceScores, skipLossScores } from "./LayerScorers.ts"
 import { activationScores, type ContrastiveOptions, contrastiveScores, taylorScores, wandaScores } from "./NeuronScorers.ts"
 import { randomScores } from "./RandomScores.ts"
-import type { Scores, Unit } from "./Scores.ts"
-import { scorersFor } from "./Scores.ts"
+import type { ScorerNames, Scores, Unit } from "./Scores.ts"
 
 export interface CalibrationData {
   /** Task data: what every data-driven scorer reads. */
@@ -31,32 +32,97 @@ export interface ScoreOptions {
   readonly progress?: ScoringProgress
 }
 
-/** Whether a scorer reads general text as well as task data. */
-export const needsGeneralText = (scorer: string): boolean => scorer === "contrastive"
+/** What a scorer reads: nothing (random), task data, or task data and general text (contrastive). */
+export type ScorerReads = "nothing" | "task" | "task and general text"
 
-/** Whether a scorer reads calibration data at all. */
-export const needsCalibration = (scorer: string): boolean => scorer !== "random"
+export interface ScorerEntry {
+  readonly reads: ScorerReads
+  /** Scores `source`'s units; `data.task` is non-empty, and so is `data.general` where `reads` asks for it. */
+  readonly run: <E>(
+    source: WeightSource<E>,
+    data: CalibrationData,
+    options: ScoreOptions
+  ) => Effect.Effect<Scores, E | InvalidPruneRequest | MemoryBudgetExceeded>
+}
 
-/** Fails unless `scorer` is one of the scorers of `unit`. */
-export const checkScorer = (unit: Unit, scorer: string): Effect.Effect<string, InvalidPruneRequest> =>
-  scorersFor[unit].includes(scorer)
-    ? Effect.succeed(scorer)
+const random = (unit: Unit): ScorerEntry => ({
+  reads: "nothing",
+  run: (source, _, options) => Effect.succeed(randomScores(source.config, unit, options.seed ?? 0))
+})
+
+export const scorerRegistry: { readonly [U in Unit]: Readonly<Record<ScorerNames[U], ScorerEntry>> } = {
+  neurons: {
+    activation: { reads: "task", run: (source, data, options) => activationScores(source, data.task, options.progress) },
+    contrastive: {
+      reads: "task and general text",
+      run: (source, data, options) => contrastiveScores(source, data.task, data.general ?? [], options.contrastive, options.progress)
+    },
+    taylor: { reads: "task", run: (source, data, options) => taylorScores(source, data.task, options.progress) },
+    wanda: { reads: "task", run: (source, data, options) => wandaScores(source, data.task, options.progress) },
+    random: random("neurons")
+  },
+  heads: {
+    contribution: { reads: "task", run: (source, data, options) => contributionScores(source, data.task, options.progress) },
+    random: random("heads")
+  },
+  layers: {
+    "block-influence": { reads: "task", run: (source, data, options) => blockInfluenceScores(source, data.task, options.progress) },
+    "skip-loss": { reads: "task", run: (source, data, options) => skipLossScores(source, data.task, options.progress) },
+    random: random("layers")
+  }
+}
+
+/** The scorers of each unit, in the registry's order. */
+export const scorersFor: { readonly [U in Unit]: ReadonlyArray<ScorerNames[U]> } = {
+  neurons: Object.keys(scorerRegistry.neurons) as Array<ScorerNames["neurons"]>,
+  heads: Object.keys(scorerRegistry.heads) as Array<ScorerNames["heads"]>,
+  layers: Object.keys(scorerRegistry.layers) as Array<ScorerNames["layers"]>
+}
+
+/** The scorer used when none is named: cheap, data-driven and robust for each unit. */
+export const defaultScorer: ScorerNames = {
+  neurons: "activation",
+  heads: "contribution",
+  layers: "block-influence"
+}
+
+/** The registry's entry of `scorer` for `unit`, if it has one. */
+const entryOf = (unit: Unit, scorer: string): ScorerEntry | undefined =>
+  Object.hasOwn(scorerRegistry[unit], scorer) ? (scorerRegistry[unit] as Readonly<Record<string, ScorerEntry>>)[scorer] : undefined
+
+/** Whether the registry has `scorer` for `unit`. */
+export const isScorerOf = (unit: Unit, scorer: string): boolean => entryOf(unit, scorer) !== undefined
+
+/** The registry's entry of `scorer` for `unit`; fails, listing the unit's scorers, when it has none. */
+const findScorer = (unit: Unit, scorer: string): Effect.Effect<ScorerEntry, InvalidPruneRequest> => {
+  const entry = entryOf(unit, scorer)
+  return entry !== undefined
+    ? Effect.succeed(entry)
     : Effect.fail(
       new InvalidPruneRequest({
         message: `There is no scorer "${scorer}" for ${unit}; choose one of: ${scorersFor[unit].join(", ")}.`
       })
     )
+}
 
-/** Runs the named scorer of `unit` on a model in memory. */
+/** Fails unless `scorer` is one of the scorers of `unit`. */
+export const checkScorer = (unit: Unit, scorer: string): Effect.Effect<string, InvalidPruneRequest> =>
+  Effect.as(findScorer(unit, scorer), scorer)
+
+/** What the named scorer of `unit` reads (nothing for a name it does not have). */
+export const scorerReads = (unit: Unit, scorer: string): ScorerReads => entryOf(unit, scorer)?.reads ?? "nothing"
+
+/** Runs the named scorer of `unit` on a model in memory, checking uploads against `room`. */
 export const scoreModel = (
   config: ModelConfig,
   params: Params,
+  room: DeviceRoom,
   unit: Unit,
   scorer: string,
   data: CalibrationData,
   options: ScoreOptions = {}
 ): Effect.Effect<Scores, InvalidPruneRequest | MemoryBudgetExceeded> =>
-  scoreSource(residentSource(config, params), unit, scorer, data, options)
+  scoreSource(residentSource(config, params, room), unit, scorer, data, options)
 
 /** Runs the named scorer of `unit` on a model whose weights come from `source`, block by block. */
 export const scoreSource = <E>(
@@ -67,33 +133,14 @@ export const scoreSource = <E>(
   options: ScoreOptions = {}
 ): Effect.Effect<Scores, E | InvalidPruneRequest | MemoryBudgetExceeded> =>
   Effect.gen(function*() {
-    yield* checkScorer(unit, scorer)
-    if (scorer === "random") return randomScores(source.config, unit, options.seed ?? 0)
-    if (data.task.length === 0) {
+    const entry = yield* findScorer(unit, scorer)
+    if (entry.reads !== "nothing" && data.task.length === 0) {
       return yield* new InvalidPruneRequest({ message: `The ${scorer} scorer needs calibration data, and none was given.` })
     }
-    const progress = options.progress ?? {}
-    switch (`${unit}/${scorer}`) {
-      case "neurons/activation":
-        return yield* activationScores(source, data.task, progress)
-      case "neurons/wanda":
-        return yield* wandaScores(source, data.task, progress)
-      case "neurons/taylor":
-        return yield* taylorScores(source, data.task, progress)
-      case "neurons/contrastive": {
-        if (data.general === undefined || data.general.length === 0) {
-          return yield* new InvalidPruneRequest({
-            message: "The contrastive scorer compares task data with general text, and no general text was given."
-          })
-        }
-        return yield* contrastiveScores(source, data.task, data.general, options.contrastive, progress)
-      }
-      case "heads/contribution":
-        return yield* contributionScores(source, data.task, progress)
-      case "layers/block-influence":
-        return yield* blockInfluenceScores(source, data.task, progress)
-      case "layers/skip-loss":
-        return yield* skipLossScores(source, data.task, progress)
+    if (entry.reads === "task and general text" && (data.general === undefined || data.general.length === 0)) {
+      return yield* new InvalidPruneRequest({
+        message: `The ${scorer} scorer compares task data with general text, and no general text was given.`
+      })
     }
-    return yield* Effect.die(new Error(`scoreSource: ${unit}/${scorer} is listed but not dispatched`))
+    return yield* entry.run(source, data, options)
   })

@@ -14,27 +14,15 @@ export type Unit = "neurons" | "heads" | "layers"
 
 export const units: ReadonlyArray<Unit> = ["neurons", "heads", "layers"]
 
-export const neuronScorers = ["activation", "contrastive", "taylor", "wanda", "random"] as const
-export type NeuronScorer = (typeof neuronScorers)[number]
-
-export const headScorers = ["contribution", "random"] as const
-export type HeadScorer = (typeof headScorers)[number]
-
-export const layerScorers = ["block-influence", "skip-loss", "random"] as const
-export type LayerScorer = (typeof layerScorers)[number]
-
-export const scorersFor: Readonly<Record<Unit, ReadonlyArray<string>>> = {
-  neurons: neuronScorers,
-  heads: headScorers,
-  layers: layerScorers
+/** The scorers of each unit by name; Scorers.ts's registry holds what each reads and runs. */
+export interface ScorerNames {
+  readonly neurons: "activation" | "contrastive" | "taylor" | "wanda" | "random"
+  readonly heads: "contribution" | "random"
+  readonly layers: "block-influence" | "skip-loss" | "random"
 }
-
-/** The scorer used when none is named: cheap, data-driven and robust for each unit. */
-export const defaultScorer: Readonly<Record<Unit, string>> = {
-  neurons: "activation",
-  heads: "contribution",
-  layers: "block-influence"
-}
+export type NeuronScorer = ScorerNames["neurons"]
+export type HeadScorer = ScorerNames["heads"]
+export type LayerScorer = ScorerNames["layers"]
 
 interface ScoresBase {
   /** Calibration sequences that contributed. */

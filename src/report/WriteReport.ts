@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises"
 import { basename, join, resolve } from "node:path"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { writeFileAtomically } from "../io/AtomicWrite.ts"
 import { describeCause, errnoCode, type FileSystemError } from "../io/Errors.ts"
 import { readEvents } from "../io/EventLog.ts"
@@ -36,8 +36,9 @@ export const readRun = Effect.fn("Report.readRun")(function*(folder: string): Ef
     Effect.mapError((e) => new ReportError({ path: e.path, ...(e._tag === "InvalidEventLog" ? { line: e.line } : {}), message: e.message }))
   )
   const plan = yield* readOptional(join(folder, planFileName))
-  const info = yield* readRunInfo(folder)
-  return { name: basename(resolve(folder)), events, plan, folder: resolve(folder), ...(info._tag === "Success" ? { info: info.success } : {}) }
+  // run.json is optional here: a report of a folder without one shows less.
+  const info = yield* readRunInfo(folder).pipe(Effect.option)
+  return { name: basename(resolve(folder)), events, plan, folder: resolve(folder), ...(Option.isSome(info) ? { info: info.value } : {}) }
 })
 
 export interface WriteReportOptions {

@@ -8,6 +8,7 @@
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "effect/http-api"
+import { Strategy } from "../io/RunEvent.ts"
 import { LoggedProgress, RunId, RunRecord, RunStatus } from "../services/JobStore.ts"
 
 export { RunId, RunStatus }
@@ -98,7 +99,7 @@ export const CheckpointFile = Schema.Struct({ name: Schema.String, bytes: Schema
 export const Checkpoint = Schema.Struct({
   /** The stage folder's name, e.g. `ptl-002`. */
   stage: Schema.String,
-  strategy: Schema.String,
+  strategy: Strategy,
   iteration: Schema.Int,
   /** Whether it is its strategy's final checkpoint. */
   final: Schema.Boolean,

@@ -6,20 +6,20 @@
 import { join } from "node:path"
 import { Effect } from "effect"
 import { planFileName } from "../io/RunFolder.ts"
-import { readRunInfo } from "../io/RunInfo.ts"
+import { readRunInfo, RunFolderUnreadable } from "../io/RunInfo.ts"
 import { readPlan } from "../pipeline/Plan.ts"
 import { applyHubPins, pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import type { RunId } from "../services/JobStore.ts"
 import type { RunJob } from "./RunExecutor.ts"
 
-/** The job of run `id` in folder `dir`; fails with a one-line message when the folder is unusable. */
-export const readRunJob = (id: RunId, dir: string): Effect.Effect<RunJob, string> =>
+/** The job of run `id` in folder `dir`; fails, saying why in one line, when the folder is unusable. */
+export const readRunJob = (id: RunId, dir: string): Effect.Effect<RunJob, RunFolderUnreadable> =>
   Effect.gen(function*() {
+    const unreadable = (e: { readonly message: string }) => new RunFolderUnreadable({ dir, message: e.message })
     const info = yield* readRunInfo(dir)
-    if (info._tag === "Failure") return yield* Effect.fail(info.failure)
-    const { plan: written } = yield* readPlan(join(dir, planFileName), info.success.planFolder !== undefined ? { relativeTo: info.success.planFolder } : {})
-      .pipe(Effect.mapError((e) => e.message))
+    const { plan: written } = yield* readPlan(join(dir, planFileName), info.planFolder !== undefined ? { relativeTo: info.planFolder } : {})
+      .pipe(Effect.mapError(unreadable))
     // Hub ids at the commits pinned at submission, read from the cache.
-    const { plan } = yield* pinHubRefs(applyHubPins(written, info.success.hub ?? [])).pipe(Effect.mapError((e) => e.message))
-    return { id, dir, plan, modelPath: info.success.modelPath } satisfies RunJob
+    const { plan } = yield* pinHubRefs(applyHubPins(written, info.hub ?? [])).pipe(Effect.mapError(unreadable))
+    return { id, dir, plan, modelPath: info.modelPath } satisfies RunJob
   })

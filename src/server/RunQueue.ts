@@ -223,7 +223,7 @@ export const RunQueueLive: Layer.Layer<
       const record = next.value
       const job = yield* jobOf(record).pipe(Effect.result)
       if (job._tag === "Failure") {
-        yield* fail(record, job.failure)
+        yield* fail(record, job.failure.message)
         return true
       }
       const events = yield* readEvents(join(job.success.dir, eventsFileName)).pipe(Effect.orElseSucceed(() => []))

@@ -7,16 +7,9 @@
  * wasm, the GPU's memory with tensorflow on CUDA (given by the user: tfjs cannot read it), host
  * memory on cpu. The live implementation is layers/DeviceMemory.ts.
  */
-import { Context, Effect, Schema, type Scope, Semaphore } from "effect"
-import { describeFootprint, type Footprint, formatBytes } from "../model/Footprint.ts"
-
-export class MemoryBudgetExceeded extends Schema.TaggedError<MemoryBudgetExceeded>()("MemoryBudgetExceeded", {
-  what: Schema.String,
-  requiredBytes: Schema.Number,
-  budgetBytes: Schema.Number,
-  availableBytes: Schema.Number,
-  message: Schema.String
-}) {}
+import { Context, Effect, type Scope, Semaphore } from "effect"
+import { type DeviceRoom, deviceRoom } from "../model/DeviceRoom.ts"
+import { describeFootprint, type Footprint, formatBytes, MemoryBudgetExceeded } from "../model/Footprint.ts"
 
 export interface ReserveOptions {
   /** Wait while other reservations hold the room (the daemon's queue); default: fail at once. */
@@ -37,13 +30,23 @@ export class DeviceMemory extends Context.Service<DeviceMemory, {
    * fails at once; one that would fit once others finish fails or waits (`options.wait`).
    */
   readonly reserve: (what: string, need: Footprint, options?: ReserveOptions) => Effect.Effect<void, MemoryBudgetExceeded, Scope.Scope>
+  /** The same budget as checked before each upload of block-by-block work, against what is allocated now. */
+  readonly room: DeviceRoom
 }>()("simmer/DeviceMemory") {}
 
 // Reservations are counted in MiB so that a 24 GiB budget is a modest number of permits.
 const MIB = 2 ** 20
 
-/** A DeviceMemory over a budget of `budgetBytes` of `kind`. */
-export const makeDeviceMemory = (kind: string, budgetBytes: number): Effect.Effect<DeviceMemory["Service"]> =>
+/**
+ * A DeviceMemory over a budget of `budgetBytes` of `kind`. `room`: the uploads' check, by default
+ * against this budget; a run's share of a larger budget passes the whole one's, since what is
+ * allocated now counts every run in the process.
+ */
+export const makeDeviceMemory = (
+  kind: string,
+  budgetBytes: number,
+  room: DeviceRoom = deviceRoom(kind, budgetBytes)
+): Effect.Effect<DeviceMemory["Service"]> =>
   Effect.gen(function*() {
     const total = Math.floor(budgetBytes / MIB)
     const permits = yield* Semaphore.make(total)
@@ -63,6 +66,7 @@ export const makeDeviceMemory = (kind: string, budgetBytes: number): Effect.Effe
     return DeviceMemory.of({
       budgetBytes,
       kind,
+      room,
       reservedBytes: Effect.sync(() => held * MIB),
       reserve: (what, need, options = {}) =>
         Effect.gen(function*() {

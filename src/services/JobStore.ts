@@ -6,6 +6,7 @@
  * kill -9 (layers/JobStore.ts keeps it in SQLite) and is reconciled with the folders on start.
  */
 import { Context, type Effect, type Option, Schema } from "effect"
+import { Phase, Strategy } from "../io/RunEvent.ts"
 
 /**
  * A run id as the server makes it: its submission time and six random hex digits, e.g.
@@ -41,17 +42,17 @@ export type StrategyOutcome = typeof StrategyOutcome.Type
 /** What the last logged event of a run says, kept with its row so lists need not read event logs. */
 export const LoggedProgress = Schema.Struct({
   seq: Schema.Int,
-  strategy: Schema.String,
+  strategy: Strategy,
   iteration: Schema.Int,
   attempt: Schema.Int,
-  phase: Schema.String,
+  phase: Phase,
   /** Non-embedding parameters left, as a fraction of the original's. */
   share: Schema.Number,
   /** The last evaluation's metrics: of the model `measuredOn` says, which may not be this state's. */
   metrics: Schema.Record(Schema.String, Score),
   /** The state `metrics` were measured on (absent in summaries of older daemons). */
   measuredOn: Schema.optionalKey(Schema.Struct({
-    strategy: Schema.String,
+    strategy: Strategy,
     iteration: Schema.Int,
     attempt: Schema.Int,
     share: Schema.Number

@@ -26,7 +26,7 @@ import { lossBatch } from "../model/Blockwise.ts"
 import type { Model } from "../model/Model.ts"
 import { disposeParams } from "../model/Params.ts"
 import { residentSource } from "../model/WeightSource.ts"
-import type { MemoryBudgetExceeded } from "../services/DeviceMemory.ts"
+import type { MemoryBudgetExceeded } from "../model/Footprint.ts"
 import { encodeExample } from "../tasks/Encode.ts"
 import { type AdamWState, adamWStep, disposeAdamW, initAdamW } from "./AdamW.ts"
 import { buildBatch, type DataCursor, startCursor, takeExamples } from "./Batches.ts"
@@ -64,7 +64,7 @@ export const adapterTuner = (config: SftConfig, spec: AdapterSpec): Tuner<Adapte
     const data = examples.map((e) => encodeExample(context.tokenizer, e))
     const options = trainOptions(config, context.steps, context.tokenizer.padId ?? 0)
     const shape = model.config
-    const source = residentSource(shape, model.params)
+    const source = residentSource(shape, model.params, context.room)
     let trainer = initial
     let handedOver = false
     yield* Effect.addFinalizer(() =>

@@ -17,6 +17,7 @@ import type { Effect, Scope } from "effect"
 import { Schema } from "effect"
 import type { NamedTensor } from "../io/Safetensors.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
+import type { DeviceRoom } from "../model/DeviceRoom.ts"
 import type { Footprint } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
@@ -36,6 +37,8 @@ export interface TuneContext {
   readonly chunk: number
   /** The unpruned model, read only (the distillation teacher); a tuner never releases it. */
   readonly original: Model
+  /** The device budget block-by-block tuning checks its uploads against (DeviceMemory's). */
+  readonly room: DeviceRoom
 }
 
 /** What one step did. */

@@ -19,6 +19,7 @@ import { useBackend } from "../helpers/backend.ts"
 import { simmer } from "../helpers/cli.ts"
 import { tinyPlan } from "../helpers/daemon.ts"
 import { tempDir } from "../io/_support.ts"
+import { unlimitedRoom } from "../helpers/room.ts"
 
 beforeAll(() => useBackend("wasm"))
 
@@ -72,7 +73,7 @@ describe("run --inference", () => {
       const datasets = yield* Datasets
       const tokenizer = yield* loadTokenizer(bundledModelPath)
       const open = [yield* datasets.open({ task: "arith" }), yield* datasets.open({ task: "program" })]
-      const setup = (inference: "tfjs" | "ort"): EvaluationSetup => ({ tokenizer, datasets: open, examples: 8, batchSize: 4, maxSeqLen: 128, inference })
+      const setup = (inference: "tfjs" | "ort"): EvaluationSetup => ({ tokenizer, datasets: open, examples: 8, batchSize: 4, maxSeqLen: 128, inference, room: unlimitedRoom })
       const state = { strategy: "ptl", iteration: 0, attempt: 0, phase: "loaded", model, timings: {} } as const
       const viaTfjs = yield* evaluateModel(setup("tfjs"), state)
       const once = yield* evaluateModel(setup("ort"), state)

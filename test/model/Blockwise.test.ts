@@ -12,6 +12,7 @@ import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { blockActivationBytes, blockwiseLoss, ensureBlockFits, finalNorm, lossBatch, runBlocks } from "../../src/model/Blockwise.ts"
 import { generateBlockwise } from "../../src/model/BlockwiseGenerate.ts"
 import { chunkedNll, chunkedNllGradient } from "../../src/model/ChunkedLoss.ts"
+import { deviceRoom } from "../../src/model/DeviceRoom.ts"
 import { generate } from "../../src/model/Generate.ts"
 import type { ModelConfig } from "../../src/model/ModelConfig.ts"
 import { disposeParams, initParams, type Params, paramSpecs } from "../../src/model/Params.ts"
@@ -22,6 +23,7 @@ import { activationScores } from "../../src/prune/NeuronScorers.ts"
 import { rankAscending } from "../../src/prune/Scores.ts"
 import { maxAbsDiff, numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { randomBatches } from "../prune/_support.ts"
+import { unlimitedRoom } from "../helpers/room.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -46,7 +48,7 @@ const referenceNll = (config: ModelConfig, params: Params, batch: (typeof batche
 describe.each([["tied (Qwen2)", tied], ["untied (Llama)", untied]] as const)("chunked loss, %s", (_, config) => {
   it("per-row losses over vocabulary chunks equal the full log-softmax (1e-5), for every chunk size", () => {
     const params = initParams(config, 3, 0.3)
-    const source = residentSource(config, params)
+    const source = residentSource(config, params, unlimitedRoom)
     const before = numTensors()
     for (const batch of batches) {
       const lb = lossBatch(batch)
@@ -64,7 +66,7 @@ describe.each([["tied (Qwen2)", tied], ["untied (Llama)", untied]] as const)("ch
 
   it("the block-by-block mean loss equals nextTokenLoss (1e-5)", () => {
     const params = initParams(config, 5, 0.3)
-    const loss = Effect.runSync(blockwiseLoss(residentSource(config, params), batches.map(lossBatch)))
+    const loss = Effect.runSync(blockwiseLoss(residentSource(config, params, unlimitedRoom), batches.map(lossBatch)))
     batches.forEach((batch, b) => {
       const whole = tf.tidy(() =>
         nextTokenLoss(config, params, idsTensor(batch), tf.tensor2d(batch.weights!, [batch.batchSize, batch.seqLen - 1])).dataSync()[0]
@@ -76,7 +78,7 @@ describe.each([["tied (Qwen2)", tied], ["untied (Llama)", untied]] as const)("ch
 
   it("the chunked gradient with respect to the final states equals autodiff of the full loss (1e-5)", () => {
     const params = initParams(config, 6, 0.3)
-    const source = residentSource(config, params)
+    const source = residentSource(config, params, unlimitedRoom)
     const lb = lossBatch(batches[0])
     const [final] = Effect.runSync(Effect.flatMap(runBlocks(source, [lb]), (h) => finalNorm(source, h)))
     const total = lb.weights.reduce((a, b) => a + b, 0)
@@ -150,7 +152,7 @@ describe.each(["F32", "BF16"] as const)("a checkpoint read lazily (%s)", (dtype:
       const open = yield* openLazyCheckpoint(dir)
       const before = numTensors()
       let peak = 0
-      const scores = yield* activationScores(checkpointSource(open), batches, { onBlock: () => (peak = Math.max(peak, numTensors())) })
+      const scores = yield* activationScores(checkpointSource(open, unlimitedRoom), batches, { onBlock: () => (peak = Math.max(peak, numTensors())) })
       expect(numTensors()).toBe(before)
       scores.perLayer.forEach((values, i) => {
         const whole = sums[i].map((s) => s / tokens)
@@ -172,7 +174,7 @@ describe("block-by-block decoding", () => {
     for (const options of [{ temperature: 0, topP: 1 }, { temperature: 1, topP: 0.9, seed: 3 }]) {
       const prompt = [3, 17, 5, 40, 2]
       const whole = generate(config, params, [prompt], { ...options, maxNewTokens: 6 })[0]
-      const blockwise = Effect.runSync(generateBlockwise(residentSource(config, params), prompt, { ...options, maxNewTokens: 6 }))
+      const blockwise = Effect.runSync(generateBlockwise(residentSource(config, params, unlimitedRoom), prompt, { ...options, maxNewTokens: 6 }))
       expect(blockwise).toEqual(whole)
     }
     expect(numTensors()).toBe(before)
@@ -184,7 +186,7 @@ describe("memory checks", () => {
   it("a block whose activations cannot fit is refused before anything is allocated, naming the batch size", () => {
     const before = numTensors()
     const huge = [{ ids: new Int32Array(0), batchSize: 1 << 16, seqLen: 1 << 14 }]
-    const error = Effect.runSync(Effect.flip(ensureBlockFits(tied, 0, huge)))
+    const error = Effect.runSync(Effect.flip(ensureBlockFits(deviceRoom("test memory", 4 * 2 ** 30), tied, 0, huge)))
     expect(error._tag).toBe("MemoryBudgetExceeded")
     expect(error.message).toContain("--batch-size")
     expect(numTensors()).toBe(before)
@@ -202,7 +204,7 @@ it("rmsNorm is what the final norm applies", () => {
   const params = initParams(tied, 8, 0.3)
   const h = tf.randomNormal([5, tied.hiddenSize]) as tf.Tensor2D
   const expected = tf.tidy(() => rmsNorm(h, params.norm, tied.rmsNormEps).dataSync())
-  const [out] = Effect.runSync(finalNorm(residentSource(tied, params), [tf.clone(h)]))
+  const [out] = Effect.runSync(finalNorm(residentSource(tied, params, unlimitedRoom), [tf.clone(h)]))
   expect(maxAbsDiff(out.dataSync(), expected)).toBe(0)
   tf.dispose([h, out])
   disposeParams(tied, params)

@@ -14,6 +14,7 @@ import { type DecoderSession, runDecoder } from "../../src/onnx/OrtDecoder.ts"
 import { pruneOnce } from "../../src/prune/Prune.ts"
 import { randomBatches } from "../prune/_support.ts"
 import { maxAbsDiff, tinyConfig } from "../helpers/backend.ts"
+import { unlimitedRoom } from "../helpers/room.ts"
 
 /** simmer's logits [B, T, V] for ids [B][T] with optional left padding. */
 export const tfjsLogits = (model: Model, ids: Array<Array<number>>, padding?: Array<number>): Float32Array =>
@@ -84,8 +85,8 @@ export const layerShapesModel = () =>
     }, { numLayers: 3, numHeads: 4, numKeyValueHeads: 4 })
     const data = { task: randomBatches(13, { sequences: 8, batchSize: 4, minLen: 3, maxLen: 10, seed: 3 }) }
     const original = initParams(base, 7, 0.3)
-    const neurons = yield* pruneOnce(base, original, { unit: "neurons", scorer: "activation", target: { kind: "fraction", keep: 0.5 }, allocation: "global" }, data)
-    const heads = yield* pruneOnce(neurons.model.config, neurons.model.params, { unit: "heads", scorer: "contribution", target: { kind: "fraction", keep: 0.5 }, allocation: "global" }, data)
+    const neurons = yield* pruneOnce(base, original, unlimitedRoom, { unit: "neurons", scorer: "activation", target: { kind: "fraction", keep: 0.5 }, allocation: "global" }, data)
+    const heads = yield* pruneOnce(neurons.model.config, neurons.model.params, unlimitedRoom, { unit: "heads", scorer: "contribution", target: { kind: "fraction", keep: 0.5 }, allocation: "global" }, data)
     const model = heads.model
     expect(isUniform(model.config)).toBe(false)
     expect(new Set(model.config.layers.map((l) => l.numKeyValueHeads)).size).toBeGreaterThan(1)

@@ -27,6 +27,7 @@ import type { Tuner, TunerSession } from "../../src/tune/Tuner.ts"
 import { plannedTuners } from "../../src/pipeline/Plan.ts"
 import { localGradients, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { tempDir } from "../io/_support.ts"
+import { unlimitedRoom } from "../helpers/room.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -58,8 +59,8 @@ const setup = (planYaml: string, floor: number) =>
       original,
       evaluate: accuracyAbove(floor),
       tuners: plannedTuners(plan).map((config) => ({ tuner: sftTuner(sftOnly(config)), steps: config.steps })),
-      tuning: { tokenizer, datasets: [arith], freshChunks: true, seed: 1 },
-      prune: makePruneFn(plan, yield* calibrationData(plan, tokenizer, [arith], general))
+      tuning: { tokenizer, datasets: [arith], freshChunks: true, seed: 1, room: unlimitedRoom },
+      prune: makePruneFn(plan, yield* calibrationData(plan, tokenizer, [arith], general), unlimitedRoom)
     }
   })
 

@@ -22,6 +22,7 @@ import { general } from "../../src/tasks/General.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { randomBatches } from "./_support.ts"
+import { unlimitedRoom } from "../helpers/room.ts"
 
 beforeAll(() => useBackend("wasm"))
 
@@ -64,7 +65,7 @@ describe("pruning a checkpoint without loading it", () => {
       disposeParams(config, params)
 
       const loaded = yield* loadCheckpoint(join(dir, "original"))
-      const inMemory = yield* pruneOnce(loaded.config, loaded.params, request, data)
+      const inMemory = yield* pruneOnce(loaded.config, loaded.params, unlimitedRoom, request, data)
       yield* saveCheckpoint(join(dir, "in-memory"), {
         config: inMemory.model.config,
         hfConfig: loaded.hfConfig,
@@ -76,7 +77,7 @@ describe("pruning a checkpoint without loading it", () => {
 
       const before = numTensors()
       const open = yield* openLazyCheckpoint(join(dir, "original"))
-      const streamed = yield* pruneCheckpoint(open, join(dir, "streamed"), request, data, {})
+      const streamed = yield* pruneCheckpoint(open, unlimitedRoom, join(dir, "streamed"), request, data, {})
       expect(numTensors()).toBe(before)
       expect(streamed.plan).toEqual(inMemory.plan)
       expect(streamed.after).toEqual(inMemory.after)
@@ -122,6 +123,7 @@ describe("a mid-size bf16 checkpoint (about 6M parameters, sharded, char tokeniz
       expect(open.files.weights.length).toBeGreaterThan(1)
       const result = yield* pruneCheckpoint(
         open,
+        unlimitedRoom,
         join(dir, "pruned"),
         { unit: "neurons", scorer: "wanda", target: { kind: "fraction", keep: 0.5 } },
         { task: calibration }
@@ -132,8 +134,8 @@ describe("a mid-size bf16 checkpoint (about 6M parameters, sharded, char tokeniz
       expect(reloaded.files.tokenizer.length).toBeGreaterThan(0)
       const texts = general({}, 1).take("test", 12)
       const options = { batchSize: 4, maxSeqLen: 256 }
-      const inMemory = yield* evaluatePerplexity(residentSource(reloaded.config, reloaded.params), tokenizer, texts, options)
-      const lazy = yield* evaluatePerplexity(checkpointSource(yield* openLazyCheckpoint(join(dir, "pruned"))), tokenizer, texts, options)
+      const inMemory = yield* evaluatePerplexity(residentSource(reloaded.config, reloaded.params, unlimitedRoom), tokenizer, texts, options)
+      const lazy = yield* evaluatePerplexity(checkpointSource(yield* openLazyCheckpoint(join(dir, "pruned")), unlimitedRoom), tokenizer, texts, options)
       expect(Number.isFinite(lazy.perplexity)).toBe(true)
       expect(Math.abs(lazy.meanLoss - inMemory.meanLoss)).toBeLessThan(1e-5)
       disposeParams(reloaded.config, reloaded.params)

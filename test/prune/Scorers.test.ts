@@ -11,11 +11,12 @@ import { contributionScores } from "../../src/prune/HeadScorers.ts"
 import { blockInfluenceScores, skipLossScores } from "../../src/prune/LayerScorers.ts"
 import { activationScores, contrastiveScores, taylorScores, wandaScores } from "../../src/prune/NeuronScorers.ts"
 import { randomScores } from "../../src/prune/RandomScores.ts"
-import { scoreModel } from "../../src/prune/Scorers.ts"
+import { scoreModel, scorersFor } from "../../src/prune/Scorers.ts"
 import { residentSource } from "../../src/model/WeightSource.ts"
-import { rankAscending } from "../../src/prune/Scores.ts"
+import { rankAscending, units } from "../../src/prune/Scores.ts"
 import { tinyConfig, useBackend } from "../helpers/backend.ts"
 import { deadBlock, deadGroup, deadNeurons, editLayer, randomBatches } from "./_support.ts"
+import { unlimitedRoom } from "../helpers/room.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -37,7 +38,7 @@ describe("neuron scorers rank a planted dead neuron last", () => {
     ["taylor", taylorScores]
   ] as const)("%s", (_name, scorer) => {
     const params = planted(1)
-    const scores = Effect.runSync(scorer(residentSource(config, params), batches))
+    const scores = Effect.runSync(scorer(residentSource(config, params, unlimitedRoom), batches))
     expect(scores.samples).toBe(12)
     scores.perLayer.forEach((values, i) => {
       expect(values).toHaveLength(24)
@@ -50,7 +51,7 @@ describe("neuron scorers rank a planted dead neuron last", () => {
 
   it("contrastive (ties allowed: its scores are frequencies)", () => {
     const params = planted(2)
-    const scores = Effect.runSync(contrastiveScores(residentSource(config, params), batches, general, { topN: 6 }))
+    const scores = Effect.runSync(contrastiveScores(residentSource(config, params, unlimitedRoom), batches, general, { topN: 6 }))
     scores.perLayer.forEach((values, i) => {
       expect(values[5 + i]).toBe(Math.min(...values))
       expect(scores.details!.taskFrequency[i][5 + i]).toBe(0)
@@ -89,7 +90,7 @@ describe("contrastive scorer", () => {
     }
     const task = hitsOf(batches, 10)
     const gen = hitsOf(general, 25)
-    const scores = Effect.runSync(contrastiveScores(residentSource(config, params), batches, general, { topN, taskSamples: 10, generalSamples: 25 }))
+    const scores = Effect.runSync(contrastiveScores(residentSource(config, params, unlimitedRoom), batches, general, { topN, taskSamples: 10, generalSamples: 25 }))
     expect(scores.samples).toBe(35)
     scores.perLayer.forEach((values, i) => {
       const protectedSet = new Set(
@@ -112,7 +113,7 @@ describe("taylor", () => {
   it("matches a central finite difference of the loss in each neuron's down_proj scale", () => {
     const params = initParams(config, 4, 0.5)
     const batch = batches[0]
-    const scores = Effect.runSync(taylorScores(residentSource(config, params), [batch]))
+    const scores = Effect.runSync(taylorScores(residentSource(config, params, unlimitedRoom), [batch]))
     const loss = (p: Params) =>
       tf.tidy(() =>
         nextTokenLoss(
@@ -155,7 +156,7 @@ describe("taylor", () => {
 describe("head scorer", () => {
   it("contribution ranks a key/value group with zero o_proj rows last", () => {
     const params = deadGroup(config, deadGroup(config, initParams(config, 5, 0.3), 0, 1), 2, 0)
-    const scores = Effect.runSync(contributionScores(residentSource(config, params), batches))
+    const scores = Effect.runSync(contributionScores(residentSource(config, params, unlimitedRoom), batches))
     expect(scores.perLayer.map((v) => v.length)).toEqual([2, 2, 2])
     expect(scores.perLayer[0][1]).toBe(0)
     expect(scores.perLayer[0][0]).toBeGreaterThan(0)
@@ -170,7 +171,7 @@ describe("layer scorers rank a planted dead block last", () => {
 
   it("block influence", () => {
     const params = deadBlock(initParams(deep, 6, 0.5), 2)
-    const scores = Effect.runSync(blockInfluenceScores(residentSource(deep, params), batches))
+    const scores = Effect.runSync(blockInfluenceScores(residentSource(deep, params, unlimitedRoom), batches))
     expect(scores.perBlock[2]).toBeLessThan(1e-6)
     expect(rankAscending(scores.perBlock)[0]).toBe(2)
     expect([0, 1, 3].every((i) => scores.perBlock[i] > 1e-3)).toBe(true)
@@ -188,7 +189,7 @@ describe("layer scorers rank a planted dead block last", () => {
     const data = [0, 8].map((s) =>
       calibrationBatch(sampled.slice(s, s + 8).map((seq, b) => [1 + ((s + b) % 16), ...seq]), 0, 64)
     )
-    const scores = Effect.runSync(skipLossScores(residentSource(deep, params), data))
+    const scores = Effect.runSync(skipLossScores(residentSource(deep, params, unlimitedRoom), data))
     expect(scores.perBlock[1]).toBe(0)
     expect(rankAscending(scores.perBlock)[0]).toBe(1)
     expect([0, 2, 3].every((i) => scores.perBlock[i] > 0)).toBe(true)
@@ -202,13 +203,13 @@ describe("streaming, random control, leaks, dispatch", () => {
     const split = randomBatches(config.vocabSize, { sequences: 6, batchSize: 2, minLen: 3, maxLen: 9, seed: 9 })
     const whole = randomBatches(config.vocabSize, { sequences: 6, batchSize: 6, minLen: 3, maxLen: 9, seed: 9 })
     for (const scorer of [activationScores, wandaScores]) {
-      const a = Effect.runSync(scorer(residentSource(config, params), split))
-      const b = Effect.runSync(scorer(residentSource(config, params), whole))
+      const a = Effect.runSync(scorer(residentSource(config, params, unlimitedRoom), split))
+      const b = Effect.runSync(scorer(residentSource(config, params, unlimitedRoom), whole))
       expect(a.tokens).toBe(b.tokens)
       a.perLayer.forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(b.perLayer[i][j], 5)))
     }
-    const a = Effect.runSync(blockInfluenceScores(residentSource(config, params), split))
-    const b = Effect.runSync(blockInfluenceScores(residentSource(config, params), whole))
+    const a = Effect.runSync(blockInfluenceScores(residentSource(config, params, unlimitedRoom), split))
+    const b = Effect.runSync(blockInfluenceScores(residentSource(config, params, unlimitedRoom), whole))
     a.perBlock.forEach((x, i) => expect(x).toBeCloseTo(b.perBlock[i], 5))
     disposeParams(config, params)
   })
@@ -223,16 +224,9 @@ describe("streaming, random control, leaks, dispatch", () => {
   it("no scorer leaks tensors", () => {
     const params = initParams(config, 10, 0.3)
     const start = tf.memory().numTensors
-    for (const [unit, scorer] of [
-      ["neurons", "activation"],
-      ["neurons", "wanda"],
-      ["neurons", "taylor"],
-      ["neurons", "contrastive"],
-      ["heads", "contribution"],
-      ["layers", "block-influence"],
-      ["layers", "skip-loss"]
-    ] as const) {
-      Effect.runSync(scoreModel(config, params, unit, scorer, { task: batches.slice(0, 1), general: general.slice(0, 1) }))
+    // Every scorer the registry lists, so one added later is checked too.
+    for (const [unit, scorer] of units.flatMap((u) => scorersFor[u].map((s) => [u, s] as const))) {
+      Effect.runSync(scoreModel(config, params, unlimitedRoom, unit, scorer, { task: batches.slice(0, 1), general: general.slice(0, 1) }))
       expect(tf.memory().numTensors, `${unit}/${scorer}`).toBe(start)
     }
     disposeParams(config, params)
@@ -240,10 +234,10 @@ describe("streaming, random control, leaks, dispatch", () => {
 
   it("an unknown scorer, or contrastive without general text, is an InvalidPruneRequest", () => {
     const params = initParams(config, 11)
-    const unknown = Effect.runSync(Effect.flip(scoreModel(config, params, "heads", "taylor", { task: batches })))
+    const unknown = Effect.runSync(Effect.flip(scoreModel(config, params, unlimitedRoom, "heads", "taylor", { task: batches })))
     expect(unknown).toBeInstanceOf(InvalidPruneRequest)
     expect(unknown.message).toContain("contribution, random")
-    const noGeneral = Effect.runSync(Effect.flip(scoreModel(config, params, "neurons", "contrastive", { task: batches })))
+    const noGeneral = Effect.runSync(Effect.flip(scoreModel(config, params, unlimitedRoom, "neurons", "contrastive", { task: batches })))
     expect(noGeneral.message).toContain("general text")
     disposeParams(config, params)
   })

@@ -4,9 +4,11 @@
  * resumed tuning's rate counted from the first step seen (not from step 1).
  */
 import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
 import type { RunEvent } from "../../src/io/RunEvent.ts"
 import type { TuneProgress } from "../../src/pipeline/RunUpdate.ts"
 import { makeTuningMeter, measuredHere, progressOfLog } from "../../src/server/Progress.ts"
+import { LoggedProgress } from "../../src/services/JobStore.ts"
 
 const event = (seq: number, phase: RunEvent["phase"], nonEmbedding: number, extra: Partial<RunEvent> = {}): RunEvent => ({
   seq,
@@ -77,5 +79,20 @@ describe("progress", () => {
     expect(meter.tokens).toBe(750)
     meter.reset()
     expect([meter.current, meter.tokens]).toEqual([undefined, 0])
+  })
+})
+
+describe("the stored progress summary", () => {
+  const decode = Schema.decodeUnknownSync(Schema.fromJsonString(LoggedProgress))
+
+  it("reads back as stored, its strategy and phase the run events' own", () => {
+    const progress = progressOfLog([event(0, "loaded", 1000), event(1, "evaluated", 1000, { metrics: { arith: { accuracy: 0.5, examples: 8 } } })])!
+    expect(decode(JSON.stringify(progress))).toEqual(progress)
+  })
+
+  it("refuses a strategy or phase no run event has", () => {
+    const stored = JSON.stringify(progressOfLog([event(0, "loaded", 1000)]))
+    expect(() => decode(stored.replace("\"loaded\"", "\"scored\""))).toThrow()
+    expect(() => decode(stored.replace("\"ptl\"", "\"baseline\""))).toThrow()
   })
 })

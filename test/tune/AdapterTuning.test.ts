@@ -10,6 +10,7 @@ import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { SftConfig } from "../../src/tune/Sft.ts"
 import type { TuneContext } from "../../src/tune/Tuner.ts"
 import { numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
+import { unlimitedRoom } from "../helpers/room.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -26,7 +27,8 @@ const context = (original: Model): TuneContext => ({
   tokenizer,
   datasets: [taskDataset(builtinTask({ task: "arith" }))],
   chunk: 1,
-  original
+  original,
+  room: unlimitedRoom
 })
 const values = (model: Model) => paramSpecs(model.config).map((s) => Array.from(s.get(model.params).dataSync()))
 

@@ -21,6 +21,7 @@ import { DistillConfig, distillTuner } from "../../src/tune/Distill.ts"
 import { GrpoConfig, type GrpoError, grpoTuner } from "../../src/tune/Grpo.ts"
 import type { TuneContext, Tuner } from "../../src/tune/Tuner.ts"
 import { numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
+import { unlimitedRoom } from "../helpers/room.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -36,7 +37,8 @@ const contextFor = (original: Model): TuneContext => ({
   tokenizer,
   datasets: [taskDataset(arith())],
   chunk: 1,
-  original
+  original,
+  room: unlimitedRoom
 })
 
 /** A reward from a judge service that may be down: the user's own error type. */

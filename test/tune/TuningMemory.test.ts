@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { wasmTensorBudgetBytes } from "../../src/compute/DeviceCapacity.ts"
+import { wasmHeapBudgetBytes } from "../../layers/DeviceMemory.ts"
 import { toModelConfig } from "../../src/io/HfConfig.ts"
 import { shapePresets } from "../../src/io/ShapePresets.ts"
 import { fullTuningFootprint } from "../../src/model/Footprint.ts"
@@ -15,17 +15,17 @@ describe("tuning memory", () => {
 
   it("a 0.5B model: full tuning does not fit the wasm heap, the advice names adapters, which fit", () => {
     const config = toModelConfig(shapePresets["qwen2.5-0.5b"])
-    expect(fullTuningFootprint(config, 8, 128).bytes).toBeGreaterThan(wasmTensorBudgetBytes)
-    expect(tuningAdvice(config, 8, 128, wasmTensorBudgetBytes)).toContain("adapters (tuner.adapter: { rank: 16")
-    expect(adapterTuningFootprint(config, 8, 128, defaultAdapterSpec).bytes).toBeLessThan(wasmTensorBudgetBytes)
+    expect(fullTuningFootprint(config, 8, 128).bytes).toBeGreaterThan(wasmHeapBudgetBytes)
+    expect(tuningAdvice(config, 8, 128, wasmHeapBudgetBytes)).toContain("adapters (tuner.adapter: { rank: 16")
+    expect(adapterTuningFootprint(config, 8, 128, defaultAdapterSpec).bytes).toBeLessThan(wasmHeapBudgetBytes)
   })
 
   it("a 1.5B model fits adapter tuning only with its weights read block by block", () => {
     const config = toModelConfig(shapePresets["qwen2.5-1.5b"])
-    expect(tuningAdvice(config, 8, 128, wasmTensorBudgetBytes)).toContain("block by block")
+    expect(tuningAdvice(config, 8, 128, wasmHeapBudgetBytes)).toContain("block by block")
   })
 
   it("a tiny model fits full tuning: no advice", () => {
-    expect(tuningAdvice(tinyConfig(), 32, 64, wasmTensorBudgetBytes)).toBeUndefined()
+    expect(tuningAdvice(tinyConfig(), 32, 64, wasmHeapBudgetBytes)).toBeUndefined()
   })
 })
