@@ -28,7 +28,8 @@ const check = (layers: RunLayers) =>
       memory: memoryFlag
     },
     Effect.fnUntraced(function*(input) {
-      const { plan, need } = yield* readRunnablePlan(layers, input.plan, { ...input, weights: false })
+      const { plan, setup } = yield* readRunnablePlan(layers, input.plan, { ...input, weights: false })
+      const need = setup.footprint
       const target = "parameters" in plan.target
         ? `${(plan.target.parameters * 100).toFixed(0)}% of the non-embedding parameters`
         : Object.entries(plan.target.perLayer).map(([u, n]) => `${n} ${u} per layer`).join(", ")

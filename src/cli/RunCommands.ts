@@ -24,6 +24,7 @@ import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { applyHubPins, pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { runUpdates } from "../pipeline/Run.ts"
+import type { RunSetup } from "../pipeline/RunSetup.ts"
 import { stoppable } from "../pipeline/Stoppable.ts"
 import { failureMessage } from "../pipeline/RunFailure.ts"
 import { writeReport } from "../report/WriteReport.ts"
@@ -62,16 +63,16 @@ export interface RunFlags {
 /** How a run command ended, for its exit code (a run that failed ends in RunFailed instead). */
 export type RunOutcome = "finished" | "target-not-reached" | "interrupted"
 
-/** The compute, memory and reward layers a plan is checked and run with (its reward models loaded), for the command's flags. */
+/** The compute and memory layers a plan is checked with: no gradient workers, no reward model. */
 const checkLayers = (layers: RunLayers, plan: Plan, flags: Pick<RunFlags, "backend" | "memory">) =>
-  Layer.provideMerge(
-    Layer.merge(layers.memory(Option.getOrUndefined(flags.memory)), layers.reward(plan.reward ?? [])),
-    layers.compute(Option.getOrUndefined(flags.backend) ?? plan.backend)
-  )
+  Layer.provideMerge(layers.memory(Option.getOrUndefined(flags.memory)), layers.compute(Option.getOrUndefined(flags.backend) ?? plan.backend))
 
-/** The same, with the gradients tuning computes with. */
+/** The same, with the gradients tuning computes with and the plan's reward models loaded. */
 const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
-  Layer.provideMerge(layers.gradients(Math.max(1, flags.workers)), checkLayers(layers, plan, flags))
+  Layer.provideMerge(
+    Layer.merge(layers.gradients(Math.max(1, flags.workers)), layers.reward(plan.reward ?? [])),
+    checkLayers(layers, plan, flags)
+  )
 
 /**
  * A plan file checked as `simmer run` checks it before creating anything — its keys, the
@@ -90,14 +91,14 @@ export const readRunnablePlan = (
     const read = yield* readPlan(path, { inputChecks: checkPlanInputs(bundledModelPath) })
     // Models and datasets named by Hub id are fetched into the cache and pinned to a commit.
     const { plan, pins } = yield* pinHubRefs(read.plan, { weights: flags.weights })
-    const checked = yield* preflight(plan, resolveModelPath(plan)).pipe(
+    const setup = yield* preflight(plan, resolveModelPath(plan)).pipe(
       Effect.provide(Layer.merge(checkLayers(layers, plan, flags), layers.datasets))
     )
-    return { ...read, plan, pins, ...checked }
+    return { ...read, plan, pins, setup }
   })
 
 /** Runs (or continues) the run in `dir`, shows it, rebuilds its report and says how it ended. */
-export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, flags: RunFlags) =>
+export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, flags: RunFlags, setup?: RunSetup) =>
   // The whole of it runs to its end on an interruption: the run stops at a step boundary, and the
   // report and summary still describe where it stopped.
   stoppable((stopRequested) =>
@@ -110,7 +111,7 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
       const compute = yield* Compute
       const inference = yield* resolveInference(flags.inference, compute.backend)
       yield* recordInRunInfo(dir, { backend: compute.description, inference })
-      const ran = yield* runUpdates({ plan, modelPath: info.modelPath, stopRequested, inference }).pipe(
+      const ran = yield* runUpdates({ plan, modelPath: info.modelPath, stopRequested, inference, ...(setup !== undefined ? { setup } : {}) }).pipe(
         Stream.runForEach((update) =>
           Effect.sync(() => {
             if (update._tag === "Event" && update.event.phase === "interrupted") stopped = true
@@ -171,7 +172,7 @@ export const runCommand = (layers: RunLayers) =>
       const planPath = resolve(input.plan)
       // Relative paths in the plan (model, data files) are read from the plan's folder.
       // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
-      const { plan, text, pins } = yield* readRunnablePlan(layers, planPath, { ...input, weights: true })
+      const { plan, text, pins, setup } = yield* readRunnablePlan(layers, planPath, { ...input, weights: true })
       const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
       const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${basename(planPath, extname(planPath))}-${stamp}`)))
       const info: RunInfo = {
@@ -183,7 +184,7 @@ export const runCommand = (layers: RunLayers) =>
       }
       yield* createRunFolder(dir, text, info, { replace: input.replace })
       yield* Effect.logInfo(`run folder ${dir}`)
-      yield* runInFolder(layers, dir, plan, info, input)
+      yield* runInFolder(layers, dir, plan, info, input, setup)
     })
   ).pipe(
     Command.withDescription(

@@ -13,28 +13,24 @@
 import * as tf from "@tensorflow/tfjs"
 import { Cause, Effect, Option, Stream } from "effect"
 import { type InferenceEngine, resolveInference } from "../compute/Inference.ts"
-import { readCheckpointConfig } from "../io/CheckpointFolder.ts"
 import { loadCheckpoint } from "../io/CheckpointReader.ts"
 import { CorruptRunFile } from "../io/RunFolder.ts"
 import type { DatasetScore, RunEvent, Strategy } from "../io/RunEvent.ts"
-import { loadTokenizer } from "../io/Tokenizer.ts"
 import { disposeModel, type Model } from "../model/Model.ts"
 import { countParams } from "../model/Params.ts"
-import { Datasets } from "../services/Datasets.ts"
 import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { RunStore } from "../services/RunStore.ts"
-import { tunerFor } from "../tune/Tuners.ts"
 import { type EvaluationSetup, evaluateModel } from "./Evaluation.ts"
 import { type LoopStart, runLoop, stageName } from "./Loop.ts"
 import { acquireModel, borrowModel } from "./Models.ts"
 import { type ModelState, type Stage, toEvent } from "./ModelState.ts"
-import { type Plan, plannedTuners, planSeqLen } from "./Plan.ts"
-import type { ModelConfig } from "../model/ModelConfig.ts"
-import { planFootprint, planMemoryAdvice } from "./PlanFootprint.ts"
+import { type Plan, planSeqLen } from "./Plan.ts"
+import { planMemoryAdvice } from "./PlanFootprint.ts"
 import { calibrationData, makePruneFn } from "./Pruning.ts"
 import { decodeResumeInfo } from "./ResumePoint.ts"
 import { recordFailure } from "./RunFailure.ts"
 import type { LoopUpdate, RunUpdate } from "./RunUpdate.ts"
+import { planTuners, readRunSetup, type RunSetup } from "./RunSetup.ts"
 
 export interface RunOptions<ES = never, RS = never> {
   readonly plan: Plan
@@ -45,43 +41,32 @@ export interface RunOptions<ES = never, RS = never> {
   /** A user stage run on every tuned model before it is evaluated. */
   readonly afterTune?: Stage<ES, RS>
   readonly evaluationBatchSize?: number
+  /** The setup preflight read and checked; read here when absent. */
+  readonly setup?: RunSetup
   /** The engine evaluation decodes with; default SIMMER_INFERENCE, else auto for the current tfjs backend (compute/Inference.ts). */
   readonly inference?: InferenceEngine
 }
-
-/** The plan's tuners, built from its `tuner:` entries. */
-export const planTuners = (plan: Plan) => plannedTuners(plan).map((config) => ({ tuner: tunerFor(config), steps: config.steps }))
-
-/** The most sequences a run's evaluation decodes at once (it lowers that to what fits), as its memory estimate counts them. */
-export const runEvaluationBatchSize = 64
-
-/** A plan's estimated peak memory on a model of `shape`: what a run reserves, and preflight and the daemon check. */
-export const runFootprint = (plan: Plan, shape: ModelConfig, evaluationBatchSize = runEvaluationBatchSize) =>
-  planFootprint(plan, shape, planTuners(plan).map((t) => t.tuner), evaluationBatchSize)
 
 export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) =>
   // The setup (memory check to calibration data) is traced as Run.setup; the stream runs after it.
   Stream.unwrap(Effect.gen(function*() {
     const store = yield* RunStore
-    const datasets = yield* Datasets
     const memory = yield* DeviceMemory
-    const { plan, modelPath } = options
-    const evaluationBatchSize = options.evaluationBatchSize ?? runEvaluationBatchSize
+    // Read and checked once (preflight hands it over), or here when the run starts without one (resume, a daemon's run).
+    const setup = options.setup ?? (yield* readRunSetup(options.plan, options.modelPath, options.evaluationBatchSize))
+    const { plan, modelPath, tokenizer, data, evaluationBatchSize } = setup
     const tuners = planTuners(plan)
 
     // Refuse a plan that cannot fit before loading a single weight; hold the room while it runs.
-    const { config: shape } = yield* readCheckpointConfig(modelPath)
-    const need = runFootprint(plan, shape, evaluationBatchSize)
+    const need = setup.footprint
     yield* memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice(need) })
 
     const source = yield* Effect.acquireRelease(loadCheckpoint(modelPath), (loaded) => Effect.sync(() => disposeModel(loaded)))
     const original: Model = { config: source.config, params: source.params }
     const originalSize = countParams(original.config).nonEmbedding
-    const tokenizer = yield* loadTokenizer(modelPath)
-    const open = (refs: ReadonlyArray<Plan["data"]["general"]>) => Effect.forEach(refs, (ref) => datasets.open(ref))
     const evaluation: EvaluationSetup = {
       tokenizer,
-      datasets: yield* open(plan.data.evaluate),
+      datasets: data.evaluate,
       examples: plan.data.evaluationExamples,
       batchSize: evaluationBatchSize,
       maxSeqLen: planSeqLen(plan),
@@ -98,10 +83,10 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
     }
     const prune = makePruneFn(
       plan,
-      yield* calibrationData(plan, tokenizer, yield* open(plan.data.calibration), yield* datasets.open(plan.data.general)),
+      yield* calibrationData(plan, tokenizer, data.calibration, data.general),
       memory.room
     )
-    const tuning = { seed: plan.seed, tokenizer, datasets: yield* open(plan.data.tune), freshChunks: plan.data.freshChunks, room: memory.room }
+    const tuning = { seed: plan.seed, tokenizer, datasets: data.tune, freshChunks: plan.data.freshChunks, room: memory.room }
     const evaluate = (state: ModelState) => evaluateModel(evaluation, state)
 
     /** Iteration 0, once per run: the original as loaded, evaluated, and checkpointed. */

@@ -1,0 +1,88 @@
+/**
+ * What a run needs before it loads a single weight, read and checked in one place: the
+ * checkpoint's config (a causal LM, not a reward model) and tokenizer, every dataset the plan
+ * names (files read and validated, the tuning data not empty, GRPO's rule rewards able to grade
+ * it), and the plan's estimated peak memory with the evaluation batch it counts. Preflight
+ * (`simmer run`, `simmer plan check`, the daemon's submissions) checks it against the budget;
+ * the run then starts from the same setup instead of reading it all again.
+ */
+import { join } from "node:path"
+import { Effect } from "effect"
+import { expectKind, readCheckpointConfig } from "../io/CheckpointFolder.ts"
+import { configFileName } from "../io/CheckpointLayout.ts"
+import { loadTokenizer, type Tokenizer } from "../io/Tokenizer.ts"
+import type { Footprint } from "../model/Footprint.ts"
+import type { ModelConfig } from "../model/ModelConfig.ts"
+import { checkRuleFits } from "../reward/RuleReward.ts"
+import { type Dataset, Datasets } from "../services/Datasets.ts"
+import { NoTrainingData } from "../tune/TuningData.ts"
+import type { Plan } from "./Plan.ts"
+import { plannedTuners } from "./Plan.ts"
+import { planFootprint } from "./PlanFootprint.ts"
+import { tunerFor } from "../tune/Tuners.ts"
+
+/** The plan's tuners, built from its `tuner:` entries. */
+export const planTuners = (plan: Plan) => plannedTuners(plan).map((config) => ({ tuner: tunerFor(config), steps: config.steps }))
+
+/** The most sequences a run's evaluation decodes at once (it lowers that to what fits), as its memory estimate counts them. */
+export const runEvaluationBatchSize = 64
+
+/** A plan's estimated peak memory on a model of `shape`: what a run reserves, and preflight and the daemon check. */
+export const runFootprint = (plan: Plan, shape: ModelConfig, evaluationBatchSize = runEvaluationBatchSize) =>
+  planFootprint(plan, shape, planTuners(plan).map((t) => t.tuner), evaluationBatchSize)
+
+export interface RunSetup {
+  readonly plan: Plan
+  /** The checkpoint folder the plan's `model` names, resolved. */
+  readonly modelPath: string
+  readonly config: ModelConfig
+  readonly tokenizer: Tokenizer
+  readonly data: {
+    readonly tune: ReadonlyArray<Dataset>
+    readonly calibration: ReadonlyArray<Dataset>
+    readonly evaluate: ReadonlyArray<Dataset>
+    readonly general: Dataset
+  }
+  /** The most sequences evaluation decodes at once, as the footprint counts them. */
+  readonly evaluationBatchSize: number
+  /** The run's estimated peak memory: what it reserves, and preflight and the daemon check. */
+  readonly footprint: Footprint
+}
+
+export const readRunSetup = (plan: Plan, modelPath: string, evaluationBatchSize = runEvaluationBatchSize) =>
+  Effect.gen(function*() {
+    const { config, hfConfig } = yield* readCheckpointConfig(modelPath)
+    yield* expectKind(join(modelPath, configFileName), hfConfig, "causal-lm")
+    const tokenizer = yield* loadTokenizer(modelPath)
+    const datasets = yield* Datasets
+    const open = (refs: ReadonlyArray<Plan["data"]["general"]>) => Effect.forEach(refs, (ref) => datasets.open(ref))
+    const data = {
+      tune: yield* open(plan.data.tune),
+      calibration: yield* open(plan.data.calibration),
+      evaluate: yield* open(plan.data.evaluate),
+      general: yield* datasets.open(plan.data.general)
+    }
+    const empty = data.tune.filter((d) => d.size("train") === 0)
+    if (empty.length === data.tune.length) {
+      return yield* new NoTrainingData({
+        datasets: empty.map((d) => d.name),
+        message: `There is nothing to tune on: the training split of ${empty.map((d) => d.name).join(", ")} is empty ` +
+          "(JSONL files give 80% of their lines, chosen by prompt hash, to it). Use a larger file, or `splitBy: none`."
+      })
+    }
+    // GRPO draws its prompts from the tuning data: every rule reward must be able to grade them.
+    const rules = planTuners(plan).some((t) => t.tuner.kind === "grpo") ? (plan.reward ?? []).flatMap((r) => ("rule" in r ? [r.rule] : [])) : []
+    for (const rule of rules) {
+      const misfit = checkRuleFits(rule, data.tune)
+      if (misfit !== undefined) return yield* misfit
+    }
+    return {
+      plan,
+      modelPath,
+      config,
+      tokenizer,
+      data,
+      evaluationBatchSize,
+      footprint: runFootprint(plan, config, evaluationBatchSize)
+    } satisfies RunSetup
+  })
