@@ -6,28 +6,27 @@
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Layer, Redacted, Schema } from "effect"
-import { ComputeLive } from "../../layers/Compute.ts"
-import { DatasetsLive } from "../../layers/Datasets.ts"
-import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
-import { FencedRunStore } from "../../layers/FencedRunStore.ts"
-import { GradientsFor } from "../../layers/Gradients.ts"
-import { RewardModelLive } from "../../layers/RewardModel.ts"
-import { RunFencePostgres } from "../../layers/RunFence.ts"
-import { RunStoreLive } from "../../layers/RunStore.ts"
 import { postgresLayer } from "../cluster/ClusterLayer.ts"
 import { stoppable } from "../pipeline/Stoppable.ts"
 import { type RunProcessEnd, type RunProcessLayers, runProcess } from "../server/RunProcess.ts"
 import { type StartRun, StartRunJson, startVariable } from "../server/RunProcessProtocol.ts"
 import { ExitCode, stderrLogger } from "./Output.ts"
 import { exitWithLauncher } from "./ParentWatch.ts"
+import { Compute } from "../services/Compute.ts"
+import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
+import { RunStore } from "../services/RunStore.ts"
+import { Gradients } from "../services/Gradients.ts"
+import { RewardModel } from "../services/RewardModel.ts"
+import { RunFence } from "../services/RunFence.ts"
 
 const GIB = 2 ** 30
 
 const storeOf = (start: StartRun) => {
-  if (start.fence === undefined) return RunStoreLive(start.dir)
+  if (start.fence === undefined) return RunStore.layerFolder(start.dir)
   const { url, ...token } = start.fence
-  return FencedRunStore(start.dir, token).pipe(
-    Layer.provide(RunFencePostgres),
+  return RunStore.layerFenced(start.dir, token).pipe(
+    Layer.provide(RunFence.layerPostgres),
     Layer.provide(postgresLayer({ url: Redacted.make(url) }))
   )
 }
@@ -35,11 +34,11 @@ const storeOf = (start: StartRun) => {
 const layers: RunProcessLayers = {
   platform: (start) =>
     Layer.provideMerge(
-      Layer.mergeAll(DeviceMemoryLive(start.memoryBytes / GIB), GradientsFor(start.workers), DatasetsLive),
-      ComputeLive(start.backend)
+      Layer.mergeAll(DeviceMemory.layer(start.memoryBytes / GIB), Gradients.layerFor(start.workers), Datasets.layer),
+      Compute.layer(start.backend)
     ),
   store: storeOf,
-  reward: RewardModelLive
+  reward: RewardModel.layer
 }
 
 const exitCodes: Record<RunProcessEnd, number> = { finished: ExitCode.ok, stopped: ExitCode.preempted, failed: ExitCode.runFailed }

@@ -8,14 +8,6 @@ import { fileURLToPath } from "node:url"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Layer, Option } from "effect"
 import { Command } from "effect/cli"
-import { ComputeLive } from "../../layers/Compute.ts"
-import { DatasetsLive } from "../../layers/Datasets.ts"
-import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
-import { GradientsFor } from "../../layers/Gradients.ts"
-import { JobStoreSqlite } from "../../layers/JobStore.ts"
-import { RewardModelLive } from "../../layers/RewardModel.ts"
-import { RunFencePostgres } from "../../layers/RunFence.ts"
-import { RunStoreLive } from "../../layers/RunStore.ts"
 import { simmerVersion } from "../io/RunInfo.ts"
 import { clientCommands } from "./ClientCommands.ts"
 import { demoCommand } from "./DemoCommand.ts"
@@ -37,30 +29,38 @@ import { trainBaseCommand } from "./TrainBaseCommand.ts"
 import { HubProgress } from "../hub/HubProgress.ts"
 import { LockingProcess } from "../io/ProcessLock.ts"
 import { downloadProgress } from "./Progress.ts"
+import { Compute } from "../services/Compute.ts"
+import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
+import { Gradients } from "../services/Gradients.ts"
+import { JobStore } from "../services/JobStore.ts"
+import { RewardModel } from "../services/RewardModel.ts"
+import { RunFence } from "../services/RunFence.ts"
+import { RunStore } from "../services/RunStore.ts"
 
 /** Provides Compute to a command from its --backend flag. */
 const withCompute = <Name extends string, I extends { readonly backend: Option.Option<string> }, CI, E, R>(
   command: Command.Command<Name, I, CI, E, R>
-) => command.pipe(Command.provide((input: I) => ComputeLive(Option.getOrUndefined(input.backend))))
+) => command.pipe(Command.provide((input: I) => Compute.layer(Option.getOrUndefined(input.backend))))
 
-const gradientsLayer = GradientsFor
+const gradientsLayer = Gradients.layerFor
 
 const runLayers: RunLayers = {
-  compute: ComputeLive,
-  store: RunStoreLive,
+  compute: Compute.layer,
+  store: RunStore.layerFolder,
   gradients: gradientsLayer,
-  memory: DeviceMemoryLive,
-  datasets: DatasetsLive,
-  reward: RewardModelLive
+  memory: DeviceMemory.layer,
+  datasets: Datasets.layer,
+  reward: RewardModel.layer
 }
 
 const serveLayers: ServeLayers = {
-  compute: ComputeLive,
-  memory: DeviceMemoryLive,
-  datasets: DatasetsLive,
-  jobStore: JobStoreSqlite,
+  compute: Compute.layer,
+  memory: DeviceMemory.layer,
+  datasets: Datasets.layer,
+  jobStore: JobStore.layerSqlite,
   runProcessEntry: fileURLToPath(new URL("RunProcessMain.ts", import.meta.url)),
-  fence: RunFencePostgres
+  fence: RunFence.layerPostgres
 }
 
 const simmer = Command.make("simmer").pipe(
@@ -70,14 +70,14 @@ const simmer = Command.make("simmer").pipe(
   ),
   Command.withSubcommands([
     inspectCommand.pipe(withCompute),
-    generateCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
+    generateCommand.pipe(Command.provide(DeviceMemory.layer()), withCompute),
     evalCommand.pipe(
-      Command.provide((input) => DeviceMemoryLive(Option.getOrUndefined(input.memory))),
+      Command.provide((input) => DeviceMemory.layer(Option.getOrUndefined(input.memory))),
       withCompute
     ),
-    scoreCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
+    scoreCommand.pipe(Command.provide(DeviceMemory.layer()), withCompute),
     rewardCommand.pipe(withCompute),
-    pruneCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
+    pruneCommand.pipe(Command.provide(DeviceMemory.layer()), withCompute),
     exportCommand,
     planCommand(runLayers),
     runCommand(runLayers),
@@ -88,7 +88,7 @@ const simmer = Command.make("simmer").pipe(
     ...clientCommands,
     sweepCommand,
     trainBaseCommand.pipe(
-      Command.provide((input) => Layer.merge(gradientsLayer(input.workers), DeviceMemoryLive())),
+      Command.provide((input) => Layer.merge(gradientsLayer(input.workers), DeviceMemory.layer())),
       withCompute
     )
   ])
@@ -99,7 +99,7 @@ const main = Command.run(simmer, { version: simmerVersion }).pipe(
   Effect.provideService(HubProgress, downloadProgress),
   // Locks this command takes name it, so another process that finds one says who holds it.
   Effect.provideService(LockingProcess, { pid: process.pid, command: process.argv.slice(2).join(" ") || "simmer" }),
-  Effect.provide(DatasetsLive),
+  Effect.provide(Datasets.layer),
   Effect.provide(NodeServices.layer),
   Effect.provide(stderrLogger),
   Effect.provide(cliOutputLayer)

@@ -8,10 +8,6 @@ import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Context, Effect, Layer, type Redacted } from "effect"
 import { HttpServer } from "effect/http"
-import { ComputeLive } from "../../layers/Compute.ts"
-import { DatasetsLive } from "../../layers/Datasets.ts"
-import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
-import { JobStoreSqlite } from "../../layers/JobStore.ts"
 import { realRoots } from "../../src/server/AllowedRoots.ts"
 import { processRunExecutor, type RunProcessSettings } from "../../src/server/ProcessRunExecutor.ts"
 import type { DaemonSettings } from "../../src/server/DaemonConfig.ts"
@@ -19,6 +15,10 @@ import { RunQueue } from "../../src/server/RunQueue.ts"
 import { daemonLayer } from "../../src/server/Server.ts"
 import { writeTinyCheckpoint } from "./checkpoint.ts"
 import { root } from "./cli.ts"
+import { Compute } from "../../src/services/Compute.ts"
+import { Datasets } from "../../src/services/Datasets.ts"
+import { DeviceMemory } from "../../src/services/DeviceMemory.ts"
+import { JobStore } from "../../src/services/JobStore.ts"
 
 export interface TestDaemon {
   readonly url: string
@@ -57,10 +57,10 @@ export const startDaemon = (options: TestDaemonOptions) =>
     }
     yield* Effect.promise(() => mkdir(join(options.dataDir, "runs"), { recursive: true }))
     const context = yield* Layer.build(daemonLayer(settings, {
-      compute: ComputeLive("cpu"),
-      memory: DeviceMemoryLive(options.memoryGib),
-      datasets: DatasetsLive,
-      jobStore: JobStoreSqlite(join(options.dataDir, "simmer.db")),
+      compute: Compute.layer("cpu"),
+      memory: DeviceMemory.layer(options.memoryGib),
+      datasets: Datasets.layer,
+      jobStore: JobStore.layerSqlite(join(options.dataDir, "simmer.db")),
       executor: processRunExecutor({ entry: runProcessEntry, workers: 1, retries: options.retries ?? 2, ...(options.budgetOf !== undefined ? { budgetOf: options.budgetOf } : {}) })
     }, { host: "127.0.0.1", port: 0 }))
     const address = Context.get(context, HttpServer.HttpServer).address
