@@ -1,14 +1,18 @@
 /**
- * The `simmer` command line: the composition root. It merges the commands, provides the live
- * layers (compute backend chosen by --backend or the plan, run store, datasets, Node platform
- * services, stderr logging) and
- * runs with NodeRuntime, which turns SIGINT/SIGTERM into interruption so finalizers run.
+ * The `simmer` command line: the composition root. It merges the commands, provides the
+ * services' layers a command's flags choose (compute backend from --backend, memory budget from
+ * --memory, gradient workers; run commands and serve build theirs from the plan and flags), the
+ * datasets, Node platform services and stderr logging, and runs with NodeRuntime, which turns
+ * SIGINT/SIGTERM into interruption so finalizers run.
  */
-import { fileURLToPath } from "node:url"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Layer, Option } from "effect"
 import { Command } from "effect/cli"
 import { simmerVersion } from "../io/RunInfo.ts"
+import { Compute } from "../services/Compute.ts"
+import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
+import { Gradients } from "../services/Gradients.ts"
 import { clientCommands } from "./ClientCommands.ts"
 import { demoCommand } from "./DemoCommand.ts"
 import { evalCommand } from "./EvalCommand.ts"
@@ -18,50 +22,22 @@ import { inspectCommand } from "./InspectCommand.ts"
 import { cliOutputLayer, ExitCode, reportFailure, stderrLogger } from "./Output.ts"
 import { exitWithLauncher } from "./ParentWatch.ts"
 import { planCommand } from "./PlanCommand.ts"
-import { resumeCommand, type RunLayers, runCommand } from "./RunCommands.ts"
+import { resumeCommand, runCommand } from "./RunCommands.ts"
 import { pruneCommand } from "./PruneCommand.ts"
 import { reportCommand } from "./ReportCommand.ts"
 import { rewardCommand } from "./RewardCommand.ts"
 import { scoreCommand } from "./ScoreCommand.ts"
-import { serveCommand, type ServeLayers } from "./ServeCommand.ts"
+import { serveCommand } from "./ServeCommand.ts"
 import { sweepCommand } from "./SweepCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
 import { HubProgress } from "../hub/HubProgress.ts"
 import { LockingProcess } from "../io/ProcessLock.ts"
 import { downloadProgress } from "./Progress.ts"
-import { Compute } from "../services/Compute.ts"
-import { Datasets } from "../services/Datasets.ts"
-import { DeviceMemory } from "../services/DeviceMemory.ts"
-import { Gradients } from "../services/Gradients.ts"
-import { JobStore } from "../services/JobStore.ts"
-import { RewardModel } from "../services/RewardModel.ts"
-import { RunFence } from "../services/RunFence.ts"
-import { RunStore } from "../services/RunStore.ts"
 
 /** Provides Compute to a command from its --backend flag. */
 const withCompute = <Name extends string, I extends { readonly backend: Option.Option<string> }, CI, E, R>(
   command: Command.Command<Name, I, CI, E, R>
 ) => command.pipe(Command.provide((input: I) => Compute.layer(Option.getOrUndefined(input.backend))))
-
-const gradientsLayer = Gradients.layerFor
-
-const runLayers: RunLayers = {
-  compute: Compute.layer,
-  store: RunStore.layerFolder,
-  gradients: gradientsLayer,
-  memory: DeviceMemory.layer,
-  datasets: Datasets.layer,
-  reward: RewardModel.layer
-}
-
-const serveLayers: ServeLayers = {
-  compute: Compute.layer,
-  memory: DeviceMemory.layer,
-  datasets: Datasets.layer,
-  jobStore: JobStore.layerSqlite,
-  runProcessEntry: fileURLToPath(new URL("RunProcessMain.ts", import.meta.url)),
-  fence: RunFence.layerPostgres
-}
 
 const simmer = Command.make("simmer").pipe(
   Command.withDescription(
@@ -79,16 +55,16 @@ const simmer = Command.make("simmer").pipe(
     rewardCommand.pipe(withCompute),
     pruneCommand.pipe(Command.provide(DeviceMemory.layer()), withCompute),
     exportCommand,
-    planCommand(runLayers),
-    runCommand(runLayers),
-    resumeCommand(runLayers),
-    demoCommand(runLayers),
+    planCommand,
+    runCommand,
+    resumeCommand,
+    demoCommand,
     reportCommand,
-    serveCommand(serveLayers),
+    serveCommand,
     ...clientCommands,
     sweepCommand,
     trainBaseCommand.pipe(
-      Command.provide((input) => Layer.merge(gradientsLayer(input.workers), DeviceMemory.layer())),
+      Command.provide((input) => Layer.merge(Gradients.layerFor(input.workers), DeviceMemory.layer())),
       withCompute
     )
   ])
