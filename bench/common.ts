@@ -7,7 +7,6 @@ import { Effect, References } from "effect"
 import { cpus, loadavg } from "node:os"
 import { existsSync } from "node:fs"
 import { Worker } from "node:worker_threads"
-import { DeviceMemoryLive } from "../layers/DeviceMemory.ts"
 import { selectBackend } from "../src/compute/Backend.ts"
 import { loadCheckpoint } from "../src/io/CheckpointReader.ts"
 import { loadTokenizer, type Tokenizer } from "../src/io/Tokenizer.ts"
@@ -160,7 +159,7 @@ export const numTensors = () => tf.memory().numTensors
 export const benchRoom = (): Promise<DeviceRoom> => {
   if (chosen === undefined) throw new Error("benchRoom: call useBackend first")
   return run(Effect.map(DeviceMemory, (memory) => memory.room).pipe(
-    Effect.provide(DeviceMemoryLive()),
+    Effect.provide(DeviceMemory.layer()),
     Effect.provideService(Compute, chosen)
   ))
 }

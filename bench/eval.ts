@@ -9,7 +9,6 @@
  * must not depend on the batch size or the engine: a difference there is a padding or
  * numerics bug, so the result flags it.
  */
-import { taskDataset } from "../layers/Datasets.ts"
 import { evaluateGraded } from "../src/eval/Evaluate.ts"
 import { type GreedyDecoder, tfjsGreedyDecoder } from "../src/eval/GreedyDecoder.ts"
 import { disposeParams } from "../src/model/Params.ts"
@@ -33,6 +32,7 @@ import {
   useBackend,
   benchRoom
 } from "./common.ts"
+import { taskDataset } from "../src/services/DatasetsInMemory.ts"
 
 export const evalBench: Benchmark = {
   summary: "evaluation throughput (examples/s, generated tokens/s) of the bundled base model on arith and program, tfjs and ONNX Runtime side by side",

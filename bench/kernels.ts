@@ -1,5 +1,5 @@
 /**
- * Matrix-product kernels on wasm: the generated BatchMatMul (layers/WasmGemm.ts) against
+ * Matrix-product kernels on wasm: the generated BatchMatMul (src/compute/wasm/Gemm.ts) against
  * tfjs-wasm's own kernel on the shapes of the reference model's training step, side by side
  * in one process (alternating, medians), in GFLOP/s.
  */

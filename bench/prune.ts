@@ -11,7 +11,6 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
-import { DatasetsLive } from "../layers/Datasets.ts"
 import type { ModelConfig } from "../src/model/ModelConfig.ts"
 import { countParams, disposeParams, paramTensors } from "../src/model/Params.ts"
 import { type CalibrationRequest, loadCalibration } from "../src/prune/CalibrationSource.ts"
@@ -21,8 +20,8 @@ import { keepCount, unitCounts } from "../src/prune/Select.ts"
 import { applyPlan, type KeepPlan } from "../src/prune/Surgery.ts"
 import { disposeAdamW } from "../src/tune/AdamW.ts"
 import { baseModelConfig, baseTasks, baseTrainingStep, defaultBaseRecipe, initBaseTraining } from "../src/tune/BaseTraining.ts"
-import { GradientsLocal } from "../layers/Gradients.ts"
-import { type BackendName, Compute } from "../src/services/Compute.ts"
+import type { BackendName } from "../src/compute/Backend.ts"
+import { Compute } from "../src/services/Compute.ts"
 import {
   type Benchmark,
   describeConfig,
@@ -39,6 +38,8 @@ import {
   useBackend,
   benchRoom
 } from "./common.ts"
+import { Datasets } from "../src/services/Datasets.ts"
+import { Gradients } from "../src/services/Gradients.ts"
 
 const seconds = (since: number) => (performance.now() - since) / 1000
 
@@ -50,7 +51,7 @@ const trainingStep = async (steps: number) => {
   const times: Array<number> = []
   for (let i = 0; i < steps + 1; i++) {
     const started = performance.now()
-    const next = await run(baseTrainingStep(recipe, tasks, state).pipe(Effect.provide(GradientsLocal.pipe(Layer.provide(Layer.sync(Compute, () => Compute.of({ backend: tf.getBackend() as BackendName, description: "bench" })))))))
+    const next = await run(baseTrainingStep(recipe, tasks, state).pipe(Effect.provide(Gradients.layerLocal.pipe(Layer.provide(Layer.sync(Compute, () => Compute.of({ backend: tf.getBackend() as BackendName, description: "bench" })))))))
     state = next.state
     if (i > 0) times.push(seconds(started))
     progress(`  training step ${i + 1}/${steps + 1}: ${seconds(started).toFixed(2)} s${i === 0 ? " (warm-up)" : ""}`)
@@ -100,7 +101,7 @@ export const prune: Benchmark = {
       examples: batchSize,
       batchSize,
       maxSeqLen: config.maxPositionEmbeddings
-    }).pipe(Effect.provide(Layer.orDie(DatasetsLive))))
+    }).pipe(Effect.provide(Layer.orDie(Datasets.layer))))
     await run(scoreModel(config, params, room, "neurons", "activation", warmup))
 
     const scoring: Record<string, { seconds: number; samples: number; tokens: number }> = {}
@@ -114,7 +115,7 @@ export const prune: Benchmark = {
         maxSeqLen: config.maxPositionEmbeddings,
         ...(scorer === "contrastive" ? {} : { examples })
       }
-      const data = await run(loadCalibration(tokenizer, scorerReads(unit, scorer), request).pipe(Effect.provide(Layer.orDie(DatasetsLive))))
+      const data = await run(loadCalibration(tokenizer, scorerReads(unit, scorer), request).pipe(Effect.provide(Layer.orDie(Datasets.layer))))
       const started = performance.now()
       const scores = await run(scoreModel(config, params, room, unit, scorer, data, { seed: 1 }))
       scoring[name] = { seconds: round(seconds(started), 3), samples: scores.samples, tokens: scores.tokens }

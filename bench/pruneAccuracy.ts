@@ -6,7 +6,6 @@
  * its reference counts: 10 task samples per task and 1000 general-text samples).
  */
 import { Effect, Layer } from "effect"
-import { DatasetsLive, taskDataset } from "../layers/Datasets.ts"
 import { evaluateDataset } from "../src/eval/Evaluate.ts"
 import { countParams, disposeParams } from "../src/model/Params.ts"
 import { loadCalibration } from "../src/prune/CalibrationSource.ts"
@@ -27,6 +26,8 @@ import {
   useBackend,
   benchRoom
 } from "./common.ts"
+import { Datasets } from "../src/services/Datasets.ts"
+import { taskDataset } from "../src/services/DatasetsInMemory.ts"
 
 const tasks = ["arith", "program"] as const
 
@@ -59,7 +60,7 @@ export const pruneAccuracy: Benchmark = {
     const load = async (unit: Unit, scorer: string): Promise<CalibrationData> => {
       const parts = await Promise.all(tasks.map((t) =>
         run(loadCalibration(tokenizer, scorerReads(unit, scorer), { task: { task: t, seed: 1 }, batchSize: 16, maxSeqLen }).pipe(
-          Effect.provide(Layer.orDie(DatasetsLive))
+          Effect.provide(Layer.orDie(Datasets.layer))
         ))
       ))
       const general = parts[0].general

@@ -25,16 +25,15 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { GradientsDataParallel, GradientsLocal } from "../layers/Gradients.ts"
-import { taskDataset } from "../layers/Datasets.ts"
 import { disposeCheckpoint, loadCheckpoint } from "../src/io/CheckpointReader.ts"
 import { evaluateDataset } from "../src/eval/Evaluate.ts"
 import type { Model } from "../src/model/Model.ts"
 import { countParams, disposeParams, paramSpecs } from "../src/model/Params.ts"
 import { ruleReward } from "../src/reward/RuleReward.ts"
-import { type BackendName, Compute } from "../src/services/Compute.ts"
+import type { BackendName } from "../src/compute/Backend.ts"
+import { Compute } from "../src/services/Compute.ts"
 import type { Dataset } from "../src/services/Datasets.ts"
-import type { Gradients } from "../src/services/Gradients.ts"
+import { Gradients } from "../src/services/Gradients.ts"
 import { builtinTask } from "../src/tasks/Builtin.ts"
 import { paramsFrom } from "../src/tune/TunerState.ts"
 import { DistillConfig, distillTuner } from "../src/tune/Distill.ts"
@@ -43,6 +42,7 @@ import { SftConfig, sftTuner } from "../src/tune/Sft.ts"
 import type { TuneContext, Tuner } from "../src/tune/Tuner.ts"
 import { loadTokenizer } from "../src/io/Tokenizer.ts"
 import { type Benchmark, benchRoom, intOption, listOption, machineInfo, median, type Options, progress, round, run, useBackend } from "./common.ts"
+import { taskDataset } from "../src/services/DatasetsInMemory.ts"
 
 const simmer = fileURLToPath(new URL("../bin/simmer.js", import.meta.url))
 
@@ -106,7 +106,7 @@ export const recovery: Benchmark = {
     const pruned = await run(loadCheckpoint(prunedDir))
     const tokenizer = await run(loadTokenizer("models/base"))
     const compute = Layer.succeed(Compute, Compute.of({ backend: backendName as BackendName, description: backend }))
-    const gradients = (workers > 1 ? GradientsDataParallel({ workers }) : GradientsLocal).pipe(Layer.provide(compute))
+    const gradients = (workers > 1 ? Gradients.layerDataParallel({ workers }) : Gradients.layerLocal).pipe(Layer.provide(compute))
     const evaluation = { arith: task("arith"), program: task("program") }
     const accuracyOf = async (model: Model) => {
       const out: Record<string, number> = {}

@@ -6,8 +6,6 @@
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Layer, Scope } from "effect"
 import { availableParallelism } from "node:os"
-import { ComputeLive } from "../layers/Compute.ts"
-import { GradientsDataParallel, GradientsLocal } from "../layers/Gradients.ts"
 import type { TokenBatch } from "../src/model/Gradients.ts"
 import { assembleParams, initParams, paramSpecs, paramTensors } from "../src/model/Params.ts"
 import { Rng } from "../src/model/Rng.ts"
@@ -30,6 +28,7 @@ import {
   stepStats,
   useBackend
 } from "./common.ts"
+import { Compute } from "../src/services/Compute.ts"
 
 /**
  * Adam (Kingma & Ba) with bias correction, the benchmark's minimal honest update: tfjs ops on
@@ -94,13 +93,13 @@ const trainRun = async (spec: RunSpec) => {
   const config = referenceConfig
   const backendDescription = await useBackend(spec.backend)
   const gradientsLayer = spec.mode === "local"
-    ? GradientsLocal
-    : GradientsDataParallel({ workers: spec.workers, backend: spec.backend })
+    ? Gradients.layerLocal
+    : Gradients.layerDataParallel({ workers: spec.workers, backend: spec.backend })
   const batches = randomBatches(4, spec.batchSize, spec.seqLen + 1, config.vocabSize, 7)
   const tokensPerStep = spec.batchSize * spec.seqLen
   return run(Effect.scoped(Effect.gen(function*() {
     const scope = yield* Scope.Scope
-    const context = yield* Layer.buildWithScope(gradientsLayer.pipe(Layer.provide(ComputeLive(spec.backend))), scope)
+    const context = yield* Layer.buildWithScope(gradientsLayer.pipe(Layer.provide(Compute.layer(spec.backend))), scope)
     const gradients = Context.get(context, Gradients)
     const specs = paramSpecs(config)
     const index = new Map(specs.map((s, i) => [s.name, i]))

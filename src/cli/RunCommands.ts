@@ -1,8 +1,8 @@
 /**
  * `simmer run <plan>` and `simmer resume <run>`: the Prune-Tune Loop from a plan into a run
- * folder, and its continuation after an interruption. The live layers (compute backend,
- * gradients, device memory, run store, datasets) are handed in by the composition root,
- * because the backend comes from the plan and the store from the folder.
+ * folder, and its continuation after an interruption. Each builds its services' layers (compute
+ * backend, gradients, device memory, reward, run store, datasets) when it runs, because the
+ * backend comes from the plan and the flags, and the store from the folder.
  *
  * SIGINT/SIGTERM do not cut a run short: they ask it to stop at the next step boundary, where
  * it saves what it was doing, logs an `interrupted` event and ends; the command then exits with
@@ -13,12 +13,10 @@ import { basename, dirname, extname, join, resolve } from "node:path"
 import { Cause, Console, Effect, Exit, Layer, Option, Schema, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { type InferenceChoice, resolveInference } from "../compute/Inference.ts"
-import type { FileSystemError } from "../io/Errors.ts"
-import { type InvalidEventLog, readEvents } from "../io/EventLog.ts"
+import { readEvents } from "../io/EventLog.ts"
 import { createRunFolder, eventsFileName, openRunFolder, planFileName, RunFolderError } from "../io/RunFolder.ts"
 import { readRunInfo, recordInRunInfo, type RunInfo, simmerVersion } from "../io/RunInfo.ts"
 import type { RunEvent } from "../io/RunEvent.ts"
-import type { RewardLoadError } from "../reward/RewardCheckpoint.ts"
 import { bundledModelPath, type Plan, readPlan, resolveModelPath } from "../pipeline/Plan.ts"
 import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { applyHubPins, pinHubRefs } from "../pipeline/PlanHubRefs.ts"
@@ -28,29 +26,17 @@ import type { RunSetup } from "../pipeline/RunSetup.ts"
 import { stoppable } from "../pipeline/Stoppable.ts"
 import { failureMessage } from "../pipeline/RunFailure.ts"
 import { writeReport } from "../report/WriteReport.ts"
-import { type BackendUnavailable, Compute } from "../services/Compute.ts"
-import type { Datasets } from "../services/Datasets.ts"
-import type { DeviceMemory } from "../services/DeviceMemory.ts"
-import type { Gradients, GradientsFailed } from "../services/Gradients.ts"
-import type { RewardModel, RewardRef } from "../services/RewardModel.ts"
-import type { RunStore } from "../services/RunStore.ts"
+import { Compute } from "../services/Compute.ts"
+import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
+import { Gradients } from "../services/Gradients.ts"
+import { RewardModel } from "../services/RewardModel.ts"
+import { RunStore } from "../services/RunStore.ts"
 import { RunId } from "../services/JobStore.ts"
 import { connectionFlags, resumeOnDaemon } from "./ClientCommands.ts"
 import { backendFlag, inferenceFlag, jsonFlag, memoryFlag, workersFlag } from "./Flags.ts"
 import { ExitCode, RunFailed } from "./Output.ts"
 import { finishedLine, makeRunView } from "./RunView.ts"
-
-/** The live layers the run commands need, chosen at run time. */
-export interface RunLayers {
-  readonly compute: (choice: string | undefined) => Layer.Layer<Compute, BackendUnavailable>
-  readonly store: (dir: string) => Layer.Layer<RunStore, FileSystemError | InvalidEventLog | { readonly _tag: "RunLocked"; readonly message: string }>
-  /** Gradients for tuning: in this thread (1) or over that many worker threads. */
-  readonly gradients: (workers: number) => Layer.Layer<Gradients, GradientsFailed, Compute>
-  readonly memory: (gib: number | undefined) => Layer.Layer<DeviceMemory, never, Compute>
-  readonly datasets: Layer.Layer<Datasets>
-  /** The reward a plan's `reward:` list names (for GRPO), with its reward models loaded. */
-  readonly reward: (refs: ReadonlyArray<RewardRef>) => Layer.Layer<RewardModel, RewardLoadError, Compute>
-}
 
 export interface RunFlags {
   readonly json: boolean
@@ -64,15 +50,12 @@ export interface RunFlags {
 export type RunOutcome = "finished" | "target-not-reached" | "interrupted"
 
 /** The compute and memory layers a plan is checked with: no gradient workers, no reward model. */
-const checkLayers = (layers: RunLayers, plan: Plan, flags: Pick<RunFlags, "backend" | "memory">) =>
-  Layer.provideMerge(layers.memory(Option.getOrUndefined(flags.memory)), layers.compute(Option.getOrUndefined(flags.backend) ?? plan.backend))
+const checkLayers = (plan: Plan, flags: Pick<RunFlags, "backend" | "memory">) =>
+  Layer.provideMerge(DeviceMemory.layer(Option.getOrUndefined(flags.memory)), Compute.layer(Option.getOrUndefined(flags.backend) ?? plan.backend))
 
 /** The same, with the gradients tuning computes with and the plan's reward models loaded. */
-const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
-  Layer.provideMerge(
-    Layer.merge(layers.gradients(Math.max(1, flags.workers)), layers.reward(plan.reward ?? [])),
-    checkLayers(layers, plan, flags)
-  )
+const computeLayers = (plan: Plan, flags: RunFlags) =>
+  Layer.provideMerge(Layer.merge(Gradients.layerFor(Math.max(1, flags.workers)), RewardModel.layer(plan.reward ?? [])), checkLayers(plan, flags))
 
 /**
  * A plan file checked as `simmer run` checks it before creating anything — its keys, the
@@ -80,7 +63,6 @@ const computeLayers = (layers: RunLayers, plan: Plan, flags: RunFlags) =>
  * tokenizer, every dataset read whole, the memory budget) — and `simmer plan check` with it.
  */
 export const readRunnablePlan = (
-  layers: RunLayers,
   path: string,
   flags: Pick<RunFlags, "backend" | "memory"> & {
     /** Fetch the weights of models named by Hub id (a run), or only their config and tokenizer (a check). */
@@ -92,13 +74,13 @@ export const readRunnablePlan = (
     // Models and datasets named by Hub id are fetched into the cache and pinned to a commit.
     const { plan, pins } = yield* pinHubRefs(read.plan, { weights: flags.weights })
     const setup = yield* preflight(plan, resolveModelPath(plan)).pipe(
-      Effect.provide(Layer.merge(checkLayers(layers, plan, flags), layers.datasets))
+      Effect.provide(Layer.merge(checkLayers(plan, flags), Datasets.layer))
     )
     return { ...read, plan, pins, setup }
   })
 
 /** Runs (or continues) the run in `dir`, shows it, rebuilds its report and says how it ended. */
-export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: RunInfo, flags: RunFlags, setup?: RunSetup) =>
+export const runInFolder = (dir: string, plan: Plan, info: RunInfo, flags: RunFlags, setup?: RunSetup) =>
   // The whole of it runs to its end on an interruption: the run stops at a step boundary, and the
   // report and summary still describe where it stopped.
   stoppable((stopRequested) =>
@@ -120,7 +102,7 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
           })
         ),
         Effect.ensuring(Effect.sync(() => view.done())),
-        Effect.provide(layers.store(dir)),
+        Effect.provide(RunStore.layerFolder(dir)),
         Effect.exit
       )
       // A run that logged its failure (a typed error) still gets its report; anything else (the
@@ -141,7 +123,7 @@ export const runInFolder = (layers: RunLayers, dir: string, plan: Plan, info: Ru
       process.exitCode = outcome === "interrupted" ? ExitCode.preempted : outcome === "target-not-reached" ? ExitCode.targetNotReached : ExitCode.ok
       return events
     }).pipe(
-      Effect.provide(Layer.merge(computeLayers(layers, plan, flags), layers.datasets))
+      Effect.provide(Layer.merge(computeLayers(plan, flags), Datasets.layer))
     )
   )
 
@@ -153,80 +135,78 @@ export const runFlags = {
   inference: inferenceFlag
 }
 
-export const runCommand = (layers: RunLayers) =>
-  Command.make(
-    "run",
-    {
-      plan: Argument.String("plan").pipe(Argument.withDescription("A plan file (YAML or JSON); `simmer plan --example` prints one.")),
-      out: Flag.String("out").pipe(
-        Flag.withDescription("Run folder to create (default: runs/<plan name>-<date>)."),
-        Flag.optional
-      ),
-      replace: Flag.Boolean("replace").pipe(
-        Flag.withDescription("Delete an existing run folder at --out and start over (only once the plan has been checked)."),
-        Flag.withDefault(false)
-      ),
-      ...runFlags
-    },
-    Effect.fnUntraced(function*(input) {
-      const planPath = resolve(input.plan)
-      // Relative paths in the plan (model, data files) are read from the plan's folder.
-      // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
-      const { plan, text, pins, setup } = yield* readRunnablePlan(layers, planPath, { ...input, weights: true })
-      const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
-      const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${basename(planPath, extname(planPath))}-${stamp}`)))
-      const info: RunInfo = {
-        modelPath: resolveModelPath(plan),
-        createdAt: new Date().toISOString(),
-        planFolder: dirname(planPath),
-        simmerVersion,
-        ...(pins.length > 0 ? { hub: pins } : {})
-      }
-      yield* createRunFolder(dir, text, info, { replace: input.replace })
-      yield* Effect.logInfo(`run folder ${dir}`)
-      yield* runInFolder(layers, dir, plan, info, input, setup)
-    })
-  ).pipe(
-    Command.withDescription(
-      "Compress a model with the Prune-Tune Loop as a plan describes. SIGTERM/SIGINT stop it at the next step " +
-        "boundary with its state saved (exit 75); `simmer resume` continues it."
+export const runCommand = Command.make(
+  "run",
+  {
+    plan: Argument.String("plan").pipe(Argument.withDescription("A plan file (YAML or JSON); `simmer plan --example` prints one.")),
+    out: Flag.String("out").pipe(
+      Flag.withDescription("Run folder to create (default: runs/<plan name>-<date>)."),
+      Flag.optional
     ),
-    Command.withExamples([{ command: "simmer run plan.yaml --out runs/half", description: "Run a plan into runs/half" }])
-  )
+    replace: Flag.Boolean("replace").pipe(
+      Flag.withDescription("Delete an existing run folder at --out and start over (only once the plan has been checked)."),
+      Flag.withDefault(false)
+    ),
+    ...runFlags
+  },
+  Effect.fnUntraced(function*(input) {
+    const planPath = resolve(input.plan)
+    // Relative paths in the plan (model, data files) are read from the plan's folder.
+    // Nothing is created for a plan that cannot run: a missing model or data file, or one too large.
+    const { plan, text, pins, setup } = yield* readRunnablePlan(planPath, { ...input, weights: true })
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
+    const dir = resolve(Option.getOrElse(input.out, () => join("runs", `${basename(planPath, extname(planPath))}-${stamp}`)))
+    const info: RunInfo = {
+      modelPath: resolveModelPath(plan),
+      createdAt: new Date().toISOString(),
+      planFolder: dirname(planPath),
+      simmerVersion,
+      ...(pins.length > 0 ? { hub: pins } : {})
+    }
+    yield* createRunFolder(dir, text, info, { replace: input.replace })
+    yield* Effect.logInfo(`run folder ${dir}`)
+    yield* runInFolder(dir, plan, info, input, setup)
+  })
+).pipe(
+  Command.withDescription(
+    "Compress a model with the Prune-Tune Loop as a plan describes. SIGTERM/SIGINT stop it at the next step " +
+      "boundary with its state saved (exit 75); `simmer resume` continues it."
+  ),
+  Command.withExamples([{ command: "simmer run plan.yaml --out runs/half", description: "Run a plan into runs/half" }])
+)
 
-export const resumeCommand = (layers: RunLayers) =>
-  Command.make(
-    "resume",
-    {
-      run: Argument.String("run").pipe(
-        Argument.withDescription("The run folder of an interrupted `simmer run`, or the id of a daemon's run (`simmer runs`).")
-      ),
-      ...runFlags,
-      ...connectionFlags
-    },
-    Effect.fnUntraced(function*(input) {
-      // A daemon's run id that is not also a folder here: the daemon queues the run again.
-      if (Schema.is(RunId)(input.run) && !existsSync(resolve(input.run))) return yield* resumeOnDaemon(input, input.run)
-      const dir = resolve(input.run)
-      yield* openRunFolder(dir, [planFileName, "run.json"])
-      const info = yield* readRunInfo(dir).pipe(Effect.mapError((e) => new RunFolderError({ path: dir, message: `${e.message}.` })))
-      // Relative paths in the plan are read from the plan's folder (older runs: the working directory, as then).
-      const { plan: written } = yield* readPlan(join(dir, planFileName), { relativeTo: info.planFolder ?? process.cwd() })
-      // The commits the run started with, from the cache.
-      const { plan } = yield* pinHubRefs(applyHubPins(written, info.hub ?? []))
-      const events = yield* readEvents(join(dir, eventsFileName)).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
-      const finished = events.filter((e) => e.phase === "finished")
-      if (finished.length === 1 + plan.baselines.length) {
-        yield* Console.error(
-          `${dir} already finished (${finished.map((e) => `${e.strategy} at ${e.checkpoint}`).join(", ")}); there is nothing to resume. ` +
-            `Its report is ${join(dir, "report.html")}; \`simmer run --replace\` starts a run over.`
-        )
-        return
-      }
-      yield* runInFolder(layers, dir, plan, info, input)
-    })
-  ).pipe(
-    Command.withDescription(
-      "Continue an interrupted run exactly where it stopped: a run folder here, or a daemon's cancelled, interrupted or failed run by its id."
-    )
+export const resumeCommand = Command.make(
+  "resume",
+  {
+    run: Argument.String("run").pipe(
+      Argument.withDescription("The run folder of an interrupted `simmer run`, or the id of a daemon's run (`simmer runs`).")
+    ),
+    ...runFlags,
+    ...connectionFlags
+  },
+  Effect.fnUntraced(function*(input) {
+    // A daemon's run id that is not also a folder here: the daemon queues the run again.
+    if (Schema.is(RunId)(input.run) && !existsSync(resolve(input.run))) return yield* resumeOnDaemon(input, input.run)
+    const dir = resolve(input.run)
+    yield* openRunFolder(dir, [planFileName, "run.json"])
+    const info = yield* readRunInfo(dir).pipe(Effect.mapError((e) => new RunFolderError({ path: dir, message: `${e.message}.` })))
+    // Relative paths in the plan are read from the plan's folder (older runs: the working directory, as then).
+    const { plan: written } = yield* readPlan(join(dir, planFileName), { relativeTo: info.planFolder ?? process.cwd() })
+    // The commits the run started with, from the cache.
+    const { plan } = yield* pinHubRefs(applyHubPins(written, info.hub ?? []))
+    const events = yield* readEvents(join(dir, eventsFileName)).pipe(Effect.orElseSucceed((): Array<RunEvent> => []))
+    const finished = events.filter((e) => e.phase === "finished")
+    if (finished.length === 1 + plan.baselines.length) {
+      yield* Console.error(
+        `${dir} already finished (${finished.map((e) => `${e.strategy} at ${e.checkpoint}`).join(", ")}); there is nothing to resume. ` +
+          `Its report is ${join(dir, "report.html")}; \`simmer run --replace\` starts a run over.`
+      )
+      return
+    }
+    yield* runInFolder(dir, plan, info, input)
+  })
+).pipe(
+  Command.withDescription(
+    "Continue an interrupted run exactly where it stopped: a run folder here, or a daemon's cancelled, interrupted or failed run by its id."
   )
+)

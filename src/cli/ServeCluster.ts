@@ -9,16 +9,15 @@
 import { Context, Effect, Layer, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import { NetAddress } from "effect/net"
-import type { SqlClient } from "effect/sql"
-import type { SqlError } from "effect/sql/SqlError"
+import type { BackendUnavailable } from "../compute/Backend.ts"
 import { clusterRunExecutor } from "../cluster/ClusterRunExecutor.ts"
 import { clusterLayer, parseAddress } from "../cluster/ClusterLayer.ts"
 import { runnerEntityLayer } from "../cluster/RunnerEntity.ts"
 import { processRunExecutor, type RunProcessSettings } from "../server/ProcessRunExecutor.ts"
-import type { RunFence } from "../services/RunFence.ts"
+import { RunFence } from "../services/RunFence.ts"
 import { type DaemonSettings, runsDirOf } from "../server/DaemonConfig.ts"
 import { RunQueue } from "../server/RunQueue.ts"
-import { type DaemonLayers, daemonLayer, type ListenOptions } from "../server/Server.ts"
+import { daemonLayer, type DaemonPlatform, type ListenOptions } from "../server/Server.ts"
 import { ExitCode, InvalidArguments } from "./Output.ts"
 
 export interface ClusterServeOptions {
@@ -27,10 +26,10 @@ export interface ClusterServeOptions {
   readonly lease: number
   readonly settings: DaemonSettings
   readonly listen: ListenOptions
-  readonly live: Omit<DaemonLayers, "executor">
+  /** The backend, memory budget and datasets, shared by the API and the runner of this process. */
+  readonly platform: Layer.Layer<DaemonPlatform, BackendUnavailable>
   /** How a runner runs each run: in a process of its own, fenced. */
   readonly runProcesses: Omit<RunProcessSettings, "fence">
-  readonly fence: Layer.Layer<RunFence, SqlError, SqlClient.SqlClient>
 }
 
 export const serveCluster = (url: string, options: ClusterServeOptions) =>
@@ -48,15 +47,15 @@ export const serveCluster = (url: string, options: ClusterServeOptions) =>
     const { settings } = options
     const holder = address === undefined ? undefined : `${address.host}:${address.port}`
     const cluster = clusterLayer({ url: Redacted.make(url), runnerAddress: address, leaseSeconds: options.lease, graceSeconds: settings.graceSeconds })
-    const platform = Layer.provideMerge(Layer.mergeAll(options.live.memory, options.live.datasets), options.live.compute)
+    const { platform } = options
     const runner = holder === undefined ? Layer.empty : runnerEntityLayer(
       { runsDir: runsDirOf(settings), holder, graceSeconds: settings.graceSeconds },
       { executor: (token) => processRunExecutor({ ...options.runProcesses, fence: () => ({ url, ...token }) }) }
-    ).pipe(Layer.provide(Layer.provideMerge(options.fence, cluster)), Layer.provide(platform))
+    ).pipe(Layer.provide(Layer.provideMerge(RunFence.layerPostgres, cluster)), Layer.provide(platform))
 
     yield* Effect.scoped(Effect.gen(function*() {
       if (options.api) {
-        const api = daemonLayer(settings, { ...options.live, executor: clusterRunExecutor.pipe(Layer.provide(cluster)) }, options.listen)
+        const api = daemonLayer(settings, platform, clusterRunExecutor.pipe(Layer.provide(cluster)), options.listen)
         const context = yield* Layer.build(Layer.merge(api, runner))
         const queue = Context.get(context, RunQueue)
         const bound = Context.get(context, HttpServer.HttpServer).address

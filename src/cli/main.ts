@@ -1,22 +1,18 @@
 /**
- * The `simmer` command line: the composition root. It merges the commands, provides the live
- * layers (compute backend chosen by --backend or the plan, run store, datasets, Node platform
- * services, stderr logging) and
- * runs with NodeRuntime, which turns SIGINT/SIGTERM into interruption so finalizers run.
+ * The `simmer` command line: the composition root. It merges the commands, provides the
+ * services' layers a command's flags choose (compute backend from --backend, memory budget from
+ * --memory, gradient workers; run commands and serve build theirs from the plan and flags), the
+ * datasets, Node platform services and stderr logging, and runs with NodeRuntime, which turns
+ * SIGINT/SIGTERM into interruption so finalizers run.
  */
-import { fileURLToPath } from "node:url"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Layer, Option } from "effect"
 import { Command } from "effect/cli"
-import { ComputeLive } from "../../layers/Compute.ts"
-import { DatasetsLive } from "../../layers/Datasets.ts"
-import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
-import { GradientsFor } from "../../layers/Gradients.ts"
-import { JobStoreSqlite } from "../../layers/JobStore.ts"
-import { RewardModelLive } from "../../layers/RewardModel.ts"
-import { RunFencePostgres } from "../../layers/RunFence.ts"
-import { RunStoreLive } from "../../layers/RunStore.ts"
 import { simmerVersion } from "../io/RunInfo.ts"
+import { Compute } from "../services/Compute.ts"
+import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
+import { Gradients } from "../services/Gradients.ts"
 import { clientCommands } from "./ClientCommands.ts"
 import { demoCommand } from "./DemoCommand.ts"
 import { evalCommand } from "./EvalCommand.ts"
@@ -26,12 +22,12 @@ import { inspectCommand } from "./InspectCommand.ts"
 import { cliOutputLayer, ExitCode, reportFailure, stderrLogger } from "./Output.ts"
 import { exitWithLauncher } from "./ParentWatch.ts"
 import { planCommand } from "./PlanCommand.ts"
-import { resumeCommand, type RunLayers, runCommand } from "./RunCommands.ts"
+import { resumeCommand, runCommand } from "./RunCommands.ts"
 import { pruneCommand } from "./PruneCommand.ts"
 import { reportCommand } from "./ReportCommand.ts"
 import { rewardCommand } from "./RewardCommand.ts"
 import { scoreCommand } from "./ScoreCommand.ts"
-import { serveCommand, type ServeLayers } from "./ServeCommand.ts"
+import { serveCommand } from "./ServeCommand.ts"
 import { sweepCommand } from "./SweepCommand.ts"
 import { trainBaseCommand } from "./TrainBaseCommand.ts"
 import { HubProgress } from "../hub/HubProgress.ts"
@@ -41,27 +37,7 @@ import { downloadProgress } from "./Progress.ts"
 /** Provides Compute to a command from its --backend flag. */
 const withCompute = <Name extends string, I extends { readonly backend: Option.Option<string> }, CI, E, R>(
   command: Command.Command<Name, I, CI, E, R>
-) => command.pipe(Command.provide((input: I) => ComputeLive(Option.getOrUndefined(input.backend))))
-
-const gradientsLayer = GradientsFor
-
-const runLayers: RunLayers = {
-  compute: ComputeLive,
-  store: RunStoreLive,
-  gradients: gradientsLayer,
-  memory: DeviceMemoryLive,
-  datasets: DatasetsLive,
-  reward: RewardModelLive
-}
-
-const serveLayers: ServeLayers = {
-  compute: ComputeLive,
-  memory: DeviceMemoryLive,
-  datasets: DatasetsLive,
-  jobStore: JobStoreSqlite,
-  runProcessEntry: fileURLToPath(new URL("RunProcessMain.ts", import.meta.url)),
-  fence: RunFencePostgres
-}
+) => command.pipe(Command.provide((input: I) => Compute.layer(Option.getOrUndefined(input.backend))))
 
 const simmer = Command.make("simmer").pipe(
   Command.withDescription(
@@ -70,25 +46,25 @@ const simmer = Command.make("simmer").pipe(
   ),
   Command.withSubcommands([
     inspectCommand.pipe(withCompute),
-    generateCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
+    generateCommand.pipe(Command.provide(DeviceMemory.layer()), withCompute),
     evalCommand.pipe(
-      Command.provide((input) => DeviceMemoryLive(Option.getOrUndefined(input.memory))),
+      Command.provide((input) => DeviceMemory.layer(Option.getOrUndefined(input.memory))),
       withCompute
     ),
-    scoreCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
+    scoreCommand.pipe(Command.provide(DeviceMemory.layer()), withCompute),
     rewardCommand.pipe(withCompute),
-    pruneCommand.pipe(Command.provide(DeviceMemoryLive()), withCompute),
+    pruneCommand.pipe(Command.provide(DeviceMemory.layer()), withCompute),
     exportCommand,
-    planCommand(runLayers),
-    runCommand(runLayers),
-    resumeCommand(runLayers),
-    demoCommand(runLayers),
+    planCommand,
+    runCommand,
+    resumeCommand,
+    demoCommand,
     reportCommand,
-    serveCommand(serveLayers),
+    serveCommand,
     ...clientCommands,
     sweepCommand,
     trainBaseCommand.pipe(
-      Command.provide((input) => Layer.merge(gradientsLayer(input.workers), DeviceMemoryLive())),
+      Command.provide((input) => Layer.merge(Gradients.layerFor(input.workers), DeviceMemory.layer())),
       withCompute
     )
   ])
@@ -99,7 +75,7 @@ const main = Command.run(simmer, { version: simmerVersion }).pipe(
   Effect.provideService(HubProgress, downloadProgress),
   // Locks this command takes name it, so another process that finds one says who holds it.
   Effect.provideService(LockingProcess, { pid: process.pid, command: process.argv.slice(2).join(" ") || "simmer" }),
-  Effect.provide(DatasetsLive),
+  Effect.provide(Datasets.layer),
   Effect.provide(NodeServices.layer),
   Effect.provide(stderrLogger),
   Effect.provide(cliOutputLayer)

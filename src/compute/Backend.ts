@@ -7,9 +7,18 @@
  * install downloads libtensorflow, so they exist only where a user installed them.
  */
 import * as tf from "@tensorflow/tfjs"
-import { Config, Effect, Option } from "effect"
-import { type BackendName, BackendNames, BackendUnavailable, Compute } from "../services/Compute.ts"
+import { Config, Effect, Option, Schema } from "effect"
+// Types only: services/Compute.ts builds its layer from this file.
+import type { Compute } from "../services/Compute.ts"
 import { registerWasmKernels } from "./wasm/Kernels.ts"
+
+export const BackendNames = ["tensorflow", "wasm", "cpu"] as const
+export type BackendName = (typeof BackendNames)[number]
+
+export class BackendUnavailable extends Schema.TaggedError<BackendUnavailable>()("BackendUnavailable", {
+  backend: Schema.String,
+  message: Schema.String
+}) {}
 
 const installHint =
   "Install it in the simmer checkout with `npm install @tensorflow/tfjs-node-gpu@4.22.0` (CUDA 11.8 + cuDNN 8 " +
@@ -59,7 +68,7 @@ const parseChoice = (raw: string | undefined): Effect.Effect<BackendName | undef
 }
 
 /** Selects the backend; `choice` overrides SIMMER_BACKEND; "auto" or nothing means the default order. */
-export const selectBackend = Effect.fn("Compute.selectBackend")(function*(choice?: string) {
+export const selectBackend = Effect.fn("Compute.selectBackend")(function*(choice?: string): Effect.fn.Return<Compute["Service"], BackendUnavailable> {
   // Production mode: no debug checks, and no console banner suggesting tfjs-node.
   tf.enableProdMode()
   const configured = yield* Config.option(Config.String("SIMMER_BACKEND")).pipe(Effect.orElseSucceed(() => Option.none<string>()))
@@ -75,7 +84,7 @@ export const selectBackend = Effect.fn("Compute.selectBackend")(function*(choice
     }).pipe(explicit === undefined ? Effect.orElseSucceed(() => undefined) : (e) => e)
     if (description !== undefined) {
       yield* Effect.logInfo(`compute backend: ${description}${explicit ? "" : " (auto)"}`)
-      return Compute.of({ backend, description })
+      return { backend, description }
     }
     if (explicit !== undefined) {
       return yield* new BackendUnavailable({

@@ -17,10 +17,11 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, Semaphore } from "effect"
 import { availableParallelism } from "node:os"
 import { Worker } from "node:worker_threads"
-import { countedTargets, type TokenBatch } from "../model/Gradients.ts"
+import { countedTargets, GradientsFailed, type TokenBatch } from "../model/Gradients.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { type Params, paramTensors } from "../model/Params.ts"
-import { Gradients, GradientsFailed } from "../services/Gradients.ts"
+// Types only: services/Gradients.ts builds its data-parallel layer from this file.
+import type { Gradients } from "../services/Gradients.ts"
 import { type ComputeRequest, copyTensorInto, paramLayout, type WorkerOptions, type WorkerReply } from "./GradientProtocol.ts"
 
 const messageOf = (cause: unknown): string =>
@@ -198,7 +199,7 @@ export const startDataParallel = (options: DataParallelOptions & { readonly back
         return { loss, targets: countedTargets(batch), grads }
       }
 
-      return Gradients.of({
+      return {
         description: `data-parallel: ${workers.length} workers (${workers[0].description})`,
         parallelism: workers.length,
         lossAndGradients: Effect.fn("Gradients.lossAndGradients")((config: ModelConfig, params: Params, batch: TokenBatch) =>
@@ -213,5 +214,5 @@ export const startDataParallel = (options: DataParallelOptions & { readonly back
             )
           )
         )
-      })
+      } satisfies Gradients["Service"]
     })

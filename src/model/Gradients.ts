@@ -3,9 +3,15 @@
  * every trainer, and what data-parallel workers compute on their share of a batch.
  */
 import * as tf from "@tensorflow/tfjs"
+import { Schema } from "effect"
 import type { ModelConfig } from "./ModelConfig.ts"
 import { assembleParams, paramSpecs, type Params, paramTensors } from "./Params.ts"
 import { nextTokenLoss } from "./Transformer.ts"
+
+/** Computing loss and gradients failed (in this thread or in a worker). */
+export class GradientsFailed extends Schema.TaggedError<GradientsFailed>()("GradientsFailed", {
+  message: Schema.String
+}) {}
 
 /** Token ids [batchSize, seqLen], row-major; weights [batchSize, seqLen - 1] mask targets. */
 export interface TokenBatch {

@@ -27,7 +27,7 @@ import { CannotStart, NoRoomYet, type RunJob, type RunOutcome, RunExecutor } fro
 import { FromRunProcess, type StartRun, StartRunJson, startVariable } from "./RunProcessProtocol.ts"
 
 export interface RunProcessSettings {
-  /** The run process's entry file (src/cli/RunProcessMain.ts; the composition root names it). */
+  /** The run process's entry file (src/cli/RunProcessMain.ts; `simmer serve` names it). */
   readonly entry: string
   /** Gradient worker threads of each run (the daemon's --workers); its backend is the daemon's. */
   readonly workers: number

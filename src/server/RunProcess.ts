@@ -5,8 +5,11 @@
  * daemon's stop, or the daemon gone: ParentWatch) stops it at the next step boundary with its
  * state saved. It ends with the exit code `simmer run` would: 0 finished, 75 stopped, 4 failed
  * (its message sent first), so the daemon tells a run that ended from a process that died.
+ * The run's layers come from `Start`: the backend and memory share the daemon gives it, its
+ * gradient workers, its run folder's store (fenced on a cluster runner) and its reward models.
  */
-import { Effect, Layer, Schedule, Schema, Stream } from "effect"
+import { Effect, Layer, Redacted, Schedule, Schema, Stream } from "effect"
+import { postgresLayer } from "../cluster/ClusterLayer.ts"
 import { resolveInference } from "../compute/Inference.ts"
 import { RunLocked } from "../io/RunFolder.ts"
 import { recordInRunInfo } from "../io/RunInfo.ts"
@@ -14,20 +17,33 @@ import { runUpdates } from "../pipeline/Run.ts"
 import { failureMessage } from "../pipeline/RunFailure.ts"
 import { writeReport } from "../report/WriteReport.ts"
 import { Compute } from "../services/Compute.ts"
+import { Datasets } from "../services/Datasets.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
+import { Gradients } from "../services/Gradients.ts"
 import type { RunId } from "../services/JobStore.ts"
-import type { Datasets } from "../services/Datasets.ts"
-import type { DeviceMemory } from "../services/DeviceMemory.ts"
-import type { Gradients } from "../services/Gradients.ts"
-import type { RewardModel, RewardRef } from "../services/RewardModel.ts"
+import { RewardModel } from "../services/RewardModel.ts"
+import { RunFence } from "../services/RunFence.ts"
 import { RunStore } from "../services/RunStore.ts"
 import { FromRunProcess, type StartRun } from "./RunProcessProtocol.ts"
 import { readRunJob } from "./RunJob.ts"
 
-/** The live layers of one run, built from the daemon's `Start` by the process's composition root. */
-export interface RunProcessLayers {
-  readonly platform: (start: StartRun) => Layer.Layer<Compute | DeviceMemory | Datasets | Gradients, unknown>
-  readonly store: (start: StartRun) => Layer.Layer<RunStore, unknown>
-  readonly reward: (refs: ReadonlyArray<RewardRef>) => Layer.Layer<RewardModel, unknown, Compute>
+const GIB = 2 ** 30
+
+/** The backend and memory share the daemon gives the run, its gradient workers, and the datasets. */
+const platformOf = (start: StartRun) =>
+  Layer.provideMerge(
+    Layer.mergeAll(DeviceMemory.layer(start.memoryBytes / GIB), Gradients.layerFor(start.workers), Datasets.layer),
+    Compute.layer(start.backend)
+  )
+
+/** The run folder's store: locked on this host, or, on a cluster runner, fenced in the cluster's Postgres. */
+const storeOf = (start: StartRun) => {
+  if (start.fence === undefined) return RunStore.layerFolder(start.dir)
+  const { url, ...token } = start.fence
+  return RunStore.layerFenced(start.dir, token).pipe(
+    Layer.provide(RunFence.layerPostgres),
+    Layer.provide(postgresLayer({ url: Redacted.make(url) }))
+  )
 }
 
 /** How the process ends, as its exit code says. */
@@ -46,7 +62,7 @@ const send = (message: FromRunProcess) =>
  * The run, stopped at its next step boundary when `stopRequested` says so. Fails with the run's
  * message after sending it.
  */
-export const runProcess = (layers: RunProcessLayers, start: StartRun, stopRequested: Effect.Effect<boolean>) =>
+export const runProcess = (start: StartRun, stopRequested: Effect.Effect<boolean>) =>
   Effect.gen(function*() {
     yield* send({ _tag: "Ready" })
     const job = yield* readRunJob(start.id as RunId, start.dir)
@@ -67,11 +83,11 @@ export const runProcess = (layers: RunProcessLayers, start: StartRun, stopReques
         })
       )
     }).pipe(
-      Effect.provide(Layer.merge(layers.store(start), layers.reward(job.plan.reward ?? []))),
+      Effect.provide(Layer.merge(storeOf(start), RewardModel.layer(job.plan.reward ?? []))),
       // The process before this one may still be saving (its daemon died: ParentWatch stops it): wait for its lock.
       Effect.tapError((e) => (isRunLocked(e) && !waiting ? Effect.sync(() => (waiting = true)).pipe(Effect.andThen(Effect.logInfo(`run ${job.id}: ${e.message} Waiting for it to let go.`))) : Effect.void)),
       Effect.retry({ while: isRunLocked, schedule: Schedule.spaced("1 second"), times: 120 }),
-      Effect.provide(layers.platform(start))
+      Effect.provide(platformOf(start))
     )
     const ran = yield* Effect.exit(work)
     // The report describes the run as far as it went, as `simmer run` leaves it.

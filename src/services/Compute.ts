@@ -1,21 +1,20 @@
 /**
  * Compute: the TensorFlow.js backend simmer runs on. Everything that touches tensors requires
- * it, so a program cannot build a model before a backend is chosen and initialised. The live
- * implementation (layers/Compute.ts) picks and initialises the backend.
+ * it, so a program cannot build a model before a backend is chosen and initialised. Its layer
+ * picks and initialises the backend (compute/Backend.ts).
  */
-import { Context, Schema } from "effect"
-
-export const BackendNames = ["tensorflow", "wasm", "cpu"] as const
-export type BackendName = (typeof BackendNames)[number]
+import { Context, Layer } from "effect"
+import { type BackendName, type BackendUnavailable, selectBackend } from "../compute/Backend.ts"
 
 export class Compute extends Context.Service<Compute, {
   /** The active tfjs backend. */
   readonly backend: BackendName
   /** Human-readable detail: package and device ("tfjs-node-gpu (CUDA)", "wasm, SIMD, 1 thread"). */
   readonly description: string
-}>()("simmer/Compute") {}
-
-export class BackendUnavailable extends Schema.TaggedError<BackendUnavailable>()("BackendUnavailable", {
-  backend: Schema.String,
-  message: Schema.String
-}) {}
+}>()("simmer/Compute") {
+  /**
+   * The backend `choice` names (else SIMMER_BACKEND, else the first of tensorflow, wasm, cpu
+   * that initialises), chosen and initialised when the layer is built.
+   */
+  static readonly layer = (choice?: string): Layer.Layer<Compute, BackendUnavailable> => Layer.effect(Compute, selectBackend(choice))
+}

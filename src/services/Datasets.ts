@@ -1,20 +1,21 @@
 /**
  * Datasets: where the pipeline gets examples, so it never opens files itself. A dataset is named
  * by a `DatasetRef` — a built-in task with its knobs and seed, or a JSONL file — and opened into
- * a `Dataset` with three disjoint splits. The live implementation is layers/Datasets.ts.
+ * a `Dataset` with three disjoint splits. `Datasets.layer` holds them in memory (DatasetsInMemory.ts).
  *
  *   { task: "arith", digits: 3, maxSteps: 3, seed: 1 }
  *   { file: "data/gsm8k-train.jsonl", skipInvalid: true }
  *   { hub: "openai/gsm8k", config: "main", split: "train" }
  */
 import type { Effect, Stream } from "effect"
-import { Context, Schema } from "effect"
+import { Context, Layer, Schema } from "effect"
 import type { HubError } from "../hub/HubError.ts"
 import { parseHubId } from "../hub/HubId.ts"
 import type { InvalidTaskKnobs } from "../tasks/Builtin.ts"
 import { TaskRef } from "../tasks/Builtin.ts"
 import type { DatasetFormat, EmptyDataset, JsonlError } from "../tasks/Jsonl.ts"
 import type { Example, Grader, Split } from "../tasks/Task.ts"
+import { makeDatasetsInMemory } from "./DatasetsInMemory.ts"
 
 /**
  * A JSONL file (see src/tasks/Jsonl.ts for the three line shapes). `splitBy: "hash"` (the
@@ -94,5 +95,8 @@ export class Datasets extends Context.Service<Datasets, {
   ) => Effect.Effect<ReadonlyArray<Example>, DatasetError>
   /** The training chunk for loop iteration `i` (shorthand for `open` then `chunk`). */
   readonly chunk: (ref: DatasetRef, i: number, size: number) => Effect.Effect<ReadonlyArray<Example>, DatasetError>
-}>()("simmer/Datasets") {}
+}>()("simmer/Datasets") {
+  /** Built-in tasks generated on demand, files and Hub datasets read once and cached for the life of the layer. */
+  static readonly layer: Layer.Layer<Datasets> = Layer.effect(Datasets, makeDatasetsInMemory)
+}
 

@@ -5,11 +5,18 @@
  * never a wasm out-of-bounds crash halfway — and several runs in one process (the daemon) run
  * side by side only as far as their reservations fit. The budget: the wasm heap's 4 GiB on
  * wasm, the GPU's memory with tensorflow on CUDA (given by the user: tfjs cannot read it), host
- * memory on cpu. The live implementation is layers/DeviceMemory.ts.
+ * memory on cpu. `DeviceMemory.layer` finds the budget.
  */
-import { Context, Effect, type Scope, Semaphore } from "effect"
+import { totalmem } from "node:os"
+import { Config, Context, Effect, Layer, Option, type Scope, Semaphore } from "effect"
 import { type DeviceRoom, deviceRoom } from "../model/DeviceRoom.ts"
 import { describeFootprint, type Footprint, formatBytes, MemoryBudgetExceeded } from "../model/Footprint.ts"
+import { Compute } from "./Compute.ts"
+
+const GIB = 2 ** 30
+
+/** The wasm heap's budget: 90% of its 4 GiB, the rest for the allocator's fragmentation and kernel scratch space. */
+export const wasmHeapBudgetBytes = 0.9 * 4 * GIB
 
 export interface ReserveOptions {
   /** Wait while other reservations hold the room (the daemon's queue); default: fail at once. */
@@ -32,7 +39,36 @@ export class DeviceMemory extends Context.Service<DeviceMemory, {
   readonly reserve: (what: string, need: Footprint, options?: ReserveOptions) => Effect.Effect<void, MemoryBudgetExceeded, Scope.Scope>
   /** The same budget as checked before each upload of block-by-block work, against what is allocated now. */
   readonly room: DeviceRoom
-}>()("simmer/DeviceMemory") {}
+}>()("simmer/DeviceMemory") {
+  /**
+   * The budget is, in order: an explicit size (the CLI's --memory), the SIMMER_MEMORY_GB
+   * setting, or the backend's own limit — 90% of the wasm heap's 4 GiB on wasm (the rest is the
+   * runtime's; a larger setting cannot raise it), 80% of host memory on cpu and on tensorflow
+   * without CUDA. tfjs cannot read a GPU's memory, so on CUDA it must be given; without it simmer
+   * budgets against host memory and says so.
+   */
+  static readonly layer = (explicitGib?: number): Layer.Layer<DeviceMemory, never, Compute> =>
+    Layer.effect(
+      DeviceMemory,
+      Effect.gen(function*() {
+        const compute = yield* Compute
+        const configured = explicitGib ?? Option.getOrUndefined(
+          yield* Config.option(Config.Number("SIMMER_MEMORY_GB")).pipe(Effect.orElseSucceed(() => Option.none<number>()))
+        )
+        const given = configured !== undefined && Number.isFinite(configured) && configured > 0 ? configured * GIB : undefined
+        const gpu = compute.backend === "tensorflow" && compute.description.includes("CUDA")
+        if (gpu && given === undefined) {
+          yield* Effect.logWarning("the GPU's memory is unknown to tfjs: budgeting against host memory; give it with --memory GIB or SIMMER_MEMORY_GB")
+        }
+        const [kind, budget] = gpu
+          ? [given !== undefined ? "GPU memory" : "host memory", given ?? 0.8 * totalmem()]
+          : compute.backend === "wasm"
+          ? ["wasm heap", Math.min(given ?? Infinity, wasmHeapBudgetBytes)]
+          : ["host memory", given ?? 0.8 * totalmem()]
+        return yield* makeDeviceMemory(kind, budget)
+      })
+    )
+}
 
 // Reservations are counted in MiB so that a 24 GiB budget is a modest number of permits.
 const MIB = 2 ** 20

@@ -3,9 +3,10 @@
  * where each run stands (queued, running, interrupted, cancelled, failed, finished) with a
  * summary of its progress. A run's artifacts are not here: they live in its run folder, in the
  * `simmer run` format, which is written first; a row only points at it. The store survives a
- * kill -9 (layers/JobStore.ts keeps it in SQLite) and is reconciled with the folders on start.
+ * kill -9 (`JobStore.layerSqlite` keeps it in SQLite, JobStoreSqlite.ts) and is reconciled with
+ * the folders on start.
  */
-import { Context, type Effect, type Option, Schema } from "effect"
+import { Context, Effect, Layer, type Option, Schema } from "effect"
 import { Phase, Strategy } from "../io/RunEvent.ts"
 
 /**
@@ -122,4 +123,15 @@ export class JobStore extends Context.Service<JobStore, {
   readonly setProgress: (id: RunId, progress: LoggedProgress) => Effect.Effect<void, JobStoreError>
   readonly remove: (id: RunId) => Effect.Effect<void, JobStoreError>
   readonly countByStatus: Effect.Effect<Readonly<Record<RunStatus, number>>, JobStoreError>
-}>()("simmer/JobStore") {}
+}>()("simmer/JobStore") {
+  /**
+   * The store in the SQLite file `filename`, one daemon's at a time, closed with the layer. Its
+   * code is loaded when the layer is built: it imports this file's schemas, so a static import
+   * here would be a cycle, and processes that only read records never load it.
+   */
+  static readonly layerSqlite = (filename: string): Layer.Layer<JobStore, JobStoreError> =>
+    Layer.effect(
+      JobStore,
+      Effect.promise(() => import("./JobStoreSqlite.ts")).pipe(Effect.flatMap((sqlite) => sqlite.openSqliteJobStore(filename)))
+    )
+}

@@ -2,10 +2,11 @@
  * RunStore: where a run keeps what must survive it — the event log, one checkpoint per
  * accepted stage with its manifest, a pointer to each strategy's last accepted stage, the
  * resumable state of an interrupted iteration, and the result of every finished strategy. The
- * pipeline talks only to this interface; layers/RunStore.ts keeps it in a run folder on the
- * local file system, locked for one writer.
+ * pipeline talks only to this interface; `RunStore.layerFolder` keeps it in a run folder on
+ * the local file system, locked for one writer (RunStoreFolder.ts), and `RunStore.layerFenced`
+ * in one on a cluster's shared directory, every write fenced (RunStoreFencing.ts).
  */
-import { Context, type Effect, type Option } from "effect"
+import { Context, Effect, Layer, type Option } from "effect"
 import type { LoadCheckpointError, SaveCheckpointError } from "../io/Checkpoint.ts"
 import type { ExtraFile } from "../io/CheckpointWriter.ts"
 import type { Dtype } from "../io/Dtype.ts"
@@ -13,10 +14,13 @@ import type { FileSystemError } from "../io/Errors.ts"
 import type { InvalidEventLog } from "../io/EventLog.ts"
 import type { HfConfig } from "../io/HfConfig.ts"
 import type { CorruptStage } from "../io/Manifest.ts"
-import type { CorruptRunFile, RunResult } from "../io/RunFolder.ts"
+import type { CorruptRunFile, RunLocked, RunResult } from "../io/RunFolder.ts"
 import type { RunEvent, Strategy } from "../io/RunEvent.ts"
 import type { NamedTensor } from "../io/Safetensors.ts"
 import type { Model } from "../model/Model.ts"
+import { type FenceToken, RunFence } from "./RunFence.ts"
+import { fenceWrites } from "./RunStoreFencing.ts"
+import { openRunStoreFolder, type RunStoreOptions } from "./RunStoreFolder.ts"
 
 /** What a checkpoint is written from: the model and the original folder's config and files. */
 export interface StageContent extends Model {
@@ -73,4 +77,24 @@ export class RunStore extends Context.Service<RunStore, {
   readonly clearResume: Effect.Effect<void, FileSystemError>
   /** Records a finished strategy in result.json, beside the others. */
   readonly recordResult: (strategy: Strategy, result: RunResult["strategies"][string]) => Effect.Effect<void, FileSystemError | CorruptRunFile>
-}>()("simmer/RunStore") {}
+}>()("simmer/RunStore") {
+  /** The store of an existing run folder (created by io/RunFolder.createRunFolder), locked for this process while the layer lives. */
+  static readonly layerFolder = (
+    dir: string,
+    options: RunStoreOptions = {}
+  ): Layer.Layer<RunStore, FileSystemError | RunLocked | InvalidEventLog> => Layer.effect(RunStore, openRunStoreFolder(dir, options))
+
+  /**
+   * The run folder `dir` on the shared directory, fenced by `token`, without its lock file (which
+   * cannot tell whether another host's process lives). Another backend (an object store) would be
+   * fenced the same way, with `fenceWrites`.
+   */
+  static readonly layerFenced = (dir: string, token: FenceToken): Layer.Layer<RunStore, FileSystemError | RunLocked | InvalidEventLog, RunFence> =>
+    Layer.effect(
+      RunStore,
+      Effect.gen(function*() {
+        const store = yield* openRunStoreFolder(dir, { lock: "none" })
+        return fenceWrites(store, yield* RunFence, token)
+      })
+    )
+}

@@ -9,13 +9,13 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
-import type { TokenBatch } from "../model/Gradients.ts"
+import type { GradientsFailed, TokenBatch } from "../model/Gradients.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { type Params, paramTensors } from "../model/Params.ts"
 import { type AdamWOptions, type AdamWState, initAdamW } from "./AdamW.ts"
 import type { TokenizedExample } from "../tasks/Encode.ts"
 import { buildBatch, type DataCursor, startCursor, takeExamples } from "./Batches.ts"
-import { Gradients, type GradientsFailed } from "../services/Gradients.ts"
+import { Gradients } from "../services/Gradients.ts"
 import { optimizerUpdate } from "./OptimizerUpdate.ts"
 import type { LrSchedule } from "./Schedule.ts"
 

@@ -9,7 +9,6 @@ import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { beforeAll } from "vitest"
-import { DatasetsLive } from "../../layers/Datasets.ts"
 import { disposeCheckpoint, loadCheckpoint } from "../../src/io/CheckpointReader.ts"
 import { loadTokenizer } from "../../src/io/Tokenizer.ts"
 import { evaluateModel, type EvaluationSetup } from "../../src/pipeline/Evaluation.ts"
@@ -82,5 +81,5 @@ describe("run --inference", () => {
       expect(tf.memory().numTensors).toBe(before)
       expect(once).toEqual(viaTfjs)
       disposeCheckpoint(model)
-    }).pipe(Effect.provide(DatasetsLive)), 60_000)
+    }).pipe(Effect.provide(Datasets.layer)), 60_000)
 })

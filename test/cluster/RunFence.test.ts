@@ -8,8 +8,6 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Cause, Effect, Exit, Layer, Redacted } from "effect"
-import { FencedRunStore } from "../../layers/FencedRunStore.ts"
-import { RunFencePostgres } from "../../layers/RunFence.ts"
 import { postgresLayer } from "../../src/cluster/ClusterLayer.ts"
 import { createRunFolder } from "../../src/io/RunFolder.ts"
 import { FencedOut, RunFence } from "../../src/services/RunFence.ts"
@@ -32,7 +30,7 @@ describe("RunFence (Postgres)", () => {
     if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true })
   })
 
-  const fence = () => RunFencePostgres.pipe(Layer.provide(postgresLayer({ url: Redacted.make(pg.url) })))
+  const fence = () => RunFence.layerPostgres.pipe(Layer.provide(postgresLayer({ url: Redacted.make(pg.url) })))
 
   it.live("a takeover raises the epoch; the old holder's writes are refused, the new holder's land", () =>
     Effect.gen(function*() {
@@ -49,7 +47,7 @@ describe("RunFence (Postgres)", () => {
         `Run run-a moved to runner-2:2 (fencing epoch ${second.epoch}); runner-1:1 held epoch ${first.epoch} and may no longer write into it, so this write was refused.`
       )
 
-      const storeOf = (token: typeof first) => FencedRunStore(dir, token).pipe(Layer.provide(Layer.succeed(RunFence, runs)))
+      const storeOf = (token: typeof first) => RunStore.layerFenced(dir, token).pipe(Layer.provide(Layer.succeed(RunFence, runs)))
       const stale = yield* Effect.gen(function*() {
         const store = yield* RunStore
         return yield* store.appendEvent(event).pipe(Effect.exit)

@@ -4,12 +4,12 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
-import { GradientsLocal } from "../../layers/Gradients.ts"
-import { RewardModelLive } from "../../layers/RewardModel.ts"
-import { selectBackend } from "../../src/compute/Backend.ts"
+import { type BackendName, selectBackend } from "../../src/compute/Backend.ts"
 import { type ModelConfig, uniformConfig } from "../../src/model/ModelConfig.ts"
 import type { Plan } from "../../src/pipeline/Plan.ts"
-import { type BackendName, Compute } from "../../src/services/Compute.ts"
+import { Compute } from "../../src/services/Compute.ts"
+import { Gradients } from "../../src/services/Gradients.ts"
+import { RewardModel } from "../../src/services/RewardModel.ts"
 
 export const useBackend = (backend: BackendName): Promise<void> =>
   Effect.runPromise(selectBackend(backend).pipe(Effect.asVoid))
@@ -60,7 +60,7 @@ export const currentCompute = Layer.sync(Compute, () =>
   Compute.of({ backend: tf.getBackend() as BackendName, description: `${tf.getBackend()} (test)` }))
 
 /** Gradients computed in the test's thread on the test's backend. */
-export const localGradients = GradientsLocal.pipe(Layer.provide(currentCompute))
+export const localGradients = Gradients.layerLocal.pipe(Layer.provide(currentCompute))
 
 /** The reward a plan names (GRPO's), on the test's backend; none when it names none. */
-export const planReward = (plan: Plan) => RewardModelLive(plan.reward ?? []).pipe(Layer.provide(currentCompute))
+export const planReward = (plan: Plan) => RewardModel.layer(plan.reward ?? []).pipe(Layer.provide(currentCompute))

@@ -8,15 +8,11 @@ import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Context, Effect, Layer, type Redacted } from "effect"
 import { HttpServer } from "effect/http"
-import { ComputeLive } from "../../layers/Compute.ts"
-import { DatasetsLive } from "../../layers/Datasets.ts"
-import { DeviceMemoryLive } from "../../layers/DeviceMemory.ts"
-import { JobStoreSqlite } from "../../layers/JobStore.ts"
 import { realRoots } from "../../src/server/AllowedRoots.ts"
 import { processRunExecutor, type RunProcessSettings } from "../../src/server/ProcessRunExecutor.ts"
 import type { DaemonSettings } from "../../src/server/DaemonConfig.ts"
 import { RunQueue } from "../../src/server/RunQueue.ts"
-import { daemonLayer } from "../../src/server/Server.ts"
+import { daemonLayer, daemonPlatform } from "../../src/server/Server.ts"
 import { writeTinyCheckpoint } from "./checkpoint.ts"
 import { root } from "./cli.ts"
 
@@ -56,13 +52,8 @@ export const startDaemon = (options: TestDaemonOptions) =>
       residentBytes: () => 0
     }
     yield* Effect.promise(() => mkdir(join(options.dataDir, "runs"), { recursive: true }))
-    const context = yield* Layer.build(daemonLayer(settings, {
-      compute: ComputeLive("cpu"),
-      memory: DeviceMemoryLive(options.memoryGib),
-      datasets: DatasetsLive,
-      jobStore: JobStoreSqlite(join(options.dataDir, "simmer.db")),
-      executor: processRunExecutor({ entry: runProcessEntry, workers: 1, retries: options.retries ?? 2, ...(options.budgetOf !== undefined ? { budgetOf: options.budgetOf } : {}) })
-    }, { host: "127.0.0.1", port: 0 }))
+    const executor = processRunExecutor({ entry: runProcessEntry, workers: 1, retries: options.retries ?? 2, ...(options.budgetOf !== undefined ? { budgetOf: options.budgetOf } : {}) })
+    const context = yield* Layer.build(daemonLayer(settings, daemonPlatform("cpu", options.memoryGib), executor, { host: "127.0.0.1", port: 0 }))
     const address = Context.get(context, HttpServer.HttpServer).address
     if (address._tag !== "InetAddressV4") throw new Error(`unexpected address ${address._tag}`)
     return { url: `http://127.0.0.1:${address.port}`, dataDir: options.dataDir, queue: Context.get(context, RunQueue) } satisfies TestDaemon

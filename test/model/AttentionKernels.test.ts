@@ -1,8 +1,8 @@
 /**
  * The wasm kernels attention (and every weight product) runs on: the generated BatchMatMul
- * (layers/WasmGemm.ts) against a float64 reference for batched, transposed, broadcast and
- * edge-sized problems; the replaced Identity, Cast and GatherV2 (layers/WasmOverrides.ts) and
- * the fused RMSNorm / SwiGLU kernels (layers/WasmFused.ts) against the cpu backend.
+ * (src/compute/wasm/Gemm.ts) against a float64 reference for batched, transposed, broadcast and
+ * edge-sized problems; the replaced Identity, Cast and GatherV2 (src/compute/wasm/Overrides.ts) and
+ * the fused RMSNorm / SwiGLU kernels (src/compute/wasm/Fused.ts) against the cpu backend.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"

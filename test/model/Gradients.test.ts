@@ -2,12 +2,11 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { beforeAll } from "vitest"
-import { ComputeLive } from "../../layers/Compute.ts"
-import { GradientsDataParallel, GradientsLocal } from "../../layers/Gradients.ts"
 import type { TokenBatch } from "../../src/model/Gradients.ts"
 import { assembleParams, initParams, type Params, paramSpecs, paramTensors } from "../../src/model/Params.ts"
 import { Gradients } from "../../src/services/Gradients.ts"
 import { maxAbsDiff, tinyConfig, useBackend } from "../helpers/backend.ts"
+import { Compute } from "../../src/services/Compute.ts"
 
 const config = tinyConfig({}, { numHeads: 4, numKeyValueHeads: 2 })
 let params: Params
@@ -25,7 +24,7 @@ const batchOf = (rows: number, seqLen: number, weights?: (row: number, t: number
   seqLen
 })
 
-const localLayer = GradientsLocal.pipe(Layer.provide(ComputeLive("cpu")))
+const localLayer = Gradients.layerLocal.pipe(Layer.provide(Compute.layer("cpu")))
 
 const localGradients = (p: Params, batch: TokenBatch) =>
   Effect.gen(function*() {
@@ -45,7 +44,7 @@ const both = (batch: TokenBatch) =>
     return { local, parallel, worst, shapes, expectedShapes }
   })
 
-layer(GradientsDataParallel({ workers: 2 }).pipe(Layer.provide(ComputeLive("cpu"))), { timeout: 60_000 })(
+layer(Gradients.layerDataParallel({ workers: 2 }).pipe(Layer.provide(Compute.layer("cpu"))), { timeout: 60_000 })(
   "data-parallel gradients (2 workers, cpu)",
   (it) => {
     it.effect("equal the local gradients for an even split", () =>
@@ -114,7 +113,7 @@ describe("data-parallel Gradients on wasm workers", () => {
         assert.isBelow(maxAbsDiff(parallel.grads[i].dataSync(), expected) / scale, 1e-5)
       })
       tf.dispose([...parallel.grads, ...local.grads])
-    }).pipe(Effect.provide(GradientsDataParallel({ workers: 2, backend: "wasm" }).pipe(Layer.provide(ComputeLive("cpu"))))))
+    }).pipe(Effect.provide(Gradients.layerDataParallel({ workers: 2, backend: "wasm" }).pipe(Layer.provide(Compute.layer("cpu"))))))
 })
 
 describe("data-parallel Gradients as a scoped resource", () => {
@@ -122,7 +121,7 @@ describe("data-parallel Gradients as a scoped resource", () => {
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(
-        GradientsDataParallel({ workers: 1 }).pipe(Layer.provide(ComputeLive("cpu"))),
+        Gradients.layerDataParallel({ workers: 1 }).pipe(Layer.provide(Compute.layer("cpu"))),
         scope
       )
       const gradients = Context.get(context, Gradients)
@@ -140,7 +139,7 @@ describe("data-parallel Gradients as a scoped resource", () => {
       const exit = yield* Effect.exit(
         Effect.gen(function*() {
           yield* Gradients
-        }).pipe(Effect.provide(GradientsDataParallel({ workers: 1, backend: "no-such-backend" }).pipe(Layer.provide(ComputeLive("cpu")))))
+        }).pipe(Effect.provide(Gradients.layerDataParallel({ workers: 1, backend: "no-such-backend" }).pipe(Layer.provide(Compute.layer("cpu")))))
       )
       assert.isTrue(Exit.isFailure(exit))
     }))

@@ -13,7 +13,7 @@ import { loadCheckpoint } from "../../src/io/CheckpointReader.ts"
 import { generate } from "../../src/model/Generate.ts"
 import { disposeParams } from "../../src/model/Params.ts"
 import { forward } from "../../src/model/Transformer.ts"
-import type { BackendName } from "../../src/services/Compute.ts"
+import type { BackendName } from "../../src/compute/Backend.ts"
 import { maxAbsDiff, useBackend } from "../helpers/backend.ts"
 
 const fixture = join(import.meta.dirname, "../fixtures/hf-llama-gqa-f32")

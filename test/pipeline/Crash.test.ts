@@ -7,7 +7,6 @@ import { spawn } from "node:child_process"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { beforeAll } from "vitest"
-import { RunStoreLive } from "../../layers/RunStore.ts"
 import { disposeParams } from "../../src/model/Params.ts"
 import { RunStore } from "../../src/services/RunStore.ts"
 import { useBackend } from "../helpers/backend.ts"
@@ -42,7 +41,7 @@ describe("kill -9 during checkpoint writes", () => {
           return accepted!
         }).pipe(
           // The killed writer's lock is left behind; a new store takes it over.
-          Effect.provide(RunStoreLive(dir))
+          Effect.provide(RunStore.layerFolder(dir))
         )
         expect(pointer.iteration).toBeGreaterThanOrEqual(1)
       }

@@ -8,8 +8,6 @@ import { Effect, Layer, Ref, Schema, Stream, Tracer } from "effect"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
-import { taskDataset } from "../../layers/Datasets.ts"
-import { RunStoreLive } from "../../layers/RunStore.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { countParams, disposeParams, initParams } from "../../src/model/Params.ts"
 import type { Model } from "../../src/model/Model.ts"
@@ -28,6 +26,8 @@ import { plannedTuners } from "../../src/pipeline/Plan.ts"
 import { localGradients, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { tempDir } from "../io/_support.ts"
 import { unlimitedRoom } from "../helpers/room.ts"
+import { taskDataset } from "../../src/services/DatasetsInMemory.ts"
+import { RunStore } from "../../src/services/RunStore.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -81,7 +81,7 @@ const statesOf = (updates: ReadonlyArray<LoopUpdate>): Array<ModelState> =>
 const collect = <E, R>(loop: Stream.Stream<LoopUpdate, E, R>, dir: string) =>
   Stream.runCollect(loop).pipe(
     Effect.map(statesOf),
-    Effect.provide(Layer.merge(RunStoreLive(dir), localGradients)),
+    Effect.provide(Layer.merge(RunStore.layerFolder(dir), localGradients)),
     Effect.scoped
   )
 

@@ -10,8 +10,6 @@ import { Cause, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
-import { DatasetsLive } from "../../layers/Datasets.ts"
-import { RunStoreLive } from "../../layers/RunStore.ts"
 import { loadCheckpoint } from "../../src/io/CheckpointReader.ts"
 import { disposeParams } from "../../src/model/Params.ts"
 import { verifyManifest } from "../../src/io/Manifest.ts"
@@ -31,6 +29,7 @@ import { localGradients, planReward, useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
 import { unreachablePlan } from "../helpers/plans.ts"
 import { tempDir } from "../io/_support.ts"
+import { Datasets } from "../../src/services/Datasets.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -71,7 +70,7 @@ const runPlan = (dir: string, plan: Plan, model: string, stopRequested: Effect.E
     runUpdates({ plan, modelPath: model, stopRequested }).pipe(Stream.tap((u) => (u._tag === "Step" ? onStep : Effect.void)))
   ).pipe(
     Effect.andThen(readEvents(join(dir, "events.ndjson"))),
-    Effect.provide(Layer.mergeAll(RunStoreLive(dir), DatasetsLive, localGradients, testMemory, planReward(plan)))
+    Effect.provide(Layer.mergeAll(RunStore.layerFolder(dir), Datasets.layer, localGradients, testMemory, planReward(plan)))
   )
 
 const finalStageBytes = (dir: string, events: ReadonlyArray<RunEvent>) =>
@@ -240,13 +239,13 @@ describe("a run", () => {
           ...store,
           saveResume: () => Effect.fail(new FileSystemError({ path: join(dir, "resume"), message: "No space left on device" }))
         }))
-      ).pipe(Layer.provide(RunStoreLive(dir)))
+      ).pipe(Layer.provide(RunStore.layerFolder(dir)))
       let steps = 0
       yield* Stream.runDrain(
         runUpdates({ plan, modelPath: model, stopRequested: Effect.sync(() => steps >= 4) }).pipe(
           Stream.tap((u) => Effect.sync(() => (u._tag === "Step" ? steps++ : 0)))
         )
-      ).pipe(Effect.provide(Layer.mergeAll(fullDisk, DatasetsLive, localGradients, testMemory, planReward(plan))))
+      ).pipe(Effect.provide(Layer.mergeAll(fullDisk, Datasets.layer, localGradients, testMemory, planReward(plan))))
       const stopped = (yield* readEvents(join(dir, "events.ndjson"))).at(-1)!
       expect(stopped.phase).toBe("interrupted")
       expect(stopped.message).toContain("could not be saved (No space left on device)")
@@ -266,7 +265,7 @@ describe("a run", () => {
       const file = join(tmp, "tiny.jsonl")
       yield* Effect.promise(() => writeFile(file, questions.map((q) => JSON.stringify({ question: q, answer: "#### 1" })).join("\n") + "\n"))
       const plan = yield* parsePlan(planText(model).replace("tune: [{ task: arith }, { task: program }]", `tune: [{ file: ${file} }]`), "plan.yaml")
-      const error = yield* Effect.flip(preflight(plan, model).pipe(Effect.provide(Layer.mergeAll(DatasetsLive, testMemory))))
+      const error = yield* Effect.flip(preflight(plan, model).pipe(Effect.provide(Layer.mergeAll(Datasets.layer, testMemory))))
       expect(error._tag).toBe("NoTrainingData")
       expect(error.message).toContain(file)
     }), 60_000)
@@ -275,7 +274,7 @@ describe("a run", () => {
     Effect.gen(function*() {
       const rewardModel = fileURLToPath(new URL("../fixtures/hf-llama-reward-f32", import.meta.url))
       const plan = yield* parsePlan(planText(rewardModel), "plan.yaml")
-      const error = yield* Effect.flip(preflight(plan, rewardModel).pipe(Effect.provide(Layer.mergeAll(DatasetsLive, testMemory))))
+      const error = yield* Effect.flip(preflight(plan, rewardModel).pipe(Effect.provide(Layer.mergeAll(Datasets.layer, testMemory))))
       expect(error._tag).toBe("UnsupportedModel")
       expect(error.message).toContain("reward model")
     }))

@@ -9,9 +9,6 @@ import { Effect, Layer, Stream } from "effect"
 import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
-import { DatasetsLive } from "../../layers/Datasets.ts"
-import { RewardModelLive } from "../../layers/RewardModel.ts"
-import { RunStoreLive } from "../../layers/RunStore.ts"
 import type { RunEvent } from "../../src/io/RunEvent.ts"
 import { parsePlan } from "../../src/pipeline/Plan.ts"
 import { runUpdates } from "../../src/pipeline/Run.ts"
@@ -20,6 +17,9 @@ import { DeviceMemory, makeDeviceMemory } from "../../src/services/DeviceMemory.
 import { currentCompute, localGradients, useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
 import { tempDir } from "../io/_support.ts"
+import { Datasets } from "../../src/services/Datasets.ts"
+import { RewardModel } from "../../src/services/RewardModel.ts"
+import { RunStore } from "../../src/services/RunStore.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -42,13 +42,13 @@ baselines: [one-shot]
 backend: cpu
 `
 
-const layers = (dir: string, reward: Parameters<typeof RewardModelLive>[0]) =>
+const layers = (dir: string, reward: Parameters<typeof RewardModel.layer>[0]) =>
   Layer.mergeAll(
-    RunStoreLive(dir),
-    DatasetsLive,
+    RunStore.layerFolder(dir),
+    Datasets.layer,
     localGradients,
     Layer.effect(DeviceMemory, makeDeviceMemory("host memory", 8 * 2 ** 30)),
-    RewardModelLive(reward).pipe(Layer.provide(currentCompute))
+    RewardModel.layer(reward).pipe(Layer.provide(currentCompute))
   )
 
 /** Runs (or resumes) in `dir`, asking to stop once `stopAfter` tuning steps were taken; returns the event log. */

@@ -3,7 +3,6 @@
  * fast as it can (stage, manifest, pointer), until it is killed with SIGKILL.
  */
 import { Effect } from "effect"
-import { RunStoreLive } from "../../layers/RunStore.ts"
 import { selectBackend } from "../../src/compute/Backend.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { uniformConfig } from "../../src/model/ModelConfig.ts"
@@ -28,4 +27,4 @@ await Effect.runPromise(Effect.gen(function*() {
     yield* store.markAccepted({ stage, iteration: i, strategy: "ptl" })
     if (i === first + 1) process.stdout.write("ready\n") // two checkpoints of this process are in
   }
-}).pipe(Effect.provide(RunStoreLive(dir))))
+}).pipe(Effect.provide(RunStore.layerFolder(dir))))

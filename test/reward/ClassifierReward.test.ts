@@ -15,8 +15,7 @@ import { readSafetensors, writeSafetensors } from "../../src/io/Safetensors.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { classifierReward, poolIndex, scoreIds } from "../../src/reward/ClassifierReward.ts"
 import { disposeRewardCheckpoint, loadRewardCheckpoint } from "../../src/reward/RewardCheckpoint.ts"
-import type { BackendName } from "../../src/services/Compute.ts"
-import { RewardModelLive } from "../../layers/RewardModel.ts"
+import type { BackendName } from "../../src/compute/Backend.ts"
 import { RewardModel } from "../../src/services/RewardModel.ts"
 import { currentCompute, maxAbsDiff, numTensors, useBackend } from "../helpers/backend.ts"
 
@@ -112,7 +111,7 @@ describe("reward models", () => {
         yield* Effect.promise(() => cp(fixture, join(root, folder), { recursive: true }))
         yield* Effect.promise(() => cp(join(import.meta.dirname, "../../models/base/tokenizer.json"), join(root, folder, "tokenizer.json")))
       }
-      const layer = RewardModelLive(folders.map((folder) => ({ model: join(root, folder), weight: 1, batchSize: 4 })))
+      const layer = RewardModel.layer(folders.map((folder) => ({ model: join(root, folder), weight: 1, batchSize: 4 })))
       const scored = yield* Effect.gen(function*() {
         const reward = yield* RewardModel
         return yield* reward.scoreParts([{ prompt: "2+3=", answer: "5" }], ["5"])

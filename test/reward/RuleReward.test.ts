@@ -8,10 +8,9 @@ import { makeReward, type Reward } from "../../src/reward/Reward.ts"
 import { ruleReward } from "../../src/reward/RuleReward.ts"
 import { weightedSum } from "../../src/reward/WeightedReward.ts"
 import { type RewardError, RewardModel } from "../../src/services/RewardModel.ts"
-import { RewardModelLive } from "../../layers/RewardModel.ts"
-import { ComputeLive } from "../../layers/Compute.ts"
 import { arith } from "../../src/tasks/Arith.ts"
 import { program } from "../../src/tasks/Program.ts"
+import { Compute } from "../../src/services/Compute.ts"
 
 const arithPrompt = { prompt: "ivy has 4 shells, buys 8 more, then triples them. how many now?\n", answer: "36" }
 
@@ -99,8 +98,8 @@ describe("a user's own reward Layer", () => {
     expectTypeOf<Effect.Services<Program>>().toEqualTypeOf<Judge | RewardModel>()
   })
 
-  const layers = Layer.mergeAll(Judge.layer, RewardModelLive([{ rule: "arith", weight: 1, correct: 0.9, format: 0.1 }]))
-    .pipe(Layer.provide(ComputeLive("cpu")))
+  const layers = Layer.mergeAll(Judge.layer, RewardModel.layer([{ rule: "arith", weight: 1, correct: 0.9, format: 0.1 }]))
+    .pipe(Layer.provide(Compute.layer("cpu")))
 
   it.effect("composes with the plan's rewards, and its failure is caught by tag", () =>
     Effect.gen(function*() {

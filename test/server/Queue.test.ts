@@ -9,7 +9,6 @@ import { readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { Context, Effect, Exit, Fiber, Layer, Option, Redacted, Schema } from "effect"
-import { JobStoreSqlite } from "../../layers/JobStore.ts"
 import { readCheckpointConfig } from "../../src/io/CheckpointFolder.ts"
 import { planFootprint } from "../../src/pipeline/PlanFootprint.ts"
 import { parsePlan } from "../../src/pipeline/Plan.ts"
@@ -22,7 +21,7 @@ import { tempDir } from "../io/_support.ts"
 const id = (n: number) => Schema.decodeSync(RunId)(`20990101-000000-${String(n).padStart(6, "0")}`)
 
 const withStore = <A, E>(file: string, f: (store: JobStore["Service"]) => Effect.Effect<A, E>) =>
-  Effect.scoped(Effect.flatMap(Layer.build(JobStoreSqlite(file)), (context) => f(Context.get(context, JobStore))))
+  Effect.scoped(Effect.flatMap(Layer.build(JobStore.layerSqlite(file)), (context) => f(Context.get(context, JobStore))))
 
 describe("the job store", () => {
   it.live("orders the queue (shutdown-stopped first, then priority, then submission), lets one transition win, and reopens", () =>

@@ -4,7 +4,6 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll } from "vitest"
-import { DatasetsLive } from "../../layers/Datasets.ts"
 import { DatasetRef, Datasets } from "../../src/services/Datasets.ts"
 import { arith } from "../../src/tasks/Arith.ts"
 
@@ -20,7 +19,7 @@ fs.writeFileSync(
 const messy = path.join(dir, "messy.jsonl")
 fs.writeFileSync(messy, ["{\"text\":\"a\"}", "{bad", "{\"text\":\"b\"}", "{\"text\":5}"].join("\n"))
 
-layer(DatasetsLive)("Datasets", (it) => {
+layer(Datasets.layer)("Datasets", (it) => {
   it.effect("serves built-in tasks exactly as the task generates them", () =>
     Effect.gen(function*() {
       const datasets = yield* Datasets

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { beforeAll } from "vitest"
-import { taskDataset } from "../../layers/Datasets.ts"
 import { paramSpecs, disposeParams, initParams } from "../../src/model/Params.ts"
 import type { Model } from "../../src/model/Model.ts"
 import { builtinTask } from "../../src/tasks/Builtin.ts"
@@ -11,6 +10,7 @@ import { SftConfig } from "../../src/tune/Sft.ts"
 import type { TuneContext } from "../../src/tune/Tuner.ts"
 import { numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { unlimitedRoom } from "../helpers/room.ts"
+import { taskDataset } from "../../src/services/DatasetsInMemory.ts"
 
 beforeAll(() => useBackend("cpu"))
 

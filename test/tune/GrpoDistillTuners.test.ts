@@ -8,7 +8,6 @@ import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Layer, Schema, type Stream } from "effect"
 import { beforeAll } from "vitest"
-import { taskDataset } from "../../layers/Datasets.ts"
 import { measurePeak } from "../helpers/PeakMemory.ts"
 import type { Model } from "../../src/model/Model.ts"
 import { disposeParams, initParams } from "../../src/model/Params.ts"
@@ -22,6 +21,7 @@ import { GrpoConfig, type GrpoError, grpoTuner } from "../../src/tune/Grpo.ts"
 import type { TuneContext, Tuner } from "../../src/tune/Tuner.ts"
 import { numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { unlimitedRoom } from "../helpers/room.ts"
+import { taskDataset } from "../../src/services/DatasetsInMemory.ts"
 
 beforeAll(() => useBackend("cpu"))
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { wasmHeapBudgetBytes } from "../../layers/DeviceMemory.ts"
 import { toModelConfig } from "../../src/io/HfConfig.ts"
 import { shapePresets } from "../../src/io/ShapePresets.ts"
 import { fullTuningFootprint } from "../../src/model/Footprint.ts"
 import { adapterParameters, adapterTuningFootprint, defaultAdapterSpec, tuningAdvice } from "../../src/tune/TuningMemory.ts"
 import { tinyConfig } from "../helpers/backend.ts"
+import { wasmHeapBudgetBytes } from "../../src/services/DeviceMemory.ts"
 
 describe("tuning memory", () => {
   it("counts adapter parameters as rank × (in + out) per adapted projection", () => {

@@ -7,13 +7,13 @@ import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { beforeAll } from "vitest"
-import { DeviceMemoryLive, wasmHeapBudgetBytes } from "../../layers/DeviceMemory.ts"
 import { blockwiseLoss, lossBatch } from "../../src/model/Blockwise.ts"
 import { chunkedNll } from "../../src/model/ChunkedLoss.ts"
 import { disposeParams, initParams } from "../../src/model/Params.ts"
 import { residentSource } from "../../src/model/WeightSource.ts"
-import { type BackendName, Compute } from "../../src/services/Compute.ts"
-import { DeviceMemory } from "../../src/services/DeviceMemory.ts"
+import type { BackendName } from "../../src/compute/Backend.ts"
+import { Compute } from "../../src/services/Compute.ts"
+import { DeviceMemory, wasmHeapBudgetBytes } from "../../src/services/DeviceMemory.ts"
 import { numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { unlimitedRoom } from "../helpers/room.ts"
 import { randomBatches } from "../prune/_support.ts"
@@ -27,7 +27,7 @@ const batches = randomBatches(53, { sequences: 6, batchSize: 3, minLen: 3, maxLe
 /** The room of the DeviceMemory `simmer --memory <gib>` builds on `backend`. */
 const roomOf = (gib: number, backend: BackendName = "cpu") =>
   Effect.runSync(Effect.map(DeviceMemory, (memory) => memory.room).pipe(
-    Effect.provide(DeviceMemoryLive(gib).pipe(Layer.provide(Layer.succeed(Compute, Compute.of({ backend, description: backend })))))
+    Effect.provide(DeviceMemory.layer(gib).pipe(Layer.provide(Layer.succeed(Compute, Compute.of({ backend, description: backend })))))
   ))
 
 describe("DeviceMemory's room", () => {

@@ -10,8 +10,6 @@ import { hostname } from "node:os"
 import { join } from "node:path"
 import { Effect, Layer, Option, Stream } from "effect"
 import { beforeAll } from "vitest"
-import { DatasetsLive } from "../../layers/Datasets.ts"
-import { RunStoreLive } from "../../layers/RunStore.ts"
 import { readRunFile, RunResult } from "../../src/io/RunFolder.ts"
 import { disposeModel } from "../../src/model/Model.ts"
 import { parsePlan } from "../../src/pipeline/Plan.ts"
@@ -21,6 +19,7 @@ import { RunStore } from "../../src/services/RunStore.ts"
 import { localGradients, planReward, useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
 import { tempDir } from "../io/_support.ts"
+import { Datasets } from "../../src/services/Datasets.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -33,17 +32,17 @@ describe("the run folder store", () => {
     Effect.gen(function*() {
       const dir = join(yield* tempDir, "run")
       const second = yield* Effect.scoped(Effect.gen(function*() {
-        yield* Layer.build(RunStoreLive(dir))
-        return yield* Effect.flip(Effect.scoped(Layer.build(RunStoreLive(dir))))
+        yield* Layer.build(RunStore.layerFolder(dir))
+        return yield* Effect.flip(Effect.scoped(Layer.build(RunStore.layerFolder(dir))))
       }))
       expect(second._tag).toBe("RunLocked")
       expect(second.message).toContain(`pid ${process.pid}`)
       // Released with its scope.
-      yield* Effect.scoped(Layer.build(RunStoreLive(dir)))
+      yield* Effect.scoped(Layer.build(RunStore.layerFolder(dir)))
       // A lock written by a process that has exited (as after kill -9) is stale.
       const gone = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" })
       writeFileSync(join(dir, "lock"), JSON.stringify({ pid: Number(gone.stdout), host: hostname(), since: "then", command: "run" }))
-      yield* Effect.scoped(Layer.build(RunStoreLive(dir)))
+      yield* Effect.scoped(Layer.build(RunStore.layerFolder(dir)))
     }))
 
   it.live("a damaged event log, accepted.json or result.json is a typed error naming the file", () =>
@@ -52,14 +51,14 @@ describe("the run folder store", () => {
       const logged = join(tmp, "log")
       mkdirSync(logged)
       writeFileSync(join(logged, "events.ndjson"), "{\"seq\":0}\nnot json\n{}\n")
-      const log = yield* Effect.flip(Effect.scoped(Layer.build(RunStoreLive(logged))))
+      const log = yield* Effect.flip(Effect.scoped(Layer.build(RunStore.layerFolder(logged))))
       expect(log._tag).toBe("InvalidEventLog")
       expect(log.message).toContain(join(logged, "events.ndjson"))
 
       const pointed = join(tmp, "pointer")
       mkdirSync(pointed)
       writeFileSync(join(pointed, "accepted.json"), "{\"ptl\": {\"stage\": 3}}")
-      const pointer = yield* Effect.flip(Effect.flatMap(store, (s) => s.accepted).pipe(Effect.provide(RunStoreLive(pointed))))
+      const pointer = yield* Effect.flip(Effect.flatMap(store, (s) => s.accepted).pipe(Effect.provide(RunStore.layerFolder(pointed))))
       expect(pointer._tag).toBe("CorruptRunFile")
       expect(pointer.message).toContain(join(pointed, "accepted.json"))
 
@@ -82,7 +81,7 @@ data: { tune: [{ task: arith }], calibration: [{ task: arith }], evaluate: [{ ta
 tuner: { steps: 3, batchSize: 2, maxSeqLen: 32 }
 backend: cpu`, "plan.yaml")
       const dir = join(tmp, "run")
-      const layers = Layer.mergeAll(RunStoreLive(dir), DatasetsLive, localGradients, Layer.effect(DeviceMemory, makeDeviceMemory("host memory", 2 ** 32)), planReward(plan))
+      const layers = Layer.mergeAll(RunStore.layerFolder(dir), Datasets.layer, localGradients, Layer.effect(DeviceMemory, makeDeviceMemory("host memory", 2 ** 32)), planReward(plan))
       let steps = 0
       yield* Stream.runDrain(
         runUpdates({ plan, modelPath: model, stopRequested: Effect.sync(() => steps >= 1) }).pipe(
@@ -94,7 +93,7 @@ backend: cpu`, "plan.yaml")
       expect(error._tag).toBe("CorruptRunFile")
       expect(error.message).toContain(`remove ${dir}/resume to restart that iteration`)
       // The rest of the saved state is still there for a person to look at.
-      const saved = yield* Effect.flatMap(store, (s) => s.loadResume).pipe(Effect.provide(RunStoreLive(dir)))
+      const saved = yield* Effect.flatMap(store, (s) => s.loadResume).pipe(Effect.provide(RunStore.layerFolder(dir)))
       expect(Option.isSome(saved)).toBe(true)
       if (Option.isSome(saved)) disposeModel(saved.value.model)
     }), 60_000)
