@@ -2,8 +2,9 @@
  * The runner's side of the run entity: what a machine does when the cluster hands it a run.
  * It reads the job from the run folder on the shared directory, takes the run's fencing token
  * (a newer epoch than any runner before it), waits until its DeviceMemory admits the run beside
- * the ones it already runs (the local executor's reservation), and runs it with a run store that
- * checks the token before every write. The reply is the run's outcome.
+ * the ones it already runs (the executor's reservation), and runs it in a process of its own
+ * (ProcessRunExecutor) whose run store checks the token before every write. The reply is the
+ * run's outcome.
  *
  * When the runner shuts down (SIGTERM from a spot reclaim), the cluster interrupts the entity:
  * the run is asked to stop at its next step boundary and save its resume state, within the grace

@@ -90,7 +90,7 @@ export const makeRunDispatcher = (settings: DispatcherSettings) =>
         if (outcome._tag === "Failed") yield* Effect.logWarning(`run ${id} failed: ${outcome.message}`)
         yield* publishStatus(id, change.status, "error" in change ? change.error : undefined)
         yield* poke
-      })
+      }).pipe(Effect.withSpan("RunQueue.settle", { attributes: { run: id } }))
 
     const fail = (record: RunRecord, message: string) =>
       Effect.gen(function*() {
@@ -129,7 +129,7 @@ export const makeRunDispatcher = (settings: DispatcherSettings) =>
       yield* publishStatus(record.id, "running")
       yield* FiberMap.run(watchers, record.id, settle(record.id, entry))
       return true
-    })
+    }).pipe(Effect.withSpan("RunQueue.startNext"))
 
     const dispatch = yield* Effect.forkScoped(Effect.gen(function*() {
       while (!draining) {
@@ -160,7 +160,7 @@ export const makeRunDispatcher = (settings: DispatcherSettings) =>
         // Every run's status is written before the daemon goes.
         yield* FiberMap.awaitEmpty(watchers)
       }
-    })
+    }).pipe(Effect.withSpan("RunQueue.drain"))
 
     // Leaving without a drain (tests, a failure): nothing more starts; the runs end with the executor.
     yield* Effect.addFinalizer(() => Effect.sync(() => (draining = true)))
