@@ -113,7 +113,11 @@ export const processRunExecutor = (settings: RunProcessSettings): Layer.Layer<Ru
             const next = yield* Queue.take(received)
             if (next._tag === "End") return next.end._tag === "Exited" ? { ...next.end, failure } : next.end
             const message = yield* decodeMessage(next.message).pipe(Effect.option)
-            if (message._tag === "None") continue
+            if (message._tag === "None") {
+              // A process of another simmer version, or a bug: say so rather than drop it silently.
+              yield* Effect.logWarning(`run ${start.id}: its process sent a message this daemon cannot read; ignored`)
+              continue
+            }
             if (message.value._tag === "Ready") watch.ready()
             else if (message.value._tag === "Failed") failure = message.value.message
             else yield* onUpdate(message.value.update)
