@@ -33,13 +33,19 @@ export class RunFailed extends Schema.TaggedError<RunFailed>()("RunFailed", {
   message: Schema.String
 }) {}
 
-/** Logs go to stderr as plain lines, so stdout carries only results. */
-export const stderrLogger = Logger.layer([
-  Logger.make(({ logLevel, message }) => {
-    const text = (Array.isArray(message) ? message : [message]).map((m) => typeof m === "string" ? m : JSON.stringify(m)).join(" ")
-    process.stderr.write(`[${logLevel.toLowerCase()}] ${text}\n`)
-  })
-])
+/**
+ * Logs go to stderr as plain lines, `[level] text`, so stdout carries only results; `prefix`
+ * starts each text (a daemon's run process names its run, its lines sharing the daemon's stderr).
+ */
+export const stderrLoggerWith = (prefix: string) =>
+  Logger.layer([
+    Logger.make(({ logLevel, message }) => {
+      const text = (Array.isArray(message) ? message : [message]).map((m) => typeof m === "string" ? m : JSON.stringify(m)).join(" ")
+      process.stderr.write(`[${logLevel.toLowerCase()}] ${prefix}${text}\n`)
+    })
+  ])
+
+export const stderrLogger = stderrLoggerWith("")
 
 /** One line for a parse error: the CLI library's own texts, with suggestions folded into the line. */
 export const usageErrorLine = (error: CliError.CliError): string => {

@@ -9,7 +9,7 @@ import { Effect, Schema } from "effect"
 import { stoppable } from "../pipeline/Stoppable.ts"
 import { type RunProcessEnd, runProcess } from "../server/RunProcess.ts"
 import { StartRunJson, startVariable } from "../server/RunProcessProtocol.ts"
-import { ExitCode, stderrLogger } from "./Output.ts"
+import { ExitCode, stderrLogger, stderrLoggerWith } from "./Output.ts"
 import { exitWithLauncher } from "./ParentWatch.ts"
 
 const exitCodes: Record<RunProcessEnd, number> = { finished: ExitCode.ok, stopped: ExitCode.preempted, failed: ExitCode.runFailed }
@@ -19,9 +19,10 @@ exitWithLauncher()
 
 const main = Effect.gen(function*() {
   const start = yield* Schema.decodeUnknownEffect(StartRunJson)(process.env[startVariable])
+  // Its lines share the daemon's stderr: each names the run.
   return yield* stoppable((stopRequested) =>
     runProcess(start, stopRequested).pipe(Effect.tap((end) => Effect.sync(() => (process.exitCode = exitCodes[end]))))
-  )
+  ).pipe(Effect.provide(stderrLoggerWith(`run ${start.id}: `)))
 }).pipe(
   Effect.provide(NodeServices.layer),
   Effect.provide(stderrLogger)
