@@ -24,11 +24,17 @@ import { tunerFor } from "../tune/Tuners.ts"
 /** The plan's tuners, built from its `tuner:` entries. */
 export const planTuners = (plan: Plan) => plannedTuners(plan).map((config) => ({ tuner: tunerFor(config), steps: config.steps }))
 
-/** The most sequences a run's evaluation decodes at once (it lowers that to what fits), as its memory estimate counts them. */
+/** The most sequences a run's evaluation decodes at once (it lowers that to what fits). */
 export const runEvaluationBatchSize = 64
 
+/**
+ * The sequences a plan's evaluation decodes at once, as its memory estimate counts them: 64, or
+ * the examples per dataset when there are fewer (no batch is larger than its dataset).
+ */
+export const planEvaluationBatchSize = (plan: Plan) => Math.min(runEvaluationBatchSize, plan.data.evaluationExamples)
+
 /** A plan's estimated peak memory on a model of `shape`: what a run reserves, and preflight and the daemon check. */
-export const runFootprint = (plan: Plan, shape: ModelConfig, evaluationBatchSize = runEvaluationBatchSize) =>
+export const runFootprint = (plan: Plan, shape: ModelConfig, evaluationBatchSize = planEvaluationBatchSize(plan)) =>
   planFootprint(plan, shape, planTuners(plan).map((t) => t.tuner), evaluationBatchSize)
 
 export interface RunSetup {
@@ -49,7 +55,7 @@ export interface RunSetup {
   readonly footprint: Footprint
 }
 
-export const readRunSetup = (plan: Plan, modelPath: string, evaluationBatchSize = runEvaluationBatchSize) =>
+export const readRunSetup = (plan: Plan, modelPath: string, evaluationBatchSize = planEvaluationBatchSize(plan)) =>
   Effect.gen(function*() {
     const { config, hfConfig } = yield* readCheckpointConfig(modelPath)
     yield* expectKind(join(modelPath, configFileName), hfConfig, "causal-lm")

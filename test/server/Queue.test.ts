@@ -10,9 +10,8 @@ import { join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { Context, Effect, Exit, Fiber, Layer, Option, Redacted, Schema } from "effect"
 import { readCheckpointConfig } from "../../src/io/CheckpointFolder.ts"
-import { planFootprint } from "../../src/pipeline/PlanFootprint.ts"
 import { parsePlan } from "../../src/pipeline/Plan.ts"
-import { planTuners } from "../../src/pipeline/RunSetup.ts"
+import { runFootprint } from "../../src/pipeline/RunSetup.ts"
 import { isLoopback, readOrCreateTokenFile, resolveToken, tokensMatch } from "../../src/server/Auth.ts"
 import { JobStore, RunId } from "../../src/services/JobStore.ts"
 import { call, startDaemon, submit, tinyPlan, waitForStatus, writeTinyRunInputs } from "../helpers/daemon.ts"
@@ -84,7 +83,7 @@ describe("the run queue", () => {
       const plan = tinyPlan("model", { steps: 3 })
       const parsed = yield* parsePlan(plan, "plan", { relativeTo: tmp })
       const { config } = yield* readCheckpointConfig(join(tmp, "model"))
-      const need = planFootprint(parsed, config, planTuners(parsed).map((t) => t.tuner), 64).bytes
+      const need = runFootprint(parsed, config).bytes
       // Room for one run and a half: concurrency allows three, memory only one.
       const daemon = yield* startDaemon({ dataDir: join(tmp, "data"), roots: [tmp], concurrency: 3, memoryGib: (1.5 * need) / 2 ** 30 })
       const folder = `?folder=${encodeURIComponent(tmp)}`
