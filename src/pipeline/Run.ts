@@ -29,9 +29,9 @@ import { planMemoryAdvice } from "./PlanFootprint.ts"
 import { calibrationData, makePruneFn } from "./Pruning.ts"
 import { decodeResumeInfo } from "./ResumePoint.ts"
 import { recordFailure } from "./RunFailure.ts"
-import { exportLoggedStages, exportStage } from "./StageExport.ts"
 import type { LoopUpdate, RunUpdate } from "./RunUpdate.ts"
 import { planTuners, readRunSetup, type RunSetup } from "./RunSetup.ts"
+import { exportLoggedStages, exportStage } from "./StageExport.ts"
 
 export interface RunOptions<ES = never, RS = never> {
   readonly plan: Plan
