@@ -23,6 +23,7 @@ import { applyHubPins, pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { runUpdates } from "../pipeline/Run.ts"
 import type { RunSetup } from "../pipeline/RunSetup.ts"
+import { onnxFolderName } from "../pipeline/StageExport.ts"
 import { stoppable } from "../pipeline/Stoppable.ts"
 import { failureMessage } from "../pipeline/RunFailure.ts"
 import { writeReport } from "../report/WriteReport.ts"
@@ -115,6 +116,7 @@ export const runInFolder = (dir: string, plan: Plan, info: RunInfo, flags: RunFl
       const finished = events.filter((e) => e.phase === "finished")
       if (!flags.json) {
         for (const e of finished) yield* Console.log(finishedLine(e, dir))
+        if (plan.export.includes("onnx")) yield* Console.log(`onnx: every accepted stage in ${join(dir, onnxFolderName)}/<stage>/`)
         yield* Console.log(`report: ${report}`)
       }
       if (Exit.isFailure(ran)) return yield* new RunFailed({ message: failureMessage(ran.cause) })

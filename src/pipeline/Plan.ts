@@ -62,6 +62,10 @@ export const Gates = Schema.Struct({
 })
 export type Gates = typeof Gates.Type
 
+/** Formats every accepted stage can also be exported in (see StageExport.ts); ONNX for now. */
+export const ExportFormats = ["onnx"] as const
+export type ExportFormat = (typeof ExportFormats)[number]
+
 export const Plan = Schema.Struct({
   /** A Hugging Face checkpoint folder or Hub id (`org/name[@revision]`); "base" is the bundled model. */
   model: Schema.NonEmptyString,
@@ -104,6 +108,8 @@ export const Plan = Schema.Struct({
   gates: Gates.pipe(withDefault({})),
   /** Baselines to run after the loop in the same machinery, with the same total tuning budget. */
   baselines: Schema.Array(Schema.Literals(["one-shot", "prune-only"])).pipe(withDefault([])),
+  /** Also write every accepted stage in these formats, to `<run>/onnx/<stage>/` (none by default). */
+  export: Schema.Array(Schema.Literals(ExportFormats)).pipe(withDefault([])),
   seed: Schema.Int.pipe(withDefault(1)),
   backend: Schema.Literals(["auto", "tensorflow", "wasm", "cpu"]).pipe(withDefault("auto"))
 })

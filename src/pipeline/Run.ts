@@ -31,6 +31,7 @@ import { decodeResumeInfo } from "./ResumePoint.ts"
 import { recordFailure } from "./RunFailure.ts"
 import type { LoopUpdate, RunUpdate } from "./RunUpdate.ts"
 import { planTuners, readRunSetup, type RunSetup } from "./RunSetup.ts"
+import { exportLoggedStages, exportStage } from "./StageExport.ts"
 
 export interface RunOptions<ES = never, RS = never> {
   readonly plan: Plan
@@ -191,10 +192,15 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
         }, start)
       }))
 
-    /** Writes a state to the event log (and a finished strategy to result.json) before anyone sees it. */
+    /**
+     * Writes a state to the event log (and a finished strategy to result.json) before anyone sees
+     * it; an accepted stage is exported as the plan asks (`export:`) once its acceptance is logged,
+     * from the stage folder just saved, whichever strategy accepted it (iteration 0's original too).
+     */
     const persist = Effect.fn("Run.persist")(function*(update: LoopUpdate) {
       if (update._tag === "Step") return update as RunUpdate
       const event = yield* store.appendEvent(toEvent(update.state))
+      if (event.phase === "accepted" && event.checkpoint !== undefined) yield* exportStage(store.dir, event.checkpoint, plan.export)
       if (event.phase === "finished" && event.checkpoint !== undefined) {
         yield* store.recordResult(event.strategy, {
           checkpoint: event.checkpoint,
@@ -209,8 +215,14 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
       return { _tag: "Event", event } as RunUpdate
     })
 
+    /** A resumed run first exports the stages accepted before a crash cut their export short. */
+    const catchUpExports = Stream.fromEffect(Effect.flatMap(store.events, (events) => exportLoggedStages(store.dir, events, plan.export))).pipe(
+      Stream.drain
+    )
+
     const strategies: ReadonlyArray<Strategy> = ["ptl", ...plan.baselines]
-    return preamble.pipe(
+    return catchUpExports.pipe(
+      Stream.concat(preamble),
       Stream.concat(Stream.fromIterable(strategies).pipe(Stream.flatMap(strategyStream))),
       // After an interruption nothing else starts: the run stops where it is.
       Stream.takeUntil((update) => update._tag === "State" && update.state.phase === "interrupted"),

@@ -2,7 +2,8 @@
  * `simmer run` and `simmer resume` as a user meets them (issue 14, items 1-6): one writer per
  * run folder (`run --replace` of a folder in use is refused too), a stop that logs `interrupted` and exits 75, a target that cannot be reached
  * said as such with its own exit code, nothing created for a plan that cannot run (a missing
- * model, one too large for the memory budget), `--replace`, and `resume` on a finished run.
+ * model, one too large for the memory budget), `--replace`, and `resume` on a finished run;
+ * a plan's `export: [onnx]` named in the closing lines.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
@@ -155,6 +156,18 @@ describe("simmer run and resume", () => {
       // The neurons are counted as neurons: key/value groups are not added to them.
       expect(pruned).toMatchObject({ unit: "neurons", removed: pruned.perUnit.neurons })
       expect(readFileSync(join(dir, "report.html"), "utf8")).toContain(`${pruned.perUnit.neurons} neurons and 2 key/value groups`)
+    }), 300_000)
+
+  it.live("a plan with export: [onnx] ends by saying where the exported stages are", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      yield* writeTinyCheckpoint(join(tmp, "model"))
+      writeFileSync(join(tmp, "plan.yaml"), tinyPlan("model", 1).replace("iterations: 2", "iterations: 1") + "export: [onnx]\n")
+      const dir = join(tmp, "run")
+      const run = yield* Effect.promise(() => simmer(["run", join(tmp, "plan.yaml"), "--out", dir, "--workers", "1"]))
+      expect(run.status, run.stderr).toBe(0)
+      expect(run.stdout).toContain(`onnx: every accepted stage in ${join(dir, "onnx")}/<stage>/`)
+      for (const stage of ["ptl-000", "ptl-001"]) expect(existsSync(join(dir, "onnx", stage, "model.onnx"))).toBe(true)
     }), 300_000)
 
   it.live("nothing is created for a plan that cannot run; --replace starts a folder over", () =>

@@ -1,7 +1,8 @@
 /**
  * Plan parsing: defaults, per-iteration tuning budgets, and malformed plans, whose every
  * problem is reported at once with its path and line; GRPO and distillation tuners with the
- * reward GRPO needs, each `tuner:` entry read as the kind it names (SFT when it names none).
+ * reward GRPO needs, each `tuner:` entry read as the kind it names (SFT when it names none);
+ * `export:`, whose formats are checked like any other literal.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -47,6 +48,16 @@ describe("a plan", () => {
       expect(plannedTuners(plan).map((t) => [t.kind, t.steps, t.lr])).toEqual([["cpt", 5, 1e-3], ["sft", 3, 1e-4]])
       // Evaluation and calibration use the longest sequence any tuner trains on.
       expect(planSeqLen(plan)).toBe(128)
+    }))
+
+  it.effect("exports no stage unless asked; export: takes onnx and refuses other formats naming the valid one", () =>
+    Effect.gen(function*() {
+      expect((yield* parsePlan(minimal, "plan.yaml")).export).toEqual([])
+      expect((yield* parsePlan(`${minimal}export: [onnx]\n`, "plan.yaml")).export).toEqual(["onnx"])
+      const problems = yield* problemsOf(`${minimal}export: [onnx, gguf]\n`)
+      expect(problems).toHaveLength(1)
+      expect(problems[0]).toMatch(/^line 7: export\[1\]: .*onnx/)
+      expect(problems[0]).toContain("gguf")
     }))
 
   it.effect("reports every schema violation at once, each with its line and path, in words", () =>
