@@ -32,8 +32,6 @@ import { hubSettings } from "../hub/HubSettings.ts"
 /** The entry file of a run's own process, which builds that run's layers (server/RunProcess.ts). */
 const runProcessEntry = fileURLToPath(new URL("RunProcessMain.ts", import.meta.url))
 
-/** How many times a run whose process died is started again before it fails. */
-const processRetries = 2
 
 export const defaultPort = 7841
 
@@ -60,6 +58,13 @@ export const serveCommand = Command.make(
       Flag.withDescription("Runs at once, at most; fewer when their memory estimates do not fit the device together."),
       withRange({ min: 1, max: 64 }),
       withShownDefault(1)
+    ),
+    retries: Flag.Int("retries").pipe(
+      Flag.withDescription(
+        "Times a run whose process died (kill -9, a native abort, out of memory) is started again, continuing from what it saved, before it fails."
+      ),
+      withRange({ min: 0, max: 100 }),
+      withShownDefault(2)
     ),
     grace: Flag.Finite("grace").pipe(
       Flag.withDescription("Seconds a shutdown (SIGTERM) waits for running runs to reach a step boundary and save."),
@@ -132,7 +137,7 @@ export const serveCommand = Command.make(
       residentBytes: () => process.memoryUsage.rss()
     }
     const platform = daemonPlatform(Option.getOrUndefined(input.backend), Option.getOrUndefined(input.memory))
-    const runProcesses = { entry: runProcessEntry, workers: input.workers, retries: processRetries }
+    const runProcesses = { entry: runProcessEntry, workers: input.workers, retries: input.retries }
     const listen = { host: input.host, port: input.port }
 
     if (Option.isSome(input.cluster)) {
