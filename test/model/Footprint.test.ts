@@ -38,9 +38,9 @@ describe("memory estimates", () => {
         let optimizer = initAdamW(paramTensors(config, params))
         const ids = Int32Array.from({ length: s.batch * s.seqLen }, (_, i) => (i * 7) % s.vocab)
         // One optimizer step beyond the weights and moments that live throughout.
-        const step = await measurePeak(() => {
-          const { grads } = lossAndGradients(config, params, { ids, batchSize: s.batch, seqLen: s.seqLen })
-          const clipped = clipByGlobalNorm(grads, 1)
+        const step = await measurePeak(async () => {
+          const { grads } = await Effect.runPromise(lossAndGradients(config, params, { ids, batchSize: s.batch, seqLen: s.seqLen }))
+          const clipped = await Effect.runPromise(clipByGlobalNorm(grads, 1))
           tf.dispose(grads)
           const old = paramTensors(config, params)
           const updated = adamWStep(defaultAdamW, optimizer, old, clipped.grads, 1e-3)

@@ -1,0 +1,32 @@
+/**
+ * Asynchronous tensor reads. The WebGPU backend cannot read a tensor synchronously
+ * (dataSync/arraySync/bufferSync throw there), so every read goes through these, kept at the
+ * edges of a step (one read of a stacked tensor, not one per element).
+ */
+import type * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+
+/** The values of t as floats; t is disposed after the read when `dispose` is set. */
+export const readFloats = (t: tf.Tensor, dispose = false): Effect.Effect<Float32Array> =>
+  Effect.promise(() => t.data() as Promise<Float32Array>).pipe(
+    Effect.ensuring(Effect.sync(() => { if (dispose) t.dispose() }))
+  )
+
+/** The values of t as it is typed (Int32Array for int32 tensors); disposed when `dispose` is set. */
+export const readData = (t: tf.Tensor, dispose = false): Effect.Effect<tf.TypedArray> =>
+  Effect.promise(() => t.data() as Promise<tf.TypedArray>).pipe(
+    Effect.ensuring(Effect.sync(() => { if (dispose) t.dispose() }))
+  )
+
+/** The first value of t (a scalar); disposed when `dispose` is set. */
+export const readScalar = (t: tf.Tensor, dispose = false): Effect.Effect<number> =>
+  Effect.map(readData(t, dispose), (data) => data[0])
+
+/** A promise form for plain async code (worker threads): the floats of t, disposed when `dispose` is set. */
+export const readFloatsAsync = async (t: tf.Tensor, dispose = false): Promise<Float32Array> => {
+  try {
+    return (await t.data()) as Float32Array
+  } finally {
+    if (dispose) t.dispose()
+  }
+}
