@@ -18,6 +18,7 @@ import { chunkedNll, chunkedNllGradient } from "./ChunkedLoss.ts"
 import type { TokenBatch } from "./Gradients.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
 import type { LayerParams } from "./Params.ts"
+import { readFloats } from "./Read.ts"
 import { type BlockContext, blockContext, decoderBlock, type ObservedName, rmsNorm } from "./Transformer.ts"
 import { releaseLayer, type WeightSource } from "./WeightSource.ts"
 
@@ -84,8 +85,11 @@ export const applyBlock = (
 
 export interface RunBlocksOptions {
   readonly observe?: BatchObserver
-  /** Sees every batch's hidden states entering block `layer` (they are disposed after the block: copy what you keep). */
-  readonly onBlockInput?: (layer: number, hidden: ReadonlyArray<tf.Tensor2D>) => void
+  /**
+   * Sees every batch's hidden states entering block `layer` (they are disposed after the block:
+   * copy what you keep). An Effect, so that it can read them asynchronously.
+   */
+  readonly onBlockInput?: (layer: number, hidden: ReadonlyArray<tf.Tensor2D>) => Effect.Effect<void>
   /** Told after each block. */
   readonly onBlock?: (done: number, total: number) => void
 }
@@ -107,9 +111,10 @@ export const runBlocks = Effect.fnUntraced(function*<E>(
     const L = config.layers.length
     for (let layer = 0; layer < L; layer++) {
       yield* ensureBlockFits(source.room, config, layer, batches)
+      // Before the weights are fetched: nothing to release if the read is cut short.
+      if (options.onBlockInput !== undefined) yield* options.onBlockInput(layer, hidden)
       const weights = yield* source.layer(layer)
       try {
-        options.onBlockInput?.(layer, hidden)
         hidden = hidden.map((h, b) =>
           applyBlock(config, layer, weights, h, contexts[b], options.observe && ((name, t) => options.observe!(b, layer, name, t, weights)))
         )
@@ -225,9 +230,10 @@ export const blockwiseBackward = Effect.fnUntraced(function*<E>(
   const L = config.layers.length
   const stored: Array<Array<Float32Array>> = []
   const hidden = yield* runBlocks(source, batches, {
-    onBlockInput: (layer, hs) => {
-      stored[layer] = hs.map((h) => h.dataSync().slice() as Float32Array)
-    },
+    onBlockInput: (layer, hs) =>
+      Effect.map(Effect.forEach(hs, (h) => Effect.map(readFloats(h), (data) => data.slice())), (copies) => {
+        stored[layer] = copies
+      }),
     ...(options.onBlock !== undefined ? { onBlock: (done: number) => options.onBlock!(done, 2 * L) } : {})
   })
   const losses: Array<number> = []

@@ -30,3 +30,9 @@ export const readFloatsAsync = async (t: tf.Tensor, dispose = false): Promise<Fl
     if (dispose) t.dispose()
   }
 }
+
+/** The values of t as nested arrays (t.array()); disposed when `dispose` is set. */
+export const readArray = <T extends tf.Tensor>(t: T, dispose = false): Effect.Effect<Awaited<ReturnType<T["array"]>>> =>
+  Effect.promise(() => t.array() as Promise<Awaited<ReturnType<T["array"]>>>).pipe(
+    Effect.ensuring(Effect.sync(() => { if (dispose) t.dispose() }))
+  )

@@ -99,7 +99,7 @@ export const grpoStep = <E, R>(
     const taken = takeExamples(prompts, state.cursor, settings.promptsPerStep)
     const rng = Rng.fromState(state.rng)
     const started = performance.now()
-    const rollouts = sampleRollouts(config, state.params, taken.batch.map((p) => p.ids), {
+    const rollouts = yield* sampleRollouts(config, state.params, taken.batch.map((p) => p.ids), {
       rollouts: settings.rollouts,
       temperature: settings.temperature,
       topP: settings.topP,

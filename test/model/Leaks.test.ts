@@ -20,7 +20,7 @@ describe("no tensor leaks", () => {
         forward(config, params, tf.tensor2d(ids, [2, 8], "int32"))
       })
       tf.dispose((await Effect.runPromise(lossAndGradients(config, params, { ids, batchSize: 2, seqLen: 8 }))).grads)
-      generate(config, params, [[1, 2, 3], [4]], { temperature: 1, topP: 0.9, maxNewTokens: 6, seed: 1 })
+      await Effect.runPromise(generate(config, params, [[1, 2, 3], [4]], { temperature: 1, topP: 0.9, maxNewTokens: 6, seed: 1 }))
     }
     await once()
     const before = tf.memory().numTensors

@@ -26,23 +26,26 @@ beforeAll(async () => {
 const prompts = [[1, 5, 9], [1, 7, 3, 12, 4]]
 const sampling = { rollouts: 3, temperature: 1, topP: 1, maxNewTokens: 6, stopTokens: [2] }
 
+/** Rollouts as a promise (decoding reads its logits asynchronously). */
+const rolloutsOf = (...args: Parameters<typeof sampleRollouts>) => Effect.runPromise(sampleRollouts(...args))
+
 describe("rollouts", () => {
-  it("are grouped by prompt, replay from a generator state, and differ for another seed", () => {
+  it("are grouped by prompt, replay from a generator state, and differ for another seed", async () => {
     const rng = Rng.seeded(11)
     const saved = rng.state()
-    const first = sampleRollouts(config, params, prompts, sampling, rng)
+    const first = await rolloutsOf(config, params, prompts, sampling, rng)
     expect(first.map((r) => r.prompt)).toEqual([0, 0, 0, 1, 1, 1])
-    const again = sampleRollouts(config, params, prompts, sampling, Rng.fromState(saved))
+    const again = await rolloutsOf(config, params, prompts, sampling, Rng.fromState(saved))
     expect(again).toEqual(first)
     // Decoding in batches of 2 draws in the same order, so it samples the same tokens (the
     // log-probs differ in the last bits: other rows, other padding).
-    const inTwos = sampleRollouts(config, params, prompts, { ...sampling, batchSize: 2 }, Rng.fromState(saved))
+    const inTwos = await rolloutsOf(config, params, prompts, { ...sampling, batchSize: 2 }, Rng.fromState(saved))
     expect(inTwos.map((r) => r.completion)).toEqual(first.map((r) => r.completion))
     expect(maxAbsDiff(inTwos.flatMap((r) => r.logProbs), first.flatMap((r) => r.logProbs))).toBeLessThan(1e-5)
-    const other = sampleRollouts(config, params, prompts, sampling, Rng.seeded(12))
+    const other = await rolloutsOf(config, params, prompts, sampling, Rng.seeded(12))
     expect(other.map((r) => r.completion)).not.toEqual(first.map((r) => r.completion))
     // The generator moved on: the next call samples new rollouts.
-    expect(sampleRollouts(config, params, prompts, sampling, rng).map((r) => r.completion)).not.toEqual(first.map((r) => r.completion))
+    expect((await rolloutsOf(config, params, prompts, sampling, rng)).map((r) => r.completion)).not.toEqual(first.map((r) => r.completion))
     for (const r of first) {
       expect(r.completion.length).toBeGreaterThan(0)
       expect(r.completion.length).toBeLessThanOrEqual(6)
@@ -51,17 +54,18 @@ describe("rollouts", () => {
     }
   })
 
-  it("at temperature 0, or with a top-p below every token's probability, are greedy", () => {
-    const greedy = prompts.map((p) => generate(config, params, [p], { temperature: 0, topP: 1, maxNewTokens: 6, stopTokens: [2] })[0])
+  it("at temperature 0, or with a top-p below every token's probability, are greedy", async () => {
+    const greedy: Array<Array<number>> = []
+    for (const p of prompts) greedy.push((await Effect.runPromise(generate(config, params, [p], { temperature: 0, topP: 1, maxNewTokens: 6, stopTokens: [2] })))[0])
     for (const options of [{ temperature: 0, topP: 1 }, { temperature: 1, topP: 1e-9 }]) {
-      const rollouts = sampleRollouts(config, params, prompts, { ...sampling, ...options }, Rng.seeded(3))
+      const rollouts = await rolloutsOf(config, params, prompts, { ...sampling, ...options }, Rng.seeded(3))
       expect(rollouts.map((r) => r.completion)).toEqual([greedy[0], greedy[0], greedy[0], greedy[1], greedy[1], greedy[1]])
     }
   })
 
   it("carry the log-probs a full forward over prompt and completion gives (KV cache and padding included)", async () => {
     for (const temperature of [1, 0.7]) {
-      const rollouts = sampleRollouts(config, params, prompts, { ...sampling, temperature }, Rng.seeded(4))
+      const rollouts = await rolloutsOf(config, params, prompts, { ...sampling, temperature }, Rng.seeded(4))
       const batch = buildRolloutBatch(prompts, rollouts, rollouts.map(() => 0), 0)
       const full = await Effect.runPromise(sequenceLogProbs(config, params, batch, temperature))
       expect(maxAbsDiff(full, batch.oldLogProbs)).toBeLessThan(2e-5)
