@@ -3,7 +3,7 @@
  * (dataSync/arraySync/bufferSync throw there), so every read goes through these, kept at the
  * edges of a step (one read of a stacked tensor, not one per element).
  */
-import type * as tf from "@tensorflow/tfjs"
+import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 
 /** The values of t as floats; t is disposed after the read when `dispose` is set. */
@@ -36,3 +36,33 @@ export const readArray = <T extends tf.Tensor>(t: T, dispose = false): Effect.Ef
   Effect.promise(() => t.array() as Promise<Awaited<ReturnType<T["array"]>>>).pipe(
     Effect.ensuring(Effect.sync(() => { if (dispose) t.dispose() }))
   )
+
+/**
+ * Reads requested where no await is possible (an observer inside a tidy, a block's backward):
+ * `defer` keeps the tensor past the tidy, and `flush` later reads every pending tensor in the
+ * order they were deferred, hands each its values and disposes it. `release` disposes what was
+ * never read (flush it or release it however the pass ends).
+ */
+export interface DeferredReads {
+  readonly defer: (t: tf.Tensor, use: (data: tf.TypedArray) => void) => void
+  readonly flush: Effect.Effect<void>
+  readonly release: Effect.Effect<void>
+}
+
+export const deferredReads = (): DeferredReads => {
+  const pending: Array<{ readonly tensor: tf.Tensor; readonly use: (data: tf.TypedArray) => void }> = []
+  return {
+    defer: (t, use) => {
+      pending.push({ tensor: tf.keep(t), use })
+    },
+    flush: Effect.suspend(() => {
+      const taken = pending.splice(0, pending.length)
+      return Effect.forEach(taken, ({ tensor, use }, i) =>
+        Effect.map(readData(tensor, true), use).pipe(
+          // Cut short: what was taken and not yet read is released here.
+          Effect.onInterrupt(() => Effect.sync(() => tf.dispose(taken.slice(i + 1).map((p) => p.tensor))))
+        ), { discard: true })
+    }),
+    release: Effect.sync(() => tf.dispose(pending.splice(0, pending.length).map((p) => p.tensor)))
+  }
+}
