@@ -90,6 +90,8 @@ export interface RunBlocksOptions {
    * copy what you keep). An Effect, so that it can read them asynchronously.
    */
   readonly onBlockInput?: (layer: number, hidden: ReadonlyArray<tf.Tensor2D>) => Effect.Effect<void>
+  /** Run after block `layer` was applied to every batch and its weights released (e.g. to read what `observe` kept). */
+  readonly afterBlock?: (layer: number) => Effect.Effect<void>
   /** Told after each block. */
   readonly onBlock?: (done: number, total: number) => void
 }
@@ -121,6 +123,7 @@ export const runBlocks = Effect.fnUntraced(function*<E>(
       } finally {
         releaseLayer(weights)
       }
+      if (options.afterBlock !== undefined) yield* options.afterBlock(layer)
       options.onBlock?.(layer + 1, L)
       yield* Effect.yieldNow
     }

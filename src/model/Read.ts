@@ -6,21 +6,27 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 
+/** Disposes t once the read ends (however it ends) when `dispose` is set. */
+const releasing = (t: tf.Tensor, dispose: boolean) =>
+  Effect.ensuring(Effect.sync(() => {
+    if (dispose) t.dispose()
+  }))
+
 /** The values of t as floats; t is disposed after the read when `dispose` is set. */
 export const readFloats = (t: tf.Tensor, dispose = false): Effect.Effect<Float32Array> =>
-  Effect.promise(() => t.data() as Promise<Float32Array>).pipe(
-    Effect.ensuring(Effect.sync(() => { if (dispose) t.dispose() }))
-  )
+  Effect.promise(() => t.data() as Promise<Float32Array>).pipe(releasing(t, dispose))
 
 /** The values of t as it is typed (Int32Array for int32 tensors); disposed when `dispose` is set. */
 export const readData = (t: tf.Tensor, dispose = false): Effect.Effect<tf.TypedArray> =>
-  Effect.promise(() => t.data() as Promise<tf.TypedArray>).pipe(
-    Effect.ensuring(Effect.sync(() => { if (dispose) t.dispose() }))
-  )
+  Effect.promise(() => t.data() as Promise<tf.TypedArray>).pipe(releasing(t, dispose))
 
 /** The first value of t (a scalar); disposed when `dispose` is set. */
 export const readScalar = (t: tf.Tensor, dispose = false): Effect.Effect<number> =>
   Effect.map(readData(t, dispose), (data) => data[0])
+
+/** The values of t as nested arrays (t.array()); disposed when `dispose` is set. */
+export const readArray = <T extends tf.Tensor>(t: T, dispose = false): Effect.Effect<Awaited<ReturnType<T["array"]>>> =>
+  Effect.promise(() => t.array() as Promise<Awaited<ReturnType<T["array"]>>>).pipe(releasing(t, dispose))
 
 /** A promise form for plain async code (worker threads): the floats of t, disposed when `dispose` is set. */
 export const readFloatsAsync = async (t: tf.Tensor, dispose = false): Promise<Float32Array> => {
@@ -30,12 +36,6 @@ export const readFloatsAsync = async (t: tf.Tensor, dispose = false): Promise<Fl
     if (dispose) t.dispose()
   }
 }
-
-/** The values of t as nested arrays (t.array()); disposed when `dispose` is set. */
-export const readArray = <T extends tf.Tensor>(t: T, dispose = false): Effect.Effect<Awaited<ReturnType<T["array"]>>> =>
-  Effect.promise(() => t.array() as Promise<Awaited<ReturnType<T["array"]>>>).pipe(
-    Effect.ensuring(Effect.sync(() => { if (dispose) t.dispose() }))
-  )
 
 /**
  * Reads requested where no await is possible (an observer inside a tidy, a block's backward):

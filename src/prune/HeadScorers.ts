@@ -20,11 +20,11 @@ export const contributionScores = <E>(source: WeightSource<E>, batches: Readonly
     const { config } = source
     const sums = config.layers.map((layer) => new Float64Array(layer.numKeyValueHeads))
     const masks = batches.map((batch) => tokenMask(batch))
-    // The observer runs inside a tidy: its sums are read after each block, in observation order.
+    // The observer runs inside a tidy: its sums are read after each block (its weights released), in observation order.
     const reads = deferredReads()
     const hidden = yield* runBlocks(source, batches, {
       ...progress,
-      onBlockInput: () => reads.flush,
+      afterBlock: () => reads.flush,
       observe: (b, i, name, merged, weights) => {
         if (name !== "attn.context") return
         const shape = config.layers[i]
@@ -41,7 +41,6 @@ export const contributionScores = <E>(source: WeightSource<E>, batches: Readonly
         })
       }
     }).pipe(
-      Effect.tap((hidden) => reads.flush.pipe(Effect.onInterrupt(() => Effect.sync(() => tf.dispose(hidden))))),
       Effect.ensuring(Effect.andThen(reads.release, Effect.sync(() => tf.dispose(masks))))
     )
     tf.dispose(hidden)

@@ -31,11 +31,11 @@ export const blockInfluenceScores = <E>(source: WeightSource<E>, batches: Readon
     const cosSums = new Float64Array(source.config.layers.length)
     const masks = batches.map((batch) => tokenMask(batch))
     let input: tf.Tensor2D | undefined
-    // The observer runs inside a tidy: its sums are read after each block, in observation order.
+    // The observer runs inside a tidy: its sums are read after each block (its weights released), in observation order.
     const reads = deferredReads()
     const hidden = yield* runBlocks(source, batches, {
       ...progress,
-      onBlockInput: () => reads.flush,
+      afterBlock: () => reads.flush,
       observe: (b, i, name, h) => {
         if (name === "block.in") input = h
         else if (name === "block.out") {
@@ -49,7 +49,6 @@ export const blockInfluenceScores = <E>(source: WeightSource<E>, batches: Readon
         }
       }
     }).pipe(
-      Effect.tap((hidden) => reads.flush.pipe(Effect.onInterrupt(() => Effect.sync(() => tf.dispose(hidden))))),
       Effect.ensuring(Effect.andThen(reads.release, Effect.sync(() => tf.dispose(masks))))
     )
     tf.dispose(hidden)

@@ -45,11 +45,11 @@ const sumOverTokens = <E>(
     const sums = zeros(source.config)
     const masks = batches.map((batch) => tokenMask(batch))
     const seen = new Set<number>()
-    // The observer runs inside a tidy: its sums are read after each block, in observation order.
+    // The observer runs inside a tidy: its sums are read after each block (its weights released), in observation order.
     const reads = deferredReads()
     const hidden = yield* runBlocks(source, batches, {
       ...progress,
-      onBlockInput: () => reads.flush,
+      afterBlock: () => reads.flush,
       observe: (b, i, name, act, weights) => {
         if (name !== "mlp.act") return
         if (!seen.has(i)) {
@@ -59,7 +59,6 @@ const sumOverTokens = <E>(
         reads.defer(tf.matMul(masks[b], f(act)), (data) => accumulate(sums[i], data))
       }
     }).pipe(
-      Effect.tap((hidden) => reads.flush.pipe(Effect.onInterrupt(() => Effect.sync(() => tf.dispose(hidden))))),
       Effect.ensuring(Effect.andThen(reads.release, Effect.sync(() => tf.dispose(masks))))
     )
     tf.dispose(hidden)
@@ -179,11 +178,11 @@ const strongHits = <E>(
         ? batch.lengths.map((n, b) => b * T + n - 1)
         : batch.lengths.flatMap((n, b) => Array.from({ length: n }, (_, t) => b * T + t))
     })
-    // The observer runs inside a tidy: each block's top-n are read after the block.
+    // The observer runs inside a tidy: each block's top-n are read after the block (its weights released).
     const reads = deferredReads()
     const hidden = yield* runBlocks(source, used, {
       ...progress,
-      onBlockInput: () => reads.flush,
+      afterBlock: () => reads.flush,
       observe: (b, i, name, act) => {
         if (name !== "mlp.act") return
         const k = Math.min(topN[i], act.shape[1])
@@ -198,7 +197,6 @@ const strongHits = <E>(
         })
       }
     }).pipe(
-      Effect.tap((hidden) => reads.flush.pipe(Effect.onInterrupt(() => Effect.sync(() => tf.dispose(hidden))))),
       Effect.ensuring(reads.release)
     )
     tf.dispose(hidden)
