@@ -227,7 +227,7 @@ export const blockwiseBackward = Effect.fnUntraced(function*<E>(
     context: BlockContext,
     upstream: tf.Tensor2D
   ) => tf.Tensor2D,
-  options: Pick<RunBlocksOptions, "onBlock"> = {}
+  options: Pick<RunBlocksOptions, "onBlock" | "afterBlock"> = {}
 ): Effect.fn.Return<Array<number>, E | MemoryBudgetExceeded> {
   const { config } = source
   const L = config.layers.length
@@ -272,6 +272,8 @@ export const blockwiseBackward = Effect.fnUntraced(function*<E>(
         releaseLayer(weights)
       }
       delete stored[layer]
+      // After each backward block only (the forward pass is not told).
+      if (options.afterBlock !== undefined) yield* options.afterBlock(layer)
       options.onBlock?.(2 * L - layer, 2 * L)
       yield* Effect.yieldNow
     }

@@ -103,8 +103,8 @@ export const taylorScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<
   Effect.gen(function*() {
     const { config } = source
     const scores = zeros(config)
-    // The backward runs inside a tidy: each block's sums are kept and read once the pass is done
-    // (L × batches vectors of the layer's width), in the order they were made.
+    // The backward runs inside a tidy: each block's sums are kept and read after the block, in
+    // the order they were made.
     const reads = deferredReads()
     yield* blockwiseBackward(source, batches.map((b) => lossBatch(b)), (layer, _, weights, input, context, upstream) =>
       tf.tidy(() => {
@@ -128,7 +128,7 @@ export const taylorScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<
           act?.dispose()
         }
         return dx as tf.Tensor2D
-      }), progress).pipe(Effect.andThen(reads.flush), Effect.ensuring(reads.release))
+      }), { ...progress, afterBlock: () => reads.flush }).pipe(Effect.ensuring(reads.release))
     const samples = batches.reduce((n, b) => n + b.batchSize, 0)
     const tokens = batches.reduce((n, b) => n + realTokens(b, b.seqLen - 1), 0)
     const result: NeuronScores = { unit: "neurons", scorer: "taylor", perLayer: scores, samples, tokens }
