@@ -9,6 +9,7 @@
  * must not depend on the batch size or the engine: a difference there is a padding or
  * numerics bug, so the result flags it.
  */
+import { Effect } from "effect"
 import { evaluateGraded } from "../src/eval/Evaluate.ts"
 import { type GreedyDecoder, tfjsGreedyDecoder } from "../src/eval/GreedyDecoder.ts"
 import { disposeParams } from "../src/model/Params.ts"
@@ -52,7 +53,7 @@ export const evalBench: Benchmark = {
     progress(`eval: ${model.source}, tfjs on ${backend}, ONNX Runtime CPU EP`)
     const tensorsBefore = numTensors()
     const startedOrt = performance.now()
-    const session = engineNames.includes("ort") ? await openDecoderSession(modelOnnx(model)) : undefined
+    const session = engineNames.includes("ort") ? await openDecoderSession(await Effect.runPromise(modelOnnx(model))) : undefined
     const ortSessionSeconds = (performance.now() - startedOrt) / 1000
     const engines: Record<string, GreedyDecoder> = {
       tfjs: tfjsGreedyDecoder(model.config, model.params),

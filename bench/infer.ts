@@ -3,6 +3,7 @@
  * one position per step (src/model/Generate.ts). Tokens per second counts generated tokens;
  * the time covers the whole call (prefill included), as a user of `generate` sees it.
  */
+import { Effect } from "effect"
 import { generate } from "../src/model/Generate.ts"
 import { disposeParams, initParams } from "../src/model/Params.ts"
 import { Rng } from "../src/model/Rng.ts"
@@ -43,7 +44,7 @@ const inferRun = async (spec: RunSpec) => {
   const tensorsBefore = numTensors()
   for (let i = 0; i < spec.warmup + spec.runs; i++) {
     const started = performance.now()
-    const out = generate(config, params, prompts, { temperature: 0, topP: 1, maxNewTokens: spec.newTokens })
+    const out = await Effect.runPromise(generate(config, params, prompts, { temperature: 0, topP: 1, maxNewTokens: spec.newTokens }))
     const elapsed = performance.now() - started
     generated = out.reduce((n, seq) => n + seq.length, 0)
     if (i >= spec.warmup) times.push(elapsed)

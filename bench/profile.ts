@@ -4,6 +4,7 @@
  * on wasm are wall-clock around each kernel, so they include the kernel's own JavaScript.
  */
 import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
 import { lossAndGradients } from "../src/model/Gradients.ts"
 import { disposeParams, initParams } from "../src/model/Params.ts"
 import { Rng } from "../src/model/Rng.ts"
@@ -23,8 +24,8 @@ export const profile: Benchmark = {
     const params = initParams(config, 1)
     const rng = Rng.seeded(3)
     const ids = Int32Array.from({ length: batchSize * (seqLen + 1) }, () => rng.int(config.vocabSize))
-    const step = () => tf.dispose(lossAndGradients(config, params, { ids, batchSize, seqLen: seqLen + 1 }).grads)
-    for (let i = 0; i < 3; i++) step() // warm-up: kernel compilation, allocator
+    const step = async () => tf.dispose((await Effect.runPromise(lossAndGradients(config, params, { ids, batchSize, seqLen: seqLen + 1 }))).grads)
+    for (let i = 0; i < 3; i++) await step() // warm-up: kernel compilation, allocator
     progress(`profile: ${backend}, one step`)
     const started = performance.now()
     const info = await tf.profile(step)

@@ -18,6 +18,7 @@ import { loadModelChecked, residentBytes } from "./LoadModel.ts"
 import { makeProgress } from "./Progress.ts"
 import { generate } from "../model/Generate.ts"
 import { countParams, disposeParams } from "../model/Params.ts"
+import { readArray } from "../model/Read.ts"
 import { forward } from "../model/Transformer.ts"
 import { Compute } from "../services/Compute.ts"
 import { DeviceMemory } from "../services/DeviceMemory.ts"
@@ -172,7 +173,7 @@ export const generateCommand = Command.make(
     const sampling = { temperature: input.temperature, topP: input.topP, seed: input.seed, maxNewTokens: budget.tokens, stopTokens }
     let generated: Array<number>
     if (loaded !== undefined) {
-      generated = generate(loaded.config, loaded.params, [promptIds], sampling)[0]
+      generated = (yield* generate(loaded.config, loaded.params, [promptIds], sampling))[0]
     } else {
       yield* Effect.logInfo(
         `${input.checkpoint} does not fit the ${room.kind} as a whole: decoding block by block ` +
@@ -194,8 +195,9 @@ export const generateCommand = Command.make(
       yield* Console.log(text ?? generated.join(","))
       return
     }
+    // Computed in a tidy, read after it (a tidy cannot span an await).
     const logits = input.logits
-      ? tf.tidy(() => forward(loaded!.config, loaded!.params, tf.tensor2d([promptIds], undefined, "int32")).logits.arraySync()[0])
+      ? (yield* readArray(tf.tidy(() => forward(loaded!.config, loaded!.params, tf.tensor2d([promptIds], undefined, "int32")).logits), true))[0]
       : undefined
     yield* Console.log(JSON.stringify({
       prompt_ids: promptIds,

@@ -144,7 +144,7 @@ export const startDataParallel = (options: DataParallelOptions & { readonly back
       let shipped: ReadonlyArray<tf.DataId> = []
       let seq = 0
 
-      const shipWeights = (config: ModelConfig, params: Params, totalFloats: number) => {
+      const shipWeights = async (config: ModelConfig, params: Params, totalFloats: number) => {
         const tensors = paramTensors(config, params)
         const same = weights.byteLength === totalFloats * 4 && shipped.length === tensors.length &&
           tensors.every((t, i) => t.dataId === shipped[i])
@@ -153,7 +153,7 @@ export const startDataParallel = (options: DataParallelOptions & { readonly back
         const flat = new Float32Array(weights)
         let offset = 0
         for (const t of tensors) {
-          copyTensorInto(t, flat, offset)
+          await copyTensorInto(t, flat, offset)
           offset += t.size
         }
         shipped = tensors.map((t) => t.dataId)
@@ -162,7 +162,7 @@ export const startDataParallel = (options: DataParallelOptions & { readonly back
 
       const step = async (config: ModelConfig, params: Params, batch: TokenBatch) => {
         const layout = paramLayout(config)
-        shipWeights(config, params, layout.totalFloats)
+        await shipWeights(config, params, layout.totalFloats)
         const shards = splitRows(batch.batchSize, workers.length).map((rows) => shardOf(batch, rows))
         const targets = shards.map(countedTargets)
         const total = Math.max(targets.reduce((a, b) => a + b, 0), 1)

@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { paramSpecs } from "../model/Params.ts"
+import { readFloatsAsync } from "../model/Read.ts"
 
 export interface WorkerOptions {
   /** tfjs backend of the worker's engine. */
@@ -66,12 +67,13 @@ interface HeapBackend {
 
 /**
  * Copies a float32 tensor into `target` at `offset` (elements). On wasm it reads the heap in
- * place (one copy instead of dataSync's two).
+ * place (one copy instead of a read's two); elsewhere it reads asynchronously (WebGPU has no
+ * synchronous read).
  */
-export const copyTensorInto = (tensor: tf.Tensor, target: Float32Array, offset: number): void => {
+export const copyTensorInto = async (tensor: tf.Tensor, target: Float32Array, offset: number): Promise<void> => {
   if (tf.getBackend() === "wasm") {
     target.set((tf.backend() as unknown as HeapBackend).typedArrayFromHeap(tensor) as Float32Array, offset)
   } else {
-    target.set(tensor.dataSync() as Float32Array, offset)
+    target.set(await readFloatsAsync(tensor), offset)
   }
 }

@@ -50,27 +50,33 @@ const paramsFor = (request: ComputeRequest): Params => {
   return params
 }
 
-const compute = (request: ComputeRequest): WorkerReply => {
+const compute = async (request: ComputeRequest): Promise<WorkerReply> => {
   const config: ModelConfig = request.config
   const params = paramsFor(request)
-  const result = lossAndGradients(config, params, {
+  const result = await Effect.runPromise(lossAndGradients(config, params, {
     ids: request.ids,
     batchSize: request.batchSize,
     seqLen: request.seqLen,
     ...(request.targetWeights === undefined ? {} : { weights: request.targetWeights })
-  })
+  }))
   try {
     const layout = paramLayout(config)
     const out = new Float32Array(request.grads)
     const scale = request.scale
     const scaled = scale === 1 ? result.grads : tf.tidy(() => result.grads.map((g) => tf.mul(g, scale)))
-    scaled.forEach((grad, i) => copyTensorInto(grad, out, layout.entries[i].offset))
-    if (scaled !== result.grads) tf.dispose(scaled)
+    try {
+      for (let i = 0; i < scaled.length; i++) await copyTensorInto(scaled[i], out, layout.entries[i].offset)
+    } finally {
+      if (scaled !== result.grads) tf.dispose(scaled)
+    }
   } finally {
     tf.dispose(result.grads)
   }
   return { type: "done", seq: request.seq, loss: result.loss, targets: result.targets }
 }
+
+/** The message of a failure: Effect.runPromise rejects with a squashed cause, usually an Error. */
+const failureMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
 const start = async () => {
   const options = workerData as WorkerOptions
@@ -82,12 +88,14 @@ const start = async () => {
 
 start().then(
   () => {
+    // Requests are computed one after another, as when compute was synchronous (reads now await).
+    let queue: Promise<void> = Promise.resolve()
     port.on("message", (request: ComputeRequest) => {
-      try {
-        reply(compute(request))
-      } catch (cause) {
-        reply({ type: "failed", seq: request.seq, message: cause instanceof Error ? cause.message : String(cause) })
-      }
+      queue = queue.then(() =>
+        compute(request).then(reply, (cause: unknown) => {
+          reply({ type: "failed", seq: request.seq, message: failureMessage(cause) })
+        })
+      )
     })
   },
   (cause: unknown) => {

@@ -25,5 +25,5 @@ export interface GreedyDecoder {
 /** Greedy decoding with simmer's tfjs transformer on the current backend. */
 export const tfjsGreedyDecoder = (config: ModelConfig, params: Params): GreedyDecoder => ({
   onDevice: true,
-  decode: (prompts, options) => Effect.sync(() => generate(config, params, prompts, { ...greedy, ...options }))
+  decode: (prompts, options) => generate(config, params, prompts, { ...greedy, ...options })
 })

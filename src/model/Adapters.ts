@@ -18,6 +18,7 @@ import { blockwiseBackward, type LossBatch } from "./Blockwise.ts"
 import type { TokenBatch } from "./Gradients.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
 import type { LayerParams, Linear, Params } from "./Params.ts"
+import { readScalar } from "./Read.ts"
 import { Rng } from "./Rng.ts"
 import { decoderBlock, nextTokenLoss } from "./Transformer.ts"
 import type { WeightSource } from "./WeightSource.ts"
@@ -175,15 +176,18 @@ export const adapterGradients = (
   params: Params,
   adapters: Adapters,
   batch: TokenBatch
-): { readonly loss: number; readonly grads: Array<tf.Tensor> } =>
-  tf.tidy(() => {
-    const ids = tf.tensor2d(batch.ids, [batch.batchSize, batch.seqLen], "int32")
-    const weights = batch.weights === undefined ? undefined : tf.tensor2d(batch.weights, [batch.batchSize, batch.seqLen - 1])
-    const tensors = adapterTensors(adapters).map((t) => t.tensor)
-    const f = (...xs: Array<tf.Tensor>) => nextTokenLoss(config, withAdapters(params, withTensors(adapters, xs)), ids, weights)
-    const { value, grads } = tf.valueAndGrads(f)(tensors)
-    return { loss: value.dataSync()[0], grads }
-  }) as unknown as { loss: number; grads: Array<tf.Tensor> }
+): Effect.Effect<{ readonly loss: number; readonly grads: Array<tf.Tensor> }> =>
+  Effect.suspend(() => {
+    const { value, grads } = tf.tidy(() => {
+      const ids = tf.tensor2d(batch.ids, [batch.batchSize, batch.seqLen], "int32")
+      const weights = batch.weights === undefined ? undefined : tf.tensor2d(batch.weights, [batch.batchSize, batch.seqLen - 1])
+      const tensors = adapterTensors(adapters).map((t) => t.tensor)
+      const f = (...xs: Array<tf.Tensor>) => nextTokenLoss(config, withAdapters(params, withTensors(adapters, xs)), ids, weights)
+      return tf.valueAndGrads(f)(tensors)
+    })
+    // The loss is read after the tidy (it cannot span an await), then released.
+    return Effect.map(readScalar(value, true), (loss) => ({ loss, grads }))
+  })
 
 /**
  * The same gradients block by block (see blockwiseBackward): the frozen weights come from

@@ -18,6 +18,7 @@ import { chunkedNll, chunkedNllGradient } from "./ChunkedLoss.ts"
 import type { TokenBatch } from "./Gradients.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
 import type { LayerParams } from "./Params.ts"
+import { readFloats } from "./Read.ts"
 import { type BlockContext, blockContext, decoderBlock, type ObservedName, rmsNorm } from "./Transformer.ts"
 import { releaseLayer, type WeightSource } from "./WeightSource.ts"
 
@@ -84,8 +85,13 @@ export const applyBlock = (
 
 export interface RunBlocksOptions {
   readonly observe?: BatchObserver
-  /** Sees every batch's hidden states entering block `layer` (they are disposed after the block: copy what you keep). */
-  readonly onBlockInput?: (layer: number, hidden: ReadonlyArray<tf.Tensor2D>) => void
+  /**
+   * Sees every batch's hidden states entering block `layer` (they are disposed after the block:
+   * copy what you keep). An Effect, so that it can read them asynchronously.
+   */
+  readonly onBlockInput?: (layer: number, hidden: ReadonlyArray<tf.Tensor2D>) => Effect.Effect<void>
+  /** Run after block `layer` was applied to every batch and its weights released (e.g. to read what `observe` kept). */
+  readonly afterBlock?: (layer: number) => Effect.Effect<void>
   /** Told after each block. */
   readonly onBlock?: (done: number, total: number) => void
 }
@@ -107,15 +113,17 @@ export const runBlocks = Effect.fnUntraced(function*<E>(
     const L = config.layers.length
     for (let layer = 0; layer < L; layer++) {
       yield* ensureBlockFits(source.room, config, layer, batches)
+      // Before the weights are fetched: nothing to release if the read is cut short.
+      if (options.onBlockInput !== undefined) yield* options.onBlockInput(layer, hidden)
       const weights = yield* source.layer(layer)
       try {
-        options.onBlockInput?.(layer, hidden)
         hidden = hidden.map((h, b) =>
           applyBlock(config, layer, weights, h, contexts[b], options.observe && ((name, t) => options.observe!(b, layer, name, t, weights)))
         )
       } finally {
         releaseLayer(weights)
       }
+      if (options.afterBlock !== undefined) yield* options.afterBlock(layer)
       options.onBlock?.(layer + 1, L)
       yield* Effect.yieldNow
     }
@@ -219,15 +227,16 @@ export const blockwiseBackward = Effect.fnUntraced(function*<E>(
     context: BlockContext,
     upstream: tf.Tensor2D
   ) => tf.Tensor2D,
-  options: Pick<RunBlocksOptions, "onBlock"> = {}
+  options: Pick<RunBlocksOptions, "onBlock" | "afterBlock"> = {}
 ): Effect.fn.Return<Array<number>, E | MemoryBudgetExceeded> {
   const { config } = source
   const L = config.layers.length
   const stored: Array<Array<Float32Array>> = []
   const hidden = yield* runBlocks(source, batches, {
-    onBlockInput: (layer, hs) => {
-      stored[layer] = hs.map((h) => h.dataSync().slice() as Float32Array)
-    },
+    onBlockInput: (layer, hs) =>
+      Effect.map(Effect.forEach(hs, (h) => Effect.map(readFloats(h), (data) => data.slice())), (copies) => {
+        stored[layer] = copies
+      }),
     ...(options.onBlock !== undefined ? { onBlock: (done: number) => options.onBlock!(done, 2 * L) } : {})
   })
   const losses: Array<number> = []
@@ -263,6 +272,8 @@ export const blockwiseBackward = Effect.fnUntraced(function*<E>(
         releaseLayer(weights)
       }
       delete stored[layer]
+      // After each backward block only (the forward pass is not told).
+      if (options.afterBlock !== undefined) yield* options.afterBlock(layer)
       options.onBlock?.(2 * L - layer, 2 * L)
       yield* Effect.yieldNow
     }

@@ -11,6 +11,7 @@ import type { MemoryBudgetExceeded } from "./Footprint.ts"
 import { ensureBlockFits } from "./Blockwise.ts"
 import { vocabChunk } from "./ChunkedLoss.ts"
 import type { GenerateOptions } from "./Generate.ts"
+import { readFloats } from "./Read.ts"
 import { Rng } from "./Rng.ts"
 import { sampleToken } from "./Sampling.ts"
 import { blockContext, decoderBlock, rmsNorm } from "./Transformer.ts"
@@ -25,9 +26,9 @@ const lastLogits = <E>(source: WeightSource<E>, final: tf.Tensor2D) =>
     for (let first = 0; first < V; first += chunk) {
       const count = Math.min(chunk, V - first)
       const rows = yield* source.headRows(first, count)
-      const part = tf.tidy(() => tf.matMul(final, rows, false, true).dataSync())
+      const part = tf.tidy(() => tf.matMul(final, rows, false, true))
       rows.dispose()
-      logits.set(part, first)
+      logits.set(yield* readFloats(part, true), first)
     }
     return logits
   })

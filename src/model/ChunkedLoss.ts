@@ -8,6 +8,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import type { MemoryBudgetExceeded } from "./Footprint.ts"
+import { readFloats, readScalar } from "./Read.ts"
 import type { WeightSource } from "./WeightSource.ts"
 
 /** Logits held at once: rows × chunk ≤ this many floats (128 MB). */
@@ -73,9 +74,7 @@ export const chunkedNll = Effect.fnUntraced(function*<E>(
   const picked = yield* targetLogits(source, final, targets).pipe(Effect.onError(() => Effect.sync(() => lse.dispose())))
   const nll = tf.tidy(() => tf.reshape(tf.sub(lse, picked), [-1]))
   tf.dispose([lse, picked])
-  const values = nll.dataSync() as Float32Array
-  nll.dispose()
-  return values
+  return yield* readFloats(nll, true)
 })
 
 /**
@@ -106,8 +105,10 @@ export const chunkedNllGradient = Effect.fnUntraced(function*<E>(
     const picked = yield* source.headGather(targets)
     const c = tf.tensor2d(coefficients, [N, 1])
     const gradient = tf.tidy(() => tf.mul(tf.sub(held.expected, picked), c) as tf.Tensor2D)
-    const loss = tf.tidy(() => tf.sum(tf.mul(tf.sub(lse, tf.sum(tf.mul(final, picked), 1, true)), c)).dataSync()[0])
+    const total = tf.tidy(() => tf.sum(tf.mul(tf.sub(lse, tf.sum(tf.mul(final, picked), 1, true)), c)))
     tf.dispose([picked, c])
+    // Read after the tidy (it cannot span an await); the gradient is released if the read is cut short.
+    const loss = yield* readScalar(total, true).pipe(Effect.onInterrupt(() => Effect.sync(() => gradient.dispose())))
     return { loss, gradient }
   }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose([lse, held.expected]))))
 })

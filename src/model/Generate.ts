@@ -3,8 +3,10 @@
  * one position per step, reusing the keys and values of everything already seen.
  */
 import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
 import type { ModelConfig } from "./ModelConfig.ts"
 import type { Params } from "./Params.ts"
+import { readFloats } from "./Read.ts"
 import { Rng } from "./Rng.ts"
 import { sampleToken, type SamplingOptions } from "./Sampling.ts"
 import { tidyKeep } from "./Tidy.ts"
@@ -25,25 +27,30 @@ const disposeCache = (cache: KvCache) => {
   }
 }
 
-/** Logits of the last slot of every sequence, as JS arrays, and the extended cache. */
+/**
+ * Logits of the last slot of every sequence, as JS arrays (one read for the whole batch), and
+ * the extended cache. `hold` receives the cache as soon as it exists, so that the caller can
+ * release it however the read ends.
+ */
 const step = (
   config: ModelConfig,
   params: Params,
   ids: ReadonlyArray<ReadonlyArray<number>>,
-  cache: KvCache
-): { rows: Array<Float32Array>; cache: KvCache } => {
-  const B = ids.length
-  const T = ids[0].length
-  const result = tidyKeep(() => {
-    const out = forward(config, params, tf.tensor2d(ids.flat(), [B, T], "int32"), { cache })
-    const last = tf.reshape(tf.slice(out.logits, [0, T - 1, 0], [B, 1, config.vocabSize]), [B, config.vocabSize])
-    return { last, cache: out.cache! }
+  cache: KvCache,
+  hold: (cache: KvCache) => void
+): Effect.Effect<Array<Float32Array>> =>
+  Effect.suspend(() => {
+    const B = ids.length
+    const T = ids[0].length
+    const result = tidyKeep(() => {
+      const out = forward(config, params, tf.tensor2d(ids.flat(), [B, T], "int32"), { cache })
+      const last = tf.reshape(tf.slice(out.logits, [0, T - 1, 0], [B, 1, config.vocabSize]), [B, config.vocabSize])
+      return { last, cache: out.cache! }
+    })
+    hold(result.cache)
+    const V = config.vocabSize
+    return Effect.map(readFloats(result.last, true), (flat) => Array.from({ length: B }, (_, b) => flat.slice(b * V, (b + 1) * V)))
   })
-  const flat = result.last.dataSync() as Float32Array
-  result.last.dispose()
-  const V = config.vocabSize
-  return { rows: Array.from({ length: B }, (_, b) => flat.slice(b * V, (b + 1) * V)), cache: result.cache }
-}
 
 /**
  * The decoding loop: `choose` picks sequence b's next token from its row of logits; a sequence
@@ -58,20 +65,26 @@ export const decode = (
   maxNewTokens: number | ReadonlyArray<number>,
   stopTokens: ReadonlyArray<number>,
   choose: (logits: Float32Array, b: number) => number
-): Array<Array<number>> => {
-  if (prompts.length === 0) return []
-  if (prompts.some((p) => p.length === 0)) throw new Error("generate: every prompt needs at least one token")
+): Effect.Effect<Array<Array<number>>> => Effect.suspend(() => {
+  if (prompts.length === 0) return Effect.succeed([])
+  if (prompts.some((p) => p.length === 0)) return Effect.die(new Error("generate: every prompt needs at least one token"))
   const stop = new Set(stopTokens)
   const longest = Math.max(...prompts.map((p) => p.length))
   const padding = prompts.map((p) => longest - p.length)
   const budget = prompts.map((_, b) => (typeof maxNewTokens === "number" ? maxNewTokens : maxNewTokens[b]))
   const outputs: Array<Array<number>> = prompts.map(() => [])
   const done = budget.map((n) => n <= 0)
-  if (done.every(Boolean)) return outputs
-  let current = step(config, params, prompts.map((p, b) => [...new Array<number>(padding[b]).fill(0), ...p]), emptyCache(padding))
-  try {
+  if (done.every(Boolean)) return Effect.succeed(outputs)
+  // The live cache, released however decoding ends (a failed or interrupted yield skips a
+  // generator's finally blocks, so cleanup rides on Effect.ensuring).
+  let cache: KvCache | undefined
+  const hold = (next: KvCache) => {
+    cache = next
+  }
+  return Effect.gen(function*() {
+    let rows = yield* step(config, params, prompts.map((p, b) => [...new Array<number>(padding[b]).fill(0), ...p]), emptyCache(padding), hold)
     for (;;) {
-      const next = current.rows.map((row, b) => {
+      const next = rows.map((row, b) => {
         if (done[b]) return 0
         const token = choose(row, b)
         outputs[b].push(token)
@@ -79,15 +92,17 @@ export const decode = (
         return token
       })
       if (done.every(Boolean)) break
-      const previous = current.cache
-      current = step(config, params, next.map((t) => [t]), previous)
-      disposeCache(previous)
+      const previous = cache!
+      rows = yield* step(config, params, next.map((t) => [t]), previous, (extended) => {
+        hold(extended)
+        disposeCache(previous)
+      })
     }
-  } finally {
-    disposeCache(current.cache)
-  }
-  return outputs
-}
+    return outputs
+  }).pipe(Effect.ensuring(Effect.sync(() => {
+    if (cache !== undefined) disposeCache(cache)
+  })))
+})
 
 /** New tokens for each prompt (prompts may differ in length; they are left-padded). */
 export const generate = (
@@ -95,7 +110,9 @@ export const generate = (
   params: Params,
   prompts: ReadonlyArray<ReadonlyArray<number>>,
   options: GenerateOptions
-): Array<Array<number>> => {
-  const rng = Rng.seeded(options.seed ?? 0)
-  return decode(config, params, prompts, options.maxNewTokens, options.stopTokens ?? [], (row) => sampleToken(row, options, rng))
-}
+): Effect.Effect<Array<Array<number>>> =>
+  Effect.suspend(() => {
+    // A fresh generator per run: running the effect twice samples the same tokens.
+    const rng = Rng.seeded(options.seed ?? 0)
+    return decode(config, params, prompts, options.maxNewTokens, options.stopTokens ?? [], (row) => sampleToken(row, options, rng))
+  })

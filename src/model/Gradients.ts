@@ -3,9 +3,10 @@
  * every trainer, and what data-parallel workers compute on their share of a batch.
  */
 import * as tf from "@tensorflow/tfjs"
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
 import type { ModelConfig } from "./ModelConfig.ts"
 import { assembleParams, paramSpecs, type Params, paramTensors } from "./Params.ts"
+import { readScalar } from "./Read.ts"
 import { nextTokenLoss } from "./Transformer.ts"
 
 /** Computing loss and gradients failed (in this thread or in a worker). */
@@ -38,30 +39,27 @@ export const countedTargets = (batch: TokenBatch): number =>
 /**
  * A scalar function of the weights (built inside, so its intermediates are released) and its
  * gradient with respect to every weight, in paramSpecs order; the caller disposes the gradients.
+ * An Effect: the value is read asynchronously after the tidy (tidy cannot span an await).
  */
 export const valueAndParamGrads = (
   config: ModelConfig,
   params: Params,
   f: (params: Params) => tf.Scalar
-): { readonly value: number; readonly grads: Array<tf.Tensor> } => {
+): Effect.Effect<{ readonly value: number; readonly grads: Array<tf.Tensor> }> => Effect.suspend(() => {
   const index = new Map(paramSpecs(config).map((spec, i) => [spec.name, i]))
   const { value, grads } = tf.tidy(() =>
     tf.valueAndGrads((...tensors: Array<tf.Tensor>) => f(assembleParams(config, (name) => tensors[index.get(name)!])))(
       paramTensors(config, params)
     )
   )
-  const number = value.dataSync()[0]
-  value.dispose()
-  return { value: number, grads }
-}
+  return Effect.map(readScalar(value, true), (number) => ({ value: number, grads }))
+})
 
-export const lossAndGradients = (config: ModelConfig, params: Params, batch: TokenBatch): LossAndGradients => {
-  const { value, grads } = valueAndParamGrads(config, params, (p) => {
+export const lossAndGradients = (config: ModelConfig, params: Params, batch: TokenBatch): Effect.Effect<LossAndGradients> =>
+  Effect.map(valueAndParamGrads(config, params, (p) => {
     const ids = tf.tensor2d(batch.ids, [batch.batchSize, batch.seqLen], "int32")
     const weights = batch.weights === undefined
       ? undefined
       : tf.tensor2d(batch.weights, [batch.batchSize, batch.seqLen - 1], "float32")
     return nextTokenLoss(config, p, ids, weights)
-  })
-  return { loss: value, targets: countedTargets(batch), grads }
-}
+  }), ({ value, grads }) => ({ loss: value, targets: countedTargets(batch), grads }))

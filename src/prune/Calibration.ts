@@ -104,8 +104,7 @@ export interface ScoringProgress {
   readonly onBlock?: (done: number, total: number) => void
 }
 
-/** Adds `values` (a small tensor, read synchronously) into `into`. */
-export const accumulate = (into: Float64Array, values: tf.Tensor): void => {
-  const data = values.dataSync()
+/** Adds `data` (a small tensor's values, read by the caller) into `into`. */
+export const accumulate = (into: Float64Array, data: ArrayLike<number>): void => {
   for (let i = 0; i < into.length; i++) into[i] += data[i]
 }

@@ -10,6 +10,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { runBlocks } from "../model/Blockwise.ts"
+import { deferredReads } from "../model/Read.ts"
 import type { WeightSource } from "../model/WeightSource.ts"
 import { type CalibrationBatch, realTokens, type ScoringProgress, tokenMask } from "./Calibration.ts"
 import type { HeadScores } from "./Scores.ts"
@@ -19,8 +20,11 @@ export const contributionScores = <E>(source: WeightSource<E>, batches: Readonly
     const { config } = source
     const sums = config.layers.map((layer) => new Float64Array(layer.numKeyValueHeads))
     const masks = batches.map((batch) => tokenMask(batch))
+    // The observer runs inside a tidy: its sums are read after each block (its weights released), in observation order.
+    const reads = deferredReads()
     const hidden = yield* runBlocks(source, batches, {
       ...progress,
+      afterBlock: () => reads.flush,
       observe: (b, i, name, merged, weights) => {
         if (name !== "attn.context") return
         const shape = config.layers[i]
@@ -32,10 +36,13 @@ export const contributionScores = <E>(source: WeightSource<E>, batches: Readonly
           return tf.sqrt(tf.sum(tf.square(part), 1)) // [N]
         })
         const norms = tf.stack(perGroup, 1) as tf.Tensor2D // [N, KV]
-        const data = tf.matMul(masks[b], norms).dataSync()
-        for (let g = 0; g < data.length; g++) sums[i][g] += data[g]
+        reads.defer(tf.matMul(masks[b], norms), (data) => {
+          for (let g = 0; g < data.length; g++) sums[i][g] += data[g]
+        })
       }
-    }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose(masks))))
+    }).pipe(
+      Effect.ensuring(Effect.andThen(reads.release, Effect.sync(() => tf.dispose(masks))))
+    )
     tf.dispose(hidden)
     const samples = batches.reduce((n, b) => n + b.batchSize, 0)
     const tokens = batches.reduce((n, b) => n + realTokens(b), 0)

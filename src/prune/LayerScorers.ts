@@ -21,6 +21,7 @@ import {
   lossOfFinals,
   runBlocks
 } from "../model/Blockwise.ts"
+import { deferredReads } from "../model/Read.ts"
 import { releaseLayer, type WeightSource } from "../model/WeightSource.ts"
 import { type CalibrationBatch, realTokens, type ScoringProgress, tokenMask } from "./Calibration.ts"
 import type { LayerScores } from "./Scores.ts"
@@ -30,8 +31,11 @@ export const blockInfluenceScores = <E>(source: WeightSource<E>, batches: Readon
     const cosSums = new Float64Array(source.config.layers.length)
     const masks = batches.map((batch) => tokenMask(batch))
     let input: tf.Tensor2D | undefined
+    // The observer runs inside a tidy: its sums are read after each block (its weights released), in observation order.
+    const reads = deferredReads()
     const hidden = yield* runBlocks(source, batches, {
       ...progress,
+      afterBlock: () => reads.flush,
       observe: (b, i, name, h) => {
         if (name === "block.in") input = h
         else if (name === "block.out") {
@@ -39,10 +43,14 @@ export const blockInfluenceScores = <E>(source: WeightSource<E>, batches: Readon
           const dot = tf.sum(tf.mul(x, h), 1, true) // [N, 1]
           const norms = tf.mul(tf.norm(x, "euclidean", 1, true), tf.norm(h, "euclidean", 1, true))
           const cos = tf.div(dot, tf.maximum(norms, 1e-30))
-          cosSums[i] += tf.matMul(masks[b], cos).dataSync()[0]
+          reads.defer(tf.matMul(masks[b], cos), (data) => {
+            cosSums[i] += data[0]
+          })
         }
       }
-    }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose(masks))))
+    }).pipe(
+      Effect.ensuring(Effect.andThen(reads.release, Effect.sync(() => tf.dispose(masks))))
+    )
     tf.dispose(hidden)
     const samples = batches.reduce((n, b) => n + b.batchSize, 0)
     const tokens = batches.reduce((n, b) => n + realTokens(b), 0)

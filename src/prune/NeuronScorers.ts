@@ -21,6 +21,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { blockwiseBackward, lossBatch, runBlocks } from "../model/Blockwise.ts"
+import { type DeferredReads, deferredReads } from "../model/Read.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { LayerParams } from "../model/Params.ts"
 import { decoderBlock } from "../model/Transformer.ts"
@@ -37,24 +38,29 @@ const sumOverTokens = <E>(
   batches: ReadonlyArray<CalibrationBatch>,
   f: (act: tf.Tensor2D) => tf.Tensor,
   progress: ScoringProgress = {},
-  /** Called once per layer with its weights, before its first observation. */
-  perLayer?: (layer: number, weights: LayerParams) => void
+  /** Called once per layer with its weights, before its first observation (inside the block's tidy: defer reads). */
+  perLayer?: (layer: number, weights: LayerParams, reads: DeferredReads) => void
 ) =>
   Effect.gen(function*() {
     const sums = zeros(source.config)
     const masks = batches.map((batch) => tokenMask(batch))
     const seen = new Set<number>()
+    // The observer runs inside a tidy: its sums are read after each block (its weights released), in observation order.
+    const reads = deferredReads()
     const hidden = yield* runBlocks(source, batches, {
       ...progress,
+      afterBlock: () => reads.flush,
       observe: (b, i, name, act, weights) => {
         if (name !== "mlp.act") return
         if (!seen.has(i)) {
           seen.add(i)
-          perLayer?.(i, weights)
+          perLayer?.(i, weights, reads)
         }
-        accumulate(sums[i], tf.matMul(masks[b], f(act)))
+        reads.defer(tf.matMul(masks[b], f(act)), (data) => accumulate(sums[i], data))
       }
-    }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose(masks))))
+    }).pipe(
+      Effect.ensuring(Effect.andThen(reads.release, Effect.sync(() => tf.dispose(masks))))
+    )
     tf.dispose(hidden)
     const samples = batches.reduce((n, b) => n + b.batchSize, 0)
     const tokens = batches.reduce((n, b) => n + realTokens(b), 0)
@@ -72,8 +78,10 @@ export const activationScores = <E>(source: WeightSource<E>, batches: ReadonlyAr
 export const wandaScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<CalibrationBatch>, progress?: ScoringProgress) => {
   const weightNorms: Array<Float32Array> = []
   return Effect.map(
-    sumOverTokens(source, batches, tf.square, progress, (i, weights) => {
-      weightNorms[i] = tf.tidy(() => tf.norm(weights.down.w, "euclidean", 1)).dataSync() as Float32Array
+    sumOverTokens(source, batches, tf.square, progress, (i, weights, reads) => {
+      reads.defer(tf.norm(weights.down.w, "euclidean", 1), (data) => {
+        weightNorms[i] = data as Float32Array
+      })
     }),
     ({ sums: squares, samples, tokens }): NeuronScores => {
       const perLayer = squares.map((sq, i) => sq.map((s, j) => Math.sqrt(s) * weightNorms[i][j]))
@@ -95,6 +103,9 @@ export const taylorScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<
   Effect.gen(function*() {
     const { config } = source
     const scores = zeros(config)
+    // The backward runs inside a tidy: each block's sums are kept and read after the block, in
+    // the order they were made.
+    const reads = deferredReads()
     yield* blockwiseBackward(source, batches.map((b) => lossBatch(b)), (layer, _, weights, input, context, upstream) =>
       tf.tidy(() => {
         const offset = tf.zeros([input.shape[0], config.layers[layer].intermediateSize]) as tf.Tensor2D
@@ -109,14 +120,15 @@ export const taylorScores = <E>(source: WeightSource<E>, batches: ReadonlyArray<
           }).h
         const [dx, dOffset] = tf.grads(block)([input, offset], upstream)
         try {
-          const s = tf.sum(tf.mul(act!, dOffset), 0).dataSync()
-          const into = scores[layer]
-          for (let j = 0; j < into.length; j++) into[j] += Math.abs(s[j])
+          reads.defer(tf.sum(tf.mul(act!, dOffset), 0), (s) => {
+            const into = scores[layer]
+            for (let j = 0; j < into.length; j++) into[j] += Math.abs(s[j])
+          })
         } finally {
           act?.dispose()
         }
         return dx as tf.Tensor2D
-      }), progress)
+      }), { ...progress, afterBlock: () => reads.flush }).pipe(Effect.ensuring(reads.release))
     const samples = batches.reduce((n, b) => n + b.batchSize, 0)
     const tokens = batches.reduce((n, b) => n + realTokens(b, b.seqLen - 1), 0)
     const result: NeuronScores = { unit: "neurons", scorer: "taylor", perLayer: scores, samples, tokens }
@@ -166,18 +178,27 @@ const strongHits = <E>(
         ? batch.lengths.map((n, b) => b * T + n - 1)
         : batch.lengths.flatMap((n, b) => Array.from({ length: n }, (_, t) => b * T + t))
     })
+    // The observer runs inside a tidy: each block's top-n are read after the block (its weights released).
+    const reads = deferredReads()
     const hidden = yield* runBlocks(source, used, {
       ...progress,
+      afterBlock: () => reads.flush,
       observe: (b, i, name, act) => {
         if (name !== "mlp.act") return
         const k = Math.min(topN[i], act.shape[1])
         const top = tf.topk(tf.gather(act, tf.tensor1d(rowsOf[b], "int32")), k)
-        const indices = top.indices.dataSync()
-        const values = top.values.dataSync()
-        const into = hits[i]
-        for (let r = 0; r < indices.length; r++) if (values[r] > 0) into[indices[r]] += 1
+        let indices: tf.TypedArray | undefined
+        reads.defer(top.indices, (data) => {
+          indices = data
+        })
+        reads.defer(top.values, (values) => {
+          const into = hits[i]
+          for (let r = 0; r < indices!.length; r++) if (values[r] > 0) into[indices![r]] += 1
+        })
       }
-    })
+    }).pipe(
+      Effect.ensuring(reads.release)
+    )
     tf.dispose(hidden)
     const observations = rowsOf.reduce((n, rows) => n + rows.length, 0)
     const tokens = used.reduce((n, b) => n + realTokens(b), 0)

@@ -12,6 +12,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import type { Tokenizer } from "../io/Tokenizer.ts"
+import { readFloats } from "../model/Read.ts"
 import { hiddenStates } from "../model/Transformer.ts"
 import { InvalidRewardInput, MissingPadToken } from "./Errors.ts"
 import { makeReward, type Reward } from "./Reward.ts"
@@ -27,19 +28,19 @@ export const poolIndex = (ids: ReadonlyArray<number>, padId: number | undefined)
 }
 
 /** Scores of one batch: the rows right-padded to the longest with `padId`, each read at its pool index. */
-const scoreBatch = (model: RewardCheckpoint, rows: ReadonlyArray<ReadonlyArray<number>>, padId: number): Array<number> => {
-  const T = Math.max(...rows.map((r) => r.length))
-  const flat = rows.flatMap((r) => [...r, ...new Array<number>(T - r.length).fill(padId)])
-  const read = rows.map((r, b) => b * T + poolIndex(r, model.padId))
-  const scores = tf.tidy(() => {
-    const { hidden } = hiddenStates(model.config, model.params, tf.tensor2d(flat, [rows.length, T], "int32")) // [B*T, D]
-    const pooled = tf.gather(hidden, tf.tensor1d(read, "int32")) // [B, D]
-    return tf.reshape(tf.matMul(pooled, model.head), [rows.length]) // [B]
+const scoreBatch = (model: RewardCheckpoint, rows: ReadonlyArray<ReadonlyArray<number>>, padId: number): Effect.Effect<Array<number>> =>
+  Effect.suspend(() => {
+    const T = Math.max(...rows.map((r) => r.length))
+    const flat = rows.flatMap((r) => [...r, ...new Array<number>(T - r.length).fill(padId)])
+    const read = rows.map((r, b) => b * T + poolIndex(r, model.padId))
+    const scores = tf.tidy(() => {
+      const { hidden } = hiddenStates(model.config, model.params, tf.tensor2d(flat, [rows.length, T], "int32")) // [B*T, D]
+      const pooled = tf.gather(hidden, tf.tensor1d(read, "int32")) // [B, D]
+      return tf.reshape(tf.matMul(pooled, model.head), [rows.length]) // [B]
+    })
+    // Computed in a tidy, read after it (a tidy cannot span an await).
+    return Effect.map(readFloats(scores, true), (values) => Array.from(values))
   })
-  const values = Array.from(scores.dataSync())
-  scores.dispose()
-  return values
-}
 
 /**
  * One score per token sequence. Fails with InvalidRewardInput for an empty sequence or an id
@@ -77,7 +78,7 @@ export const scoreIds = (
             `score one sequence at a time.`
         })
       }
-      scores.push(...scoreBatch(model, rows, model.padId ?? 0))
+      scores.push(...yield* scoreBatch(model, rows, model.padId ?? 0))
       yield* Effect.yieldNow
     }
     return scores

@@ -39,10 +39,12 @@ export class Gradients extends Context.Service<Gradients, {
         description: `local (${compute.backend})`,
         parallelism: 1,
         lossAndGradients: Effect.fn("Gradients.lossAndGradients")((config: ModelConfig, params: Params, batch: TokenBatch) =>
-          Effect.try({
-            try: () => lossAndGradients(config, params, batch),
-            catch: (cause) => new GradientsFailed({ message: `Computing gradients failed: ${messageOf(cause)}` })
-          })
+          // A throw while building the graph is a defect of the suspended effect: the same failure as before.
+          Effect.suspend(() => lossAndGradients(config, params, batch)).pipe(
+            Effect.catchDefect((cause) =>
+              Effect.fail(new GradientsFailed({ message: `Computing gradients failed: ${messageOf(cause)}` }))
+            )
+          )
         )
       })
     })

@@ -23,6 +23,7 @@ import {
   withTensors
 } from "../model/Adapters.ts"
 import { lossBatch } from "../model/Blockwise.ts"
+import { readFloats } from "../model/Read.ts"
 import type { Model } from "../model/Model.ts"
 import { disposeParams } from "../model/Params.ts"
 import { residentSource } from "../model/WeightSource.ts"
@@ -36,6 +37,7 @@ import type { SftConfig } from "./Sft.ts"
 import { trainOptions } from "./Sft.ts"
 import { NonFiniteLoss } from "./Trainer.ts"
 import { InvalidTunerState, type TuneContext, type Tuner, type TunerSession, type TunerSnapshot } from "./Tuner.ts"
+import type { NamedTensor } from "../io/Safetensors.ts"
 import { CursorSnapshotState } from "./TunerState.ts"
 import { drawTrainingExamples, type NoTrainingData } from "./TuningData.ts"
 import { adapterTuningFootprint } from "./TuningMemory.ts"
@@ -89,7 +91,7 @@ export const adapterTuner = (config: SftConfig, spec: AdapterSpec): Tuner<Adapte
             "Lower the learning rate, or check the data and the model for NaN/Inf values."
         })
       }
-      const clipped = clipByGlobalNorm(grads, options.maxGradNorm)
+      const clipped = yield* clipByGlobalNorm(grads, options.maxGradNorm)
       tf.dispose(grads)
       const lr = learningRate(options.schedule, trainer.optimizer.step)
       const old = adapterTensors(trainer.adapters).map((t) => t.tensor)
@@ -108,16 +110,19 @@ export const adapterTuner = (config: SftConfig, spec: AdapterSpec): Tuner<Adapte
       stepsDone: () => trainer.optimizer.step,
       step: Effect.uninterruptible(step),
       current: () => model,
-      snapshot: Effect.sync((): TunerSnapshot => {
+      snapshot: Effect.gen(function*(): Effect.fn.Return<TunerSnapshot> {
         const named = adapterTensors(trainer.adapters)
-        return {
-          state: encodeState({ step: trainer.optimizer.step, cursor: trainer.cursor }),
-          tensors: named.flatMap(({ name, tensor }, i) => [
-            { name: `adapter.${name}`, shape: tensor.shape, data: tensor.dataSync() as Float32Array },
-            { name: `m.${name}`, shape: trainer.optimizer.m[i].shape, data: trainer.optimizer.m[i].dataSync() as Float32Array },
-            { name: `v.${name}`, shape: trainer.optimizer.v[i].shape, data: trainer.optimizer.v[i].dataSync() as Float32Array }
-          ])
+        const { m, v } = trainer.optimizer
+        const state = encodeState({ step: trainer.optimizer.step, cursor: trainer.cursor })
+        // Read in the order the tensors are listed (adapter, m, v of each), one await each.
+        const tensors: Array<NamedTensor> = []
+        for (let i = 0; i < named.length; i++) {
+          const { name, tensor } = named[i]
+          tensors.push({ name: `adapter.${name}`, shape: tensor.shape, data: yield* readFloats(tensor) })
+          tensors.push({ name: `m.${name}`, shape: m[i].shape, data: yield* readFloats(m[i]) })
+          tensors.push({ name: `v.${name}`, shape: v[i].shape, data: yield* readFloats(v[i]) })
         }
+        return { state, tensors }
       }),
       finish: Effect.sync(() => {
         handedOver = true

@@ -74,7 +74,7 @@ export const saveTrainingState = (
 ) =>
   writeFolderAtomically(dir, (temp) =>
     Effect.gen(function*() {
-      const tensors = [...weightShapedTensors(config, "w", paramTensors(config, state.params)), ...momentTensors(config, state.optimizer)]
+      const tensors = [...yield* weightShapedTensors(config, "w", paramTensors(config, state.params)), ...yield* momentTensors(config, state.optimizer)]
       yield* writeSafetensors(join(temp, tensorsFileName), tensors.map((t) => ({ name: t.name, dtype: "F32" as const, shape: t.shape, data: Effect.succeed(t.data) })))
       const saved: typeof SavedProgress.Type = { step: state.step, optimizerStep: state.optimizer.step, ...progress }
       yield* Effect.tryPromise({ try: () => writeFile(join(temp, stateFileName), JSON.stringify(saved, null, 2) + "\n"), catch: fsError(join(dir, stateFileName), "write") })

@@ -11,10 +11,12 @@
  * the fly or cached.
  */
 import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
 import type { TokenBatch } from "../model/Gradients.ts"
 import { countedTargets, valueAndParamGrads } from "../model/Gradients.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params } from "../model/Params.ts"
+import { readFloats } from "../model/Read.ts"
 import { forward } from "../model/Transformer.ts"
 
 export interface DistillOptions {
@@ -66,11 +68,11 @@ export const distillLossAndGradients = (
   batch: TokenBatch,
   teacher: tf.Tensor2D,
   options: DistillOptions
-): DistillLossResult => {
+): Effect.Effect<DistillLossResult> => Effect.gen(function*() {
   const T = options.temperature
   let kl: tf.Scalar | undefined
   let crossEntropy: tf.Scalar | undefined
-  const { value, grads } = valueAndParamGrads(config, params, (student) => {
+  const { value, grads } = yield* valueAndParamGrads(config, params, (student) => {
     const ids = batchIds(batch)
     const weights = batchWeights(batch)
     const count = tf.maximum(tf.sum(weights), 1)
@@ -83,7 +85,8 @@ export const distillLossAndGradients = (
     crossEntropy = tf.keep(ceMean)
     return tf.add(tf.mul(klMean, (1 - options.alpha) * T * T), tf.mul(ceMean, options.alpha)) as tf.Scalar
   })
-  const result = { loss: value, kl: kl!.dataSync()[0], crossEntropy: crossEntropy!.dataSync()[0] }
+  // Both measurements in one read.
+  const measured = yield* readFloats(tf.stack([kl!, crossEntropy!]), true)
   tf.dispose([kl!, crossEntropy!])
-  return { ...result, targets: countedTargets(batch), grads }
-}
+  return { loss: value, kl: measured[0], crossEntropy: measured[1], targets: countedTargets(batch), grads }
+})

@@ -50,18 +50,19 @@ export const distillStep = (
   teacher: Model,
   settings: DistillSettings
 ): Effect.Effect<{ readonly state: DistillState; readonly report: DistillReport }, NonFiniteLoss> =>
-  Effect.suspend(() => {
+  Effect.gen(function*() {
     const taken = takeExamples(data, state.cursor, settings.batchSize)
     const batch = buildBatch(taken.batch, settings.seqLen, settings.padId, settings.promptMasked)
     const started = performance.now()
     const target = teacherLogProbs(teacher.config, teacher.params, batch, settings.temperature)
     const teacherSeconds = (performance.now() - started) / 1000
-    const result = distillLossAndGradients(config, state.params, batch, target, settings)
-    target.dispose()
+    const result = yield* distillLossAndGradients(config, state.params, batch, target, settings).pipe(
+      Effect.ensuring(Effect.sync(() => target.dispose()))
+    )
     if (!Number.isFinite(result.loss)) {
       tf.dispose(result.grads)
       const step = state.optimizer.step + 1
-      return Effect.fail(
+      return yield* Effect.fail(
         new NonFiniteLoss({
           step,
           loss: result.loss,
@@ -70,13 +71,13 @@ export const distillStep = (
         })
       )
     }
-    const update = optimizerUpdate(config, state.params, state.optimizer, result.grads, settings.update)
-    return Effect.succeed({
+    const update = yield* optimizerUpdate(config, state.params, state.optimizer, result.grads, settings.update)
+    return {
       state: { params: update.params, optimizer: update.optimizer, cursor: taken.cursor },
       report: {
         loss: result.loss,
         tokens: result.targets,
         metrics: { kl: result.kl, crossEntropy: result.crossEntropy, lr: update.lr, gradNorm: update.gradNorm, teacherSeconds }
       }
-    })
+    }
   }).pipe(Effect.withSpan("Distill.step"))

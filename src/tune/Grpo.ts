@@ -167,13 +167,13 @@ const makeGrpoTuner = <E, R1, R2>(config: GrpoConfig, reward: Effect.Effect<Rewa
             done: { step: state.step + 1, loss: report.loss, tokens: report.tokens, metrics: report.metrics }
           }))
         ),
-      snapshot: (state) => ({
-        state: encodeState({ step: state.step, updates: state.optimizer.step, cursor: state.cursor, rng: state.rng }),
-        tensors: [
-          ...momentTensors(shape, state.optimizer),
-          ...weightShapedTensors(shape, "ref", paramTensors(shape, state.reference.params))
-        ]
-      })
+      snapshot: (state) =>
+        Effect.gen(function*() {
+          const encoded = encodeState({ step: state.step, updates: state.optimizer.step, cursor: state.cursor, rng: state.rng })
+          const moments = yield* momentTensors(shape, state.optimizer)
+          const reference = yield* weightShapedTensors(shape, "ref", paramTensors(shape, state.reference.params))
+          return { state: encoded, tensors: [...moments, ...reference] }
+        })
     }, initial)
   })
 

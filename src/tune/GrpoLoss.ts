@@ -9,9 +9,11 @@
  * completion tokens go through the LM head.
  */
 import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { valueAndParamGrads } from "../model/Gradients.ts"
 import type { Params } from "../model/Params.ts"
+import { readFloats } from "../model/Read.ts"
 import { hiddenStates, lmHead } from "../model/Transformer.ts"
 import { clippedTokens, type GrpoObjectiveOptions, grpoTokenLoss, k3Kl, tokenMean } from "./GrpoObjective.ts"
 import type { Rollout } from "./Rollouts.ts"
@@ -80,12 +82,13 @@ const completionLogProbs = (config: ModelConfig, params: Params, batch: RolloutB
   })
 
 /** The log-probs of the batch's completion tokens under `params` ([B, C], 0 at padding): the reference's, for the KL. */
-export const sequenceLogProbs = (config: ModelConfig, params: Params, batch: RolloutBatch, temperature: number): Float32Array => {
-  const t = tf.tidy(() => tf.mul(completionLogProbs(config, params, batch, temperature), tf.tensor2d(batch.mask, [batch.batchSize, batch.completionLength])))
-  const values = t.dataSync() as Float32Array
-  t.dispose()
-  return values
-}
+export const sequenceLogProbs = (config: ModelConfig, params: Params, batch: RolloutBatch, temperature: number): Effect.Effect<Float32Array> =>
+  Effect.suspend(() =>
+    readFloats(
+      tf.tidy(() => tf.mul(completionLogProbs(config, params, batch, temperature), tf.tensor2d(batch.mask, [batch.batchSize, batch.completionLength]))),
+      true
+    )
+  )
 
 export interface GrpoLossOptions extends GrpoObjectiveOptions {
   readonly temperature: number
@@ -111,11 +114,11 @@ export const grpoLossAndGradients = (
   batch: RolloutBatch,
   refLogProbs: Float32Array,
   options: GrpoLossOptions
-): GrpoLossResult => {
+): Effect.Effect<GrpoLossResult> => Effect.gen(function*() {
   const shape: [number, number] = [batch.batchSize, batch.completionLength]
   let kl: tf.Scalar | undefined
   let clipped: tf.Scalar | undefined
-  const { value, grads } = valueAndParamGrads(config, params, (p) => {
+  const { value, grads } = yield* valueAndParamGrads(config, params, (p) => {
     const mask = tf.tensor2d(batch.mask, shape)
     const old = tf.tensor2d(batch.oldLogProbs, shape)
     const ref = tf.tensor2d(refLogProbs, shape)
@@ -126,7 +129,8 @@ export const grpoLossAndGradients = (
     clipped = tf.keep(tokenMean(clippedTokens(logProbs, old, advantages, options.clip), mask))
     return tokenMean(grpoTokenLoss(logProbs, old, ref, advantages, options), mask)
   })
-  const result = { loss: value, kl: kl!.dataSync()[0], clipFraction: clipped!.dataSync()[0] }
+  // Both measurements in one read.
+  const measured = yield* readFloats(tf.stack([kl!, clipped!]), true)
   tf.dispose([kl!, clipped!])
-  return { ...result, tokens: batch.mask.reduce((a, b) => a + b, 0), grads }
-}
+  return { loss: value, kl: measured[0], clipFraction: measured[1], tokens: batch.mask.reduce((a, b) => a + b, 0), grads }
+})

@@ -99,7 +99,7 @@ export const grpoStep = <E, R>(
     const taken = takeExamples(prompts, state.cursor, settings.promptsPerStep)
     const rng = Rng.fromState(state.rng)
     const started = performance.now()
-    const rollouts = sampleRollouts(config, state.params, taken.batch.map((p) => p.ids), {
+    const rollouts = yield* sampleRollouts(config, state.params, taken.batch.map((p) => p.ids), {
       rollouts: settings.rollouts,
       temperature: settings.temperature,
       topP: settings.topP,
@@ -121,7 +121,7 @@ export const grpoStep = <E, R>(
       groupAdvantages(scores.total, settings.rollouts),
       context.tokenizer.padId ?? 0
     )
-    const reference = sequenceLogProbs(context.reference.config, context.reference.params, batch, settings.temperature)
+    const reference = yield* sequenceLogProbs(context.reference.config, context.reference.params, batch, settings.temperature)
     let params = state.params
     let optimizer = state.optimizer
     const losses: Array<number> = []
@@ -131,7 +131,7 @@ export const grpoStep = <E, R>(
     let gradNorm = 0
     for (let epoch = 0; epoch < settings.ppoEpochs; epoch++) {
       yield* Effect.yieldNow
-      const result = grpoLossAndGradients(config, params, batch, reference, {
+      const result = yield* grpoLossAndGradients(config, params, batch, reference, {
         clip: settings.clip,
         klCoef: settings.klCoef,
         temperature: settings.temperature
@@ -149,7 +149,7 @@ export const grpoStep = <E, R>(
             "kept. Lower the learning rate, or check the reward for NaN/Inf values."
         })
       }
-      const update = optimizerUpdate(config, params, optimizer, result.grads, settings.update)
+      const update = yield* optimizerUpdate(config, params, optimizer, result.grads, settings.update)
       params = update.params
       optimizer = update.optimizer
       lr = update.lr

@@ -4,6 +4,7 @@
  * next-token loss (GRPO, distillation).
  */
 import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { assembleParams, type Params, paramSpecs, paramTensors } from "../model/Params.ts"
 import { type AdamWOptions, type AdamWState, adamWStep } from "./AdamW.ts"
@@ -36,8 +37,8 @@ export const optimizerUpdate = (
   optimizer: AdamWState,
   grads: ReadonlyArray<tf.Tensor>,
   options: UpdateOptions
-): OptimizerUpdate => {
-  const clipped = clipByGlobalNorm(grads, options.maxGradNorm)
+): Effect.Effect<OptimizerUpdate> => Effect.gen(function*() {
+  const clipped = yield* clipByGlobalNorm(grads, options.maxGradNorm)
   tf.dispose([...grads])
   const lr = learningRate(options.schedule, optimizer.step)
   const oldParams = paramTensors(config, params)
@@ -46,4 +47,4 @@ export const optimizerUpdate = (
   const names = paramSpecs(config).map((spec) => spec.name)
   const byName = new Map(names.map((name, i) => [name, updated.params[i]]))
   return { params: assembleParams(config, (name) => byName.get(name)!), optimizer: updated.state, lr, gradNorm: clipped.norm }
-}
+})

@@ -5,6 +5,7 @@
  * (top-p truncation is not part of it, as in TRL and verl). Sampling draws from the generator it
  * is given, so a saved generator state replays the same rollouts.
  */
+import { Effect } from "effect"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params } from "../model/Params.ts"
 import { decode } from "../model/Generate.ts"
@@ -53,7 +54,7 @@ export const sampleRollouts = (
   prompts: ReadonlyArray<ReadonlyArray<number>>,
   options: RolloutOptions,
   rng: Rng
-): Array<Rollout> => {
+): Effect.Effect<Array<Rollout>> => Effect.gen(function*() {
   const sequences = prompts.flatMap((prompt, i) => Array.from({ length: options.rollouts }, () => ({ prompt: i, ids: prompt })))
   const generators = sequences.map(() => Rng.seeded(rng.nextUint32()))
   const batchSize = options.batchSize ?? sequences.length
@@ -62,7 +63,7 @@ export const sampleRollouts = (
     const batch = sequences.slice(start, start + batchSize)
     const logProbs: Array<Array<number>> = batch.map(() => [])
     const budgets = batch.map((s) => Math.min(options.maxNewTokens, (options.maxSeqLen ?? Infinity) - s.ids.length))
-    const completions = decode(config, params, batch.map((s) => s.ids), budgets, options.stopTokens, (row, b) => {
+    const completions = yield* decode(config, params, batch.map((s) => s.ids), budgets, options.stopTokens, (row, b) => {
       const token = sampleToken(row, options, generators[start + b])
       logProbs[b].push(tokenLogProb(row, token, options.temperature))
       return token
@@ -70,4 +71,4 @@ export const sampleRollouts = (
     batch.forEach((s, b) => out.push({ prompt: s.prompt, completion: completions[b], logProbs: logProbs[b] }))
   }
   return out
-}
+})

@@ -112,7 +112,7 @@ export const applyUpdate = (
     }
     const averaged = tf.tidy(() => accumulated.map((g) => tf.div(g, Math.max(targets, 1))))
     tf.dispose(accumulated)
-    const updated = optimizerUpdate(config, params, optimizer, averaged, options)
+    const updated = yield* optimizerUpdate(config, params, optimizer, averaged, options)
     return {
       params: updated.params,
       optimizer: updated.optimizer,

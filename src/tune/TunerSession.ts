@@ -26,7 +26,7 @@ export interface WeightsSessionSpec<S extends WeightsState, E, R> {
   /** One step from a state: the next state (the previous one consumed) and what the step did. */
   readonly step: (state: S) => Effect.Effect<{ readonly state: S; readonly done: TuneStep }, E, R>
   /** The snapshot of a state. */
-  readonly snapshot: (state: S) => TunerSnapshot
+  readonly snapshot: (state: S) => Effect.Effect<TunerSnapshot>
 }
 
 /**
@@ -56,7 +56,7 @@ export const openWeightsSession = <S extends WeightsState, E, R, EA>(
         }))
       ),
       current: () => ({ config: spec.shape, params: state.params }),
-      snapshot: Effect.sync(() => spec.snapshot(state)),
+      snapshot: Effect.suspend(() => spec.snapshot(state)),
       finish: Effect.sync(() => {
         handedOver = true
         return { config: spec.shape, params: state.params }

@@ -9,6 +9,7 @@ import type { NamedTensor } from "../io/Safetensors.ts"
 import type { Model } from "../model/Model.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { assembleParams, type Params, paramSpecs, paramTensors } from "../model/Params.ts"
+import { readFloats } from "../model/Read.ts"
 import { type AdamWState, initAdamW } from "./AdamW.ts"
 import { type DataCursor, startCursor } from "./Batches.ts"
 import { InvalidTunerState, type TunerSnapshot } from "./Tuner.ts"
@@ -24,14 +25,21 @@ export const CursorSchema = Schema.Struct({
 })
 
 /** One tensor per parameter (paramSpecs order), saved as `<prefix>.<parameter name>`. */
-export const weightShapedTensors = (config: ModelConfig, prefix: string, tensors: ReadonlyArray<tf.Tensor>): Array<NamedTensor> =>
-  paramSpecs(config).map((spec, i) => ({ name: `${prefix}.${spec.name}`, shape: tensors[i].shape, data: tensors[i].dataSync() as Float32Array }))
+export const weightShapedTensors = (
+  config: ModelConfig,
+  prefix: string,
+  tensors: ReadonlyArray<tf.Tensor>
+): Effect.Effect<Array<NamedTensor>> =>
+  Effect.forEach(paramSpecs(config), (spec, i) =>
+    Effect.map(readFloats(tensors[i]), (data) => ({ name: `${prefix}.${spec.name}`, shape: tensors[i].shape, data })))
 
 /** The AdamW moments as `m.*` and `v.*` tensors. */
-export const momentTensors = (config: ModelConfig, optimizer: AdamWState): Array<NamedTensor> => [
-  ...weightShapedTensors(config, "m", optimizer.m),
-  ...weightShapedTensors(config, "v", optimizer.v)
-]
+export const momentTensors = (config: ModelConfig, optimizer: AdamWState): Effect.Effect<Array<NamedTensor>> =>
+  Effect.gen(function*() {
+    const m = yield* weightShapedTensors(config, "m", optimizer.m)
+    const v = yield* weightShapedTensors(config, "v", optimizer.v)
+    return [...m, ...v]
+  })
 
 /**
  * The `<prefix>.*` tensors of a snapshot as new tensors in paramSpecs order, or why they do not
@@ -103,10 +111,11 @@ export const freshCursorState = (model: Model, seed: number): Effect.Effect<Curs
   Effect.sync(() => ({ params: model.params, optimizer: initAdamW(paramTensors(model.config, model.params)), cursor: startCursor(seed) }))
 
 /** A cursor state's snapshot: its step and cursor, with the moments as tensors. */
-export const cursorSnapshot = (config: ModelConfig, state: CursorState): TunerSnapshot => ({
-  state: encodeCursorState({ step: state.optimizer.step, cursor: state.cursor }),
-  tensors: momentTensors(config, state.optimizer)
-})
+export const cursorSnapshot = (config: ModelConfig, state: CursorState): Effect.Effect<TunerSnapshot> =>
+  Effect.suspend(() => {
+    const encoded = encodeCursorState({ step: state.optimizer.step, cursor: state.cursor })
+    return Effect.map(momentTensors(config, state.optimizer), (tensors) => ({ state: encoded, tensors }))
+  })
 
 /** The cursor state a snapshot saved, on `model`'s weights, or InvalidTunerState saying why it does not fit. */
 export const restoreCursorState = (kind: string, model: Model, snapshot: TunerSnapshot): Effect.Effect<CursorState, InvalidTunerState> =>

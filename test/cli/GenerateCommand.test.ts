@@ -34,12 +34,12 @@ describe("simmer generate", () => {
     const tokenizer = await Effect.runPromise(loadTokenizer(base))
     try {
       for (const example of bundledModelExamples) {
-        const ids = generate(checkpoint.config, checkpoint.params, [tokenizer.encode(example.prompt, { addSpecialTokens: true })], {
+        const ids = (await Effect.runPromise(generate(checkpoint.config, checkpoint.params, [tokenizer.encode(example.prompt, { addSpecialTokens: true })], {
           temperature: 0,
           topP: 1,
           maxNewTokens: 32,
           stopTokens: [tokenizer.eosId!]
-        })[0]
+        })))[0]
         expect(tokenizer.decode(ids, { skipSpecialTokens: true })).toBe(example.answer)
       }
     } finally {

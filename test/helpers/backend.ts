@@ -15,11 +15,11 @@ export const useBackend = (backend: BackendName): Promise<void> =>
   Effect.runPromise(selectBackend(backend).pipe(Effect.asVoid))
 
 /** Runs fn on each backend in turn and returns what it produced on each. */
-export const onBackends = async <A>(backends: ReadonlyArray<BackendName>, fn: () => A): Promise<Array<A>> => {
+export const onBackends = async <A>(backends: ReadonlyArray<BackendName>, fn: () => A | Promise<A>): Promise<Array<A>> => {
   const results: Array<A> = []
   for (const backend of backends) {
     await useBackend(backend)
-    results.push(fn())
+    results.push(await fn())
   }
   return results
 }

@@ -79,10 +79,10 @@ describe("low-rank adapters", () => {
     disposeAdapters(adapters)
   })
 
-  it("gradients match central finite differences", () => {
+  it("gradients match central finite differences", async () => {
     const params = initParams(config, 4, 0.3)
     const adapters = live(5)
-    const { grads } = adapterGradients(config, params, adapters, batch)
+    const { grads } = await Effect.runPromise(adapterGradients(config, params, adapters, batch))
     const named = adapterTensors(adapters)
     const eps = 1e-2
     for (const k of [0, 1, 6, 9, 12, 27]) {
@@ -106,12 +106,12 @@ describe("low-rank adapters", () => {
     disposeParams(config, params)
   })
 
-  it("block-by-block gradients (checkpointed, chunked head) equal whole-graph gradients (1e-5), without leaks", () => {
+  it("block-by-block gradients (checkpointed, chunked head) equal whole-graph gradients (1e-5), without leaks", async () => {
     const params = initParams(config, 6, 0.3)
     const adapters = live(7)
-    const whole = adapterGradients(config, params, adapters, batch)
+    const whole = await Effect.runPromise(adapterGradients(config, params, adapters, batch))
     const before = numTensors()
-    const blockwise = Effect.runSync(blockwiseAdapterGradients(residentSource(config, params, unlimitedRoom), adapters, [lossBatch(batch)]))
+    const blockwise = await Effect.runPromise(blockwiseAdapterGradients(residentSource(config, params, unlimitedRoom), adapters, [lossBatch(batch)]))
     expect(Math.abs(blockwise.losses[0] - whole.loss)).toBeLessThan(1e-5)
     blockwise.grads.forEach((g, k) => expect(maxAbsDiff(g.dataSync(), whole.grads[k].dataSync())).toBeLessThan(1e-5))
     tf.dispose(blockwise.grads)

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
 import { lossAndGradients } from "../../src/model/Gradients.ts"
 import { initParams, paramSpecs } from "../../src/model/Params.ts"
 import { forward } from "../../src/model/Transformer.ts"
@@ -17,10 +18,10 @@ describe("cpu and wasm agree", () => {
   const ids = Int32Array.from({ length: 3 * 9 }, (_, i) => (i * 7 + 3) % config.vocabSize)
 
   it("on logits and on the gradient of every parameter", async () => {
-    const [cpu, wasm] = await onBackends(["cpu", "wasm"], () => {
+    const [cpu, wasm] = await onBackends(["cpu", "wasm"], async () => {
       const params = initParams(config, 21, 0.3)
       const logits = tf.tidy(() => forward(config, params, tf.tensor2d(ids, [3, 9], "int32")).logits.dataSync())
-      const { loss, grads } = lossAndGradients(config, params, { ids, batchSize: 3, seqLen: 9 })
+      const { loss, grads } = await Effect.runPromise(lossAndGradients(config, params, { ids, batchSize: 3, seqLen: 9 }))
       const gradValues = grads.map((g) => g.dataSync().slice())
       tf.dispose(grads)
       return { logits, loss, gradValues }

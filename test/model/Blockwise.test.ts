@@ -46,16 +46,16 @@ const referenceNll = (config: ModelConfig, params: Params, batch: (typeof batche
   })
 
 describe.each([["tied (Qwen2)", tied], ["untied (Llama)", untied]] as const)("chunked loss, %s", (_, config) => {
-  it("per-row losses over vocabulary chunks equal the full log-softmax (1e-5), for every chunk size", () => {
+  it("per-row losses over vocabulary chunks equal the full log-softmax (1e-5), for every chunk size", async () => {
     const params = initParams(config, 3, 0.3)
     const source = residentSource(config, params, unlimitedRoom)
     const before = numTensors()
     for (const batch of batches) {
       const lb = lossBatch(batch)
       const reference = referenceNll(config, params, batch)
-      const finals = Effect.runSync(Effect.flatMap(runBlocks(source, [lb]), (h) => finalNorm(source, h)))
+      const finals = await Effect.runPromise(Effect.flatMap(runBlocks(source, [lb]), (h) => finalNorm(source, h)))
       for (const chunk of [1, 7, 16, 53]) {
-        const nll = Effect.runSync(chunkedNll(source, finals[0], lb.targets, chunk))
+        const nll = await Effect.runPromise(chunkedNll(source, finals[0], lb.targets, chunk))
         expect(maxAbsDiff(nll, reference)).toBeLessThan(1e-5)
       }
       tf.dispose(finals)
@@ -64,9 +64,9 @@ describe.each([["tied (Qwen2)", tied], ["untied (Llama)", untied]] as const)("ch
     disposeParams(config, params)
   })
 
-  it("the block-by-block mean loss equals nextTokenLoss (1e-5)", () => {
+  it("the block-by-block mean loss equals nextTokenLoss (1e-5)", async () => {
     const params = initParams(config, 5, 0.3)
-    const loss = Effect.runSync(blockwiseLoss(residentSource(config, params, unlimitedRoom), batches.map(lossBatch)))
+    const loss = await Effect.runPromise(blockwiseLoss(residentSource(config, params, unlimitedRoom), batches.map(lossBatch)))
     batches.forEach((batch, b) => {
       const whole = tf.tidy(() =>
         nextTokenLoss(config, params, idsTensor(batch), tf.tensor2d(batch.weights!, [batch.batchSize, batch.seqLen - 1])).dataSync()[0]
@@ -76,14 +76,14 @@ describe.each([["tied (Qwen2)", tied], ["untied (Llama)", untied]] as const)("ch
     disposeParams(config, params)
   })
 
-  it("the chunked gradient with respect to the final states equals autodiff of the full loss (1e-5)", () => {
+  it("the chunked gradient with respect to the final states equals autodiff of the full loss (1e-5)", async () => {
     const params = initParams(config, 6, 0.3)
     const source = residentSource(config, params, unlimitedRoom)
     const lb = lossBatch(batches[0])
-    const [final] = Effect.runSync(Effect.flatMap(runBlocks(source, [lb]), (h) => finalNorm(source, h)))
+    const [final] = await Effect.runPromise(Effect.flatMap(runBlocks(source, [lb]), (h) => finalNorm(source, h)))
     const total = lb.weights.reduce((a, b) => a + b, 0)
     const coefficients = lb.weights.map((w) => w / total)
-    const { loss, gradient } = Effect.runSync(chunkedNllGradient(source, final, lb.targets, coefficients, 9))
+    const { loss, gradient } = await Effect.runPromise(chunkedNllGradient(source, final, lb.targets, coefficients, 9))
     const reference = tf.tidy(() => {
       const f = (x: tf.Tensor) => {
         const head = params.lmHead === undefined ? tf.transpose(params.embed) : params.lmHead.w
@@ -167,14 +167,14 @@ describe.each(["F32", "BF16"] as const)("a checkpoint read lazily (%s)", (dtype:
 })
 
 describe("block-by-block decoding", () => {
-  it("generates what the whole model generates, greedy and sampled, without leaks", () => {
+  it("generates what the whole model generates, greedy and sampled, without leaks", async () => {
     const config = tinyConfig({ vocabSize: 53, ropeScaling: { kind: "llama3", factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 } })
     const params = initParams(config, 9, 0.5)
     const before = numTensors()
     for (const options of [{ temperature: 0, topP: 1 }, { temperature: 1, topP: 0.9, seed: 3 }]) {
       const prompt = [3, 17, 5, 40, 2]
-      const whole = generate(config, params, [prompt], { ...options, maxNewTokens: 6 })[0]
-      const blockwise = Effect.runSync(generateBlockwise(residentSource(config, params, unlimitedRoom), prompt, { ...options, maxNewTokens: 6 }))
+      const whole = (await Effect.runPromise(generate(config, params, [prompt], { ...options, maxNewTokens: 6 })))[0]
+      const blockwise = await Effect.runPromise(generateBlockwise(residentSource(config, params, unlimitedRoom), prompt, { ...options, maxNewTokens: 6 }))
       expect(blockwise).toEqual(whole)
     }
     expect(numTensors()).toBe(before)

@@ -38,9 +38,9 @@ describe("memory estimates", () => {
         let optimizer = initAdamW(paramTensors(config, params))
         const ids = Int32Array.from({ length: s.batch * s.seqLen }, (_, i) => (i * 7) % s.vocab)
         // One optimizer step beyond the weights and moments that live throughout.
-        const step = await measurePeak(() => {
-          const { grads } = lossAndGradients(config, params, { ids, batchSize: s.batch, seqLen: s.seqLen })
-          const clipped = clipByGlobalNorm(grads, 1)
+        const step = await measurePeak(async () => {
+          const { grads } = await Effect.runPromise(lossAndGradients(config, params, { ids, batchSize: s.batch, seqLen: s.seqLen }))
+          const clipped = await Effect.runPromise(clipByGlobalNorm(grads, 1))
           tf.dispose(grads)
           const old = paramTensors(config, params)
           const updated = adamWStep(defaultAdamW, optimizer, old, clipped.grads, 1e-3)
@@ -57,7 +57,7 @@ describe("memory estimates", () => {
         expect(within(forwardBytes(config, s.batch, s.seqLen), pass.peakBytes)).toBeLessThan(0.25)
 
         const prompts = Array.from({ length: s.batch }, (_, b) => Array.from({ length: s.seqLen / 2 }, (_, i) => (b + i) % s.vocab))
-        const decoding = await measurePeak(() => generate(config, params, prompts, { maxNewTokens: s.seqLen / 2, temperature: 0, topP: 1 }))
+        const decoding = await measurePeak(() => Effect.runPromise(generate(config, params, prompts, { maxNewTokens: s.seqLen / 2, temperature: 0, topP: 1 })))
         expect(within(decodingBytes(config, s.batch, s.seqLen), decoding.peakBytes)).toBeLessThan(0.25)
 
         expect(weightBytes(config)).toBe(paramTensors(config, params).reduce((sum, t) => sum + t.size * 4, 0))
@@ -75,7 +75,7 @@ describe("a tied LM head (issue 24.7)", () => {
       const params = initParams(config, 1)
       expect(params.lmHead).toBeUndefined()
       const embedBytes = config.vocabSize * config.hiddenSize * 4
-      const decoding = await measurePeak(() => generate(config, params, [[1, 2, 3, 4]], { maxNewTokens: 2, temperature: 0, topP: 1 }))
+      const decoding = await measurePeak(() => Effect.runPromise(generate(config, params, [[1, 2, 3, 4]], { maxNewTokens: 2, temperature: 0, topP: 1 })))
       expect(decoding.peakBytes).toBeLessThan(embedBytes / 2)
       tf.dispose(paramTensors(config, params))
     }))

@@ -34,11 +34,11 @@ describe.each(["cpu", "wasm"] as const)("transformers' LlamaForCausalLM referenc
         const logits = tf.tidy(() => forward(config, params, tf.tensor2d([input.input_ids], undefined, "int32")).logits.dataSync())
         expect(maxAbsDiff(logits, input.logits.flat()), input.name).toBeLessThan(1e-4)
       }
-      const greedy = generate(config, params, [reference.greedy.prompt_ids], {
+      const greedy = (yield* generate(config, params, [reference.greedy.prompt_ids], {
         temperature: 0,
         topP: 1,
         maxNewTokens: reference.greedy.generated_ids.length
-      })[0]
+      }))[0]
       expect(greedy).toEqual(reference.greedy.generated_ids)
       disposeParams(config, params)
     }))

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
 import { beforeAll } from "vitest"
 import { generate } from "../../src/model/Generate.ts"
 import { matMul2d } from "../../src/model/Linear.ts"
@@ -117,13 +118,16 @@ describe("next-token loss", () => {
   })
 })
 
+/** Decoding as a promise (generate reads its logits asynchronously). */
+const gen = (...args: Parameters<typeof generate>) => Effect.runPromise(generate(...args))
+
 describe("decoding with the KV cache", () => {
   const config = tinyConfig({}, { numLayers: 3 })
 
-  it("gives the same greedy tokens and logits as full recomputation", () => {
+  it("gives the same greedy tokens and logits as full recomputation", async () => {
     const params = initParams(config, 7, 0.5)
     const prompt = [2, 9, 4]
-    const cached = generate(config, params, [prompt], { temperature: 0, topP: 1, maxNewTokens: 12 })[0]
+    const cached = (await gen(config, params, [prompt], { temperature: 0, topP: 1, maxNewTokens: 12 }))[0]
     // Full recomputation: the whole sequence through forward at every step.
     const seq = [...prompt]
     for (let n = 0; n < 12; n++) {
@@ -142,31 +146,32 @@ describe("decoding with the KV cache", () => {
     tf.dispose(paramTensors(config, params))
   })
 
-  it("batches prompts of different lengths like one-by-one decoding", () => {
+  it("batches prompts of different lengths like one-by-one decoding", async () => {
     const params = initParams(config, 8, 0.5)
     const prompts = [[3], [5, 1, 7, 2], [9, 9]]
-    const batched = generate(config, params, prompts, { temperature: 0, topP: 1, maxNewTokens: 8 })
-    const single = prompts.map((p) => generate(config, params, [p], { temperature: 0, topP: 1, maxNewTokens: 8 })[0])
+    const batched = await gen(config, params, prompts, { temperature: 0, topP: 1, maxNewTokens: 8 })
+    const single: Array<Array<number>> = []
+    for (const p of prompts) single.push((await gen(config, params, [p], { temperature: 0, topP: 1, maxNewTokens: 8 }))[0])
     expect(batched).toEqual(single)
     tf.dispose(paramTensors(config, params))
   })
 
-  it("stops a sequence at a stop token", () => {
+  it("stops a sequence at a stop token", async () => {
     const params = initParams(config, 7, 0.5)
-    const free = generate(config, params, [[2, 9, 4]], { temperature: 0, topP: 1, maxNewTokens: 12 })[0]
+    const free = (await gen(config, params, [[2, 9, 4]], { temperature: 0, topP: 1, maxNewTokens: 12 }))[0]
     const stopAt = free[3]
-    const stopped = generate(config, params, [[2, 9, 4]], { temperature: 0, topP: 1, maxNewTokens: 12, stopTokens: [stopAt] })[0]
+    const stopped = (await gen(config, params, [[2, 9, 4]], { temperature: 0, topP: 1, maxNewTokens: 12, stopTokens: [stopAt] }))[0]
     expect(stopped).toEqual(free.slice(0, free.indexOf(stopAt) + 1))
     tf.dispose(paramTensors(config, params))
   })
 
-  it("samples reproducibly from a seed, and top-p near 0 is greedy", () => {
+  it("samples reproducibly from a seed, and top-p near 0 is greedy", async () => {
     const params = initParams(config, 9, 0.5)
-    const sample = (seed: number, topP = 1) =>
-      generate(config, params, [[1, 2]], { temperature: 1, topP, maxNewTokens: 16, seed })[0]
-    expect(sample(11)).toEqual(sample(11))
-    expect(sample(11)).not.toEqual(sample(12))
-    expect(sample(11, 1e-6)).toEqual(generate(config, params, [[1, 2]], { temperature: 0, topP: 1, maxNewTokens: 16 })[0])
+    const sample = async (seed: number, topP = 1) =>
+      (await gen(config, params, [[1, 2]], { temperature: 1, topP, maxNewTokens: 16, seed }))[0]
+    expect(await sample(11)).toEqual(await sample(11))
+    expect(await sample(11)).not.toEqual(await sample(12))
+    expect(await sample(11, 1e-6)).toEqual((await gen(config, params, [[1, 2]], { temperature: 0, topP: 1, maxNewTokens: 16 }))[0])
     tf.dispose(paramTensors(config, params))
   })
 })

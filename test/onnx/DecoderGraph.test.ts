@@ -25,7 +25,7 @@ interface Reference {
 }
 const reference: Reference = JSON.parse(readFileSync(join(fixture, "reference.json"), "utf8"))
 
-const session = (model: Model) => Effect.promise(() => openDecoderSession(modelOnnx(model)))
+const session = (model: Model) => Effect.flatMap(modelOnnx(model), (bytes) => Effect.promise(() => openDecoderSession(bytes)))
 
 describe("the ONNX decoder graph in ONNX Runtime", () => {
   it.effect("matches transformers' logits on the Llama GQA fixture, and simmer's forward", () =>

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { fileURLToPath } from "node:url"
 import * as tf from "@tensorflow/tfjs"
-import { Cause, Effect, Exit, Fiber, Layer, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
@@ -192,8 +192,11 @@ describe("a run", () => {
       // (b) stopped mid-tuning (SIGTERM), and interrupted outright mid-tuning (a second Ctrl-C, a daemon's cancel)
       yield* run(join(tmp, "b"), model, { stopAfter: 2 })
       expect(tf.memory().numTensors).toBe(before)
-      const fiber = yield* Effect.forkChild(run(join(tmp, "b2"), model))
-      yield* Effect.sleep("1500 millis")
+      // Interrupted once its first tuning step is done (a fixed sleep raced a run that can finish in under 1.5 s).
+      const tuning = yield* Deferred.make<void>()
+      const plan = yield* parsePlan(planText(model, "", 0.01), "plan.yaml")
+      const fiber = yield* Effect.forkChild(runPlan(join(tmp, "b2"), plan, model, Effect.succeed(false), Deferred.succeed(tuning, undefined)))
+      yield* Deferred.await(tuning)
       const exit = yield* Fiber.interrupt(fiber).pipe(Effect.andThen(Fiber.await(fiber)))
       expect(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)).toBe(true)
       expect(tf.memory().numTensors).toBe(before)

@@ -36,9 +36,9 @@ describe("neuron scorers rank a planted dead neuron last", () => {
     ["activation", activationScores],
     ["wanda", wandaScores],
     ["taylor", taylorScores]
-  ] as const)("%s", (_name, scorer) => {
+  ] as const)("%s", async (_name, scorer) => {
     const params = planted(1)
-    const scores = Effect.runSync(scorer(residentSource(config, params, unlimitedRoom), batches))
+    const scores = await Effect.runPromise(scorer(residentSource(config, params, unlimitedRoom), batches))
     expect(scores.samples).toBe(12)
     scores.perLayer.forEach((values, i) => {
       expect(values).toHaveLength(24)
@@ -49,9 +49,9 @@ describe("neuron scorers rank a planted dead neuron last", () => {
     disposeParams(config, params)
   })
 
-  it("contrastive (ties allowed: its scores are frequencies)", () => {
+  it("contrastive (ties allowed: its scores are frequencies)", async () => {
     const params = planted(2)
-    const scores = Effect.runSync(contrastiveScores(residentSource(config, params, unlimitedRoom), batches, general, { topN: 6 }))
+    const scores = await Effect.runPromise(contrastiveScores(residentSource(config, params, unlimitedRoom), batches, general, { topN: 6 }))
     scores.perLayer.forEach((values, i) => {
       expect(values[5 + i]).toBe(Math.min(...values))
       expect(scores.details!.taskFrequency[i][5 + i]).toBe(0)
@@ -62,7 +62,7 @@ describe("neuron scorers rank a planted dead neuron last", () => {
 })
 
 describe("contrastive scorer", () => {
-  it("counts positive top-n membership of signed last-token activations, protects general favourites, caps samples", () => {
+  it("counts positive top-n membership of signed last-token activations, protects general favourites, caps samples", async () => {
     const params = initParams(config, 3, 0.3)
     const topN = 4
     // Reference counts straight from the forward's observed activations.
@@ -90,7 +90,7 @@ describe("contrastive scorer", () => {
     }
     const task = hitsOf(batches, 10)
     const gen = hitsOf(general, 25)
-    const scores = Effect.runSync(contrastiveScores(residentSource(config, params, unlimitedRoom), batches, general, { topN, taskSamples: 10, generalSamples: 25 }))
+    const scores = await Effect.runPromise(contrastiveScores(residentSource(config, params, unlimitedRoom), batches, general, { topN, taskSamples: 10, generalSamples: 25 }))
     expect(scores.samples).toBe(35)
     scores.perLayer.forEach((values, i) => {
       const protectedSet = new Set(
@@ -110,10 +110,10 @@ describe("contrastive scorer", () => {
 })
 
 describe("taylor", () => {
-  it("matches a central finite difference of the loss in each neuron's down_proj scale", () => {
+  it("matches a central finite difference of the loss in each neuron's down_proj scale", async () => {
     const params = initParams(config, 4, 0.5)
     const batch = batches[0]
-    const scores = Effect.runSync(taylorScores(residentSource(config, params, unlimitedRoom), [batch]))
+    const scores = await Effect.runPromise(taylorScores(residentSource(config, params, unlimitedRoom), [batch]))
     const loss = (p: Params) =>
       tf.tidy(() =>
         nextTokenLoss(
@@ -154,9 +154,9 @@ describe("taylor", () => {
 })
 
 describe("head scorer", () => {
-  it("contribution ranks a key/value group with zero o_proj rows last", () => {
+  it("contribution ranks a key/value group with zero o_proj rows last", async () => {
     const params = deadGroup(config, deadGroup(config, initParams(config, 5, 0.3), 0, 1), 2, 0)
-    const scores = Effect.runSync(contributionScores(residentSource(config, params, unlimitedRoom), batches))
+    const scores = await Effect.runPromise(contributionScores(residentSource(config, params, unlimitedRoom), batches))
     expect(scores.perLayer.map((v) => v.length)).toEqual([2, 2, 2])
     expect(scores.perLayer[0][1]).toBe(0)
     expect(scores.perLayer[0][0]).toBeGreaterThan(0)
@@ -169,27 +169,27 @@ describe("head scorer", () => {
 describe("layer scorers rank a planted dead block last", () => {
   const deep = tinyConfig({}, { numLayers: 4 })
 
-  it("block influence", () => {
+  it("block influence", async () => {
     const params = deadBlock(initParams(deep, 6, 0.5), 2)
-    const scores = Effect.runSync(blockInfluenceScores(residentSource(deep, params, unlimitedRoom), batches))
+    const scores = await Effect.runPromise(blockInfluenceScores(residentSource(deep, params, unlimitedRoom), batches))
     expect(scores.perBlock[2]).toBeLessThan(1e-6)
     expect(rankAscending(scores.perBlock)[0]).toBe(2)
     expect([0, 1, 3].every((i) => scores.perBlock[i] > 1e-3)).toBe(true)
     disposeParams(deep, params)
   })
 
-  it("skip loss, on text sampled from the model itself (so skipping a live block costs loss)", () => {
+  it("skip loss, on text sampled from the model itself (so skipping a live block costs loss)", async () => {
     const params = deadBlock(initParams(deep, 7, 0.5), 1)
-    const sampled = generate(deep, params, Array.from({ length: 16 }, (_, b) => [1 + (b % 16)]), {
+    const sampled = await Effect.runPromise(generate(deep, params, Array.from({ length: 16 }, (_, b) => [1 + (b % 16)]), {
       temperature: 1,
       topP: 1,
       maxNewTokens: 15,
       seed: 3
-    })
+    }))
     const data = [0, 8].map((s) =>
       calibrationBatch(sampled.slice(s, s + 8).map((seq, b) => [1 + ((s + b) % 16), ...seq]), 0, 64)
     )
-    const scores = Effect.runSync(skipLossScores(residentSource(deep, params, unlimitedRoom), data))
+    const scores = await Effect.runPromise(skipLossScores(residentSource(deep, params, unlimitedRoom), data))
     expect(scores.perBlock[1]).toBe(0)
     expect(rankAscending(scores.perBlock)[0]).toBe(1)
     expect([0, 2, 3].every((i) => scores.perBlock[i] > 0)).toBe(true)
@@ -198,18 +198,18 @@ describe("layer scorers rank a planted dead block last", () => {
 })
 
 describe("streaming, random control, leaks, dispatch", () => {
-  it("scores over batches equal the scores over one batch of the same sequences", () => {
+  it("scores over batches equal the scores over one batch of the same sequences", async () => {
     const params = initParams(config, 8, 0.3)
     const split = randomBatches(config.vocabSize, { sequences: 6, batchSize: 2, minLen: 3, maxLen: 9, seed: 9 })
     const whole = randomBatches(config.vocabSize, { sequences: 6, batchSize: 6, minLen: 3, maxLen: 9, seed: 9 })
     for (const scorer of [activationScores, wandaScores]) {
-      const a = Effect.runSync(scorer(residentSource(config, params, unlimitedRoom), split))
-      const b = Effect.runSync(scorer(residentSource(config, params, unlimitedRoom), whole))
+      const a = await Effect.runPromise(scorer(residentSource(config, params, unlimitedRoom), split))
+      const b = await Effect.runPromise(scorer(residentSource(config, params, unlimitedRoom), whole))
       expect(a.tokens).toBe(b.tokens)
       a.perLayer.forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(b.perLayer[i][j], 5)))
     }
-    const a = Effect.runSync(blockInfluenceScores(residentSource(config, params, unlimitedRoom), split))
-    const b = Effect.runSync(blockInfluenceScores(residentSource(config, params, unlimitedRoom), whole))
+    const a = await Effect.runPromise(blockInfluenceScores(residentSource(config, params, unlimitedRoom), split))
+    const b = await Effect.runPromise(blockInfluenceScores(residentSource(config, params, unlimitedRoom), whole))
     a.perBlock.forEach((x, i) => expect(x).toBeCloseTo(b.perBlock[i], 5))
     disposeParams(config, params)
   })
@@ -221,23 +221,23 @@ describe("streaming, random control, leaks, dispatch", () => {
     expect(randomScores(config, "layers", 1).perBlock).toHaveLength(3)
   })
 
-  it("no scorer leaks tensors", () => {
+  it("no scorer leaks tensors", async () => {
     const params = initParams(config, 10, 0.3)
     const start = tf.memory().numTensors
     // Every scorer the registry lists, so one added later is checked too.
     for (const [unit, scorer] of units.flatMap((u) => scorersFor[u].map((s) => [u, s] as const))) {
-      Effect.runSync(scoreModel(config, params, unlimitedRoom, unit, scorer, { task: batches.slice(0, 1), general: general.slice(0, 1) }))
+      await Effect.runPromise(scoreModel(config, params, unlimitedRoom, unit, scorer, { task: batches.slice(0, 1), general: general.slice(0, 1) }))
       expect(tf.memory().numTensors, `${unit}/${scorer}`).toBe(start)
     }
     disposeParams(config, params)
   })
 
-  it("an unknown scorer, or contrastive without general text, is an InvalidPruneRequest", () => {
+  it("an unknown scorer, or contrastive without general text, is an InvalidPruneRequest", async () => {
     const params = initParams(config, 11)
-    const unknown = Effect.runSync(Effect.flip(scoreModel(config, params, unlimitedRoom, "heads", "taylor", { task: batches })))
+    const unknown = await Effect.runPromise(Effect.flip(scoreModel(config, params, unlimitedRoom, "heads", "taylor", { task: batches })))
     expect(unknown).toBeInstanceOf(InvalidPruneRequest)
     expect(unknown.message).toContain("contribution, random")
-    const noGeneral = Effect.runSync(Effect.flip(scoreModel(config, params, unlimitedRoom, "neurons", "contrastive", { task: batches })))
+    const noGeneral = await Effect.runPromise(Effect.flip(scoreModel(config, params, unlimitedRoom, "neurons", "contrastive", { task: batches })))
     expect(noGeneral.message).toContain("general text")
     disposeParams(config, params)
   })

@@ -37,23 +37,23 @@ describe("DeviceMemory's room", () => {
     expect(wasmHeapBudgetBytes).toBeLessThanOrEqual(0.9 * 4 * GIB)
   })
 
-  it("a block-by-block pass fails with MemoryBudgetExceeded under a tiny --memory, and runs under a large one", () => {
+  it("a block-by-block pass fails with MemoryBudgetExceeded under a tiny --memory, and runs under a large one", async () => {
     const params = initParams(config, 7, 0.3)
     const before = numTensors()
     const tiny = roomOf(1e-6)
-    const error = Effect.runSync(Effect.flip(blockwiseLoss(residentSource(config, params, tiny), batches)))
+    const error = await Effect.runPromise(Effect.flip(blockwiseLoss(residentSource(config, params, tiny), batches)))
     expect(error._tag).toBe("MemoryBudgetExceeded")
     expect(error.budgetBytes).toBe(tiny.budgetBytes)
     expect(numTensors()).toBe(before)
 
-    const roomy = Effect.runSync(blockwiseLoss(residentSource(config, params, roomOf(8)), batches))
-    const reference = Effect.runSync(blockwiseLoss(residentSource(config, params, unlimitedRoom), batches))
+    const roomy = await Effect.runPromise(blockwiseLoss(residentSource(config, params, roomOf(8)), batches))
+    const reference = await Effect.runPromise(blockwiseLoss(residentSource(config, params, unlimitedRoom), batches))
     expect(roomy.weightedSums).toEqual(reference.weightedSums)
     expect(numTensors()).toBe(before)
     disposeParams(config, params)
   })
 
-  it("a chunk of logits must fit the --memory budget beside what is allocated", () => {
+  it("a chunk of logits must fit the --memory budget beside what is allocated", async () => {
     const params = initParams(config, 8, 0.3)
     const rows = 12
     const final = tf.randomNormal([rows, config.hiddenSize]) as tf.Tensor2D
@@ -61,12 +61,12 @@ describe("DeviceMemory's room", () => {
     // One chunk of the whole vocabulary needs its logits and head rows; leave room for half of that.
     const chunkBytes = 3 * rows * config.vocabSize * 4 + config.vocabSize * config.hiddenSize * 4
     const tight = roomOf((tf.memory().numBytes + chunkBytes / 2) / GIB)
-    const error = Effect.runSync(Effect.flip(chunkedNll(residentSource(config, params, tight), final, targets, config.vocabSize)))
+    const error = await Effect.runPromise(Effect.flip(chunkedNll(residentSource(config, params, tight), final, targets, config.vocabSize)))
     expect(error._tag).toBe("MemoryBudgetExceeded")
     expect(error.what).toBe("a chunk of logits")
     // Smaller chunks fit the same budget.
-    const small = Effect.runSync(chunkedNll(residentSource(config, params, tight), final, targets, 4))
-    const whole = Effect.runSync(chunkedNll(residentSource(config, params, roomOf(8)), final, targets, config.vocabSize))
+    const small = await Effect.runPromise(chunkedNll(residentSource(config, params, tight), final, targets, 4))
+    const whole = await Effect.runPromise(chunkedNll(residentSource(config, params, roomOf(8)), final, targets, config.vocabSize))
     small.forEach((v, i) => expect(Math.abs(v - whole[i])).toBeLessThan(1e-5))
     final.dispose()
     disposeParams(config, params)

@@ -35,9 +35,9 @@ const batchOf = (rows: number, seqLen: number, seed: number, masked = true): Tok
   }
 }
 
-const distill = (student: Params, batch: TokenBatch, options: { temperature: number; alpha: number }) => {
+const distill = async (student: Params, batch: TokenBatch, options: { temperature: number; alpha: number }) => {
   const target = teacherLogProbs(config, teacher, batch, options.temperature)
-  const result = distillLossAndGradients(config, student, batch, target, options)
+  const result = await Effect.runPromise(distillLossAndGradients(config, student, batch, target, options))
   target.dispose()
   return result
 }
@@ -51,10 +51,10 @@ describe("the distillation loss", () => {
     tf.dispose([t, s, kl])
   })
 
-  it("is 0 with no gradient when the student is the teacher, at any temperature", () => {
+  it("is 0 with no gradient when the student is the teacher, at any temperature", async () => {
     const before = numTensors()
     for (const temperature of [1, 2]) {
-      const result = distill(teacher, batchOf(3, 7, 1), { temperature, alpha: 0 })
+      const result = await distill(teacher, batchOf(3, 7, 1), { temperature, alpha: 0 })
       expect(Math.abs(result.loss)).toBeLessThan(1e-6)
       expect(Math.abs(result.kl)).toBeLessThan(1e-6)
       for (const g of result.grads) expect(maxAbsDiff(g.dataSync(), new Float32Array(g.size))).toBeLessThan(1e-6)
@@ -63,11 +63,11 @@ describe("the distillation loss", () => {
     expect(numTensors()).toBe(before)
   })
 
-  it("is the SFT loss (with its gradient) at α = 1", () => {
+  it("is the SFT loss (with its gradient) at α = 1", async () => {
     const student = initParams(config, 9, 0.5)
     const batch = batchOf(3, 7, 2)
-    const mixed = distill(student, batch, { temperature: 2, alpha: 1 })
-    const sft = lossAndGradients(config, student, batch)
+    const mixed = await distill(student, batch, { temperature: 2, alpha: 1 })
+    const sft = await Effect.runPromise(lossAndGradients(config, student, batch))
     expect(mixed.loss).toBeCloseTo(sft.loss, 5)
     expect(mixed.crossEntropy).toBeCloseTo(sft.loss, 5)
     expect(mixed.targets).toBe(sft.targets)
@@ -76,24 +76,24 @@ describe("the distillation loss", () => {
     disposeParams(config, student)
   })
 
-  it("has the gradient central finite differences measure", () => {
+  it("has the gradient central finite differences measure", async () => {
     const student = initParams(config, 9, 0.5)
     const batch = batchOf(2, 6, 3)
     const options = { temperature: 2, alpha: 0.3 }
-    const result = distill(student, batch, options)
+    const result = await distill(student, batch, options)
     const names = paramSpecs(config).map((s) => s.name)
     const count = paramTensors(config, student).reduce((n, t) => n + t.size, 0)
     const rng = Rng.seeded(5)
     const direction = paramTensors(config, student).map((t) =>
       tf.tensor(Float32Array.from({ length: t.size }, () => rng.normal() / Math.sqrt(count)), t.shape))
-    const lossAt = (h: number) => {
+    const lossAt = async (h: number) => {
       const tensors = paramTensors(config, student).map((t, i) => tf.add(t, tf.mul(direction[i], h)))
-      const r = distill(assembleParams(config, (name) => tensors[names.indexOf(name)]), batch, options)
+      const r = await distill(assembleParams(config, (name) => tensors[names.indexOf(name)]), batch, options)
       tf.dispose([...r.grads, ...tensors])
       return r.loss
     }
     const h = 1e-3
-    const numeric = (lossAt(h) - lossAt(-h)) / (2 * h)
+    const numeric = (await lossAt(h) - await lossAt(-h)) / (2 * h)
     const analytic = direction.reduce((sum, d, i) => sum + tf.tidy(() => tf.sum(tf.mul(d, result.grads[i])).dataSync()[0]), 0)
     expect(Math.abs(numeric - analytic), `${numeric} vs ${analytic}`).toBeLessThan(5e-4 + 2e-3 * Math.abs(analytic))
     tf.dispose([...direction, ...result.grads])
@@ -106,12 +106,12 @@ describe("the distillation loss", () => {
       const keep = config.layers.map((l) => Array.from({ length: l.intermediateSize / 2 }, (_, i) => 2 * i))
       const pruned = yield* removeNeurons(config, teacher, keep, { keepOriginal: true })
       const held = batchOf(4, 12, 100, false)
-      const klOf = (params: Params) => {
+      const klOf = (params: Params) => Effect.gen(function*() {
         const target = teacherLogProbs(config, teacher, held, 1)
-        const r = distillLossAndGradients(pruned.config, params, held, target, { temperature: 1, alpha: 0 })
+        const r = yield* distillLossAndGradients(pruned.config, params, held, target, { temperature: 1, alpha: 0 })
         tf.dispose([target, ...r.grads])
         return r.kl
-      }
+      })
       const rng = Rng.seeded(7)
       const data = Array.from({ length: 120 }, () => ({ ids: Array.from({ length: 12 }, () => rng.int(config.vocabSize)), promptLength: 0 }))
       const settings = {
@@ -123,7 +123,7 @@ describe("the distillation loss", () => {
         promptMasked: false,
         update: { schedule: { peakLr: 1e-2, minLr: 1e-2, warmupSteps: 0, totalSteps: 30 }, optimizer: defaultAdamW, maxGradNorm: 1 }
       }
-      const before = klOf(pruned.params)
+      const before = yield* klOf(pruned.params)
       let state: DistillState = { params: pruned.params, optimizer: initAdamW(paramTensors(pruned.config, pruned.params)), cursor: startCursor(1) }
       const tensors = numTensors()
       for (let step = 0; step < 30; step++) {
@@ -132,7 +132,7 @@ describe("the distillation loss", () => {
         expect(out.report.metrics.kl).toBeGreaterThan(0)
       }
       expect(numTensors()).toBe(tensors)
-      const after = klOf(state.params)
+      const after = yield* klOf(state.params)
       expect(before).toBeGreaterThan(0.01)
       // Held-out contexts: the student learns the teacher as a function, not the batches it saw.
       expect(after).toBeLessThan(0.7 * before)

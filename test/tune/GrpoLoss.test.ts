@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
 import { beforeAll } from "vitest"
 import { generate } from "../../src/model/Generate.ts"
 import { initParams, type Params, paramSpecs, paramTensors, assembleParams } from "../../src/model/Params.ts"
@@ -25,23 +26,26 @@ beforeAll(async () => {
 const prompts = [[1, 5, 9], [1, 7, 3, 12, 4]]
 const sampling = { rollouts: 3, temperature: 1, topP: 1, maxNewTokens: 6, stopTokens: [2] }
 
+/** Rollouts as a promise (decoding reads its logits asynchronously). */
+const rolloutsOf = (...args: Parameters<typeof sampleRollouts>) => Effect.runPromise(sampleRollouts(...args))
+
 describe("rollouts", () => {
-  it("are grouped by prompt, replay from a generator state, and differ for another seed", () => {
+  it("are grouped by prompt, replay from a generator state, and differ for another seed", async () => {
     const rng = Rng.seeded(11)
     const saved = rng.state()
-    const first = sampleRollouts(config, params, prompts, sampling, rng)
+    const first = await rolloutsOf(config, params, prompts, sampling, rng)
     expect(first.map((r) => r.prompt)).toEqual([0, 0, 0, 1, 1, 1])
-    const again = sampleRollouts(config, params, prompts, sampling, Rng.fromState(saved))
+    const again = await rolloutsOf(config, params, prompts, sampling, Rng.fromState(saved))
     expect(again).toEqual(first)
     // Decoding in batches of 2 draws in the same order, so it samples the same tokens (the
     // log-probs differ in the last bits: other rows, other padding).
-    const inTwos = sampleRollouts(config, params, prompts, { ...sampling, batchSize: 2 }, Rng.fromState(saved))
+    const inTwos = await rolloutsOf(config, params, prompts, { ...sampling, batchSize: 2 }, Rng.fromState(saved))
     expect(inTwos.map((r) => r.completion)).toEqual(first.map((r) => r.completion))
     expect(maxAbsDiff(inTwos.flatMap((r) => r.logProbs), first.flatMap((r) => r.logProbs))).toBeLessThan(1e-5)
-    const other = sampleRollouts(config, params, prompts, sampling, Rng.seeded(12))
+    const other = await rolloutsOf(config, params, prompts, sampling, Rng.seeded(12))
     expect(other.map((r) => r.completion)).not.toEqual(first.map((r) => r.completion))
     // The generator moved on: the next call samples new rollouts.
-    expect(sampleRollouts(config, params, prompts, sampling, rng).map((r) => r.completion)).not.toEqual(first.map((r) => r.completion))
+    expect((await rolloutsOf(config, params, prompts, sampling, rng)).map((r) => r.completion)).not.toEqual(first.map((r) => r.completion))
     for (const r of first) {
       expect(r.completion.length).toBeGreaterThan(0)
       expect(r.completion.length).toBeLessThanOrEqual(6)
@@ -50,19 +54,20 @@ describe("rollouts", () => {
     }
   })
 
-  it("at temperature 0, or with a top-p below every token's probability, are greedy", () => {
-    const greedy = prompts.map((p) => generate(config, params, [p], { temperature: 0, topP: 1, maxNewTokens: 6, stopTokens: [2] })[0])
+  it("at temperature 0, or with a top-p below every token's probability, are greedy", async () => {
+    const greedy: Array<Array<number>> = []
+    for (const p of prompts) greedy.push((await Effect.runPromise(generate(config, params, [p], { temperature: 0, topP: 1, maxNewTokens: 6, stopTokens: [2] })))[0])
     for (const options of [{ temperature: 0, topP: 1 }, { temperature: 1, topP: 1e-9 }]) {
-      const rollouts = sampleRollouts(config, params, prompts, { ...sampling, ...options }, Rng.seeded(3))
+      const rollouts = await rolloutsOf(config, params, prompts, { ...sampling, ...options }, Rng.seeded(3))
       expect(rollouts.map((r) => r.completion)).toEqual([greedy[0], greedy[0], greedy[0], greedy[1], greedy[1], greedy[1]])
     }
   })
 
-  it("carry the log-probs a full forward over prompt and completion gives (KV cache and padding included)", () => {
+  it("carry the log-probs a full forward over prompt and completion gives (KV cache and padding included)", async () => {
     for (const temperature of [1, 0.7]) {
-      const rollouts = sampleRollouts(config, params, prompts, { ...sampling, temperature }, Rng.seeded(4))
+      const rollouts = await rolloutsOf(config, params, prompts, { ...sampling, temperature }, Rng.seeded(4))
       const batch = buildRolloutBatch(prompts, rollouts, rollouts.map(() => 0), 0)
-      const full = sequenceLogProbs(config, params, batch, temperature)
+      const full = await Effect.runPromise(sequenceLogProbs(config, params, batch, temperature))
       expect(maxAbsDiff(full, batch.oldLogProbs)).toBeLessThan(2e-5)
     }
   })
@@ -76,7 +81,7 @@ describe("rollouts", () => {
 })
 
 /** A fixed rollout batch: hand-picked completions of unequal length, rollout and reference log-probs offset from the policy's. */
-const fixedBatch = (): { batch: RolloutBatch; ref: Float32Array } => {
+const fixedBatch = async (): Promise<{ batch: RolloutBatch; ref: Float32Array }> => {
   const completions = [[4, 6, 2], [8], [3, 3, 9, 2], [10, 11], [5, 2], [13, 14, 15]]
   const rollouts: Array<Rollout> = completions.map((completion, i) => ({
     prompt: Math.floor(i / 3),
@@ -85,7 +90,7 @@ const fixedBatch = (): { batch: RolloutBatch; ref: Float32Array } => {
   }))
   const advantages = groupAdvantages([1, 0, 0.5, 0.2, 0.9, 0.1], 3)
   const draft = buildRolloutBatch(prompts, rollouts, advantages, 0)
-  const current = sequenceLogProbs(config, params, draft, 1)
+  const current = await Effect.runPromise(sequenceLogProbs(config, params, draft, 1))
   // Ratios e^{+0.5}, 1 and e^{-0.5}: clipped on one side, inside, clipped on the other; none near 1 ± ε.
   const offsets = [0.5, 0, -0.5]
   const old = current.map((lp, i) => (draft.mask[i] === 1 ? lp - offsets[i % 3] : 0))
@@ -96,8 +101,8 @@ const fixedBatch = (): { batch: RolloutBatch; ref: Float32Array } => {
 /** A large KL coefficient, so that an error in either term shows in the gradient. */
 const options = { clip: 0.2, klCoef: 1, temperature: 1 }
 
-const lossAt = (p: Params, batch: RolloutBatch, ref: Float32Array) => {
-  const result = grpoLossAndGradients(config, p, batch, ref, options)
+const lossAt = async (p: Params, batch: RolloutBatch, ref: Float32Array) => {
+  const result = await Effect.runPromise(grpoLossAndGradients(config, p, batch, ref, options))
   tf.dispose(result.grads)
   return result.loss
 }
@@ -110,9 +115,9 @@ const moved = (direction: ReadonlyArray<tf.Tensor>, h: number): Params => {
 }
 
 describe("the GRPO loss", () => {
-  it("has the gradient central finite differences measure, along random directions and per coordinate", () => {
-    const { batch, ref } = fixedBatch()
-    const result = grpoLossAndGradients(config, params, batch, ref, options)
+  it("has the gradient central finite differences measure, along random directions and per coordinate", async () => {
+    const { batch, ref } = await fixedBatch()
+    const result = await Effect.runPromise(grpoLossAndGradients(config, params, batch, ref, options))
     expect(result.tokens).toBe(15)
     expect(result.clipFraction).toBeGreaterThan(0)
     expect(result.kl).toBeGreaterThan(0)
@@ -126,7 +131,7 @@ describe("the GRPO loss", () => {
       const analytic = direction.reduce((sum, d, i) => sum + tf.tidy(() => tf.sum(tf.mul(d, result.grads[i])).dataSync()[0]), 0)
       const plus = moved(direction, h)
       const minus = moved(direction, -h)
-      const numeric = (lossAt(plus, batch, ref) - lossAt(minus, batch, ref)) / (2 * h)
+      const numeric = (await lossAt(plus, batch, ref) - await lossAt(minus, batch, ref)) / (2 * h)
       tf.dispose([...direction, ...paramTensors(config, plus), ...paramTensors(config, minus)])
       expect(Math.abs(numeric - analytic), `trial ${trial}: ${numeric} vs ${analytic}`).toBeLessThan(5e-4 + 2e-3 * Math.abs(analytic))
     }
@@ -140,7 +145,7 @@ describe("the GRPO loss", () => {
       })
       const plus = moved(unit, h)
       const minus = moved(unit, -h)
-      const numeric = (lossAt(plus, batch, ref) - lossAt(minus, batch, ref)) / (2 * h)
+      const numeric = (await lossAt(plus, batch, ref) - await lossAt(minus, batch, ref)) / (2 * h)
       const analytic = result.grads[i].dataSync()[flat]
       tf.dispose([...unit, ...paramTensors(config, plus), ...paramTensors(config, minus)])
       expect(Math.abs(numeric - analytic), `${spec}[${flat}]: ${numeric} vs ${analytic}`).toBeLessThan(3e-4 + 2e-3 * Math.abs(analytic))
@@ -148,12 +153,12 @@ describe("the GRPO loss", () => {
     tf.dispose(result.grads)
   })
 
-  it("is 0 with no gradient when advantages are 0 and the policy is its own reference", () => {
+  it("is 0 with no gradient when advantages are 0 and the policy is its own reference", async () => {
     const before = numTensors()
-    const { batch } = fixedBatch()
+    const { batch } = await fixedBatch()
     const still = { ...batch, advantages: new Float32Array(batch.batchSize) }
-    const ref = sequenceLogProbs(config, params, still, 1)
-    const result = grpoLossAndGradients(config, params, { ...still, oldLogProbs: ref }, ref, options)
+    const ref = await Effect.runPromise(sequenceLogProbs(config, params, still, 1))
+    const result = await Effect.runPromise(grpoLossAndGradients(config, params, { ...still, oldLogProbs: ref }, ref, options))
     expect(result.loss).toBe(0)
     expect(result.kl).toBe(0)
     expect(result.clipFraction).toBe(0)

@@ -71,7 +71,7 @@ const steps = <E>(state: GrpoState, count: number, reference: Model, reward: Rew
 const meanReward = (params: Params) =>
   Effect.gen(function*() {
     const examples = task.take("test", 16)
-    const rollouts = sampleRollouts(config, params, examples.map((e) => encodePrompt(tokenizer, e.prompt)), {
+    const rollouts = yield* sampleRollouts(config, params, examples.map((e) => encodePrompt(tokenizer, e.prompt)), {
       rollouts: 8,
       temperature: 1,
       topP: 1,

@@ -31,15 +31,15 @@ describe("learning-rate schedule", () => {
 })
 
 describe("gradient clipping", () => {
-  it("bounds the global norm and leaves small gradients alone", () => {
+  it.effect("bounds the global norm and leaves small gradients alone", () => Effect.gen(function*() {
     const grads = [tf.tensor1d([3, 0]), tf.tensor2d([[0, 4]])] // norm 5
-    const clipped = clipByGlobalNorm(grads, 1)
+    const clipped = yield* clipByGlobalNorm(grads, 1)
     expect(clipped.norm).toBeCloseTo(5, 5)
-    expect(globalNorm(clipped.grads)).toBeCloseTo(1, 4)
-    const kept = clipByGlobalNorm(grads, 10)
+    expect(yield* globalNorm(clipped.grads)).toBeCloseTo(1, 4)
+    const kept = yield* clipByGlobalNorm(grads, 10)
     expect(Array.from(kept.grads[0].dataSync())).toEqual([3, 0])
     tf.dispose([...grads, ...clipped.grads, ...kept.grads])
-  })
+  }))
 })
 
 describe("AdamW", () => {
