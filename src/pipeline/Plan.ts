@@ -292,11 +292,25 @@ export interface ParsePlanOptions {
   readonly inputChecks?: (raw: Record<string, unknown>, folder: string) => Effect.Effect<ReadonlyArray<Problem>>
 }
 
+/** A plan that parsed and decoded, with what its checks beyond the text need: the document, for lines. */
+export interface ParsedPlan {
+  readonly plan: Plan
+  /** Runs checks beyond the text (PlanCheck) on the same document: their problems with lines, as parsePlan reports them. */
+  readonly checkInputs: (inputChecks: NonNullable<ParsePlanOptions["inputChecks"]>) => Effect.Effect<void, InvalidPlan>
+}
+
 /**
  * Parses and validates plan text (YAML, of which JSON is a subset). All problems at once, each
  * as "line N: path: message".
  */
-export const parsePlan = (text: string, path: string, options: ParsePlanOptions = {}): Effect.Effect<Plan, InvalidPlan> => {
+export const parsePlan = (text: string, path: string, options: ParsePlanOptions = {}): Effect.Effect<Plan, InvalidPlan> =>
+  parsePlanChecked(text, path, options).pipe(Effect.map((parsed) => parsed.plan))
+
+/**
+ * parsePlan, keeping the document so that checks beyond the text can run later (the daemon
+ * runs them only once the plan's paths are known to lie under its allowed roots).
+ */
+export const parsePlanChecked = (text: string, path: string, options: ParsePlanOptions = {}): Effect.Effect<ParsedPlan, InvalidPlan> => {
   const counter = new LineCounter()
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true })
   const fail = (problems: Array<string>) =>
@@ -312,6 +326,17 @@ export const parsePlan = (text: string, path: string, options: ParsePlanOptions 
   const raw: unknown = doc.toJS()
   if (!isMap(doc.contents) || !isRecord(raw)) return fail(["the plan must be a mapping of keys (model:, target:, data:, ...)"])
   const folder = options.relativeTo ?? dirname(path)
+  const failLocated = (problems: ReadonlyArray<Problem>) => {
+    const located = problems.map((problem) => ({ problem, line: lineOf(doc, counter, problem.path) }))
+    // In reading order; problems without a line keep their place among themselves at the end.
+    located.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity))
+    return fail(located.map(({ line, problem }) => {
+      const where = formatPath(problem.path)
+      return `${line !== undefined ? `line ${line}: ` : ""}${where !== "" ? `${where}: ` : ""}${problem.message}`
+    }))
+  }
+  const checkInputs = (inputChecks: NonNullable<ParsePlanOptions["inputChecks"]>) =>
+    Effect.flatMap(inputChecks(raw, folder), (problems) => (problems.length === 0 ? Effect.void : failLocated(problems)))
   return Effect.gen(function*() {
     const decoded = decodePlan(raw, decodeOptions)
     const problems = [
@@ -319,14 +344,8 @@ export const parsePlan = (text: string, path: string, options: ParsePlanOptions 
       ...crossKeyProblems(raw),
       ...(options.inputChecks !== undefined ? yield* options.inputChecks(raw, folder) : [])
     ]
-    if (Result.isSuccess(decoded) && problems.length === 0) return resolvePlanPaths(decoded.success, folder)
-    const located = problems.map((problem) => ({ problem, line: lineOf(doc, counter, problem.path) }))
-    // In reading order; problems without a line keep their place among themselves at the end.
-    located.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity))
-    return yield* fail(located.map(({ line, problem }) => {
-      const where = formatPath(problem.path)
-      return `${line !== undefined ? `line ${line}: ` : ""}${where !== "" ? `${where}: ` : ""}${problem.message}`
-    }))
+    if (Result.isSuccess(decoded) && problems.length === 0) return { plan: resolvePlanPaths(decoded.success, folder), checkInputs }
+    return yield* failLocated(problems)
   })
 }
 

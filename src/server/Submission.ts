@@ -9,7 +9,7 @@
  */
 import { relative } from "node:path"
 import { Effect } from "effect"
-import { bundledModelMeant, bundledModelPath, parsePlan, type Plan, resolveModelPath } from "../pipeline/Plan.ts"
+import { bundledModelMeant, bundledModelPath, parsePlanChecked, type Plan, resolveModelPath } from "../pipeline/Plan.ts"
 import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { pinHubRefs } from "../pipeline/PlanHubRefs.ts"
 import { preflight } from "../pipeline/Preflight.ts"
@@ -39,9 +39,9 @@ const invalid = (e: { readonly message: string; readonly problems: ReadonlyArray
 /** The plan and its model folder, when the plan may be queued. */
 export const admitPlan = (text: string, context: SubmissionContext) =>
   Effect.gen(function*() {
-    const written = yield* parsePlan(text, label, { relativeTo: context.folder }).pipe(Effect.mapError(invalid))
+    const parsed = yield* parsePlanChecked(text, label, { relativeTo: context.folder }).pipe(Effect.mapError(invalid))
     // Hub ids are fetched into the cache now and pinned; the roots then apply to the cache's folders.
-    const { plan, pins } = yield* pinHubRefs(written).pipe(Effect.mapError((e) => new InvalidSubmission({ message: e.message, problems: [e.message] })))
+    const { plan, pins } = yield* pinHubRefs(parsed.plan).pipe(Effect.mapError((e) => new InvalidSubmission({ message: e.message, problems: [e.message] })))
     const modelPath = resolveModelPath(plan)
     // A bare name near a bundled model's is a typo, whatever lies beside the plan's folder.
     const meant = bundledModelMeant(relative(context.folder, modelPath))
@@ -53,7 +53,8 @@ export const admitPlan = (text: string, context: SubmissionContext) =>
       const why = outsideRoots(path, context.allowedRoots)
       if (why !== undefined) return yield* new PathNotAllowed({ path, message: `The plan cannot be run here: ${why}` })
     }
-    yield* parsePlan(text, label, { relativeTo: context.folder, inputChecks: checkPlanInputs(bundledModelPath) }).pipe(Effect.mapError(invalid))
+    // Only now that every path lies under the roots: whether the files exist, and what the model allows.
+    yield* parsed.checkInputs(checkPlanInputs(bundledModelPath)).pipe(Effect.mapError(invalid))
     if (plan.backend !== "auto" && plan.backend !== context.backend) {
       return yield* new PlanNotRunnable({
         message: `The plan asks for the ${plan.backend} backend, but this daemon computes on ${context.backend}; ` +
