@@ -12,13 +12,13 @@ const releasing = (t: tf.Tensor, dispose: boolean) =>
     if (dispose) t.dispose()
   }))
 
-/** The values of t as floats; t is disposed after the read when `dispose` is set. */
-export const readFloats = (t: tf.Tensor, dispose = false): Effect.Effect<Float32Array> =>
-  Effect.promise(() => t.data() as Promise<Float32Array>).pipe(releasing(t, dispose))
-
 /** The values of t as it is typed (Int32Array for int32 tensors); disposed when `dispose` is set. */
 export const readData = (t: tf.Tensor, dispose = false): Effect.Effect<tf.TypedArray> =>
   Effect.promise(() => t.data() as Promise<tf.TypedArray>).pipe(releasing(t, dispose))
+
+/** The values of a float32 tensor; t is disposed after the read when `dispose` is set. */
+export const readFloats = (t: tf.Tensor, dispose = false): Effect.Effect<Float32Array> =>
+  readData(t, dispose) as Effect.Effect<Float32Array>
 
 /** The first value of t (a scalar); disposed when `dispose` is set. */
 export const readScalar = (t: tf.Tensor, dispose = false): Effect.Effect<number> =>

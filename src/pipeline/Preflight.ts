@@ -7,16 +7,12 @@
  * checks valid is one that starts. It starts no gradient workers and loads no reward model.
  */
 import { Effect } from "effect"
-import { DeviceMemory } from "../services/DeviceMemory.ts"
 import type { Plan } from "./Plan.ts"
-import { planMemoryAdvice } from "./PlanFootprint.ts"
-import { readRunSetup } from "./RunSetup.ts"
+import { readRunSetup, reserveRunMemory } from "./RunSetup.ts"
 
 export const preflight = (plan: Plan, modelPath: string) =>
   Effect.gen(function*() {
     const setup = yield* readRunSetup(plan, modelPath)
-    const memory = yield* DeviceMemory
-    const need = setup.footprint
-    yield* Effect.scoped(memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice(need) }))
+    yield* Effect.scoped(reserveRunMemory(setup))
     return setup
   })

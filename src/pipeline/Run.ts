@@ -25,12 +25,11 @@ import { type LoopStart, runLoop, stageName } from "./Loop.ts"
 import { acquireModel, borrowModel } from "./Models.ts"
 import { type ModelState, type Stage, toEvent } from "./ModelState.ts"
 import { type Plan, planSeqLen } from "./Plan.ts"
-import { planMemoryAdvice } from "./PlanFootprint.ts"
 import { calibrationData, makePruneFn } from "./Pruning.ts"
 import { decodeResumeInfo } from "./ResumePoint.ts"
 import { recordFailure } from "./RunFailure.ts"
 import type { LoopUpdate, RunUpdate } from "./RunUpdate.ts"
-import { planTuners, readRunSetup, type RunSetup } from "./RunSetup.ts"
+import { planTuners, readRunSetup, reserveRunMemory, type RunSetup } from "./RunSetup.ts"
 import { exportLoggedStages, exportStage } from "./StageExport.ts"
 
 export interface RunOptions<ES = never, RS = never> {
@@ -59,8 +58,7 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
     const tuners = planTuners(plan)
 
     // Refuse a plan that cannot fit before loading a single weight; hold the room while it runs.
-    const need = setup.footprint
-    yield* memory.reserve(`This plan on ${modelPath}`, need, { advice: planMemoryAdvice(need) })
+    yield* reserveRunMemory(setup)
 
     const source = yield* Effect.acquireRelease(loadCheckpoint(modelPath), (loaded) => Effect.sync(() => disposeModel(loaded)))
     const original: Model = { config: source.config, params: source.params }

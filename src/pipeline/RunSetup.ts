@@ -18,20 +18,21 @@ import { type Dataset, Datasets } from "../services/Datasets.ts"
 import { NoTrainingData } from "../tune/TuningData.ts"
 import type { Plan } from "./Plan.ts"
 import { plannedTuners } from "./Plan.ts"
-import { planFootprint } from "./PlanFootprint.ts"
+import { planFootprint, planMemoryAdvice } from "./PlanFootprint.ts"
+import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { tunerFor } from "../tune/Tuners.ts"
 
 /** The plan's tuners, built from its `tuner:` entries. */
 export const planTuners = (plan: Plan) => plannedTuners(plan).map((config) => ({ tuner: tunerFor(config), steps: config.steps }))
 
 /** The most sequences a run's evaluation decodes at once (it lowers that to what fits). */
-export const runEvaluationBatchSize = 64
+const runEvaluationBatchSize = 64
 
 /**
  * The sequences a plan's evaluation decodes at once, as its memory estimate counts them: 64, or
  * the examples per dataset when there are fewer (no batch is larger than its dataset).
  */
-export const planEvaluationBatchSize = (plan: Plan) => Math.min(runEvaluationBatchSize, plan.data.evaluationExamples)
+const planEvaluationBatchSize = (plan: Plan) => Math.min(runEvaluationBatchSize, plan.data.evaluationExamples)
 
 /** A plan's estimated peak memory on a model of `shape`: what a run reserves, and preflight and the daemon check. */
 export const runFootprint = (plan: Plan, shape: ModelConfig, evaluationBatchSize = planEvaluationBatchSize(plan)) =>
@@ -54,6 +55,13 @@ export interface RunSetup {
   /** The run's estimated peak memory: what it reserves, and preflight and the daemon check. */
   readonly footprint: Footprint
 }
+
+/** Holds the setup's estimated peak in the memory budget for the caller's scope; refused, with what to change, when it cannot fit. */
+export const reserveRunMemory = (setup: RunSetup) =>
+  Effect.gen(function*() {
+    const memory = yield* DeviceMemory
+    yield* memory.reserve(`This plan on ${setup.modelPath}`, setup.footprint, { advice: planMemoryAdvice(setup.footprint) })
+  })
 
 export const readRunSetup = (plan: Plan, modelPath: string, evaluationBatchSize = planEvaluationBatchSize(plan)) =>
   Effect.gen(function*() {

@@ -46,7 +46,7 @@ const root = fileURLToPath(new URL("../..", import.meta.url))
  * A Node that runs simmer's TypeScript sources: this one when it strips types (>= 22.19), else
  * the one the `node` dependency installed (as bin/simmer.js chooses).
  */
-export const typeScriptNode = (): string => {
+const typeScriptNode = (): string => {
   const [major, minor] = process.versions.node.split(".").map(Number)
   return major > 22 || (major === 22 && minor >= 19) ? process.execPath : join(root, "node_modules", "node", "bin", "node")
 }
@@ -69,7 +69,7 @@ const decodeMessage = Schema.decodeUnknownEffect(FromRunProcess)
 const encodeStart = Schema.encodeSync(StartRunJson)
 
 /** How a process that died ended, in words. */
-export const describeDeath = (end: ProcessEnd): string =>
+const describeDeath = (end: ProcessEnd): string =>
   end._tag === "NotStarted"
     ? `could not start: ${end.message}`
     : end.signal === "SIGKILL"

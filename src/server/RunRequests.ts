@@ -33,7 +33,7 @@ const notFound = (id: string) => new RunNotFound({ message: `There is no run ${i
 const pad = (n: number, width = 2) => String(n).padStart(width, "0")
 
 /** A fresh run id: the submission time (UTC) and six random hex digits. */
-export const newRunId = (now: Date): RunId =>
+const newRunId = (now: Date): RunId =>
   Schema.decodeSync(RunId)(
     `${now.getUTCFullYear()}${pad(now.getUTCMonth() + 1)}${pad(now.getUTCDate())}-${pad(now.getUTCHours())}${pad(now.getUTCMinutes())}${
       pad(now.getUTCSeconds())

@@ -10,8 +10,8 @@
  * "1" scores about half). Knobs: `minLength` .. `maxLength` (digits in the string) and `maxChars`.
  */
 import { finalAnswerGrader } from "./Answer.ts"
-import { LengthKnobs, lengthKnobsProblem, type LengthSettings } from "./LengthKnobs.ts"
-import { between, drawString, makeTask, type Task, withDefaults } from "./Task.ts"
+import { LengthKnobs, lengthKnobsProblem, type LengthSettings, stringTask } from "./LengthKnobs.ts"
+import { between, drawString, type Task, withDefaults } from "./Task.ts"
 
 export const CountKnobs = LengthKnobs
 export type CountKnobs = LengthKnobs
@@ -29,27 +29,12 @@ const DIGITS = "0123456789"
 const MAX_COUNT = 5
 
 /** The `count` task with the given knobs (defaults filled in) and seed. */
-export const count = (knobs: CountKnobs = {}, seed = 0): Task<CountSettings> => {
-  const k = resolveCountKnobs(knobs)
-  const problem = countKnobsProblem(k)
-  if (problem !== undefined) throw new RangeError(`count: ${problem}`)
-  return makeTask({
-    name: "count",
-    knobs: k,
-    seed,
-    grader: finalAnswerGrader,
-    draw: (rng) => {
-      const length = between(rng, k.minLength, k.maxLength)
-      const target = DIGITS[rng.int(10)]
-      const occurrences = between(rng, 0, Math.min(MAX_COUNT, length))
-      const at = new Set(rng.shuffle(Array.from({ length }, (_, i) => i)).slice(0, occurrences))
-      const others = DIGITS.replace(target, "")
-      const digits = Array.from({ length }, (_, i) => (at.has(i) ? target : drawString(rng, others, 1))).join("")
-      const answer = String(occurrences)
-      const prompt = `count ${target} in ${digits}\n`
-      const completion = `#### ${answer}`
-      if (prompt.length + completion.length > k.maxChars) return undefined
-      return { example: { prompt, completion, answer }, key: `${target} ${digits}` }
-    }
+export const count = (knobs: CountKnobs = {}, seed = 0): Task<CountSettings> =>
+  stringTask("count", resolveCountKnobs(knobs), seed, finalAnswerGrader, (rng, length) => {
+    const target = DIGITS[rng.int(10)]
+    const occurrences = between(rng, 0, Math.min(MAX_COUNT, length))
+    const at = new Set(rng.shuffle(Array.from({ length }, (_, i) => i)).slice(0, occurrences))
+    const others = DIGITS.replace(target, "")
+    const digits = Array.from({ length }, (_, i) => (at.has(i) ? target : drawString(rng, others, 1))).join("")
+    return { prompt: `count ${target} in ${digits}\n`, answer: String(occurrences), key: `${target} ${digits}` }
   })
-}

@@ -9,8 +9,8 @@
  * Graded as text. Knobs: `minLength` .. `maxLength` (letters) and `maxChars`.
  */
 import { exactFinalAnswerGrader } from "./Answer.ts"
-import { LengthKnobs, lengthKnobsProblem, type LengthSettings } from "./LengthKnobs.ts"
-import { between, drawString, makeTask, type Task, withDefaults } from "./Task.ts"
+import { LengthKnobs, lengthKnobsProblem, type LengthSettings, stringTask } from "./LengthKnobs.ts"
+import { drawString, type Task, withDefaults } from "./Task.ts"
 
 export const ReverseKnobs = LengthKnobs
 export type ReverseKnobs = LengthKnobs
@@ -26,22 +26,8 @@ export const resolveReverseKnobs = (knobs: ReverseKnobs = {}): ReverseSettings =
 const LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 /** The `reverse` task with the given knobs (defaults filled in) and seed. */
-export const reverse = (knobs: ReverseKnobs = {}, seed = 0): Task<ReverseSettings> => {
-  const k = resolveReverseKnobs(knobs)
-  const problem = reverseKnobsProblem(k)
-  if (problem !== undefined) throw new RangeError(`reverse: ${problem}`)
-  return makeTask({
-    name: "reverse",
-    knobs: k,
-    seed,
-    grader: exactFinalAnswerGrader,
-    draw: (rng) => {
-      const letters = drawString(rng, LETTERS, between(rng, k.minLength, k.maxLength))
-      const answer = [...letters].reverse().join("")
-      const prompt = `reverse ${letters}\n`
-      const completion = `#### ${answer}`
-      if (prompt.length + completion.length > k.maxChars) return undefined
-      return { example: { prompt, completion, answer }, key: letters }
-    }
+export const reverse = (knobs: ReverseKnobs = {}, seed = 0): Task<ReverseSettings> =>
+  stringTask("reverse", resolveReverseKnobs(knobs), seed, exactFinalAnswerGrader, (rng, length) => {
+    const letters = drawString(rng, LETTERS, length)
+    return { prompt: `reverse ${letters}\n`, answer: [...letters].reverse().join(""), key: letters }
   })
-}

@@ -9,8 +9,8 @@
  * `minLength` .. `maxLength` (digits in the string) and `maxChars`.
  */
 import { exactFinalAnswerGrader } from "./Answer.ts"
-import { LengthKnobs, lengthKnobsProblem, type LengthSettings } from "./LengthKnobs.ts"
-import { between, drawString, makeTask, type Task, withDefaults } from "./Task.ts"
+import { LengthKnobs, lengthKnobsProblem, type LengthSettings, stringTask } from "./LengthKnobs.ts"
+import { drawString, type Task, withDefaults } from "./Task.ts"
 
 export const SortKnobs = LengthKnobs
 export type SortKnobs = LengthKnobs
@@ -24,22 +24,8 @@ export const sortKnobsProblem = lengthKnobsProblem
 export const resolveSortKnobs = (knobs: SortKnobs = {}): SortSettings => withDefaults(sortDefaults, knobs)
 
 /** The `sort` task with the given knobs (defaults filled in) and seed. */
-export const sort = (knobs: SortKnobs = {}, seed = 0): Task<SortSettings> => {
-  const k = resolveSortKnobs(knobs)
-  const problem = sortKnobsProblem(k)
-  if (problem !== undefined) throw new RangeError(`sort: ${problem}`)
-  return makeTask({
-    name: "sort",
-    knobs: k,
-    seed,
-    grader: exactFinalAnswerGrader,
-    draw: (rng) => {
-      const digits = drawString(rng, "0123456789", between(rng, k.minLength, k.maxLength))
-      const answer = [...digits].sort().join("")
-      const prompt = `sort ${digits}\n`
-      const completion = `#### ${answer}`
-      if (prompt.length + completion.length > k.maxChars) return undefined
-      return { example: { prompt, completion, answer }, key: digits }
-    }
+export const sort = (knobs: SortKnobs = {}, seed = 0): Task<SortSettings> =>
+  stringTask("sort", resolveSortKnobs(knobs), seed, exactFinalAnswerGrader, (rng, length) => {
+    const digits = drawString(rng, "0123456789", length)
+    return { prompt: `sort ${digits}\n`, answer: [...digits].sort().join(""), key: digits }
   })
-}
