@@ -22,7 +22,7 @@ export interface SubmissionContext {
   /** The folder relative paths in the plan are read from. */
   readonly folder: string
   readonly allowedRoots: ReadonlyArray<string>
-  /** The daemon's compute backend (tensorflow, wasm, cpu). */
+  /** The daemon's compute backend (tensorflow, webgpu, wasm, cpu). */
   readonly backend: string
   readonly memory: { readonly kind: string; readonly budgetBytes: number }
 }

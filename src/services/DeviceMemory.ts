@@ -4,8 +4,8 @@
  * reservation while it runs, so a plan that cannot fit is refused up front with the numbers —
  * never a wasm out-of-bounds crash halfway — and several runs in one process (the daemon) run
  * side by side only as far as their reservations fit. The budget: the wasm heap's 4 GiB on
- * wasm, the GPU's memory with tensorflow on CUDA (given by the user: tfjs cannot read it), host
- * memory on cpu. `DeviceMemory.layer` finds the budget.
+ * wasm, the GPU's memory with tensorflow on CUDA or webgpu on a GPU (given by the user: neither
+ * tfjs nor WebGPU reports it), host memory on cpu and on a software WebGPU adapter. `DeviceMemory.layer` finds the budget.
  */
 import { totalmem } from "node:os"
 import { Config, Context, Effect, Layer, Option, type Scope, Semaphore } from "effect"
@@ -45,7 +45,7 @@ export class DeviceMemory extends Context.Service<DeviceMemory, {
    * setting, or the backend's own limit — 90% of the wasm heap's 4 GiB on wasm (the rest is the
    * runtime's; a larger setting cannot raise it), 80% of host memory on cpu and on tensorflow
    * without CUDA. tfjs cannot read a GPU's memory, so on CUDA it must be given; without it simmer
-   * budgets against host memory and says so.
+   * budgets against host memory and says so. The same holds for webgpu on a hardware adapter.
    */
   static readonly layer = (explicitGib?: number): Layer.Layer<DeviceMemory, never, Compute> =>
     Layer.effect(
@@ -56,9 +56,11 @@ export class DeviceMemory extends Context.Service<DeviceMemory, {
           yield* Config.option(Config.Number("SIMMER_MEMORY_GB")).pipe(Effect.orElseSucceed(() => Option.none<number>()))
         )
         const given = configured !== undefined && Number.isFinite(configured) && configured > 0 ? configured * GIB : undefined
-        const gpu = compute.backend === "tensorflow" && compute.description.includes("CUDA")
+        // A GPU of its own: CUDA under tensorflow, or a hardware WebGPU adapter (lavapipe's "GPU memory" is host memory).
+        const gpu = (compute.backend === "tensorflow" && compute.description.includes("CUDA")) ||
+          (compute.adapter !== undefined && !compute.adapter.software)
         if (gpu && given === undefined) {
-          yield* Effect.logWarning("the GPU's memory is unknown to tfjs: budgeting against host memory; give it with --memory GIB or SIMMER_MEMORY_GB")
+          yield* Effect.logWarning(`the GPU's memory is unknown to ${compute.backend === "webgpu" ? "WebGPU" : "tfjs"}: budgeting against host memory; give it with --memory GIB or SIMMER_MEMORY_GB`)
         }
         const [kind, budget] = gpu
           ? [given !== undefined ? "GPU memory" : "host memory", given ?? 0.8 * totalmem()]
