@@ -6,9 +6,14 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { readScalar } from "../model/Read.ts"
 
-/** The L2 norm of all gradients together (computed in a tidy, read after it, then disposed). */
+/**
+ * The L2 norm of all gradients together (computed in a tidy, read after it, then disposed). The
+ * squares are summed pairwise, in order (as addN does on cpu and wasm): webgpu's AddN binds one
+ * storage buffer per input, and a device allows 8 per kernel, so addN over a model's gradients
+ * is rejected there.
+ */
 export const globalNorm = (grads: ReadonlyArray<tf.Tensor>): Effect.Effect<number> =>
-  Effect.suspend(() => readScalar(tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g)))))), true))
+  Effect.suspend(() => readScalar(tf.tidy(() => tf.sqrt(grads.map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b)))), true))
 
 /** The clipped gradients (new tensors; the inputs are left to the caller) and the norm before clipping. */
 export const clipByGlobalNorm = (
