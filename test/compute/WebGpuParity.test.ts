@@ -119,13 +119,9 @@ describe("scorers on webgpu rank as on cpu", () => {
       const actual = gpu[v]
       const scale = Math.max(...Array.from(expected, Math.abs))
       expect(scale, "scores that are all zero compare nothing").toBeGreaterThan(0)
+      // Selection reads the ranking: within 1e-4 of the largest score, every pair of units more
+      // than 2e-4 apart keeps its order (contrastive's frequencies come out equal).
       expect(maxAbsDiff(actual, expected) / scale, `vector ${v}`).toBeLessThan(1e-4)
-      // Selection reads the ranking: every pair apart by more than the tolerance keeps its order.
-      for (let i = 0; i < expected.length; i++) {
-        for (let j = 0; j < expected.length; j++) {
-          if (expected[i] - expected[j] > 2e-4 * scale) expect(actual[i], `vector ${v}: units ${i} and ${j}`).toBeGreaterThan(actual[j])
-        }
-      }
     })
   })
 })
