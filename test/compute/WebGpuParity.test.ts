@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { adapterGradients, blockwiseAdapterGradients, disposeAdapters } from "../../src/model/Adapters.ts"
 import { lossBatch } from "../../src/model/Blockwise.ts"
+import { generateBlockwise } from "../../src/model/BlockwiseGenerate.ts"
 import { disposeParams, initParams, paramTensors } from "../../src/model/Params.ts"
 import { Rng } from "../../src/model/Rng.ts"
 import { emptyCache, forward } from "../../src/model/Transformer.ts"
@@ -98,6 +99,19 @@ describe("KV-cache decoding on webgpu", () => {
     expect(gpu.completions).toEqual(cpu.completions)
     expect(maxAbsDiff(gpu.decoded, gpu.full)).toBeLessThan(2e-5)
     expect(maxAbsDiff(gpu.decoded, cpu.decoded)).toBeLessThan(1e-4)
+  })
+
+  it("block by block (the large-model path) generates cpu's tokens, greedy and sampled", async () => {
+    const [cpu, gpu] = await onCpuAndGpu(async () => {
+      const params = initParams(config, 9, 0.5)
+      const tokens: Array<Array<number>> = []
+      for (const options of [{ temperature: 0, topP: 1 }, { temperature: 1, topP: 0.9, seed: 3 }]) {
+        tokens.push(await run(generateBlockwise(residentSource(config, params, unlimitedRoom), [3, 16, 5, 1, 2], { ...options, maxNewTokens: 6 })))
+      }
+      disposeParams(config, params)
+      return tokens
+    })
+    expect(gpu).toEqual(cpu)
   })
 })
 
