@@ -10,7 +10,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { adapterGradients, blockwiseAdapterGradients, disposeAdapters } from "../../src/model/Adapters.ts"
 import { lossBatch } from "../../src/model/Blockwise.ts"
 import { generateBlockwise } from "../../src/model/BlockwiseGenerate.ts"
@@ -22,15 +22,18 @@ import { scoreModel, scorersFor } from "../../src/prune/Scorers.ts"
 import { scoreVectors, units } from "../../src/prune/Scores.ts"
 import { applyPlan, type KeepPlan } from "../../src/prune/Surgery.ts"
 import { disposeAdamW } from "../../src/tune/AdamW.ts"
+import { adapterTuner } from "../../src/tune/AdapterTuning.ts"
+import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { distillLossAndGradients, teacherLogProbs } from "../../src/tune/DistillLoss.ts"
 import { buildRolloutBatch, grpoLossAndGradients, sequenceLogProbs } from "../../src/tune/GrpoLoss.ts"
 import { sampleRollouts } from "../../src/tune/Rollouts.ts"
+import { SftConfig } from "../../src/tune/Sft.ts"
 import { initTrainer, trainStep } from "../../src/tune/Trainer.ts"
 import { localGradients, maxAbsDiff, numTensors, onBackends, readAll, relativeDiff, tinyConfig } from "../helpers/backend.ts"
 import { unlimitedRoom } from "../helpers/room.ts"
 import { liveAdapters } from "../model/_support.ts"
 import { randomBatches } from "../prune/_support.ts"
-import { batchOf, fixedRolloutBatch, grpoPrompts, toyData, toyOptions } from "../tune/_support.ts"
+import { arithContext, batchOf, fixedRolloutBatch, grpoPrompts, toyData, toyOptions } from "../tune/_support.ts"
 
 /** fn's result on cpu and on webgpu; fn must release every tensor it makes (checked on both). */
 const onCpuAndGpu = async <A>(fn: () => Promise<A>): Promise<[A, A]> => {
@@ -101,6 +104,7 @@ describe("KV-cache decoding on webgpu", () => {
     expect(maxAbsDiff(gpu.decoded, cpu.decoded)).toBeLessThan(1e-4)
   })
 
+  // Tokens only (its logits stay inside): this catches a kernel that fails or is wrong, not a small drift.
   it("block by block (the large-model path) generates cpu's tokens, greedy and sampled", async () => {
     const [cpu, gpu] = await onCpuAndGpu(async () => {
       const params = initParams(config, 9, 0.5)
@@ -217,6 +221,27 @@ describe("tuning gradients on webgpu equal cpu's", () => {
     expect(maxAbsDiff(gpu.losses, cpu.losses)).toBeLessThan(1e-5)
     expectGradients(cpu.whole, gpu.whole, "whole graph")
     expectGradients(cpu.whole, gpu.blockwise, "block by block")
+  })
+
+  it("LoRA tuning: two steps (clipping, AdamW on the adapters) and the merge reach cpu's weights", async () => {
+    const tokenizer = baseTokenizer()
+    const loraConfig = tinyConfig({ vocabSize: tokenizer.vocabSize }, { intermediateSize: 32 })
+    const sft = Schema.decodeUnknownSync(SftConfig)({ kind: "sft", batchSize: 4, lr: 0.01, maxSeqLen: 48, adapter: { rank: 4 } })
+    const [cpu, gpu] = await onCpuAndGpu(async () => {
+      const original = { config: loraConfig, params: initParams(loraConfig, 3, 0.2) }
+      const base = { config: loraConfig, params: initParams(loraConfig, 3, 0.2) }
+      const tuned = await run(Effect.scoped(Effect.gen(function*() {
+        const session = yield* adapterTuner(sft, sft.adapter!).start(base, arithContext(original, 2, 5))
+        const losses = [(yield* session.step).loss, (yield* session.step).loss]
+        return { losses, model: yield* session.finish }
+      })))
+      const weights = await readAll(paramTensors(loraConfig, tuned.model.params))
+      disposeParams(loraConfig, tuned.model.params)
+      disposeParams(loraConfig, original.params)
+      return { losses: tuned.losses, weights }
+    })
+    expect(maxAbsDiff(gpu.losses, cpu.losses)).toBeLessThan(1e-5)
+    cpu.weights.forEach((w, i) => expect(maxAbsDiff(gpu.weights[i], w), `weight ${i}`).toBeLessThan(1e-5))
   })
 
   it("SFT with AdamW: three steps (masked prompts, clipping, weight decay) reach cpu's weights and moments", async () => {

@@ -1,19 +1,25 @@
 /**
  * Setups the tuning tests share (and the webgpu parity test reuses): a toy SFT task with its
- * train options, pseudo-random token batches, and a fixed GRPO rollout batch.
+ * train options, pseudo-random token batches, a fixed GRPO rollout batch, and a tuner's context.
  */
 import { Effect } from "effect"
 import type { TokenBatch } from "../../src/model/Gradients.ts"
+import type { Model } from "../../src/model/Model.ts"
 import type { ModelConfig } from "../../src/model/ModelConfig.ts"
 import type { Params } from "../../src/model/Params.ts"
 import { Rng } from "../../src/model/Rng.ts"
+import { taskDataset } from "../../src/services/DatasetsInMemory.ts"
+import { builtinTask } from "../../src/tasks/Builtin.ts"
 import type { TokenizedExample } from "../../src/tasks/Encode.ts"
 import { defaultAdamW } from "../../src/tune/AdamW.ts"
+import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { buildRolloutBatch, type RolloutBatch, sequenceLogProbs } from "../../src/tune/GrpoLoss.ts"
 import { groupAdvantages } from "../../src/tune/GrpoObjective.ts"
 import type { Rollout } from "../../src/tune/Rollouts.ts"
 import { warmupCosine } from "../../src/tune/Schedule.ts"
 import type { TrainOptions } from "../../src/tune/Trainer.ts"
+import type { TuneContext } from "../../src/tune/Tuner.ts"
+import { unlimitedRoom } from "../helpers/room.ts"
 
 // A toy task: each sequence counts up by one from a random start (mod 17).
 export const toyData: Array<TokenizedExample> = Array.from({ length: 64 }, (_, i) => ({
@@ -62,3 +68,15 @@ export const fixedRolloutBatch = async (config: ModelConfig, params: Params): Pr
   const ref = current.map((lp, i) => (draft.mask[i] === 1 ? lp + 0.3 * Math.sin(i) : 0))
   return { batch: { ...draft, oldLogProbs: Float32Array.from(old) }, ref: Float32Array.from(ref) }
 }
+
+/** A tuner's context: the first iteration, tuning on the built-in arith task with the bundled tokenizer. */
+export const arithContext = (original: Model, steps: number, seed: number): TuneContext => ({
+  iteration: 1,
+  steps,
+  seed,
+  tokenizer: baseTokenizer(),
+  datasets: [taskDataset(builtinTask({ task: "arith" }))],
+  chunk: 1,
+  original,
+  room: unlimitedRoom
+})
