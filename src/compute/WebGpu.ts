@@ -88,7 +88,10 @@ const registerWebGpu = async (): Promise<GpuAdapter | undefined> => {
         maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
         maxBufferSize: limits.maxBufferSize,
         maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
-        maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup
+        maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+        // tfjs splits an addN (a gradient norm over every parameter) by this limit, read from the
+        // device: without asking for the adapter's, the device keeps WebGPU's default of 8.
+        maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage
       }
     })
     // A validation error (a binding past the limit, say) would otherwise only be printed by Dawn
