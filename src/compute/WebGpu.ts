@@ -76,6 +76,10 @@ const registerWebGpu = async (): Promise<GpuAdapter | undefined> => {
   const adapter = await instance?.requestAdapter({ powerPreference: "high-performance" })
   if (!adapter) return undefined
   const { WebGPUBackend } = await import("@tensorflow/tfjs-backend-webgpu")
+  // Every op on the GPU: tfjs would run an op on its CPU kernels when its small inputs still
+  // live in host memory (freshly uploaded weights, a resumed optimizer state), and a run resumed
+  // from disk would then sum in another order than the run that never stopped.
+  tf.env().set("WEBGPU_CPU_FORWARD", false)
   const limits = adapter.limits
   // Replace the module's own factory (it would ask for its own adapter) with one on this adapter.
   tf.removeBackend("webgpu")
@@ -88,7 +92,10 @@ const registerWebGpu = async (): Promise<GpuAdapter | undefined> => {
         maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
         maxBufferSize: limits.maxBufferSize,
         maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
-        maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup
+        maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+        // tfjs splits an addN (a gradient norm over every parameter) by this limit, read from the
+        // device: without asking for the adapter's, the device keeps WebGPU's default of 8.
+        maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage
       }
     })
     // A validation error (a binding past the limit, say) would otherwise only be printed by Dawn

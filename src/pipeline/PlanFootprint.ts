@@ -9,7 +9,7 @@ import { maxChunkLogits } from "../model/ChunkedLoss.ts"
 import { decodingBytes, type Footprint, footprint, weightBytes } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Tuner } from "../tune/Tuner.ts"
-import { type Plan, planSeqLen } from "./Plan.ts"
+import { type Plan, plannedTuners, planSeqLen } from "./Plan.ts"
 
 /** Sequences per batch when scoring calibration data (Pruning.ts). */
 export const calibrationBatchSize = 32
@@ -54,3 +54,28 @@ export const planFootprint = (
 /** What a user can change when a plan does not fit: the settings of the stage that needs the most. */
 export const planMemoryAdvice = (need: Footprint): string =>
   `${need.lower ?? "Lower tuner.maxSeqLen"}, raise --memory if the device has more, or prune a smaller model; \`simmer plan check\` shows the estimate.`
+
+/** One tensor a run makes: what it is and its float32 bytes. */
+export interface PlannedTensor {
+  readonly what: string
+  readonly bytes: number
+}
+
+/**
+ * The largest single tensor a plan's run makes on a model of `config`: the embedding, an MLP
+ * weight, or the full-vocabulary logits of a tuning batch. On webgpu no kernel may bind a
+ * buffer beyond the adapter's limit (WebGPU's default is 128 MiB; lavapipe stays there).
+ */
+export const largestTensor = (plan: Plan, config: ModelConfig): PlannedTensor => {
+  const V = config.vocabSize
+  const H = config.hiddenSize
+  const tensors: Array<PlannedTensor> = [
+    { what: `the embedding (${V} × ${H})`, bytes: V * H * 4 },
+    ...config.layers.map((l) => ({ what: `an MLP weight (${l.intermediateSize} × ${H})`, bytes: l.intermediateSize * H * 4 })),
+    ...plannedTuners(plan).map((t) => {
+      const sequences = t.kind === "grpo" ? t.prompts * t.rollouts : t.batchSize
+      return { what: `the logits of a ${t.kind} batch (${sequences} sequences × ${t.maxSeqLen} tokens × ${V})`, bytes: sequences * t.maxSeqLen * V * 4 }
+    })
+  ]
+  return tensors.reduce((a, b) => (b.bytes > a.bytes ? b : a))
+}

@@ -24,7 +24,7 @@ export interface SubmissionContext {
   readonly allowedRoots: ReadonlyArray<string>
   /** The daemon's compute backend (tensorflow, webgpu, wasm, cpu). */
   readonly backend: string
-  readonly memory: { readonly kind: string; readonly budgetBytes: number }
+  readonly memory: { readonly kind: string; readonly budgetBytes: number; readonly bindingLimitBytes: number }
 }
 
 /** Every file a plan reads besides its model. */
@@ -62,7 +62,7 @@ export const admitPlan = (text: string, context: SubmissionContext) =>
       })
     }
     // Against an empty budget of this daemon's size: the runs going now do not count here.
-    const empty = yield* makeDeviceMemory(context.memory.kind, context.memory.budgetBytes)
+    const empty = yield* makeDeviceMemory(context.memory.kind, context.memory.budgetBytes, undefined, context.memory.bindingLimitBytes)
     yield* preflight(plan, modelPath).pipe(
       Effect.provideService(DeviceMemory, empty),
       Effect.catchTag("MemoryBudgetExceeded", (e) =>

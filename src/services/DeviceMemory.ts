@@ -30,6 +30,8 @@ export class DeviceMemory extends Context.Service<DeviceMemory, {
   readonly budgetBytes: number
   /** What the budget is ("wasm heap", "GPU memory", "host memory"). */
   readonly kind: string
+  /** The largest buffer one kernel may bind: the WebGPU adapter's limit; unbounded elsewhere. */
+  readonly bindingLimitBytes: number
   /** Bytes held by reservations now. */
   readonly reservedBytes: Effect.Effect<number>
   /**
@@ -67,7 +69,7 @@ export class DeviceMemory extends Context.Service<DeviceMemory, {
           : compute.backend === "wasm"
           ? ["wasm heap", Math.min(given ?? Infinity, wasmHeapBudgetBytes)]
           : ["host memory", given ?? 0.8 * totalmem()]
-        return yield* makeDeviceMemory(kind, budget)
+        return yield* makeDeviceMemory(kind, budget, undefined, compute.adapter?.maxStorageBufferBindingSize)
       })
     )
 }
@@ -78,12 +80,13 @@ const MIB = 2 ** 20
 /**
  * A DeviceMemory over a budget of `budgetBytes` of `kind`. `room`: the uploads' check, by default
  * against this budget; a run's share of a larger budget passes the whole one's, since what is
- * allocated now counts every run in the process.
+ * allocated now counts every run in the process. `bindingLimitBytes`: the adapter's on webgpu.
  */
 export const makeDeviceMemory = (
   kind: string,
   budgetBytes: number,
-  room: DeviceRoom = deviceRoom(kind, budgetBytes)
+  room: DeviceRoom = deviceRoom(kind, budgetBytes),
+  bindingLimitBytes = Infinity
 ): Effect.Effect<DeviceMemory["Service"]> =>
   Effect.gen(function*() {
     const total = Math.floor(budgetBytes / MIB)
@@ -104,6 +107,7 @@ export const makeDeviceMemory = (
     return DeviceMemory.of({
       budgetBytes,
       kind,
+      bindingLimitBytes,
       room,
       reservedBytes: Effect.sync(() => held * MIB),
       reserve: (what, need, options = {}) =>
