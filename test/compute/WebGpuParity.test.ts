@@ -1,9 +1,10 @@
 /**
  * The webgpu backend (tfjs' WGSL kernels; Mesa's lavapipe in CI) against the cpu backend on what
  * the Prune-Tune Loop computes beyond a plain forward and its gradients (test/model/Backends.test.ts)
- * and attention (Attention.test.ts): KV-cache decoding, every scorer, surgery, the distillation,
- * GRPO and adapter gradients, and SFT steps with AdamW. Without a WebGPU adapter useBackend fails,
- * so this file fails rather than skips. Models are tiny: lavapipe runs at 1-2 GFLOP/s.
+ * and attention (Attention.test.ts): KV-cache decoding (whole model and block by block), every
+ * data-driven scorer, surgery, the distillation, GRPO and LoRA gradients, and SFT and LoRA tuner
+ * steps with clipping and AdamW. Without a WebGPU adapter useBackend fails, so this file fails
+ * rather than skips. Models are tiny: lavapipe runs at 1-2 GFLOP/s.
  *
  * Tolerances as Backends.test.ts: float32 sums in another order give ~1e-7; logits within 1e-4
  * absolute, gradients within 1e-4 relative to the largest entry; a wrong kernel gives order 1.
