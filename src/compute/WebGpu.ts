@@ -123,3 +123,9 @@ export const takeGpuFailure = (): Error | undefined => {
 export const describeGpuAdapter = (adapter: GpuAdapter): string =>
   `webgpu (${[adapter.vendor, adapter.architecture].filter((s) => s !== "").join(" ")}: ${adapter.description || adapter.device}` +
   `${adapter.software ? ", Vulkan on the CPU" : ""}; binding limit ${Math.round(adapter.maxStorageBufferBindingSize / 2 ** 20)} MiB)`
+
+/** The largest buffer one kernel of the active tfjs backend may bind: the WebGPU device's limit on webgpu, unbounded elsewhere. */
+export const activeBindingLimitBytes = (): number =>
+  tf.getBackend() === "webgpu"
+    ? (tf.backend() as unknown as { readonly device: GPUDevice }).device.limits.maxStorageBufferBindingSize
+    : Infinity
