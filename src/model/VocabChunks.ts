@@ -23,27 +23,32 @@ export const headChunkRows = (config: ModelConfig, rows: number): number => {
   return Math.max(1, Math.min(config.vocabSize, fit))
 }
 
-/** log p(targets[n]) under the LM head for final hidden states [N, D], chunk rows of the vocabulary at a time: [N]. */
+/**
+ * log p(targets[n]) under the LM head for final hidden states [N, D], at `temperature` (the
+ * softmax of logits / temperature), chunk rows of the vocabulary at a time: [N].
+ */
 export const chunkedTargetLogProbs = (
   config: ModelConfig,
   params: Params,
   final: tf.Tensor2D,
   targets: tf.Tensor1D,
-  chunk: number
+  chunk: number,
+  temperature = 1
 ): tf.Tensor1D => {
+  const scaled = (logits: tf.Tensor) => (temperature === 1 ? logits : tf.div(logits, temperature))
   const V = config.vocabSize
   const sizes = Array.from({ length: Math.ceil(V / chunk) }, (_, i) => Math.min(chunk, V - i * chunk))
   const head = params.lmHead
   // Split once: the gradient of a split is one concat, where slices would each pad a full-size gradient.
   const lses = head !== undefined
     ? zipSplits(tf.split(head.w, sizes, 1), head.b === undefined ? undefined : tf.split(head.b, sizes)).map(({ w, b }) =>
-      tf.logSumExp(linear(final, b === undefined ? { w } : { w, b }), 1))
-    : tf.split(params.embed, sizes, 0).map((rows) => tf.logSumExp(tf.matMul(final, rows, false, true), 1))
+      tf.logSumExp(scaled(linear(final, b === undefined ? { w } : { w, b })), 1))
+    : tf.split(params.embed, sizes, 0).map((rows) => tf.logSumExp(scaled(tf.matMul(final, rows, false, true)), 1))
   const lse = tf.logSumExp(tf.stack(lses, 1), 1)
   const targetRows = head !== undefined ? tf.transpose(tf.gather(head.w, targets, 1)) : tf.gather(params.embed, targets)
   let targetLogits = tf.sum(tf.mul(final, targetRows), 1)
   if (head?.b !== undefined) targetLogits = tf.add(targetLogits, tf.gather(head.b, targets))
-  return tf.sub(targetLogits, lse) as tf.Tensor1D
+  return tf.sub(scaled(targetLogits), lse) as tf.Tensor1D
 }
 
 const zipSplits = (ws: ReadonlyArray<tf.Tensor>, bs: ReadonlyArray<tf.Tensor> | undefined) =>

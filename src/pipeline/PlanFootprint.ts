@@ -63,7 +63,7 @@ export interface PlannedTensor {
 
 /**
  * The largest single tensor a plan's run makes on a model of `config`: the embedding, an MLP
- * weight, or the full-vocabulary logits of a distillation or GRPO batch. On webgpu no kernel may bind a
+ * weight, or the full-vocabulary logits of a distillation batch. On webgpu no kernel may bind a
  * buffer beyond the adapter's limit (WebGPU's default is 128 MiB; lavapipe stays there).
  */
 export const largestTensor = (plan: Plan, config: ModelConfig): PlannedTensor => {
@@ -72,13 +72,12 @@ export const largestTensor = (plan: Plan, config: ModelConfig): PlannedTensor =>
   const tensors: Array<PlannedTensor> = [
     { what: `the embedding (${V} × ${H})`, bytes: V * H * 4 },
     ...config.layers.map((l) => ({ what: `an MLP weight (${l.intermediateSize} × ${H})`, bytes: l.intermediateSize * H * 4 })),
-    // SFT and CPT split the head into vocabulary chunks that fit a binding (model/VocabChunks.ts);
-    // distillation (a KL over the vocabulary) and GRPO (log-probabilities of rollouts) do not yet.
-    ...plannedTuners(plan).flatMap((t) => {
-      if (t.kind !== "grpo" && t.kind !== "distill") return []
-      const sequences = t.kind === "grpo" ? t.prompts * t.rollouts : t.batchSize
-      return [{ what: `the logits of a ${t.kind} batch (${sequences} sequences × ${t.maxSeqLen} tokens × ${V})`, bytes: sequences * t.maxSeqLen * V * 4 }]
-    })
+    // SFT, CPT and GRPO split the head into vocabulary chunks that fit a binding
+    // (model/VocabChunks.ts); distillation (a KL over the whole vocabulary) does not yet.
+    ...plannedTuners(plan).flatMap((t) =>
+      t.kind === "distill"
+        ? [{ what: `the logits of a distill batch (${t.batchSize} sequences × ${t.maxSeqLen} tokens × ${V})`, bytes: t.batchSize * t.maxSeqLen * V * 4 }]
+        : [])
   ]
   return tensors.reduce((a, b) => (b.bytes > a.bytes ? b : a))
 }

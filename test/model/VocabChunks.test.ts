@@ -1,7 +1,7 @@
 /**
  * The LM head in vocabulary chunks inside autodiff (model/VocabChunks.ts): the same
  * log-probabilities and gradients as the full-vocabulary logSoftmax, on cpu with small chunks
- * (tied and untied heads), and on webgpu for a batch whose full logits are larger
+ * (tied and untied heads, at temperature 1 and GRPO's 0.7), and on webgpu for a batch whose full logits are larger
  * than the adapter's binding limit (against wasm's unchunked loss) — where the unchunked loss
  * would be rejected by the GPU.
  */
@@ -23,23 +23,26 @@ describe("the LM head in vocabulary chunks", () => {
       const ids = tf.tensor2d(Int32Array.from({ length: 3 * 6 }, (_, i) => (i * 5 + 2) % 23), [3, 6], "int32")
       const targets = tf.tensor1d(Int32Array.from({ length: 3 * 6 }, (_, i) => (i * 7 + 1) % 23), "int32")
       const weights = [params.embed, ...(params.lmHead !== undefined ? [params.lmHead.w] : [])]
-      const both = (chunk: number | undefined) =>
+      const both = (chunk: number | undefined, temperature = 1) =>
         tf.tidy(() => {
           const f = (...xs: Array<tf.Tensor>) => {
             const p = { ...params, embed: xs[0] as tf.Tensor2D, ...(params.lmHead ? { lmHead: { w: xs[1] as tf.Tensor2D } } : {}) }
             const final = hiddenStates(config, p, ids).hidden
             const logProbs = chunk === undefined
-              ? tf.sum(tf.mul(tf.logSoftmax(tf.reshape(forward(config, p, ids).logits, [18, 23])), tf.oneHot(targets, 23)), 1)
-              : chunkedTargetLogProbs(config, p, final, targets, chunk)
+              ? tf.sum(tf.mul(tf.logSoftmax(tf.div(tf.reshape(forward(config, p, ids).logits, [18, 23]), temperature)), tf.oneHot(targets, 23)), 1)
+              : chunkedTargetLogProbs(config, p, final, targets, chunk, temperature)
             return tf.sum(tf.mul(logProbs, tf.range(1, 19))) as tf.Scalar
           }
           const { value, grads } = tf.valueAndGrads(f)(weights)
           return [value, ...grads]
         })
-      const [full, chunked] = [both(undefined), both(5)]
-      const [fullValues, chunkedValues] = [await readAll(full, true), await readAll(chunked, true)]
-      expect(Math.abs(fullValues[0][0] - chunkedValues[0][0])).toBeLessThan(1e-4)
-      fullValues.slice(1).forEach((g, i) => expect(relativeDiff(g, chunkedValues[i + 1]), `gradient ${i}`).toBeLessThan(1e-5))
+      // GRPO reads its completions' log-probs at its sampling temperature.
+      for (const temperature of [1, 0.7]) {
+        const [full, chunked] = [both(undefined, temperature), both(5, temperature)]
+        const [fullValues, chunkedValues] = [await readAll(full, true), await readAll(chunked, true)]
+        expect(Math.abs(fullValues[0][0] - chunkedValues[0][0])).toBeLessThan(1e-4)
+        fullValues.slice(1).forEach((g, i) => expect(relativeDiff(g, chunkedValues[i + 1]), `gradient ${i}, T=${temperature}`).toBeLessThan(1e-5))
+      }
       tf.dispose([ids, targets])
       disposeParams(config, params)
     }
