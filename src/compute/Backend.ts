@@ -13,7 +13,7 @@ import { Config, Effect, Option, Schema } from "effect"
 // Types only: services/Compute.ts builds its layer from this file.
 import type { Compute } from "../services/Compute.ts"
 import { registerWasmKernels } from "./wasm/Kernels.ts"
-import { describeGpuAdapter, findGpuAdapter, type GpuAdapter, initialiseWebGpu } from "./WebGpu.ts"
+import { describeGpuAdapter, findGpuAdapter, type GpuAdapter, hasGpuDeviceNode, initialiseWebGpu } from "./WebGpu.ts"
 
 export const BackendNames = ["tensorflow", "webgpu", "wasm", "cpu"] as const
 export type BackendName = (typeof BackendNames)[number]
@@ -53,9 +53,10 @@ interface Initialised {
   readonly adapter?: GpuAdapter
 }
 
-/** WebGPU on the adapter Dawn offers; under `auto` only a hardware one (Vulkan on the CPU is slower than wasm). */
+/** WebGPU on the adapter Dawn offers; under `auto` only a hardware one (Vulkan on the CPU is slower than wasm), on a machine with a GPU's device node. */
 const initialiseWebGpuBackend = async (explicit: boolean): Promise<Initialised | undefined> => {
   if (!explicit) {
+    if (!hasGpuDeviceNode()) return undefined
     const found = await findGpuAdapter()
     if (found === undefined || found.software) return undefined
   }

@@ -9,7 +9,9 @@
  * registers its own factory for the backend, so that it chooses the adapter and device limits
  * itself and can describe the adapter it got.
  */
+import { existsSync, readdirSync } from "node:fs"
 import * as tf from "@tensorflow/tfjs"
+import { recordGpuError } from "../model/GpuDevice.ts"
 
 /** What the Compute service reports about a WebGPU adapter (`simmer inspect`, /readyz). */
 export interface GpuAdapter {
@@ -49,6 +51,20 @@ const describe = (adapter: GPUAdapter): GpuAdapter => ({
   maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
   maxBufferSize: adapter.limits.maxBufferSize
 })
+
+/**
+ * Whether the machine shows a GPU's device node (/dev/nvidiactl, /dev/dri/renderD*). Without
+ * one only a software adapter can exist, so `auto` need not start Dawn at all (which would also
+ * print its warnings about lavapipe's limits on every command).
+ */
+export const hasGpuDeviceNode = (): boolean => {
+  if (existsSync("/dev/nvidiactl")) return true
+  try {
+    return readdirSync("/dev/dri").some((name) => name.startsWith("renderD"))
+  } catch {
+    return false
+  }
+}
 
 /** The adapter Dawn offers (the high-performance one), or undefined: no Vulkan loader, no driver, or a driver Dawn refuses. */
 export const findGpuAdapter = async (): Promise<GpuAdapter | undefined> => {
@@ -101,22 +117,11 @@ const registerWebGpu = async (): Promise<GpuAdapter | undefined> => {
     // A validation error (a binding past the limit, say) would otherwise only be printed by Dawn
     // and leave wrong numbers behind: remember it so the next read fails loudly.
     device.addEventListener("uncapturederror", (event) => {
-      deviceErrors.push(String((event as GPUUncapturedErrorEvent).error.message))
+      recordGpuError(String((event as GPUUncapturedErrorEvent).error.message))
     })
     return new WebGPUBackend(device, adapter.info)
   }, 3)
   return describe(adapter)
-}
-
-const deviceErrors: Array<string> = []
-
-/**
- * The GPU errors reported since the last call, as one Error (and forgets them); undefined when
- * none. A kernel the GPU rejected leaves zeros behind, so its result must not be used.
- */
-export const takeGpuFailure = (): Error | undefined => {
-  const errors = deviceErrors.splice(0)
-  return errors.length === 0 ? undefined : new Error(`The GPU rejected work, so this result is wrong: ${errors.join(" | ")}`)
 }
 
 /** One line for logs and `simmer inspect`: "webgpu (nvidia ampere, NVIDIA A100 …; binding limit 2 GiB)". */
@@ -124,8 +129,3 @@ export const describeGpuAdapter = (adapter: GpuAdapter): string =>
   `webgpu (${[adapter.vendor, adapter.architecture].filter((s) => s !== "").join(" ")}: ${adapter.description || adapter.device}` +
   `${adapter.software ? ", Vulkan on the CPU" : ""}; binding limit ${Math.round(adapter.maxStorageBufferBindingSize / 2 ** 20)} MiB)`
 
-/** The largest buffer one kernel of the active tfjs backend may bind: the WebGPU device's limit on webgpu, unbounded elsewhere. */
-export const activeBindingLimitBytes = (): number =>
-  tf.getBackend() === "webgpu"
-    ? (tf.backend() as unknown as { readonly device: GPUDevice }).device.limits.maxStorageBufferBindingSize
-    : Infinity

@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { takeGpuFailure } from "../compute/WebGpu.ts"
+import { takeGpuFailure } from "./GpuDevice.ts"
 
 /** Disposes t once the read ends (however it ends) when `dispose` is set. */
 const releasing = (t: tf.Tensor, dispose: boolean) =>

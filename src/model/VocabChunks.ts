@@ -8,7 +8,7 @@
  * for the block-by-block passes.)
  */
 import * as tf from "@tensorflow/tfjs"
-import { activeBindingLimitBytes } from "../compute/WebGpu.ts"
+import { activeBindingLimitBytes } from "./GpuDevice.ts"
 import { linear } from "./Linear.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
 import type { Params } from "./Params.ts"
