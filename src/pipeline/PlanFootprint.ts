@@ -52,7 +52,7 @@ export const planFootprint = (
         }
         : { decoding: decodingBytes(config, evaluationBatchSize, seqLen) })
     }, `Lower tuner.maxSeqLen or evaluate on a smaller model (evaluation decodes ${evaluationBatchSize} sequences at a time)`)],
-    ...tuners.map((t): [string, Footprint] => [`${t.kind} tuning`, t.footprint(config)]),
+    ...tuners.map((t): [string, Footprint] => [`${t.kind} tuning`, t.footprint(config, host)]),
     ...(host !== undefined && plan.export.includes("onnx")
       ? [["ONNX export", footprint(
         { "exported stage in memory": onnxExportBytes(config) },

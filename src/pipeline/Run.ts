@@ -93,7 +93,7 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
       yield* calibrationData(plan, tokenizer, data.calibration, data.general),
       memory.room
     )
-    const tuning = { seed: plan.seed, tokenizer, datasets: data.tune, freshChunks: plan.data.freshChunks, room: memory.room }
+    const tuning = { seed: plan.seed, tokenizer, datasets: data.tune, freshChunks: plan.data.freshChunks, room: memory.room, inference: setup.inference }
     const evaluate = (state: ModelState) => evaluateModel(evaluation, state)
 
     /** Iteration 0, once per run: the original as loaded, evaluated, and checkpointed. */
