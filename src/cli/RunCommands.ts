@@ -56,7 +56,7 @@ const checkLayers = (plan: Plan, flags: Pick<RunFlags, "backend" | "memory">) =>
 
 /** The same, with the gradients tuning computes with and the plan's reward models loaded. */
 const computeLayers = (plan: Plan, flags: RunFlags) =>
-  Layer.provideMerge(Layer.merge(Gradients.layerFor(Math.max(1, flags.workers)), RewardModel.layer(plan.reward ?? [])), checkLayers(plan, flags))
+  Layer.provideMerge(Layer.merge(Gradients.layerFor(Math.max(1, flags.workers)), RewardModel.layer(plan.reward ?? [], flags.inference)), checkLayers(plan, flags))
 
 /**
  * A plan file checked as `simmer run` checks it before creating anything — its keys, the

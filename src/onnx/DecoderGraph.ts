@@ -8,6 +8,10 @@
  * named by their Hugging Face tensor names, in simmer's internal orientation: Linear weights
  * [in, out] (the transpose of PyTorch's), so every projection is one MatMul; `weightValues`
  * says where a weight's values come from when the file is written.
+ *
+ * The head is the LM head (logits), or a reward model's score head (`score.weight` [D, 1]:
+ * `XxxForSequenceClassification` with one label) giving the score at every position, which
+ * the caller reads at the position it pools.
  */
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { paramSpecs } from "../model/Params.ts"
@@ -30,8 +34,14 @@ const swiGlu = (g: GraphBuilder, x: string, gate: ProjectionNames, up: Projectio
   return project(g, act, down)
 }
 
-/** The graph of the decoder with its LM head; its weights are the tensors of `paramSpecs(config)`. */
-export const decoderGraph = (config: ModelConfig): GraphBuilder => {
+/** What the decoder's final hidden states feed. */
+export type DecoderHead = "lm" | "score"
+
+/** The weight name of a reward model's score head, [D, 1] in internal orientation. */
+export const scoreWeightName = "score.weight"
+
+/** The graph of the decoder with its head; its weights are the tensors of `paramSpecs(config)` (the LM head's only with it), and `score.weight` with a score head. */
+export const decoderGraph = (config: ModelConfig, head: DecoderHead = "lm"): GraphBuilder => {
   const g = new GraphBuilder()
   const { batch, sequence, past, total } = decoderDims
   const hd = config.headDim
@@ -92,7 +102,11 @@ export const decoderGraph = (config: ModelConfig): GraphBuilder => {
   })
 
   const final = rmsNorm(g, h, weight("model.norm.weight"), config.rmsNormEps)
-  if (config.tieWordEmbeddings) {
+  if (head === "score") {
+    const scores = g.node("MatMul", [final, g.weight(scoreWeightName, [config.hiddenSize, 1])]) // [B, T, 1]
+    g.node("Squeeze", [scores, g.ints([2])], {}, decoderOutputs.scores)
+    g.output(decoderOutputs.scores, "float32", [batch, sequence])
+  } else if (config.tieWordEmbeddings) {
     // The embedding [V, D] read transposed by Gemm, so a tied head stores (and loads) it once.
     const rows = g.node("Reshape", [final, g.ints([-1, config.hiddenSize])])
     const logits2d = g.node("Gemm", [rows, embed], { transB: 1 })
@@ -101,7 +115,7 @@ export const decoderGraph = (config: ModelConfig): GraphBuilder => {
   } else {
     g.node("MatMul", [final, weight("lm_head.weight")], {}, decoderOutputs.logits)
   }
-  g.output(decoderOutputs.logits, "float32", [batch, sequence, config.vocabSize])
+  if (head === "lm") g.output(decoderOutputs.logits, "float32", [batch, sequence, config.vocabSize])
   config.layers.forEach((layer, i) => {
     g.output(decoderOutputs.presentKey(i), "float32", [batch, layer.numKeyValueHeads, total, hd])
     g.output(decoderOutputs.presentValue(i), "float32", [batch, layer.numKeyValueHeads, total, hd])

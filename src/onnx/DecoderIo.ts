@@ -13,6 +13,8 @@ export const decoderInputs = {
 
 export const decoderOutputs = {
   logits: "logits",
+  /** A reward model's score at every position [B, T] (simmer's own sessions only; never exported). */
+  scores: "scores",
   presentKey: (layer: number) => `present.${layer}.key`,
   presentValue: (layer: number) => `present.${layer}.value`
 } as const

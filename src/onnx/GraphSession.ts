@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { weightBytes } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
-import { decoderGraph } from "./DecoderGraph.ts"
+import { decoderGraph, type DecoderHead } from "./DecoderGraph.ts"
 import { encodeInline, modelFileName, needsExternalData, writeModelFiles } from "./OnnxFile.ts"
 import { openDecoderSession } from "./OrtDecoder.ts"
 
@@ -26,9 +26,10 @@ export const ortSessionBytes = (config: ModelConfig): number => 2.25 * weightByt
 
 export const openGraphSession = Effect.fn("GraphSession.open")(function*<E>(
   config: ModelConfig,
-  read: (name: string) => Effect.Effect<Float32Array, E>
+  read: (name: string) => Effect.Effect<Float32Array, E>,
+  head: DecoderHead = "lm"
 ) {
-  const graph = decoderGraph(config)
+  const graph = decoderGraph(config, head)
   const open = needsExternalData(graph.weights)
     ? Effect.gen(function*() {
       const dir = yield* Effect.acquireRelease(

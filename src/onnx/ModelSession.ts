@@ -5,20 +5,28 @@
  * session does not follow later changes to the tensors: open one per evaluation. It lives
  * until the scope closes.
  */
+import type * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import type { Model } from "../model/Model.ts"
 import { paramSpecs } from "../model/Params.ts"
 import { openGraphSession } from "./GraphSession.ts"
 
-export const openModelSession = (model: Model) => {
+/** Reads a weight of `model` by its graph name from its tensor. */
+export const modelWeights = (model: Model) => {
   const specs = new Map(paramSpecs(model.config).map((spec) => [spec.name, spec]))
-  return openGraphSession(model.config, (name) => {
+  return (name: string): Effect.Effect<Float32Array> => {
     const spec = specs.get(name)
     if (spec === undefined) return Effect.die(new Error(`openModelSession: no parameter ${name} in this config`))
-    return Effect.promise(async () => {
-      const data = await spec.get(model.params).data()
-      if (!(data instanceof Float32Array)) throw new Error(`openModelSession: ${name} is not float32`)
-      return data
-    })
-  })
+    return readFloat32(spec.get(model.params), name)
+  }
 }
+
+/** The values of a float32 tensor, read asynchronously. */
+export const readFloat32 = (tensor: tf.Tensor, name: string): Effect.Effect<Float32Array> =>
+  Effect.promise(async () => {
+    const data = await tensor.data()
+    if (!(data instanceof Float32Array)) throw new Error(`openModelSession: ${name} is not float32`)
+    return data
+  })
+
+export const openModelSession = (model: Model) => openGraphSession(model.config, modelWeights(model))
