@@ -13,7 +13,8 @@ import { initParams, type Params, paramSpecs, paramTensors, assembleParams } fro
 import { Rng } from "../../src/model/Rng.ts"
 import { buildRolloutBatch, grpoLossAndGradients, type RolloutBatch, sequenceLogProbs } from "../../src/tune/GrpoLoss.ts"
 import { groupAdvantages } from "../../src/tune/GrpoObjective.ts"
-import { type Rollout, sampleRollouts, tokenLogProb } from "../../src/tune/Rollouts.ts"
+import { type Rollout, sampleRollouts, tfjsRolloutDecoder, tokenLogProb } from "../../src/tune/Rollouts.ts"
+import type { ModelConfig } from "../../src/model/ModelConfig.ts"
 import { maxAbsDiff, numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
 
 const config = tinyConfig()
@@ -27,7 +28,9 @@ const prompts = [[1, 5, 9], [1, 7, 3, 12, 4]]
 const sampling = { rollouts: 3, temperature: 1, topP: 1, maxNewTokens: 6, stopTokens: [2] }
 
 /** Rollouts as a promise (decoding reads its logits asynchronously). */
-const rolloutsOf = (...args: Parameters<typeof sampleRollouts>) => Effect.runPromise(sampleRollouts(...args))
+const rolloutsOf = (config: ModelConfig, params: Params, ...args: Tail<Parameters<typeof sampleRollouts>>) =>
+  Effect.runPromise(sampleRollouts(tfjsRolloutDecoder({ config, params }), ...args))
+type Tail<T extends ReadonlyArray<unknown>> = T extends readonly [unknown, ...infer Rest] ? Rest : never
 
 describe("rollouts", () => {
   it("are grouped by prompt, replay from a generator state, and differ for another seed", async () => {

@@ -6,9 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
-import { join } from "node:path"
 import { beforeAll } from "vitest"
-import { disposeCheckpoint, loadCheckpoint } from "../../src/io/CheckpointReader.ts"
 import type { Model } from "../../src/model/Model.ts"
 import { readFloats } from "../../src/model/Read.ts"
 import { ortSessionBytes } from "../../src/onnx/GraphSession.ts"
@@ -16,11 +14,9 @@ import { buildBatch } from "../../src/tune/Batches.ts"
 import { DistillConfig, distillTuner } from "../../src/tune/Distill.ts"
 import { openTeacher } from "../../src/tune/Teacher.ts"
 import { maxAbsDiff, useBackend } from "../helpers/backend.ts"
-import { biasedQwen2, layerShapesModel } from "../onnx/_support.ts"
+import { biasedQwen2, engineFixtures } from "../onnx/_support.ts"
 
 beforeAll(() => useBackend("cpu"))
-
-const fixture = join(import.meta.dirname, "../fixtures/hf-llama-gqa-f32")
 
 /** Three examples of different lengths (the shorter right-padded), ids below `vocab`. */
 const batchFor = (vocab: number) =>
@@ -46,16 +42,9 @@ const agree = (model: Model) =>
   }))
 
 describe("the distillation teacher on ONNX Runtime", () => {
-  it.effect("gives tfjs's log-probs on the transformers fixture", () =>
-    Effect.gen(function*() {
-      const model = yield* loadCheckpoint(fixture)
-      yield* agree(model)
-      disposeCheckpoint(model)
-    }))
-
-  it.effect("on a Qwen2 with biases and a tied head", () => agree(biasedQwen2()))
-
-  it.effect("on a layer_shapes model", () => Effect.flatMap(layerShapesModel(), agree))
+  for (const { name, model } of engineFixtures) {
+    it.effect(`gives tfjs's log-probs on ${name}`, () => Effect.flatMap(model(), agree))
+  }
 
   it("its session counts in a distillation's footprint where the budget is host memory", () => {
     const { config } = biasedQwen2()
