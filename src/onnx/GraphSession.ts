@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { weightBytes } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
-import { decoderGraph, type DecoderHead } from "./DecoderGraph.ts"
+import { decoderGraph, type DecoderGraphOptions } from "./DecoderGraph.ts"
 import { encodeInline, modelFileName, needsExternalData, writeModelFiles } from "./OnnxFile.ts"
 import { openDecoderSession } from "./OrtDecoder.ts"
 
@@ -27,9 +27,9 @@ export const ortSessionBytes = (config: ModelConfig): number => 2.25 * weightByt
 export const openGraphSession = Effect.fn("GraphSession.open")(function*<E>(
   config: ModelConfig,
   read: (name: string) => Effect.Effect<Float32Array, E>,
-  head: DecoderHead = "lm"
+  options: DecoderGraphOptions = {}
 ) {
-  const graph = decoderGraph(config, head)
+  const graph = decoderGraph(config, options)
   const open = needsExternalData(graph.weights)
     ? Effect.gen(function*() {
       const dir = yield* Effect.acquireRelease(

@@ -77,6 +77,22 @@ export const runDecoder = async (
   }
 }
 
+/** Σ |a| and Σ a² of each layer's MLP activation over the tokens `tokenMask` [B·T] counts, for ids [B][T] (a session on the graph with `mlpStatistics`; causal attention only). */
+export const runMlpStatistics = async (
+  session: DecoderSession,
+  config: ModelConfig,
+  ids: ReadonlyArray<ReadonlyArray<number>>,
+  tokenMask: Float32Array
+): Promise<Array<{ readonly abs: Float32Array; readonly square: Float32Array }>> => {
+  const feeds = decoderFeeds(config, { ids })
+  feeds[decoderInputs.tokenMask] = new ort.Tensor("float32", tokenMask, [ids.length, ids[0].length])
+  const out = await session.run(feeds, config.layers.flatMap((_, i) => [decoderOutputs.mlpAbsSum(i), decoderOutputs.mlpSquareSum(i)]))
+  return config.layers.map((_, i) => ({
+    abs: out[decoderOutputs.mlpAbsSum(i)].data as Float32Array,
+    square: out[decoderOutputs.mlpSquareSum(i)].data as Float32Array
+  }))
+}
+
 /** A reward model's score at every position [B, T] of ids [B][T] (a session on the graph with the score head; causal attention only). */
 export const runScores = async (session: DecoderSession, config: ModelConfig, ids: ReadonlyArray<ReadonlyArray<number>>): Promise<Float32Array> =>
   (await session.run(decoderFeeds(config, { ids }), [decoderOutputs.scores]))[decoderOutputs.scores].data as Float32Array

@@ -17,7 +17,8 @@ import type { ModelConfig } from "../model/ModelConfig.ts"
 import { onnxExportBytes } from "../onnx/OnnxFile.ts"
 import { ortSessionBytes } from "../onnx/GraphSession.ts"
 import type { Tuner } from "../tune/Tuner.ts"
-import { type Plan, planSeqLen } from "./Plan.ts"
+import { type Plan, planSeqLen, planUnitsOf, scorerFor } from "./Plan.ts"
+import { scorerRunsOnOrt } from "../prune/Scorers.ts"
 
 /** Sequences per batch when scoring calibration data (Pruning.ts). */
 export const calibrationBatchSize = 32
@@ -37,6 +38,9 @@ export const planFootprint = (
     // the hidden states of every calibration sequence carried between blocks; no logits.
     ["scoring", footprint({
       "pruned copy": w,
+      ...(host?.inference === "ort" && planUnitsOf(plan).some((unit) => scorerRunsOnOrt(unit, scorerFor(plan, unit)))
+        ? { "ONNX Runtime session, while built": ortSessionBytes(config) }
+        : {}),
       "scoring pass, one block": Math.max(...config.layers.map((_, i) => blockActivationBytes(config, i, calibrationBatchSize, seqLen))),
       "hidden states carried between blocks": plan.data.calibrationExamples * seqLen * config.hiddenSize * 4
     }, `Lower tuner.maxSeqLen or data.calibrationExamples (calibration is scored ${calibrationBatchSize} sequences at a time)`)],

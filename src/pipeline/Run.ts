@@ -91,7 +91,8 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
     const prune = makePruneFn(
       plan,
       yield* calibrationData(plan, tokenizer, data.calibration, data.general),
-      memory.room
+      memory.room,
+      setup.inference
     )
     const tuning = { seed: plan.seed, tokenizer, datasets: data.tune, freshChunks: plan.data.freshChunks, room: memory.room, inference: setup.inference }
     const evaluate = (state: ModelState) => evaluateModel(evaluation, state)

@@ -18,7 +18,7 @@ export const openOrtRewardScorer = (model: RewardCheckpoint) =>
     const session = yield* openGraphSession(
       model.config,
       (name) => (name === scoreWeightName ? readFloat32(model.head, name) : decoder(name)),
-      "score"
+      { head: "score" }
     )
     const scorer: RewardScorer = (rows, read) =>
       Effect.promise(async () => {
