@@ -42,6 +42,19 @@ describe("a run's memory estimate", () => {
       expect(runFootprint(plan, config, { ...wasm, inference: "ort" })).toEqual(runFootprint(plan, config, { ...wasm, inference: "tfjs" }))
     }))
 
+  it.effect("counts the session of a scorer that runs on ONNX Runtime, not of one that stays on tfjs", () =>
+    Effect.gen(function*() {
+      const { config } = yield* readCheckpointConfig(bundledModelPath)
+      // Many calibration sequences: scoring is the largest stage.
+      const scoring = (scorer: string) => planText(`scorer: ${scorer}\n`, 1).replace("calibrationExamples: 1", "calibrationExamples: 4000")
+      const activation = yield* parsePlan(scoring("activation"), "plan.yaml")
+      const need = runFootprint(activation, config, { ...host, inference: "ort" })
+      expect(need.parts["scoring: ONNX Runtime session, while built"]).toBe(ortSessionBytes(config))
+      expect(need.bytes - runFootprint(activation, config, { ...host, inference: "tfjs" }).bytes).toBe(ortSessionBytes(config))
+      const taylor = yield* parsePlan(scoring("taylor"), "plan.yaml")
+      expect(runFootprint(taylor, config, { ...host, inference: "ort" })).toEqual(runFootprint(taylor, config, { ...host, inference: "tfjs" }))
+    }))
+
   it.effect("counts the model an ONNX export of each stage holds", () =>
     Effect.gen(function*() {
       // A real shape, whose weights outweigh the tiny plan's activations.
