@@ -136,23 +136,24 @@ export const decoderGraph = (config: ModelConfig, options: DecoderGraphOptions =
     ])
   })
 
-  const final = head === "none" ? "" : rmsNorm(g, h, weight("model.norm.weight"), config.rmsNormEps)
-  if (head === "none") {
-    // No head: the statistics are the outputs (the cache's present outputs besides).
-  } else if (head === "score") {
-    const scores = g.node("MatMul", [final, g.weight(scoreWeightName, [config.hiddenSize, 1])]) // [B, T, 1]
+  // Without a head the statistics are the outputs (the cache's present outputs besides).
+  const final = () => rmsNorm(g, h, weight("model.norm.weight"), config.rmsNormEps)
+  if (head === "score") {
+    const scores = g.node("MatMul", [final(), g.weight(scoreWeightName, [config.hiddenSize, 1])]) // [B, T, 1]
     g.node("Squeeze", [scores, g.ints([2])], {}, decoderOutputs.scores)
     g.output(decoderOutputs.scores, "float32", [batch, sequence])
-  } else if (config.tieWordEmbeddings) {
-    // The embedding [V, D] read transposed by Gemm, so a tied head stores (and loads) it once.
-    const rows = g.node("Reshape", [final, g.ints([-1, config.hiddenSize])])
-    const logits2d = g.node("Gemm", [rows, embed], { transB: 1 })
-    const shape = g.node("Concat", [g.node("Shape", [inputIds]), g.ints([config.vocabSize])], { axis: 0 })
-    g.node("Reshape", [logits2d, shape], {}, decoderOutputs.logits)
-  } else {
-    g.node("MatMul", [final, weight("lm_head.weight")], {}, decoderOutputs.logits)
+  } else if (head === "lm") {
+    if (config.tieWordEmbeddings) {
+      // The embedding [V, D] read transposed by Gemm, so a tied head stores (and loads) it once.
+      const rows = g.node("Reshape", [final(), g.ints([-1, config.hiddenSize])])
+      const logits2d = g.node("Gemm", [rows, embed], { transB: 1 })
+      const shape = g.node("Concat", [g.node("Shape", [inputIds]), g.ints([config.vocabSize])], { axis: 0 })
+      g.node("Reshape", [logits2d, shape], {}, decoderOutputs.logits)
+    } else {
+      g.node("MatMul", [final(), weight("lm_head.weight")], {}, decoderOutputs.logits)
+    }
+    g.output(decoderOutputs.logits, "float32", [batch, sequence, config.vocabSize])
   }
-  if (head === "lm") g.output(decoderOutputs.logits, "float32", [batch, sequence, config.vocabSize])
   config.layers.forEach((layer, i) => {
     g.output(decoderOutputs.presentKey(i), "float32", [batch, layer.numKeyValueHeads, total, hd])
     g.output(decoderOutputs.presentValue(i), "float32", [batch, layer.numKeyValueHeads, total, hd])

@@ -2,13 +2,14 @@
  * An ONNX Runtime session on a model in memory (a run's candidate, whose weights are tfjs
  * tensors): each weight read once from its tensor, asynchronously (`await tensor.data()`, so a
  * GPU backend's download does not block), and copied into the session (GraphSession.ts). The
- * session does not follow later changes to the tensors: open one per evaluation. It lives
- * until the scope closes.
+ * session does not follow later changes to the tensors: open one where the weights stand still
+ * (an evaluation, a tuning's teacher, a step's rollouts, a scoring). It lives until the scope
+ * closes.
  */
-import type * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import type { Model } from "../model/Model.ts"
 import { paramSpecs } from "../model/Params.ts"
+import { readFloats } from "../model/Read.ts"
 import { openGraphSession } from "./GraphSession.ts"
 
 /** Reads a weight of `model` by its graph name from its tensor. */
@@ -17,16 +18,8 @@ export const modelWeights = (model: Model) => {
   return (name: string): Effect.Effect<Float32Array> => {
     const spec = specs.get(name)
     if (spec === undefined) return Effect.die(new Error(`openModelSession: no parameter ${name} in this config`))
-    return readFloat32(spec.get(model.params), name)
+    return readFloats(spec.get(model.params))
   }
 }
-
-/** The values of a float32 tensor, read asynchronously. */
-export const readFloat32 = (tensor: tf.Tensor, name: string): Effect.Effect<Float32Array> =>
-  Effect.promise(async () => {
-    const data = await tensor.data()
-    if (!(data instanceof Float32Array)) throw new Error(`openModelSession: ${name} is not float32`)
-    return data
-  })
 
 export const openModelSession = (model: Model) => openGraphSession(model.config, modelWeights(model))

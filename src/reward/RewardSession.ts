@@ -7,7 +7,8 @@
 import { Effect } from "effect"
 import { scoreWeightName } from "../onnx/DecoderGraph.ts"
 import { openGraphSession } from "../onnx/GraphSession.ts"
-import { modelWeights, readFloat32 } from "../onnx/ModelSession.ts"
+import { readFloats } from "../model/Read.ts"
+import { modelWeights } from "../onnx/ModelSession.ts"
 import { runScores } from "../onnx/OrtDecoder.ts"
 import type { RewardScorer } from "./ClassifierReward.ts"
 import type { RewardCheckpoint } from "./RewardCheckpoint.ts"
@@ -17,7 +18,7 @@ export const openOrtRewardScorer = (model: RewardCheckpoint) =>
     const decoder = modelWeights(model)
     const session = yield* openGraphSession(
       model.config,
-      (name) => (name === scoreWeightName ? readFloat32(model.head, name) : decoder(name)),
+      (name) => (name === scoreWeightName ? readFloats(model.head) : decoder(name)),
       { head: "score" }
     )
     const scorer: RewardScorer = (rows, read) =>
