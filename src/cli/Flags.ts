@@ -6,6 +6,7 @@
  */
 import { Config, Option } from "effect"
 import { Flag, Param } from "effect/cli"
+import { BackendChoices } from "../compute/Backend.ts"
 import { configuredInference, InferenceChoices } from "../compute/Inference.ts"
 
 /** The description a flag has so far (combinators wrap the flag; the description sits at its core). */
@@ -64,10 +65,11 @@ export const withRange = (range: Range, kind: "integer" | "number" = "integer") 
   )
 }
 
-export const backendFlag = Flag.Literals("backend", ["auto", "tensorflow", "wasm", "cpu"]).pipe(
+export const backendFlag = Flag.Literals("backend", BackendChoices).pipe(
   Flag.withDescription(
-    "TensorFlow.js backend: tensorflow (tfjs-node-gpu, else tfjs-node; installed separately), wasm, cpu (slow, " +
-      "reference). Default: $SIMMER_BACKEND, else auto = the first of tensorflow, wasm, cpu that initialises."
+    "TensorFlow.js backend: tensorflow (tfjs-node-gpu, else tfjs-node; installed separately), webgpu (a GPU through " +
+      "Vulkan, or lavapipe on the CPU), wasm, cpu (slow, reference). Default: $SIMMER_BACKEND, else auto = the first " +
+      "of tensorflow, webgpu on a hardware GPU, wasm, cpu that initialises."
   ),
   Flag.optional
 )
@@ -110,7 +112,7 @@ export const memoryFlag = Flag.Finite("memory").pipe(
   Flag.withDescription(
     "Device memory simmer may use, in GiB: plans whose estimated peak exceeds it are refused before any work. " +
       "Default: $SIMMER_MEMORY_GB, else the backend's limit (wasm: 90% of its 4 GiB heap; cpu: 80% of RAM; " +
-      "give it for a GPU, whose memory tfjs cannot read)."
+      "give it for a GPU, whose memory neither tfjs nor WebGPU reports)."
   ),
   withRange({ min: 0, minExclusive: true }, "number"),
   Flag.optional

@@ -2,7 +2,8 @@
  * `simmer inspect <checkpoint>`: what a checkpoint is — architecture, shapes, parameters per
  * component, on-disk dtype and file sizes — after validating every tensor against config.json.
  * A sequence classifier (`XxxForSequenceClassification`) is shown as the reward model it is:
- * its score head and pad id instead of an LM head.
+ * its score head and pad id instead of an LM head. The last line names the compute backend the
+ * checkpoint would run on (on webgpu: the adapter, its driver and binding limit).
  */
 import { stat } from "node:fs/promises"
 import { basename } from "node:path"
@@ -32,7 +33,7 @@ export const inspectCommand = Command.make(
     backend: backendFlag
   },
   Effect.fnUntraced(function*(input) {
-    yield* Compute
+    const compute = yield* Compute
     // Headers only: every tensor's name, dtype, shape and extent is checked against config.json
     // without reading a weight, so a checkpoint of any size inspects in moments.
     const checkpoint = yield* openLazyCheckpoint(yield* localCheckpoint(input.checkpoint), "either")
@@ -77,7 +78,8 @@ export const inspectCommand = Command.make(
         rope_theta: config.ropeTheta,
         rms_norm_eps: config.rmsNormEps,
         parameters: counts,
-        files
+        files,
+        compute: { backend: compute.backend, description: compute.description, ...(compute.adapter ? { adapter: compute.adapter } : {}) }
       }, null, 2))
       return
     }
@@ -97,7 +99,8 @@ export const inspectCommand = Command.make(
       `norms ${human(counts.norms)}${counts.lmHead > 0 ? `, LM head ${human(counts.lmHead)}` : ""}` +
       `${reward ? `, score head ${human(scoreHead)}` : ""}; non-embedding ${human(counts.nonEmbedding)}`,
       `  files:`,
-      ...files.map((f) => `    ${f.name.padEnd(36)} ${bytes(f.bytes)}`)
+      ...files.map((f) => `    ${f.name.padEnd(36)} ${bytes(f.bytes)}`),
+      `  compute: ${compute.description}`
     ]
     if (!isUniform(config)) {
       lines.push("  per-layer shapes:", ...layers.map((l, i) => `    ${i}: MLP ${l.intermediate_size}, heads ${l.num_attention_heads}/${l.num_key_value_heads}`))

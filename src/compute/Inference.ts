@@ -22,7 +22,7 @@ export type InferenceChoice = (typeof InferenceChoices)[number]
 export const configuredInference = Config.Literals(InferenceChoices, "SIMMER_INFERENCE").pipe(Config.withDefault<InferenceChoice>("auto"))
 
 /** What `auto` means beside a backend (a BackendName, or tfjs's name of the current one). */
-export const autoInference = (backend: string): InferenceEngine => (backend === "tensorflow" ? "tfjs" : "ort")
+export const autoInference = (backend: string): InferenceEngine => (backend === "tensorflow" || backend === "webgpu" ? "tfjs" : "ort")
 
 /** The engine asked for (else SIMMER_INFERENCE, else auto) beside `backend`; a bad SIMMER_INFERENCE ends the caller with a message naming it. */
 export const resolveInference = (choice: InferenceChoice | undefined, backend: string): Effect.Effect<InferenceEngine> => {

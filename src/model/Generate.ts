@@ -10,7 +10,7 @@ import { readFloats } from "./Read.ts"
 import { Rng } from "./Rng.ts"
 import { sampleToken, type SamplingOptions } from "./Sampling.ts"
 import { tidyKeep } from "./Tidy.ts"
-import { emptyCache, forward, type KvCache } from "./Transformer.ts"
+import { emptyCache, hiddenStates, type KvCache, lmHead } from "./Transformer.ts"
 
 export interface GenerateOptions extends SamplingOptions {
   readonly maxNewTokens: number
@@ -43,9 +43,11 @@ const step = (
     const B = ids.length
     const T = ids[0].length
     const result = tidyKeep(() => {
-      const out = forward(config, params, tf.tensor2d(ids.flat(), [B, T], "int32"), { cache })
-      const last = tf.reshape(tf.slice(out.logits, [0, T - 1, 0], [B, 1, config.vocabSize]), [B, config.vocabSize])
-      return { last, cache: out.cache! }
+      // The head on the last slot only: a prompt's full logits (batch × prompt × vocabulary) would
+      // be the largest tensor of decoding, and beyond a WebGPU binding at real vocabularies.
+      const out = hiddenStates(config, params, tf.tensor2d(ids.flat(), [B, T], "int32"), { cache })
+      const lastHidden = tf.reshape(tf.slice(tf.reshape(out.hidden, [B, T, config.hiddenSize]), [0, T - 1, 0], [B, 1, config.hiddenSize]), [B, config.hiddenSize])
+      return { last: lmHead(config, params, lastHidden as tf.Tensor2D), cache: out.cache! }
     })
     hold(result.cache)
     const V = config.vocabSize

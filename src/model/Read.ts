@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
+import { takeGpuFailure } from "../compute/WebGpu.ts"
 
 /** Disposes t once the read ends (however it ends) when `dispose` is set. */
 const releasing = (t: tf.Tensor, dispose: boolean) =>
@@ -12,9 +13,18 @@ const releasing = (t: tf.Tensor, dispose: boolean) =>
     if (dispose) t.dispose()
   }))
 
+/**
+ * On webgpu a kernel the GPU rejected (a binding past the adapter's limit, say) leaves zeros
+ * behind and only reports an error: a read after one dies with the GPU's words, never returns them.
+ */
+const failOnGpuErrors = Effect.suspend(() => {
+  const failure = takeGpuFailure()
+  return failure === undefined ? Effect.void : Effect.die(failure)
+})
+
 /** The values of t as it is typed (Int32Array for int32 tensors); disposed when `dispose` is set. */
 export const readData = (t: tf.Tensor, dispose = false): Effect.Effect<tf.TypedArray> =>
-  Effect.promise(() => t.data() as Promise<tf.TypedArray>).pipe(releasing(t, dispose))
+  Effect.promise(() => t.data() as Promise<tf.TypedArray>).pipe(Effect.tap(() => failOnGpuErrors), releasing(t, dispose))
 
 /** The values of a float32 tensor; t is disposed after the read when `dispose` is set. */
 export const readFloats = (t: tf.Tensor, dispose = false): Effect.Effect<Float32Array> =>
@@ -26,12 +36,15 @@ export const readScalar = (t: tf.Tensor, dispose = false): Effect.Effect<number>
 
 /** The values of t as nested arrays (t.array()); disposed when `dispose` is set. */
 export const readArray = <T extends tf.Tensor>(t: T, dispose = false): Effect.Effect<Awaited<ReturnType<T["array"]>>> =>
-  Effect.promise(() => t.array() as Promise<Awaited<ReturnType<T["array"]>>>).pipe(releasing(t, dispose))
+  Effect.promise(() => t.array() as Promise<Awaited<ReturnType<T["array"]>>>).pipe(Effect.tap(() => failOnGpuErrors), releasing(t, dispose))
 
 /** A promise form for plain async code (worker threads): the floats of t, disposed when `dispose` is set. */
 export const readFloatsAsync = async (t: tf.Tensor, dispose = false): Promise<Float32Array> => {
   try {
-    return (await t.data()) as Float32Array
+    const data = (await t.data()) as Float32Array
+    const failure = takeGpuFailure()
+    if (failure !== undefined) throw failure
+    return data
   } finally {
     if (dispose) t.dispose()
   }

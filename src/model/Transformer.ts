@@ -13,6 +13,7 @@ import { linear } from "./Linear.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
 import type { LayerParams, Params } from "./Params.ts"
 import { ropeTables } from "./Rope.ts"
+import { chunkedTargetLogProbs, headChunkRows } from "./VocabChunks.ts"
 
 /**
  * Keys and values of the positions already seen, per layer: [B, KV, P, hd] (after RoPE), and
@@ -255,9 +256,14 @@ export const nextTokenLoss = (
     const [B, T] = ids.shape
     const inputs = tf.slice(ids, [0, 0], [B, T - 1])
     const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [B * (T - 1)])
-    const logits = tf.reshape(forward(config, params, inputs, options).logits, [B * (T - 1), config.vocabSize])
-    const logProbs = tf.logSoftmax(logits)
-    const picked = tf.sum(tf.mul(logProbs, tf.oneHot(tf.cast(targets, "int32"), config.vocabSize)), -1)
+    const chunk = headChunkRows(config, B * (T - 1))
+    // The batch's full-vocabulary logits in one tensor, unless the backend cannot bind them (webgpu).
+    const picked = chunk < config.vocabSize && params.lmHead?.lora === undefined
+      ? chunkedTargetLogProbs(config, params, hiddenStates(config, params, inputs, options).hidden, tf.cast(targets, "int32") as tf.Tensor1D, chunk)
+      : tf.sum(tf.mul(
+        tf.logSoftmax(tf.reshape(forward(config, params, inputs, options).logits, [B * (T - 1), config.vocabSize])),
+        tf.oneHot(tf.cast(targets, "int32"), config.vocabSize)
+      ), -1)
     const w = weights === undefined ? tf.onesLike(picked) : tf.reshape(tf.cast(weights, "float32"), [B * (T - 1)])
     return tf.div(tf.neg(tf.sum(tf.mul(picked, w))), tf.maximum(tf.sum(w), 1)) as tf.Scalar
   })

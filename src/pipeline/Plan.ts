@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { isMap, LineCounter, parseDocument } from "yaml"
+import { BackendChoices } from "../compute/Backend.ts"
 import { formatPath } from "../io/Errors.ts"
 import { closestKey, decodeOptions, describeProblems, type Problem } from "../io/SchemaProblems.ts"
 import { ScheduleKinds } from "../prune/Schedule.ts"
@@ -111,7 +112,7 @@ export const Plan = Schema.Struct({
   /** Also write every accepted stage in these formats, to `<run>/onnx/<stage>/` (none by default). */
   export: Schema.Array(Schema.Literals(ExportFormats)).pipe(withDefault([])),
   seed: Schema.Int.pipe(withDefault(1)),
-  backend: Schema.Literals(["auto", "tensorflow", "wasm", "cpu"]).pipe(withDefault("auto"))
+  backend: Schema.Literals(BackendChoices).pipe(withDefault("auto"))
 })
 export type Plan = typeof Plan.Type
 

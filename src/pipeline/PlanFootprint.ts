@@ -17,7 +17,7 @@ import type { ModelConfig } from "../model/ModelConfig.ts"
 import { onnxExportBytes } from "../onnx/OnnxFile.ts"
 import { ortSessionBytes } from "../onnx/GraphSession.ts"
 import type { Tuner } from "../tune/Tuner.ts"
-import { type Plan, planSeqLen, planUnitsOf, scorerFor } from "./Plan.ts"
+import { type Plan, plannedTuners, planSeqLen, planUnitsOf, scorerFor } from "./Plan.ts"
 import { scorerRunsOnOrt } from "../prune/Scorers.ts"
 
 /** Sequences per batch when scoring calibration data (Pruning.ts). */
@@ -75,3 +75,30 @@ export const planFootprint = (
 /** What a user can change when a plan does not fit: the settings of the stage that needs the most. */
 export const planMemoryAdvice = (need: Footprint): string =>
   `${need.lower ?? "Lower tuner.maxSeqLen"}, raise --memory if the device has more, or prune a smaller model; \`simmer plan check\` shows the estimate.`
+
+/** One tensor a run makes: what it is and its float32 bytes. */
+export interface PlannedTensor {
+  readonly what: string
+  readonly bytes: number
+}
+
+/**
+ * The largest single tensor a plan's run makes on a model of `config`: the embedding, an MLP
+ * weight, or the full-vocabulary logits of a distillation batch. On webgpu no kernel may bind a
+ * buffer beyond the adapter's limit (WebGPU's default is 128 MiB; lavapipe stays there).
+ */
+export const largestTensor = (plan: Plan, config: ModelConfig): PlannedTensor => {
+  const V = config.vocabSize
+  const H = config.hiddenSize
+  const tensors: Array<PlannedTensor> = [
+    { what: `the embedding (${V} × ${H})`, bytes: V * H * 4 },
+    ...config.layers.map((l) => ({ what: `an MLP weight (${l.intermediateSize} × ${H})`, bytes: l.intermediateSize * H * 4 })),
+    // SFT, CPT and GRPO split the head into vocabulary chunks that fit a binding
+    // (model/VocabChunks.ts); distillation (a KL over the whole vocabulary) does not yet.
+    ...plannedTuners(plan).flatMap((t) =>
+      t.kind === "distill"
+        ? [{ what: `the logits of a distill batch (${t.batchSize} sequences × ${t.maxSeqLen} tokens × ${V})`, bytes: t.batchSize * t.maxSeqLen * V * 4 }]
+        : [])
+  ]
+  return tensors.reduce((a, b) => (b.bytes > a.bytes ? b : a))
+}

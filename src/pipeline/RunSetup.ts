@@ -12,14 +12,14 @@ import type { InferenceEngine } from "../compute/Inference.ts"
 import { expectKind, readCheckpointConfig } from "../io/CheckpointFolder.ts"
 import { configFileName } from "../io/CheckpointLayout.ts"
 import { loadTokenizer, type Tokenizer } from "../io/Tokenizer.ts"
-import type { Footprint } from "../model/Footprint.ts"
+import { type Footprint, formatBytes, MemoryBudgetExceeded } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { checkRuleFits } from "../reward/RuleReward.ts"
 import { type Dataset, Datasets } from "../services/Datasets.ts"
 import { NoTrainingData } from "../tune/TuningData.ts"
 import type { Plan } from "./Plan.ts"
 import { plannedTuners } from "./Plan.ts"
-import { planFootprint, planMemoryAdvice } from "./PlanFootprint.ts"
+import { largestTensor, planFootprint, planMemoryAdvice } from "./PlanFootprint.ts"
 import { DeviceMemory } from "../services/DeviceMemory.ts"
 import { tunerFor } from "../tune/Tuners.ts"
 
@@ -77,6 +77,18 @@ export interface RunSetup {
 export const reserveRunMemory = (setup: RunSetup) =>
   Effect.gen(function*() {
     const memory = yield* DeviceMemory
+    const largest = largestTensor(setup.plan, setup.config)
+    if (largest.bytes > memory.bindingLimitBytes) {
+      return yield* new MemoryBudgetExceeded({
+        what: `This plan on ${setup.modelPath}`,
+        requiredBytes: largest.bytes,
+        budgetBytes: memory.bindingLimitBytes,
+        availableBytes: memory.bindingLimitBytes,
+        message: `This plan on ${setup.modelPath} makes a tensor of ${formatBytes(largest.bytes)}, ${largest.what}, but the GPU's ` +
+          `kernels bind at most ${formatBytes(memory.bindingLimitBytes)} at a time, and simmer does not yet split tensors across ` +
+          "bindings. Lower tuner.batchSize or tuner.maxSeqLen, or use --backend wasm or cpu for this model."
+      })
+    }
     yield* memory.reserve(`This plan on ${setup.modelPath}`, setup.footprint, { advice: planMemoryAdvice(setup.footprint) })
   })
 

@@ -108,7 +108,13 @@ export const OpsHandlers = HttpApiBuilder.group(
         Effect.gen(function*() {
           const counts = yield* queue.counts
           if (!(yield* queue.ready)) return yield* new ShuttingDown({ message: "The daemon is not ready: it is starting or shutting down." })
-          return { ready: true, backend: compute.description, queued: counts.queued, running: counts.running }
+          return {
+            ready: true,
+            backend: compute.description,
+            ...(compute.adapter !== undefined ? { adapter: compute.adapter } : {}),
+            queued: counts.queued,
+            running: counts.running
+          }
         }))
       .handle("metrics", () =>
         Effect.gen(function*() {

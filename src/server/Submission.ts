@@ -23,9 +23,9 @@ export interface SubmissionContext {
   /** The folder relative paths in the plan are read from. */
   readonly folder: string
   readonly allowedRoots: ReadonlyArray<string>
-  /** The daemon's compute backend (tensorflow, wasm, cpu). */
+  /** The daemon's compute backend (tensorflow, webgpu, wasm, cpu). */
   readonly backend: string
-  readonly memory: { readonly kind: string; readonly budgetBytes: number }
+  readonly memory: { readonly kind: string; readonly budgetBytes: number; readonly bindingLimitBytes: number }
 }
 
 /** Every file a plan reads besides its model. */
@@ -63,7 +63,7 @@ export const admitPlan = (text: string, context: SubmissionContext) =>
       })
     }
     // Against an empty budget of this daemon's size: the runs going now do not count here.
-    const empty = yield* makeDeviceMemory(context.memory.kind, context.memory.budgetBytes)
+    const empty = yield* makeDeviceMemory(context.memory.kind, context.memory.budgetBytes, undefined, context.memory.bindingLimitBytes)
     // The engine the run's process will evaluate with (RunProcess resolves it the same way).
     const inference = yield* resolveInference(undefined, context.backend)
     yield* preflight(plan, modelPath, inference).pipe(

@@ -5,16 +5,19 @@
  */
 import { Context, Layer } from "effect"
 import { type BackendName, type BackendUnavailable, selectBackend } from "../compute/Backend.ts"
+import type { GpuAdapter } from "../compute/WebGpu.ts"
 
 export class Compute extends Context.Service<Compute, {
   /** The active tfjs backend. */
   readonly backend: BackendName
   /** Human-readable detail: package and device ("tfjs-node-gpu (CUDA)", "wasm, SIMD, 1 thread"). */
   readonly description: string
+  /** On webgpu: the adapter, its driver and its limits. */
+  readonly adapter?: GpuAdapter
 }>()("simmer/Compute") {
   /**
-   * The backend `choice` names (else SIMMER_BACKEND, else the first of tensorflow, wasm, cpu
-   * that initialises), chosen and initialised when the layer is built.
+   * The backend `choice` names (else SIMMER_BACKEND, else the first of tensorflow, webgpu on a
+   * hardware GPU, wasm, cpu that initialises), chosen and initialised when the layer is built.
    */
   static readonly layer = (choice?: string): Layer.Layer<Compute, BackendUnavailable> => Layer.effect(Compute, selectBackend(choice))
 }

@@ -4,8 +4,8 @@
  * reservation while it runs, so a plan that cannot fit is refused up front with the numbers —
  * never a wasm out-of-bounds crash halfway — and several runs in one process (the daemon) run
  * side by side only as far as their reservations fit. The budget: the wasm heap's 4 GiB on
- * wasm, the GPU's memory with tensorflow on CUDA (given by the user: tfjs cannot read it), host
- * memory on cpu. `DeviceMemory.layer` finds the budget.
+ * wasm, the GPU's memory with tensorflow on CUDA or webgpu on a GPU (given by the user: neither
+ * tfjs nor WebGPU reports it), host memory on cpu and on a software WebGPU adapter. `DeviceMemory.layer` finds the budget.
  */
 import { totalmem } from "node:os"
 import { Config, Context, Effect, Layer, Option, type Scope, Semaphore } from "effect"
@@ -30,6 +30,8 @@ export class DeviceMemory extends Context.Service<DeviceMemory, {
   readonly budgetBytes: number
   /** What the budget is ("wasm heap", "GPU memory", "host memory"). */
   readonly kind: string
+  /** The largest buffer one kernel may bind: the WebGPU adapter's limit; unbounded elsewhere. */
+  readonly bindingLimitBytes: number
   /** Bytes held by reservations now. */
   readonly reservedBytes: Effect.Effect<number>
   /**
@@ -45,7 +47,7 @@ export class DeviceMemory extends Context.Service<DeviceMemory, {
    * setting, or the backend's own limit — 90% of the wasm heap's 4 GiB on wasm (the rest is the
    * runtime's; a larger setting cannot raise it), 80% of host memory on cpu and on tensorflow
    * without CUDA. tfjs cannot read a GPU's memory, so on CUDA it must be given; without it simmer
-   * budgets against host memory and says so.
+   * budgets against host memory and says so. The same holds for webgpu on a hardware adapter.
    */
   static readonly layer = (explicitGib?: number): Layer.Layer<DeviceMemory, never, Compute> =>
     Layer.effect(
@@ -56,16 +58,18 @@ export class DeviceMemory extends Context.Service<DeviceMemory, {
           yield* Config.option(Config.Number("SIMMER_MEMORY_GB")).pipe(Effect.orElseSucceed(() => Option.none<number>()))
         )
         const given = configured !== undefined && Number.isFinite(configured) && configured > 0 ? configured * GIB : undefined
-        const gpu = compute.backend === "tensorflow" && compute.description.includes("CUDA")
+        // A GPU of its own: CUDA under tensorflow, or a hardware WebGPU adapter (lavapipe's "GPU memory" is host memory).
+        const gpu = (compute.backend === "tensorflow" && compute.description.includes("CUDA")) ||
+          (compute.adapter !== undefined && !compute.adapter.software)
         if (gpu && given === undefined) {
-          yield* Effect.logWarning("the GPU's memory is unknown to tfjs: budgeting against host memory; give it with --memory GIB or SIMMER_MEMORY_GB")
+          yield* Effect.logWarning(`the GPU's memory is unknown to ${compute.backend === "webgpu" ? "WebGPU" : "tfjs"}: budgeting against host memory; give it with --memory GIB or SIMMER_MEMORY_GB`)
         }
         const [kind, budget] = gpu
           ? [given !== undefined ? "GPU memory" : "host memory", given ?? 0.8 * totalmem()]
           : compute.backend === "wasm"
           ? ["wasm heap", Math.min(given ?? Infinity, wasmHeapBudgetBytes)]
           : ["host memory", given ?? 0.8 * totalmem()]
-        return yield* makeDeviceMemory(kind, budget)
+        return yield* makeDeviceMemory(kind, budget, undefined, compute.adapter?.maxStorageBufferBindingSize)
       })
     )
 }
@@ -76,12 +80,13 @@ const MIB = 2 ** 20
 /**
  * A DeviceMemory over a budget of `budgetBytes` of `kind`. `room`: the uploads' check, by default
  * against this budget; a run's share of a larger budget passes the whole one's, since what is
- * allocated now counts every run in the process.
+ * allocated now counts every run in the process. `bindingLimitBytes`: the adapter's on webgpu.
  */
 export const makeDeviceMemory = (
   kind: string,
   budgetBytes: number,
-  room: DeviceRoom = deviceRoom(kind, budgetBytes)
+  room: DeviceRoom = deviceRoom(kind, budgetBytes),
+  bindingLimitBytes = Infinity
 ): Effect.Effect<DeviceMemory["Service"]> =>
   Effect.gen(function*() {
     const total = Math.floor(budgetBytes / MIB)
@@ -102,6 +107,7 @@ export const makeDeviceMemory = (
     return DeviceMemory.of({
       budgetBytes,
       kind,
+      bindingLimitBytes,
       room,
       reservedBytes: Effect.sync(() => held * MIB),
       reserve: (what, need, options = {}) =>

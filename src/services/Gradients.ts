@@ -60,7 +60,12 @@ export class Gradients extends Context.Service<Gradients, {
       })
     )
 
-  /** One thread computes in place; more spread each batch over that many worker threads. */
+  /**
+   * One thread computes in place; more spread each batch over that many worker threads. On
+   * webgpu the batch stays whole in this thread: there is one GPU, and worker threads would each
+   * open a device on it and queue their kernels behind one another.
+   */
   static readonly layerFor = (workers: number): Layer.Layer<Gradients, GradientsFailed, Compute> =>
-    workers > 1 ? Gradients.layerDataParallel({ workers }) : Gradients.layerLocal
+    Layer.unwrap(Effect.map(Effect.service(Compute), (compute) =>
+      workers > 1 && compute.backend !== "webgpu" ? Gradients.layerDataParallel({ workers }) : Gradients.layerLocal))
 }

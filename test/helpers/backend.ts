@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { type BackendName, selectBackend } from "../../src/compute/Backend.ts"
 import { type ModelConfig, uniformConfig } from "../../src/model/ModelConfig.ts"
+import { readFloats } from "../../src/model/Read.ts"
 import type { Plan } from "../../src/pipeline/Plan.ts"
 import { Compute } from "../../src/services/Compute.ts"
 import { Gradients } from "../../src/services/Gradients.ts"
@@ -52,6 +53,17 @@ export const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number =
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]))
   return max
 }
+
+/** max |a − b| relative to the largest |a| (at least 1e-3): the tolerance of gradients, whose scale varies by parameter. */
+export const relativeDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let scale = 1e-3
+  for (let i = 0; i < a.length; i++) scale = Math.max(scale, Math.abs(a[i]))
+  return maxAbsDiff(a, b) / scale
+}
+
+/** The values of each tensor, read asynchronously (webgpu has no synchronous read); disposed when `dispose` is set. */
+export const readAll = (tensors: ReadonlyArray<tf.Tensor>, dispose = false): Promise<Array<Float32Array>> =>
+  Effect.runPromise(Effect.forEach(tensors, (t) => readFloats(t, dispose)))
 
 export const numTensors = () => tf.memory().numTensors
 

@@ -21,6 +21,7 @@ import { residentSource } from "../../src/model/WeightSource.ts"
 import { maxAbsDiff, numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { randomBatches } from "../prune/_support.ts"
 import { unlimitedRoom } from "../helpers/room.ts"
+import { liveAdapters } from "./_support.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -31,14 +32,7 @@ const [batch] = randomBatches(29, { sequences: 3, batchSize: 3, minLen: 4, maxLe
 const logits = (c: ModelConfig, p: Params) =>
   tf.tidy(() => forward(c, p, tf.tensor2d(batch.ids, [batch.batchSize, batch.seqLen], "int32")).logits.dataSync())
 
-/** Adapters with b drawn at random too, so every adapter tensor affects the output. */
-const live = (seed: number): Adapters => {
-  const fresh = initAdapters(config, spec, seed)
-  const tensors = adapterTensors(fresh).map(({ name, tensor }) =>
-    name.endsWith("lora_b") ? tf.randomNormal(tensor.shape, 0, 0.3, "float32", seed) : tf.clone(tensor))
-  disposeAdapters(fresh)
-  return withTensors(fresh, tensors)
-}
+const live = (seed: number) => liveAdapters(config, spec, seed)
 
 const loss = (params: Params, adapters: Adapters) =>
   tf.tidy(() =>

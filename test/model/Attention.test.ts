@@ -3,7 +3,7 @@
  * verbatim as the reference: RoPE by slices and concat, the softmax scale on the scores), on
  * cpu, within 1e-5 for outputs (absolute) and for the gradients of the input and of every
  * weight (relative to the largest entry); and the same formulation on wasm (the generated
- * BatchMatMul kernel) against cpu, within 1e-5 relative. Cases: multi-head,
+ * BatchMatMul kernel) and on webgpu against cpu, within 1e-5 relative. Cases: multi-head,
  * grouped-query (R = 2 and R = 4), a KV cache, and left padding.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -13,7 +13,7 @@ import { linear } from "../../src/model/Linear.ts"
 import type { LayerShape, ModelConfig } from "../../src/model/ModelConfig.ts"
 import { initParams, type LayerParams } from "../../src/model/Params.ts"
 import { applyRope, ropeTables } from "../../src/model/Rope.ts"
-import { maxAbsDiff, onBackends, tinyConfig, useBackend } from "../helpers/backend.ts"
+import { maxAbsDiff, onBackends, readAll, relativeDiff, tinyConfig, useBackend } from "../helpers/backend.ts"
 
 // ---- the formulation before this change (git 4c03cc5), the reference ----
 
@@ -109,7 +109,7 @@ interface Outcome {
 type AttentionFn = typeof referenceAttention
 
 /** Runs one case with values drawn from fixed seeds (identical on every backend). */
-const runCase = (c: Case, fn: AttentionFn): Outcome => {
+const runCase = async (c: Case, fn: AttentionFn): Promise<Outcome> => {
   const config = configFor(c)
   const shape = config.layers[0]
   const params = initParams(config, 5, 0.3)
@@ -133,17 +133,13 @@ const runCase = (c: Case, fn: AttentionFn): Outcome => {
     }
     const forward = run(...inputs)
     const grads = tf.grads((...t: Array<tf.Tensor>) => tf.sum(tf.mul(run(...t).out, dy)))(inputs)
-    return { out: forward.out.dataSync(), k: forward.k.dataSync(), v: forward.v.dataSync(), grads: grads.map((g) => g.dataSync()) }
+    return [forward.out, forward.k, forward.v, ...grads]
   })
   tf.dispose(Object.values(params.layers[0]).flatMap((l) => (l instanceof tf.Tensor ? [l] : [l.w, ...(l.b ? [l.b] : [])])))
   tf.dispose([params.embed, params.norm, ...(params.lmHead ? [params.lmHead.w] : [])])
-  return result as unknown as Outcome
-}
-
-const relativeDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let scale = 1e-3
-  for (let i = 0; i < a.length; i++) scale = Math.max(scale, Math.abs(a[i]))
-  return maxAbsDiff(a, b) / scale
+  // Read after the tidy: webgpu has only asynchronous reads.
+  const [out, k, v, ...grads] = await readAll(result, true)
+  return { out, k, v, grads }
 }
 
 /** Outputs within `tolerance` absolute (or relative to the largest entry, when `relative`). */
@@ -160,17 +156,17 @@ describe("attention: new formulation equals the previous one on cpu", () => {
   for (const c of cases) {
     it(c.name, async () => {
       await useBackend("cpu")
-      expectClose(runCase(c, attention), runCase(c, referenceAttention), 1e-5)
+      expectClose(await runCase(c, attention), await runCase(c, referenceAttention), 1e-5)
     })
   }
 })
 
-describe("attention on wasm (generated BatchMatMul) equals cpu", () => {
+describe.each(["wasm", "webgpu"] as const)("attention on %s equals cpu", (backend) => {
   for (const c of cases) {
     it(c.name, async () => {
-      const [cpu, wasm] = await onBackends(["cpu", "wasm"], () => runCase(c, attention))
+      const [cpu, other] = await onBackends(["cpu", backend], () => runCase(c, attention))
       // Float32 sums in another order (and fused multiply-adds): relative to the largest entry.
-      expectClose(wasm, cpu, 1e-5, true)
+      expectClose(other, cpu, 1e-5, true)
     })
   }
 })

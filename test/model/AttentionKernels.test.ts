@@ -2,14 +2,15 @@
  * The wasm kernels attention (and every weight product) runs on: the generated BatchMatMul
  * (src/compute/wasm/Gemm.ts) against a float64 reference for batched, transposed, broadcast and
  * edge-sized problems; the replaced Identity, Cast and GatherV2 (src/compute/wasm/Overrides.ts) and
- * the fused RMSNorm / SwiGLU kernels (src/compute/wasm/Fused.ts) against the cpu backend.
+ * the fused RMSNorm / SwiGLU kernels (src/compute/wasm/Fused.ts) against the cpu backend; matMul
+ * and gather of the same problems on webgpu against cpu too.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { beforeAll } from "vitest"
 import { GemmKernels, type GemmProblem } from "../../src/compute/wasm/Gemm.ts"
 import { FusedKernels, rmsNorm } from "../../src/model/Transformer.ts"
-import { maxAbsDiff, onBackends, useBackend } from "../helpers/backend.ts"
+import { maxAbsDiff, onBackends, readAll, useBackend } from "../helpers/backend.ts"
 
 interface HeapBackend {
   readonly wasm: ConstructorParameters<typeof GemmKernels>[0]
@@ -95,19 +96,20 @@ describe("generated BatchMatMul (wasm)", () => {
       [[1, 40, 16], [2, 3, 16, 30], false, false], // broadcast A
       [[3, 4, 5], [3, 5, 2], false, false] // below the threshold: tfjs-wasm's own kernel
     ]
-    const run = () =>
-      shapes.map(([sa, sb, ta, tb], i) =>
-        tf.tidy(() => {
-          const a = tf.randomNormal(sa, 0, 1, "float32", 10 + i)
-          const b = tf.randomNormal(sb, 0, 1, "float32", 20 + i)
-          const c = tf.matMul(a, b, ta, tb)
-          return { shape: c.shape, values: c.dataSync() }
-        }))
-    const [cpu, wasm] = await onBackends(["cpu", "wasm"], run)
-    wasm.forEach((w, i) => {
-      expect(w.shape).toEqual(cpu[i].shape)
-      expect(maxAbsDiff(w.values, cpu[i].values)).toBeLessThan(1e-4)
-    })
+    const run = async () => {
+      const products = shapes.map(([sa, sb, ta, tb], i) =>
+        tf.tidy(() => tf.matMul(tf.randomNormal(sa, 0, 1, "float32", 10 + i), tf.randomNormal(sb, 0, 1, "float32", 20 + i), ta, tb)))
+      const shapesOut = products.map((c) => c.shape)
+      return (await readAll(products, true)).map((values, i) => ({ shape: shapesOut[i], values }))
+    }
+    // webgpu too: the same products through its own kernels.
+    const [cpu, ...others] = await onBackends(["cpu", "wasm", "webgpu"], run)
+    for (const other of others) {
+      other.forEach((w, i) => {
+        expect(w.shape).toEqual(cpu[i].shape)
+        expect(maxAbsDiff(w.values, cpu[i].values)).toBeLessThan(1e-4)
+      })
+    }
   })
 })
 
@@ -128,9 +130,9 @@ describe("replaced Identity, Cast and GatherV2 (wasm)", () => {
     expect(tf.memory().numTensors).toBe(before - 3)
   })
 
-  it("gathers like the cpu backend on every axis, float32 and int32", async () => {
-    const run = () =>
-      tf.tidy(() => {
+  it("gathers like the cpu backend on every axis, float32 and int32 (and so does webgpu)", async () => {
+    const run = async () => {
+      const gathered = tf.tidy(() => {
         const x = tf.randomNormal([4, 5, 6], 0, 1, "float32", 3)
         const xi = tf.cast(tf.mul(x, 10), "int32")
         const idx = tf.tensor1d([3, 0, 0, 2], "int32")
@@ -138,10 +140,14 @@ describe("replaced Identity, Cast and GatherV2 (wasm)", () => {
         return [
           tf.gather(x, idx, 0), tf.gather(x, idx, 1), tf.gather(x, idx2, 2), tf.gather(xi, idx2, 1),
           tf.gather(tf.randomNormal([32, 128], 0, 1, "float32", 4), tf.tensor1d([31, 0, 7, 7], "int32"))
-        ].map((t) => ({ shape: t.shape, dtype: t.dtype, values: Array.from(t.dataSync()) }))
+        ]
       })
-    const [cpu, wasm] = await onBackends(["cpu", "wasm"], run)
+      const described = gathered.map((t) => ({ shape: t.shape, dtype: t.dtype }))
+      return (await readAll(gathered, true)).map((values, i) => ({ ...described[i], values: Array.from(values) }))
+    }
+    const [cpu, wasm, webgpu] = await onBackends(["cpu", "wasm", "webgpu"], run)
     expect(wasm).toEqual(cpu)
+    expect(webgpu).toEqual(cpu)
     await useBackend("wasm")
     expect(() => tf.gather(tf.ones([3, 2]), tf.tensor1d([3], "int32"))).toThrow(/not in \[0, 2\]/)
   })

@@ -12,6 +12,7 @@ import { beforeAll } from "vitest"
 import { loadCheckpoint } from "../../src/io/CheckpointReader.ts"
 import { generate } from "../../src/model/Generate.ts"
 import { disposeParams } from "../../src/model/Params.ts"
+import { readFloats } from "../../src/model/Read.ts"
 import { forward } from "../../src/model/Transformer.ts"
 import type { BackendName } from "../../src/compute/Backend.ts"
 import { maxAbsDiff, useBackend } from "../helpers/backend.ts"
@@ -24,14 +25,14 @@ interface Reference {
 }
 const reference: Reference = JSON.parse(readFileSync(join(fixture, "reference.json"), "utf8"))
 
-describe.each(["cpu", "wasm"] as const)("transformers' LlamaForCausalLM reference on %s", (backend: BackendName) => {
+describe.each(["cpu", "wasm", "webgpu"] as const)("transformers' LlamaForCausalLM reference on %s", (backend: BackendName) => {
   beforeAll(() => useBackend(backend))
 
   it.effect("logits match to 1e-4 for every input and greedy ids exactly", () =>
     Effect.gen(function*() {
       const { config, params } = yield* loadCheckpoint(fixture)
       for (const input of reference.inputs) {
-        const logits = tf.tidy(() => forward(config, params, tf.tensor2d([input.input_ids], undefined, "int32")).logits.dataSync())
+        const logits = yield* readFloats(tf.tidy(() => forward(config, params, tf.tensor2d([input.input_ids], undefined, "int32")).logits), true)
         expect(maxAbsDiff(logits, input.logits.flat()), input.name).toBeLessThan(1e-4)
       }
       const greedy = (yield* generate(config, params, [reference.greedy.prompt_ids], {

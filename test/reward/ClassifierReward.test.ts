@@ -64,7 +64,7 @@ const editConfig = (dir: string, edit: (config: Record<string, unknown>) => void
     await writeFile(join(dir, "config.json"), JSON.stringify(config))
   })
 
-describe.each(["cpu", "wasm"] as const)("a transformers reward model on %s", (backend: BackendName) => {
+describe.each(["cpu", "wasm", "webgpu"] as const)("a transformers reward model on %s", (backend: BackendName) => {
   beforeAll(() => useBackend(backend))
 
   it.effect("scores every reference input to 1e-5, alone, batched together and as the padded batch", () =>

@@ -3,14 +3,11 @@ import { Effect, Schema } from "effect"
 import { beforeAll } from "vitest"
 import { paramSpecs, disposeParams, initParams } from "../../src/model/Params.ts"
 import type { Model } from "../../src/model/Model.ts"
-import { builtinTask } from "../../src/tasks/Builtin.ts"
 import { adapterTuner } from "../../src/tune/AdapterTuning.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { SftConfig } from "../../src/tune/Sft.ts"
-import type { TuneContext } from "../../src/tune/Tuner.ts"
 import { numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
-import { unlimitedRoom } from "../helpers/room.ts"
-import { taskDataset } from "../../src/services/DatasetsInMemory.ts"
+import { arithContext } from "./_support.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -20,16 +17,7 @@ const sft = Schema.decodeUnknownSync(SftConfig)({ kind: "sft", batchSize: 4, lr:
 const spec = sft.adapter!
 
 const fresh = (): Model => ({ config, params: initParams(config, 3, 0.2) })
-const context = (original: Model): TuneContext => ({
-  iteration: 1,
-  steps: 4,
-  seed: 5,
-  tokenizer,
-  datasets: [taskDataset(builtinTask({ task: "arith" }))],
-  chunk: 1,
-  original,
-  room: unlimitedRoom
-})
+const context = (original: Model) => arithContext(original, 4, 5)
 const values = (model: Model) => paramSpecs(model.config).map((s) => Array.from(s.get(model.params).dataSync()))
 
 describe("adapter tuning (tuner.adapter)", () => {

@@ -17,6 +17,7 @@ import { type DistillState, distillStep } from "../../src/tune/DistillStep.ts"
 import { distillLossAndGradients, distributionKl, teacherLogProbs } from "../../src/tune/DistillLoss.ts"
 import { tfjsTeacher } from "../../src/tune/Teacher.ts"
 import { maxAbsDiff, numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
+import { batchOf as randomBatch } from "./_support.ts"
 
 const config = tinyConfig()
 let teacher: Params
@@ -25,16 +26,7 @@ beforeAll(async () => {
   teacher = initParams(config, 2, 0.5)
 })
 
-/** Rows of pseudo-random tokens; the first two targets of each row are a "prompt" that does not count. */
-const batchOf = (rows: number, seqLen: number, seed: number, masked = true): TokenBatch => {
-  const rng = Rng.seeded(seed)
-  return {
-    ids: Int32Array.from({ length: rows * seqLen }, () => rng.int(config.vocabSize)),
-    ...(masked ? { weights: Float32Array.from({ length: rows * (seqLen - 1) }, (_, i) => (i % (seqLen - 1) < 2 ? 0 : 1)) } : {}),
-    batchSize: rows,
-    seqLen
-  }
-}
+const batchOf = (rows: number, seqLen: number, seed: number, masked = true) => randomBatch(config.vocabSize, rows, seqLen, seed, masked)
 
 const distill = async (student: Params, batch: TokenBatch, options: { temperature: number; alpha: number }) => {
   const target = teacherLogProbs(config, teacher, batch, options.temperature)

@@ -79,9 +79,9 @@ describe("peak memory of GRPO and distillation", () => {
   const grpo = Schema.decodeUnknownSync(GrpoConfig)({ kind: "grpo", steps: 1, prompts: 2, rollouts: 4, maxNewTokens: 16, maxSeqLen: 80 })
   const distill = Schema.decodeUnknownSync(DistillConfig)({ kind: "distill", steps: 1, batchSize: 8, maxSeqLen: 80 })
 
-  it.effect("is estimated, reference model and rollout cache included, at or above the measured peak (two sizes, cpu and wasm)", () =>
+  it.effect("is estimated, reference model and rollout cache included, at or above the measured peak (two sizes, cpu, wasm and webgpu)", () =>
     Effect.gen(function*() {
-      for (const backend of ["cpu", "wasm"] as const) {
+      for (const backend of ["cpu", "wasm", "webgpu"] as const) {
         yield* Effect.promise(() => useBackend(backend))
         for (const [hidden, intermediate] of [[16, 32], [32, 64]]) {
           const config = shapeOf(hidden, intermediate)

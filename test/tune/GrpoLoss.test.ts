@@ -12,10 +12,10 @@ import { generate } from "../../src/model/Generate.ts"
 import { initParams, type Params, paramSpecs, paramTensors, assembleParams } from "../../src/model/Params.ts"
 import { Rng } from "../../src/model/Rng.ts"
 import { buildRolloutBatch, grpoLossAndGradients, type RolloutBatch, sequenceLogProbs } from "../../src/tune/GrpoLoss.ts"
-import { groupAdvantages } from "../../src/tune/GrpoObjective.ts"
-import { type Rollout, sampleRollouts, tfjsRolloutDecoder, tokenLogProb } from "../../src/tune/Rollouts.ts"
+import { sampleRollouts, tfjsRolloutDecoder, tokenLogProb } from "../../src/tune/Rollouts.ts"
 import type { ModelConfig } from "../../src/model/ModelConfig.ts"
 import { maxAbsDiff, numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
+import { fixedRolloutBatch, grpoPrompts } from "./_support.ts"
 
 const config = tinyConfig()
 let params: Params
@@ -24,7 +24,7 @@ beforeAll(async () => {
   params = initParams(config, 5, 0.5)
 })
 
-const prompts = [[1, 5, 9], [1, 7, 3, 12, 4]]
+const prompts = grpoPrompts
 const sampling = { rollouts: 3, temperature: 1, topP: 1, maxNewTokens: 6, stopTokens: [2] }
 
 /** Rollouts as a promise (decoding reads its logits asynchronously). */
@@ -83,24 +83,6 @@ describe("rollouts", () => {
   })
 })
 
-/** A fixed rollout batch: hand-picked completions of unequal length, rollout and reference log-probs offset from the policy's. */
-const fixedBatch = async (): Promise<{ batch: RolloutBatch; ref: Float32Array }> => {
-  const completions = [[4, 6, 2], [8], [3, 3, 9, 2], [10, 11], [5, 2], [13, 14, 15]]
-  const rollouts: Array<Rollout> = completions.map((completion, i) => ({
-    prompt: Math.floor(i / 3),
-    completion,
-    logProbs: completion.map(() => 0)
-  }))
-  const advantages = groupAdvantages([1, 0, 0.5, 0.2, 0.9, 0.1], 3)
-  const draft = buildRolloutBatch(prompts, rollouts, advantages, 0)
-  const current = await Effect.runPromise(sequenceLogProbs(config, params, draft, 1))
-  // Ratios e^{+0.5}, 1 and e^{-0.5}: clipped on one side, inside, clipped on the other; none near 1 ± ε.
-  const offsets = [0.5, 0, -0.5]
-  const old = current.map((lp, i) => (draft.mask[i] === 1 ? lp - offsets[i % 3] : 0))
-  const ref = current.map((lp, i) => (draft.mask[i] === 1 ? lp + 0.3 * Math.sin(i) : 0))
-  return { batch: { ...draft, oldLogProbs: Float32Array.from(old) }, ref: Float32Array.from(ref) }
-}
-
 /** A large KL coefficient, so that an error in either term shows in the gradient. */
 const options = { clip: 0.2, klCoef: 1, temperature: 1 }
 
@@ -119,7 +101,7 @@ const moved = (direction: ReadonlyArray<tf.Tensor>, h: number): Params => {
 
 describe("the GRPO loss", () => {
   it("has the gradient central finite differences measure, along random directions and per coordinate", async () => {
-    const { batch, ref } = await fixedBatch()
+    const { batch, ref } = await fixedRolloutBatch(config, params)
     const result = await Effect.runPromise(grpoLossAndGradients(config, params, batch, ref, options))
     expect(result.tokens).toBe(15)
     expect(result.clipFraction).toBeGreaterThan(0)
@@ -158,7 +140,7 @@ describe("the GRPO loss", () => {
 
   it("is 0 with no gradient when advantages are 0 and the policy is its own reference", async () => {
     const before = numTensors()
-    const { batch } = await fixedBatch()
+    const { batch } = await fixedRolloutBatch(config, params)
     const still = { ...batch, advantages: new Float32Array(batch.batchSize) }
     const ref = await Effect.runPromise(sequenceLogProbs(config, params, still, 1))
     const result = await Effect.runPromise(grpoLossAndGradients(config, params, { ...still, oldLogProbs: ref }, ref, options))

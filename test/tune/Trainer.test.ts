@@ -4,12 +4,12 @@ import { Effect, Exit } from "effect"
 import { beforeAll } from "vitest"
 import { initParams, paramTensors } from "../../src/model/Params.ts"
 import { adamWStep, defaultAdamW, initAdamW } from "../../src/tune/AdamW.ts"
-import type { TokenizedExample } from "../../src/tasks/Encode.ts"
 import { buildBatch, startCursor, takeExamples } from "../../src/tune/Batches.ts"
 import { clipByGlobalNorm, globalNorm } from "../../src/tune/ClipGrad.ts"
 import { learningRate, warmupCosine } from "../../src/tune/Schedule.ts"
-import { initTrainer, type TrainerState, type TrainOptions, trainStep } from "../../src/tune/Trainer.ts"
+import { initTrainer, type TrainerState, trainStep } from "../../src/tune/Trainer.ts"
 import { localGradients, tinyConfig, useBackend } from "../helpers/backend.ts"
+import { toyData, toyOptions } from "./_support.ts"
 
 beforeAll(() => useBackend("cpu"))
 
@@ -89,22 +89,7 @@ describe("batches", () => {
   })
 })
 
-// A toy task: each sequence counts up by one from a random start (mod 17).
-const toyData: Array<TokenizedExample> = Array.from({ length: 64 }, (_, i) => ({
-  ids: Array.from({ length: 8 }, (_, t) => (i * 5 + t) % 17),
-  promptLength: 1
-}))
-
-const options: TrainOptions = {
-  schedule: warmupCosine(1e-2, 40),
-  optimizer: defaultAdamW,
-  maxGradNorm: 1,
-  batchSize: 8,
-  accumulation: 1,
-  seqLen: 8,
-  padId: 0,
-  promptMasked: true
-}
+const options = toyOptions
 
 const run = (state: TrainerState, steps: number, opts = options) =>
   Effect.gen(function*() {
