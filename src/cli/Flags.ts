@@ -76,9 +76,10 @@ export const backendFlag = Flag.Literals("backend", BackendChoices).pipe(
 
 export const inferenceFlag = Flag.Literals("inference", InferenceChoices).pipe(
   Flag.withDescription(
-    "The engine the run's evaluation decodes graded datasets with: tfjs (simmer's transformer on --backend) or ort " +
-      "(ONNX Runtime's CPU execution provider on the candidate's ONNX graph, built from its weights at each evaluation); " +
-      "perplexity always runs on tfjs. auto: ort beside the wasm and cpu backends, tfjs beside tensorflow."
+    "The engine the run's forward-only work runs on (evaluation's greedy decoding of graded datasets, the distillation " +
+      "teacher, GRPO's rollouts, learned reward models, the activation and wanda scorers): tfjs (simmer's transformer on --backend) or ort " +
+      "(ONNX Runtime's CPU execution provider on the model's ONNX graph, built from its weights where they stand still); " +
+      "perplexity, gradients and the other scorers always run on tfjs. auto: ort beside the wasm and cpu backends, tfjs beside tensorflow."
   ),
   Flag.withFallbackConfig(configuredInference),
   withShownDefault("auto" as const, "$SIMMER_INFERENCE, else auto")

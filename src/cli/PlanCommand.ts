@@ -11,7 +11,7 @@ import { Console, Effect } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { describeFootprint } from "../model/Footprint.ts"
 import { plannedTuners, planUnitsOf, scorerFor } from "../pipeline/Plan.ts"
-import { backendFlag, memoryFlag } from "./Flags.ts"
+import { backendFlag, inferenceFlag, memoryFlag } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
 import { readRunnablePlan } from "./RunCommands.ts"
 
@@ -24,7 +24,8 @@ const check = Command.make(
       Argument.withDescription("The plan file to validate. Relative paths inside it are read from its folder.")
     ),
     backend: backendFlag,
-    memory: memoryFlag
+    memory: memoryFlag,
+    inference: inferenceFlag
   },
   Effect.fnUntraced(function*(input) {
     const { plan, setup } = yield* readRunnablePlan(input.plan, { ...input, weights: false })

@@ -56,7 +56,7 @@ const checkLayers = (plan: Plan, flags: Pick<RunFlags, "backend" | "memory">) =>
 
 /** The same, with the gradients tuning computes with and the plan's reward models loaded. */
 const computeLayers = (plan: Plan, flags: RunFlags) =>
-  Layer.provideMerge(Layer.merge(Gradients.layerFor(Math.max(1, flags.workers)), RewardModel.layer(plan.reward ?? [])), checkLayers(plan, flags))
+  Layer.provideMerge(Layer.merge(Gradients.layerFor(Math.max(1, flags.workers)), RewardModel.layer(plan.reward ?? [], flags.inference)), checkLayers(plan, flags))
 
 /**
  * A plan file checked as `simmer run` checks it before creating anything — its keys, the
@@ -65,7 +65,7 @@ const computeLayers = (plan: Plan, flags: RunFlags) =>
  */
 export const readRunnablePlan = (
   path: string,
-  flags: Pick<RunFlags, "backend" | "memory"> & {
+  flags: Pick<RunFlags, "backend" | "memory" | "inference"> & {
     /** Fetch the weights of models named by Hub id (a run), or only their config and tokenizer (a check). */
     readonly weights: boolean
   }
@@ -74,7 +74,10 @@ export const readRunnablePlan = (
     const read = yield* readPlan(path, { inputChecks: checkPlanInputs(bundledModelPath) })
     // Models and datasets named by Hub id are fetched into the cache and pinned to a commit.
     const { plan, pins } = yield* pinHubRefs(read.plan, { weights: flags.weights })
-    const setup = yield* preflight(plan, resolveModelPath(plan)).pipe(
+    const setup = yield* Effect.gen(function*() {
+      const inference = yield* resolveInference(flags.inference, (yield* Compute).backend)
+      return yield* preflight(plan, resolveModelPath(plan), inference)
+    }).pipe(
       Effect.provide(Layer.merge(checkLayers(plan, flags), Datasets.layer))
     )
     return { ...read, plan, pins, setup }

@@ -1,6 +1,7 @@
 /**
- * The engine that runs the forward-only work of a run's evaluation (greedy decoding of the
- * graded datasets): tfjs (simmer's transformer on the compute backend) or ort (ONNX Runtime's
+ * The engine that runs the forward-only work of a run: its evaluation (greedy decoding of the
+ * graded datasets), the distillation teacher's forward pass, GRPO's rollouts, learned reward
+ * models' scores and the activation and wanda scorers' calibration pass: tfjs (simmer's transformer on the compute backend) or ort (ONNX Runtime's
  * CPU execution provider on the model's ONNX graph, src/onnx). Chosen by `--inference` on
  * `run`, `resume` and `demo`, else by SIMMER_INFERENCE, else `auto`.
  *

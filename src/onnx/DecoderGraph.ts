@@ -8,6 +8,14 @@
  * named by their Hugging Face tensor names, in simmer's internal orientation: Linear weights
  * [in, out] (the transpose of PyTorch's), so every projection is one MatMul; `weightValues`
  * says where a weight's values come from when the file is written.
+ *
+ * The head is the LM head (logits), or a reward model's score head (`score.weight` [D, 1]:
+ * `XxxForSequenceClassification` with one label) giving the score at every position, which
+ * the caller reads at the position it pools, or none (statistics only). With `mlpStatistics`
+ * the graph also takes a `token_mask` [B, T] (1 for tokens that count) and gives, per layer,
+ * the sums over those tokens of |a| and a² of the MLP activation a = silu(gate(x)) · up(x)
+ * (what the activation and wanda scorers reduce it to), so a calibration pass returns [I]
+ * floats per layer instead of the activations.
  */
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { paramSpecs } from "../model/Params.ts"
@@ -23,15 +31,36 @@ const rmsNorm = (g: GraphBuilder, x: string, weight: string, eps: number): strin
   return g.node("Mul", [weight, g.node("Div", [x, rms])])
 }
 
-/** down(silu(gate(x)) · up(x)). */
-const swiGlu = (g: GraphBuilder, x: string, gate: ProjectionNames, up: ProjectionNames, down: ProjectionNames): string => {
+/** down(silu(gate(x)) · up(x)); `observe` sees the activation [B, T, I]. */
+const swiGlu = (
+  g: GraphBuilder,
+  x: string,
+  gate: ProjectionNames,
+  up: ProjectionNames,
+  down: ProjectionNames,
+  observe?: (act: string) => void
+): string => {
   const gated = project(g, x, gate)
   const act = g.node("Mul", [g.node("Mul", [gated, g.node("Sigmoid", [gated])]), project(g, x, up)])
+  observe?.(act)
   return project(g, act, down)
 }
 
-/** The graph of the decoder with its LM head; its weights are the tensors of `paramSpecs(config)`. */
-export const decoderGraph = (config: ModelConfig): GraphBuilder => {
+/** What the decoder's final hidden states feed. */
+export type DecoderHead = "lm" | "score" | "none"
+
+export interface DecoderGraphOptions {
+  /** Default the LM head. */
+  readonly head?: DecoderHead
+  readonly mlpStatistics?: boolean
+}
+
+/** The weight name of a reward model's score head, [D, 1] in internal orientation. */
+export const scoreWeightName = "score.weight"
+
+/** The graph of the decoder with its head; its weights are the tensors of `paramSpecs(config)` (the LM head's only with it), and `score.weight` with a score head. */
+export const decoderGraph = (config: ModelConfig, options: DecoderGraphOptions = {}): GraphBuilder => {
+  const head = options.head ?? "lm"
   const g = new GraphBuilder()
   const { batch, sequence, past, total } = decoderDims
   const hd = config.headDim
@@ -42,6 +71,19 @@ export const decoderGraph = (config: ModelConfig): GraphBuilder => {
     g.input(decoderInputs.pastKey(i), "float32", [batch, layer.numKeyValueHeads, past, hd])
     g.input(decoderInputs.pastValue(i), "float32", [batch, layer.numKeyValueHeads, past, hd])
   })
+  const tokenMask = options.mlpStatistics === true
+    ? g.node("Unsqueeze", [g.input(decoderInputs.tokenMask, "float32", [batch, sequence]), g.ints([2])]) // [B, T, 1]
+    : undefined
+  const mlpStatistics = (i: number) => (act: string) => {
+    if (tokenMask === undefined) return
+    const counted = g.node("Mul", [act, tokenMask])
+    const sum = (x: string, name: string) => {
+      g.node("ReduceSum", [x, g.ints([0, 1])], { keepdims: 0 }, name)
+      g.output(name, "float32", [config.layers[i].intermediateSize])
+    }
+    sum(g.node("Abs", [counted]), decoderOutputs.mlpAbsSum(i))
+    sum(g.node("Mul", [counted, counted]), decoderOutputs.mlpSquareSum(i))
+  }
 
   const specs = new Map(paramSpecs(config).map((spec) => [spec.name, spec]))
   const weight = (name: string): string => {
@@ -88,20 +130,30 @@ export const decoderGraph = (config: ModelConfig): GraphBuilder => {
     }, normed, rope, bias, groupMask)
     h = g.node("Add", [h, attended])
     const mlpIn = rmsNorm(g, h, weight(`${at}.post_attention_layernorm.weight`), config.rmsNormEps)
-    h = g.node("Add", [h, swiGlu(g, mlpIn, projection(`${at}.mlp.gate_proj`), projection(`${at}.mlp.up_proj`), projection(`${at}.mlp.down_proj`))])
+    h = g.node("Add", [
+      h,
+      swiGlu(g, mlpIn, projection(`${at}.mlp.gate_proj`), projection(`${at}.mlp.up_proj`), projection(`${at}.mlp.down_proj`), mlpStatistics(i))
+    ])
   })
 
-  const final = rmsNorm(g, h, weight("model.norm.weight"), config.rmsNormEps)
-  if (config.tieWordEmbeddings) {
-    // The embedding [V, D] read transposed by Gemm, so a tied head stores (and loads) it once.
-    const rows = g.node("Reshape", [final, g.ints([-1, config.hiddenSize])])
-    const logits2d = g.node("Gemm", [rows, embed], { transB: 1 })
-    const shape = g.node("Concat", [g.node("Shape", [inputIds]), g.ints([config.vocabSize])], { axis: 0 })
-    g.node("Reshape", [logits2d, shape], {}, decoderOutputs.logits)
-  } else {
-    g.node("MatMul", [final, weight("lm_head.weight")], {}, decoderOutputs.logits)
+  // Without a head the statistics are the outputs (the cache's present outputs besides).
+  const final = () => rmsNorm(g, h, weight("model.norm.weight"), config.rmsNormEps)
+  if (head === "score") {
+    const scores = g.node("MatMul", [final(), g.weight(scoreWeightName, [config.hiddenSize, 1])]) // [B, T, 1]
+    g.node("Squeeze", [scores, g.ints([2])], {}, decoderOutputs.scores)
+    g.output(decoderOutputs.scores, "float32", [batch, sequence])
+  } else if (head === "lm") {
+    if (config.tieWordEmbeddings) {
+      // The embedding [V, D] read transposed by Gemm, so a tied head stores (and loads) it once.
+      const rows = g.node("Reshape", [final(), g.ints([-1, config.hiddenSize])])
+      const logits2d = g.node("Gemm", [rows, embed], { transB: 1 })
+      const shape = g.node("Concat", [g.node("Shape", [inputIds]), g.ints([config.vocabSize])], { axis: 0 })
+      g.node("Reshape", [logits2d, shape], {}, decoderOutputs.logits)
+    } else {
+      g.node("MatMul", [final(), weight("lm_head.weight")], {}, decoderOutputs.logits)
+    }
+    g.output(decoderOutputs.logits, "float32", [batch, sequence, config.vocabSize])
   }
-  g.output(decoderOutputs.logits, "float32", [batch, sequence, config.vocabSize])
   config.layers.forEach((layer, i) => {
     g.output(decoderOutputs.presentKey(i), "float32", [batch, layer.numKeyValueHeads, total, hd])
     g.output(decoderOutputs.presentValue(i), "float32", [batch, layer.numKeyValueHeads, total, hd])

@@ -7,12 +7,19 @@ export const decoderInputs = {
   inputIds: "input_ids",
   attentionMask: "attention_mask",
   positionIds: "position_ids",
+  /** 1 for the tokens calibration statistics count, 0 for padding (simmer's own sessions only). */
+  tokenMask: "token_mask",
   pastKey: (layer: number) => `past_key_values.${layer}.key`,
   pastValue: (layer: number) => `past_key_values.${layer}.value`
 } as const
 
 export const decoderOutputs = {
   logits: "logits",
+  /** A reward model's score at every position [B, T] (simmer's own sessions only; never exported). */
+  scores: "scores",
+  /** Per layer, Σ |a| and Σ a² of the MLP activation over the counted tokens [I] (simmer's own sessions only). */
+  mlpAbsSum: (layer: number) => `mlp.${layer}.abs_sum`,
+  mlpSquareSum: (layer: number) => `mlp.${layer}.square_sum`,
   presentKey: (layer: number) => `present.${layer}.key`,
   presentValue: (layer: number) => `present.${layer}.value`
 } as const

@@ -47,11 +47,8 @@ export interface DecoderStepOutput {
 const int64 = (rows: ReadonlyArray<ReadonlyArray<number>>): ort.Tensor =>
   new ort.Tensor("int64", BigInt64Array.from(rows.flat(), (x) => BigInt(x)), [rows.length, rows[0]?.length ?? 0])
 
-export const runDecoder = async (
-  session: DecoderSession,
-  config: ModelConfig,
-  input: DecoderStepInput
-): Promise<DecoderStepOutput> => {
+/** The session's inputs for a step: ids, mask, positions, and the past (empty on the first step). */
+const decoderFeeds = (config: ModelConfig, input: DecoderStepInput): Record<string, ort.Tensor> => {
   const B = input.ids.length
   const T = input.ids[0].length
   const P = input.past === undefined ? 0 : input.past[0].key.dims[2]
@@ -65,9 +62,37 @@ export const runDecoder = async (
     feeds[decoderInputs.pastKey(i)] = input.past?.[i].key ?? empty()
     feeds[decoderInputs.pastValue(i)] = input.past?.[i].value ?? empty()
   })
-  const out = await session.run(feeds)
+  return feeds
+}
+
+export const runDecoder = async (
+  session: DecoderSession,
+  config: ModelConfig,
+  input: DecoderStepInput
+): Promise<DecoderStepOutput> => {
+  const out = await session.run(decoderFeeds(config, input))
   return {
     logits: out[decoderOutputs.logits].data as Float32Array,
     present: config.layers.map((_, i) => ({ key: out[decoderOutputs.presentKey(i)], value: out[decoderOutputs.presentValue(i)] }))
   }
 }
+
+/** Σ |a| and Σ a² of each layer's MLP activation over the tokens `tokenMask` [B·T] counts, for ids [B][T] (a session on the graph with `mlpStatistics`; causal attention only). */
+export const runMlpStatistics = async (
+  session: DecoderSession,
+  config: ModelConfig,
+  ids: ReadonlyArray<ReadonlyArray<number>>,
+  tokenMask: Float32Array
+): Promise<Array<{ readonly abs: Float32Array; readonly square: Float32Array }>> => {
+  const feeds = decoderFeeds(config, { ids })
+  feeds[decoderInputs.tokenMask] = new ort.Tensor("float32", tokenMask, [ids.length, ids[0].length])
+  const out = await session.run(feeds, config.layers.flatMap((_, i) => [decoderOutputs.mlpAbsSum(i), decoderOutputs.mlpSquareSum(i)]))
+  return config.layers.map((_, i) => ({
+    abs: out[decoderOutputs.mlpAbsSum(i)].data as Float32Array,
+    square: out[decoderOutputs.mlpSquareSum(i)].data as Float32Array
+  }))
+}
+
+/** A reward model's score at every position [B, T] of ids [B][T] (a session on the graph with the score head; causal attention only). */
+export const runScores = async (session: DecoderSession, config: ModelConfig, ids: ReadonlyArray<ReadonlyArray<number>>): Promise<Float32Array> =>
+  (await session.run(decoderFeeds(config, { ids }), [decoderOutputs.scores]))[decoderOutputs.scores].data as Float32Array

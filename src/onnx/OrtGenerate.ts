@@ -1,8 +1,9 @@
 /**
- * Batched greedy decoding in ONNX Runtime with the exported graph's key/value cache: one pass
- * over the left-padded prompts (padding masked out, positions counted from each prompt's first
- * token, as model/Generate.ts does), then one token per step with `present.*` fed back as
- * `past_key_values.*`. A finished sequence keeps feeding token 0, as Generate.ts does.
+ * Batched decoding in ONNX Runtime with the exported graph's key/value cache: one pass over the
+ * left-padded prompts (padding masked out, positions counted from each prompt's first token, as
+ * model/Generate.ts does), then one token per step with `present.*` fed back as
+ * `past_key_values.*`. Tokens are chosen as Generate.ts's `decode` chooses them (a callback per
+ * row, in row order, greedy or sampled), and a finished sequence keeps feeding token 0 as there.
  */
 import { Effect } from "effect"
 import type { GreedyDecoder } from "../eval/GreedyDecoder.ts"
@@ -10,15 +11,19 @@ import type { ModelConfig } from "../model/ModelConfig.ts"
 import { argmax } from "../model/Sampling.ts"
 import { type DecoderSession, runDecoder } from "./OrtDecoder.ts"
 
-export const generateGreedyOrt = async (
+/** The new tokens of each prompt: `choose` picks sequence b's next token from its row of logits, up to its budget (`maxNewTokens`: one for all, or one per prompt) or a stop token. */
+export const decodeOrt = async (
   session: DecoderSession,
   config: ModelConfig,
   prompts: ReadonlyArray<ReadonlyArray<number>>,
-  maxNewTokens: number,
-  stopTokens: ReadonlyArray<number>
+  maxNewTokens: number | ReadonlyArray<number>,
+  stopTokens: ReadonlyArray<number>,
+  choose: (logits: Float32Array, b: number) => number
 ): Promise<Array<Array<number>>> => {
   const outputs: Array<Array<number>> = prompts.map(() => [])
-  if (prompts.length === 0 || maxNewTokens <= 0) return outputs
+  const budget = prompts.map((_, b) => (typeof maxNewTokens === "number" ? maxNewTokens : maxNewTokens[b]))
+  const done = budget.map((n) => n <= 0)
+  if (prompts.length === 0 || done.every(Boolean)) return outputs
   if (prompts.some((p) => p.length === 0)) throw new Error("generate: every prompt needs at least one token")
   const stop = new Set(stopTokens)
   const V = config.vocabSize
@@ -31,13 +36,12 @@ export const generateGreedyOrt = async (
     positions: padding.map((pad) => Array.from({ length: longest }, (_, j) => Math.max(j - pad, 0)))
   })
   let T = longest
-  const done = prompts.map(() => false)
   for (let slot = longest; ; slot++) {
     const next = prompts.map((_, b) => {
       if (done[b]) return 0
-      const token = argmax(step.logits.subarray((b * T + T - 1) * V, (b * T + T) * V))
+      const token = choose(step.logits.subarray((b * T + T - 1) * V, (b * T + T) * V), b)
       outputs[b].push(token)
-      if (stop.has(token) || outputs[b].length >= maxNewTokens) done[b] = true
+      if (stop.has(token) || outputs[b].length >= budget[b]) done[b] = true
       return token
     })
     if (done.every(Boolean)) return outputs
@@ -51,6 +55,14 @@ export const generateGreedyOrt = async (
     T = 1
   }
 }
+
+export const generateGreedyOrt = (
+  session: DecoderSession,
+  config: ModelConfig,
+  prompts: ReadonlyArray<ReadonlyArray<number>>,
+  maxNewTokens: number,
+  stopTokens: ReadonlyArray<number>
+): Promise<Array<Array<number>>> => decodeOrt(session, config, prompts, maxNewTokens, stopTokens, argmax)
 
 /** ONNX Runtime's memory is its own, outside the tfjs device's budget. */
 export const ortGreedyDecoder = (session: DecoderSession, config: ModelConfig): GreedyDecoder => ({

@@ -20,6 +20,7 @@
  * awaiting evaluation) is saved to the run store as a resume point, an `interrupted` state is
  * emitted, and the stream ends; resuming continues exactly from there.
  */
+import type { InferenceEngine } from "../compute/Inference.ts"
 import { Effect, Exit, Schema, Scope, Stream } from "effect"
 import type { DatasetScore, Strategy } from "../io/RunEvent.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
@@ -68,6 +69,8 @@ export interface TuningInputs {
   readonly freshChunks: boolean
   /** The device budget block-by-block tuning checks its uploads against (DeviceMemory's). */
   readonly room: DeviceRoom
+  /** The engine tuners read models with where it only reads them (TuneContext.inference). */
+  readonly inference?: InferenceEngine
 }
 
 export interface LoopSetup<EP, RP, ET, RT, EE = never, RE = never, ES = never, RS = never> {
@@ -307,7 +310,8 @@ export const runLoop = <EP, RP, ET, RT, EE = never, RE = never, ES = never, RS =
       datasets: setup.tuning.datasets,
       chunk: setup.tuning.freshChunks ? candidate.state.iteration : 0,
       original: setup.original,
-      room: setup.tuning.room
+      room: setup.tuning.room,
+      ...(setup.tuning.inference !== undefined ? { inference: setup.tuning.inference } : {})
     })
 
     const resumed = (resume: ResumeStart): Cursor<ET, RT> => {

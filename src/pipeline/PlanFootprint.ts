@@ -3,13 +3,22 @@
  * model (kept for the baselines and the gates), the last accepted model, and the largest of the
  * stages an iteration runs — scoring calibration data, each tuner's tuning, evaluation by
  * decoding. Models only shrink as the run goes, so the original's shape bounds them all.
+ *
+ * Where the budget is host memory it also holds what the run allocates outside tfjs, so those
+ * count there: ONNX Runtime's session when evaluation decodes on ort (its own copy of the
+ * weights, twice while it is built from the encoded model), and `export: [onnx]`'s model
+ * held in memory while it is written. The wasm heap and a GPU's memory hold neither.
  */
 import { blockActivationBytes } from "../model/Blockwise.ts"
 import { maxChunkLogits } from "../model/ChunkedLoss.ts"
+import type { InferenceEngine } from "../compute/Inference.ts"
 import { decodingBytes, type Footprint, footprint, weightBytes } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
+import { onnxExportBytes } from "../onnx/OnnxFile.ts"
+import { ortSessionBytes } from "../onnx/GraphSession.ts"
 import type { Tuner } from "../tune/Tuner.ts"
-import { type Plan, plannedTuners, planSeqLen } from "./Plan.ts"
+import { type Plan, plannedTuners, planSeqLen, planUnitsOf, scorerFor } from "./Plan.ts"
+import { scorerRunsOnOrt } from "../prune/Scorers.ts"
 
 /** Sequences per batch when scoring calibration data (Pruning.ts). */
 export const calibrationBatchSize = 32
@@ -18,7 +27,9 @@ export const planFootprint = (
   plan: Plan,
   config: ModelConfig,
   tuners: ReadonlyArray<Tuner<unknown, unknown>>,
-  evaluationBatchSize: number
+  evaluationBatchSize: number,
+  /** Present where the budget is host memory: what the run allocates outside tfjs counts too. */
+  host?: { readonly inference: InferenceEngine }
 ): Footprint => {
   const w = weightBytes(config)
   const seqLen = planSeqLen(plan)
@@ -27,6 +38,9 @@ export const planFootprint = (
     // the hidden states of every calibration sequence carried between blocks; no logits.
     ["scoring", footprint({
       "pruned copy": w,
+      ...(host?.inference === "ort" && planUnitsOf(plan).some((unit) => scorerRunsOnOrt(unit, scorerFor(plan, unit)))
+        ? { "ONNX Runtime session, while built": ortSessionBytes(config) }
+        : {}),
       "scoring pass, one block": Math.max(...config.layers.map((_, i) => blockActivationBytes(config, i, calibrationBatchSize, seqLen))),
       "hidden states carried between blocks": plan.data.calibrationExamples * seqLen * config.hiddenSize * 4
     }, `Lower tuner.maxSeqLen or data.calibrationExamples (calibration is scored ${calibrationBatchSize} sequences at a time)`)],
@@ -34,6 +48,7 @@ export const planFootprint = (
     // block by block with the LM head in chunks (eval/Perplexity.ts). A file may be either.
     ["evaluation", footprint({
       "evaluated model": w,
+      ...(host?.inference === "ort" ? { "ONNX Runtime session, while built": ortSessionBytes(config) } : {}),
       ...(plan.data.evaluate.every((ref) => "task" in ref && ref.task === "general")
         ? {
           "perplexity pass, one block": Math.max(...config.layers.map((_, i) => blockActivationBytes(config, i, evaluationBatchSize, seqLen))),
@@ -41,7 +56,13 @@ export const planFootprint = (
         }
         : { decoding: decodingBytes(config, evaluationBatchSize, seqLen) })
     }, `Lower tuner.maxSeqLen or evaluate on a smaller model (evaluation decodes ${evaluationBatchSize} sequences at a time)`)],
-    ...tuners.map((t): [string, Footprint] => [`${t.kind} tuning`, t.footprint(config)])
+    ...tuners.map((t): [string, Footprint] => [`${t.kind} tuning`, t.footprint(config, host)]),
+    ...(host !== undefined && plan.export.includes("onnx")
+      ? [["ONNX export", footprint(
+        { "exported stage in memory": onnxExportBytes(config) },
+        "Drop `export: [onnx]` and run `simmer export --onnx` on the final checkpoint (without the run's models beside it)"
+      )] satisfies [string, Footprint]]
+      : [])
   ]
   const [name, peak] = stages.reduce((a, b) => (b[1].bytes > a[1].bytes ? b : a))
   return footprint({

@@ -7,12 +7,14 @@
  * checks valid is one that starts. It starts no gradient workers and loads no reward model.
  */
 import { Effect } from "effect"
+import type { InferenceEngine } from "../compute/Inference.ts"
 import type { Plan } from "./Plan.ts"
 import { readRunSetup, reserveRunMemory } from "./RunSetup.ts"
 
-export const preflight = (plan: Plan, modelPath: string) =>
+/** `inference`: the engine the run's evaluation will decode with (its session counts where the budget is host memory). */
+export const preflight = (plan: Plan, modelPath: string, inference: InferenceEngine) =>
   Effect.gen(function*() {
-    const setup = yield* readRunSetup(plan, modelPath)
+    const setup = yield* readRunSetup(plan, modelPath, inference)
     yield* Effect.scoped(reserveRunMemory(setup))
     return setup
   })

@@ -3,6 +3,7 @@
  * highest-scoring ones (uniformly per layer unless the plan asks for global allocation) and
  * cut the rest, leaving the accepted model intact for a rollback.
  */
+import type { InferenceEngine } from "../compute/Inference.ts"
 import { Effect } from "effect"
 import type { Tokenizer } from "../io/Tokenizer.ts"
 import type { DeviceRoom } from "../model/DeviceRoom.ts"
@@ -31,9 +32,10 @@ export const calibrationData = (
     }
   })
 
-export const makePruneFn = (plan: Plan, data: CalibrationData, room: DeviceRoom): PruneFn<Effect.Error<ReturnType<typeof applyPlan>> | Effect.Error<ReturnType<typeof scoreModel>>, never> =>
+/** Scores on `inference` where the scorer has an ONNX Runtime pass (Scorers.ts), else on tfjs. */
+export const makePruneFn = (plan: Plan, data: CalibrationData, room: DeviceRoom, inference: InferenceEngine = "tfjs"): PruneFn<Effect.Error<ReturnType<typeof applyPlan>> | Effect.Error<ReturnType<typeof scoreModel>>, never> =>
   (model, unit, keep, iteration) =>
     Effect.gen(function*() {
-      const scores = yield* scoreModel(model.config, model.params, room, unit, scorerFor(plan, unit), data, { seed: plan.seed * 1009 + iteration })
+      const scores = yield* scoreModel(model.config, model.params, room, unit, scorerFor(plan, unit), data, { seed: plan.seed * 1009 + iteration, inference })
       return yield* applyPlan(model.config, model.params, planFor(scores, keep, plan.allocation), { keepOriginal: true })
     })

@@ -43,7 +43,10 @@ export interface RunOptions<ES = never, RS = never> {
   readonly evaluationBatchSize?: number
   /** The setup preflight read and checked; read here when absent. */
   readonly setup?: RunSetup
-  /** The engine evaluation decodes with; default SIMMER_INFERENCE, else auto for the current tfjs backend (compute/Inference.ts). */
+  /**
+   * The engine evaluation decodes with when there is no `setup` (which holds the one its
+   * footprint counted); default SIMMER_INFERENCE, else auto for the current tfjs backend (compute/Inference.ts).
+   */
   readonly inference?: InferenceEngine
 }
 
@@ -53,7 +56,12 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
     const store = yield* RunStore
     const memory = yield* DeviceMemory
     // Read and checked once (preflight hands it over), or here when the run starts without one (resume, a daemon's run).
-    const setup = options.setup ?? (yield* readRunSetup(options.plan, options.modelPath, options.evaluationBatchSize))
+    const setup = options.setup ?? (yield* readRunSetup(
+      options.plan,
+      options.modelPath,
+      options.inference ?? (yield* resolveInference(undefined, tf.getBackend())),
+      options.evaluationBatchSize
+    ))
     const { plan, modelPath, tokenizer, data, evaluationBatchSize } = setup
     const tuners = planTuners(plan)
 
@@ -69,7 +77,7 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
       examples: plan.data.evaluationExamples,
       batchSize: evaluationBatchSize,
       maxSeqLen: planSeqLen(plan),
-      inference: options.inference ?? (yield* resolveInference(undefined, tf.getBackend())),
+      inference: setup.inference,
       room: memory.room
     }
     // Stages are saved in float32 whatever the source dtype, so a resumed run continues from
@@ -83,9 +91,10 @@ export const runUpdates = <ES = never, RS = never>(options: RunOptions<ES, RS>) 
     const prune = makePruneFn(
       plan,
       yield* calibrationData(plan, tokenizer, data.calibration, data.general),
-      memory.room
+      memory.room,
+      setup.inference
     )
-    const tuning = { seed: plan.seed, tokenizer, datasets: data.tune, freshChunks: plan.data.freshChunks, room: memory.room }
+    const tuning = { seed: plan.seed, tokenizer, datasets: data.tune, freshChunks: plan.data.freshChunks, room: memory.room, inference: setup.inference }
     const evaluate = (state: ModelState) => evaluateModel(evaluation, state)
 
     /** Iteration 0, once per run: the original as loaded, evaluated, and checkpointed. */

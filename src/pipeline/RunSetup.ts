@@ -2,12 +2,13 @@
  * What a run needs before it loads a single weight, read and checked in one place: the
  * checkpoint's config (a causal LM, not a reward model) and tokenizer, every dataset the plan
  * names (files read and validated, the tuning data not empty, GRPO's rule rewards able to grade
- * it), and the plan's estimated peak memory with the evaluation batch it counts. Preflight
+ * it), and the plan's estimated peak memory with the evaluation batch and engine it counts. Preflight
  * (`simmer run`, `simmer plan check`, the daemon's submissions) checks it against the budget;
  * the run then starts from the same setup instead of reading it all again.
  */
 import { join } from "node:path"
 import { Effect } from "effect"
+import type { InferenceEngine } from "../compute/Inference.ts"
 import { expectKind, readCheckpointConfig } from "../io/CheckpointFolder.ts"
 import { configFileName } from "../io/CheckpointLayout.ts"
 import { loadTokenizer, type Tokenizer } from "../io/Tokenizer.ts"
@@ -34,9 +35,23 @@ const runEvaluationBatchSize = 64
  */
 const planEvaluationBatchSize = (plan: Plan) => Math.min(runEvaluationBatchSize, plan.data.evaluationExamples)
 
+/** Besides the plan and the model's shape, what decides a run's memory estimate. */
+export interface RunMemoryContext {
+  /** The engine its evaluation decodes graded datasets with. */
+  readonly inference: InferenceEngine
+  /** The budget's kind (DeviceMemory's): host memory also holds what the run allocates outside tfjs. */
+  readonly budget: string
+}
+
 /** A plan's estimated peak memory on a model of `shape`: what a run reserves, and preflight and the daemon check. */
-export const runFootprint = (plan: Plan, shape: ModelConfig, evaluationBatchSize = planEvaluationBatchSize(plan)) =>
-  planFootprint(plan, shape, planTuners(plan).map((t) => t.tuner), evaluationBatchSize)
+export const runFootprint = (plan: Plan, shape: ModelConfig, context: RunMemoryContext, evaluationBatchSize = planEvaluationBatchSize(plan)) =>
+  planFootprint(
+    plan,
+    shape,
+    planTuners(plan).map((t) => t.tuner),
+    evaluationBatchSize,
+    context.budget === "host memory" ? { inference: context.inference } : undefined
+  )
 
 export interface RunSetup {
   readonly plan: Plan
@@ -52,6 +67,8 @@ export interface RunSetup {
   }
   /** The most sequences evaluation decodes at once, as the footprint counts them. */
   readonly evaluationBatchSize: number
+  /** The engine evaluation decodes with, as the footprint counts it. */
+  readonly inference: InferenceEngine
   /** The run's estimated peak memory: what it reserves, and preflight and the daemon check. */
   readonly footprint: Footprint
 }
@@ -75,8 +92,9 @@ export const reserveRunMemory = (setup: RunSetup) =>
     yield* memory.reserve(`This plan on ${setup.modelPath}`, setup.footprint, { advice: planMemoryAdvice(setup.footprint) })
   })
 
-export const readRunSetup = (plan: Plan, modelPath: string, evaluationBatchSize = planEvaluationBatchSize(plan)) =>
+export const readRunSetup = (plan: Plan, modelPath: string, inference: InferenceEngine, evaluationBatchSize = planEvaluationBatchSize(plan)) =>
   Effect.gen(function*() {
+    const memory = yield* DeviceMemory
     const { config, hfConfig } = yield* readCheckpointConfig(modelPath)
     yield* expectKind(join(modelPath, configFileName), hfConfig, "causal-lm")
     const tokenizer = yield* loadTokenizer(modelPath)
@@ -109,6 +127,7 @@ export const readRunSetup = (plan: Plan, modelPath: string, evaluationBatchSize 
       tokenizer,
       data,
       evaluationBatchSize,
-      footprint: runFootprint(plan, config, evaluationBatchSize)
+      inference,
+      footprint: runFootprint(plan, config, { inference, budget: memory.kind }, evaluationBatchSize)
     } satisfies RunSetup
   })

@@ -4,6 +4,8 @@
  * accept is derived from it, and one entry point runs the named scorer on a model.
  */
 import { Effect } from "effect"
+import type { InferenceEngine } from "../compute/Inference.ts"
+import type { Model } from "../model/Model.ts"
 import type { DeviceRoom } from "../model/DeviceRoom.ts"
 import type { MemoryBudgetExceeded } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
@@ -14,6 +16,7 @@ import { InvalidPruneRequest } from "./Errors.ts"
 import { contributionScores } from "./HeadScorers.ts"
 import { blockInfluenceScores, skipLossScores } from "./LayerScorers.ts"
 import { activationScores, type ContrastiveOptions, contrastiveScores, taylorScores, wandaScores } from "./NeuronScorers.ts"
+import { ortActivationScores, ortWandaScores } from "./OrtNeuronScorers.ts"
 import { randomScores } from "./RandomScores.ts"
 import type { ScorerNames, Scores, Unit } from "./Scores.ts"
 
@@ -28,8 +31,10 @@ export interface ScoreOptions {
   /** Seed of the random scorer. */
   readonly seed?: number
   readonly contrastive?: ContrastiveOptions
-  /** Told after each decoder block a scorer finished. */
+  /** Told after each decoder block a scorer finished (tfjs's block-by-block pass only). */
   readonly progress?: ScoringProgress
+  /** The engine a model in memory is scored on where its scorer has an ONNX Runtime pass; default tfjs. */
+  readonly inference?: InferenceEngine
 }
 
 /** What a scorer reads: nothing (random), task data, or task data and general text (contrastive). */
@@ -43,6 +48,8 @@ export interface ScorerEntry {
     data: CalibrationData,
     options: ScoreOptions
   ) => Effect.Effect<Scores, E | InvalidPruneRequest | MemoryBudgetExceeded>
+  /** The same scores from one pass of ONNX Runtime over a model in memory, where the graph exposes what the scorer reduces. */
+  readonly ort?: (model: Model, data: CalibrationData) => Effect.Effect<Scores>
 }
 
 const random = (unit: Unit): ScorerEntry => ({
@@ -52,13 +59,21 @@ const random = (unit: Unit): ScorerEntry => ({
 
 export const scorerRegistry: { readonly [U in Unit]: Readonly<Record<ScorerNames[U], ScorerEntry>> } = {
   neurons: {
-    activation: { reads: "task", run: (source, data, options) => activationScores(source, data.task, options.progress) },
+    activation: {
+      reads: "task",
+      run: (source, data, options) => activationScores(source, data.task, options.progress),
+      ort: (model, data) => ortActivationScores(model, data.task)
+    },
     contrastive: {
       reads: "task and general text",
       run: (source, data, options) => contrastiveScores(source, data.task, data.general ?? [], options.contrastive, options.progress)
     },
     taylor: { reads: "task", run: (source, data, options) => taylorScores(source, data.task, options.progress) },
-    wanda: { reads: "task", run: (source, data, options) => wandaScores(source, data.task, options.progress) },
+    wanda: {
+      reads: "task",
+      run: (source, data, options) => wandaScores(source, data.task, options.progress),
+      ort: (model, data) => ortWandaScores(model, data.task)
+    },
     random: random("neurons")
   },
   heads: {
@@ -112,7 +127,13 @@ export const checkScorer = (unit: Unit, scorer: string): Effect.Effect<string, I
 /** What the named scorer of `unit` reads (nothing for a name it does not have). */
 export const scorerReads = (unit: Unit, scorer: string): ScorerReads => entryOf(unit, scorer)?.reads ?? "nothing"
 
-/** Runs the named scorer of `unit` on a model in memory, checking uploads against `room`. */
+/** Whether the named scorer of `unit` has an ONNX Runtime pass (activation and wanda). */
+export const scorerRunsOnOrt = (unit: Unit, scorer: string): boolean => entryOf(unit, scorer)?.ort !== undefined
+
+/**
+ * Runs the named scorer of `unit` on a model in memory, checking uploads against `room`: on
+ * ONNX Runtime when `options.inference` is ort and the scorer has a pass there, else on tfjs.
+ */
 export const scoreModel = (
   config: ModelConfig,
   params: Params,
@@ -121,8 +142,12 @@ export const scoreModel = (
   scorer: string,
   data: CalibrationData,
   options: ScoreOptions = {}
-): Effect.Effect<Scores, InvalidPruneRequest | MemoryBudgetExceeded> =>
-  scoreSource(residentSource(config, params, room), unit, scorer, data, options)
+): Effect.Effect<Scores, InvalidPruneRequest | MemoryBudgetExceeded> => {
+  const ort = options.inference === "ort" ? entryOf(unit, scorer)?.ort : undefined
+  return ort !== undefined && data.task.length > 0
+    ? ort({ config, params }, data)
+    : scoreSource(residentSource(config, params, room), unit, scorer, data, options)
+}
 
 /** Runs the named scorer of `unit` on a model whose weights come from `source`, block by block. */
 export const scoreSource = <E>(

@@ -8,6 +8,9 @@
  *
  * Text is scored as transformers scores `tokenizer(prompt + completion)`: the concatenation,
  * encoded with the tokenizer's special tokens (e.g. a leading BOS).
+ *
+ * The forward pass runs on tfjs (`tfjsRewardScorer`), or on ONNX Runtime (RewardSession.ts):
+ * a RewardScorer scores a padded batch at given positions.
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
@@ -27,19 +30,30 @@ export const poolIndex = (ids: ReadonlyArray<number>, padId: number | undefined)
   return firstPad > 0 ? firstPad - 1 : ids.length - 1
 }
 
-/** Scores of one batch: the rows right-padded to the longest with `padId`, each read at its pool index. */
-const scoreBatch = (model: RewardCheckpoint, rows: ReadonlyArray<ReadonlyArray<number>>, padId: number): Effect.Effect<Array<number>> =>
+/**
+ * The reward model's forward pass on one engine: the scores of `rows` (right-padded to one
+ * length T) at positions `read` (indices into the flattened [B·T] positions), one per row.
+ */
+export type RewardScorer = (rows: ReadonlyArray<ReadonlyArray<number>>, read: ReadonlyArray<number>) => Effect.Effect<Array<number>>
+
+export const tfjsRewardScorer = (model: RewardCheckpoint): RewardScorer => (rows, read) =>
   Effect.suspend(() => {
-    const T = Math.max(...rows.map((r) => r.length))
-    const flat = rows.flatMap((r) => [...r, ...new Array<number>(T - r.length).fill(padId)])
-    const read = rows.map((r, b) => b * T + poolIndex(r, model.padId))
+    const T = rows[0].length
     const scores = tf.tidy(() => {
-      const { hidden } = hiddenStates(model.config, model.params, tf.tensor2d(flat, [rows.length, T], "int32")) // [B*T, D]
-      const pooled = tf.gather(hidden, tf.tensor1d(read, "int32")) // [B, D]
+      const { hidden } = hiddenStates(model.config, model.params, tf.tensor2d(rows.flat(), [rows.length, T], "int32")) // [B*T, D]
+      const pooled = tf.gather(hidden, tf.tensor1d([...read], "int32")) // [B, D]
       return tf.reshape(tf.matMul(pooled, model.head), [rows.length]) // [B]
     })
     // Computed in a tidy, read after it (a tidy cannot span an await).
     return Effect.map(readFloats(scores, true), (values) => Array.from(values))
+  })
+
+/** Scores of one batch: the rows right-padded to the longest with `padId`, each read at its pool index. */
+const scoreBatch = (model: RewardCheckpoint, scorer: RewardScorer, rows: ReadonlyArray<ReadonlyArray<number>>, padId: number) =>
+  Effect.suspend(() => {
+    const T = Math.max(...rows.map((r) => r.length))
+    const padded = rows.map((r) => [...r, ...new Array<number>(T - r.length).fill(padId)])
+    return scorer(padded, rows.map((r, b) => b * T + poolIndex(r, model.padId)))
   })
 
 /**
@@ -50,7 +64,8 @@ const scoreBatch = (model: RewardCheckpoint, rows: ReadonlyArray<ReadonlyArray<n
 export const scoreIds = (
   model: RewardCheckpoint,
   sequences: ReadonlyArray<ReadonlyArray<number>>,
-  batchSize = defaultRewardBatchSize
+  batchSize = defaultRewardBatchSize,
+  scorer = tfjsRewardScorer(model)
 ): Effect.Effect<Array<number>, InvalidRewardInput | MissingPadToken> =>
   Effect.gen(function*() {
     const vocab = model.config.vocabSize
@@ -78,7 +93,7 @@ export const scoreIds = (
             `score one sequence at a time.`
         })
       }
-      scores.push(...yield* scoreBatch(model, rows, model.padId ?? 0))
+      scores.push(...yield* scoreBatch(model, scorer, rows, model.padId ?? 0))
       yield* Effect.yieldNow
     }
     return scores
@@ -88,14 +103,15 @@ export const scoreIds = (
 export const classifierReward = (
   model: RewardCheckpoint,
   tokenizer: Tokenizer,
-  options: { readonly name?: string; readonly batchSize?: number } = {}
+  options: { readonly name?: string; readonly batchSize?: number; readonly scorer?: RewardScorer } = {}
 ): Reward<InvalidRewardInput | MissingPadToken> =>
   makeReward(options.name ?? "rm", (prompts, completions) =>
     Effect.map(
       scoreIds(
         model,
         completions.map((completion, i) => tokenizer.encode(prompts[i].prompt + completion, { addSpecialTokens: true })),
-        options.batchSize
+        options.batchSize,
+        options.scorer
       ),
       (total) => ({ total, parts: {} })
     ))

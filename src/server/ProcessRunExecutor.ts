@@ -19,6 +19,7 @@ import { Effect, Exit, Fiber, Layer, Queue, Schema, Scope } from "effect"
 import { readCheckpointConfig } from "../io/CheckpointFolder.ts"
 import { planMemoryAdvice } from "../pipeline/PlanFootprint.ts"
 import { runFootprint } from "../pipeline/RunSetup.ts"
+import { resolveInference } from "../compute/Inference.ts"
 import { failureMessage } from "../pipeline/RunFailure.ts"
 import type { RunUpdate } from "../pipeline/RunUpdate.ts"
 import { Compute } from "../services/Compute.ts"
@@ -129,7 +130,8 @@ export const processRunExecutor = (settings: RunProcessSettings): Layer.Layer<Ru
           const { config } = yield* readCheckpointConfig(job.modelPath).pipe(
             Effect.mapError((e) => new CannotStart({ message: e.message }))
           )
-          const need = runFootprint(job.plan, config)
+          // The engine the run's process will evaluate with (RunProcess resolves it the same way).
+          const need = runFootprint(job.plan, config, { inference: yield* resolveInference(undefined, backend), budget: memory.kind })
           const room = yield* Scope.make()
           yield* memory.reserve(`Run ${job.id}`, need, { advice: planMemoryAdvice(need) }).pipe(
             Scope.provide(room),

@@ -12,6 +12,7 @@ import { Effect } from "effect"
 import { bundledModelMeant, bundledModelPath, parsePlanChecked, type Plan, resolveModelPath } from "../pipeline/Plan.ts"
 import { checkPlanInputs } from "../pipeline/PlanCheck.ts"
 import { pinHubRefs } from "../pipeline/PlanHubRefs.ts"
+import { resolveInference } from "../compute/Inference.ts"
 import { preflight } from "../pipeline/Preflight.ts"
 import { DeviceMemory, makeDeviceMemory } from "../services/DeviceMemory.ts"
 import type { DatasetRef } from "../services/Datasets.ts"
@@ -63,7 +64,9 @@ export const admitPlan = (text: string, context: SubmissionContext) =>
     }
     // Against an empty budget of this daemon's size: the runs going now do not count here.
     const empty = yield* makeDeviceMemory(context.memory.kind, context.memory.budgetBytes, undefined, context.memory.bindingLimitBytes)
-    yield* preflight(plan, modelPath).pipe(
+    // The engine the run's process will evaluate with (RunProcess resolves it the same way).
+    const inference = yield* resolveInference(undefined, context.backend)
+    yield* preflight(plan, modelPath, inference).pipe(
       Effect.provideService(DeviceMemory, empty),
       Effect.catchTag("MemoryBudgetExceeded", (e) =>
         Effect.fail(new PlanNotRunnable({ message: e.message, requiredBytes: e.requiredBytes, budgetBytes: e.budgetBytes }))),

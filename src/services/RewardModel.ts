@@ -15,7 +15,9 @@ import { basename, resolve } from "node:path"
 import { Context, Effect, Layer, Schema } from "effect"
 import { snapshotRepo } from "../hub/HubCache.ts"
 import { loadTokenizer } from "../io/Tokenizer.ts"
-import { classifierReward } from "../reward/ClassifierReward.ts"
+import { type InferenceChoice, type InferenceEngine, resolveInference } from "../compute/Inference.ts"
+import { classifierReward, tfjsRewardScorer } from "../reward/ClassifierReward.ts"
+import { openOrtRewardScorer } from "../reward/RewardSession.ts"
 import type { InvalidRewardInput, MissingPadToken } from "../reward/Errors.ts"
 import { makeReward, type Reward } from "../reward/Reward.ts"
 import { disposeRewardCheckpoint, loadRewardCheckpoint, type RewardLoadError } from "../reward/RewardCheckpoint.ts"
@@ -30,15 +32,19 @@ export class RewardModel extends Context.Service<RewardModel, Reward<RewardError
   /**
    * The weighted sum `refs` describe (none when the list is empty). Rule rewards are pure; each
    * learned reward model is loaded (with its tokenizer) when the layer is built and released
-   * when it closes. Requires Compute so that no tensor exists before the backend.
+   * when it closes, and scores on the run's inference engine (`inference`, else
+   * SIMMER_INFERENCE, else auto beside the backend, as the run's evaluation resolves it): on ort
+   * through one ONNX Runtime session it keeps as long. Requires Compute so that no tensor exists
+   * before the backend.
    */
-  static readonly layer = (refs: ReadonlyArray<RewardRef>): Layer.Layer<RewardModel, RewardLoadError, Compute> =>
+  static readonly layer = (refs: ReadonlyArray<RewardRef>, inference?: InferenceChoice): Layer.Layer<RewardModel, RewardLoadError, Compute> =>
     Layer.effect(
       RewardModel,
       Effect.gen(function*() {
-        yield* Compute
+        const compute = yield* Compute
         if (refs.length === 0) return RewardModel.of(noReward)
-        const components = yield* Effect.forEach(refs, component)
+        const engine = yield* resolveInference(inference, compute.backend)
+        const components = yield* Effect.forEach(refs, (ref) => component(ref, engine))
         return RewardModel.of(weightedSum(components))
       })
     )
@@ -69,7 +75,7 @@ export type RewardRef = typeof RewardRef.Type
 export const RewardSpec = Schema.NonEmptyArray(RewardRef)
 export type RewardSpec = typeof RewardSpec.Type
 
-const component = (ref: RewardRef) =>
+const component = (ref: RewardRef, engine: InferenceEngine) =>
   "rule" in ref
     ? Effect.succeed({ reward: ruleReward(ref.rule, { correct: ref.correct, format: ref.format }), weight: ref.weight })
     : Effect.gen(function*() {
@@ -80,7 +86,8 @@ const component = (ref: RewardRef) =>
       const tokenizer = yield* loadTokenizer(ref.model)
       // Named after its folder (a Hub snapshot's: its repository), so the reward's parts say which model scored them.
       const name = snapshotRepo(ref.model)?.split("/")[1] ?? basename(resolve(ref.model))
-      return { reward: classifierReward(model, tokenizer, { name, batchSize: ref.batchSize }), weight: ref.weight }
+      const scorer = engine === "ort" ? yield* openOrtRewardScorer(model) : tfjsRewardScorer(model)
+      return { reward: classifierReward(model, tokenizer, { name, batchSize: ref.batchSize, scorer }), weight: ref.weight }
     })
 
 /**

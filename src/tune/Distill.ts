@@ -2,20 +2,24 @@
  * Distillation as a Tuner — Minitron's recovery: the pruned student learns the full next-token
  * distributions of a teacher, by default the unpruned original (or a checkpoint the plan names),
  * on the iteration's tuning text: completion tokens of prompt/completion data, every token of
- * plain text. Optionally mixed with the plain SFT loss (`alpha`). See DistillLoss.ts.
+ * plain text. Optionally mixed with the plain SFT loss (`alpha`). See DistillLoss.ts. The
+ * teacher runs on the run's inference engine (Teacher.ts).
  *
  * Its saved state is the step and data cursor; the AdamW moments go with it as tensors, so a
  * resumed tuning computes exactly what the uninterrupted one would have.
  */
 import { Effect, Schema } from "effect"
+import type { InferenceEngine } from "../compute/Inference.ts"
 import type { LoadCheckpointError } from "../io/Checkpoint.ts"
 import { disposeCheckpoint, loadCheckpoint } from "../io/CheckpointReader.ts"
 import { footprint, forwardBytes, gradientBytes, weightBytes } from "../model/Footprint.ts"
 import type { Model } from "../model/Model.ts"
+import { ortSessionBytes } from "../onnx/GraphSession.ts"
 import { encodeExample } from "../tasks/Encode.ts"
 import { defaultAdamW } from "./AdamW.ts"
 import { type DistillSettings, type DistillState, distillStep } from "./DistillStep.ts"
 import { warmupCosine } from "./Schedule.ts"
+import { openTeacher } from "./Teacher.ts"
 import type { NonFiniteLoss } from "./Trainer.ts"
 import type { TuneContext, Tuner } from "./Tuner.ts"
 import { openWeightsSession } from "./TunerSession.ts"
@@ -63,18 +67,20 @@ export const distillSettings = (config: DistillConfig, steps: number, padId: num
 
 /**
  * Device memory at the peak of a distillation step: the student's weights and moments, a
- * teacher loaded from its own checkpoint (the original is counted by the run), and on top the
+ * teacher loaded from its own checkpoint (the original is counted by the run), its ONNX Runtime
+ * session where the teacher runs there and the budget holds it (`host`), and on top the
  * student's gradient pass with the distributions beside it (the teacher's log-probs and their
  * exponent, the student's log-probs at T and at 1, the one-hot targets, a gradient: six
  * [tokens, vocabulary] tensors, measured), or the teacher's forward pass, or the update's copies.
  */
-export const distillFootprint = (config: DistillConfig) => (shape: Model["config"]) => {
+export const distillFootprint = (config: DistillConfig) => (shape: Model["config"], host?: { readonly inference: InferenceEngine }) => {
   const w = weightBytes(shape)
   const teacherLogProbs = 6 * 4 * config.batchSize * config.maxSeqLen * shape.vocabSize
   return footprint({
     weights: w,
     "optimizer moments": 2 * w,
     ...(config.teacher !== undefined ? { "teacher model": w } : {}),
+    ...(host?.inference === "ort" ? { "teacher's ONNX Runtime session": ortSessionBytes(shape) } : {}),
     "teacher log-probs and gradients": teacherLogProbs + Math.max(
       gradientBytes(shape, config.batchSize, config.maxSeqLen),
       forwardBytes(shape, config.batchSize, config.maxSeqLen),
@@ -98,6 +104,7 @@ export const distillTuner = (config: DistillConfig): Tuner<DistillError> => {
           `tokens and the student ${shape.vocabSize}: a teacher must share the student's tokenizer.`
       })
     }
+    const onEngine = yield* openTeacher(teacher, context.inference ?? "tfjs")
     const examples = yield* drawTrainingExamples(context, context.steps * config.batchSize)
     const data = examples.map((e) => encodeExample(context.tokenizer, e))
     const settings = distillSettings(config, context.steps, context.tokenizer.padId ?? 0)
@@ -106,7 +113,7 @@ export const distillTuner = (config: DistillConfig): Tuner<DistillError> => {
       steps: context.steps,
       stepsDone: (state) => state.optimizer.step,
       step: (state) =>
-        distillStep(shape, state, data, teacher, settings).pipe(Effect.map(({ state: next, report }) => ({
+        distillStep(shape, state, data, onEngine, settings).pipe(Effect.map(({ state: next, report }) => ({
           state: next,
           done: { step: next.optimizer.step, loss: report.loss, tokens: report.tokens, metrics: report.metrics }
         }))),

@@ -32,7 +32,8 @@ const positionLogits = (config: ModelConfig, params: Params, ids: tf.Tensor2D): 
   return tf.reshape(forward(config, params, tf.slice(ids, [0, 0], [B, T - 1])).logits, [B * (T - 1), config.vocabSize])
 }
 
-const logProbsAt = (logits: tf.Tensor2D, temperature: number): tf.Tensor2D =>
+/** log softmax(logits / temperature) of logits [N, V]. */
+export const logProbsAt = (logits: tf.Tensor2D, temperature: number): tf.Tensor2D =>
   tf.logSoftmax(temperature === 1 ? logits : tf.div(logits, temperature)) as tf.Tensor2D
 
 const batchIds = (batch: TokenBatch) => tf.tensor2d(batch.ids, [batch.batchSize, batch.seqLen], "int32")

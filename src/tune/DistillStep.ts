@@ -10,14 +10,14 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import type { Model } from "../model/Model.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import type { Params } from "../model/Params.ts"
 import type { TokenizedExample } from "../tasks/Encode.ts"
 import type { AdamWState } from "./AdamW.ts"
 import { buildBatch, type DataCursor, takeExamples } from "./Batches.ts"
-import { distillLossAndGradients, type DistillOptions, teacherLogProbs } from "./DistillLoss.ts"
+import { distillLossAndGradients, type DistillOptions } from "./DistillLoss.ts"
 import { optimizerUpdate, type UpdateOptions } from "./OptimizerUpdate.ts"
+import type { Teacher } from "./Teacher.ts"
 import { NonFiniteLoss } from "./Trainer.ts"
 
 export interface DistillSettings extends DistillOptions {
@@ -47,14 +47,14 @@ export const distillStep = (
   config: ModelConfig,
   state: DistillState,
   data: ReadonlyArray<TokenizedExample>,
-  teacher: Model,
+  teacher: Teacher,
   settings: DistillSettings
 ): Effect.Effect<{ readonly state: DistillState; readonly report: DistillReport }, NonFiniteLoss> =>
   Effect.gen(function*() {
     const taken = takeExamples(data, state.cursor, settings.batchSize)
     const batch = buildBatch(taken.batch, settings.seqLen, settings.padId, settings.promptMasked)
     const started = performance.now()
-    const target = teacherLogProbs(teacher.config, teacher.params, batch, settings.temperature)
+    const target = yield* teacher.logProbs(batch, settings.temperature)
     const teacherSeconds = (performance.now() - started) / 1000
     const result = yield* distillLossAndGradients(config, state.params, batch, target, settings).pipe(
       Effect.ensuring(Effect.sync(() => target.dispose()))

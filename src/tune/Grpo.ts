@@ -14,6 +14,8 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Result, Schema, type Scope } from "effect"
 import { decodingBytes, footprint, gradientBytes, weightBytes } from "../model/Footprint.ts"
+import { ortSessionBytes } from "../onnx/GraphSession.ts"
+import type { InferenceEngine } from "../compute/Inference.ts"
 import type { Model } from "../model/Model.ts"
 import { disposeParams, paramTensors } from "../model/Params.ts"
 import { Rng } from "../model/Rng.ts"
@@ -95,7 +97,7 @@ export const grpoSettings = (config: GrpoConfig, steps: number): GrpoSettings =>
  * `rolloutBatchSize`), the gradient pass over all of the step's prompts × rollouts sequences at
  * once, and the update's copies. The refusal names the keys of whichever is largest.
  */
-export const grpoFootprint = (config: GrpoConfig) => (shape: Model["config"]) => {
+export const grpoFootprint = (config: GrpoConfig) => (shape: Model["config"], host?: { readonly inference: InferenceEngine }) => {
   const w = weightBytes(shape)
   const sequences = config.prompts * config.rollouts
   const sampledTogether = Math.min(config.rolloutBatchSize ?? sequences, sequences)
@@ -113,7 +115,14 @@ export const grpoFootprint = (config: GrpoConfig) => (shape: Model["config"]) =>
     ] as const,
     ["update's copies of the weights", 3 * w, "No tuner setting lowers the weights' copies a GRPO step holds (moments, reference, the update's)"] as const
   ].reduce((a, b) => (b[1] > a[1] ? b : a))
-  return footprint({ weights: w, "optimizer moments": 2 * w, "reference model": w, [part]: bytes }, lower)
+  return footprint({
+    weights: w,
+    "optimizer moments": 2 * w,
+    "reference model": w,
+    // Where rollouts are sampled on ort and the budget holds it: the policy's session, opened for each step's rollouts.
+    ...(host?.inference === "ort" ? { "policy's ONNX Runtime session": ortSessionBytes(shape) } : {}),
+    [part]: bytes
+  }, lower)
 }
 
 /**
@@ -161,7 +170,12 @@ const makeGrpoTuner = <E, R1, R2>(config: GrpoConfig, reward: Effect.Effect<Rewa
       steps: context.steps,
       stepsDone: (state) => state.step,
       step: (state) =>
-        grpoStep(shape, state, prompts, { reference: state.reference, reward: rewardOf, tokenizer: context.tokenizer }, settings).pipe(
+        grpoStep(shape, state, prompts, {
+          reference: state.reference,
+          reward: rewardOf,
+          tokenizer: context.tokenizer,
+          ...(context.inference !== undefined ? { rollouts: context.inference } : {})
+        }, settings).pipe(
           Effect.map(({ state: next, report }) => ({
             state: { ...next, step: state.step + 1, reference: state.reference },
             done: { step: state.step + 1, loss: report.loss, tokens: report.tokens, metrics: report.metrics }

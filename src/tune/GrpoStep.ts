@@ -12,6 +12,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
+import type { InferenceEngine } from "../compute/Inference.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
 import type { Model } from "../model/Model.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
@@ -23,7 +24,7 @@ import { type DataCursor, takeExamples } from "./Batches.ts"
 import { buildRolloutBatch, grpoLossAndGradients, sequenceLogProbs } from "./GrpoLoss.ts"
 import { groupAdvantages } from "./GrpoObjective.ts"
 import { optimizerUpdate, type UpdateOptions } from "./OptimizerUpdate.ts"
-import { sampleRollouts } from "./Rollouts.ts"
+import { openRolloutDecoder, sampleRollouts } from "./Rollouts.ts"
 import { NonFiniteLoss } from "./Trainer.ts"
 
 export interface GrpoSettings {
@@ -65,6 +66,8 @@ export interface GrpoContext<E, R> {
   readonly reference: Model
   readonly reward: Reward<E, R>
   readonly tokenizer: Tokenizer
+  /** The engine rollouts are sampled on (Rollouts.ts); default tfjs. */
+  readonly rollouts?: InferenceEngine
 }
 
 export interface GrpoReport {
@@ -99,15 +102,19 @@ export const grpoStep = <E, R>(
     const taken = takeExamples(prompts, state.cursor, settings.promptsPerStep)
     const rng = Rng.fromState(state.rng)
     const started = performance.now()
-    const rollouts = yield* sampleRollouts(config, state.params, taken.batch.map((p) => p.ids), {
-      rollouts: settings.rollouts,
-      temperature: settings.temperature,
-      topP: settings.topP,
-      maxNewTokens: settings.maxNewTokens,
-      ...(settings.maxSeqLen !== undefined ? { maxSeqLen: settings.maxSeqLen } : {}),
-      stopTokens: context.tokenizer.eosId !== undefined ? [context.tokenizer.eosId] : [],
-      ...(settings.rolloutBatchSize !== undefined ? { batchSize: settings.rolloutBatchSize } : {})
-    }, rng)
+    // The policy as it is now, on the run's engine: an ort session lives for these rollouts only.
+    const rollouts = yield* Effect.scoped(Effect.gen(function*() {
+      const decoder = yield* openRolloutDecoder({ config, params: state.params }, context.rollouts ?? "tfjs")
+      return yield* sampleRollouts(decoder, taken.batch.map((p) => p.ids), {
+        rollouts: settings.rollouts,
+        temperature: settings.temperature,
+        topP: settings.topP,
+        maxNewTokens: settings.maxNewTokens,
+        ...(settings.maxSeqLen !== undefined ? { maxSeqLen: settings.maxSeqLen } : {}),
+        stopTokens: context.tokenizer.eosId !== undefined ? [context.tokenizer.eosId] : [],
+        ...(settings.rolloutBatchSize !== undefined ? { batchSize: settings.rolloutBatchSize } : {})
+      }, rng)
+    }))
     const sampled = rollouts.reduce((n, r) => n + r.completion.length, 0)
     const rolloutSeconds = (performance.now() - started) / 1000
     yield* Effect.yieldNow

@@ -4,13 +4,18 @@
  * policy — log softmax(logits / temperature), the distribution the policy gradient differentiates
  * (top-p truncation is not part of it, as in TRL and verl). Sampling draws from the generator it
  * is given, so a saved generator state replays the same rollouts.
+ *
+ * The policy's forward passes run on tfjs or, when the run reads models with ort, on an ONNX
+ * Runtime session opened on the policy's weights for the step's rollouts (`openRolloutDecoder`).
  */
 import { Effect } from "effect"
-import type { ModelConfig } from "../model/ModelConfig.ts"
-import type { Params } from "../model/Params.ts"
+import type { InferenceEngine } from "../compute/Inference.ts"
+import type { Model } from "../model/Model.ts"
 import { decode } from "../model/Generate.ts"
 import { Rng } from "../model/Rng.ts"
 import { sampleToken, type SamplingOptions } from "../model/Sampling.ts"
+import { openModelSession } from "../onnx/ModelSession.ts"
+import { decodeOrt } from "../onnx/OrtGenerate.ts"
 
 export interface Rollout {
   /** Index of the prompt it answers. */
@@ -32,6 +37,32 @@ export interface RolloutOptions extends SamplingOptions {
   readonly batchSize?: number
 }
 
+/**
+ * The policy's decoding loop on one engine: the new tokens of each prompt, `choose` picking
+ * sequence b's next token from its row of logits, up to its budget or a stop token
+ * (Generate.ts's `decode`).
+ */
+export type RolloutDecoder = (
+  prompts: ReadonlyArray<ReadonlyArray<number>>,
+  budgets: ReadonlyArray<number>,
+  stopTokens: ReadonlyArray<number>,
+  choose: (logits: Float32Array, b: number) => number
+) => Effect.Effect<Array<Array<number>>>
+
+export const tfjsRolloutDecoder = (policy: Model): RolloutDecoder => (prompts, budgets, stopTokens, choose) =>
+  decode(policy.config, policy.params, prompts, budgets, stopTokens, choose)
+
+/**
+ * The decoder on `inference`; an ort session on the policy's weights as they are now lives
+ * until the scope closes. A temporary model file that cannot be written (a model beyond the
+ * protobuf limit goes through one) ends the step as a defect: GRPO's errors are its reward's.
+ */
+export const openRolloutDecoder = (policy: Model, inference: InferenceEngine) =>
+  inference === "ort"
+    ? Effect.map(Effect.orDie(openModelSession(policy)), (session): RolloutDecoder => (prompts, budgets, stopTokens, choose) =>
+      Effect.promise(() => decodeOrt(session, policy.config, prompts, budgets, stopTokens, choose)))
+    : Effect.succeed(tfjsRolloutDecoder(policy))
+
 /** log softmax(logits / temperature)[token], in float64; temperature 0 (greedy) reads the plain logits. */
 export const tokenLogProb = (logits: ArrayLike<number>, token: number, temperature: number): number => {
   const scale = temperature > 0 ? 1 / temperature : 1
@@ -49,8 +80,7 @@ export const tokenLogProb = (logits: ArrayLike<number>, token: number, temperatu
  * many sequences are decoded together.
  */
 export const sampleRollouts = (
-  config: ModelConfig,
-  params: Params,
+  decoder: RolloutDecoder,
   prompts: ReadonlyArray<ReadonlyArray<number>>,
   options: RolloutOptions,
   rng: Rng
@@ -63,7 +93,7 @@ export const sampleRollouts = (
     const batch = sequences.slice(start, start + batchSize)
     const logProbs: Array<Array<number>> = batch.map(() => [])
     const budgets = batch.map((s) => Math.min(options.maxNewTokens, (options.maxSeqLen ?? Infinity) - s.ids.length))
-    const completions = yield* decode(config, params, batch.map((s) => s.ids), budgets, options.stopTokens, (row, b) => {
+    const completions = yield* decoder(batch.map((s) => s.ids), budgets, options.stopTokens, (row, b) => {
       const token = sampleToken(row, options, generators[start + b])
       logProbs[b].push(tokenLogProb(row, token, options.temperature))
       return token

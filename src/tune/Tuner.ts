@@ -13,6 +13,7 @@
  * tensors); the session holds its weights and state in the Scope it was started in and releases
  * them when that scope closes, except the weights `finish` handed over.
  */
+import type { InferenceEngine } from "../compute/Inference.ts"
 import type { Effect, Scope } from "effect"
 import { Schema } from "effect"
 import type { NamedTensor } from "../io/Safetensors.ts"
@@ -39,6 +40,11 @@ export interface TuneContext {
   readonly original: Model
   /** The device budget block-by-block tuning checks its uploads against (DeviceMemory's). */
   readonly room: DeviceRoom
+  /**
+   * The engine forward-only reads of a model run on (the distillation teacher): the run's
+   * evaluation engine; default tfjs.
+   */
+  readonly inference?: InferenceEngine
 }
 
 /** What one step did. */
@@ -81,9 +87,10 @@ export interface Tuner<E = never, R = never> {
   readonly kind: string
   /**
    * Device memory a tuning of a model of this shape takes at its peak, the weights it tunes
-   * included (DeviceMemory refuses a plan that cannot fit before it starts).
+   * included (DeviceMemory refuses a plan that cannot fit before it starts). `host`: present
+   * where the budget is host memory, which also holds ONNX Runtime's sessions (PlanFootprint.ts).
    */
-  readonly footprint: (config: ModelConfig) => Footprint
+  readonly footprint: (config: ModelConfig, host?: { readonly inference: InferenceEngine }) => Footprint
   /** The low-rank adapters it trains instead of every weight, if any (logged with each tuning). */
   readonly adapter?: { readonly rank: number; readonly targets: ReadonlyArray<string> }
   readonly start: (model: Model, context: TuneContext) => Effect.Effect<TunerSession<E, R>, E, R | Scope.Scope>

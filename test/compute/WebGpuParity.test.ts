@@ -27,7 +27,7 @@ import { adapterTuner } from "../../src/tune/AdapterTuning.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { distillLossAndGradients, teacherLogProbs } from "../../src/tune/DistillLoss.ts"
 import { buildRolloutBatch, grpoLossAndGradients, sequenceLogProbs } from "../../src/tune/GrpoLoss.ts"
-import { sampleRollouts } from "../../src/tune/Rollouts.ts"
+import { sampleRollouts, tfjsRolloutDecoder } from "../../src/tune/Rollouts.ts"
 import { SftConfig } from "../../src/tune/Sft.ts"
 import { initTrainer, trainStep } from "../../src/tune/Trainer.ts"
 import { localGradients, maxAbsDiff, numTensors, onBackends, readAll, relativeDiff, tinyConfig } from "../helpers/backend.ts"
@@ -94,7 +94,7 @@ describe("KV-cache decoding on webgpu", () => {
     const [cpu, gpu] = await onCpuAndGpu(async () => {
       const params = initParams(config, 5, 0.5)
       const sampling = { rollouts: 3, temperature: 0.7, topP: 0.9, maxNewTokens: 6, stopTokens: [2] }
-      const rollouts = await run(sampleRollouts(config, params, grpoPrompts, sampling, Rng.seeded(4)))
+      const rollouts = await run(sampleRollouts(tfjsRolloutDecoder({ config, params }), grpoPrompts, sampling, Rng.seeded(4)))
       const batch = buildRolloutBatch(grpoPrompts, rollouts, rollouts.map(() => 0), 0)
       const full = await run(sequenceLogProbs(config, params, batch, sampling.temperature))
       disposeParams(config, params)

@@ -6,6 +6,8 @@
 import { expect } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
+import { join } from "node:path"
+import { loadCheckpoint } from "../../src/io/CheckpointReader.ts"
 import type { Model } from "../../src/model/Model.ts"
 import { isUniform } from "../../src/model/ModelConfig.ts"
 import { initParams } from "../../src/model/Params.ts"
@@ -92,3 +94,13 @@ export const layerShapesModel = () =>
     expect(new Set(model.config.layers.map((l) => l.numKeyValueHeads)).size).toBeGreaterThan(1)
     return model
   })
+
+/**
+ * The models the engines are compared on: the transformers fixture (Llama, GQA, untied head), a
+ * Qwen2 with q/k/v biases and a tied head, and a `layer_shapes` model.
+ */
+export const engineFixtures: ReadonlyArray<{ readonly name: string; readonly model: () => Effect.Effect<Model, unknown> }> = [
+  { name: "the transformers fixture", model: () => loadCheckpoint(join(import.meta.dirname, "../fixtures/hf-llama-gqa-f32")) },
+  { name: "a Qwen2 with biases and a tied head", model: () => Effect.sync(biasedQwen2) },
+  { name: "a layer_shapes model", model: layerShapesModel }
+]

@@ -268,7 +268,7 @@ describe("a run", () => {
       const file = join(tmp, "tiny.jsonl")
       yield* Effect.promise(() => writeFile(file, questions.map((q) => JSON.stringify({ question: q, answer: "#### 1" })).join("\n") + "\n"))
       const plan = yield* parsePlan(planText(model).replace("tune: [{ task: arith }, { task: program }]", `tune: [{ file: ${file} }]`), "plan.yaml")
-      const error = yield* Effect.flip(preflight(plan, model).pipe(Effect.provide(Layer.mergeAll(Datasets.layer, testMemory))))
+      const error = yield* Effect.flip(preflight(plan, model, "tfjs").pipe(Effect.provide(Layer.mergeAll(Datasets.layer, testMemory))))
       expect(error._tag).toBe("NoTrainingData")
       expect(error.message).toContain(file)
     }), 60_000)
@@ -277,7 +277,7 @@ describe("a run", () => {
     Effect.gen(function*() {
       const rewardModel = fileURLToPath(new URL("../fixtures/hf-llama-reward-f32", import.meta.url))
       const plan = yield* parsePlan(planText(rewardModel), "plan.yaml")
-      const error = yield* Effect.flip(preflight(plan, rewardModel).pipe(Effect.provide(Layer.mergeAll(Datasets.layer, testMemory))))
+      const error = yield* Effect.flip(preflight(plan, rewardModel, "tfjs").pipe(Effect.provide(Layer.mergeAll(Datasets.layer, testMemory))))
       expect(error._tag).toBe("UnsupportedModel")
       expect(error.message).toContain("reward model")
     }))

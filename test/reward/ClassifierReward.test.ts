@@ -14,7 +14,10 @@ import { disposeCheckpoint, loadCheckpoint } from "../../src/io/CheckpointReader
 import { readSafetensors, writeSafetensors } from "../../src/io/Safetensors.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { classifierReward, poolIndex, scoreIds } from "../../src/reward/ClassifierReward.ts"
-import { disposeRewardCheckpoint, loadRewardCheckpoint } from "../../src/reward/RewardCheckpoint.ts"
+import { disposeRewardCheckpoint, loadRewardCheckpoint, type RewardCheckpoint } from "../../src/reward/RewardCheckpoint.ts"
+import { openOrtRewardScorer } from "../../src/reward/RewardSession.ts"
+import * as tf from "@tensorflow/tfjs"
+import { biasedQwen2 } from "../onnx/_support.ts"
 import type { BackendName } from "../../src/compute/Backend.ts"
 import { RewardModel } from "../../src/services/RewardModel.ts"
 import { currentCompute, maxAbsDiff, numTensors, useBackend } from "../helpers/backend.ts"
@@ -39,6 +42,20 @@ const fixtureCopy = Effect.acquireRelease(
   }),
   (dir) => Effect.promise(() => rm(join(dir, ".."), { recursive: true, force: true }))
 )
+
+/** A temporary folder (removed with the test's scope) holding the fixture with a tokenizer at each of `folders`. */
+const rewardFolders = (folders: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const root = yield* Effect.acquireRelease(
+      Effect.promise(() => mkdtemp(join(tmpdir(), "simmer-reward-"))),
+      (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+    )
+    for (const folder of folders) {
+      yield* Effect.promise(() => cp(fixture, join(root, folder), { recursive: true }))
+      yield* Effect.promise(() => cp(join(import.meta.dirname, "../../models/base/tokenizer.json"), join(root, folder, "tokenizer.json")))
+    }
+    return root
+  })
 
 const editConfig = (dir: string, edit: (config: Record<string, unknown>) => void) =>
   Effect.promise(async () => {
@@ -73,6 +90,46 @@ describe.each(["cpu", "wasm", "webgpu"] as const)("a transformers reward model o
     }))
 })
 
+describe("a reward model on ONNX Runtime", () => {
+  beforeAll(() => useBackend("cpu"))
+
+  /** tfjs's and ONNX Runtime's scores of `sequences` (batches of 2, so padded ones meet). */
+  const bothEngines = (model: RewardCheckpoint, sequences: ReadonlyArray<ReadonlyArray<number>>) =>
+    Effect.scoped(Effect.gen(function*() {
+      const ort = yield* openOrtRewardScorer(model)
+      return [yield* scoreIds(model, sequences, 2), yield* scoreIds(model, sequences, 2, ort)] as const
+    }))
+
+  it.effect("gives tfjs's scores within 1e-4 on the transformers fixture, and transformers' within 1e-5", () =>
+    Effect.gen(function*() {
+      const model = yield* loadRewardCheckpoint(fixture)
+      const [tfjs, ort] = yield* bothEngines(model, [...reference.inputs.map((i) => i.input_ids), ...reference.padded_batch.input_ids])
+      expect(maxAbsDiff(ort, tfjs)).toBeLessThan(1e-4)
+      expect(maxAbsDiff(ort, [...reference.inputs.map((i) => i.score), ...reference.padded_batch.scores])).toBeLessThan(1e-5)
+      disposeRewardCheckpoint(model)
+    }))
+
+  it.effect("gives tfjs's scores within 1e-4 on a Qwen2 with biases and a tied embedding", () =>
+    Effect.gen(function*() {
+      const { config, params } = biasedQwen2()
+      const model: RewardCheckpoint = { path: "qwen2", config, params, head: tf.randomNormal([config.hiddenSize, 1], 0, 0.5, "float32", 11) as tf.Tensor2D, padId: 0 }
+      const [tfjs, ort] = yield* bothEngines(model, [[3, 1, 7, 2, 9], [5, 2, 0, 0], [4, 4, 4], [1, 2, 3, 4, 5, 6, 7]])
+      expect(maxAbsDiff(ort, tfjs)).toBeLessThan(1e-4)
+      disposeRewardCheckpoint(model)
+    }))
+
+  it.effect("scores through a plan's reward on the engine asked for", () =>
+    Effect.gen(function*() {
+      const root = yield* rewardFolders(["rm"])
+      const score = (inference: "tfjs" | "ort") =>
+        Effect.gen(function*() {
+          const reward = yield* RewardModel
+          return yield* reward.score([{ prompt: "2+3=", answer: "5" }, { prompt: "4*2=", answer: "8" }], ["5", "it is 8"])
+        }).pipe(Effect.provide(RewardModel.layer([{ model: join(root, "rm"), weight: 1, batchSize: 4 }], inference).pipe(Layer.provide(currentCompute))))
+      expect(maxAbsDiff(yield* score("ort"), yield* score("tfjs"))).toBeLessThan(1e-4)
+    }))
+})
+
 describe("reward models", () => {
   beforeAll(() => useBackend("cpu"))
 
@@ -101,16 +158,9 @@ describe("reward models", () => {
 
   it.effect("in a plan's reward are named after their folders, so the parts say which model scored", () =>
     Effect.gen(function*() {
-      const root = yield* Effect.acquireRelease(
-        Effect.promise(() => mkdtemp(join(tmpdir(), "simmer-reward-"))),
-        (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
-      )
       // A Hub id's snapshot folder (models--org--name/snapshots/<commit>) is named after its repository.
       const folders = ["helpful", "concise", "models--org--judge/snapshots/0123abcd"]
-      for (const folder of folders) {
-        yield* Effect.promise(() => cp(fixture, join(root, folder), { recursive: true }))
-        yield* Effect.promise(() => cp(join(import.meta.dirname, "../../models/base/tokenizer.json"), join(root, folder, "tokenizer.json")))
-      }
+      const root = yield* rewardFolders(folders)
       const layer = RewardModel.layer(folders.map((folder) => ({ model: join(root, folder), weight: 1, batchSize: 4 })))
       const scored = yield* Effect.gen(function*() {
         const reward = yield* RewardModel

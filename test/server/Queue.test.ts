@@ -9,6 +9,7 @@ import { readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { Context, Effect, Exit, Fiber, Layer, Option, Redacted, Schema } from "effect"
+import { resolveInference } from "../../src/compute/Inference.ts"
 import { readCheckpointConfig } from "../../src/io/CheckpointFolder.ts"
 import { parsePlan } from "../../src/pipeline/Plan.ts"
 import { runFootprint } from "../../src/pipeline/RunSetup.ts"
@@ -83,7 +84,8 @@ describe("the run queue", () => {
       const plan = tinyPlan("model", { steps: 3 })
       const parsed = yield* parsePlan(plan, "plan", { relativeTo: tmp })
       const { config } = yield* readCheckpointConfig(join(tmp, "model"))
-      const need = runFootprint(parsed, config).bytes
+      // As the daemon counts it: cpu's host memory, the engine auto (or SIMMER_INFERENCE) picks there.
+      const need = runFootprint(parsed, config, { inference: yield* resolveInference(undefined, "cpu"), budget: "host memory" }).bytes
       // Room for one run and a half: concurrency allows three, memory only one.
       const daemon = yield* startDaemon({ dataDir: join(tmp, "data"), roots: [tmp], concurrency: 3, memoryGib: (1.5 * need) / 2 ** 30 })
       const folder = `?folder=${encodeURIComponent(tmp)}`

@@ -15,6 +15,7 @@ import { defaultAdamW, disposeAdamW, initAdamW } from "../../src/tune/AdamW.ts"
 import { startCursor } from "../../src/tune/Batches.ts"
 import { type DistillState, distillStep } from "../../src/tune/DistillStep.ts"
 import { distillLossAndGradients, distributionKl, teacherLogProbs } from "../../src/tune/DistillLoss.ts"
+import { tfjsTeacher } from "../../src/tune/Teacher.ts"
 import { maxAbsDiff, numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { batchOf as randomBatch } from "./_support.ts"
 
@@ -119,7 +120,7 @@ describe("the distillation loss", () => {
       let state: DistillState = { params: pruned.params, optimizer: initAdamW(paramTensors(pruned.config, pruned.params)), cursor: startCursor(1) }
       const tensors = numTensors()
       for (let step = 0; step < 30; step++) {
-        const out = yield* distillStep(pruned.config, state, data, { config, params: teacher }, settings)
+        const out = yield* distillStep(pruned.config, state, data, tfjsTeacher({ config, params: teacher }), settings)
         state = out.state
         expect(out.report.metrics.kl).toBeGreaterThan(0)
       }

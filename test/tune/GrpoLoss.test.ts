@@ -12,7 +12,8 @@ import { generate } from "../../src/model/Generate.ts"
 import { initParams, type Params, paramSpecs, paramTensors, assembleParams } from "../../src/model/Params.ts"
 import { Rng } from "../../src/model/Rng.ts"
 import { buildRolloutBatch, grpoLossAndGradients, type RolloutBatch, sequenceLogProbs } from "../../src/tune/GrpoLoss.ts"
-import { sampleRollouts, tokenLogProb } from "../../src/tune/Rollouts.ts"
+import { sampleRollouts, tfjsRolloutDecoder, tokenLogProb } from "../../src/tune/Rollouts.ts"
+import type { ModelConfig } from "../../src/model/ModelConfig.ts"
 import { maxAbsDiff, numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
 import { fixedRolloutBatch, grpoPrompts } from "./_support.ts"
 
@@ -27,7 +28,9 @@ const prompts = grpoPrompts
 const sampling = { rollouts: 3, temperature: 1, topP: 1, maxNewTokens: 6, stopTokens: [2] }
 
 /** Rollouts as a promise (decoding reads its logits asynchronously). */
-const rolloutsOf = (...args: Parameters<typeof sampleRollouts>) => Effect.runPromise(sampleRollouts(...args))
+const rolloutsOf = (config: ModelConfig, params: Params, ...args: Tail<Parameters<typeof sampleRollouts>>) =>
+  Effect.runPromise(sampleRollouts(tfjsRolloutDecoder({ config, params }), ...args))
+type Tail<T extends ReadonlyArray<unknown>> = T extends readonly [unknown, ...infer Rest] ? Rest : never
 
 describe("rollouts", () => {
   it("are grouped by prompt, replay from a generator state, and differ for another seed", async () => {

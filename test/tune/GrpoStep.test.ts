@@ -16,7 +16,7 @@ import { defaultAdamW, disposeAdamW, initAdamW } from "../../src/tune/AdamW.ts"
 import { baseTokenizer } from "../../src/tune/BaseTraining.ts"
 import { startCursor } from "../../src/tune/Batches.ts"
 import { type GrpoSettings, type GrpoState, grpoStep } from "../../src/tune/GrpoStep.ts"
-import { sampleRollouts } from "../../src/tune/Rollouts.ts"
+import { sampleRollouts, tfjsRolloutDecoder } from "../../src/tune/Rollouts.ts"
 import { warmupCosine } from "../../src/tune/Schedule.ts"
 import type { NonFiniteLoss } from "../../src/tune/Trainer.ts"
 import { numTensors, tinyConfig, useBackend } from "../helpers/backend.ts"
@@ -71,7 +71,7 @@ const steps = <E>(state: GrpoState, count: number, reference: Model, reward: Rew
 const meanReward = (params: Params) =>
   Effect.gen(function*() {
     const examples = task.take("test", 16)
-    const rollouts = yield* sampleRollouts(config, params, examples.map((e) => encodePrompt(tokenizer, e.prompt)), {
+    const rollouts = yield* sampleRollouts(tfjsRolloutDecoder({ config, params }), examples.map((e) => encodePrompt(tokenizer, e.prompt)), {
       rollouts: 8,
       temperature: 1,
       topP: 1,
