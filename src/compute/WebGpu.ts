@@ -11,20 +11,22 @@
  */
 import { existsSync, readdirSync } from "node:fs"
 import * as tf from "@tensorflow/tfjs"
+import { Schema } from "effect"
 import { recordGpuError } from "../model/GpuDevice.ts"
 
-/** What the Compute service reports about a WebGPU adapter (`simmer inspect`, /readyz). */
-export interface GpuAdapter {
-  readonly vendor: string
-  readonly architecture: string
-  readonly device: string
-  readonly description: string
+/** What the Compute service reports about a WebGPU adapter (`simmer inspect`, /readyz, run.json). */
+export const GpuAdapter = Schema.Struct({
+  vendor: Schema.String,
+  architecture: Schema.String,
+  device: Schema.String,
+  description: Schema.String,
   /** A CPU implementation of Vulkan (lavapipe, SwiftShader): correct, but no faster than wasm. */
-  readonly software: boolean
+  software: Schema.Boolean,
   /** The largest storage buffer one kernel can bind: a tensor beyond it must be split. */
-  readonly maxStorageBufferBindingSize: number
-  readonly maxBufferSize: number
-}
+  maxStorageBufferBindingSize: Schema.Number,
+  maxBufferSize: Schema.Number
+})
+export type GpuAdapter = typeof GpuAdapter.Type
 
 const softwareAdapter = (info: GPUAdapterInfo): boolean =>
   info.architecture === "software" || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`)

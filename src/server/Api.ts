@@ -8,6 +8,7 @@
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "effect/http-api"
+import { GpuAdapter } from "../compute/WebGpu.ts"
 import { Strategy } from "../io/RunEvent.ts"
 import { LoggedProgress, RunId, RunRecord, RunStatus } from "../services/JobStore.ts"
 
@@ -109,22 +110,11 @@ export type Checkpoint = typeof Checkpoint.Type
 
 export const Health = Schema.Struct({ status: Schema.Literal("ok") })
 
-/** A WebGPU adapter as the Compute service reports it (compute/WebGpu.ts). */
-export const GpuAdapterInfo = Schema.Struct({
-  vendor: Schema.String,
-  architecture: Schema.String,
-  device: Schema.String,
-  description: Schema.String,
-  software: Schema.Boolean,
-  maxStorageBufferBindingSize: Schema.Number,
-  maxBufferSize: Schema.Number
-})
-
 export const Readiness = Schema.Struct({
   ready: Schema.Boolean,
   backend: Schema.String,
   /** On webgpu: the adapter the runs compute on. */
-  adapter: Schema.optional(GpuAdapterInfo),
+  adapter: Schema.optional(GpuAdapter),
   queued: Schema.Int,
   running: Schema.Int
 })
