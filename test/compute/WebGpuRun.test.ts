@@ -19,24 +19,11 @@ import { readFloats } from "../../src/model/Read.ts"
 import { useBackend } from "../helpers/backend.ts"
 import { writeTinyCheckpoint } from "../helpers/checkpoint.ts"
 import { root, simmer } from "../helpers/cli.ts"
-import { call, submit, waitForStatus } from "../helpers/daemon.ts"
+import { call, submit, tinyPlan, waitForStatus } from "../helpers/daemon.ts"
 import { loggedEvents, startDaemonProcess, waitUntil } from "../helpers/daemonProcess.ts"
 import { tempDir } from "../io/_support.ts"
 
-const plan = (backend: string) => `
-model: model
-target: { parameters: 0.6 }
-iterations: 2
-scorer: activation
-data:
-  tune: [{ task: arith }]
-  calibration: [{ task: arith }]
-  evaluate: [{ task: program }]
-  calibrationExamples: 8
-  evaluationExamples: 8
-tuner: { steps: 6, batchSize: 4, lr: 0.01, maxSeqLen: 48 }
-backend: ${backend}
-`
+const plan = (backend: string) => tinyPlan("model", { steps: 6, iterations: 2, batchSize: 4 }).replace("backend: cpu", `backend: ${backend}`)
 
 const finalWeights = (dir: string) => readFileSync(join(dir, "stages", "ptl-002", "model.safetensors"))
 
