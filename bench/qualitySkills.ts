@@ -73,7 +73,7 @@ export const computeMatchedSteps = (baseSteps: number, ptlSteps: number, basePar
   Math.ceil(((baseSteps + ptlSteps) * baseParameters) / halfParameters)
 
 /** The plan of one seed: the demo's loop on `base`, tuned on one skill, calibrated and evaluated on all of them. */
-const seedPlan = (demo: PlanDocument, base: string, seed: number, skills: ReadonlyArray<string>, tune: string, examples: number, quick: boolean): PlanDocument => {
+const seedPlan = (demo: PlanDocument, base: string, seed: number, skills: ReadonlyArray<string>, tune: string, examples: number): PlanDocument => {
   const data = demo.data as Record<string, unknown>
   const ofSeed = (task: string) => ({ task, seed })
   return {
@@ -85,8 +85,7 @@ const seedPlan = (demo: PlanDocument, base: string, seed: number, skills: Readon
       calibration: skills.map(ofSeed),
       general: ofSeed("general"),
       evaluate: skills.map(ofSeed),
-      evaluationExamples: examples,
-      calibrationExamples: quick ? 32 : 128
+      evaluationExamples: examples
     },
     baselines: ["prune-only"],
     seed
@@ -136,7 +135,7 @@ export const qualitySkills = async (options: Options) => {
   const started = performance.now()
   for (const seed of seeds) {
     const run = join(dir, `seed-${seed}`)
-    const plan = seedPlan(demo, resolve(base), seed, skills, tune, examples, quick)
+    const plan = seedPlan(demo, resolve(base), seed, skills, tune, examples)
     writeFileSync(`${run}.yaml`, stringify(plan))
     progress(`quality --suite skills: seed ${seed}: simmer run ${run}.yaml (PTL and prune-only)`)
     await simmerStdout(["run", `${run}.yaml`, "--out", run, "--json", ...backend])
