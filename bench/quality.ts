@@ -34,7 +34,7 @@ import { type Benchmark, machineInfo, type Options, progress, round } from "./co
 const simmer = fileURLToPath(new URL("../bin/simmer.js", import.meta.url))
 
 /** Runs `simmer <args>` and returns its stdout (progress and logs pass through to stderr). */
-const simmerStdout = (args: ReadonlyArray<string>): Promise<string> =>
+export const simmerStdout = (args: ReadonlyArray<string>): Promise<string> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [simmer, ...args], { stdio: ["ignore", "pipe", "inherit"] })
     let stdout = ""
@@ -53,12 +53,12 @@ const runDemo = async (args: ReadonlyArray<string>): Promise<{ run: string; comp
   }
 }
 
-const eventsOf = (run: string) => {
+export const eventsOf = (run: string) => {
   const path = join(run, "events.ndjson")
   return Effect.runSync(parseEventLog(path, readFileSync(path, "utf8")))
 }
 
-type PlanDocument = Record<string, unknown> & { tuner: Record<string, unknown> | Array<Record<string, unknown>> }
+export type PlanDocument = Record<string, unknown> & { tuner: Record<string, unknown> | Array<Record<string, unknown>> }
 
 const demoSteps = [10, 20, 35, 55, 80, 100]
 const demoSft = { kind: "sft", steps: demoSteps, batchSize: 32, lr: 0.0003, warmupFraction: 0.05 }
@@ -76,14 +76,14 @@ export const tunerPresets: Record<string, Record<string, unknown>> = {
 }
 
 /** Steps PTL took with each tuner of the plan, in the plan's order (rolled-back attempts included). */
-const stepsPerTuner = (run: string, plan: PlanDocument): Array<number> => {
+export const stepsPerTuner = (run: string, plan: PlanDocument): Array<number> => {
   const tuners = Array.isArray(plan.tuner) ? plan.tuner : [plan.tuner]
   const tuned = eventsOf(run).filter((e) => e.strategy === "ptl" && e.phase === "tuned")
   return tuners.map((t) => tuned.filter((e) => (e.tune?.kind ?? "sft") === (t.kind ?? "sft")).reduce((sum, e) => sum + (e.tune?.steps ?? 0), 0))
 }
 
 /** One-shot to the plan's target, each tuner tuned for as many steps as `steps` says: the plan as one iteration without gates. */
-const runOneShot = async (ptlRun: string, steps: ReadonlyArray<number>, args: ReadonlyArray<string>): Promise<Row> => {
+export const runOneShot = async (ptlRun: string, steps: ReadonlyArray<number>, args: ReadonlyArray<string>): Promise<Row> => {
   const plan = parse(readFileSync(join(ptlRun, "plan.yaml"), "utf8")) as PlanDocument
   const dir = `${ptlRun}-one-shot-${steps.join("-")}`
   const planPath = `${dir}.yaml`
@@ -95,34 +95,53 @@ const runOneShot = async (ptlRun: string, steps: ReadonlyArray<number>, args: Re
   return { ...row, strategy: "one-shot" }
 }
 
-/** The demo's plan (or the quick one) with a preset's tuner, run with `simmer run --json`. */
-const runWithTuner = async (name: string, dir: string, quick: boolean, backend: ReadonlyArray<string>) => {
+/** The demo's plan (or the quick one), with a preset's tuner when `name` is given. */
+export const demoPlan = (quick: boolean, name?: string): PlanDocument => {
   const demo = parse(readFileSync(fileURLToPath(new URL(`../plans/${quick ? "demo-quick" : "demo"}.yaml`, import.meta.url)), "utf8")) as PlanDocument
+  if (name === undefined) return demo
   const preset = tunerPresets[name]
   // The quick plan runs fewer, shorter iterations: keep its step counts.
   const quickSteps = (t: Record<string, unknown>) => (quick ? { ...t, steps: (demo.tuner as Record<string, unknown>).steps } : t)
   const tuner = Array.isArray(preset.tuner) ? preset.tuner.map(quickSteps) : quickSteps(preset.tuner as Record<string, unknown>)
+  return { ...demo, ...preset, tuner }
+}
+
+/** `--tuner NAME` checked against the presets. */
+export const tunerOption = (options: Options): string | undefined => {
+  const name = options.get("tuner")
+  if (name !== undefined && !(name in tunerPresets)) {
+    throw new Error(`quality: unknown --tuner ${name} (known: ${Object.keys(tunerPresets).join(", ")})`)
+  }
+  return name
+}
+
+/** The demo's plan (or the quick one) with a preset's tuner, run with `simmer run --json`. */
+const runWithTuner = async (name: string, dir: string, quick: boolean, backend: ReadonlyArray<string>) => {
   const planPath = `${dir}.yaml`
   mkdirSync(dirname(planPath), { recursive: true })
-  writeFileSync(planPath, stringify({ ...demo, model: "base", ...preset, tuner }))
+  writeFileSync(planPath, stringify({ ...demoPlan(quick, name), model: "base" }))
   progress(`quality: simmer run ${planPath} --out ${dir} (tuner ${name})`)
   await simmerStdout(["run", planPath, "--out", dir, "--json", ...backend])
   return { run: dir, comparison: comparison(eventsOf(dir)) }
 }
 
+/** The options of `--suite skills` (qualitySkills.ts, which imports this file). */
+const skillsSuiteOptions = ["base", "seeds", "skills", "tune", "examples", "scratch", "base-steps", "scratch-steps", "tasks"]
+
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
 
 export const quality: Benchmark = {
   summary: "runs the demo and checks the PTL quality bar (≥95% of base accuracy at ≤55% of non-embedding params, beats one-shot, also given PTL's actual tuning spend)",
-  usage: `quality [--backend wasm] [--quick] [--dir runs/quality] [--tuner ${Object.keys(tunerPresets).join("|")}]`,
-  options: ["backend", "quick", "dir", "tuner"],
+  usage: `quality [--backend wasm] [--quick] [--dir runs/quality] [--tuner ${Object.keys(tunerPresets).join("|")}]\n` +
+    `             npm run -s bench -- quality --suite skills --base <checkpoint> [--seeds 1,2,3] [--tune arith] [--examples 200] ` +
+    `[--scratch <checkpoint> | --base-steps N | --scratch-steps N] [--quick] [--dir ...] [--tuner ...]`,
+  options: ["backend", "quick", "dir", "tuner", "suite", ...skillsSuiteOptions],
   run: async (options: Options) => {
+    if (options.get("suite") === "skills") return (await import("./qualitySkills.ts")).qualitySkills(options)
+    if (options.has("suite")) throw new Error(`quality: unknown --suite ${options.get("suite")} (known: skills)`)
     const dir = options.get("dir") ?? join(mkdtempSync(join(tmpdir(), "simmer-quality-")), "run")
     const backend = ["--backend", options.get("backend") ?? "wasm"]
-    const tunerName = options.get("tuner")
-    if (tunerName !== undefined && !(tunerName in tunerPresets)) {
-      throw new Error(`quality: unknown --tuner ${tunerName} (known: ${Object.keys(tunerPresets).join(", ")})`)
-    }
+    const tunerName = tunerOption(options)
     const started = performance.now()
     const { run, comparison } = tunerName === undefined
       ? await (async () => {

@@ -1,9 +1,9 @@
 /**
  * `compare`: the largest of a few numbers.
  *
- *   prompt      "largest of 473, 437 and 347?\n"
- *   completion  "#### 473"
- *   answer      "473"
+ *   prompt      "largest of 47, 74 and 41?\n"
+ *   completion  "#### 74"
+ *   answer      "74"
  *
  * Every number after the first differs from it in a single digit half the time (same length,
  * so the model must compare digit by digit); the rest are independent draws that may differ in
@@ -28,8 +28,8 @@ export interface CompareSettings {
   readonly maxChars: number
 }
 
-/** Three numbers of up to three digits: guessing scores a third. */
-export const compareDefaults: CompareSettings = { digits: 3, numbers: 3, maxChars: 120 }
+/** Three numbers of up to two digits: guessing scores a third. */
+export const compareDefaults: CompareSettings = { digits: 2, numbers: 3, maxChars: 120 }
 
 export const resolveCompareKnobs = (knobs: CompareKnobs = {}): CompareSettings => withDefaults(compareDefaults, knobs)
 

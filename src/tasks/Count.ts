@@ -17,8 +17,8 @@ export const CountKnobs = LengthKnobs
 export type CountKnobs = LengthKnobs
 export type CountSettings = LengthSettings
 
-/** Five to twelve digits. */
-export const countDefaults: CountSettings = { minLength: 5, maxLength: 12, maxChars: 120 }
+/** Three to eight digits. */
+export const countDefaults: CountSettings = { minLength: 3, maxLength: 8, maxChars: 120 }
 
 export const countKnobsProblem = lengthKnobsProblem
 

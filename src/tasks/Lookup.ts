@@ -25,8 +25,8 @@ export interface LookupSettings {
   readonly maxChars: number
 }
 
-/** Three to eight pairs: prompts of 16 to 36 characters. */
-export const lookupDefaults: LookupSettings = { minPairs: 3, maxPairs: 8, maxChars: 120 }
+/** Two to six pairs: prompts of 12 to 28 characters. */
+export const lookupDefaults: LookupSettings = { minPairs: 2, maxPairs: 6, maxChars: 120 }
 
 export const lookupKnobsProblem = (k: LookupSettings): string | undefined =>
   rangeProblem("minPairs", k.minPairs, "maxPairs", k.maxPairs)

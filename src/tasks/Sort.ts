@@ -16,8 +16,8 @@ export const SortKnobs = LengthKnobs
 export type SortKnobs = LengthKnobs
 export type SortSettings = LengthSettings
 
-/** Three to eight digits: short enough for a small model, long enough that copying fails. */
-export const sortDefaults: SortSettings = { minLength: 3, maxLength: 8, maxChars: 120 }
+/** Three to six digits: short enough for a small model, long enough that copying fails. */
+export const sortDefaults: SortSettings = { minLength: 3, maxLength: 6, maxChars: 120 }
 
 export const sortKnobsProblem = lengthKnobsProblem
 

@@ -8,8 +8,8 @@ describe("lookup", () => {
       expect(match).not.toBeNull()
       const pairs = new Map(match![1].split(" ").map((pair) => pair.split("=") as [string, string]))
       expect(pairs.size).toBe(match![1].split(" ").length)
-      expect(pairs.size).toBeGreaterThanOrEqual(3)
-      expect(pairs.size).toBeLessThanOrEqual(8)
+      expect(pairs.size).toBeGreaterThanOrEqual(2)
+      expect(pairs.size).toBeLessThanOrEqual(6)
       expect(e.answer).toBe(pairs.get(match![2]))
       expect(e.completion).toBe(`#### ${e.answer}`)
     }

@@ -4,7 +4,7 @@ import { reverse } from "../../src/tasks/Reverse.ts"
 describe("reverse", () => {
   it("asks to reverse a string of letters and answers with it backwards", () => {
     for (const e of reverse({}, 1).take("train", 500)) {
-      const match = /^reverse ([a-z]{3,8})\n$/.exec(e.prompt)
+      const match = /^reverse ([a-z]{2,5})\n$/.exec(e.prompt)
       expect(match).not.toBeNull()
       expect([...e.answer].reverse().join("")).toBe(match![1])
       expect(e.completion).toBe(`#### ${e.answer}`)
