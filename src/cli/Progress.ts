@@ -21,7 +21,12 @@ const clock = (seconds: number) => {
 export const makeProgress = (
   label: string,
   total: number,
-  options: { readonly stream?: NodeJS.WriteStream; readonly plainEverySeconds?: number } = {}
+  options: {
+    readonly stream?: NodeJS.WriteStream
+    readonly plainEverySeconds?: number
+    /** Work done before this process started (a resumed training): the ETA's rate counts only what follows. */
+    readonly from?: number
+  } = {}
 ): Progress => {
   const stream = options.stream ?? process.stderr
   const tty = stream.isTTY === true
@@ -31,7 +36,8 @@ export const makeProgress = (
   let lastDone = 0
   const line = (done: number, fields: Readonly<Record<string, string>>) => {
     const elapsed = (performance.now() - started) / 1000
-    const eta = done > 0 ? (elapsed / done) * (total - done) : Infinity
+    const since = done - (options.from ?? 0)
+    const eta = since > 0 ? (elapsed / since) * (total - done) : Infinity
     const extra = Object.entries(fields).map(([k, v]) => `${k} ${v}`).join("  ")
     return `${label} ${done}/${total}  ${extra}  elapsed ${clock(elapsed)}  eta ${clock(eta)}`
   }

@@ -162,7 +162,7 @@ export const trainBaseCommand = Command.make(
     // Everything a stop does happens inside: an interrupted command ends when the work does.
     const stopped = yield* stoppable((stopRequested) =>
       Effect.gen(function*() {
-        const progress = makeProgress("train-base", recipe.steps)
+        const progress = makeProgress("train-base", recipe.steps, { from: state.step })
         while (state.step < recipe.steps) {
           if (yield* stopRequested) {
             yield* saveTrainingState(stateDir, config, state, { tokens, settings })
