@@ -79,7 +79,7 @@ export const inferenceFlag = Flag.Literals("inference", InferenceChoices).pipe(
     "The engine the run's forward-only work runs on (evaluation's greedy decoding of graded datasets, the distillation " +
       "teacher, GRPO's rollouts, learned reward models, the activation and wanda scorers): tfjs (simmer's transformer on --backend) or ort " +
       "(ONNX Runtime's CPU execution provider on the model's ONNX graph, built from its weights where they stand still); " +
-      "perplexity, gradients and the other scorers always run on tfjs. auto: ort beside the wasm and cpu backends, tfjs beside tensorflow."
+      "perplexity, gradients and the other scorers always run on tfjs. auto: ort beside the wasm and cpu backends, tfjs beside tensorflow and webgpu."
   ),
   Flag.withFallbackConfig(configuredInference),
   withShownDefault("auto" as const, "$SIMMER_INFERENCE, else auto")

@@ -7,8 +7,8 @@
  *
  * `auto` is the engine measured faster for the backend: ort beside the wasm and cpu backends
  * (the demo's evaluation on 2 cores took half the time: see the README's *Exporting to ONNX*),
- * tfjs beside tensorflow (tfjs-node-gpu runs on a GPU, which ONNX Runtime's CPU provider does not
- * use; not measured against it).
+ * tfjs beside tensorflow and webgpu (they compute on a GPU, which ONNX Runtime's CPU provider does
+ * not use; not measured against them).
  */
 import { Config, Effect } from "effect"
 
