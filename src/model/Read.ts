@@ -38,17 +38,8 @@ export const readScalar = (t: tf.Tensor, dispose = false): Effect.Effect<number>
 export const readArray = <T extends tf.Tensor>(t: T, dispose = false): Effect.Effect<Awaited<ReturnType<T["array"]>>> =>
   Effect.promise(() => t.array() as Promise<Awaited<ReturnType<T["array"]>>>).pipe(Effect.tap(() => failOnGpuErrors), releasing(t, dispose))
 
-/** A promise form for plain async code (worker threads): the floats of t, disposed when `dispose` is set. */
-export const readFloatsAsync = async (t: tf.Tensor, dispose = false): Promise<Float32Array> => {
-  try {
-    const data = (await t.data()) as Float32Array
-    const failure = takeGpuFailure()
-    if (failure !== undefined) throw failure
-    return data
-  } finally {
-    if (dispose) t.dispose()
-  }
-}
+/** A promise form for plain async code (worker threads): the floats of t, disposed when `dispose` is set; a GPU failure rejects with its own error. */
+export const readFloatsAsync = (t: tf.Tensor, dispose = false): Promise<Float32Array> => Effect.runPromise(readFloats(t, dispose))
 
 /**
  * Reads requested where no await is possible (an observer inside a tidy, a block's backward):

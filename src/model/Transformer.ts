@@ -195,6 +195,27 @@ export const lmHead = (config: ModelConfig, params: Params, final: tf.Tensor2D):
     ? linear(final, params.lmHead)
     : tf.matMul(final, params.embed, false, true)
 
+/**
+ * log p(targets[n]) under the LM head for final hidden states [N, D], at `temperature`: [N].
+ * The full-vocabulary logits in one tensor, unless the backend cannot bind them (webgpu), where
+ * the head is split into vocabulary chunks (VocabChunks.ts; not with a LoRA head).
+ */
+export const targetLogProbs = (
+  config: ModelConfig,
+  params: Params,
+  final: tf.Tensor2D,
+  targets: tf.Tensor1D,
+  temperature = 1
+): tf.Tensor1D => {
+  const chunk = headChunkRows(config, final.shape[0])
+  if (chunk < config.vocabSize && params.lmHead?.lora === undefined) {
+    return chunkedTargetLogProbs(config, params, final, targets, chunk, temperature)
+  }
+  let logits = lmHead(config, params, final)
+  if (temperature !== 1) logits = tf.div(logits, temperature) as tf.Tensor2D
+  return tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(targets, config.vocabSize)), -1) as tf.Tensor1D
+}
+
 /** What every block of one forward pass shares: batch shape, rotary tables, cached length, padding. */
 export interface BlockContext {
   readonly B: number
@@ -256,14 +277,7 @@ export const nextTokenLoss = (
     const [B, T] = ids.shape
     const inputs = tf.slice(ids, [0, 0], [B, T - 1])
     const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [B * (T - 1)])
-    const chunk = headChunkRows(config, B * (T - 1))
-    // The batch's full-vocabulary logits in one tensor, unless the backend cannot bind them (webgpu).
-    const picked = chunk < config.vocabSize && params.lmHead?.lora === undefined
-      ? chunkedTargetLogProbs(config, params, hiddenStates(config, params, inputs, options).hidden, tf.cast(targets, "int32") as tf.Tensor1D, chunk)
-      : tf.sum(tf.mul(
-        tf.logSoftmax(tf.reshape(forward(config, params, inputs, options).logits, [B * (T - 1), config.vocabSize])),
-        tf.oneHot(tf.cast(targets, "int32"), config.vocabSize)
-      ), -1)
+    const picked = targetLogProbs(config, params, hiddenStates(config, params, inputs, options).hidden, tf.cast(targets, "int32") as tf.Tensor1D)
     const w = weights === undefined ? tf.onesLike(picked) : tf.reshape(tf.cast(weights, "float32"), [B * (T - 1)])
     return tf.div(tf.neg(tf.sum(tf.mul(picked, w))), tf.maximum(tf.sum(w), 1)) as tf.Scalar
   })

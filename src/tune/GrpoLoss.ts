@@ -14,8 +14,7 @@ import type { ModelConfig } from "../model/ModelConfig.ts"
 import { valueAndParamGrads } from "../model/Gradients.ts"
 import type { Params } from "../model/Params.ts"
 import { readFloats } from "../model/Read.ts"
-import { hiddenStates, lmHead } from "../model/Transformer.ts"
-import { chunkedTargetLogProbs, headChunkRows } from "../model/VocabChunks.ts"
+import { hiddenStates, targetLogProbs } from "../model/Transformer.ts"
 import { clippedTokens, type GrpoObjectiveOptions, grpoTokenLoss, k3Kl, tokenMean } from "./GrpoObjective.ts"
 import type { Rollout } from "./Rollouts.ts"
 
@@ -76,15 +75,7 @@ const completionLogProbs = (config: ModelConfig, params: Params, batch: RolloutB
     // Positions P-1 .. L-2 predict the completion tokens P .. L-1.
     const reading = tf.reshape(tf.slice(tf.reshape(hidden, [B, L - 1, D]), [0, P - 1, 0], [B, C, D]), [B * C, D]) as tf.Tensor2D
     const targets = tf.reshape(tf.slice(ids, [0, P], [B, C]), [B * C]) as tf.Tensor1D
-    const scale = temperature > 0 ? temperature : 1
-    const chunk = headChunkRows(config, B * C)
-    // The completions' full-vocabulary logits in one tensor, unless the backend cannot bind them (webgpu).
-    if (chunk < config.vocabSize && params.lmHead?.lora === undefined) {
-      return tf.reshape(chunkedTargetLogProbs(config, params, reading, targets, chunk, scale), [B, C]) as tf.Tensor2D
-    }
-    let logits = lmHead(config, params, reading) // [B*C, V]
-    if (scale !== 1) logits = tf.div(logits, scale) as tf.Tensor2D
-    const picked = tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(targets, config.vocabSize)), -1)
+    const picked = targetLogProbs(config, params, reading, targets, temperature > 0 ? temperature : 1)
     return tf.reshape(picked, [B, C]) as tf.Tensor2D
   })
 
