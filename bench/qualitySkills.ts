@@ -25,11 +25,14 @@ import { intOption, listOption, machineInfo, type Options, progress, round } fro
 import { demoPlan, eventsOf, type PlanDocument, runOneShot, simmerStdout, stepsPerTuner, tunerOption } from "./quality.ts"
 import { formatSeedSummary, type SeedResult, type StrategyResult, summariseSeeds } from "./seedSummary.ts"
 
-/** The graded skills the suite evaluates. */
-export const suiteSkills = ["arith", "program", "sort", "reverse", "count", "compare", "lookup", "units"]
+/**
+ * The graded skills the suite evaluates: every built-in one but `lookup`, which no model of this
+ * size class has learnt yet (models/README.md).
+ */
+export const suiteSkills = ["arith", "program", "sort", "reverse", "count", "compare", "units"]
 
 /** The mix the skills base was trained on (models/README.md), and the scratch model with it. */
-export const skillsMix = "arith,program,sort,count,compare,lookup,reverse=1.5,units=1.5"
+export const skillsMix = "arith=2,program,sort,count,compare,reverse,units"
 
 interface Shape {
   readonly hiddenSize: number

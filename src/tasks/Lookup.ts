@@ -2,11 +2,14 @@
  * `lookup`: read one value out of a list of key=value pairs (in-context retrieval).
  *
  *   prompt      "b=7 k=2 q=9 a=4. q?\n"
- *   completion  "#### 9"
+ *   completion  "q=9\n#### 9"
  *   answer      "9"
  *
  * Keys are distinct letters, values single digits, so the answer cannot be guessed from the
- * key: the model has to find it in the prompt. Knobs: `minPairs` .. `maxPairs` and `maxChars`.
+ * key: the model has to find it in the prompt. The worked step restates the pair: without it,
+ * models of the bundled size stayed at about 45% (a guess among the listed values) for 2,000
+ * steps of lookup alone and for 16,000 steps of all skills. Knobs: `minPairs` .. `maxPairs` and
+ * `maxChars`.
  */
 import { Schema } from "effect"
 import { finalAnswerGrader } from "./Answer.ts"
@@ -51,7 +54,7 @@ export const lookup = (knobs: LookupKnobs = {}, seed = 0): Task<LookupSettings> 
       const [asked, value] = pick(rng, pairs)
       const prompt = `${pairs.map(([key, v]) => `${key}=${v}`).join(" ")}. ${asked}?\n`
       const answer = String(value)
-      const completion = `#### ${answer}`
+      const completion = `${asked}=${answer}\n#### ${answer}`
       if (prompt.length + completion.length > k.maxChars) return undefined
       return { example: { prompt, completion, answer }, key: prompt }
     }

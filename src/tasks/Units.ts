@@ -1,15 +1,18 @@
 /**
  * `units`: unit conversion word problems with one step of working.
  *
- *   prompt      "how many minutes in 7 hours?\n"
- *   completion  "7*60=420\n#### 420"
- *   answer      "420"
+ *   prompt      "how many grams in 7 kilograms?\n"
+ *   completion  "7*1000=7000\n#### 7000"
+ *   answer      "7000"
  *
- *   prompt      "how many feet in 36 inches?\n"
- *   completion  "36/12=3\n#### 3"
+ *   prompt      "how many decades in 360 years?\n"
+ *   completion  "360/10=36\n#### 36"
  *
- * The model has to know the factor of each pair of units (60, 24, 7, 12, 10, 100, 1000) and
- * multiply or divide by it; a division always comes out whole. Knobs: `maxQuantity` (the
+ * The model has to know the factor of each pair of units (10, 100 or 1000) and multiply or
+ * divide by it; a division always comes out whole. Factors are powers of ten so that a test
+ * problem is made of what training taught (the pair's factor, appending or dropping zeros):
+ * with factors like 60, 24 and 7 and quantities up to 12 there were 264 problems, and a model
+ * that learnt the training ones (loss 0.001) got 30% of the unseen 26 right. Knobs: `maxQuantity` (the
  * larger unit's count is 1 .. maxQuantity), `ops` (convert to the smaller unit with "*", to
  * the larger with "/") and `maxChars`.
  */
@@ -32,12 +35,8 @@ export interface UnitsSettings {
   readonly maxChars: number
 }
 
-/**
- * Up to 12 of the larger unit, both directions: 264 distinct problems, so a test split of
- * about 26 that training never shows. (Up to 50, two-digit by two-digit products, a model of
- * the bundled size was at 2.5% after 2,000 steps of six skills.)
- */
-export const unitsDefaults: UnitsSettings = { maxQuantity: 12, ops: ["*", "/"], maxChars: 120 }
+/** Up to 99 of the larger unit, both directions: 2,376 distinct problems, about 238 of them in the test split. */
+export const unitsDefaults: UnitsSettings = { maxQuantity: 99, ops: ["*", "/"], maxChars: 120 }
 
 export const resolveUnitsKnobs = (knobs: UnitsKnobs = {}): UnitsSettings => {
   const k = withDefaults(unitsDefaults, knobs)
@@ -46,17 +45,18 @@ export const resolveUnitsKnobs = (knobs: UnitsKnobs = {}): UnitsSettings => {
 
 /** [larger unit (singular, plural), smaller unit (singular, plural), how many smaller make one larger]. */
 const CONVERSIONS: ReadonlyArray<readonly [readonly [string, string], readonly [string, string], number]> = [
-  [["hour", "hours"], ["minute", "minutes"], 60],
-  [["minute", "minutes"], ["second", "seconds"], 60],
-  [["day", "days"], ["hour", "hours"], 24],
-  [["week", "weeks"], ["day", "days"], 7],
-  [["year", "years"], ["month", "months"], 12],
-  [["foot", "feet"], ["inch", "inches"], 12],
-  [["meter", "meters"], ["centimeter", "centimeters"], 100],
   [["centimeter", "centimeters"], ["millimeter", "millimeters"], 10],
+  [["decade", "decades"], ["year", "years"], 10],
+  [["meter", "meters"], ["centimeter", "centimeters"], 100],
+  [["century", "centuries"], ["year", "years"], 100],
+  [["dollar", "dollars"], ["cent", "cents"], 100],
+  [["meter", "meters"], ["millimeter", "millimeters"], 1000],
   [["kilometer", "kilometers"], ["meter", "meters"], 1000],
   [["kilogram", "kilograms"], ["gram", "grams"], 1000],
-  [["liter", "liters"], ["milliliter", "milliliters"], 1000]
+  [["gram", "grams"], ["milligram", "milligrams"], 1000],
+  [["liter", "liters"], ["milliliter", "milliliters"], 1000],
+  [["second", "seconds"], ["millisecond", "milliseconds"], 1000],
+  [["millennium", "millennia"], ["year", "years"], 1000]
 ]
 
 const counted = (n: number, [singular, plural]: readonly [string, string]) => `${n} ${n === 1 ? singular : plural}`

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest"
 import { lookup } from "../../src/tasks/Lookup.ts"
 
 describe("lookup", () => {
-  it("lists distinct keys with digit values and asks for one of them", () => {
+  it("lists distinct keys with digit values, asks for one of them and restates its pair", () => {
     for (const e of lookup({}, 1).take("train", 500)) {
       const match = /^((?:[a-z]=\d ?)+)\. ([a-z])\?\n$/.exec(e.prompt)
       expect(match).not.toBeNull()
@@ -11,7 +11,7 @@ describe("lookup", () => {
       expect(pairs.size).toBeGreaterThanOrEqual(2)
       expect(pairs.size).toBeLessThanOrEqual(6)
       expect(e.answer).toBe(pairs.get(match![2]))
-      expect(e.completion).toBe(`#### ${e.answer}`)
+      expect(e.completion).toBe(`${match![2]}=${e.answer}\n#### ${e.answer}`)
     }
   })
 

@@ -24,6 +24,16 @@ describe("units", () => {
     }
   })
 
+  it("tests problems made of what training teaches: the same unit pairs, hundreds of unseen quantities", () => {
+    const pair = (prompt: string) => prompt.replace(/\d+/, "N")
+    const trained = new Set(units({}, 1).take("train", 5000).map((e) => pair(e.prompt)))
+    const test = units({}, 1).take("test", 1000)
+    // (a quantity of 1 names its unit in the singular, a prompt of its own)
+    for (const e of test.filter((e) => !/ in 1 /.test(e.prompt))) expect(trained).toContain(pair(e.prompt))
+    expect(new Set(test.map((e) => e.prompt)).size).toBeGreaterThan(150)
+    for (const e of test) expect([10, 100, 1000]).toContain(Number(/[*/](\d+)=/.exec(e.completion)![1]))
+  })
+
   it("knobs: maxQuantity bounds the larger unit's count, ops picks the direction", () => {
     for (const e of units({ maxQuantity: 3, ops: ["*"] }, 3).take("train", 200)) {
       const [, a, op] = /^(\d+)([*/])/.exec(e.completion)!
