@@ -7,6 +7,7 @@
  */
 import { Schema } from "effect"
 import { execFile } from "node:child_process"
+import { relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { ModelConfig } from "../src/model/ModelConfig.ts"
 import type { Options } from "./common.ts"
@@ -165,7 +166,8 @@ export const runPeer = (request: PeerRequest): Promise<PeerResult> => {
   if ("unsupported" in shape) return Promise.resolve({ measured: false, reason: shape.unsupported })
   const python = request.python ?? defaultPeerPython
   const args = argumentsOf(request, shape)
-  const command = `OMP_WAIT_POLICY=PASSIVE ${python} ${args.join(" ")}`
+  // Shown with the script relative to the working directory, as one would type it.
+  const command = `OMP_WAIT_POLICY=PASSIVE ${python} ${[relative(process.cwd(), peerScript), ...args.slice(1)].join(" ")}`
   const expected: ReadonlyArray<PeerMode> = request.mode === "train" ? ["train"] : ["infer_generate", "infer_forward"]
   const timeoutMs = request.timeoutMs ?? 600_000
   return new Promise((resolve) => {
