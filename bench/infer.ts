@@ -209,7 +209,8 @@ export const infer: Benchmark = {
       results: measured.map(({ row }) => ({ ...row, ...besidePeer(row.tokensPerSecond, peers.get(row.threads)!, "infer_generate") })),
       peer: {
         note: "PyTorch (bench/peer/torch_baseline.py) on the same CPU in this run, greedy KV-cache decoding at the same " +
-          "shape, batch, prompt length and new tokens; ratioToPeer = simmer's tokens/s over the peer's at the row's thread count",
+          "shape, batch, prompt length and new tokens (generated tokens over the whole call, prefill included, as in the rows above); " +
+          "ratioToPeer = simmer's tokens/s over the peer's at the row's thread count",
         runs: Object.fromEntries([...peers].map(([threads, peer]) => [`${threads} thread${threads === 1 ? "" : "s"}`, peer]))
       }
     }
