@@ -1,12 +1,20 @@
 /**
  * Greedy decoding throughput with the KV cache: a batch of prompts, one prefill forward, then
- * one position per step (src/model/Generate.ts). Tokens per second counts generated tokens;
- * the time covers the whole call (prefill included), as a user of `generate` sees it.
+ * one position per step, on each engine: simmer's tfjs transformer on each backend
+ * (src/model/Generate.ts) and ONNX Runtime's CPU execution provider on the same model's ONNX
+ * graph (src/onnx/OrtGenerate.ts), whose greedy tokens must match tfjs's. Tokens per second
+ * counts generated tokens; the time covers the whole call (prefill included), as a user of
+ * `generate` sees it. The PyTorch peer (bench/peer.ts) decodes the same shape, batch, prompt
+ * length and new tokens in the same run, at each row's thread count, for a ratio beside each row.
  */
 import { Effect } from "effect"
 import { generate } from "../src/model/Generate.ts"
 import { disposeParams, initParams } from "../src/model/Params.ts"
 import { Rng } from "../src/model/Rng.ts"
+import { modelOnnx } from "../src/onnx/ModelGraph.ts"
+import { openDecoderSession } from "../src/onnx/OrtDecoder.ts"
+import { generateGreedyOrt } from "../src/onnx/OrtGenerate.ts"
+import { besidePeer, peerEnabled, peerOptionNames, type PeerResult, runPeer } from "./peer.ts"
 import {
   backendIntOption,
   type Benchmark,
@@ -32,21 +40,28 @@ interface RunSpec {
   readonly newTokens: number
 }
 
+/** The same prompts for every engine, so that their greedy tokens can be compared. */
+const referencePrompts = (batchSize: number, promptLength: number): Array<Array<number>> => {
+  const rng = Rng.seeded(11)
+  return Array.from({ length: batchSize }, () =>
+    Array.from({ length: promptLength }, () => rng.int(referenceConfig.vocabSize)))
+}
+
 const inferRun = async (spec: RunSpec) => {
   const config = referenceConfig
   const backendDescription = await useBackend(spec.backend)
   const params = initParams(config, 1)
-  const rng = Rng.seeded(11)
-  const prompts = Array.from({ length: spec.batchSize }, () =>
-    Array.from({ length: spec.promptLength }, () => rng.int(config.vocabSize)))
+  const prompts = referencePrompts(spec.batchSize, spec.promptLength)
   const times: Array<number> = []
   let generated = 0
+  let ids: Array<Array<number>> = []
   const tensorsBefore = numTensors()
   for (let i = 0; i < spec.warmup + spec.runs; i++) {
     const started = performance.now()
     const out = await Effect.runPromise(generate(config, params, prompts, { temperature: 0, topP: 1, maxNewTokens: spec.newTokens }))
     const elapsed = performance.now() - started
     generated = out.reduce((n, seq) => n + seq.length, 0)
+    ids = out
     if (i >= spec.warmup) times.push(elapsed)
     progress(`  ${spec.backend} run ${i + 1}/${spec.warmup + spec.runs}: ${elapsed.toFixed(0)} ms${i < spec.warmup ? " (warm-up)" : ""}`)
   }
@@ -54,42 +69,150 @@ const inferRun = async (spec: RunSpec) => {
   disposeParams(config, params)
   const stats = stepStats(times, generated)
   return {
-    backend: spec.backend,
-    backendDescription,
-    tokensPerSecond: stats.tokensPerSecond,
-    msPerCall: stats.msPerStep,
-    msPerDecodeStep: Math.round((stats.msPerStep.median / spec.newTokens) * 100) / 100,
-    calls: stats.steps,
-    warmup: spec.warmup,
-    generatedTokensPerCall: generated,
-    tensorsLeaked: leaked
+    ids,
+    row: {
+      engine: "tfjs",
+      backend: spec.backend,
+      backendDescription,
+      // simmer's wasm and cpu backends compute in the calling thread.
+      threads: 1,
+      tokensPerSecond: stats.tokensPerSecond,
+      msPerCall: stats.msPerStep,
+      msPerDecodeStep: Math.round((stats.msPerStep.median / spec.newTokens) * 100) / 100,
+      calls: stats.steps,
+      warmup: spec.warmup,
+      generatedTokensPerCall: generated,
+      tensorsLeaked: leaked
+    }
   }
 }
 
+interface OrtSpec extends Omit<RunSpec, "backend"> {
+  readonly threads: number
+  /** The tfjs backend that holds the weights while they are written into the ONNX graph. */
+  readonly weightsBackend: string
+}
+
+/** ONNX Runtime's greedy decoding of the same model (initParams seed 1) and prompts. */
+const ortRun = async (spec: OrtSpec) => {
+  const config = referenceConfig
+  await useBackend(spec.weightsBackend)
+  const params = initParams(config, 1)
+  const bytes = await Effect.runPromise(modelOnnx({ config, params }))
+  disposeParams(config, params)
+  const session = await openDecoderSession(bytes, spec.threads)
+  const prompts = referencePrompts(spec.batchSize, spec.promptLength)
+  const times: Array<number> = []
+  let ids: Array<Array<number>> = []
+  try {
+    for (let i = 0; i < spec.warmup + spec.runs; i++) {
+      const started = performance.now()
+      ids = await generateGreedyOrt(session, config, prompts, spec.newTokens, [])
+      const elapsed = performance.now() - started
+      if (i >= spec.warmup) times.push(elapsed)
+      progress(`  ort run ${i + 1}/${spec.warmup + spec.runs}: ${elapsed.toFixed(0)} ms${i < spec.warmup ? " (warm-up)" : ""}`)
+    }
+  } finally {
+    await session.release()
+  }
+  const generated = ids.reduce((n, seq) => n + seq.length, 0)
+  const stats = stepStats(times, generated)
+  return {
+    ids,
+    row: {
+      engine: "ort",
+      backendDescription: "ONNX Runtime, CPU execution provider",
+      threads: spec.threads,
+      tokensPerSecond: stats.tokensPerSecond,
+      msPerCall: stats.msPerStep,
+      msPerDecodeStep: Math.round((stats.msPerStep.median / spec.newTokens) * 100) / 100,
+      calls: stats.steps,
+      warmup: spec.warmup,
+      generatedTokensPerCall: generated
+    }
+  }
+}
+
+/** How many sequences of `b` differ from `a`'s (same prompts, greedy): 0 when the engines agree. */
+const sequencesDiffering = (a: ReadonlyArray<ReadonlyArray<number>>, b: ReadonlyArray<ReadonlyArray<number>>): number =>
+  a.filter((seq, i) => seq.length !== b[i]?.length || seq.some((t, j) => t !== b[i][j])).length
+
 export const infer: Benchmark = {
   summary: "greedy decoding throughput with the KV cache (batch 16, prompt 16, 48 new tokens)",
-  usage: "infer [--backends wasm,cpu] [--runs N] [--warmup N] [--cpu-runs N] [--batch 16] [--prompt 16] [--new 48]",
-  options: ["backends", "runs", "warmup", "cpu-runs", "cpu-warmup", "batch", "prompt", "new"],
+  usage: "infer [--backends wasm,cpu] [--engines tfjs,ort] [--ort-threads 1] [--runs N] [--warmup N] [--cpu-runs N] " +
+    "[--batch 16] [--prompt 16] [--new 48] [--no-peer] [--peer-python /usr/bin/python3]",
+  options: ["backends", "engines", "ort-threads", "runs", "warmup", "cpu-runs", "cpu-warmup", "batch", "prompt", "new", ...peerOptionNames],
   run: async (options: Options) => {
     const backends = listOption(options, "backends", ["wasm", "cpu"])
+    const engines = listOption(options, "engines", ["tfjs", "ort"])
+    for (const e of engines) if (e !== "tfjs" && e !== "ort") throw new Error(`--engines: "${e}" is not tfjs or ort`)
+    const ortThreads = intOption(options, "ort-threads", 1)
+    if (ortThreads < 1) throw new Error("--ort-threads must be at least 1")
     const batchSize = intOption(options, "batch", 16)
     const promptLength = intOption(options, "prompt", 16)
     const newTokens = intOption(options, "new", 48)
+    const withPeer = peerEnabled(options)
     progress("calibrating: wasm matMul in one thread, then in all at once")
     const calibrationBefore = await calibrate()
-    const results = []
-    for (const backend of backends) {
-      const runs = backendIntOption(options, backend, "runs", 10, 3)
-      const warmup = backendIntOption(options, backend, "warmup", 2, 1)
-      progress(`infer: ${backend}, ${warmup} + ${runs} calls`)
-      results.push(await inferRun({ backend, runs, warmup, batchSize, promptLength, newTokens }))
+    const runs = intOption(options, "runs", 10)
+    const warmup = intOption(options, "warmup", 2)
+    const measured: Array<{ ids: Array<Array<number>>; row: Record<string, unknown> & { threads: number; tokensPerSecond: number } }> = []
+    const tfjsIds = new Map<string, Array<Array<number>>>()
+    if (engines.includes("tfjs")) {
+      for (const backend of backends) {
+        const backendRuns = backendIntOption(options, backend, "runs", 10, 3)
+        const backendWarmup = backendIntOption(options, backend, "warmup", 2, 1)
+        progress(`infer: tfjs on ${backend}, ${backendWarmup} + ${backendRuns} calls`)
+        const result = await inferRun({ backend, runs: backendRuns, warmup: backendWarmup, batchSize, promptLength, newTokens })
+        tfjsIds.set(backend, result.ids)
+        measured.push(result)
+      }
+    }
+    if (engines.includes("ort")) {
+      progress(`infer: ONNX Runtime (${ortThreads} thread${ortThreads === 1 ? "" : "s"}), ${warmup} + ${runs} calls`)
+      const result = await ortRun({ runs, warmup, batchSize, promptLength, newTokens, threads: ortThreads, weightsBackend: backends[0] ?? "wasm" })
+      const matches = Object.fromEntries([...tfjsIds].map(([backend, ids]) => {
+        const differing = sequencesDiffering(ids, result.ids)
+        return [backend, { identical: differing === 0, sequencesDiffering: differing }]
+      }))
+      measured.push({ ids: result.ids, row: { ...result.row, greedyIdsMatchTfjs: matches } })
+    }
+    // The peer at each thread count a row used, in this run, at the same shape and decoding.
+    const peers = new Map<number, PeerResult>()
+    for (const threads of new Set(measured.map((m) => m.row.threads))) {
+      if (!withPeer) {
+        peers.set(threads, { measured: false, reason: "skipped (--no-peer)" })
+        continue
+      }
+      progress(`infer: PyTorch peer, ${threads} thread${threads === 1 ? "" : "s"}`)
+      const peer = await runPeer({
+        config: referenceConfig,
+        mode: "infer",
+        threads,
+        batch: batchSize,
+        seq: promptLength + newTokens,
+        genBatch: batchSize,
+        prompt: promptLength,
+        newTokens,
+        steps: runs,
+        warmup,
+        genReps: runs,
+        python: options.get("peer-python")
+      })
+      if (!peer.measured) progress(`  peer not measured: ${peer.reason}`)
+      peers.set(threads, peer)
     }
     return {
       benchmark: "infer",
       machine: { ...machineInfo(), calibrationBefore, calibrationAfter: await calibrate() },
       config: { ...describeConfig(referenceConfig), batch: batchSize, promptLength, newTokens, sampling: "greedy" },
-      results,
-      peer: { note: "PyTorch (OpenBLAS) on the same CPU, figure from the issue", decodeTokensPerSecond: 11500 }
+      results: measured.map(({ row }) => ({ ...row, ...besidePeer(row.tokensPerSecond, peers.get(row.threads)!, "infer_generate") })),
+      peer: {
+        note: "PyTorch (bench/peer/torch_baseline.py) on the same CPU in this run, greedy KV-cache decoding at the same " +
+          "shape, batch, prompt length and new tokens (generated tokens over the whole call, prefill included, as in the rows above); " +
+          "ratioToPeer = simmer's tokens/s over the peer's at the row's thread count",
+        runs: Object.fromEntries([...peers].map(([threads, peer]) => [`${threads} thread${threads === 1 ? "" : "s"}`, peer]))
+      }
     }
   }
 }

@@ -2,6 +2,9 @@
  * Training-step throughput: forward + backward through the Gradients service (in-thread, or
  * data-parallel over worker threads) + a plain Adam update on the main thread's engine. Only
  * the loss is read back from the step. Tokens per step = batch × sequence (input positions).
+ * The PyTorch peer (bench/peer.ts: forward + backward + AdamW) trains the same shape, batch and
+ * sequence in the same run, at each row's thread count (one in-thread, `--workers` with workers),
+ * for a ratio beside each row.
  */
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Layer, Scope } from "effect"
@@ -29,6 +32,7 @@ import {
   useBackend
 } from "./common.ts"
 import { Compute } from "../src/services/Compute.ts"
+import { besidePeer, peerEnabled, peerOptionNames, type PeerResult, runPeer } from "./peer.ts"
 
 /**
  * Adam (Kingma & Ba) with bias correction, the benchmark's minimal honest update: tfjs ops on
@@ -149,8 +153,8 @@ const trainRun = async (spec: RunSpec) => {
 export const train: Benchmark = {
   summary: "training-step throughput (forward + backward + Adam) of the reference model",
   usage: "train [--backends wasm,cpu] [--modes local,workers] [--workers N] [--steps N] [--warmup N] " +
-    "[--cpu-steps N] [--cpu-warmup N] [--batch 16] [--seq 64]",
-  options: ["backends", "modes", "workers", "steps", "warmup", "cpu-steps", "cpu-warmup", "batch", "seq"],
+    "[--cpu-steps N] [--cpu-warmup N] [--batch 16] [--seq 64] [--no-peer] [--peer-python /usr/bin/python3]",
+  options: ["backends", "modes", "workers", "steps", "warmup", "cpu-steps", "cpu-warmup", "batch", "seq", ...peerOptionNames],
   run: async (options: Options) => {
     const backends = listOption(options, "backends", ["wasm", "cpu"])
     const modes = listOption(options, "modes", ["local", "workers"])
@@ -160,6 +164,7 @@ export const train: Benchmark = {
     const workers = intOption(options, "workers", availableParallelism())
     const batchSize = intOption(options, "batch", 16)
     const seqLen = intOption(options, "seq", 64)
+    const withPeer = peerEnabled(options)
     progress("calibrating: wasm matMul in one thread, then in all at once")
     const calibrationBefore = await calibrate()
     const results = []
@@ -168,19 +173,42 @@ export const train: Benchmark = {
       const warmup = backendIntOption(options, backend, "warmup", 3, 1)
       for (const mode of modes as Array<"local" | "workers">) {
         progress(`train: ${backend}, ${mode === "local" ? "in-thread" : `${workers} workers`}, ${warmup} + ${steps} steps`)
-        results.push({ mode, ...(await trainRun({ backend, mode, workers, steps, warmup, batchSize, seqLen })) })
+        // In-thread: one thread computes; data-parallel: one per worker.
+        const threads = mode === "local" ? 1 : workers
+        results.push({ mode, threads, ...(await trainRun({ backend, mode, workers, steps, warmup, batchSize, seqLen })) })
       }
+    }
+    // The peer at each thread count a row used, in this run, at the same shape, batch and sequence.
+    const peers = new Map<number, PeerResult>()
+    for (const threads of new Set(results.map((r) => r.threads))) {
+      if (!withPeer) {
+        peers.set(threads, { measured: false, reason: "skipped (--no-peer)" })
+        continue
+      }
+      progress(`train: PyTorch peer, ${threads} thread${threads === 1 ? "" : "s"}`)
+      const peer = await runPeer({
+        config: referenceConfig,
+        mode: "train",
+        threads,
+        batch: batchSize,
+        seq: seqLen,
+        steps: intOption(options, "steps", 10),
+        warmup: intOption(options, "warmup", 3),
+        python: options.get("peer-python")
+      })
+      if (!peer.measured) progress(`  peer not measured: ${peer.reason}`)
+      peers.set(threads, peer)
     }
     return {
       benchmark: "train",
       machine: { ...machineInfo(), calibrationBefore, calibrationAfter: await calibrate() },
       config: { ...describeConfig(referenceConfig), batch: batchSize, seqLen, tokensPerStep: batchSize * seqLen },
       optimizer: "Adam (lr 1e-3), tfjs ops on the main thread",
-      results,
+      results: results.map((r) => ({ ...r, ...besidePeer(r.tokensPerSecond, peers.get(r.threads)!, "train") })),
       peer: {
-        note: "PyTorch (OpenBLAS) on the same CPU, figures from the issue",
-        trainTokensPerSecond: { oneThread: 12600, twoThreads: 17000 },
-        decodeTokensPerSecond: 11500
+        note: "PyTorch (bench/peer/torch_baseline.py, forward + backward + AdamW) on the same CPU in this run at the same " +
+          "shape, batch and sequence; ratioToPeer = simmer's tokens/s over the peer's at the row's thread count",
+        runs: Object.fromEntries([...peers].map(([threads, peer]) => [`${threads} thread${threads === 1 ? "" : "s"}`, peer]))
       }
     }
   }
