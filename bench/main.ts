@@ -11,6 +11,7 @@ import { parseOptions } from "./common.ts"
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
   train: async () => (await import("./train.ts")).train,
   infer: async () => (await import("./infer.ts")).infer,
+  prefill: async () => (await import("./prefill.ts")).prefill,
   attention: async () => (await import("./attention.ts")).attentionBench,
   kernels: async () => (await import("./kernels.ts")).kernels,
   profile: async () => (await import("./profile.ts")).profile,

@@ -43,14 +43,22 @@ export const writeRandomCheckpoint = Effect.fn("RandomCheckpoint.write")(functio
     ...(options.extraFiles !== undefined ? { extraFiles: options.extraFiles } : {}),
     ...(options.onTensor !== undefined ? { onTensor: options.onTensor } : {}),
     tensor: (spec) =>
-      Effect.sync(() => {
-        const values = new Float32Array(spec.shape.reduce((a, b) => a * b, 1))
-        if (spec.name.endsWith("norm.weight")) values.fill(1)
-        else if (!spec.name.endsWith(".bias")) {
-          const rng = Rng.seeded(seed * 1_000_003 + index.get(spec.name)!)
-          for (let i = 0; i < values.length; i++) values[i] = rng.normal() * std
-        }
-        return values
-      })
+      Effect.sync(() => randomTensorValues(spec.name, spec.shape.reduce((a, b) => a * b, 1), std, seed * 1_000_003 + index.get(spec.name)!))
   })
 })
+
+/**
+ * One tensor's values as transformers initialises them: norms at one, biases at zero, the rest
+ * normal with standard deviation `std`, drawn from a generator seeded with `tensorSeed` alone
+ * (the same bytes whatever else is drawn). Also for models that never touch the disk
+ * (bench/prefill.ts builds ONNX sessions of real shapes from it).
+ */
+export const randomTensorValues = (name: string, size: number, std: number, tensorSeed: number): Float32Array => {
+  const values = new Float32Array(size)
+  if (name.endsWith("norm.weight")) values.fill(1)
+  else if (!name.endsWith(".bias")) {
+    const rng = Rng.seeded(tensorSeed)
+    for (let i = 0; i < values.length; i++) values[i] = rng.normal() * std
+  }
+  return values
+}
