@@ -15,6 +15,9 @@
  * thread count in the same run: its `infer_forward` is a no-grad forward of the whole sequence.
  * Its `--mode infer` also decodes; that part is shrunk to one prompt of one token and one new
  * token, so it costs a few single-token forwards.
+ * Beside the figures, the machine's ceilings measured in the same run: the wasm matMul of
+ * `calibrate` (common.ts; `--no-calibrate` skips it) and, per ort row, ONNX Runtime's own
+ * MatMul at the shape's largest product (ortMatMul.ts).
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Exit, Scope } from "effect"
@@ -44,6 +47,7 @@ import {
   useBackend
 } from "./common.ts"
 import { forwardFlops } from "./forwardFlops.ts"
+import { ortMatMulGflops } from "./ortMatMul.ts"
 import { besidePeer, peerEnabled, peerOptionNames, type PeerResult, runPeer } from "./peer.ts"
 
 interface Shape {
@@ -204,6 +208,10 @@ export const prefill: Benchmark = {
         const measured = engine === "ort" ? await ortForward(shape, ids, threads, timing) : await tfjsForward(shape, ids, timing)
         const peak = peakRss()
         const ms = median(measured.times)
+        // The engine's ceiling at this shape's largest product, right after its forwards.
+        const ceiling = engine === "ort"
+          ? await ortMatMulGflops(tokens, shape.config.hiddenSize, Math.max(...shape.config.layers.map((l) => l.intermediateSize)), threads)
+          : undefined
         rows.push({
           shape: shape.name,
           engine,
@@ -214,6 +222,15 @@ export const prefill: Benchmark = {
           tokensPerSecond: Math.round(tokens / (ms / 1000)),
           msPerForward: { median: round(ms), min: round(Math.min(...measured.times)), max: round(Math.max(...measured.times)) },
           gflopsPerSecond: round(flops.total / 1e9 / (ms / 1000)),
+          ...(ceiling !== undefined
+            ? {
+              ortMatMulCeiling: {
+                product: `[${tokens}, ${shape.config.hiddenSize}]·[${shape.config.hiddenSize}, ${Math.max(...shape.config.layers.map((l) => l.intermediateSize))}]`,
+                gflopsPerSecond: round(ceiling),
+                forwardFraction: round(flops.total / 1e9 / (ms / 1000) / ceiling, 2)
+              }
+            }
+            : {}),
           runs,
           warmup,
           // ort: drawing the weights, encoding the graph and opening the session; tfjs: drawing them into tensors.
