@@ -181,6 +181,7 @@ export const prefill: Benchmark = {
     const threads = intOption(options, "threads", cpus().length)
     if (batch < 1 || seq < 1 || runs < 1 || threads < 1) throw new Error("--batch, --seq, --runs and --threads must be at least 1")
     const askedEngines = options.get("engines") === undefined ? undefined : listOption(options, "engines", [])
+    if (askedEngines !== undefined && askedEngines.length === 0) throw new Error("--engines needs at least one of ort, tfjs")
     for (const e of askedEngines ?? []) {
       if (!(engineNames as ReadonlyArray<string>).includes(e)) throw new Error(`--engines: "${e}" is not ${engineNames.join(" or ")}`)
     }
@@ -188,7 +189,7 @@ export const prefill: Benchmark = {
     const withPeer = peerEnabled(options)
     const withCalibration = !options.has("no-calibrate")
     for (const { name, config } of shapes) {
-      if (seq > config.maxPositionEmbeddings) throw new Error(`--seq ${seq} is beyond ${name}'s ${config.maxPositionEmbeddings} positions`)
+      if (seq > config.maxPositionEmbeddings) throw new Error(`--seq ${seq} is beyond ${name}'s ${config.maxPositionEmbeddings} positions (pass --seq ${config.maxPositionEmbeddings} or less with it)`)
     }
     const timing = { runs, warmup }
     if (withCalibration) progress("calibrating: wasm matMul in one thread, then in all at once")
@@ -196,7 +197,7 @@ export const prefill: Benchmark = {
     const results: Array<Record<string, unknown>> = []
     const peerRuns: Record<string, Record<string, PeerResult>> = {}
     for (const shape of shapes) {
-      const engines: ReadonlyArray<Engine> = askedEngines as Array<Engine> | undefined ?? (shape.name === "reference" ? ["ort", "tfjs"] : ["ort"])
+      const engines: ReadonlyArray<Engine> = (askedEngines as Array<Engine> | undefined) ?? (shape.name === "reference" ? ["ort", "tfjs"] : ["ort"])
       const flops = forwardFlops(shape.config, batch, seq)
       const tokens = batch * seq
       const ids = tokenIds(shape.config, batch, seq)
