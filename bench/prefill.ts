@@ -101,7 +101,7 @@ interface Timing {
   readonly warmup: number
 }
 
-/** Times `once` `warmup + runs` times; the medians and extremes of the timed ones, in ms. */
+/** Times `once` `warmup + runs` times; the milliseconds of the timed ones (after the warm-up). */
 const timeRuns = async (label: string, timing: Timing, once: () => Promise<void>): Promise<Array<number>> => {
   const times: Array<number> = []
   for (let i = 0; i < timing.warmup + timing.runs; i++) {
