@@ -15,6 +15,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   attention: async () => (await import("./attention.ts")).attentionBench,
   kernels: async () => (await import("./kernels.ts")).kernels,
   profile: async () => (await import("./profile.ts")).profile,
+  "adapter-step-profile": async () => (await import("./adapterStepProfile.ts")).adapterStepProfile,
   prune: async () => (await import("./prune.ts")).prune,
   eval: async () => (await import("./eval.ts")).evalBench,
   quality: async () => (await import("./quality.ts")).quality,
