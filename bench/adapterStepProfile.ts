@@ -1,7 +1,8 @@
 /**
  * `npm run -s bench -- adapter-step-profile --dir DIR`: where the time of one adapter tuning
- * step (bench/adapterStep.ts, the `scale` stage) goes. Two steps from the same start: the first
- * plain, timed by phase (forward blocks, the chunked LM head, backward blocks with their
+ * step (bench/adapterStep.ts, the `scale` stage) goes. Three steps from the same start: the
+ * first two plain (the first in a fresh process, as `scale` runs it, the second warm), timed by
+ * phase (forward blocks, the chunked LM head, backward blocks with their
  * recompute, AdamW) with the weight reads (file read, BF16 → f32 decode, transpose, upload)
  * timed apart through a wrapped weight source, garbage collection from the `gc` performance
  * entries and process CPU time per phase (CPU / wall = cores busy); the second inside
@@ -125,13 +126,14 @@ export const adapterStepProfile: Benchmark = {
     })
     observer.observe({ entryTypes: ["gc"] })
 
-    // Layers are known only once the checkpoint is open: the probes read them through the trace.
+    const cold: Trace = { marks: new Map(), reads: [], blocksDone: 0 }
     const plain: Trace = { marks: new Map(), reads: [], blocksDone: 0 }
     const profiled: Trace = { marks: new Map(), reads: [], blocksDone: 0 }
     let kernels: Array<KernelRecord> = []
     const layerCount = await run(Effect.scoped(Effect.map(openLazyCheckpoint(dir), (c) => c.config.layers.length)).pipe(Effect.orDie))
-    progress("adapter-step-profile: one plain step, then one inside tf.profile")
+    progress("adapter-step-profile: two plain steps, then one inside tf.profile")
     const { config: modelConfig, steps } = await adapterSteps(dir, batchSize, rank, [
+      probeOf(cold, layerCount),
       probeOf(plain, layerCount),
       probeOf(profiled, layerCount, async (step) => {
         const info = await tf.profile(step)
@@ -178,6 +180,7 @@ export const adapterStepProfile: Benchmark = {
             : {})
         }
       })
+    const coldRows = phaseRows(cold, false)
     const plainRows = phaseRows(plain, false)
     const profiledRows = phaseRows(profiled, true)
     const stepWall = (trace: Trace) => (trace.marks.get("end")!.at - trace.marks.get("forward")!.at) / 1000
@@ -229,7 +232,8 @@ export const adapterStepProfile: Benchmark = {
       loss: steps.map((s) => round(s.loss, 4)),
       note: "Walls from a shared machine are inflated by other load; the shares say where time goes. " +
         "readS: weight requests (file read, BF16 → f32 decode, transpose, upload); otherS: wall outside reads and kernels.",
-      plainStep: { seconds: round(stepWall(plain), 2), phases: plainRows },
+      coldStep: { seconds: round(stepWall(cold), 2), phases: coldRows },
+      warmStep: { seconds: round(stepWall(plain), 2), phases: plainRows },
       profiledStep: { seconds: round(stepWall(profiled), 2), kernelS: round(kernelTotal / 1000, 2), phases: profiledRows },
       matMul: {
         gflop: round(totalFlops / 1e9, 1),

@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { beforeAll } from "vitest"
-import { GemmKernels, type GemmProblem } from "../../src/compute/wasm/Gemm.ts"
+import { GemmKernels, type GemmProblem, OPTIMIZE_FIRST_WORK } from "../../src/compute/wasm/Gemm.ts"
 import { FusedKernels, rmsNorm } from "../../src/model/Transformer.ts"
 import { maxAbsDiff, onBackends, readAll, useBackend } from "../helpers/backend.ts"
 
@@ -83,6 +83,34 @@ describe("generated BatchMatMul (wasm)", () => {
     expect(fused.compiled).toBe(problems.length)
     // Relative to the largest entry (or absolute below 1): float32 round-off only.
     expect(worst).toBeLessThan(1e-5)
+  })
+
+  it("a product compiled optimized up front gives the same bits as one compiled for baseline first", () => {
+    const backend = tf.backend() as unknown as HeapBackend
+    // Above OPTIMIZE_FIRST_WORK (2^23 multiply-adds), in every transpose combination.
+    const problems: Array<GemmProblem> = [false, true].flatMap((transposeA) =>
+      [false, true].map((transposeB) => ({ batch: 1, m: 262, n: 197, k: 200, transposeA, transposeB, batchStrideA: 0, batchStrideB: 0 })))
+    expect(problems[0].m * problems[0].n * problems[0].k).toBeGreaterThanOrEqual(OPTIMIZE_FIRST_WORK)
+    const optimized = new GemmKernels(backend.wasm)
+    const baseline = new GemmKernels(backend.wasm, optimized.fma, Infinity)
+    const product = (kernels: GemmKernels, p: GemmProblem, a: tf.Tensor, b: tf.Tensor): Float32Array => {
+      const c = tf.zeros([p.m * p.n])
+      kernels.run(p, backend.getMemoryOffset(a.dataId), backend.getMemoryOffset(b.dataId), backend.getMemoryOffset(c.dataId))
+      const out = c.dataSync() as Float32Array
+      c.dispose()
+      return out
+    }
+    problems.forEach((p, i) => {
+      const a = tf.randomNormal([p.m * p.k], 0, 1, "float32", 40 + i)
+      const b = tf.randomNormal([p.k * p.n], 0, 1, "float32", 50 + i)
+      const first = product(baseline, p, a, b)
+      const eager = product(optimized, p, a, b)
+      expect(Buffer.from(eager.buffer).equals(Buffer.from(first.buffer))).toBe(true)
+      // And against float64, so that both are right, not merely equal.
+      const expected = reference(a.dataSync() as Float32Array, b.dataSync() as Float32Array, p)
+      expect(maxAbsDiff(eager, expected) / Math.max(1, ...Array.from(expected, Math.abs))).toBeLessThan(1e-5)
+      tf.dispose([a, b])
+    })
   })
 
   it("runs tf.matMul: model shapes, broadcast batch dims, and the fallback for tiny products", async () => {

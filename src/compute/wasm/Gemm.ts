@@ -15,7 +15,8 @@
  * from one pointer. Generating and compiling one takes ~0.2-2 ms, once per problem (cached,
  * least recently used evicted): a training run meets a few dozen problems; decoding one new
  * key length per step until every length has been seen. Products below MIN_WORK multiply-adds
- * stay on the original kernel.
+ * stay on the original kernel. Large products are compiled straight to V8's optimizing tier
+ * (OptimizingCompile.ts): a first call in baseline code ran a large product ~3× slower.
  *
  * Micro-kernel: a 6×8 tile of C in 12 f32x4 accumulators; per k one row of an 8-wide panel of
  * B (two loads) and 6 broadcast loads of A, k unrolled by 4. B is packed panel by panel into a
@@ -28,6 +29,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { type Bytes, I32, moduleBytes, op, relaxedSimdSupported, V128, v128, type WasmMemory, WebAssembly } from "./Assembler.ts"
+import { compileOptimized } from "./OptimizingCompile.ts"
 
 // ---------------------------------------------------------------------------------------------
 // The product.
@@ -336,6 +338,14 @@ type Run = (a: number, b: number, c: number, scratch: number) => void
 /** Compiled functions kept (least recently used dropped first); each is a few KiB of code. */
 const MAX_COMPILED = 1024
 
+/**
+ * Products of at least this many multiply-adds are compiled optimized from the start
+ * (OptimizingCompile.ts): baseline code would cost them more than the ~1 ms the optimizing
+ * compile adds (at ~20 G multiply-adds/s, 2^23 of them run ~0.8 ms longer in baseline code).
+ * Smaller ones, such as decoding's attention at each new key length, keep the quick compile.
+ */
+export const OPTIMIZE_FIRST_WORK = 2 ** 23
+
 /** Compiled products by problem, and a scratch buffer for packed panels of B. */
 export class GemmKernels {
   readonly fma: boolean
@@ -346,10 +356,14 @@ export class GemmKernels {
   private readonly memory: WasmMemory
   private readonly module: WasmModuleLike
 
-  constructor(module: WasmModuleLike, fma = relaxedSimdSupported()) {
+  /** Problems of at least this many multiply-adds are compiled optimized (Infinity: none). */
+  readonly optimizeFirstWork: number
+
+  constructor(module: WasmModuleLike, fma = relaxedSimdSupported(), optimizeFirstWork = OPTIMIZE_FIRST_WORK) {
     this.module = module
     this.memory = module.asm.memory
     this.fma = fma
+    this.optimizeFirstWork = optimizeFirstWork
   }
 
   /** True when this set runs in that module's memory. */
@@ -371,7 +385,9 @@ export class GemmKernels {
       this.cache.set(key, run)
       return run
     }
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(generate(p, this.fma)), {
+    const bytes = generate(p, this.fma)
+    const optimize = p.batch * p.m * p.n * p.k >= this.optimizeFirstWork
+    const instance = new WebAssembly.Instance(optimize ? compileOptimized(bytes) : new WebAssembly.Module(bytes), {
       env: { memory: this.memory }
     })
     run = instance.exports.run as Run
