@@ -340,11 +340,12 @@ const MAX_COMPILED = 1024
 
 /**
  * Products of at least this many multiply-adds are compiled optimized from the start
- * (OptimizingCompile.ts): baseline code would cost them more than the ~1 ms the optimizing
- * compile adds (at ~20 G multiply-adds/s, 2^23 of them run ~0.8 ms longer in baseline code).
- * Smaller ones, such as decoding's attention at each new key length, keep the quick compile.
+ * (OptimizingCompile.ts): baseline code would cost them more than the ~1.5 ms the optimizing
+ * compile adds (measured 3.0 against 1.45 ms per module; at ~8 against ~25 G multiply-adds/s,
+ * 2^24 of them run ~1.4 ms longer in baseline code). Smaller ones, such as decoding's
+ * attention at each new key length, keep the quick compile.
  */
-export const OPTIMIZE_FIRST_WORK = 2 ** 23
+export const OPTIMIZE_FIRST_WORK = 2 ** 24
 
 /** Compiled products by problem, and a scratch buffer for packed panels of B. */
 export class GemmKernels {
