@@ -10,6 +10,7 @@
  * hook not given is not called, so the plain step (`adapterStep`) is the same code.
  */
 import { Effect } from "effect"
+import { createHash } from "node:crypto"
 import { openLazyCheckpoint } from "../src/io/CheckpointReader.ts"
 import { loadTokenizer } from "../src/io/Tokenizer.ts"
 import * as tf from "@tensorflow/tfjs"
@@ -44,6 +45,8 @@ export interface StepResult {
   readonly rows: { readonly batch: number; readonly seq: number }
   readonly adapterParameters: number
   readonly updated: number
+  /** SHA-256 of every gradient's float32 bytes in order: equal digests, bit-identical gradients. */
+  readonly gradientDigest: string
 }
 
 /** One plain step: what `scale` records. */
@@ -78,6 +81,8 @@ export const adapterSteps = async (
         const updated = adamWStep(defaultAdamW, initAdamW(tensors), tensors, grads, 1e-4)
         probe.mark?.("updated")
         const seconds = (performance.now() - started) / 1000
+        const digest = createHash("sha256")
+        for (const g of grads) digest.update(g.dataSync() as Float32Array)
         // Released so that a second step starts from the same memory (the adapters are the inputs').
         tf.dispose([...grads, ...updated.params, ...updated.state.m, ...updated.state.v])
         return {
@@ -86,7 +91,8 @@ export const adapterSteps = async (
           tokens: batch.weights.reduce((a, b) => a + b, 0),
           rows: { batch: batch.batchSize, seq: batch.seqLen },
           adapterParameters: tensors.reduce((n, t) => n + t.size, 0),
-          updated: updated.params.length
+          updated: updated.params.length,
+          gradientDigest: digest.digest("hex")
         }
       })
       const result = probe.around === undefined

@@ -230,6 +230,7 @@ export const adapterStepProfile: Benchmark = {
       batch: steps[0].rows,
       answerTokens: steps[0].tokens,
       loss: steps.map((s) => round(s.loss, 4)),
+      gradientDigests: steps.map((s) => s.gradientDigest),
       note: "Walls from a shared machine are inflated by other load; the shares say where time goes. " +
         "readS: weight requests (file read, BF16 → f32 decode, transpose, upload); otherS: wall outside reads and kernels.",
       coldStep: { seconds: round(stepWall(cold), 2), phases: coldRows },
