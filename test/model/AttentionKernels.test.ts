@@ -1,9 +1,10 @@
 /**
  * The wasm kernels attention (and every weight product) runs on: the generated BatchMatMul
  * (src/compute/wasm/Gemm.ts) against a float64 reference for batched, transposed, broadcast and
- * edge-sized problems, and bit-identical whether compiled optimized up front or for baseline first; the replaced Identity, Cast and GatherV2 (src/compute/wasm/Overrides.ts) and
- * the fused RMSNorm / SwiGLU kernels (src/compute/wasm/Fused.ts) against the cpu backend; matMul
- * and gather of the same problems on webgpu against cpu too.
+ * edge-sized problems, and bit-identical whether compiled optimized up front or for baseline
+ * first; the replaced Identity, Cast and GatherV2 (src/compute/wasm/Overrides.ts) and the fused
+ * RMSNorm / SwiGLU kernels (src/compute/wasm/Fused.ts) against the cpu backend; matMul and
+ * gather of the same problems on webgpu against cpu too.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
