@@ -1,6 +1,6 @@
 /**
- * `npm run -s bench -- quality --suite skills --base <checkpoint>`: PTL's claim measured on many
- * skills. For each seed (1–3 by default) it prunes the given base model to 50% of its
+ * `npm run -s bench -- quality --suite skills [--base <checkpoint>]`: PTL's claim measured on many
+ * skills, by default on the bundled models/skills. For each seed (1–3 by default) it prunes the given base model to 50% of its
  * non-embedding parameters, recovering on one skill's data only (`--tune`, arith by default, as
  * the paper recovers on math), and compares on every skill:
  *
@@ -9,7 +9,8 @@
  * - `one-shot`: all of it at once, then as many tuning steps as PTL actually took;
  * - `scratch`: a model of half the base's width trained from scratch by `simmer train-base` on
  *   the skills, with the same total compute as the base's training plus PTL's tuning (or the
- *   checkpoint `--scratch` names).
+ *   checkpoint `--scratch` names; with the bundled base, models/skills-half: the same recipe and
+ *   steps as the base, so less compute than PTL's, unless --base-steps asks for a matched one).
  *
  * It prints per-skill accuracy and retained share, mean and spread over seeds, and writes one
  * comparison page (`simmer report` over every seed's runs) to `<dir>/comparison.html`.
@@ -17,13 +18,18 @@
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
 import { stringify } from "yaml"
 import { comparison, type ComparisonRow } from "../src/report/Comparison.ts"
 import { countParams } from "../src/model/Params.ts"
 import { baseModelConfig, defaultBaseRecipe } from "../src/tune/BaseTraining.ts"
 import { intOption, listOption, machineInfo, type Options, progress, round } from "./common.ts"
-import { demoPlan, eventsOf, type PlanDocument, runOneShot, simmerStdout, stepsPerTuner, tunerOption } from "./quality.ts"
+import { demoPlan, eventsOf, type PlanDocument, runOneShot, simmerStdout, stepsPerTuner, TARGET_NOT_REACHED, tunerOption } from "./quality.ts"
 import { formatSeedSummary, type SeedResult, type StrategyResult, summariseSeeds } from "./seedSummary.ts"
+
+/** The skills suite's base (models/README.md), and the same recipe at half its width. */
+const bundledSkillsBase = fileURLToPath(new URL("../models/skills", import.meta.url))
+const bundledSkillsHalf = fileURLToPath(new URL("../models/skills-half", import.meta.url))
 
 /**
  * The graded skills the suite evaluates: every built-in one but `lookup`, which no model of this
@@ -111,8 +117,7 @@ const evaluateCheckpoint = async (checkpoint: string, seed: number, skills: Read
 }
 
 export const qualitySkills = async (options: Options) => {
-  const base = options.get("base")
-  if (base === undefined) throw new Error("quality --suite skills: --base <checkpoint> is required (the model to prune)")
+  const base = options.get("base") ?? bundledSkillsBase
   const quick = options.has("quick")
   const dir = resolve(options.get("dir") ?? join(mkdtempSync(join(tmpdir(), "simmer-skills-")), "skills"))
   const backend = ["--backend", options.get("backend") ?? "wasm"]
@@ -122,9 +127,11 @@ export const qualitySkills = async (options: Options) => {
   if (!skills.includes(tune)) throw new Error(`quality --suite skills: --tune ${tune} is not among the skills (${skills.join(", ")})`)
   const examples = intOption(options, "examples", quick ? 32 : 200)
   const tunerName = tunerOption(options)
-  const scratchGiven = options.get("scratch")
   const baseSteps = options.has("base-steps") ? intOption(options, "base-steps", 0) : undefined
   const scratchStepsGiven = options.has("scratch-steps") ? intOption(options, "scratch-steps", 0) : undefined
+  // The bundled base comes with its half-width twin, trained by the same recipe for as many steps.
+  const scratchGiven = options.get("scratch") ??
+    (options.has("base") || baseSteps !== undefined || scratchStepsGiven !== undefined ? undefined : bundledSkillsHalf)
   mkdirSync(dir, { recursive: true })
 
   const baseShape = await shapeOf(resolve(base))
@@ -141,7 +148,8 @@ export const qualitySkills = async (options: Options) => {
     const plan = seedPlan(demo, resolve(base), seed, skills, tune, examples)
     writeFileSync(`${run}.yaml`, stringify(plan))
     progress(`quality --suite skills: seed ${seed}: simmer run ${run}.yaml (PTL and prune-only)`)
-    await simmerStdout(["run", `${run}.yaml`, "--out", run, "--json", ...backend])
+    // PTL stopped by its gates short of the target is a result to report (exit code 3).
+    await simmerStdout(["run", `${run}.yaml`, "--out", run, "--json", ...backend], [0, TARGET_NOT_REACHED])
     const rows = comparison(eventsOf(run))
     const ptlSteps = stepsPerTuner(run, plan)
     progress(`quality --suite skills: seed ${seed}: PTL tuned for ${ptlSteps.join(" + ")} steps; one-shot with as many`)
