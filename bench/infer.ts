@@ -14,7 +14,7 @@ import { Rng } from "../src/model/Rng.ts"
 import { modelOnnx } from "../src/onnx/ModelGraph.ts"
 import { openDecoderSession } from "../src/onnx/OrtDecoder.ts"
 import { generateGreedyOrt } from "../src/onnx/OrtGenerate.ts"
-import { besidePeer, peerEnabled, peerOptionNames, type PeerResult, runPeer } from "./peer.ts"
+import { besidePeer, peerEnabled, peerOptionNames, peerRunsByThreads, peersAtThreads } from "./peer.ts"
 import {
   backendIntOption,
   type Benchmark,
@@ -178,30 +178,20 @@ export const infer: Benchmark = {
       measured.push({ ids: result.ids, row: { ...result.row, greedyIdsMatchTfjs: matches } })
     }
     // The peer at each thread count a row used, in this run, at the same shape and decoding.
-    const peers = new Map<number, PeerResult>()
-    for (const threads of new Set(measured.map((m) => m.row.threads))) {
-      if (!withPeer) {
-        peers.set(threads, { measured: false, reason: "skipped (--no-peer)" })
-        continue
-      }
-      progress(`infer: PyTorch peer, ${threads} thread${threads === 1 ? "" : "s"}`)
-      const peer = await runPeer({
-        config: referenceConfig,
-        mode: "infer",
-        threads,
-        batch: batchSize,
-        seq: promptLength + newTokens,
-        genBatch: batchSize,
-        prompt: promptLength,
-        newTokens,
-        steps: runs,
-        warmup,
-        genReps: runs,
-        python: options.get("peer-python")
-      })
-      if (!peer.measured) progress(`  peer not measured: ${peer.reason}`)
-      peers.set(threads, peer)
-    }
+    const peers = await peersAtThreads("infer", measured.map((m) => m.row.threads), withPeer, (threads) => ({
+      config: referenceConfig,
+      mode: "infer",
+      threads,
+      batch: batchSize,
+      seq: promptLength + newTokens,
+      genBatch: batchSize,
+      prompt: promptLength,
+      newTokens,
+      steps: runs,
+      warmup,
+      genReps: runs,
+      python: options.get("peer-python")
+    }))
     return {
       benchmark: "infer",
       machine: { ...machineInfo(), calibrationBefore, calibrationAfter: await calibrate() },
@@ -211,7 +201,7 @@ export const infer: Benchmark = {
         note: "PyTorch (bench/peer/torch_baseline.py) on the same CPU in this run, greedy KV-cache decoding at the same " +
           "shape, batch, prompt length and new tokens (generated tokens over the whole call, prefill included, as in the rows above); " +
           "ratioToPeer = simmer's tokens/s over the peer's at the row's thread count",
-        runs: Object.fromEntries([...peers].map(([threads, peer]) => [`${threads} thread${threads === 1 ? "" : "s"}`, peer]))
+        runs: peerRunsByThreads(peers)
       }
     }
   }

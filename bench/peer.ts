@@ -10,7 +10,7 @@ import { execFile } from "node:child_process"
 import { relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { ModelConfig } from "../src/model/ModelConfig.ts"
-import type { Options } from "./common.ts"
+import { type Options, progress } from "./common.ts"
 
 /** What to install for the peer (Debian's PyTorch, and the BLAS that makes it a fair peer). */
 export const peerInstallHint = "apt-get install -y python3-torch libopenblas0-pthread"
@@ -228,6 +228,37 @@ export const peerEnabled = (options: Options): boolean => {
   if (raw === "false" || raw === "0" || raw === "no") return false
   throw new Error(`--peer must be true or false, got "${raw}"`)
 }
+
+/** "1 thread", "2 threads". */
+export const threadsLabel = (threads: number): string => `${threads} thread${threads === 1 ? "" : "s"}`
+
+/**
+ * The peer run once at each of `threadCounts` (the thread counts simmer's rows used), in this
+ * run, as `request` describes it for that count; skipped when `enabled` is false.
+ */
+export const peersAtThreads = async (
+  label: string,
+  threadCounts: Iterable<number>,
+  enabled: boolean,
+  request: (threads: number) => PeerRequest
+): Promise<Map<number, PeerResult>> => {
+  const peers = new Map<number, PeerResult>()
+  for (const threads of new Set(threadCounts)) {
+    if (!enabled) {
+      peers.set(threads, { measured: false, reason: "skipped (--no-peer)" })
+      continue
+    }
+    progress(`${label}: PyTorch peer, ${threadsLabel(threads)}`)
+    const peer = await runPeer(request(threads))
+    if (!peer.measured) progress(`  peer not measured: ${peer.reason}`)
+    peers.set(threads, peer)
+  }
+  return peers
+}
+
+/** The peer runs for a result: by thread count. */
+export const peerRunsByThreads = (peers: Map<number, PeerResult>) =>
+  Object.fromEntries([...peers].map(([threads, peer]) => [threadsLabel(threads), peer]))
 
 /** The options every benchmark with a peer reads. */
 export const peerOptionNames = ["peer", "no-peer", "peer-python"] as const

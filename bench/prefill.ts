@@ -48,7 +48,7 @@ import {
 } from "./common.ts"
 import { forwardFlops } from "./forwardFlops.ts"
 import { ortMatMulGflops } from "./ortMatMul.ts"
-import { besidePeer, peerEnabled, peerOptionNames, type PeerResult, runPeer } from "./peer.ts"
+import { besidePeer, peerEnabled, peerOptionNames, type PeerResult, peerRunsByThreads, peersAtThreads } from "./peer.ts"
 
 interface Shape {
   readonly config: ModelConfig
@@ -240,34 +240,24 @@ export const prefill: Benchmark = {
           ...(peak !== undefined ? { [peakReset ? "peakRssGiB" : "peakRssGiBOfProcess"]: gib(peak) } : {})
         })
       }
-      const peers: Record<string, PeerResult> = {}
-      for (const t of new Set(rows.map((r) => r.threads))) {
-        if (!withPeer) {
-          peers[t] = { measured: false, reason: "skipped (--no-peer)" }
-          continue
-        }
-        progress(`prefill ${shape.name}: PyTorch peer, ${t} thread${t === 1 ? "" : "s"}`)
-        const peer = await runPeer({
-          config: shape.config,
-          mode: "infer",
-          threads: t,
-          batch,
-          seq,
-          // The decoding the peer's --mode infer also runs, at its cheapest.
-          genBatch: 1,
-          prompt: 1,
-          newTokens: 1,
-          genReps: 1,
-          steps: runs,
-          warmup,
-          python: options.get("peer-python")
-        })
-        if (!peer.measured) progress(`  peer not measured: ${peer.reason}`)
-        peers[t] = peer
-      }
-      peerRuns[shape.name] = Object.fromEntries(Object.entries(peers).map(([t, p]) => [`${t} thread${t === "1" ? "" : "s"}`, p]))
+      const peers = await peersAtThreads(`prefill ${shape.name}`, rows.map((r) => r.threads), withPeer, (t) => ({
+        config: shape.config,
+        mode: "infer",
+        threads: t,
+        batch,
+        seq,
+        // The decoding the peer's --mode infer also runs, at its cheapest.
+        genBatch: 1,
+        prompt: 1,
+        newTokens: 1,
+        genReps: 1,
+        steps: runs,
+        warmup,
+        python: options.get("peer-python")
+      }))
+      peerRuns[shape.name] = peerRunsByThreads(peers)
       for (const row of rows) {
-        const beside = besidePeer(row.tokensPerSecond, peers[row.threads], "infer_forward")
+        const beside = besidePeer(row.tokensPerSecond, peers.get(row.threads)!, "infer_forward")
         const peerGflops = beside.peer.measured ? { gflopsPerSecond: round(flops.total / 1e9 / (tokens / beside.peer.tokensPerSecond)) } : {}
         results.push({ ...row, ...beside, peer: { ...beside.peer, ...peerGflops } })
       }

@@ -85,13 +85,17 @@ export const stepsPerTuner = (run: string, plan: PlanDocument): Array<number> =>
   return tuners.map((t) => tuned.filter((e) => (e.tune?.kind ?? "sft") === (t.kind ?? "sft")).reduce((sum, e) => sum + (e.tune?.steps ?? 0), 0))
 }
 
-/** One-shot to the plan's target, each tuner tuned for as many steps as `steps` says: the plan as one iteration without gates. */
-export const runOneShot = async (ptlRun: string, steps: ReadonlyArray<number>, args: ReadonlyArray<string>): Promise<Row> => {
+/**
+ * One-shot to the plan's target (or to `share` of the non-embedding parameters), each tuner tuned
+ * for as many steps as `steps` says: the plan as one iteration without gates.
+ */
+export const runOneShot = async (ptlRun: string, steps: ReadonlyArray<number>, args: ReadonlyArray<string>, share?: number): Promise<Row> => {
   const plan = parse(readFileSync(join(ptlRun, "plan.yaml"), "utf8")) as PlanDocument
-  const dir = `${ptlRun}-one-shot-${steps.join("-")}`
+  const dir = `${ptlRun}-one-shot-${steps.join("-")}${share === undefined ? "" : `-at-${share.toFixed(3)}`}`
   const planPath = `${dir}.yaml`
   const tuner = Array.isArray(plan.tuner) ? plan.tuner.map((t, i) => ({ ...t, steps: steps[i] })) : { ...plan.tuner, steps: steps[0] }
-  writeFileSync(planPath, stringify({ ...plan, iterations: 1, tuner, gates: {}, baselines: [] }))
+  const target = share === undefined ? plan.target : { parameters: share }
+  writeFileSync(planPath, stringify({ ...plan, target, iterations: 1, tuner, gates: {}, baselines: [] }))
   await simmerStdout(["run", planPath, "--out", dir, ...args])
   const row = comparison(eventsOf(dir)).find((r) => r.strategy === "ptl")
   if (row === undefined) throw new Error(`the one-shot run ${dir} has no result`)

@@ -157,6 +157,15 @@ export const qualitySkills = async (options: Options) => {
     runs.push(run, `${run}-one-shot-${ptlSteps.join("-")}`)
     const strategies: Record<string, StrategyResult> = {}
     for (const row of [...rows, oneShot]) strategies[row.strategy] = resultOf(row, skills)
+    // PTL stopped by its gates above the target: one-shot to PTL's own size as well, so that the
+    // two also meet at the same size and spend.
+    const ptlShare = rows.find((r) => r.strategy === "ptl")?.share
+    if (ptlShare !== undefined && ptlShare > oneShot.share + 0.01) {
+      progress(`quality --suite skills: seed ${seed}: PTL stopped at ${(ptlShare * 100).toFixed(1)}%; one-shot to that size too`)
+      const sameSize = await runOneShot(run, ptlSteps, backend, ptlShare)
+      runs.push(`${run}-one-shot-${ptlSteps.join("-")}-at-${ptlShare.toFixed(3)}`)
+      strategies["one-shot@ptl"] = resultOf(sameSize, skills)
+    }
 
     const totalPtlSteps = ptlSteps.reduce((a, b) => a + b, 0)
     const scratchSteps = scratchStepsGiven ??
@@ -188,6 +197,7 @@ export const qualitySkills = async (options: Options) => {
   progress(`\n${formatSeedSummary(summaries, skills)}\n`)
   const ptl = summaries.find((s) => s.strategy === "ptl")
   const oneShot = summaries.find((s) => s.strategy === "one-shot")
+  const oneShotSameSize = summaries.find((s) => s.strategy === "one-shot@ptl")
   return {
     benchmark: "quality",
     suite: "skills",
@@ -214,6 +224,9 @@ export const qualitySkills = async (options: Options) => {
       retains95PercentEverywhere: ptl.lowestRetained >= 0.95,
       atMost50Percent: ptl.share.max <= 0.5,
       untrainedPointsOverOneShot: round((ptl.meanUntrained.mean - oneShot.meanUntrained.mean) * 100, 1),
+      ...(oneShotSameSize === undefined ? {} : {
+        untrainedPointsOverOneShotAtPtlSize: round((ptl.meanUntrained.mean - oneShotSameSize.meanUntrained.mean) * 100, 1)
+      }),
       met: ptl.lowestRetained >= 0.95 && ptl.share.max <= 0.5 && ptl.meanUntrained.mean - oneShot.meanUntrained.mean >= 0.1
     }
   }

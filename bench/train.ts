@@ -32,7 +32,7 @@ import {
   useBackend
 } from "./common.ts"
 import { Compute } from "../src/services/Compute.ts"
-import { besidePeer, peerEnabled, peerOptionNames, type PeerResult, runPeer } from "./peer.ts"
+import { besidePeer, peerEnabled, peerOptionNames, peerRunsByThreads, peersAtThreads } from "./peer.ts"
 
 /**
  * Adam (Kingma & Ba) with bias correction, the benchmark's minimal honest update: tfjs ops on
@@ -179,26 +179,16 @@ export const train: Benchmark = {
       }
     }
     // The peer at each thread count a row used, in this run, at the same shape, batch and sequence.
-    const peers = new Map<number, PeerResult>()
-    for (const threads of new Set(results.map((r) => r.threads))) {
-      if (!withPeer) {
-        peers.set(threads, { measured: false, reason: "skipped (--no-peer)" })
-        continue
-      }
-      progress(`train: PyTorch peer, ${threads} thread${threads === 1 ? "" : "s"}`)
-      const peer = await runPeer({
-        config: referenceConfig,
-        mode: "train",
-        threads,
-        batch: batchSize,
-        seq: seqLen,
-        steps: intOption(options, "steps", 10),
-        warmup: intOption(options, "warmup", 3),
-        python: options.get("peer-python")
-      })
-      if (!peer.measured) progress(`  peer not measured: ${peer.reason}`)
-      peers.set(threads, peer)
-    }
+    const peers = await peersAtThreads("train", results.map((r) => r.threads), withPeer, (threads) => ({
+      config: referenceConfig,
+      mode: "train",
+      threads,
+      batch: batchSize,
+      seq: seqLen,
+      steps: intOption(options, "steps", 10),
+      warmup: intOption(options, "warmup", 3),
+      python: options.get("peer-python")
+    }))
     return {
       benchmark: "train",
       machine: { ...machineInfo(), calibrationBefore, calibrationAfter: await calibrate() },
@@ -208,7 +198,7 @@ export const train: Benchmark = {
       peer: {
         note: "PyTorch (bench/peer/torch_baseline.py, forward + backward + AdamW) on the same CPU in this run at the same " +
           "shape, batch and sequence; ratioToPeer = simmer's tokens/s over the peer's at the row's thread count",
-        runs: Object.fromEntries([...peers].map(([threads, peer]) => [`${threads} thread${threads === 1 ? "" : "s"}`, peer]))
+        runs: peerRunsByThreads(peers)
       }
     }
   }
