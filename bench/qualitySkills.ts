@@ -82,7 +82,15 @@ export const computeMatchedSteps = (baseSteps: number, ptlSteps: number, basePar
   Math.ceil(((baseSteps + ptlSteps) * baseParameters) / halfParameters)
 
 /** The plan of one seed: the demo's loop on `base`, tuned on one skill, calibrated and evaluated on all of them. */
-const seedPlan = (demo: PlanDocument, base: string, seed: number, skills: ReadonlyArray<string>, tune: string, examples: number): PlanDocument => {
+const seedPlan = (
+  demo: PlanDocument,
+  base: string,
+  seed: number,
+  skills: ReadonlyArray<string>,
+  tune: string,
+  examples: number,
+  gates: boolean
+): PlanDocument => {
   const data = demo.data as Record<string, unknown>
   const ofSeed = (task: string) => ({ task, seed })
   return {
@@ -97,6 +105,8 @@ const seedPlan = (demo: PlanDocument, base: string, seed: number, skills: Readon
       evaluationExamples: examples
     },
     baselines: ["prune-only"],
+    // Without gates PTL goes all the way to the target whatever the evaluations say.
+    ...(gates ? {} : { gates: {} }),
     seed
   }
 }
@@ -127,6 +137,9 @@ export const qualitySkills = async (options: Options) => {
   if (!skills.includes(tune)) throw new Error(`quality --suite skills: --tune ${tune} is not among the skills (${skills.join(", ")})`)
   const examples = intOption(options, "examples", quick ? 32 : 200)
   const tunerName = tunerOption(options)
+  const gatesOption = options.get("gates") ?? "on"
+  if (gatesOption !== "on" && gatesOption !== "off") throw new Error(`quality --suite skills: --gates must be on or off, got "${gatesOption}"`)
+  const gates = gatesOption === "on"
   const baseSteps = options.has("base-steps") ? intOption(options, "base-steps", 0) : undefined
   const scratchStepsGiven = options.has("scratch-steps") ? intOption(options, "scratch-steps", 0) : undefined
   // The bundled base comes with its half-width twin, trained by the same recipe for as many steps.
@@ -145,7 +158,7 @@ export const qualitySkills = async (options: Options) => {
   const started = performance.now()
   for (const seed of seeds) {
     const run = join(dir, `seed-${seed}`)
-    const plan = seedPlan(demo, resolve(base), seed, skills, tune, examples)
+    const plan = seedPlan(demo, resolve(base), seed, skills, tune, examples, gates)
     writeFileSync(`${run}.yaml`, stringify(plan))
     progress(`quality --suite skills: seed ${seed}: simmer run ${run}.yaml (PTL and prune-only)`)
     // PTL stopped by its gates short of the target is a result to report (exit code 3).
@@ -210,6 +223,7 @@ export const qualitySkills = async (options: Options) => {
       ? { shape: scratchShape, parameters: scratchParameters, matchedTo: scratchStepsGiven === undefined ? { baseSteps } : "--scratch-steps" }
       : "not run: give --scratch <checkpoint>, --base-steps N (the base's training steps) or --scratch-steps N",
     tuner: tunerName ?? "sft (the demo's)",
+    gates: gates ? "the demo's" : "off",
     tunedOn: tune,
     seeds,
     examples,
