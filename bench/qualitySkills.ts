@@ -89,7 +89,8 @@ const seedPlan = (
   skills: ReadonlyArray<string>,
   tune: string,
   examples: number,
-  gates: boolean
+  gates: boolean,
+  scorer: string | undefined
 ): PlanDocument => {
   const data = demo.data as Record<string, unknown>
   const ofSeed = (task: string) => ({ task, seed })
@@ -107,6 +108,7 @@ const seedPlan = (
     baselines: ["prune-only"],
     // Without gates PTL goes all the way to the target whatever the evaluations say.
     ...(gates ? {} : { gates: {} }),
+    ...(scorer === undefined ? {} : { scorer }),
     seed
   }
 }
@@ -158,7 +160,7 @@ export const qualitySkills = async (options: Options) => {
   const started = performance.now()
   for (const seed of seeds) {
     const run = join(dir, `seed-${seed}`)
-    const plan = seedPlan(demo, resolve(base), seed, skills, tune, examples, gates)
+    const plan = seedPlan(demo, resolve(base), seed, skills, tune, examples, gates, options.get("scorer"))
     writeFileSync(`${run}.yaml`, stringify(plan))
     progress(`quality --suite skills: seed ${seed}: simmer run ${run}.yaml (PTL and prune-only)`)
     // PTL stopped by its gates short of the target is a result to report (exit code 3).
@@ -224,6 +226,7 @@ export const qualitySkills = async (options: Options) => {
       : "not run: give --scratch <checkpoint>, --base-steps N (the base's training steps) or --scratch-steps N",
     tuner: tunerName ?? "sft (the demo's)",
     gates: gates ? "the demo's" : "off",
+    scorer: options.get("scorer") ?? "the demo's (wanda)",
     tunedOn: tune,
     seeds,
     examples,
