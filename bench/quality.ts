@@ -85,13 +85,17 @@ export const stepsPerTuner = (run: string, plan: PlanDocument): Array<number> =>
   return tuners.map((t) => tuned.filter((e) => (e.tune?.kind ?? "sft") === (t.kind ?? "sft")).reduce((sum, e) => sum + (e.tune?.steps ?? 0), 0))
 }
 
+/** The run folder of runOneShot's one-shot beside the PTL run `ptlRun`. */
+export const oneShotRun = (ptlRun: string, steps: ReadonlyArray<number>, share?: number): string =>
+  `${ptlRun}-one-shot-${steps.join("-")}${share === undefined ? "" : `-at-${share.toFixed(3)}`}`
+
 /**
  * One-shot to the plan's target (or to `share` of the non-embedding parameters), each tuner tuned
  * for as many steps as `steps` says: the plan as one iteration without gates.
  */
 export const runOneShot = async (ptlRun: string, steps: ReadonlyArray<number>, args: ReadonlyArray<string>, share?: number): Promise<Row> => {
   const plan = parse(readFileSync(join(ptlRun, "plan.yaml"), "utf8")) as PlanDocument
-  const dir = `${ptlRun}-one-shot-${steps.join("-")}${share === undefined ? "" : `-at-${share.toFixed(3)}`}`
+  const dir = oneShotRun(ptlRun, steps, share)
   const planPath = `${dir}.yaml`
   const tuner = Array.isArray(plan.tuner) ? plan.tuner.map((t, i) => ({ ...t, steps: steps[i] })) : { ...plan.tuner, steps: steps[0] }
   const target = share === undefined ? plan.target : { parameters: share }

@@ -24,7 +24,7 @@ import { comparison, type ComparisonRow } from "../src/report/Comparison.ts"
 import { countParams } from "../src/model/Params.ts"
 import { baseModelConfig, defaultBaseRecipe } from "../src/tune/BaseTraining.ts"
 import { intOption, listOption, machineInfo, type Options, progress, round } from "./common.ts"
-import { demoPlan, eventsOf, type PlanDocument, runOneShot, simmerStdout, stepsPerTuner, TARGET_NOT_REACHED, tunerOption } from "./quality.ts"
+import { demoPlan, eventsOf, oneShotRun, type PlanDocument, runOneShot, simmerStdout, stepsPerTuner, TARGET_NOT_REACHED, tunerOption } from "./quality.ts"
 import { formatSeedSummary, type SeedResult, type StrategyResult, summariseSeeds } from "./seedSummary.ts"
 
 /** The skills suite's base (models/README.md), and the same recipe at half its width. */
@@ -169,7 +169,7 @@ export const qualitySkills = async (options: Options) => {
     const ptlSteps = stepsPerTuner(run, plan)
     progress(`quality --suite skills: seed ${seed}: PTL tuned for ${ptlSteps.join(" + ")} steps; one-shot with as many`)
     const oneShot = await runOneShot(run, ptlSteps, backend)
-    runs.push(run, `${run}-one-shot-${ptlSteps.join("-")}`)
+    runs.push(run, oneShotRun(run, ptlSteps))
     const strategies: Record<string, StrategyResult> = {}
     for (const row of [...rows, oneShot]) strategies[row.strategy] = resultOf(row, skills)
     // PTL stopped by its gates above the target: one-shot to PTL's own size as well, so that the
@@ -178,7 +178,7 @@ export const qualitySkills = async (options: Options) => {
     if (ptlShare !== undefined && ptlShare > oneShot.share + 0.01) {
       progress(`quality --suite skills: seed ${seed}: PTL stopped at ${(ptlShare * 100).toFixed(1)}%; one-shot to that size too`)
       const sameSize = await runOneShot(run, ptlSteps, backend, ptlShare)
-      runs.push(`${run}-one-shot-${ptlSteps.join("-")}-at-${ptlShare.toFixed(3)}`)
+      runs.push(oneShotRun(run, ptlSteps, ptlShare))
       strategies["one-shot@ptl"] = resultOf(sameSize, skills)
     }
 
