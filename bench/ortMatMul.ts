@@ -9,13 +9,10 @@ import * as ort from "onnxruntime-node"
 import { GraphBuilder } from "../src/onnx/GraphBuilder.ts"
 import { encodeInline } from "../src/onnx/OnnxFile.ts"
 import { openDecoderSession } from "../src/onnx/OrtDecoder.ts"
-import { Rng } from "../src/model/Rng.ts"
+import { randomTensorValues } from "../src/io/RandomCheckpoint.ts"
 import { median } from "./common.ts"
 
-const randomValues = (size: number, seed: number): Float32Array => {
-  const rng = Rng.seeded(seed)
-  return Float32Array.from({ length: size }, () => rng.normal() * 0.02)
-}
+const randomValues = (size: number, seed: number): Float32Array => randomTensorValues("w", size, 0.02, seed)
 
 export const ortMatMulGflops = async (m: number, k: number, n: number, threads: number, repeats = 10): Promise<number> => {
   const g = new GraphBuilder()
