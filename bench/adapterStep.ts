@@ -16,6 +16,7 @@ import { loadTokenizer } from "../src/io/Tokenizer.ts"
 import * as tf from "@tensorflow/tfjs"
 import { adapterTargets, adapterTensors, blockwiseAdapterGradients, initAdapters } from "../src/model/Adapters.ts"
 import { lossBatch } from "../src/model/Blockwise.ts"
+import { lengthBuckets } from "../src/model/LengthBuckets.ts"
 import type { ModelConfig } from "../src/model/ModelConfig.ts"
 import { checkpointSource, type WeightSource } from "../src/model/WeightSource.ts"
 import { arith } from "../src/tasks/Arith.ts"
@@ -34,6 +35,8 @@ export interface StepProbe {
   readonly mark?: (event: "start" | "gradients" | "updated") => void
   /** Runs the step (e.g. inside tf.profile); by default it is simply run. */
   readonly around?: (step: () => Promise<void>) => Promise<void>
+  /** How the step cuts padding (LengthBuckets.ts): Infinity keeps the batch whole; default the step's own. */
+  readonly microBatchOverheadFlops?: number
 }
 
 export interface StepResult {
@@ -41,8 +44,11 @@ export interface StepResult {
   readonly loss: number
   /** Weighted (answer) tokens of the batch. */
   readonly tokens: number
-  /** Rows every product sees: batch × (padded length − 1). */
+  /** The batch's shape: batch × (padded length − 1) rows. */
   readonly rows: { readonly batch: number; readonly seq: number }
+  /** Rows every product sees, after padding was cut, and the micro-batches they ran in. */
+  readonly rowsComputed: number
+  readonly microBatches: number
   readonly adapterParameters: number
   readonly updated: number
   /** SHA-256 of every gradient's float32 bytes in order: equal digests, bit-identical gradients. */
@@ -76,11 +82,15 @@ export const adapterSteps = async (
       const step = Effect.gen(function*() {
         probe.mark?.("start")
         const started = performance.now()
-        const { losses, grads } = yield* blockwiseAdapterGradients(source, adapters, [batch], probe.onBlock === undefined ? {} : { onBlock: probe.onBlock })
+        const { losses, grads } = yield* blockwiseAdapterGradients(source, adapters, [batch], {
+          ...(probe.onBlock === undefined ? {} : { onBlock: probe.onBlock }),
+          ...(probe.microBatchOverheadFlops === undefined ? {} : { microBatchOverheadFlops: probe.microBatchOverheadFlops })
+        })
         probe.mark?.("gradients")
         const updated = adamWStep(defaultAdamW, initAdamW(tensors), tensors, grads, 1e-4)
         probe.mark?.("updated")
         const seconds = (performance.now() - started) / 1000
+        const parts = lengthBuckets(checkpoint.config, batch, probe.microBatchOverheadFlops)
         const digest = createHash("sha256")
         for (const g of grads) digest.update(g.dataSync() as Float32Array)
         // Released so that a second step starts from the same memory (the adapters are the inputs').
@@ -90,6 +100,8 @@ export const adapterSteps = async (
           loss: losses[0],
           tokens: batch.weights.reduce((a, b) => a + b, 0),
           rows: { batch: batch.batchSize, seq: batch.seqLen },
+          rowsComputed: parts.reduce((n, p) => n + p.batchSize * p.seqLen, 0),
+          microBatches: parts.length,
           adapterParameters: tensors.reduce((n, t) => n + t.size, 0),
           updated: updated.params.length,
           gradientDigest: digest.digest("hex")

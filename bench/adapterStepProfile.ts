@@ -8,7 +8,8 @@
  * entries and process CPU time per phase (CPU / wall = cores busy); the second inside
  * tf.profile, for kernel time per phase, by kernel and by matMul operand shapes, with the
  * products' GFLOP/s beside calibrate()'s wasm matMul figure. The profiled step pays the
- * profiler's own bookkeeping, so its walls run a little longer than the plain step's.
+ * profiler's own bookkeeping, so its walls run a little longer than the plain step's. A fourth
+ * step, warm, keeps the batch whole (its padding computed, as before LengthBuckets.ts).
  * With --peer, the PyTorch peer's whole fine-tuning step at the same batch and rows.
  */
 import * as tf from "@tensorflow/tfjs"
@@ -132,13 +133,16 @@ export const adapterStepProfile: Benchmark = {
     let kernels: Array<KernelRecord> = []
     const layerCount = await run(Effect.scoped(Effect.map(openLazyCheckpoint(dir), (c) => c.config.layers.length)).pipe(Effect.orDie))
     progress("adapter-step-profile: two plain steps, then one inside tf.profile")
+    const whole: Trace = { marks: new Map(), reads: [], blocksDone: 0 }
     const { config: modelConfig, steps } = await adapterSteps(dir, batchSize, rank, [
       probeOf(cold, layerCount),
       probeOf(plain, layerCount),
       probeOf(profiled, layerCount, async (step) => {
         const info = await tf.profile(step)
         kernels = info.kernels as unknown as Array<KernelRecord>
-      })
+      }),
+      // The same warm step with the batch's padding computed, as before length buckets.
+      { ...probeOf(whole, layerCount), microBatchOverheadFlops: Infinity }
     ])
     await new Promise((resolve) => setTimeout(resolve, 50))
     observer.disconnect()
@@ -228,6 +232,8 @@ export const adapterStepProfile: Benchmark = {
       calibration,
       model: describeConfig(modelConfig),
       batch: steps[0].rows,
+      rowsComputed: steps[0].rowsComputed,
+      microBatches: steps[0].microBatches,
       answerTokens: steps[0].tokens,
       loss: steps.map((s) => round(s.loss, 4)),
       gradientDigests: steps.map((s) => s.gradientDigest),
@@ -236,6 +242,7 @@ export const adapterStepProfile: Benchmark = {
       coldStep: { seconds: round(stepWall(cold), 2), phases: coldRows },
       warmStep: { seconds: round(stepWall(plain), 2), phases: plainRows },
       profiledStep: { seconds: round(stepWall(profiled), 2), kernelS: round(kernelTotal / 1000, 2), phases: profiledRows },
+      wholeBatchStep: { seconds: round(stepWall(whole), 2), rowsComputed: steps[3].rowsComputed, phases: phaseRows(whole, false) },
       matMul: {
         gflop: round(totalFlops / 1e9, 1),
         seconds: round(matMulMs / 1000, 2),

@@ -14,7 +14,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import type { MemoryBudgetExceeded } from "./Footprint.ts"
-import { blockwiseBackward, type LossBatch } from "./Blockwise.ts"
+import { type BackwardOptions, blockwiseBackward, type LossBatch } from "./Blockwise.ts"
 import type { TokenBatch } from "./Gradients.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
 import type { LayerParams, Linear, Params } from "./Params.ts"
@@ -199,7 +199,7 @@ export const blockwiseAdapterGradients = Effect.fnUntraced(function*<E>(
   source: WeightSource<E>,
   adapters: Adapters,
   batches: ReadonlyArray<LossBatch>,
-  options: { readonly onBlock?: (done: number, total: number) => void } = {}
+  options: Pick<BackwardOptions, "onBlock" | "microBatchOverheadFlops"> = {}
 ): Effect.fn.Return<{ readonly losses: ReadonlyArray<number>; readonly grads: Array<tf.Tensor> }, E | MemoryBudgetExceeded> {
   const { config } = source
   const targets = adapters.spec.targets
@@ -221,8 +221,6 @@ export const blockwiseAdapterGradients = Effect.fnUntraced(function*<E>(
       return sum
     })
     return dx as tf.Tensor2D
-  }, {
-    ...(options.onBlock !== undefined ? { onBlock: options.onBlock } : {})
-  }).pipe(Effect.onError(() => Effect.sync(() => tf.dispose(perLayer.flatMap((g) => g ?? [])))))
+  }, options).pipe(Effect.onError(() => Effect.sync(() => tf.dispose(perLayer.flatMap((g) => g ?? [])))))
   return { losses, grads: perLayer.flatMap((g) => g!) }
 })

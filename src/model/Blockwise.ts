@@ -17,6 +17,7 @@ import type { MemoryBudgetExceeded } from "./Footprint.ts"
 import { chunkedNll, chunkedNllGradient } from "./ChunkedLoss.ts"
 import type { TokenBatch } from "./Gradients.ts"
 import type { ModelConfig } from "./ModelConfig.ts"
+import { lengthBuckets } from "./LengthBuckets.ts"
 import type { LayerParams } from "./Params.ts"
 import { readFloats } from "./Read.ts"
 import { type BlockContext, blockContext, decoderBlock, type ObservedName, rmsNorm } from "./Transformer.ts"
@@ -206,6 +207,11 @@ export const lossOfFinals = Effect.fnUntraced(function*<E>(
   return { weightedSums, counts }
 })
 
+export interface BackwardOptions extends Pick<RunBlocksOptions, "onBlock" | "afterBlock"> {
+  /** The fixed cost of a micro-batch (LengthBuckets.ts); 0 cuts all padding, Infinity keeps each batch whole. */
+  readonly microBatchOverheadFlops?: number
+}
+
 /**
  * Computes backward through the model block by block (gradient checkpointing at block
  * boundaries): a forward pass keeps each block's input in host memory, the gradient of each
@@ -214,55 +220,61 @@ export const lossOfFinals = Effect.fnUntraced(function*<E>(
  * and `backward` is called per batch with the block's input and the gradient leaving the block;
  * it recomputes the block, differentiates whatever it needs (inside a tidy: keep what must
  * outlive it) and returns the gradient entering the block. Device memory holds one block's
- * weights and activations, whatever the depth. Returns each batch's mean loss.
+ * weights and activations, whatever the depth. Each batch runs as micro-batches of rows of
+ * similar length with their padding cut (LengthBuckets.ts): `backward` is called per
+ * micro-batch, and the gradients it sees sum to those of the batch's mean loss. Returns each
+ * batch's mean loss.
  */
 export const blockwiseBackward = Effect.fnUntraced(function*<E>(
   source: WeightSource<E>,
   batches: ReadonlyArray<LossBatch>,
   backward: (
     layer: number,
-    batch: number,
+    microBatch: number,
     weights: LayerParams,
     input: tf.Tensor2D,
     context: BlockContext,
     upstream: tf.Tensor2D
   ) => tf.Tensor2D,
-  options: Pick<RunBlocksOptions, "onBlock" | "afterBlock"> = {}
+  options: BackwardOptions = {}
 ): Effect.fn.Return<Array<number>, E | MemoryBudgetExceeded> {
   const { config } = source
   const L = config.layers.length
+  const parts = batches.flatMap((batch, b) =>
+    lengthBuckets(config, batch, options.microBatchOverheadFlops).map((part) => ({ part, of: b }))
+  )
+  const micro = parts.map((p) => p.part)
   const stored: Array<Array<Float32Array>> = []
-  const hidden = yield* runBlocks(source, batches, {
+  const hidden = yield* runBlocks(source, micro, {
     onBlockInput: (layer, hs) =>
       Effect.map(Effect.forEach(hs, (h) => Effect.map(readFloats(h), (data) => data.slice())), (copies) => {
         stored[layer] = copies
       }),
     ...(options.onBlock !== undefined ? { onBlock: (done: number) => options.onBlock!(done, 2 * L) } : {})
   })
-  const losses: Array<number> = []
+  const losses = batches.map(() => 0)
   let upstream: Array<tf.Tensor2D> = []
-  const contexts = batchContexts(config, batches)
+  const contexts = batchContexts(config, micro)
   yield* Effect.gen(function*() {
     const norm = yield* source.norm.pipe(Effect.onError(() => Effect.sync(() => tf.dispose(hidden))))
     // (A yield that fails skips a generator's finally blocks: cleanup rides on Effect.ensuring.)
     yield* Effect.forEach(hidden, (h, b) =>
       Effect.gen(function*() {
-        const { weights, targets } = batches[b]
-        const total = Math.max(weights.reduce((a, x) => a + x, 0), 1)
+        const { weights, targets, normaliser } = micro[b]
         const final = tf.tidy(() => rmsNorm(h, norm, config.rmsNormEps))
-        const { loss, gradient } = yield* chunkedNllGradient(source, final, targets, weights.map((w) => w / total)).pipe(
+        const { loss, gradient } = yield* chunkedNllGradient(source, final, targets, weights.map((w) => w / normaliser)).pipe(
           Effect.ensuring(Effect.sync(() => final.dispose()))
         )
-        losses.push(loss)
+        losses[parts[b].of] += loss
         upstream.push(tf.tidy(() => tf.grad((x: tf.Tensor) => rmsNorm(x as tf.Tensor2D, norm, config.rmsNormEps))(h, gradient) as tf.Tensor2D))
         gradient.dispose()
       }), { discard: true }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose([...hidden, norm]))))
     for (let layer = L - 1; layer >= 0; layer--) {
-      yield* ensureBlockFits(source.room, config, layer, batches)
+      yield* ensureBlockFits(source.room, config, layer, micro)
       const weights = yield* source.layer(layer)
       try {
         upstream = upstream.map((dy, b) => {
-          const rows = batches[b].batchSize * batches[b].seqLen
+          const rows = micro[b].batchSize * micro[b].seqLen
           const input = tf.tensor2d(stored[layer][b], [rows, config.hiddenSize])
           const dx = backward(layer, b, weights, input, contexts[b], dy)
           tf.dispose([input, dy])
