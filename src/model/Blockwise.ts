@@ -252,22 +252,28 @@ export const blockwiseBackward = Effect.fnUntraced(function*<E>(
       }),
     ...(options.onBlock !== undefined ? { onBlock: (done: number) => options.onBlock!(done, 2 * L) } : {})
   })
-  const losses = batches.map(() => 0)
+  const losses: Array<number> = []
   let upstream: Array<tf.Tensor2D> = []
   const contexts = batchContexts(config, micro)
   yield* Effect.gen(function*() {
     const norm = yield* source.norm.pipe(Effect.onError(() => Effect.sync(() => tf.dispose(hidden))))
     // (A yield that fails skips a generator's finally blocks: cleanup rides on Effect.ensuring.)
-    yield* Effect.forEach(hidden, (h, b) =>
+    // The LM head per batch, its micro-batches' rows together: the head's rows are read once a batch.
+    yield* Effect.forEach(batches, (_, b) =>
       Effect.gen(function*() {
-        const { weights, targets, normaliser } = micro[b]
+        const own = parts.flatMap((p, j) => (p.of === b ? [j] : []))
+        const targets = Int32Array.from(own.flatMap((j) => Array.from(micro[j].targets)))
+        const coefficients = Float32Array.from(own.flatMap((j) => Array.from(micro[j].weights.map((w) => w / micro[j].normaliser))))
+        const h = own.length === 1 ? hidden[own[0]] : tf.concat(own.map((j) => hidden[j])) as tf.Tensor2D
         const final = tf.tidy(() => rmsNorm(h, norm, config.rmsNormEps))
-        const { loss, gradient } = yield* chunkedNllGradient(source, final, targets, weights.map((w) => w / normaliser)).pipe(
+        const { loss, gradient } = yield* chunkedNllGradient(source, final, targets, coefficients).pipe(
           Effect.ensuring(Effect.sync(() => final.dispose()))
         )
-        losses[parts[b].of] += loss
-        upstream.push(tf.tidy(() => tf.grad((x: tf.Tensor) => rmsNorm(x as tf.Tensor2D, norm, config.rmsNormEps))(h, gradient) as tf.Tensor2D))
-        gradient.dispose()
+        losses[b] = loss
+        const dh = tf.tidy(() => tf.grad((x: tf.Tensor) => rmsNorm(x as tf.Tensor2D, norm, config.rmsNormEps))(h, gradient) as tf.Tensor2D)
+        tf.dispose(own.length === 1 ? [gradient] : [gradient, h])
+        upstream.push(...(own.length === 1 ? [dh] : tf.split(dh, own.map((j) => micro[j].batchSize * micro[j].seqLen)) as Array<tf.Tensor2D>))
+        if (own.length > 1) dh.dispose()
       }), { discard: true }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose([...hidden, norm]))))
     for (let layer = L - 1; layer >= 0; layer--) {
       yield* ensureBlockFits(source.room, config, layer, micro)
