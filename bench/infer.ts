@@ -12,7 +12,7 @@ import { generate } from "../src/model/Generate.ts"
 import { disposeParams, initParams } from "../src/model/Params.ts"
 import { Rng } from "../src/model/Rng.ts"
 import { modelOnnx } from "../src/onnx/ModelGraph.ts"
-import { openDecoderSession } from "../src/onnx/OrtDecoder.ts"
+import { openDecoderSession, ortProviderBeside } from "../src/onnx/OrtDecoder.ts"
 import { generateGreedyOrt } from "../src/onnx/OrtGenerate.ts"
 import { besidePeer, peerEnabled, peerOptionNames, peerRunsByThreads, peersAtThreads } from "./peer.ts"
 import {
@@ -89,7 +89,7 @@ const inferRun = async (spec: RunSpec) => {
 
 interface OrtSpec extends Omit<RunSpec, "backend"> {
   readonly threads: number
-  /** The tfjs backend that holds the weights while they are written into the ONNX graph. */
+  /** The tfjs backend that holds the weights while they are written into the ONNX graph (webgpu: ONNX Runtime on its WebGPU provider too). */
   readonly weightsBackend: string
 }
 
@@ -100,7 +100,9 @@ const ortRun = async (spec: OrtSpec) => {
   const params = initParams(config, 1)
   const bytes = await Effect.runPromise(modelOnnx({ config, params }))
   disposeParams(config, params)
-  const session = await openDecoderSession(bytes, spec.threads)
+  // Beside the webgpu backend ONNX Runtime computes on its WebGPU execution provider, as a run's would.
+  const provider = ortProviderBeside(spec.weightsBackend)
+  const session = await openDecoderSession(bytes, { threads: spec.threads, provider })
   const prompts = referencePrompts(spec.batchSize, spec.promptLength)
   const times: Array<number> = []
   let ids: Array<Array<number>> = []
@@ -121,7 +123,7 @@ const ortRun = async (spec: OrtSpec) => {
     ids,
     row: {
       engine: "ort",
-      backendDescription: "ONNX Runtime, CPU execution provider",
+      backendDescription: `ONNX Runtime, ${provider === "webgpu" ? "WebGPU" : "CPU"} execution provider`,
       threads: spec.threads,
       tokensPerSecond: stats.tokensPerSecond,
       msPerCall: stats.msPerStep,

@@ -20,7 +20,7 @@ export const ortMatMulGflops = async (m: number, k: number, n: number, threads: 
   g.node("MatMul", [x, g.weight("w", [k, n])], {}, "y")
   g.output("y", "float32", [m, n])
   const w = randomValues(k * n, 1)
-  const session = await openDecoderSession(encodeInline(g, () => w), threads)
+  const session = await openDecoderSession(encodeInline(g, () => w), { threads })
   try {
     const feeds = { x: new ort.Tensor("float32", randomValues(m * k, 2), [m, k]) }
     const times: Array<number> = []

@@ -1,14 +1,15 @@
 /**
  * The engine that runs the forward-only work of a run: its evaluation (greedy decoding of the
  * graded datasets), the distillation teacher's forward pass, GRPO's rollouts, learned reward
- * models' scores and the activation and wanda scorers' calibration pass: tfjs (simmer's transformer on the compute backend) or ort (ONNX Runtime's
- * CPU execution provider on the model's ONNX graph, src/onnx). Chosen by `--inference` on
- * `run`, `resume` and `demo`, else by SIMMER_INFERENCE, else `auto`.
+ * models' scores and the activation and wanda scorers' calibration pass: tfjs (simmer's
+ * transformer on the compute backend) or ort (ONNX Runtime on the model's ONNX graph, src/onnx,
+ * with the execution provider beside the backend: WebGPU beside webgpu, else CPU). Chosen by
+ * `--inference` on `run`, `resume` and `demo`, else by SIMMER_INFERENCE, else `auto`.
  *
  * `auto` is the engine measured faster for the backend: ort beside the wasm and cpu backends
  * (the demo's evaluation on 2 cores took half the time: see the README's *Exporting to ONNX*),
- * tfjs beside tensorflow and webgpu (they compute on a GPU, which ONNX Runtime's CPU provider does
- * not use; not measured against them).
+ * tfjs beside tensorflow and webgpu (GPU backends; ONNX Runtime's WebGPU provider was faster on
+ * lavapipe, but neither has been measured on a real GPU).
  */
 import { Config, Effect } from "effect"
 

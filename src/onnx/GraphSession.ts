@@ -39,14 +39,14 @@ export const openGraphSession = Effect.fn("GraphSession.open")(function*<E>(
         (d) => Effect.promise(() => rm(d, { recursive: true, force: true }))
       )
       yield* writeModelFiles(dir, graph, read)
-      return yield* Effect.promise(() => openDecoderSession(join(dir, modelFileName), threads))
+      return yield* Effect.promise(() => openDecoderSession(join(dir, modelFileName), { threads }))
     })
     : Effect.gen(function*() {
       const values = new Map<string, Float32Array>()
       for (const w of graph.weights) values.set(w.name, yield* read(w.name))
       const bytes = encodeInline(graph, (name) => values.get(name)!)
       values.clear() // the encoded bytes hold them now: one copy fewer while the session parses them
-      return yield* Effect.promise(() => openDecoderSession(bytes, threads))
+      return yield* Effect.promise(() => openDecoderSession(bytes, { threads }))
     })
   return yield* Effect.acquireRelease(open, (session) => Effect.promise(() => session.release()))
 })

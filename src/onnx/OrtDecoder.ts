@@ -1,18 +1,39 @@
 /**
- * Running an exported decoder in ONNX Runtime (onnxruntime-node, CPU execution provider): one
- * call feeds token ids with their attention mask, positions and the past keys/values, and
- * returns the logits and the present keys/values to feed back for the next step.
+ * Running an exported decoder in ONNX Runtime (onnxruntime-node): one call feeds token ids with
+ * their attention mask, positions and the past keys/values, and returns the logits and the
+ * present keys/values to feed back for the next step.
+ *
+ * ONNX Runtime computes where the compute backend does: beside the webgpu backend on its WebGPU
+ * execution provider (Dawn inside onnxruntime-node, the same GPU through Vulkan; the few shape
+ * ops it leaves run on the CPU), beside every other backend on its CPU execution provider.
  */
+import * as tf from "@tensorflow/tfjs"
 import * as ort from "onnxruntime-node"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { decoderInputs, decoderOutputs } from "./DecoderIo.ts"
 
 export type DecoderSession = ort.InferenceSession
 
+export type OrtProvider = "cpu" | "webgpu"
+
+/** The execution provider beside a compute backend (a BackendName, or tfjs's name of the current one). */
+export const ortProviderBeside = (backend: string): OrtProvider => (backend === "webgpu" ? "webgpu" : "cpu")
+
+export interface DecoderSessionOptions {
+  /** ONNX Runtime's intra-op threads; default its own (one per physical core). */
+  readonly threads?: number | undefined
+  /** Default: the provider beside the current compute backend. */
+  readonly provider?: OrtProvider
+  /** Writes ONNX Runtime's profile (JSON: every node run, its time and provider) to a file named from this prefix, closed by `endProfiling`. */
+  readonly profilePrefix?: string
+}
+
 /** A session on model bytes (inline weights) or a model.onnx path (external data read beside it). */
-export const openDecoderSession = (model: string | Uint8Array, threads?: number): Promise<DecoderSession> => {
+export const openDecoderSession = (model: string | Uint8Array, settings: DecoderSessionOptions = {}): Promise<DecoderSession> => {
+  const { threads, provider = ortProviderBeside(tf.getBackend()), profilePrefix } = settings
   const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: ["cpu"],
+    executionProviders: [provider],
+    ...(profilePrefix !== undefined ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
     // Idle intra-op threads sleep instead of spinning: decoding alternates short runs with
     // JavaScript work, and on a shared or oversubscribed CPU spinning threads took the cores
     // from everything else (64 arith prompts decoded on 2 shared, busy cores: 1.0-2.9 s spinning,
