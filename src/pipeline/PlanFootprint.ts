@@ -39,7 +39,7 @@ export const planFootprint = (
     ["scoring", footprint({
       "pruned copy": w,
       ...(host?.inference === "ort" && planUnitsOf(plan).some((unit) => scorerRunsOnOrt(unit, scorerFor(plan, unit)))
-        ? { "ONNX Runtime session, while built": ortSessionBytes(config) }
+        ? { "ONNX Runtime session": ortSessionBytes(config) }
         : {}),
       "scoring pass, one block": Math.max(...config.layers.map((_, i) => blockActivationBytes(config, i, calibrationBatchSize, seqLen))),
       "hidden states carried between blocks": plan.data.calibrationExamples * seqLen * config.hiddenSize * 4
@@ -48,7 +48,7 @@ export const planFootprint = (
     // block by block with the LM head in chunks (eval/Perplexity.ts). A file may be either.
     ["evaluation", footprint({
       "evaluated model": w,
-      ...(host?.inference === "ort" ? { "ONNX Runtime session, while built": ortSessionBytes(config) } : {}),
+      ...(host?.inference === "ort" ? { "ONNX Runtime session": ortSessionBytes(config) } : {}),
       ...(plan.data.evaluate.every((ref) => "task" in ref && ref.task === "general")
         ? {
           "perplexity pass, one block": Math.max(...config.layers.map((_, i) => blockActivationBytes(config, i, evaluationBatchSize, seqLen))),

@@ -3,8 +3,8 @@
  * a session on the model's weights whose graph reduces each layer's MLP activation to its sums
  * over the batch's real tokens (DecoderGraph.ts, `mlpStatistics`), so only [I] floats per
  * layer come back. Same definitions as NeuronScorers.ts: mean |a| over tokens, and
- * ‖down_proj row‖₂ · √Σ a². The whole model is in one session (2.25× its weights in host
- * memory while it opens), unlike tfjs's block-by-block pass.
+ * ‖down_proj row‖₂ · √Σ a². The whole model is in one session (its weights mapped from a
+ * temporary file, about their size again in pre-packed copies), unlike tfjs's block-by-block pass.
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
