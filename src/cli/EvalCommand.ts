@@ -23,6 +23,8 @@ import { evaluateGraded, evaluateText } from "../eval/Evaluate.ts"
 import { tfjsGreedyDecoder } from "../eval/GreedyDecoder.ts"
 import { openCheckpointSession } from "../onnx/CheckpointSession.ts"
 import { ortGreedyDecoder } from "../onnx/OrtGenerate.ts"
+import { ortGroupLoss } from "../onnx/OrtPerplexity.ts"
+import { blockwiseGroupLoss } from "../eval/Perplexity.ts"
 import { loadModelChecked } from "./LoadModel.ts"
 import { backendFlag, jsonFlag, memoryFlag, seedFlag, skipInvalidFlag, withRange, withShownDefault } from "./Flags.ts"
 import { InvalidArguments } from "./Output.ts"
@@ -82,8 +84,10 @@ export const evalCommand = Command.make(
     ),
     inference: Flag.Literals("inference", ["tfjs", "ort"]).pipe(
       Flag.withDescription(
-        "Graded tasks: the engine that decodes. tfjs: simmer's transformer on --backend; ort: ONNX Runtime's CPU " +
-          "execution provider on the checkpoint's ONNX graph (the graph `simmer export --onnx` writes). Perplexity always runs on tfjs."
+        "The engine that decodes graded tasks and computes perplexity. tfjs: simmer's transformer on --backend (perplexity " +
+          "block by block from the checkpoint, so any size fits the device); ort: ONNX Runtime on the checkpoint's ONNX graph " +
+          "(the graph `simmer export --onnx` writes; its WebGPU provider beside --backend webgpu, else its CPU provider), the " +
+          "whole model in one session."
       ),
       withShownDefault("tfjs")
     ),
@@ -121,17 +125,19 @@ export const evalCommand = Command.make(
     yield* listCheckpointFolder(dir)
     const tokenizer = yield* loadTokenizer(dir)
     const metrics = dataset.grader === undefined
-      // Perplexity runs block by block from the lazily read checkpoint: any size fits.
       ? yield* Effect.gen(function*() {
         const checkpoint = yield* openLazyCheckpoint(dir)
-        return yield* evaluateText(checkpointSource(checkpoint, room), tokenizer, dataset, {
-          examples: input.examples,
-          room,
-          split: evaluated,
-          batchSize: input.batchSize,
-          maxSeqLen: checkpoint.config.maxPositionEmbeddings,
-          onBlock: passProgress(`eval ${dataset.name}, decoder blocks`)
-        })
+        const { config } = checkpoint
+        const options = { examples: input.examples, room, split: evaluated, batchSize: input.batchSize, maxSeqLen: config.maxPositionEmbeddings }
+        if (input.inference === "tfjs") {
+          // Block by block from the lazily read checkpoint: any size fits.
+          return yield* evaluateText(config, blockwiseGroupLoss(checkpointSource(checkpoint, room), passProgress(`eval ${dataset.name}, decoder blocks`)), tokenizer, dataset, options)
+        }
+        const session = yield* openCheckpointSession(checkpoint, { head: "nll" })
+        const progress = makeProgress(`eval ${dataset.name}`, Math.min(input.examples, available ?? input.examples))
+        const result = yield* evaluateText(config, ortGroupLoss(session, config, { onRows: (done) => progress.update(done) }), tokenizer, dataset, options)
+        progress.finish()
+        return result
       })
       : yield* Effect.gen(function*() {
         const { config, decoder } = input.inference === "ort"

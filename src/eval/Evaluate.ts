@@ -11,8 +11,8 @@ import type { Dataset } from "../services/Datasets.ts"
 import type { Split } from "../tasks/Task.ts"
 import { evaluateAccuracy } from "./Accuracy.ts"
 import { type GreedyDecoder, tfjsGreedyDecoder } from "./GreedyDecoder.ts"
-import { evaluatePerplexity } from "./Perplexity.ts"
-import { residentSource, type WeightSource } from "../model/WeightSource.ts"
+import { blockwiseGroupLoss, evaluatePerplexity, type GroupLoss } from "./Perplexity.ts"
+import { residentSource } from "../model/WeightSource.ts"
 import type { DeviceRoom } from "../model/DeviceRoom.ts"
 import type { MemoryBudgetExceeded } from "../model/Footprint.ts"
 
@@ -54,7 +54,7 @@ export const evaluateDataset = (
 ): Effect.Effect<EvalMetrics, MemoryBudgetExceeded> =>
   dataset.grader !== undefined
     ? evaluateGraded(config, tfjsGreedyDecoder(config, params), tokenizer, dataset, options)
-    : evaluateText(residentSource(config, params, options.room), tokenizer, dataset, options)
+    : evaluateText(config, blockwiseGroupLoss(residentSource(config, params, options.room)), tokenizer, dataset, options)
 
 /** Accuracy on a graded dataset's split with any greedy decoder (tfjs, or ONNX Runtime's); `config` gives the size. */
 export const evaluateGraded = (
@@ -87,20 +87,21 @@ export const evaluateGraded = (
   })
 
 /**
- * Perplexity on a text dataset's split (test unless told otherwise), from any WeightSource (a checkpoint read block by
- * block needs no more device memory than one block).
+ * Perplexity on a text dataset's split (test unless told otherwise), with the losses of any
+ * GroupLoss (block by block from a WeightSource needs no more device memory than one block).
  */
 export const evaluateText = <E>(
-  source: WeightSource<E>,
+  config: ModelConfig,
+  loss: GroupLoss<E>,
   tokenizer: Tokenizer,
   dataset: Dataset,
-  options: EvaluateOptions & { readonly onBlock?: (done: number, total: number) => void }
-): Effect.Effect<EvalMetrics, E | MemoryBudgetExceeded> =>
+  options: EvaluateOptions
+): Effect.Effect<EvalMetrics, E> =>
   Effect.gen(function*() {
     const examples = dataset.take(options.split ?? "test", options.examples)
-    const counts = countParams(source.config)
+    const counts = countParams(config)
     const started = performance.now()
-    const result = yield* evaluatePerplexity(source, tokenizer, examples, options)
+    const result = yield* evaluatePerplexity(loss, config.hiddenSize, tokenizer, examples, options)
     const seconds = (performance.now() - started) / 1000
     return {
       dataset: dataset.name,

@@ -1,13 +1,14 @@
 /**
  * Perplexity: exp of the mean next-token loss over the completion tokens of a set of
- * examples (for plain text, every token after `<bos>`). Computed block by block from a
- * WeightSource with the LM head in vocabulary chunks, so neither the model nor the logits of a
- * batch need to fit the device at once; the examples go through in groups whose hidden states
- * stay under a fixed size.
+ * examples (for plain text, every token after `<bos>`). The losses come from a `GroupLoss`:
+ * block by block from a WeightSource with the LM head in vocabulary chunks (`blockwiseGroupLoss`:
+ * neither the model nor the logits of a batch need to fit the device at once), or from an ONNX
+ * Runtime session (onnx/OrtPerplexity.ts). The examples go through in groups whose hidden
+ * states stay under a fixed size.
  */
 import { Effect } from "effect"
 import type { Tokenizer } from "../io/Tokenizer.ts"
-import { blockwiseLoss, lossBatch } from "../model/Blockwise.ts"
+import { type BlockwiseLoss, blockwiseLoss, type LossBatch, lossBatch } from "../model/Blockwise.ts"
 import type { WeightSource } from "../model/WeightSource.ts"
 import type { MemoryBudgetExceeded } from "../model/Footprint.ts"
 import { encodeExample } from "../tasks/Encode.ts"
@@ -21,22 +22,31 @@ export interface PerplexityResult {
   readonly perplexity: number
 }
 
+/** Weighted next-token loss sums of a group of batches, however they are computed. */
+export type GroupLoss<E> = (batches: ReadonlyArray<LossBatch>) => Effect.Effect<BlockwiseLoss, E>
+
+/** The losses block by block from a WeightSource; `onBlock` is told after each decoder block of each group. */
+export const blockwiseGroupLoss = <E>(
+  source: WeightSource<E>,
+  onBlock?: (done: number, total: number) => void
+): GroupLoss<E | MemoryBudgetExceeded> =>
+(batches) => blockwiseLoss(source, batches, onBlock ? { onBlock } : {})
+
 /** Hidden states carried between blocks for one group of batches: at most this many floats (256 MB). */
 const groupFloats = 2 ** 26
 
 export interface PerplexityOptions {
   readonly batchSize: number
   readonly maxSeqLen: number
-  /** Told after each decoder block of each group of batches. */
-  readonly onBlock?: (done: number, total: number) => void
 }
 
 export const evaluatePerplexity = <E>(
-  source: WeightSource<E>,
+  loss: GroupLoss<E>,
+  hiddenSize: number,
   tokenizer: Tokenizer,
   examples: ReadonlyArray<Example>,
   options: PerplexityOptions
-): Effect.Effect<PerplexityResult, E | MemoryBudgetExceeded> =>
+): Effect.Effect<PerplexityResult, E> =>
   Effect.gen(function*() {
     const batches = []
     for (let start = 0; start < examples.length; start += options.batchSize) {
@@ -45,14 +55,14 @@ export const evaluatePerplexity = <E>(
     }
     let lossSum = 0
     let tokens = 0
-    const D = source.config.hiddenSize
+    const D = hiddenSize
     for (let start = 0; start < batches.length;) {
       let end = start + 1
       let floats = batches[start].ids.length * D
       while (end < batches.length && floats + batches[end].ids.length * D <= groupFloats) floats += batches[end++].ids.length * D
-      const loss = yield* blockwiseLoss(source, batches.slice(start, end), options.onBlock ? { onBlock: options.onBlock } : {})
-      lossSum += loss.weightedSums.reduce((a, b) => a + b, 0)
-      tokens += loss.counts.reduce((a, b) => a + b, 0)
+      const group = yield* loss(batches.slice(start, end))
+      lossSum += group.weightedSums.reduce((a, b) => a + b, 0)
+      tokens += group.counts.reduce((a, b) => a + b, 0)
       start = end
     }
     const meanLoss = tokens === 0 ? NaN : lossSum / tokens

@@ -4,6 +4,8 @@
  * (GraphSession.ts). The session lives until the scope closes.
  */
 import type { LazyCheckpoint } from "../io/Checkpoint.ts"
+import type { DecoderGraphOptions } from "./DecoderGraph.ts"
 import { openGraphSession } from "./GraphSession.ts"
 
-export const openCheckpointSession = (checkpoint: LazyCheckpoint) => openGraphSession(checkpoint.config, checkpoint.readInternal)
+export const openCheckpointSession = (checkpoint: LazyCheckpoint, options: DecoderGraphOptions = {}) =>
+  openGraphSession(checkpoint.config, checkpoint.readInternal, options)

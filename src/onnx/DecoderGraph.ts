@@ -9,7 +9,9 @@
  * [in, out] (the transpose of PyTorch's), so every projection is one MatMul; `weightValues`
  * says where a weight's values come from when the file is written.
  *
- * The head is the LM head (logits), or a reward model's score head (`score.weight` [D, 1]:
+ * The head is the LM head (logits), the LM head reduced to each position's −log p of a given
+ * `targets` token (perplexity without the [B, T, V] logits leaving the session), or a reward
+ * model's score head (`score.weight` [D, 1]:
  * `XxxForSequenceClassification` with one label) giving the score at every position, which
  * the caller reads at the position it pools, or none (statistics only). With `mlpStatistics`
  * the graph also takes a `token_mask` [B, T] (1 for tokens that count) and gives, per layer,
@@ -47,7 +49,7 @@ const swiGlu = (
 }
 
 /** What the decoder's final hidden states feed. */
-export type DecoderHead = "lm" | "score" | "none"
+export type DecoderHead = "lm" | "nll" | "score" | "none"
 
 export interface DecoderGraphOptions {
   /** Default the LM head. */
@@ -142,17 +144,28 @@ export const decoderGraph = (config: ModelConfig, options: DecoderGraphOptions =
     const scores = g.node("MatMul", [final(), g.weight(scoreWeightName, [config.hiddenSize, 1])]) // [B, T, 1]
     g.node("Squeeze", [scores, g.ints([2])], {}, decoderOutputs.scores)
     g.output(decoderOutputs.scores, "float32", [batch, sequence])
-  } else if (head === "lm") {
+  } else if (head === "lm" || head === "nll") {
+    const logitsName = head === "lm" ? decoderOutputs.logits : undefined
+    let logits: string
     if (config.tieWordEmbeddings) {
       // The embedding [V, D] read transposed by Gemm, so a tied head stores (and loads) it once.
       const rows = g.node("Reshape", [final(), g.ints([-1, config.hiddenSize])])
       const logits2d = g.node("Gemm", [rows, embed], { transB: 1 })
       const shape = g.node("Concat", [g.node("Shape", [inputIds]), g.ints([config.vocabSize])], { axis: 0 })
-      g.node("Reshape", [logits2d, shape], {}, decoderOutputs.logits)
+      logits = g.node("Reshape", [logits2d, shape], {}, logitsName)
     } else {
-      g.node("MatMul", [final(), weight("lm_head.weight")], {}, decoderOutputs.logits)
+      logits = g.node("MatMul", [final(), weight("lm_head.weight")], {}, logitsName)
     }
-    g.output(decoderOutputs.logits, "float32", [batch, sequence, config.vocabSize])
+    if (head === "lm") {
+      g.output(decoderOutputs.logits, "float32", [batch, sequence, config.vocabSize])
+    } else {
+      // −log p(target) at every position: only [B, T] floats leave the session, not [B, T, V] logits.
+      const targets = g.input(decoderInputs.targets, "int64", [batch, sequence])
+      const logProbs = g.node("LogSoftmax", [logits], { axis: -1 })
+      const picked = g.node("GatherElements", [logProbs, g.node("Unsqueeze", [targets, g.ints([2])])], { axis: 2 })
+      g.node("Neg", [g.node("Squeeze", [picked, g.ints([2])])], {}, decoderOutputs.targetNll)
+      g.output(decoderOutputs.targetNll, "float32", [batch, sequence])
+    }
   }
   config.layers.forEach((layer, i) => {
     g.output(decoderOutputs.presentKey(i), "float32", [batch, layer.numKeyValueHeads, total, hd])

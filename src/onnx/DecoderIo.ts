@@ -9,6 +9,8 @@ export const decoderInputs = {
   positionIds: "position_ids",
   /** 1 for the tokens calibration statistics count, 0 for padding (simmer's own sessions only). */
   tokenMask: "token_mask",
+  /** The next token at every position, whose −log p the `nll` head gives (simmer's own sessions only). */
+  targets: "targets",
   pastKey: (layer: number) => `past_key_values.${layer}.key`,
   pastValue: (layer: number) => `past_key_values.${layer}.value`
 } as const
@@ -17,6 +19,8 @@ export const decoderOutputs = {
   logits: "logits",
   /** A reward model's score at every position [B, T] (simmer's own sessions only; never exported). */
   scores: "scores",
+  /** −log p(target) at every position [B, T] (simmer's own sessions only; never exported). */
+  targetNll: "target_nll",
   /** Per layer, Σ |a| and Σ a² of the MLP activation over the counted tokens [I] (simmer's own sessions only). */
   mlpAbsSum: (layer: number) => `mlp.${layer}.abs_sum`,
   mlpSquareSum: (layer: number) => `mlp.${layer}.square_sum`,

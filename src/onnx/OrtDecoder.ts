@@ -117,3 +117,15 @@ export const runMlpStatistics = async (
 /** A reward model's score at every position [B, T] of ids [B][T] (a session on the graph with the score head; causal attention only). */
 export const runScores = async (session: DecoderSession, config: ModelConfig, ids: ReadonlyArray<ReadonlyArray<number>>): Promise<Float32Array> =>
   (await session.run(decoderFeeds(config, { ids }), [decoderOutputs.scores]))[decoderOutputs.scores].data as Float32Array
+
+/** −log p(targets[b][t]) at every position [B, T] of ids [B][T] (a session on the graph with the `nll` head; causal attention only). */
+export const runTargetNll = async (
+  session: DecoderSession,
+  config: ModelConfig,
+  ids: ReadonlyArray<ReadonlyArray<number>>,
+  targets: ReadonlyArray<ReadonlyArray<number>>
+): Promise<Float32Array> => {
+  const feeds = decoderFeeds(config, { ids })
+  feeds[decoderInputs.targets] = int64(targets)
+  return (await session.run(feeds, [decoderOutputs.targetNll]))[decoderOutputs.targetNll].data as Float32Array
+}

@@ -53,6 +53,16 @@ describe("simmer eval on a JSONL file", () => {
 })
 
 describe("simmer eval on a built-in task", () => {
+  it("computes the same perplexity on ONNX Runtime as block by block on tfjs", async () => {
+    const run = (inference: string) => simmer(["eval", model, "--task", "general", "--examples", "6", "--inference", inference, "--json"])
+    const [tfjs, ort] = await Promise.all([run("tfjs"), run("ort")])
+    expect(tfjs.status, tfjs.stderr).toBe(0)
+    expect(ort.status, ort.stderr).toBe(0)
+    const [a, b] = [tfjs, ort].map((r) => JSON.parse(r.stdout) as { perplexity: number; examples: number })
+    expect(b.examples).toBe(6)
+    expect(Math.abs(b.perplexity / a.perplexity - 1)).toBeLessThan(1e-5)
+  }, 60_000)
+
   it("calls the program task's score pass@1, and names the built-in tasks for a --task that is neither one nor a file", async () => {
     const [program, typo] = await Promise.all([
       simmer(["eval", model, "--task", "program", "--examples", "2"]),

@@ -9,7 +9,7 @@ import { saveCheckpoint } from "../../src/io/CheckpointWriter.ts"
 import type { Dtype } from "../../src/io/Dtype.ts"
 import { newHfConfig } from "../../src/io/NewConfig.ts"
 import { writeRandomCheckpoint } from "../../src/io/RandomCheckpoint.ts"
-import { evaluatePerplexity } from "../../src/eval/Perplexity.ts"
+import { blockwiseGroupLoss, evaluatePerplexity } from "../../src/eval/Perplexity.ts"
 import type { ModelConfig } from "../../src/model/ModelConfig.ts"
 import { uniformConfig } from "../../src/model/ModelConfig.ts"
 import { disposeParams, initParams, paramSpecs } from "../../src/model/Params.ts"
@@ -134,8 +134,9 @@ describe("a mid-size bf16 checkpoint (about 6M parameters, sharded, char tokeniz
       expect(reloaded.files.tokenizer.length).toBeGreaterThan(0)
       const texts = general({}, 1).take("test", 12)
       const options = { batchSize: 4, maxSeqLen: 256 }
-      const inMemory = yield* evaluatePerplexity(residentSource(reloaded.config, reloaded.params, unlimitedRoom), tokenizer, texts, options)
-      const lazy = yield* evaluatePerplexity(checkpointSource(yield* openLazyCheckpoint(join(dir, "pruned")), unlimitedRoom), tokenizer, texts, options)
+      const D = reloaded.config.hiddenSize
+      const inMemory = yield* evaluatePerplexity(blockwiseGroupLoss(residentSource(reloaded.config, reloaded.params, unlimitedRoom)), D, tokenizer, texts, options)
+      const lazy = yield* evaluatePerplexity(blockwiseGroupLoss(checkpointSource(yield* openLazyCheckpoint(join(dir, "pruned")), unlimitedRoom)), D, tokenizer, texts, options)
       expect(Number.isFinite(lazy.perplexity)).toBe(true)
       expect(Math.abs(lazy.meanLoss - inMemory.meanLoss)).toBeLessThan(1e-5)
       disposeParams(reloaded.config, reloaded.params)
