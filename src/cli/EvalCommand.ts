@@ -144,7 +144,7 @@ export const evalCommand = Command.make(
           // ONNX Runtime runs the checkpoint's graph; the tfjs device holds none of it.
           ? yield* Effect.gen(function*() {
             const checkpoint = yield* openLazyCheckpoint(dir)
-            return { config: checkpoint.config, decoder: ortGreedyDecoder(yield* openCheckpointSession(checkpoint), checkpoint.config) }
+            return { config: checkpoint.config, decoder: ortGreedyDecoder(yield* openCheckpointSession(checkpoint, { logits: "last" }), checkpoint.config) }
           })
           // tfjs decodes with the whole model on the device, after checking that it fits.
           : yield* Effect.gen(function*() {

@@ -264,16 +264,18 @@ export const blockwiseBackward = Effect.fnUntraced(function*<E>(
         const own = parts.flatMap((p, j) => (p.of === b ? [j] : []))
         const targets = Int32Array.from(own.flatMap((j) => Array.from(micro[j].targets)))
         const coefficients = Float32Array.from(own.flatMap((j) => Array.from(micro[j].weights.map((w) => w / micro[j].normaliser))))
-        const h = own.length === 1 ? hidden[own[0]] : tf.concat(own.map((j) => hidden[j])) as tf.Tensor2D
+        const h = tf.concat(own.map((j) => hidden[j])) as tf.Tensor2D
         const final = tf.tidy(() => rmsNorm(h, norm, config.rmsNormEps))
         const { loss, gradient } = yield* chunkedNllGradient(source, final, targets, coefficients).pipe(
-          Effect.ensuring(Effect.sync(() => final.dispose()))
+          Effect.ensuring(Effect.sync(() => final.dispose())),
+          Effect.onError(() => Effect.sync(() => h.dispose()))
         )
         losses[b] = loss
-        const dh = tf.tidy(() => tf.grad((x: tf.Tensor) => rmsNorm(x as tf.Tensor2D, norm, config.rmsNormEps))(h, gradient) as tf.Tensor2D)
-        tf.dispose(own.length === 1 ? [gradient] : [gradient, h])
-        upstream.push(...(own.length === 1 ? [dh] : tf.split(dh, own.map((j) => micro[j].batchSize * micro[j].seqLen)) as Array<tf.Tensor2D>))
-        if (own.length > 1) dh.dispose()
+        upstream.push(...tf.tidy(() => {
+          const dh = tf.grad((x: tf.Tensor) => rmsNorm(x as tf.Tensor2D, norm, config.rmsNormEps))(h, gradient)
+          return tf.split(dh, own.map((j) => micro[j].batchSize * micro[j].seqLen)) as Array<tf.Tensor2D>
+        }))
+        tf.dispose([gradient, h])
       }), { discard: true }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose([...hidden, norm]))))
     for (let layer = L - 1; layer >= 0; layer--) {
       yield* ensureBlockFits(source.room, config, layer, micro)

@@ -54,6 +54,12 @@ export type DecoderHead = "lm" | "nll" | "score" | "none"
 export interface DecoderGraphOptions {
   /** Default the LM head. */
   readonly head?: DecoderHead
+  /**
+   * The LM head's positions: all (the default, and what exports give), or only the last, which
+   * is all that decoding left-padded prompts reads: a prompt pass of 64 × 93 tokens over a
+   * 151,936-token vocabulary otherwise computes and returns 3.6 GB of logits.
+   */
+  readonly logits?: "all" | "last"
   readonly mlpStatistics?: boolean
 }
 
@@ -146,18 +152,21 @@ export const decoderGraph = (config: ModelConfig, options: DecoderGraphOptions =
     g.output(decoderOutputs.scores, "float32", [batch, sequence])
   } else if (head === "lm" || head === "nll") {
     const logitsName = head === "lm" ? decoderOutputs.logits : undefined
+    const lastOnly = head === "lm" && options.logits === "last"
+    // [B, T, D], or [B, 1, D] at the last position.
+    const states = lastOnly ? g.node("Slice", [final(), g.ints([-1]), g.ints([2 ** 31 - 1]), g.ints([1])]) : final()
     let logits: string
     if (config.tieWordEmbeddings) {
       // The embedding [V, D] read transposed by Gemm, so a tied head stores (and loads) it once.
-      const rows = g.node("Reshape", [final(), g.ints([-1, config.hiddenSize])])
+      const rows = g.node("Reshape", [states, g.ints([-1, config.hiddenSize])])
       const logits2d = g.node("Gemm", [rows, embed], { transB: 1 })
-      const shape = g.node("Concat", [g.node("Shape", [inputIds]), g.ints([config.vocabSize])], { axis: 0 })
+      const shape = g.node("Concat", [g.node("Shape", [states], { end: 2 }), g.ints([config.vocabSize])], { axis: 0 })
       logits = g.node("Reshape", [logits2d, shape], {}, logitsName)
     } else {
-      logits = g.node("MatMul", [final(), weight("lm_head.weight")], {}, logitsName)
+      logits = g.node("MatMul", [states, weight("lm_head.weight")], {}, logitsName)
     }
     if (head === "lm") {
-      g.output(decoderOutputs.logits, "float32", [batch, sequence, config.vocabSize])
+      g.output(decoderOutputs.logits, "float32", [batch, lastOnly ? 1 : sequence, config.vocabSize])
     } else {
       // −log p(target) at every position: only [B, T] floats leave the session, not [B, T, V] logits.
       const targets = g.input(decoderInputs.targets, "int64", [batch, sequence])

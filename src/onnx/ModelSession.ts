@@ -10,6 +10,7 @@ import { Effect } from "effect"
 import type { Model } from "../model/Model.ts"
 import { paramSpecs } from "../model/Params.ts"
 import { readFloats } from "../model/Read.ts"
+import type { DecoderGraphOptions } from "./DecoderGraph.ts"
 import { openGraphSession } from "./GraphSession.ts"
 
 /** Reads a weight of `model` by its graph name from its tensor. */
@@ -22,4 +23,4 @@ export const modelWeights = (model: Model) => {
   }
 }
 
-export const openModelSession = (model: Model) => openGraphSession(model.config, modelWeights(model))
+export const openModelSession = (model: Model, options: DecoderGraphOptions = {}) => openGraphSession(model.config, modelWeights(model), options)

@@ -35,11 +35,13 @@ export const decodeOrt = async (
     attentionMask,
     positions: padding.map((pad) => Array.from({ length: longest }, (_, j) => Math.max(j - pad, 0)))
   })
-  let T = longest
   for (let slot = longest; ; slot++) {
+    // Every position's logits, or only the last's (a graph with `logits: "last"`).
+    const T = step.logits.length / (prompts.length * V)
     const next = prompts.map((_, b) => {
       if (done[b]) return 0
-      const token = choose(step.logits.subarray((b * T + T - 1) * V, (b * T + T) * V), b)
+      const at = (b * T + T - 1) * V
+      const token = choose(step.logits.subarray(at, at + V), b)
       outputs[b].push(token)
       if (stop.has(token) || outputs[b].length >= budget[b]) done[b] = true
       return token
@@ -52,7 +54,6 @@ export const decodeOrt = async (
       attentionMask,
       positions: padding.map((pad) => [slot - pad])
     })
-    T = 1
   }
 }
 

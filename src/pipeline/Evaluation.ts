@@ -37,7 +37,7 @@ export const evaluateModel = (setup: EvaluationSetup, state: ModelState) =>
     const metrics: Record<string, DatasetScore> = {}
     for (const dataset of setup.datasets) {
       if (setup.inference === "ort" && dataset.grader !== undefined && ort === undefined) {
-        ort = ortGreedyDecoder(yield* openModelSession(state.model), config)
+        ort = ortGreedyDecoder(yield* openModelSession(state.model, { logits: "last" }), config)
       }
       const m = ort !== undefined && dataset.grader !== undefined
         ? yield* evaluateGraded(config, ort, setup.tokenizer, dataset, setup)

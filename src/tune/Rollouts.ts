@@ -59,7 +59,7 @@ export const tfjsRolloutDecoder = (policy: Model): RolloutDecoder => (prompts, b
  */
 export const openRolloutDecoder = (policy: Model, inference: InferenceEngine) =>
   inference === "ort"
-    ? Effect.map(Effect.orDie(openModelSession(policy)), (session): RolloutDecoder => (prompts, budgets, stopTokens, choose) =>
+    ? Effect.map(Effect.orDie(openModelSession(policy, { logits: "last" })), (session): RolloutDecoder => (prompts, budgets, stopTokens, choose) =>
       Effect.promise(() => decodeOrt(session, policy.config, prompts, budgets, stopTokens, choose)))
     : Effect.succeed(tfjsRolloutDecoder(policy))
 

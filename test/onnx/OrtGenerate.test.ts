@@ -14,9 +14,12 @@ import { tfjsGreedyDecoder } from "../../src/eval/GreedyDecoder.ts"
 import { disposeParams } from "../../src/model/Params.ts"
 import { openCheckpointSession } from "../../src/onnx/CheckpointSession.ts"
 import { ortGreedyDecoder } from "../../src/onnx/OrtGenerate.ts"
+import { openModelSession } from "../../src/onnx/ModelSession.ts"
+import { runDecoder } from "../../src/onnx/OrtDecoder.ts"
+import { engineFixtures } from "./_support.ts"
 import { arith } from "../../src/tasks/Arith.ts"
 import { encodePrompt } from "../../src/tasks/Encode.ts"
-import { useBackend } from "../helpers/backend.ts"
+import { maxAbsDiff, useBackend } from "../helpers/backend.ts"
 import { simmer } from "../helpers/cli.ts"
 import { unlimitedRoom } from "../helpers/room.ts"
 
@@ -36,9 +39,12 @@ describe("ONNX Runtime and tfjs greedy decoding", () => {
 
       const model = yield* loadCheckpoint(base)
       const tfjs = tfjsGreedyDecoder(model.config, model.params)
-      const ort = ortGreedyDecoder(yield* openCheckpointSession(yield* openLazyCheckpoint(base)), model.config)
+      const checkpoint = yield* openLazyCheckpoint(base)
+      const ort = ortGreedyDecoder(yield* openCheckpointSession(checkpoint), model.config)
+      const ortLast = ortGreedyDecoder(yield* openCheckpointSession(checkpoint, { logits: "last" }), model.config)
       const [fromTfjs, fromOrt] = [yield* tfjs.decode(prompts, options), yield* ort.decode(prompts, options)]
       expect(fromOrt).toEqual(fromTfjs)
+      expect(yield* ortLast.decode(prompts, options)).toEqual(fromTfjs)
       expect(fromOrt.every((ids) => ids.length > 3)).toBe(true)
 
       const graded = (decoder: typeof tfjs) => evaluateAccuracy(model.config, decoder, tokenizer, examples, task, { batchSize: 4, room: unlimitedRoom })
@@ -47,6 +53,26 @@ describe("ONNX Runtime and tfjs greedy decoding", () => {
       expect(b.samples).toEqual(a.samples)
       disposeParams(model.config, model.params)
     })))
+
+  for (const fixture of engineFixtures) {
+    it.effect(`gives the last position's logits alone, as the whole graph gives them, on ${fixture.name}`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        const model = yield* fixture.model()
+        const { config } = model
+        const V = config.vocabSize
+        const all = yield* openModelSession(model)
+        const last = yield* openModelSession(model, { logits: "last" })
+        // Left padding, as decoding feeds prompts.
+        const input = { ids: [[0, 0, 3, 1, 7], [5, 5, 2, 8, 6]], attentionMask: [[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], positions: [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]] }
+        const full = yield* Effect.promise(() => runDecoder(all, config, input))
+        const tail = yield* Effect.promise(() => runDecoder(last, config, input))
+        expect(tail.logits.length).toBe(2 * V)
+        const expected = [0, 1].flatMap((b) => Array.from(full.logits.subarray((b * 5 + 4) * V, (b * 5 + 5) * V)))
+        expect(maxAbsDiff(tail.logits, expected)).toBeLessThan(1e-6)
+        expect(tail.present[0].key.dims).toEqual(full.present[0].key.dims)
+        disposeParams(config, model.params)
+      })))
+  }
 
   it("simmer eval --inference ort reports the same accuracy as --inference tfjs", async () => {
     const run = (engine: string) => simmer(["eval", "models/base", "--task", "arith", "--examples", "8", "--batch-size", "4", "--inference", engine, "--json"])
