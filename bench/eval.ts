@@ -2,19 +2,19 @@
  * Evaluation throughput on the bundled base model: greedy decoding with the KV cache over each
  * graded task's test split, as `simmer eval` runs it (src/eval/Evaluate.ts), at one or more
  * batch sizes and on each inference engine (`--inference tfjs|ort`: simmer's tfjs transformer
- * on the chosen backend, ONNX Runtime's CPU execution provider on the model's ONNX graph),
+ * on the chosen backend, ONNX Runtime on the model's ONNX graph, its session opened as a run's
+ * evaluation opens it),
  * side by side in the same run: the engines alternate within each round, and each figure is the
  * median of `--rounds` rounds. Reports examples/s and generated tokens/s (time includes
  * tokenizing, prefill, decoding and grading, as a user waits for it) and the accuracy, which
  * must not depend on the batch size or the engine: a difference there is a padding or
  * numerics bug, so the result flags it.
  */
-import { Effect } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { evaluateGraded } from "../src/eval/Evaluate.ts"
 import { type GreedyDecoder, tfjsGreedyDecoder } from "../src/eval/GreedyDecoder.ts"
 import { disposeParams } from "../src/model/Params.ts"
-import { modelOnnx } from "../src/onnx/ModelGraph.ts"
-import { openDecoderSession } from "../src/onnx/OrtDecoder.ts"
+import { openModelSession } from "../src/onnx/ModelSession.ts"
 import { ortGreedyDecoder } from "../src/onnx/OrtGenerate.ts"
 import { builtinTask } from "../src/tasks/Builtin.ts"
 import {
@@ -52,8 +52,12 @@ export const evalBench: Benchmark = {
     for (const e of engineNames) if (e !== "tfjs" && e !== "ort") throw new Error(`--engines: "${e}" is not tfjs or ort`)
     progress(`eval: ${model.source}, tfjs on ${backend}, ONNX Runtime CPU EP`)
     const tensorsBefore = numTensors()
+    // The session a run's evaluation opens: the weights through a temporary file, logits at the last position.
+    const scope = Effect.runSync(Scope.make())
     const startedOrt = performance.now()
-    const session = engineNames.includes("ort") ? await openDecoderSession(await Effect.runPromise(modelOnnx(model))) : undefined
+    const session = engineNames.includes("ort")
+      ? await Effect.runPromise(Scope.provide(scope)(openModelSession(model, { logits: "last" })))
+      : undefined
     const ortSessionSeconds = (performance.now() - startedOrt) / 1000
     const engines: Record<string, GreedyDecoder> = {
       tfjs: tfjsGreedyDecoder(model.config, model.params),
@@ -98,7 +102,7 @@ export const evalBench: Benchmark = {
       }
     }
     const leaked = numTensors() - tensorsBefore
-    await session?.release()
+    await Effect.runPromise(Scope.close(scope, Exit.void))
     disposeParams(model.config, model.params)
     const speedups = engineNames.length === 2
       ? tasks.flatMap((task) => batchSizes.map((batchSize) => {
