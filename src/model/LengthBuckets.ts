@@ -35,8 +35,8 @@ const rowFlops = (config: ModelConfig): number => {
   return (3 * 2 * perLayer.reduce((a, b) => a + b, 0)) / Math.max(config.layers.length, 1)
 }
 
-/** Positions of row b up to and including its last weighted one (0 when none is weighted). */
-const usedLength = (batch: LossBatch, b: number): number => {
+/** Positions of row b up to and including its last weighted one (0 when none is weighted: the row changes no loss). */
+export const usedLength = (batch: LossBatch, b: number): number => {
   for (let t = batch.seqLen - 1; t >= 0; t--) if (batch.weights[b * batch.seqLen + t] !== 0) return t + 1
   return 0
 }
