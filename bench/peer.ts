@@ -7,6 +7,7 @@
  */
 import { Schema } from "effect"
 import { execFile } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { ModelConfig } from "../src/model/ModelConfig.ts"
@@ -158,6 +159,35 @@ const argumentsOf = (request: PeerRequest, shape: PeerShape): Array<string> => {
   ]
 }
 
+/**
+ * The OpenBLAS kernel family for a CPU with these /proc/cpuinfo flags, or undefined to leave
+ * OpenBLAS's own choice. Debian's OpenBLAS 0.3.21 takes a CPU it does not know for a Prescott
+ * (SSE3): on a Xeon with AVX-512 and AMX it ran the peer's products at 40-46 GFLOP/s on two
+ * threads, a quarter of what the CPU does, and the ratios to it measured OpenBLAS's guess.
+ */
+export const openBlasCoreType = (flags: ReadonlySet<string>): string | undefined =>
+  ["avx512f", "avx512bw", "avx512vl", "avx512dq"].every((f) => flags.has(f))
+    ? "SkylakeX"
+    : flags.has("avx2") && flags.has("fma")
+    ? "Haswell"
+    : undefined
+
+const cpuFlags = (): ReadonlySet<string> => {
+  try {
+    const line = readFileSync("/proc/cpuinfo", "utf8").split("\n").find((l) => l.startsWith("flags"))
+    return new Set(line?.split(":")[1]?.trim().split(/\s+/) ?? [])
+  } catch {
+    return new Set()
+  }
+}
+
+/** The peer's environment: libgomp's threads passive, OpenBLAS's kernels named after the CPU unless the caller named them. */
+export const peerEnvironment = (base: NodeJS.ProcessEnv, flags: ReadonlySet<string>): Record<string, string> => {
+  const coreType = base.OPENBLAS_CORETYPE ?? openBlasCoreType(flags)
+  // libgomp's spinning threads fight OpenBLAS's own pool (the peer's README).
+  return { OMP_WAIT_POLICY: "PASSIVE", ...(coreType !== undefined ? { OPENBLAS_CORETYPE: coreType } : {}) }
+}
+
 const tail = (text: string, chars = 600): string => (text.length > chars ? `…${text.slice(-chars)}` : text).trim()
 
 /** Runs the peer and returns its figures, or why there are none. Never rejects. */
@@ -166,16 +196,18 @@ export const runPeer = (request: PeerRequest): Promise<PeerResult> => {
   if ("unsupported" in shape) return Promise.resolve({ measured: false, reason: shape.unsupported })
   const python = request.python ?? defaultPeerPython
   const args = argumentsOf(request, shape)
+  const environment = peerEnvironment(process.env, cpuFlags())
   // Shown with the script relative to the working directory, as one would type it.
-  const command = `OMP_WAIT_POLICY=PASSIVE ${python} ${[relative(process.cwd(), peerScript), ...args.slice(1)].join(" ")}`
+  const command = `${Object.entries(environment).map(([k, v]) => `${k}=${v}`).join(" ")} ${python} ${
+    [relative(process.cwd(), peerScript), ...args.slice(1)].join(" ")
+  }`
   const expected: ReadonlyArray<PeerMode> = request.mode === "train" ? ["train"] : ["infer_generate", "infer_forward"]
   const timeoutMs = request.timeoutMs ?? 600_000
   return new Promise((resolve) => {
     execFile(python, args, {
       timeout: timeoutMs,
       maxBuffer: 16 * 1024 * 1024,
-      // libgomp's spinning threads fight OpenBLAS's own pool (the peer's README).
-      env: { ...process.env, OMP_WAIT_POLICY: "PASSIVE" }
+      env: { ...process.env, ...environment }
     }, (error, stdout, stderr) => {
       if (error !== null) {
         const code = (error as NodeJS.ErrnoException).code

@@ -117,8 +117,10 @@ def setup_blas(threads):
     with open("/proc/self/maps") as f:
         path = next((ln.split()[-1] for ln in f if "libblas.so" in ln), "unknown")
     try:
-        ctypes.CDLL("libblas.so.3").openblas_set_num_threads(threads)
-        return f"{path} (OpenBLAS, {threads} threads)"
+        blas = ctypes.CDLL("libblas.so.3")
+        blas.openblas_set_num_threads(threads)
+        blas.openblas_get_corename.restype = ctypes.c_char_p
+        return f"{path} (OpenBLAS {blas.openblas_get_corename().decode()} kernels, {threads} threads)"
     except (OSError, AttributeError):
         return path
 

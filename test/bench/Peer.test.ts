@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { besidePeer, parsePeerOutput, peerEnabled, peerShape, runPeer } from "../../bench/peer.ts"
+import { besidePeer, openBlasCoreType, parsePeerOutput, peerEnabled, peerEnvironment, peerShape, runPeer } from "../../bench/peer.ts"
 import { parseOptions, referenceConfig } from "../../bench/common.ts"
 
 // Lines as bench/peer/torch_baseline.py printed them on this machine (one thread, OpenBLAS).
@@ -162,5 +162,18 @@ describe("runPeer with a stand-in interpreter", () => {
   it("gives up after the timeout", async () => {
     const result = await runPeer({ ...request, timeoutMs: 200, python: fake("sleep 5") })
     expect(result).toMatchObject({ measured: false, reason: expect.stringMatching(/did not finish in 0.2 s/) })
+  })
+})
+
+describe("the peer's OpenBLAS kernels", () => {
+  it("are named after the CPU's flags (OpenBLAS 0.3.21 took a Sapphire Rapids Xeon for a Prescott), unless the caller named them", () => {
+    const avx512 = new Set(["sse3", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "amx_tile"])
+    expect(openBlasCoreType(avx512)).toBe("SkylakeX")
+    expect(openBlasCoreType(new Set(["avx2", "fma"]))).toBe("Haswell")
+    expect(openBlasCoreType(new Set(["avx2", "avx512f"]))).toBeUndefined()
+    expect(openBlasCoreType(new Set(["sse3", "avx"]))).toBeUndefined()
+    expect(peerEnvironment({}, avx512)).toEqual({ OMP_WAIT_POLICY: "PASSIVE", OPENBLAS_CORETYPE: "SkylakeX" })
+    expect(peerEnvironment({ OPENBLAS_CORETYPE: "Zen" }, avx512)).toEqual({ OMP_WAIT_POLICY: "PASSIVE", OPENBLAS_CORETYPE: "Zen" })
+    expect(peerEnvironment({}, new Set())).toEqual({ OMP_WAIT_POLICY: "PASSIVE" })
   })
 })
