@@ -132,7 +132,7 @@ export const adapterStepProfile: Benchmark = {
     const profiled: Trace = { marks: new Map(), reads: [], blocksDone: 0 }
     let kernels: Array<KernelRecord> = []
     const layerCount = await run(Effect.scoped(Effect.map(openLazyCheckpoint(dir), (c) => c.config.layers.length)).pipe(Effect.orDie))
-    progress("adapter-step-profile: two plain steps, then one inside tf.profile")
+    progress("adapter-step-profile: two plain steps, one inside tf.profile, then one with the batch kept whole")
     const whole: Trace = { marks: new Map(), reads: [], blocksDone: 0 }
     const { config: modelConfig, steps } = await adapterSteps(dir, batchSize, rank, [
       probeOf(cold, layerCount),

@@ -50,7 +50,7 @@ export const evalBench: Benchmark = {
     const engineNames = listOption(options, "engines", ["tfjs", "ort"])
     for (const t of tasks) if (t !== "arith" && t !== "program") throw new Error(`--tasks: "${t}" is not a graded built-in task`)
     for (const e of engineNames) if (e !== "tfjs" && e !== "ort") throw new Error(`--engines: "${e}" is not tfjs or ort`)
-    progress(`eval: ${model.source}, tfjs on ${backend}, ONNX Runtime CPU EP`)
+    progress(`eval: ${model.source}, tfjs on ${backend}, ONNX Runtime`)
     const tensorsBefore = numTensors()
     // The session a run's evaluation opens: the weights through a temporary file, logits at the last position.
     const scope = Effect.runSync(Scope.make())
