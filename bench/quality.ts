@@ -137,7 +137,7 @@ const runWithTuner = async (name: string, dir: string, quick: boolean, backend: 
 }
 
 /** The options of `--suite skills` (qualitySkills.ts, which imports this file). */
-const skillsSuiteOptions = ["base", "seeds", "skills", "tune", "examples", "scratch", "base-steps", "scratch-steps", "tasks", "gates", "scorer"]
+const skillsSuiteOptions = ["base", "seeds", "skills", "tune", "examples", "scratch", "base-steps", "scratch-steps", "tasks", "gates", "scorer", "allocation", "iterations"]
 
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
 
@@ -145,7 +145,7 @@ export const quality: Benchmark = {
   summary: "runs the demo and checks the PTL quality bar (≥95% of base accuracy at ≤55% of non-embedding params, beats one-shot, also given PTL's actual tuning spend)",
   usage: `quality [--backend wasm] [--quick] [--dir runs/quality] [--tuner ${Object.keys(tunerPresets).join("|")}]\n` +
     `             npm run -s bench -- quality --suite skills [--base models/skills] [--seeds 1,2,3] [--tune arith] [--examples 200] ` +
-    `[--scratch <checkpoint> | --base-steps N | --scratch-steps N] [--gates on|off] [--scorer NAME] [--quick] [--dir ...] [--tuner ...]`,
+    `[--scratch <checkpoint> | --base-steps N | --scratch-steps N] [--gates on|off] [--scorer NAME] [--allocation uniform|global] [--iterations N] [--quick] [--dir ...] [--tuner ...]`,
   options: ["backend", "quick", "dir", "tuner", "suite", ...skillsSuiteOptions],
   run: async (options: Options) => {
     if (options.get("suite") === "skills") return (await import("./qualitySkills.ts")).qualitySkills(options)

@@ -81,6 +81,26 @@ const parametersOf = (shape: Shape) => countParams(baseModelConfig({ ...defaultB
 export const computeMatchedSteps = (baseSteps: number, ptlSteps: number, baseParameters: number, halfParameters: number): number =>
   Math.ceil(((baseSteps + ptlSteps) * baseParameters) / halfParameters)
 
+/** The plan's keys that `--scorer`, `--allocation` and `--iterations` replace (the demo's when not given). */
+interface PlanOverrides {
+  readonly scorer?: string
+  readonly allocation?: string
+  readonly iterations?: number
+}
+
+const planOverrides = (options: Options): PlanOverrides => {
+  const allocation = options.get("allocation")
+  if (allocation !== undefined && allocation !== "uniform" && allocation !== "global") {
+    throw new Error(`quality --suite skills: --allocation must be uniform or global, got "${allocation}"`)
+  }
+  const scorer = options.get("scorer")
+  return {
+    ...(scorer === undefined ? {} : { scorer }),
+    ...(allocation === undefined ? {} : { allocation }),
+    ...(options.has("iterations") ? { iterations: intOption(options, "iterations", 0) } : {})
+  }
+}
+
 /** The plan of one seed: the demo's loop on `base`, tuned on one skill, calibrated and evaluated on all of them. */
 const seedPlan = (
   demo: PlanDocument,
@@ -90,7 +110,7 @@ const seedPlan = (
   tune: string,
   examples: number,
   gates: boolean,
-  scorer: string | undefined
+  overrides: PlanOverrides
 ): PlanDocument => {
   const data = demo.data as Record<string, unknown>
   const ofSeed = (task: string) => ({ task, seed })
@@ -108,7 +128,7 @@ const seedPlan = (
     baselines: ["prune-only"],
     // Without gates PTL goes all the way to the target whatever the evaluations say.
     ...(gates ? {} : { gates: {} }),
-    ...(scorer === undefined ? {} : { scorer }),
+    ...overrides,
     seed
   }
 }
@@ -154,13 +174,14 @@ export const qualitySkills = async (options: Options) => {
   const baseParameters = parametersOf(baseShape)
   const scratchParameters = parametersOf(scratchShape)
   const demo = demoPlan(quick, tunerName)
+  const overrides = planOverrides(options)
   const results: Array<SeedResult> = []
   const runs: Array<string> = []
   const spend: Array<{ seed: number; ptlSteps: ReadonlyArray<number>; scratchSteps?: number }> = []
   const started = performance.now()
   for (const seed of seeds) {
     const run = join(dir, `seed-${seed}`)
-    const plan = seedPlan(demo, resolve(base), seed, skills, tune, examples, gates, options.get("scorer"))
+    const plan = seedPlan(demo, resolve(base), seed, skills, tune, examples, gates, overrides)
     writeFileSync(`${run}.yaml`, stringify(plan))
     progress(`quality --suite skills: seed ${seed}: simmer run ${run}.yaml (PTL and prune-only)`)
     // PTL stopped by its gates short of the target is a result to report (exit code 3).
@@ -226,7 +247,9 @@ export const qualitySkills = async (options: Options) => {
       : "not run: give --scratch <checkpoint>, --base-steps N (the base's training steps) or --scratch-steps N",
     tuner: tunerName ?? "sft (the demo's)",
     gates: gates ? "the demo's" : "off",
-    scorer: options.get("scorer") ?? "the demo's (wanda)",
+    scorer: overrides.scorer ?? "the demo's (wanda)",
+    allocation: overrides.allocation ?? "the demo's (uniform)",
+    iterations: overrides.iterations ?? demo.iterations,
     tunedOn: tune,
     seeds,
     examples,

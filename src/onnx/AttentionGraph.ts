@@ -30,20 +30,43 @@ export const attentionMask = (g: GraphBuilder, inputIds: string, attentionMask: 
   return g.node("Where", [sees, g.float(0), g.float(maskValue)], {}, "attention_bias")
 }
 
-/** cos and sin [B, 1, T, hd] of position_ids [B, T] with inverse frequencies inv_freq [hd/2] (Rope.ts). */
+/**
+ * The rotary embedding's angles, as one of two node patterns:
+ * - `tables`: standard ops only. cos and sin [B, 1, T, hd] of each position, applied as
+ *   x·cos + rotate_half(x)·sin with rotate_half(x) = concat(−x₂, x₁): six nodes per use.
+ * - `fused`: ONNX Runtime's contrib RotaryEmbedding kernel, one node per use, which gathers each
+ *   position's row of cos and sin caches [positions, hd/2] (here rows 0 … the step's largest
+ *   position). Decoding runs a few hundred small nodes a token: 6.5% faster at the reference
+ *   shape (bench infer).
+ * Both take cos and sin of the same float32 angles position · inv_freq.
+ */
+export type Rope =
+  | { readonly kind: "tables"; readonly cos: string; readonly sin: string }
+  | { readonly kind: "fused"; readonly positionIds: string; readonly cosCache: string; readonly sinCache: string }
+
+/** The angles of position_ids [B, T] with inverse frequencies inv_freq [hd/2] (Rope.ts), for either pattern. */
 export const rotaryTables = (
   g: GraphBuilder,
   positionIds: string,
-  inverseFrequencies: ReadonlyArray<number>
-): { readonly cos: string; readonly sin: string } => {
+  inverseFrequencies: ReadonlyArray<number>,
+  kind: Rope["kind"]
+): Rope => {
+  const frequencies = g.floats("inv_freq", inverseFrequencies)
+  if (kind === "fused") {
+    const rows = g.node("Add", [g.node("ReduceMax", [positionIds], { keepdims: 0 }), g.ints([1], true)])
+    const slots = g.node("Cast", [g.node("Range", [g.ints([0], true), rows, g.ints([1], true)])], { to: 1 /* FLOAT */ })
+    const angles = g.node("Mul", [g.node("Unsqueeze", [slots, g.ints([1])]), frequencies]) // [rows, hd/2]
+    return { kind, positionIds, cosCache: g.node("Cos", [angles], {}, "rope_cos"), sinCache: g.node("Sin", [angles], {}, "rope_sin") }
+  }
   const positions = g.node("Unsqueeze", [g.node("Cast", [positionIds], { to: 1 /* FLOAT */ }), g.ints([2])]) // [B, T, 1]
-  const angles = g.node("Mul", [positions, g.floats("inv_freq", inverseFrequencies)]) // [B, T, hd/2]
+  const angles = g.node("Mul", [positions, frequencies]) // [B, T, hd/2]
   const table = g.node("Unsqueeze", [g.node("Concat", [angles, angles], { axis: -1 }), g.ints([1])]) // [B, 1, T, hd]
-  return { cos: g.node("Cos", [table], {}, "rope_cos"), sin: g.node("Sin", [table], {}, "rope_sin") }
+  return { kind, cos: g.node("Cos", [table], {}, "rope_cos"), sin: g.node("Sin", [table], {}, "rope_sin") }
 }
 
-/** x·cos + rotate_half(x)·sin of x [B, heads, T, hd], rotate_half(x) = concat(−x₂, x₁). */
-const applyRope = (g: GraphBuilder, x: string, headDim: number, rope: { readonly cos: string; readonly sin: string }): string => {
+/** The rotary embedding of x [B, heads, T, hd]. */
+const applyRope = (g: GraphBuilder, x: string, headDim: number, rope: Rope): string => {
+  if (rope.kind === "fused") return g.contrib("RotaryEmbedding", [x, rope.positionIds, rope.cosCache, rope.sinCache])
   const [first, second] = g.nodeN("Split", [x, g.ints([headDim / 2, headDim / 2])], { axis: -1 }, 2)
   const rotated = g.node("Concat", [g.node("Neg", [second]), first], { axis: -1 })
   return g.node("Add", [g.node("Mul", [x, rope.cos]), g.node("Mul", [rotated, rope.sin])])
@@ -84,7 +107,7 @@ export const selfAttention = (
   g: GraphBuilder,
   layer: AttentionLayer,
   x: string,
-  rope: { readonly cos: string; readonly sin: string },
+  rope: Rope,
   mask: string,
   groupMask: (repeats: number) => string
 ): string => {

@@ -61,6 +61,12 @@ export interface DecoderGraphOptions {
    */
   readonly logits?: "all" | "last"
   readonly mlpStatistics?: boolean
+  /**
+   * `standard` (the default): standard ONNX ops only, which every runtime reads (what exports
+   * write). `onnxruntime`: ONNX Runtime's fused contrib kernels where they save nodes (the
+   * rotary embedding), for the sessions simmer opens itself.
+   */
+  readonly kernels?: "standard" | "onnxruntime"
 }
 
 /** The weight name of a reward model's score head, [D, 1] in internal orientation. */
@@ -116,7 +122,12 @@ export const decoderGraph = (config: ModelConfig, options: DecoderGraphOptions =
     }
     return tiled
   }
-  const rope = rotaryTables(g, positionIds, inverseFrequencies(hd, config.ropeTheta, config.ropeScaling))
+  const rope = rotaryTables(
+    g,
+    positionIds,
+    inverseFrequencies(hd, config.ropeTheta, config.ropeScaling),
+    options.kernels === "onnxruntime" ? "fused" : "tables"
+  )
   const embed = weight("model.embed_tokens.weight")
   let h = g.node("Gather", [embed, inputIds], { axis: 0 }) // [B, T, D]
 

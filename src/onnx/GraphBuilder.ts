@@ -2,8 +2,10 @@
  * A small builder of ONNX graphs on top of the `onnx-proto` message classes (protobufjs):
  * nodes get unique output names, constants become initializers, and weights are declared by
  * name and shape only: their values are read when the file is written (OnnxFile.ts), one at a
- * time where they go to external data, so a model never has to be in memory twice. Only the standard domain at one opset is used, so every ONNX runtime
- * (ONNX Runtime in Python, C#, Java, the web, transformers.js) reads the result.
+ * time where they go to external data, so a model never has to be in memory twice. Graphs keep
+ * to the standard domain at one opset, so every ONNX runtime (ONNX Runtime in Python, C#, Java,
+ * the web, transformers.js) reads them, unless they ask for ONNX Runtime's own fused kernels
+ * (`contrib`, the `com.microsoft` domain), as the sessions simmer opens in its own process do.
  */
 import onnxProto from "onnx-proto"
 
@@ -11,6 +13,10 @@ export const onnx = onnxProto.onnx
 
 /** The opset the decoder is written against: LessOrEqual, Split with a sizes input, Softmax on one axis. */
 export const opsetVersion = 17
+
+/** The domain of ONNX Runtime's contrib operators, and the version of it the graph imports. */
+export const contribDomain = "com.microsoft"
+export const contribVersion = 1
 
 /** IR version 8 (ONNX 1.12), the newest `onnx-proto` describes and the one opset 17 came with. */
 export const irVersion = 8
@@ -90,7 +96,8 @@ export class GraphBuilder {
     op: string,
     inputs: ReadonlyArray<string>,
     attributes: Record<string, Attribute> = {},
-    outputs: number | ReadonlyArray<string> = 1
+    outputs: number | ReadonlyArray<string> = 1,
+    domain?: string
   ): Array<string> {
     const names = typeof outputs === "number"
       ? Array.from({ length: outputs }, () => this.name(op.toLowerCase()))
@@ -103,9 +110,20 @@ export class GraphBuilder {
       name: this.name(`node_${op.toLowerCase()}`),
       input: [...inputs],
       output: names,
-      attribute: Object.entries(attributes).map(([key, value]) => attribute(key, value))
+      attribute: Object.entries(attributes).map(([key, value]) => attribute(key, value)),
+      ...(domain === undefined ? {} : { domain })
     })
     return names
+  }
+
+  /** A node of one of ONNX Runtime's contrib operators, with one output. */
+  contrib(op: string, inputs: ReadonlyArray<string>, attributes: Record<string, Attribute> = {}): string {
+    return this.nodeN(op, inputs, attributes, 1, contribDomain)[0]
+  }
+
+  /** Whether any node is a contrib operator (the model then imports their domain). */
+  get usesContrib(): boolean {
+    return this.nodes.some((n) => n.domain === contribDomain)
   }
 
   /** A node with one output. */

@@ -35,7 +35,8 @@ export const openGraphSession = Effect.fn("GraphSession.open")(function*<E>(
   /** ONNX Runtime's intra-op threads; default its own (one per physical core). */
   threads?: number
 ) {
-  const graph = decoderGraph(config, options)
+  // Only ONNX Runtime reads this file: its fused kernels are welcome.
+  const graph = decoderGraph(config, { kernels: "onnxruntime", ...options })
   const open = Effect.gen(function*() {
     const dir = yield* Effect.acquireRelease(
       Effect.promise(() => mkdtemp(join(tmpdir(), "simmer-onnx-"))),

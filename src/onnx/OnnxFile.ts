@@ -18,7 +18,7 @@ import { fsError } from "../io/Errors.ts"
 import { weightBytes } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { paramSpecs } from "../model/Params.ts"
-import { GraphBuilder, irVersion, onnx, opsetVersion, type Weight, weightSize } from "./GraphBuilder.ts"
+import { contribDomain, contribVersion, GraphBuilder, irVersion, onnx, opsetVersion, type Weight, weightSize } from "./GraphBuilder.ts"
 
 export const modelFileName = "model.onnx"
 export const externalDataFileName = "model.onnx_data"
@@ -57,7 +57,10 @@ const tensorBase = (weight: Weight) => ({ name: weight.name, dims: [...weight.di
 const encode = (g: GraphBuilder, initializers: Array<onnxProto.onnx.ITensorProto>, docString: string): Uint8Array =>
   onnx.ModelProto.encode({
     irVersion,
-    opsetImport: [{ domain: "", version: opsetVersion }],
+    opsetImport: [
+      { domain: "", version: opsetVersion },
+      ...(g.usesContrib ? [{ domain: contribDomain, version: contribVersion }] : [])
+    ],
     producerName: "simmer",
     docString,
     graph: { name: "decoder", node: g.nodes, input: g.inputs, output: g.outputs, initializer: [...g.constants, ...initializers] }

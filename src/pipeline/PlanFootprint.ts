@@ -16,6 +16,7 @@ import { decodingBytes, type Footprint, footprint, weightBytes } from "../model/
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { onnxExportBytes } from "../onnx/OnnxFile.ts"
 import { ortSessionBytes } from "../onnx/GraphSession.ts"
+import { runLogitFloats } from "../onnx/OrtPerplexity.ts"
 import type { Tuner } from "../tune/Tuner.ts"
 import { type Plan, plannedTuners, planSeqLen, planUnitsOf, scorerFor } from "./Plan.ts"
 import { scorerRunsOnOrt } from "../prune/Scorers.ts"
@@ -45,16 +46,20 @@ export const planFootprint = (
       "hidden states carried between blocks": plan.data.calibrationExamples * seqLen * config.hiddenSize * 4
     }, `Lower tuner.maxSeqLen or data.calibrationExamples (calibration is scored ${calibrationBatchSize} sequences at a time)`)],
     // Graded datasets decode with the whole model; text (the built-in `general` task) is scored
-    // block by block with the LM head in chunks (eval/Perplexity.ts). A file may be either.
+    // block by block with the LM head in chunks on tfjs (eval/Perplexity.ts), or on ONNX Runtime
+    // in runs whose logits and their log-softmax stay under a fixed size (OrtPerplexity.ts). A
+    // file may be either.
     ["evaluation", footprint({
       "evaluated model": w,
       ...(host?.inference === "ort" ? { "ONNX Runtime session": ortSessionBytes(config) } : {}),
-      ...(plan.data.evaluate.every((ref) => "task" in ref && ref.task === "general")
-        ? {
+      ...(!plan.data.evaluate.every((ref) => "task" in ref && ref.task === "general")
+        ? { decoding: decodingBytes(config, evaluationBatchSize, seqLen) }
+        : host?.inference === "ort"
+        ? { "a perplexity run's logits in ONNX Runtime": 2 * runLogitFloats * 4 }
+        : {
           "perplexity pass, one block": Math.max(...config.layers.map((_, i) => blockActivationBytes(config, i, evaluationBatchSize, seqLen))),
           "a chunk of logits": 3 * maxChunkLogits * 4
-        }
-        : { decoding: decodingBytes(config, evaluationBatchSize, seqLen) })
+        })
     }, `Lower tuner.maxSeqLen or evaluate on a smaller model (evaluation decodes ${evaluationBatchSize} sequences at a time)`)],
     ...tuners.map((t): [string, Footprint] => [`${t.kind} tuning`, t.footprint(config, host)]),
     ...(host !== undefined && plan.export.includes("onnx")

@@ -2,7 +2,8 @@
  * The ONNX decoder graph (built in memory) run by ONNX Runtime (CPU) against transformers' own
  * logits (the fixture) and simmer's tfjs forward on the cpu backend: a Llama with GQA and an
  * untied head, a Qwen2 with q/k/v biases and a tied head, and a model whose layers differ
- * (`layer_shapes`); full-sequence logits, left padding and one KV-cache step.
+ * (`layer_shapes`); full-sequence logits, left padding and one KV-cache step. Both node patterns:
+ * standard ops only (exports) and ONNX Runtime's fused kernels (the sessions simmer opens).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -25,9 +26,10 @@ interface Reference {
 }
 const reference: Reference = JSON.parse(readFileSync(join(fixture, "reference.json"), "utf8"))
 
-const session = (model: Model) => Effect.flatMap(modelOnnx(model), (bytes) => Effect.promise(() => openDecoderSession(bytes)))
+describe.each(["standard", "onnxruntime"] as const)("the ONNX decoder graph in ONNX Runtime, %s kernels", (kernels) => {
+  const session = (model: Model) =>
+    Effect.flatMap(modelOnnx(model, { kernels }), (bytes) => Effect.promise(() => openDecoderSession(bytes)))
 
-describe("the ONNX decoder graph in ONNX Runtime", () => {
   it.effect("matches transformers' logits on the Llama GQA fixture, and simmer's forward", () =>
     Effect.gen(function*() {
       const model = yield* loadCheckpoint(fixture)

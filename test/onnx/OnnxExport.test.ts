@@ -90,6 +90,9 @@ describe("simmer export --onnx", () => {
       const vocabByHidden = (proto.graph?.initializer ?? []).filter((t) => (t.dims ?? []).map(Number).join() === `${model.config.vocabSize},${model.config.hiddenSize}`)
       expect(vocabByHidden.map((t) => t.name)).toEqual(["model.embed_tokens.weight"])
       expect((proto.graph?.node ?? []).filter((n) => n.opType === "Gemm").map((n) => Number(n.attribute?.[0].i))).toEqual([1])
+      // Standard ops only, so that every ONNX runtime reads it: none of ONNX Runtime's contrib kernels.
+      expect((proto.opsetImport ?? []).map((o) => o.domain ?? "")).toEqual([""])
+      expect((proto.graph?.node ?? []).filter((n) => (n.domain ?? "") !== "").map((n) => n.opType)).toEqual([])
       yield* checkAgainstTfjs(session, model)
       disposeParams(model.config, model.params)
     })))

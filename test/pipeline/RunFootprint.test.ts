@@ -42,6 +42,20 @@ describe("a run's memory estimate", () => {
       expect(runFootprint(plan, config, { ...wasm, inference: "ort" })).toEqual(runFootprint(plan, config, { ...wasm, inference: "tfjs" }))
     }))
 
+  it.effect("counts a perplexity evaluation's logits inside ONNX Runtime on ort, tfjs's block pass on tfjs", () =>
+    Effect.gen(function*() {
+      const { config } = yield* readCheckpointConfig(bundledModelPath)
+      const plan = yield* parsePlan(planText().replace("evaluate: [{ task: arith }]", "evaluate: [{ task: general }]"), "plan.yaml")
+      const evaluation = (inference: "tfjs" | "ort") =>
+        Object.keys(runFootprint(plan, config, { ...host, inference }).parts).filter((part) => part.startsWith("evaluation: "))
+      expect(evaluation("ort")).toEqual([
+        "evaluation: evaluated model",
+        "evaluation: ONNX Runtime session",
+        "evaluation: a perplexity run's logits in ONNX Runtime"
+      ])
+      expect(evaluation("tfjs")).toEqual(["evaluation: evaluated model", "evaluation: perplexity pass, one block", "evaluation: a chunk of logits"])
+    }))
+
   it.effect("counts the session of a scorer that runs on ONNX Runtime, not of one that stays on tfjs", () =>
     Effect.gen(function*() {
       const { config } = yield* readCheckpointConfig(bundledModelPath)
