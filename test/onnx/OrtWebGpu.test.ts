@@ -30,13 +30,18 @@ const profiled = async (bytes: Uint8Array, provider?: OrtProvider) => {
   return { session, prefix }
 }
 
-/** Providers that ran the MatMul nodes, from the profile the session wrote under `prefix`. */
-const matMulProviders = (session: DecoderSession, prefix: string): Set<string> => {
+/** The providers that ran each op's nodes, from the profile the session wrote under `prefix`. */
+const providersByOp = (session: DecoderSession, prefix: string): Map<string, Array<string>> => {
   session.endProfiling()
   const name = readdirSync(profiles).find((f) => join(profiles, f).startsWith(prefix + "_"))
   expect(name, "ONNX Runtime wrote no profile").toBeDefined()
   const events: Array<{ args?: { op_name?: string; provider?: string } }> = JSON.parse(readFileSync(join(profiles, name!), "utf8"))
-  return new Set(events.flatMap((e) => (e.args?.op_name === "MatMul" && e.args.provider !== undefined ? [e.args.provider] : [])))
+  const byOp = new Map<string, Set<string>>()
+  for (const { args } of events) {
+    if (args?.op_name === undefined || args.provider === undefined) continue
+    byOp.set(args.op_name, (byOp.get(args.op_name) ?? new Set()).add(args.provider))
+  }
+  return new Map([...byOp].map(([op, providers]) => [op, [...providers]]))
 }
 
 describe("ONNX Runtime's WebGPU execution provider", () => {
@@ -59,7 +64,10 @@ describe("ONNX Runtime's WebGPU execution provider", () => {
         const onCpu = yield* Effect.promise(() => generateGreedyOrt(cpu, model.config, prompts, 6, []))
         expect(onGpu).toEqual(onCpu)
         expect(onGpu.every((seq) => seq.length === 6)).toBe(true)
-        expect([...matMulProviders(gpu, prefix)]).toEqual(["WebGpuExecutionProvider"])
+        // The products, and the fused rotary kernel of the sessions simmer opens, on the GPU.
+        const providers = providersByOp(gpu, prefix)
+        expect(providers.get("MatMul")).toEqual(["WebGpuExecutionProvider"])
+        expect(providers.get("RotaryEmbedding")).toEqual(["WebGpuExecutionProvider"])
         yield* Effect.promise(() => Promise.all([gpu.release(), cpu.release()]))
         disposeParams(model.config, model.params)
       }), 120_000)
@@ -75,9 +83,9 @@ describe("ONNX Runtime's WebGPU execution provider", () => {
           await useBackend(backend)
           const { session, prefix } = await profiled(bytes)
           await runDecoder(session, model.config, { ids: [[1, 2, 3]] })
-          const providers = matMulProviders(session, prefix)
+          const providers = providersByOp(session, prefix).get("MatMul")
           await session.release()
-          return [...providers]
+          return providers
         })
       expect(yield* providerOf("webgpu")).toEqual(["WebGpuExecutionProvider"])
       expect(yield* providerOf("wasm")).toEqual(["CPUExecutionProvider"])
