@@ -23,10 +23,12 @@ import {
   intOption,
   listOption,
   machineInfo,
+  median,
   numTensors,
   type Options,
   progress,
   referenceConfig,
+  round,
   stepStats,
   useBackend
 } from "./common.ts"
@@ -142,8 +144,8 @@ const sequencesDiffering = (a: ReadonlyArray<ReadonlyArray<number>>, b: Readonly
 export const infer: Benchmark = {
   summary: "greedy decoding throughput with the KV cache (batch 16, prompt 16, 48 new tokens)",
   usage: "infer [--backends wasm,cpu] [--engines tfjs,ort] [--ort-threads 1] [--runs N] [--warmup N] [--cpu-runs N] " +
-    "[--batch 16] [--prompt 16] [--new 48] [--no-peer] [--peer-python /usr/bin/python3]",
-  options: ["backends", "engines", "ort-threads", "runs", "warmup", "cpu-runs", "cpu-warmup", "batch", "prompt", "new", ...peerOptionNames],
+    "[--batch 16] [--prompt 16] [--new 48] [--rounds 1] [--no-peer] [--peer-python /usr/bin/python3]",
+  options: ["backends", "engines", "ort-threads", "runs", "warmup", "cpu-runs", "cpu-warmup", "batch", "prompt", "new", "rounds", ...peerOptionNames],
   run: async (options: Options) => {
     const backends = listOption(options, "backends", ["wasm", "cpu"])
     const engines = listOption(options, "engines", ["tfjs", "ort"])
@@ -158,52 +160,77 @@ export const infer: Benchmark = {
     const calibrationBefore = await calibrate()
     const runs = intOption(options, "runs", 10)
     const warmup = intOption(options, "warmup", 2)
-    const measured: Array<{ ids: Array<Array<number>>; row: Record<string, unknown> & { threads: number; tokensPerSecond: number } }> = []
-    const tfjsIds = new Map<string, Array<Array<number>>>()
-    if (engines.includes("tfjs")) {
-      for (const backend of backends) {
-        const backendRuns = backendIntOption(options, backend, "runs", 10, 3)
-        const backendWarmup = backendIntOption(options, backend, "warmup", 2, 1)
-        progress(`infer: tfjs on ${backend}, ${backendWarmup} + ${backendRuns} calls`)
-        const result = await inferRun({ backend, runs: backendRuns, warmup: backendWarmup, batchSize, promptLength, newTokens })
-        tfjsIds.set(backend, result.ids)
-        measured.push(result)
+    // On a shared machine the speed drifts between the engines' runs and the peer's; rounds of
+    // both, one after the other, give a ratio per round and their median.
+    const rounds = intOption(options, "rounds", 1)
+    if (rounds < 1) throw new Error("--rounds must be at least 1")
+    const measureRound = async (index: number) => {
+      if (rounds > 1) progress(`infer: round ${index + 1}/${rounds}`)
+      const measured: Array<{ ids: Array<Array<number>>; row: Record<string, unknown> & { threads: number; tokensPerSecond: number } }> = []
+      const tfjsIds = new Map<string, Array<Array<number>>>()
+      if (engines.includes("tfjs")) {
+        for (const backend of backends) {
+          const backendRuns = backendIntOption(options, backend, "runs", 10, 3)
+          const backendWarmup = backendIntOption(options, backend, "warmup", 2, 1)
+          progress(`infer: tfjs on ${backend}, ${backendWarmup} + ${backendRuns} calls`)
+          const result = await inferRun({ backend, runs: backendRuns, warmup: backendWarmup, batchSize, promptLength, newTokens })
+          tfjsIds.set(backend, result.ids)
+          measured.push(result)
+        }
       }
-    }
-    if (engines.includes("ort")) {
-      progress(`infer: ONNX Runtime (${ortThreads} thread${ortThreads === 1 ? "" : "s"}), ${warmup} + ${runs} calls`)
-      const result = await ortRun({ runs, warmup, batchSize, promptLength, newTokens, threads: ortThreads, weightsBackend: backends[0] ?? "wasm" })
-      const matches = Object.fromEntries([...tfjsIds].map(([backend, ids]) => {
-        const differing = sequencesDiffering(ids, result.ids)
-        return [backend, { identical: differing === 0, sequencesDiffering: differing }]
+      if (engines.includes("ort")) {
+        progress(`infer: ONNX Runtime (${ortThreads} thread${ortThreads === 1 ? "" : "s"}), ${warmup} + ${runs} calls`)
+        const result = await ortRun({ runs, warmup, batchSize, promptLength, newTokens, threads: ortThreads, weightsBackend: backends[0] ?? "wasm" })
+        const matches = Object.fromEntries([...tfjsIds].map(([backend, ids]) => {
+          const differing = sequencesDiffering(ids, result.ids)
+          return [backend, { identical: differing === 0, sequencesDiffering: differing }]
+        }))
+        measured.push({ ids: result.ids, row: { ...result.row, greedyIdsMatchTfjs: matches } })
+      }
+      // The peer at each thread count a row used, in this run, at the same shape and decoding.
+      const peers = await peersAtThreads("infer", measured.map((m) => m.row.threads), withPeer, (threads) => ({
+        config: referenceConfig,
+        mode: "infer",
+        threads,
+        batch: batchSize,
+        seq: promptLength + newTokens,
+        genBatch: batchSize,
+        prompt: promptLength,
+        newTokens,
+        steps: runs,
+        warmup,
+        genReps: runs,
+        python: options.get("peer-python")
       }))
-      measured.push({ ids: result.ids, row: { ...result.row, greedyIdsMatchTfjs: matches } })
+      return measured.map(({ row }) => ({ ...row, ...besidePeer(row.tokensPerSecond, peers.get(row.threads)!, "infer_generate"), peerRun: peers.get(row.threads)! }))
     }
-    // The peer at each thread count a row used, in this run, at the same shape and decoding.
-    const peers = await peersAtThreads("infer", measured.map((m) => m.row.threads), withPeer, (threads) => ({
-      config: referenceConfig,
-      mode: "infer",
-      threads,
-      batch: batchSize,
-      seq: promptLength + newTokens,
-      genBatch: batchSize,
-      prompt: promptLength,
-      newTokens,
-      steps: runs,
-      warmup,
-      genReps: runs,
-      python: options.get("peer-python")
-    }))
+    const byRound: Array<Awaited<ReturnType<typeof measureRound>>> = []
+    for (let r = 0; r < rounds; r++) byRound.push(await measureRound(r))
     return {
       benchmark: "infer",
       machine: { ...machineInfo(), calibrationBefore, calibrationAfter: await calibrate() },
       config: { ...describeConfig(referenceConfig), batch: batchSize, promptLength, newTokens, sampling: "greedy" },
-      results: measured.map(({ row }) => ({ ...row, ...besidePeer(row.tokensPerSecond, peers.get(row.threads)!, "infer_generate") })),
+      results: rounds === 1
+        ? byRound[0].map(({ peerRun: _, ...row }) => row)
+        : byRound[0].map((first, i) => {
+          // The first round's row, with the medians over rounds and every round's figures.
+          const { peerRun: _, peer: _peer, ratioToPeer: _ratio, ...row } = first
+          const ratios = byRound.flatMap((rows) => (rows[i].ratioToPeer === undefined ? [] : [rows[i].ratioToPeer]))
+          return {
+            ...row,
+            tokensPerSecond: median(byRound.map((rows) => rows[i].tokensPerSecond)),
+            byRound: byRound.map((rows) => ({ tokensPerSecond: rows[i].tokensPerSecond, peer: rows[i].peer, ratioToPeer: rows[i].ratioToPeer })),
+            ...(ratios.length > 0 ? { ratioToPeer: round(median(ratios), 2), ratioToPeerRange: [Math.min(...ratios), Math.max(...ratios)] } : {})
+          }
+        }),
       peer: {
         note: "PyTorch (bench/peer/torch_baseline.py) on the same CPU in this run, greedy KV-cache decoding at the same " +
           "shape, batch, prompt length and new tokens (generated tokens over the whole call, prefill included, as in the rows above); " +
-          "ratioToPeer = simmer's tokens/s over the peer's at the row's thread count",
-        runs: peerRunsByThreads(peers)
+          "ratioToPeer = simmer's tokens/s over the peer's at the row's thread count" +
+          (rounds > 1 ? `; with --rounds, the median of the ${rounds} rounds' ratios (each round: every engine, then the peer)` : ""),
+        runs: rounds === 1
+          ? peerRunsByThreads(new Map(byRound[0].map((row) => [row.threads, row.peerRun])))
+          : byRound.map((rows) => peerRunsByThreads(new Map(rows.map((row) => [row.threads, row.peerRun]))))
       }
     }
   }
