@@ -6,11 +6,12 @@
  * datasets' perplexity comes from another (the `nll` head): each opened once per evaluation,
  * one at a time, and released before the next, so at most one session holds memory.
  */
-import { Effect } from "effect"
+import { Effect, type Scope } from "effect"
 import type { InferenceEngine } from "../compute/Inference.ts"
 import { evaluateDataset, evaluateGraded, evaluateText, type EvalMetrics } from "../eval/Evaluate.ts"
 import type { Tokenizer } from "../io/Tokenizer.ts"
 import type { DeviceRoom } from "../model/DeviceRoom.ts"
+import type { MemoryBudgetExceeded } from "../model/Footprint.ts"
 import { openModelSession } from "../onnx/ModelSession.ts"
 import { ortGreedyDecoder } from "../onnx/OrtGenerate.ts"
 import { ortGroupLoss } from "../onnx/OrtPerplexity.ts"
@@ -34,21 +35,26 @@ export interface EvaluationSetup {
 const evaluateOnOrt = (setup: EvaluationSetup, state: ModelState) =>
   Effect.gen(function*() {
     const { config } = state.model
-    const graded = setup.datasets.filter((d) => d.grader !== undefined)
-    const text = setup.datasets.filter((d) => d.grader === undefined)
-    const results = new Map<string, EvalMetrics>()
-    if (graded.length > 0) {
-      yield* Effect.scoped(Effect.gen(function*() {
-        const decoder = ortGreedyDecoder(yield* openModelSession(state.model, { logits: "last" }), config)
-        for (const dataset of graded) results.set(dataset.name, yield* evaluateGraded(config, decoder, setup.tokenizer, dataset, setup))
-      }))
-    }
-    if (text.length > 0) {
-      yield* Effect.scoped(Effect.gen(function*() {
-        const loss = ortGroupLoss(yield* openModelSession(state.model, { head: "nll" }), config)
-        for (const dataset of text) results.set(dataset.name, yield* evaluateText(config, loss, setup.tokenizer, dataset, setup))
-      }))
-    }
+    // One session for `datasets`, opened only when there are any and released after them.
+    const onSession = <S, E>(
+      datasets: ReadonlyArray<Dataset>,
+      open: Effect.Effect<S, E, Scope.Scope>,
+      evaluate: (session: S, dataset: Dataset) => Effect.Effect<EvalMetrics, MemoryBudgetExceeded>
+    ) =>
+      datasets.length === 0
+        ? Effect.succeed([])
+        : Effect.scoped(Effect.flatMap(open, (session) => Effect.forEach(datasets, (dataset) => evaluate(session, dataset))))
+    const graded = yield* onSession(
+      setup.datasets.filter((d) => d.grader !== undefined),
+      Effect.map(openModelSession(state.model, { logits: "last" }), (session) => ortGreedyDecoder(session, config)),
+      (decoder, dataset) => evaluateGraded(config, decoder, setup.tokenizer, dataset, setup)
+    )
+    const text = yield* onSession(
+      setup.datasets.filter((d) => d.grader === undefined),
+      Effect.map(openModelSession(state.model, { head: "nll" }), (session) => ortGroupLoss(session, config)),
+      (loss, dataset) => evaluateText(config, loss, setup.tokenizer, dataset, setup)
+    )
+    const results = new Map([...graded, ...text].map((m) => [m.dataset, m]))
     return setup.datasets.map((d) => results.get(d.name)!)
   })
 
