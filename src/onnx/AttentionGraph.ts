@@ -92,12 +92,25 @@ export interface AttentionLayer {
   readonly k: ProjectionNames
   readonly v: ProjectionNames
   readonly o: ProjectionNames
-  /** Graph inputs [B, KV, P, hd] and the names of the outputs [B, KV, S, hd]. */
+  /** The cache's inputs and outputs, laid out as `cache` says. */
   readonly pastKey: string
   readonly pastValue: string
   readonly presentKey: string
   readonly presentValue: string
+  readonly cache: CacheLayout
 }
+
+/**
+ * How a layer's key/value cache enters and leaves the graph:
+ * - `optimum`: past [B, KV, P, hd] in, the whole present cache [B, KV, S, hd] out (what exports
+ *   give, as Optimum names them).
+ * - `appended`: past [P, B, KV, hd] in, positions first, and only the step's own keys and values
+ *   [T, B, KV, hd] out, which the caller appends to its copy (KeyValueCache.ts). ONNX Runtime's
+ *   Node binding copies every output it returns into a new buffer, so returning the whole cache
+ *   at every step of a decoding costs more than the step itself; positions first, the caller's
+ *   copy grows at its end and is fed without a copy.
+ */
+export type CacheLayout = "optimum" | "appended"
 
 /**
  * Attention of normalised hidden states x [B, T, D] → [B, T, D] (after o_proj), writing the
@@ -117,8 +130,15 @@ export const selfAttention = (
   const q = applyRope(g, heads(project(g, x, layer.q), H), hd, rope)
   const k = applyRope(g, heads(project(g, x, layer.k), KV), hd, rope)
   const v = heads(project(g, x, layer.v), KV)
-  const keys = g.node("Concat", [layer.pastKey, k], { axis: 2 }, layer.presentKey) // [B, KV, S, hd]
-  const values = g.node("Concat", [layer.pastValue, v], { axis: 2 }, layer.presentValue)
+  const [keys, values] = layer.cache === "optimum"
+    ? [
+      g.node("Concat", [layer.pastKey, k], { axis: 2 }, layer.presentKey), // [B, KV, S, hd]
+      g.node("Concat", [layer.pastValue, v], { axis: 2 }, layer.presentValue)
+    ]
+    : [[layer.pastKey, k, layer.presentKey], [layer.pastValue, v, layer.presentValue]].map(([past, x, step]) => {
+      const own = g.node("Transpose", [x], { perm: [2, 0, 1, 3] }, step) // [T, B, KV, hd]
+      return g.node("Transpose", [g.node("Concat", [past, own], { axis: 0 })], { perm: [1, 2, 0, 3] }) // [B, KV, S, hd]
+    })
   const grouped = g.node("Reshape", [q, g.ints([0, KV, -1, hd])]) // [B, KV, R·T, hd], rows (r, t)
   const scores = g.node("Mul", [
     g.node("MatMul", [grouped, g.node("Transpose", [keys], { perm: [0, 1, 3, 2] })]),

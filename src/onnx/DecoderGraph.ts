@@ -22,7 +22,7 @@
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { paramSpecs } from "../model/Params.ts"
 import { inverseFrequencies } from "../model/Rope.ts"
-import { attentionMask, project, type ProjectionNames, rotaryTables, selfAttention } from "./AttentionGraph.ts"
+import { attentionMask, type CacheLayout, project, type ProjectionNames, rotaryTables, selfAttention } from "./AttentionGraph.ts"
 import { decoderDims, decoderInputs, decoderOutputs } from "./DecoderIo.ts"
 import { GraphBuilder } from "./GraphBuilder.ts"
 
@@ -67,6 +67,8 @@ export interface DecoderGraphOptions {
    * rotary embedding), for the sessions simmer opens itself.
    */
   readonly kernels?: "standard" | "onnxruntime"
+  /** The key/value cache's layout (AttentionGraph.ts); default `optimum`, what exports give. */
+  readonly cache?: CacheLayout
 }
 
 /** The weight name of a reward model's score head, [D, 1] in internal orientation. */
@@ -81,9 +83,11 @@ export const decoderGraph = (config: ModelConfig, options: DecoderGraphOptions =
   const inputIds = g.input(decoderInputs.inputIds, "int64", [batch, sequence])
   const mask = g.input(decoderInputs.attentionMask, "int64", [batch, total])
   const positionIds = g.input(decoderInputs.positionIds, "int64", [batch, sequence])
+  const cache = options.cache ?? "optimum"
+  const cacheDims = (KV: number, positions: string) => cache === "optimum" ? [batch, KV, positions, hd] : [positions, batch, KV, hd]
   config.layers.forEach((layer, i) => {
-    g.input(decoderInputs.pastKey(i), "float32", [batch, layer.numKeyValueHeads, past, hd])
-    g.input(decoderInputs.pastValue(i), "float32", [batch, layer.numKeyValueHeads, past, hd])
+    g.input(decoderInputs.pastKey(i), "float32", cacheDims(layer.numKeyValueHeads, past))
+    g.input(decoderInputs.pastValue(i), "float32", cacheDims(layer.numKeyValueHeads, past))
   })
   const tokenMask = options.mlpStatistics === true
     ? g.node("Unsqueeze", [g.input(decoderInputs.tokenMask, "float32", [batch, sequence]), g.ints([2])]) // [B, T, 1]
@@ -144,8 +148,9 @@ export const decoderGraph = (config: ModelConfig, options: DecoderGraphOptions =
       o: projection(`${at}.self_attn.o_proj`),
       pastKey: decoderInputs.pastKey(i),
       pastValue: decoderInputs.pastValue(i),
-      presentKey: decoderOutputs.presentKey(i),
-      presentValue: decoderOutputs.presentValue(i)
+      presentKey: cache === "optimum" ? decoderOutputs.presentKey(i) : decoderOutputs.newKey(i),
+      presentValue: cache === "optimum" ? decoderOutputs.presentValue(i) : decoderOutputs.newValue(i),
+      cache
     }, normed, rope, bias, groupMask)
     h = g.node("Add", [h, attended])
     const mlpIn = rmsNorm(g, h, weight(`${at}.post_attention_layernorm.weight`), config.rmsNormEps)
@@ -188,8 +193,13 @@ export const decoderGraph = (config: ModelConfig, options: DecoderGraphOptions =
     }
   }
   config.layers.forEach((layer, i) => {
-    g.output(decoderOutputs.presentKey(i), "float32", [batch, layer.numKeyValueHeads, total, hd])
-    g.output(decoderOutputs.presentValue(i), "float32", [batch, layer.numKeyValueHeads, total, hd])
+    if (cache === "optimum") {
+      g.output(decoderOutputs.presentKey(i), "float32", cacheDims(layer.numKeyValueHeads, total))
+      g.output(decoderOutputs.presentValue(i), "float32", cacheDims(layer.numKeyValueHeads, total))
+    } else {
+      g.output(decoderOutputs.newKey(i), "float32", cacheDims(layer.numKeyValueHeads, sequence))
+      g.output(decoderOutputs.newValue(i), "float32", cacheDims(layer.numKeyValueHeads, sequence))
+    }
   })
   return g
 }

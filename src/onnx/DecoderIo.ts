@@ -25,7 +25,10 @@ export const decoderOutputs = {
   mlpAbsSum: (layer: number) => `mlp.${layer}.abs_sum`,
   mlpSquareSum: (layer: number) => `mlp.${layer}.square_sum`,
   presentKey: (layer: number) => `present.${layer}.key`,
-  presentValue: (layer: number) => `present.${layer}.value`
+  presentValue: (layer: number) => `present.${layer}.value`,
+  /** A step's own keys and values [T, B, KV, hd], for a cache the caller appends to (simmer's own sessions only). */
+  newKey: (layer: number) => `new.${layer}.key`,
+  newValue: (layer: number) => `new.${layer}.value`
 } as const
 
 /** Optimum's dimension names. */

@@ -36,7 +36,7 @@ export const openGraphSession = Effect.fn("GraphSession.open")(function*<E>(
   threads?: number
 ) {
   // Only ONNX Runtime reads this file: its fused kernels are welcome.
-  const graph = decoderGraph(config, { kernels: "onnxruntime", ...options })
+  const graph = decoderGraph(config, { kernels: "onnxruntime", cache: "appended", ...options })
   const open = Effect.gen(function*() {
     const dir = yield* Effect.acquireRelease(
       Effect.promise(() => mkdtemp(join(tmpdir(), "simmer-onnx-"))),

@@ -15,7 +15,7 @@ import { encodeInline } from "./OnnxFile.ts"
 export const modelOnnx = (model: Model, options: DecoderGraphOptions = {}): Effect.Effect<Uint8Array> =>
   Effect.gen(function*() {
     const specs = new Map(paramSpecs(model.config).map((spec) => [spec.name, spec]))
-    const graph = decoderGraph(model.config, { kernels: "onnxruntime", ...options })
+    const graph = decoderGraph(model.config, { kernels: "onnxruntime", cache: "appended", ...options })
     // Every weight read before encoding (encodeInline asks for them synchronously).
     const data = new Map<string, Float32Array>()
     for (const w of graph.weights) {

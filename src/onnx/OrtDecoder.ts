@@ -1,7 +1,7 @@
 /**
  * Running an exported decoder in ONNX Runtime (onnxruntime-node): one call feeds token ids with
- * their attention mask, positions and the past keys/values, and returns the logits and the
- * present keys/values to feed back for the next step.
+ * their attention mask, positions and the cache of past keys/values, and returns the logits and
+ * the cache extended for the next step (KeyValueCache.ts).
  *
  * ONNX Runtime computes where the compute backend does: beside the webgpu backend on its WebGPU
  * execution provider (Dawn inside onnxruntime-node, the same GPU through Vulkan; the few shape
@@ -11,6 +11,7 @@ import * as tf from "@tensorflow/tfjs"
 import * as ort from "onnxruntime-node"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { decoderInputs, decoderOutputs } from "./DecoderIo.ts"
+import { emptyCache, type KeyValueCache } from "./KeyValueCache.ts"
 
 export type DecoderSession = ort.InferenceSession
 
@@ -45,14 +46,13 @@ export const openDecoderSession = (model: string | Uint8Array, settings: Decoder
   return typeof model === "string" ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options)
 }
 
-/** Keys and values per layer, [B, KV, P, hd] each, as the session returned them. */
-export type PastKeyValues = ReadonlyArray<{ readonly key: ort.Tensor; readonly value: ort.Tensor }>
-
 export interface DecoderStepInput {
   /** Token ids [B][T], the same T for every row. */
   readonly ids: ReadonlyArray<ReadonlyArray<number>>
-  /** From an earlier step; absent for the first (an empty cache of length 0 is fed). */
-  readonly past?: PastKeyValues
+  /** From an earlier step; absent for the first (an empty cache is fed). */
+  readonly cache?: KeyValueCache
+  /** Positions the cache of a first step should make room for (the prompt and every token to come). */
+  readonly capacity?: number
   /** [B][P + T]: 1 for real tokens, 0 for padding; default all ones. */
   readonly attentionMask?: ReadonlyArray<ReadonlyArray<number>>
   /** [B][T]; default P..P+T-1. */
@@ -62,41 +62,43 @@ export interface DecoderStepInput {
 export interface DecoderStepOutput {
   /** [B, T, V] row-major. */
   readonly logits: Float32Array
-  readonly present: PastKeyValues
+  /** The cache with this step's positions, for the next. */
+  readonly cache: KeyValueCache
 }
 
 const int64 = (rows: ReadonlyArray<ReadonlyArray<number>>): ort.Tensor =>
   new ort.Tensor("int64", BigInt64Array.from(rows.flat(), (x) => BigInt(x)), [rows.length, rows[0]?.length ?? 0])
 
-/** The session's inputs for a step: ids, mask, positions, and the past (empty on the first step). */
-const decoderFeeds = (config: ModelConfig, input: DecoderStepInput): Record<string, ort.Tensor> => {
+/** The session's inputs for a step: ids, mask, positions, and the cache's past. */
+const decoderFeeds = (input: DecoderStepInput, cache: KeyValueCache): Record<string, ort.Tensor> => {
   const B = input.ids.length
   const T = input.ids[0].length
-  const P = input.past === undefined ? 0 : input.past[0].key.dims[2]
-  const feeds: Record<string, ort.Tensor> = {
+  const P = cache.length
+  return {
     [decoderInputs.inputIds]: int64(input.ids),
     [decoderInputs.attentionMask]: int64(input.attentionMask ?? Array.from({ length: B }, () => new Array<number>(P + T).fill(1))),
-    [decoderInputs.positionIds]: int64(input.positions ?? Array.from({ length: B }, () => Array.from({ length: T }, (_, t) => P + t)))
+    [decoderInputs.positionIds]: int64(input.positions ?? Array.from({ length: B }, () => Array.from({ length: T }, (_, t) => P + t))),
+    ...cache.feeds
   }
-  config.layers.forEach((layer, i) => {
-    const empty = () => new ort.Tensor("float32", new Float32Array(0), [B, layer.numKeyValueHeads, 0, config.headDim])
-    feeds[decoderInputs.pastKey(i)] = input.past?.[i].key ?? empty()
-    feeds[decoderInputs.pastValue(i)] = input.past?.[i].value ?? empty()
-  })
-  return feeds
 }
+
+/** The inputs of a pass over whole sequences, with nothing cached before them. */
+const firstFeeds = (session: DecoderSession, config: ModelConfig, ids: ReadonlyArray<ReadonlyArray<number>>) =>
+  decoderFeeds({ ids }, emptyCache(session, config, ids.length))
 
 export const runDecoder = async (
   session: DecoderSession,
   config: ModelConfig,
   input: DecoderStepInput
 ): Promise<DecoderStepOutput> => {
-  const out = await session.run(decoderFeeds(config, input))
-  return {
-    logits: out[decoderOutputs.logits].data as Float32Array,
-    present: config.layers.map((_, i) => ({ key: out[decoderOutputs.presentKey(i)], value: out[decoderOutputs.presentValue(i)] }))
-  }
+  const cache = input.cache ?? emptyCache(session, config, input.ids.length, input.capacity)
+  const out = await session.run(decoderFeeds(input, cache), [decoderOutputs.logits, ...cache.fetches])
+  return { logits: out[decoderOutputs.logits].data as Float32Array, cache: cache.extend(out) }
 }
+
+/** The logits [B, T, V] of whole sequences ids [B][T], without returning their keys and values. */
+export const runLogits = async (session: DecoderSession, config: ModelConfig, ids: ReadonlyArray<ReadonlyArray<number>>): Promise<Float32Array> =>
+  (await session.run(firstFeeds(session, config, ids), [decoderOutputs.logits]))[decoderOutputs.logits].data as Float32Array
 
 /** Σ |a| and Σ a² of each layer's MLP activation over the tokens `tokenMask` [B·T] counts, for ids [B][T] (a session on the graph with `mlpStatistics`; causal attention only). */
 export const runMlpStatistics = async (
@@ -105,7 +107,7 @@ export const runMlpStatistics = async (
   ids: ReadonlyArray<ReadonlyArray<number>>,
   tokenMask: Float32Array
 ): Promise<Array<{ readonly abs: Float32Array; readonly square: Float32Array }>> => {
-  const feeds = decoderFeeds(config, { ids })
+  const feeds = firstFeeds(session, config, ids)
   feeds[decoderInputs.tokenMask] = new ort.Tensor("float32", tokenMask, [ids.length, ids[0].length])
   const out = await session.run(feeds, config.layers.flatMap((_, i) => [decoderOutputs.mlpAbsSum(i), decoderOutputs.mlpSquareSum(i)]))
   return config.layers.map((_, i) => ({
@@ -116,7 +118,7 @@ export const runMlpStatistics = async (
 
 /** A reward model's score at every position [B, T] of ids [B][T] (a session on the graph with the score head; causal attention only). */
 export const runScores = async (session: DecoderSession, config: ModelConfig, ids: ReadonlyArray<ReadonlyArray<number>>): Promise<Float32Array> =>
-  (await session.run(decoderFeeds(config, { ids }), [decoderOutputs.scores]))[decoderOutputs.scores].data as Float32Array
+  (await session.run(firstFeeds(session, config, ids), [decoderOutputs.scores]))[decoderOutputs.scores].data as Float32Array
 
 /** −log p(targets[b][t]) at every position [B, T] of ids [B][T] (a session on the graph with the `nll` head; causal attention only). */
 export const runTargetNll = async (
@@ -125,7 +127,7 @@ export const runTargetNll = async (
   ids: ReadonlyArray<ReadonlyArray<number>>,
   targets: ReadonlyArray<ReadonlyArray<number>>
 ): Promise<Float32Array> => {
-  const feeds = decoderFeeds(config, { ids })
+  const feeds = firstFeeds(session, config, ids)
   feeds[decoderInputs.targets] = int64(targets)
   return (await session.run(feeds, [decoderOutputs.targetNll]))[decoderOutputs.targetNll].data as Float32Array
 }

@@ -1,8 +1,8 @@
 /**
  * Batched decoding in ONNX Runtime with the exported graph's key/value cache: one pass over the
  * left-padded prompts (padding masked out, positions counted from each prompt's first token, as
- * model/Generate.ts does), then one token per step with `present.*` fed back as
- * `past_key_values.*`. Tokens are chosen as Generate.ts's `decode` chooses them (a callback per
+ * model/Generate.ts does), then one token per step with the cache of keys and values
+ * (KeyValueCache.ts). Tokens are chosen as Generate.ts's `decode` chooses them (a callback per
  * row, in row order, greedy or sampled), and a finished sequence keeps feeding token 0 as there.
  */
 import { Effect } from "effect"
@@ -32,6 +32,7 @@ export const decodeOrt = async (
   const attentionMask = padding.map((pad) => Array.from({ length: longest }, (_, j) => (j < pad ? 0 : 1)))
   let step = await runDecoder(session, config, {
     ids: prompts.map((p, b) => [...new Array<number>(padding[b]).fill(0), ...p]),
+    capacity: longest + Math.max(...budget),
     attentionMask,
     positions: padding.map((pad) => Array.from({ length: longest }, (_, j) => Math.max(j - pad, 0)))
   })
@@ -50,7 +51,7 @@ export const decodeOrt = async (
     for (const row of attentionMask) row.push(1)
     step = await runDecoder(session, config, {
       ids: next.map((t) => [t]),
-      past: step.present,
+      cache: step.cache,
       attentionMask,
       positions: padding.map((pad) => [slot - pad])
     })

@@ -12,7 +12,7 @@ import type { TokenBatch } from "../model/Gradients.ts"
 import type { Model } from "../model/Model.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
 import { openModelSession } from "../onnx/ModelSession.ts"
-import { type DecoderSession, runDecoder } from "../onnx/OrtDecoder.ts"
+import { type DecoderSession, runLogits } from "../onnx/OrtDecoder.ts"
 import { logProbsAt, teacherLogProbs } from "./DistillLoss.ts"
 
 export interface Teacher {
@@ -32,7 +32,7 @@ export const ortTeacher = (session: DecoderSession, config: ModelConfig): Teache
     Effect.promise(async () => {
       const { batchSize: B, seqLen: T } = batch
       const ids = Array.from({ length: B }, (_, b) => Array.from(batch.ids.subarray(b * T, b * T + T - 1)))
-      const { logits } = await runDecoder(session, config, { ids })
+      const logits = await runLogits(session, config, ids)
       return tf.tidy(() => logProbsAt(tf.tensor2d(logits, [B * (T - 1), config.vocabSize]), temperature))
     })
 })

@@ -2,8 +2,9 @@
  * The ONNX decoder graph (built in memory) run by ONNX Runtime (CPU) against transformers' own
  * logits (the fixture) and simmer's tfjs forward on the cpu backend: a Llama with GQA and an
  * untied head, a Qwen2 with q/k/v biases and a tied head, and a model whose layers differ
- * (`layer_shapes`); full-sequence logits, left padding and one KV-cache step. Both node patterns:
- * standard ops only (exports) and ONNX Runtime's fused kernels (the sessions simmer opens).
+ * (`layer_shapes`); full-sequence logits, left padding and one KV-cache step. Both graphs:
+ * standard ops and Optimum's cache (exports), and ONNX Runtime's fused kernels with a cache
+ * each step appends to (the sessions simmer opens).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -26,9 +27,13 @@ interface Reference {
 }
 const reference: Reference = JSON.parse(readFileSync(join(fixture, "reference.json"), "utf8"))
 
-describe.each(["standard", "onnxruntime"] as const)("the ONNX decoder graph in ONNX Runtime, %s kernels", (kernels) => {
+// What exports write, and what simmer's own sessions use.
+describe.each([
+  { kernels: "standard", cache: "optimum" },
+  { kernels: "onnxruntime", cache: "appended" }
+] as const)("the ONNX decoder graph in ONNX Runtime, $kernels kernels, $cache cache", (options) => {
   const session = (model: Model) =>
-    Effect.flatMap(modelOnnx(model, { kernels }), (bytes) => Effect.promise(() => openDecoderSession(bytes)))
+    Effect.flatMap(modelOnnx(model, options), (bytes) => Effect.promise(() => openDecoderSession(bytes)))
 
   it.effect("matches transformers' logits on the Llama GQA fixture, and simmer's forward", () =>
     Effect.gen(function*() {

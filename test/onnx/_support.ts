@@ -22,15 +22,18 @@ import { unlimitedRoom } from "../helpers/room.ts"
 export const tfjsLogits = (model: Model, ids: Array<Array<number>>, padding?: Array<number>): Float32Array =>
   tf.tidy(() => forward(model.config, model.params, tf.tensor2d(ids, undefined, "int32"), padding ? { padding } : {}).logits.dataSync() as Float32Array)
 
-/** One KV-cache step after a prefix (present fed back as past) equals the full sequence's last logits. */
+/** Two KV-cache steps after a prefix (each step's cache fed to the next) equal the full sequence's last logits. */
 export const checkCacheStep = (session: DecoderSession, model: Model, ids: Array<number>) =>
   Effect.gen(function*() {
     const V = model.config.vocabSize
+    const n = ids.length
     const full = yield* Effect.promise(() => runDecoder(session, model.config, { ids: [ids] }))
-    const prefix = yield* Effect.promise(() => runDecoder(session, model.config, { ids: [ids.slice(0, -1)] }))
-    const step = yield* Effect.promise(() => runDecoder(session, model.config, { ids: [ids.slice(-1)], past: prefix.present }))
-    expect(step.present[0].key.dims[2]).toBe(ids.length)
-    expect(maxAbsDiff(step.logits, full.logits.subarray((ids.length - 1) * V))).toBeLessThan(1e-5)
+    const prefix = yield* Effect.promise(() => runDecoder(session, model.config, { ids: [ids.slice(0, -2)] }))
+    const first = yield* Effect.promise(() => runDecoder(session, model.config, { ids: [ids.slice(-2, -1)], cache: prefix.cache }))
+    const second = yield* Effect.promise(() => runDecoder(session, model.config, { ids: [ids.slice(-1)], cache: first.cache }))
+    expect(second.cache.length).toBe(n)
+    expect(maxAbsDiff(first.logits, full.logits.subarray((n - 2) * V, (n - 1) * V))).toBeLessThan(1e-5)
+    expect(maxAbsDiff(second.logits, full.logits.subarray((n - 1) * V))).toBeLessThan(1e-5)
   })
 
 /** A batch of two, then the same with the first row left-padded, then a cache step: all within 1e-4 of tfjs. */
