@@ -71,6 +71,9 @@ export interface DecoderGraphOptions {
   readonly cache?: CacheLayout
 }
 
+/** What the sessions simmer opens itself use (only ONNX Runtime reads their graphs); exports keep the defaults. */
+export const sessionGraphOptions: DecoderGraphOptions = { kernels: "onnxruntime", cache: "appended" }
+
 /** The weight name of a reward model's score head, [D, 1] in internal orientation. */
 export const scoreWeightName = "score.weight"
 

@@ -16,7 +16,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { weightBytes } from "../model/Footprint.ts"
 import type { ModelConfig } from "../model/ModelConfig.ts"
-import { decoderGraph, type DecoderGraphOptions } from "./DecoderGraph.ts"
+import { decoderGraph, type DecoderGraphOptions, sessionGraphOptions } from "./DecoderGraph.ts"
 import { modelFileName, writeModelFiles } from "./OnnxFile.ts"
 import { openDecoderSession } from "./OrtDecoder.ts"
 
@@ -35,8 +35,8 @@ export const openGraphSession = Effect.fn("GraphSession.open")(function*<E>(
   /** ONNX Runtime's intra-op threads; default its own (one per physical core). */
   threads?: number
 ) {
-  // Only ONNX Runtime reads this file: its fused kernels are welcome.
-  const graph = decoderGraph(config, { kernels: "onnxruntime", cache: "appended", ...options })
+  // Only ONNX Runtime reads this file.
+  const graph = decoderGraph(config, { ...sessionGraphOptions, ...options })
   const open = Effect.gen(function*() {
     const dir = yield* Effect.acquireRelease(
       Effect.promise(() => mkdtemp(join(tmpdir(), "simmer-onnx-"))),

@@ -52,9 +52,13 @@ const optimumCache = (config: ModelConfig, batch: number): KeyValueCache => {
 const appendedCache = (config: ModelConfig, batch: number, capacity: number): KeyValueCache => {
   const inputs = config.layers.flatMap((_, i) => [decoderInputs.pastKey(i), decoderInputs.pastValue(i)])
   const fetches = config.layers.flatMap((_, i) => [decoderOutputs.newKey(i), decoderOutputs.newValue(i)])
-  // Floats per position of each buffer: [B, KV, hd].
-  const rowSizes = config.layers.flatMap((layer) => [batch * layer.numKeyValueHeads * config.headDim, batch * layer.numKeyValueHeads * config.headDim])
-  const dims = (j: number, length: number) => [length, batch, rowSizes[j] / (batch * config.headDim), config.headDim]
+  // Each buffer's position: [B, KV, hd], and its size in floats.
+  const positionShapes = config.layers.flatMap((layer) => {
+    const shape = [batch, layer.numKeyValueHeads, config.headDim]
+    return [shape, shape]
+  })
+  const rowSizes = positionShapes.map(([b, kv, hd]) => b * kv * hd)
+  const dims = (j: number, length: number) => [length, ...positionShapes[j]]
   let buffers = rowSizes.map((size) => new Float32Array(size * Math.max(capacity, 1)))
   const make = (length: number): KeyValueCache => ({
     length,

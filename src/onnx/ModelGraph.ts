@@ -8,14 +8,14 @@ import { Effect } from "effect"
 import type { Model } from "../model/Model.ts"
 import { paramSpecs } from "../model/Params.ts"
 import { readFloats } from "../model/Read.ts"
-import { decoderGraph, type DecoderGraphOptions } from "./DecoderGraph.ts"
+import { decoderGraph, type DecoderGraphOptions, sessionGraphOptions } from "./DecoderGraph.ts"
 import { encodeInline } from "./OnnxFile.ts"
 
-/** The graph with ONNX Runtime's fused kernels unless `options` ask for the standard ops only. */
+/** The graph simmer's own sessions use (`sessionGraphOptions`) unless `options` ask for another. */
 export const modelOnnx = (model: Model, options: DecoderGraphOptions = {}): Effect.Effect<Uint8Array> =>
   Effect.gen(function*() {
     const specs = new Map(paramSpecs(model.config).map((spec) => [spec.name, spec]))
-    const graph = decoderGraph(model.config, { kernels: "onnxruntime", cache: "appended", ...options })
+    const graph = decoderGraph(model.config, { ...sessionGraphOptions, ...options })
     // Every weight read before encoding (encodeInline asks for them synchronously).
     const data = new Map<string, Float32Array>()
     for (const w of graph.weights) {
