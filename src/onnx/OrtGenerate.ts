@@ -1,5 +1,5 @@
 /**
- * Batched decoding in ONNX Runtime with the exported graph's key/value cache: one pass over the
+ * Batched decoding in ONNX Runtime with the graph's key/value cache: one pass over the
  * left-padded prompts (padding masked out, positions counted from each prompt's first token, as
  * model/Generate.ts does), then one token per step with the cache of keys and values
  * (KeyValueCache.ts). Tokens are chosen as Generate.ts's `decode` chooses them (a callback per

@@ -2,7 +2,7 @@
  * The ONNX decoder graph (built in memory) run by ONNX Runtime (CPU) against transformers' own
  * logits (the fixture) and simmer's tfjs forward on the cpu backend: a Llama with GQA and an
  * untied head, a Qwen2 with q/k/v biases and a tied head, and a model whose layers differ
- * (`layer_shapes`); full-sequence logits, left padding and one KV-cache step. Both graphs:
+ * (`layer_shapes`); full-sequence logits, left padding and two KV-cache steps. Both graphs:
  * standard ops and Optimum's cache (exports), and ONNX Runtime's fused kernels with a cache
  * each step appends to (the sessions simmer opens).
  */

@@ -1,7 +1,7 @@
 /**
  * Shared by the ONNX tests: the models they export (a Qwen2 with q/k/v biases and a tied head,
  * a model whose layers differ after global pruning) and the comparisons of an ONNX Runtime
- * session with simmer's tfjs forward (full sequence, left padding, one KV-cache step).
+ * session with simmer's tfjs forward (full sequence, left padding, two KV-cache steps).
  */
 import { expect } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
