@@ -31,14 +31,15 @@ const appends = (session: ort.InferenceSession): boolean => session.outputNames.
 export const emptyCache = (session: ort.InferenceSession, config: ModelConfig, batch: number, capacity = 0): KeyValueCache =>
   appends(session) ? appendedCache(config, batch, capacity) : optimumCache(config, batch)
 
+/** The past inputs, key then value of each layer: the order of both layouts' tensors below. */
+const pastInputs = (config: ModelConfig) => config.layers.flatMap((_, i) => [decoderInputs.pastKey(i), decoderInputs.pastValue(i)])
+
 const optimumCache = (config: ModelConfig, batch: number): KeyValueCache => {
+  const inputs = pastInputs(config)
   const fetches = config.layers.flatMap((_, i) => [decoderOutputs.presentKey(i), decoderOutputs.presentValue(i)])
   const make = (length: number, tensors: ReadonlyArray<ort.Tensor>): KeyValueCache => ({
     length,
-    feeds: Object.fromEntries(config.layers.flatMap((_, i) => [
-      [decoderInputs.pastKey(i), tensors[2 * i]],
-      [decoderInputs.pastValue(i), tensors[2 * i + 1]]
-    ])),
+    feeds: Object.fromEntries(inputs.map((name, j) => [name, tensors[j]])),
     fetches,
     extend: (outputs) => make(outputs[fetches[0]].dims[2], fetches.map((name) => outputs[name]))
   })
@@ -50,7 +51,7 @@ const optimumCache = (config: ModelConfig, batch: number): KeyValueCache => {
 }
 
 const appendedCache = (config: ModelConfig, batch: number, capacity: number): KeyValueCache => {
-  const inputs = config.layers.flatMap((_, i) => [decoderInputs.pastKey(i), decoderInputs.pastValue(i)])
+  const inputs = pastInputs(config)
   const fetches = config.layers.flatMap((_, i) => [decoderOutputs.newKey(i), decoderOutputs.newValue(i)])
   // Each buffer's position: [B, KV, hd], and its size in floats.
   const positionShapes = config.layers.flatMap((layer) => {
@@ -59,7 +60,8 @@ const appendedCache = (config: ModelConfig, batch: number, capacity: number): Ke
   })
   const rowSizes = positionShapes.map(([b, kv, hd]) => b * kv * hd)
   const dims = (j: number, length: number) => [length, ...positionShapes[j]]
-  let buffers = rowSizes.map((size) => new Float32Array(size * Math.max(capacity, 1)))
+  // Empty for a pass that keeps no cache (perplexity, scores); the first extension allocates.
+  let buffers = rowSizes.map((size) => new Float32Array(size * capacity))
   const make = (length: number): KeyValueCache => ({
     length,
     feeds: Object.fromEntries(inputs.map((name, j) => [name, new ort.Tensor("float32", buffers[j].subarray(0, length * rowSizes[j]), dims(j, length))])),
